@@ -1,0 +1,243 @@
+//! softbus_lite's discovery JSON (softbus-wire.md §1.2-§1.4).
+
+use serde::Serialize;
+use serde_json::Value;
+use std::net::Ipv4Addr;
+
+/// Why a discovery payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    #[error("payload is not a JSON object")]
+    NotJson,
+    #[error("required key {0} missing or of the wrong type")]
+    Missing(&'static str),
+    #[error("key {0} empty or longer than allowed")]
+    BadLength(&'static str),
+    #[error("key {0} out of range")]
+    OutOfRange(&'static str),
+}
+
+/// Limits from json_payload.c.
+pub const MAX_DEVICE_ID: usize = 95;
+pub const MAX_DEVICE_NAME: usize = 63;
+pub const MAX_HICOM_VERSION: usize = 15;
+pub const MAX_DEVICE_HASH: usize = 20;
+pub const MAX_SERVICE_DATA: usize = 63;
+
+/// What one discovery datagram says about its sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePayload {
+    /// The `deviceId` value as sent (often `{"UDID":"…"}`).
+    pub device_id: String,
+    pub device_name: String,
+    pub device_type: u8,
+    pub hicom_version: Option<String>,
+    pub wlan_ip: Option<Ipv4Addr>,
+    pub capability_bitmap: Vec<u32>,
+    pub mode: Option<u32>,
+    pub device_hash: Option<String>,
+    pub service_data: Option<String>,
+    /// Present only in requests: a discoverer that wants an answer.
+    pub coap_uri: Option<String>,
+}
+
+fn bounded_str(v: &Value, key: &'static str, max: usize, required: bool) -> Result<Option<String>, PayloadError> {
+    match v.get(key) {
+        None if !required => Ok(None),
+        Some(Value::String(s)) => {
+            if (required && s.is_empty()) || s.len() > max {
+                Err(PayloadError::BadLength(key))
+            } else {
+                Ok(Some(s.clone()))
+            }
+        }
+        _ => Err(PayloadError::Missing(key)),
+    }
+}
+
+impl DevicePayload {
+    /// Parses a discovery payload with the lite receiver's rules. A trailing NUL
+    /// (sent by the full stack) is accepted; unknown keys are ignored.
+    pub fn parse(payload: &[u8]) -> Result<Self, PayloadError> {
+        let mut p = payload;
+        while let [rest @ .., 0] = p {
+            p = rest;
+        }
+        let v: Value = serde_json::from_slice(p).map_err(|_| PayloadError::NotJson)?;
+        if !v.is_object() {
+            return Err(PayloadError::NotJson);
+        }
+        let device_id = bounded_str(&v, "deviceId", MAX_DEVICE_ID, true)?.unwrap_or_default();
+        let device_name = bounded_str(&v, "devicename", MAX_DEVICE_NAME, true)?.unwrap_or_default();
+        let device_type = match v.get("type").and_then(Value::as_u64) {
+            Some(t) if t <= 255 => t as u8,
+            Some(_) => return Err(PayloadError::OutOfRange("type")),
+            None => return Err(PayloadError::Missing("type")),
+        };
+        let hicom_version = bounded_str(&v, "hicomversion", MAX_HICOM_VERSION, false)?;
+        // wlanIp: an unparsable address is treated as absent (no reply can be sent).
+        let wlan_ip = v.get("wlanIp").and_then(Value::as_str).and_then(|s| s.parse().ok());
+        let capability_bitmap = match v.get("capabilityBitmap") {
+            Some(Value::Array(a)) => {
+                let mut out = Vec::new();
+                for x in a.iter().take(2) {
+                    match x.as_u64() {
+                        Some(n) if n <= u64::from(u32::MAX) => out.push(n as u32),
+                        _ => return Err(PayloadError::OutOfRange("capabilityBitmap")),
+                    }
+                }
+                out
+            }
+            _ => Vec::new(),
+        };
+        let mode = v.get("mode").and_then(Value::as_u64).map(|m| m.min(u64::from(u32::MAX)) as u32);
+        // Over-long deviceHash / serviceData are not stored, the rest still counts.
+        let device_hash = v.get("deviceHash").and_then(Value::as_str).filter(|s| s.len() <= MAX_DEVICE_HASH).map(str::to_owned);
+        let service_data = v.get("serviceData").and_then(Value::as_str).filter(|s| s.len() <= MAX_SERVICE_DATA).map(str::to_owned);
+        let coap_uri = v.get("coapUri").and_then(Value::as_str).map(str::to_owned);
+        Ok(Self { device_id, device_name, device_type, hicom_version, wlan_ip, capability_bitmap, mode, device_hash, service_data, coap_uri })
+    }
+
+    /// The UDID inside `{"UDID":"…"}`, or the raw id if it is not in that form.
+    pub fn udid(&self) -> String {
+        unwrap_udid(&self.device_id)
+    }
+
+    /// The auth port from `serviceData` (`port:<n>,…`), if present and valid.
+    pub fn auth_port(&self) -> Option<u16> {
+        self.service_data.as_deref().and_then(service_data_port)
+    }
+}
+
+/// Extracts `UDID` from the wrapped form, else returns the input.
+pub fn unwrap_udid(id: &str) -> String {
+    serde_json::from_str::<Value>(id)
+        .ok()
+        .and_then(|v| v.get("UDID").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| id.to_owned())
+}
+
+/// Wraps a UDID as the full stack expects: `{"UDID":"…"}`.
+pub fn wrap_udid(udid: &str) -> String {
+    serde_json::json!({ "UDID": udid }).to_string()
+}
+
+/// Reads key `port` from `port:<n>,a,b,` the way the full stack does (split on `,` then `:`).
+pub fn service_data_port(s: &str) -> Option<u16> {
+    s.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once(':')?;
+        if k == "port" { v.parse().ok() } else { None }
+    })
+}
+
+/// The reply a publisher sends (key order fixed by softbus_lite's `PrepareServiceDiscover`).
+#[derive(Debug, Serialize)]
+pub struct LiteReply<'a> {
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    #[serde(rename = "devicename")]
+    pub device_name: &'a str,
+    #[serde(rename = "type")]
+    pub device_type: u8,
+    #[serde(rename = "hicomversion")]
+    pub hicom_version: &'a str,
+    pub mode: u8,
+    #[serde(rename = "deviceHash")]
+    pub device_hash: &'a str,
+    #[serde(rename = "serviceData")]
+    pub service_data: &'a str,
+    #[serde(rename = "wlanIp")]
+    pub wlan_ip: String,
+    #[serde(rename = "capabilityBitmap", skip_serializing_if = "Option::is_none")]
+    pub capability_bitmap: Option<[u32; 1]>,
+}
+
+/// The request a discoverer sends, in the full stack's key order.
+#[derive(Debug, Serialize)]
+pub struct FullRequest<'a> {
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    #[serde(rename = "devicename")]
+    pub device_name: &'a str,
+    #[serde(rename = "type")]
+    pub device_type: u8,
+    pub mode: u8,
+    #[serde(rename = "deviceHash")]
+    pub device_hash: &'a str,
+    #[serde(rename = "serviceData")]
+    pub service_data: &'a str,
+    #[serde(rename = "wlanIp")]
+    pub wlan_ip: String,
+    #[serde(rename = "capabilityBitmap", skip_serializing_if = "Vec::is_empty")]
+    pub capability_bitmap: Vec<u32>,
+    #[serde(rename = "bType")]
+    pub business_type: u8,
+    #[serde(rename = "coapUri")]
+    pub coap_uri: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &str = r#"{"deviceId":"{\"UDID\":\"AB12\"}","devicename":"phone","type":14,"mode":1,"deviceHash":"0","serviceData":"port:40001,","wlanIp":"10.77.0.3","capabilityBitmap":[64],"bType":0,"coapUri":"coap://10.77.0.3/device_discover"}"#;
+
+    #[test]
+    fn parses_full_stack_request_with_nul() {
+        let mut b = REQ.as_bytes().to_vec();
+        b.push(0);
+        let p = DevicePayload::parse(&b).unwrap();
+        assert_eq!(p.udid(), "AB12");
+        assert_eq!(p.device_name, "phone");
+        assert_eq!(p.device_type, 14);
+        assert_eq!(p.wlan_ip, Some(Ipv4Addr::new(10, 77, 0, 3)));
+        assert_eq!(p.capability_bitmap, vec![64]);
+        assert_eq!(p.auth_port(), Some(40001));
+        assert!(p.coap_uri.is_some());
+    }
+
+    #[test]
+    fn lite_rules() {
+        let long_id = format!(r#"{{"deviceId":"{}","devicename":"x","type":1}}"#, "a".repeat(96));
+        assert_eq!(DevicePayload::parse(long_id.as_bytes()), Err(PayloadError::BadLength("deviceId")));
+        assert_eq!(DevicePayload::parse(br#"{"deviceId":"","devicename":"x","type":1}"#), Err(PayloadError::BadLength("deviceId")));
+        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","type":1}"#), Err(PayloadError::Missing("devicename")));
+        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":256}"#), Err(PayloadError::OutOfRange("type")));
+        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":"1"}"#), Err(PayloadError::Missing("type")));
+        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":1,"hicomversion":"0123456789abcdef"}"#), Err(PayloadError::BadLength("hicomversion")));
+        assert_eq!(DevicePayload::parse(b"[1]"), Err(PayloadError::NotJson));
+        assert_eq!(DevicePayload::parse(b"{\"a\":"), Err(PayloadError::NotJson));
+        // over-long deviceHash / serviceData are dropped, not fatal
+        let p = DevicePayload::parse(format!(r#"{{"deviceId":"a","devicename":"x","type":1,"deviceHash":"{}","serviceData":"{}"}}"#, "1".repeat(21), "p".repeat(64)).as_bytes()).unwrap();
+        assert_eq!((p.device_hash.clone(), p.service_data.clone()), (None, None));
+        assert_eq!(p.udid(), "a");
+    }
+
+    #[test]
+    fn service_data_port_rules() {
+        assert_eq!(service_data_port("port:45429,ab,"), Some(45429));
+        assert_eq!(service_data_port("x:1,port:7"), Some(7));
+        assert_eq!(service_data_port("port:-1,"), None);
+        assert_eq!(service_data_port(""), None);
+    }
+
+    #[test]
+    fn reply_key_order_is_lites() {
+        let r = LiteReply {
+            device_id: wrap_udid("AB"),
+            device_name: "DEV_L1",
+            device_type: 242,
+            hicom_version: "",
+            mode: 0,
+            device_hash: "0",
+            service_data: "port:45429,ab,",
+            wlan_ip: "10.77.0.2".into(),
+            capability_bitmap: Some([64]),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"deviceId":"{\"UDID\":\"AB\"}","devicename":"DEV_L1","type":242,"hicomversion":"","mode":0,"deviceHash":"0","serviceData":"port:45429,ab,","wlanIp":"10.77.0.2","capabilityBitmap":[64]}"#
+        );
+    }
+}
