@@ -1,1 +1,507 @@
+//! The [`Bus`] facade: one node's discovery responder/discoverer, auth server
+//! and session server, composed behind one sans-IO interface.
 
+use crate::auth::{AuthConn, AuthConnEvent, LocalAuthInfo, PeerInfo, PinPolicy};
+use crate::crypto::Crypto;
+use crate::discovery::{Datagram, Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice};
+use crate::frame::{self, Frame, FrameError, Module, FLAG_REPLY};
+use crate::session::{self, DataChannel, SessionConn, SessionError};
+use crate::ConnId;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Node settings; defaults are softbus_lite's limits.
+#[derive(Debug, Clone)]
+pub struct BusConfig {
+    pub discovery: DiscoveryConfig,
+    pub pin: PinPolicy,
+    pub max_session_servers: usize,
+    pub max_sessions: usize,
+    /// Auth connections held at once (`AUTH_CONN_MAX_NUM`).
+    pub max_auth_conns: usize,
+    /// Session connections that have not opened yet.
+    pub max_pending_session_conns: usize,
+    /// Time an auth connection has to finish VerifyIp, and a session connection to open.
+    pub handshake_timeout: Duration,
+    /// Largest auth-channel body accepted (softbus_lite: 1512).
+    pub auth_max_data: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            discovery: DiscoveryConfig::default(),
+            pin: PinPolicy { pin: None, allow_empty: false },
+            max_session_servers: session::DEFAULT_MAX_SERVERS,
+            max_sessions: session::DEFAULT_MAX_SESSIONS,
+            max_auth_conns: 32,
+            max_pending_session_conns: 16,
+            handshake_timeout: Duration::from_secs(10),
+            auth_max_data: frame::LITE_MAX_AUTH_DATA,
+        }
+    }
+}
+
+/// Which listener accepted a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Auth,
+    Session,
+}
+
+/// Output for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A discovery datagram.
+    Udp(Datagram),
+    /// Bytes for a TCP connection, one write.
+    Tcp { conn: ConnId, bytes: Vec<u8> },
+    /// Close this TCP connection.
+    Close { conn: ConnId },
+}
+
+/// An open session as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub session_id: i32,
+    /// `GetMySessionName`; `GetPeerSessionName` returns the same (by design).
+    pub session: String,
+    /// `GetPeerDeviceId`: `TEData` of the auth connection whose key opened it.
+    pub peer_device_id: String,
+    pub peer: SocketAddr,
+    pub transport: &'static str,
+}
+
+/// Events for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    Discovery(DiscoveryEvent),
+    /// A peer finished VerifyIp.
+    PeerVerified { conn: ConnId, ip: IpAddr, peer: PeerInfo },
+    /// A key agreement failed (17 = wrong PIN).
+    PakeFailed { conn: ConnId, ip: IpAddr, code: u32 },
+    /// A session opened; close it to refuse.
+    SessionOpened(SessionInfo),
+    BytesReceived { session_id: i32, data: Vec<u8> },
+    SessionClosed { session_id: i32, session: String, reason: String },
+    /// A connection was dropped because its peer misbehaved or timed out.
+    ConnDropped { conn: ConnId, ip: IpAddr, reason: String },
+}
+
+/// Errors of the facade's commands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("connection limit reached")]
+    TooManyConnections,
+    #[error("unknown connection")]
+    UnknownConn,
+}
+
+#[derive(Debug)]
+enum ConnState {
+    Auth(Box<AuthConn>),
+    Session { conn: SessionConn, session: Option<i32> },
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: SocketAddr,
+    deadline: Option<Instant>,
+    state: ConnState,
+}
+
+#[derive(Debug)]
+struct Session {
+    info: SessionInfo,
+    conn: ConnId,
+}
+
+/// This node's identity.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub device_id: String,
+    pub name: String,
+    pub device_type: u8,
+    pub ip: std::net::Ipv4Addr,
+}
+
+/// The soft bus of one node.
+pub struct Bus {
+    config: BusConfig,
+    crypto: Box<dyn Crypto>,
+    discovery: Discovery,
+    local: LocalConfig,
+    auth_port: u16,
+    session_port: u16,
+    conns: HashMap<ConnId, Conn>,
+    servers: Vec<String>,
+    sessions: BTreeMap<i32, Session>,
+    next_session: i32,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<BusEvent>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("device", &crate::redact(&self.local.device_id)).field("conns", &self.conns.len()).field("sessions", &self.sessions.len()).finish()
+    }
+}
+
+/// `DEVICE_TYPE` string of the auth channel: softbus_lite sends the constant for
+/// its class, not the configured type.
+fn device_type_string(t: u8) -> &'static str {
+    if t == 0xF1 { "DEV_L0" } else { "DEV_L1" }
+}
+
+impl Bus {
+    /// A node; call [`Bus::set_ports`] once the driver has bound its listeners.
+    pub fn new(config: BusConfig, local: LocalConfig, crypto: Box<dyn Crypto>) -> Self {
+        let discovery = Discovery::new(
+            config.discovery.clone(),
+            LocalDevice { device_id: local.device_id.clone(), name: local.name.clone(), device_type: local.device_type, ip: local.ip, auth_port: None },
+        );
+        Self {
+            config,
+            crypto,
+            discovery,
+            local,
+            auth_port: 0,
+            session_port: 0,
+            conns: HashMap::new(),
+            servers: Vec::new(),
+            sessions: BTreeMap::new(),
+            next_session: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Records the bound ports (advertised in discovery and VerifyIp).
+    pub fn set_ports(&mut self, auth_port: u16, session_port: u16) {
+        self.auth_port = auth_port;
+        self.session_port = session_port;
+        self.discovery.set_auth_port(Some(auth_port));
+    }
+
+    /// The discovery engine (publish, discover, devices).
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
+    }
+
+    /// The discovery engine, mutably.
+    pub fn discovery_mut(&mut self) -> &mut Discovery {
+        &mut self.discovery
+    }
+
+    /// This node's identity.
+    pub fn local(&self) -> &LocalConfig {
+        &self.local
+    }
+
+    /// Starts discovery requests to `targets`.
+    pub fn start_discovery(&mut self, now: Instant, targets: Vec<std::net::SocketAddrV4>) {
+        self.discovery.start_discovery(now, targets);
+        self.drain_discovery();
+    }
+
+    /// CreateSessionServer. Unlike softbus_lite, a duplicate name is refused.
+    pub fn create_session_server(&mut self, name: &str) -> Result<(), SessionError> {
+        session::check_name(name)?;
+        if self.servers.iter().any(|s| s == name) {
+            return Err(SessionError::DuplicateServer(name.to_owned()));
+        }
+        if self.servers.len() >= self.config.max_session_servers {
+            return Err(SessionError::TooManyServers(self.config.max_session_servers));
+        }
+        self.servers.push(name.to_owned());
+        Ok(())
+    }
+
+    /// RemoveSessionServer: closes every session of that server first.
+    pub fn remove_session_server(&mut self, name: &str) -> Result<(), SessionError> {
+        let pos = self.servers.iter().position(|s| s == name).ok_or_else(|| SessionError::UnknownServer(name.to_owned()))?;
+        self.servers.remove(pos);
+        let ids: Vec<i32> = self.sessions.values().filter(|s| s.info.session == name).map(|s| s.info.session_id).collect();
+        for id in ids {
+            self.close_session_with(id, "server removed");
+        }
+        Ok(())
+    }
+
+    /// Names of the session servers.
+    pub fn session_servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// Open sessions.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions.values().map(|s| s.info.clone()).collect()
+    }
+
+    /// One session's info (GetMySessionName, GetPeerSessionName, GetPeerDeviceId).
+    pub fn session(&self, id: i32) -> Option<&SessionInfo> {
+        self.sessions.get(&id).map(|s| &s.info)
+    }
+
+    /// SendBytes: 1..=4048 bytes, one packet.
+    pub fn send_bytes(&mut self, id: i32, data: &[u8]) -> Result<(), SessionError> {
+        let s = self.sessions.get(&id).ok_or(SessionError::NoSession)?;
+        let conn_id = s.conn;
+        let conn = self.conns.get_mut(&conn_id).ok_or(SessionError::NoSession)?;
+        let ConnState::Session { conn: sc, .. } = &mut conn.state else { return Err(SessionError::NoSession) };
+        let ch = sc.channel.as_mut().ok_or(SessionError::NotOpen)?;
+        let bytes = ch.seal(self.crypto.as_mut(), data)?;
+        self.transmits.push_back(Transmit::Tcp { conn: conn_id, bytes });
+        Ok(())
+    }
+
+    /// CloseSession: closes the connection; no message goes on the wire.
+    pub fn close_session(&mut self, id: i32) -> Result<(), SessionError> {
+        if !self.sessions.contains_key(&id) {
+            return Err(SessionError::NoSession);
+        }
+        self.close_session_with(id, "closed locally");
+        Ok(())
+    }
+
+    fn close_session_with(&mut self, id: i32, reason: &str) {
+        if let Some(s) = self.sessions.remove(&id) {
+            self.conns.remove(&s.conn);
+            self.transmits.push_back(Transmit::Close { conn: s.conn });
+            self.events.push_back(BusEvent::SessionClosed { session_id: id, session: s.info.session, reason: reason.to_owned() });
+        }
+    }
+
+    fn count(&self, f: impl Fn(&Conn) -> bool) -> usize {
+        self.conns.values().filter(|c| f(c)).count()
+    }
+
+    /// A listener accepted `conn` from `peer`. Over a limit, the connection is closed at once.
+    pub fn handle_accept(&mut self, now: Instant, conn: ConnId, listener: Listener, peer: SocketAddr) -> Result<(), BusError> {
+        let deadline = Some(now + self.config.handshake_timeout);
+        let state = match listener {
+            Listener::Auth => {
+                if self.count(|c| matches!(c.state, ConnState::Auth(_))) >= self.config.max_auth_conns {
+                    self.transmits.push_back(Transmit::Close { conn });
+                    return Err(BusError::TooManyConnections);
+                }
+                let local = LocalAuthInfo {
+                    device_id: self.local.device_id.clone(),
+                    device_name: self.local.name.clone(),
+                    device_type: device_type_string(self.local.device_type).to_owned(),
+                    auth_port: self.auth_port,
+                    session_port: self.session_port,
+                };
+                ConnState::Auth(Box::new(AuthConn::new(local, &self.config.pin, self.config.auth_max_data)))
+            }
+            Listener::Session => {
+                if self.count(|c| matches!(c.state, ConnState::Session { session: None, .. })) >= self.config.max_pending_session_conns {
+                    self.transmits.push_back(Transmit::Close { conn });
+                    return Err(BusError::TooManyConnections);
+                }
+                ConnState::Session { conn: SessionConn::new(), session: None }
+            }
+        };
+        self.conns.insert(conn, Conn { peer, deadline, state });
+        Ok(())
+    }
+
+    /// The peer closed `conn` (or the socket failed).
+    pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let ConnState::Session { session: Some(id), .. } = c.state {
+                if let Some(s) = self.sessions.remove(&id) {
+                    self.events.push_back(BusEvent::SessionClosed { session_id: id, session: s.info.session, reason: "peer closed".into() });
+                }
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, conn: ConnId, reason: String) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        tracing::debug!(conn = conn.0, %reason, "dropping connection");
+        self.transmits.push_back(Transmit::Close { conn });
+        if let ConnState::Session { session: Some(id), .. } = c.state {
+            if let Some(s) = self.sessions.remove(&id) {
+                self.events.push_back(BusEvent::SessionClosed { session_id: id, session: s.info.session, reason: reason.clone() });
+            }
+        }
+        self.events.push_back(BusEvent::ConnDropped { conn, ip: c.peer.ip(), reason });
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> Result<(), BusError> {
+        let Some(c) = self.conns.get_mut(&conn) else { return Err(BusError::UnknownConn) };
+        let peer = c.peer;
+        match &mut c.state {
+            ConnState::Auth(a) => {
+                let r = a.handle_data(self.crypto.as_mut(), data);
+                while let Some(bytes) = a.poll_transmit() {
+                    self.transmits.push_back(Transmit::Tcp { conn, bytes });
+                }
+                match r {
+                    Ok(events) => {
+                        for e in events {
+                            match e {
+                                AuthConnEvent::Verified(p) => {
+                                    c.deadline = None;
+                                    self.events.push_back(BusEvent::PeerVerified { conn, ip: peer.ip(), peer: p });
+                                }
+                                AuthConnEvent::PakeFailed { code } => self.events.push_back(BusEvent::PakeFailed { conn, ip: peer.ip(), code }),
+                                AuthConnEvent::KeyEstablished { .. } => {}
+                            }
+                        }
+                    }
+                    Err(e) => self.drop_conn(conn, e.to_string()),
+                }
+            }
+            ConnState::Session { .. } => {
+                if let Err(e) = self.handle_session_data(now, conn, peer, data) {
+                    self.drop_conn(conn, e.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keys with this index held by auth connections from the same IP. Two
+    /// clients may pick the same index; the open packet's tag tells which key is right.
+    fn candidate_keys(&self, ip: IpAddr, index: i32) -> Vec<([u8; 16], String)> {
+        self.conns
+            .values()
+            .filter(|c| c.peer.ip() == ip)
+            .filter_map(|c| match &c.state {
+                ConnState::Auth(a) => a.key(index).map(|k| (*k, a.peer_device_id().unwrap_or_default().to_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn handle_session_data(&mut self, _now: Instant, conn: ConnId, peer: SocketAddr, data: &[u8]) -> Result<(), SessionError> {
+        let frames = {
+            let Some(Conn { state: ConnState::Session { conn: sc, .. }, .. }) = self.conns.get_mut(&conn) else { return Ok(()) };
+            sc.push(data)?
+        };
+        for f in frames {
+            match f {
+                Frame::Auth(_, body) => self.open_session(conn, peer, &body)?,
+                Frame::Session(h, body) => {
+                    let Some(Conn { state: ConnState::Session { conn: sc, session }, .. }) = self.conns.get_mut(&conn) else { return Ok(()) };
+                    let (Some(ch), Some(id)) = (sc.channel.as_mut(), *session) else { return Err(SessionError::NotOpen) };
+                    match ch.open(self.crypto.as_ref(), h.seq, &body) {
+                        Ok(plain) => self.events.push_back(BusEvent::BytesReceived { session_id: id, data: plain }),
+                        Err(e) if ch.exhausted() => return Err(e),
+                        Err(e) => tracing::debug!(session = id, error = %e, "dropped session packet"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_session(&mut self, conn: ConnId, peer: SocketAddr, body: &[u8]) -> Result<(), SessionError> {
+        if self.sessions.len() >= self.config.max_sessions {
+            return Err(SessionError::TooManySessions(self.config.max_sessions));
+        }
+        let index = frame::auth_key_index(body)?;
+        let candidates = self.candidate_keys(peer.ip(), index);
+        if candidates.is_empty() {
+            return Err(SessionError::UnknownKey(index));
+        }
+        let mut opened = Err(SessionError::UnknownKey(index));
+        for (key, peer_device_id) in candidates {
+            opened = SessionConn::open_request(self.crypto.as_ref(), body, &key).map(|r| (r, key, peer_device_id));
+            if opened.is_ok() {
+                break;
+            }
+        }
+        let (req, key, peer_device_id) = opened?;
+        if !self.servers.contains(&req.bus_name) {
+            return Err(SessionError::UnknownServer(req.bus_name));
+        }
+        let reply = session::open_reply_json(&self.local.device_id, &req.bus_name);
+        let bytes = frame::auth_sealed(self.crypto.as_mut(), &key, index, Module::SESSION, session::OPEN_REPLY_SEQ, FLAG_REPLY, &reply)?;
+        let id = self.allocate_session_id();
+        let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
+        let ConnState::Session { conn: sc, session } = &mut c.state else { return Ok(()) };
+        sc.channel = Some(DataChannel::new(req.key));
+        *session = Some(id);
+        c.deadline = None;
+        let info = SessionInfo { session_id: id, session: req.bus_name, peer_device_id, peer, transport: "tcp" };
+        self.sessions.insert(id, Session { info: info.clone(), conn });
+        self.transmits.push_back(Transmit::Tcp { conn, bytes });
+        self.events.push_back(BusEvent::SessionOpened(info));
+        Ok(())
+    }
+
+    fn allocate_session_id(&mut self) -> i32 {
+        loop {
+            self.next_session = if self.next_session >= i32::MAX { 1 } else { self.next_session + 1 };
+            if !self.sessions.contains_key(&self.next_session) {
+                return self.next_session;
+            }
+        }
+    }
+
+    /// A discovery datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), DiscoveryError> {
+        let r = self.discovery.handle_datagram(now, from, data);
+        self.drain_discovery();
+        r
+    }
+
+    fn drain_discovery(&mut self) {
+        while let Some(d) = self.discovery.poll_transmit() {
+            self.transmits.push_back(Transmit::Udp(d));
+        }
+        while let Some(e) = self.discovery.poll_event() {
+            self.events.push_back(BusEvent::Discovery(e));
+        }
+    }
+
+    /// Timers: discovery schedule and expiry, handshake deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.discovery.handle_timeout(now);
+        self.drain_discovery();
+        let late: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.deadline.is_some_and(|d| d <= now)).map(|(k, _)| *k).collect();
+        for conn in late {
+            self.drop_conn(conn, "handshake timed out".into());
+        }
+    }
+
+    /// When to call [`Bus::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.values().filter_map(|c| c.deadline).min();
+        match (self.discovery.poll_timeout(), conns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Next output for the driver.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next application event.
+    pub fn poll_event(&mut self) -> Option<BusEvent> {
+        self.events.pop_front()
+    }
+
+    /// Crypto provider (for drivers that run client engines with the same source).
+    pub fn crypto_mut(&mut self) -> &mut dyn Crypto {
+        self.crypto.as_mut()
+    }
+}
+
+/// Errors a frame error maps to at the facade.
+impl From<FrameError> for BusError {
+    fn from(e: FrameError) -> Self {
+        BusError::Session(SessionError::Frame(e))
+    }
+}

@@ -106,6 +106,9 @@ impl Crypto for OpenSslCrypto {
     }
 
     fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+        // HMAC zero-pads keys to the block size, so an empty key equals a single
+        // zero byte; OpenSSL refuses the empty one.
+        let key = if key.is_empty() { &[0u8][..] } else { key };
         let pkey = PKey::hmac(key).map_err(|_| CryptoError::Backend)?;
         let mut s = Signer::new(MessageDigest::sha256(), &pkey).map_err(|_| CryptoError::Backend)?;
         for p in parts {

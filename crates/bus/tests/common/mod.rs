@@ -11,3 +11,45 @@ pub fn vectors() -> Value {
 pub fn hexv(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().expect("hex string")).expect("valid hex")
 }
+
+use softbus_bus::crypto::{Crypto, CryptoError};
+use softbus_crypto::OpenSslCrypto;
+use std::collections::VecDeque;
+
+/// OpenSSL crypto whose random bytes come from a script (to replay known answers).
+pub struct ScriptedCrypto {
+    inner: OpenSslCrypto,
+    script: VecDeque<Vec<u8>>,
+}
+
+impl ScriptedCrypto {
+    pub fn new(script: Vec<Vec<u8>>) -> Self {
+        Self { inner: OpenSslCrypto::new(), script: script.into() }
+    }
+}
+
+impl Crypto for ScriptedCrypto {
+    fn aes_gcm_seal(&self, k: &[u8], iv: &[u8; 12], p: &[u8], o: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.inner.aes_gcm_seal(k, iv, p, o)
+    }
+    fn aes_gcm_open(&self, k: &[u8], iv: &[u8; 12], s: &[u8], o: &mut Vec<u8>) -> Result<(), CryptoError> {
+        self.inner.aes_gcm_open(k, iv, s, o)
+    }
+    fn hmac_sha256(&self, k: &[u8], p: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+        self.inner.hmac_sha256(k, p)
+    }
+    fn hkdf_sha256(&self, i: &[u8], s: &[u8], n: &[u8], o: &mut [u8]) -> Result<(), CryptoError> {
+        self.inner.hkdf_sha256(i, s, n, o)
+    }
+    fn mod_exp(&self, b: &[u8], e: &[u8], m: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.inner.mod_exp(b, e, m)
+    }
+    fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool {
+        self.inner.ct_eq(a, b)
+    }
+    fn random(&mut self, buf: &mut [u8]) {
+        let next = self.script.pop_front().expect("script has enough random draws");
+        assert_eq!(next.len(), buf.len(), "scripted draw has the requested length");
+        buf.copy_from_slice(&next);
+    }
+}
