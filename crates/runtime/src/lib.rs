@@ -1,1 +1,43 @@
+//! tokio drivers for the softbus engines and the async API.
+//!
+//! - [`node::Node`]: a publishing node (discovery responder, auth server,
+//!   session servers). One task owns the [`softbus_bus::node::Bus`]; every TCP
+//!   connection has a reader and a writer task joined to it by bounded channels.
+//!   After each input the driver drains transmits and events, then sleeps until
+//!   the engine's next timeout.
+//! - [`client`]: discover devices, authenticate to a peer, open sessions.
+//! - [`store`]: the persistent device id and trusted devices.
+//!
+//! Limits: every channel is bounded; a peer that does not read its replies is
+//! disconnected instead of growing a queue.
+#![forbid(unsafe_code)]
 
+pub mod client;
+pub mod events;
+pub mod net;
+pub mod node;
+pub mod store;
+
+pub use node::{Node, NodeConfig, NodeHandle, NodeInfo};
+
+/// Runtime errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot bind {0}")]
+    Bind(String),
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    #[error("connection closed: {0}")]
+    Closed(&'static str),
+    #[error("authentication failed: {0}")]
+    Auth(#[from] softbus_bus::auth::AuthError),
+    #[error("session: {0}")]
+    Session(#[from] softbus_bus::session::SessionError),
+    #[error("the node has stopped")]
+    Stopped,
+}

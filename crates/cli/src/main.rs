@@ -1,0 +1,410 @@
+//! `softbus`: run a node, discover devices, send to a session server.
+#![forbid(unsafe_code)]
+
+mod bench;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use softbus_bus::auth::PinPolicy;
+use softbus_bus::discovery::publish::{capability_bit, device_type_from_name};
+use softbus_runtime::client::{self, ClientIdentity};
+use softbus_runtime::events::NodeEvent;
+use softbus_runtime::{net, Node, NodeConfig};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(name = "softbus", version, about = "A distributed soft bus, wire-compatible with OpenHarmony softbus_lite")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node: answer discovery, authenticate peers, serve sessions, dashboard.
+    Node(NodeArgs),
+    /// Send discovery requests and print every device that answers.
+    Discover(DiscoverArgs),
+    /// Authenticate to a peer, open a session, send a message, print the replies.
+    Send(SendArgs),
+    /// Measure throughput, discovery rate and per-session memory against baselines.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Device name, 1..=63 bytes (default: host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// PHONE|PAD|TV|PC|AUDIO|CAR|L0|L1.
+    #[arg(long, default_value = "L1")]
+    device_type: String,
+    /// Address to advertise and bind (default: first non-loopback IPv4).
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    #[arg(long, default_value_t = 5684)]
+    discovery_port: u16,
+    /// Published capability (repeatable; default ddmpCapability).
+    #[arg(long = "capability")]
+    capabilities: Vec<String>,
+    /// Create an echo session server NAME (repeatable; default `echo`).
+    #[arg(long = "echo")]
+    echo: Vec<String>,
+    /// Pairing PIN for the key agreement (default: a random 6-digit PIN, printed on stderr).
+    #[arg(long)]
+    pin: Option<String>,
+    /// Accept the empty PIN (softbus_lite's default; it authenticates nobody).
+    #[arg(long)]
+    allow_empty_pin: bool,
+    /// Dashboard and signaling address, or `off`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    web: String,
+    /// Device id, keys and trust store (default: the user's data dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Fixed auth / session ports (default: chosen by the kernel).
+    #[arg(long, default_value_t = 0)]
+    auth_port: u16,
+    #[arg(long, default_value_t = 0)]
+    session_port: u16,
+    /// Most open sessions (softbus_lite: 24).
+    #[arg(long, default_value_t = 24)]
+    max_sessions: usize,
+    /// Machine-readable events on stdout, one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct DiscoverArgs {
+    /// Local address to send from and listen on (default: first non-loopback IPv4).
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    /// Unicast target IPV4[:PORT] (repeatable; default: the broadcast address of --ip).
+    #[arg(long = "target")]
+    targets: Vec<String>,
+    #[arg(long, default_value_t = 3.0)]
+    timeout: f64,
+    /// Discovery port to listen on and send to.
+    #[arg(long, default_value_t = 5684)]
+    port: u16,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct SendArgs {
+    /// The peer: IPV4:AUTH_PORT, or IPV4 to find the auth port by discovery.
+    #[arg(long)]
+    peer: String,
+    /// Session server name on the peer.
+    #[arg(long)]
+    session: String,
+    /// Pairing PIN (default: empty, which only peers that allow it accept).
+    #[arg(long, default_value = "")]
+    pin: String,
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// Local address for discovery when the auth port is not given.
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    #[arg(long, default_value_t = 5684)]
+    discovery_port: u16,
+    /// Seconds to wait for each step.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+    /// The message (UTF-8).
+    message: String,
+}
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("softbus: {msg}");
+    ExitCode::from(2)
+}
+
+fn failure(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("softbus: {msg}");
+    ExitCode::from(1)
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("softbus")
+}
+
+fn host_name() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h = h.trim();
+    let h = if h.is_empty() { "softbus" } else { h };
+    h.chars().scan(0, |n, c| { *n += c.len_utf8(); (*n <= 63).then_some(c) }).collect()
+}
+
+fn timeout_arg(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIdentity, ExitCode> {
+    let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
+    let id = softbus_runtime::store::load_or_create_device_id(&dir, |b| rand::Rng::fill(&mut rand::rng(), b)).map_err(|e| failure(format!("data dir {}: {e}", dir.display())))?;
+    Ok(ClientIdentity { device_id: id, name: host_name(), device_type: 0x0E, ip })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return failure(format!("cannot start the runtime: {e}")),
+    };
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Node(a) => node(a).await,
+            Cmd::Discover(a) => discover(a).await,
+            Cmd::Send(a) => send(a).await,
+            Cmd::Bench(a) => bench::run(a).await,
+        }
+    })
+}
+
+async fn node(a: NodeArgs) -> ExitCode {
+    let name = a.name.unwrap_or_else(host_name);
+    if name.is_empty() || name.len() > 63 {
+        return usage("--name must be 1..=63 bytes");
+    }
+    let Some(device_type) = device_type_from_name(&a.device_type) else {
+        return usage(format!("--device-type {:?}: expected PHONE|PAD|TV|PC|AUDIO|CAR|L0|L1", a.device_type));
+    };
+    let caps = if a.capabilities.is_empty() { vec!["ddmpCapability".to_owned()] } else { a.capabilities };
+    if let Some(bad) = caps.iter().find(|c| capability_bit(c).is_none()) {
+        return usage(format!("--capability {bad:?}: expected one of hicall, profile, homevisionPic, castPlus, aaCapability, dvKit, ddmpCapability"));
+    }
+    if caps.len() > 3 {
+        return usage("at most 3 --capability values (softbus publishes 3 services)");
+    }
+    let pin = match a.pin {
+        Some(p) if p.is_empty() && !a.allow_empty_pin => return usage("--pin '' authenticates nobody; add --allow-empty-pin to accept it anyway"),
+        Some(p) => p,
+        None => {
+            let p = format!("{:06}", rand::Rng::random_range(&mut rand::rng(), 0..1_000_000u32));
+            eprintln!("softbus: pairing PIN {p} (set one with --pin)");
+            p
+        }
+    };
+    let web_addr: Option<SocketAddr> = match a.web.as_str() {
+        "off" => None,
+        s => match s.parse() {
+            Ok(x) => Some(x),
+            Err(_) => return usage(format!("--web {s:?}: expected ADDR:PORT or off")),
+        },
+    };
+    let ip = a.ip.unwrap_or_else(net::default_ipv4);
+    let mut cfg = NodeConfig::new(&name, ip, a.data_dir.unwrap_or_else(default_data_dir), PinPolicy { pin: Some(Zeroizing::new(pin)), allow_empty: a.allow_empty_pin });
+    cfg.device_type = device_type;
+    cfg.discovery_port = a.discovery_port;
+    cfg.auth_port = a.auth_port;
+    cfg.session_port = a.session_port;
+    cfg.capabilities = caps;
+    cfg.bus.max_sessions = a.max_sessions;
+    if !a.echo.is_empty() {
+        cfg.echo = a.echo;
+    }
+    let node = match Node::start(cfg).await {
+        Ok(n) => n,
+        Err(e) => return failure(e),
+    };
+    let handle = node.handle();
+    let mut events = handle.subscribe();
+    let web = match web_addr {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let local = l.local_addr().map(|a| format!("http://{a}")).unwrap_or_default();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = softbus_web::serve(l, h).await {
+                        tracing::error!(error = %e, "web server stopped");
+                    }
+                });
+                Some(local)
+            }
+            Err(e) => return failure(format!("--web {addr}: {e}")),
+        },
+    };
+    let i = handle.info();
+    let ready = NodeEvent::Ready {
+        device_id: i.device_id.clone(),
+        name: i.name.clone(),
+        ip: i.ip.to_string(),
+        discovery_port: i.discovery_port,
+        auth_port: i.auth_port,
+        session_port: i.session_port,
+        web: web.clone(),
+    };
+    if a.json {
+        println!("{}", ready.to_json());
+    } else {
+        println!("softbus node {} ({}) on {}: discovery {}, auth {}, session {}{}", i.name, i.device_id, i.ip, i.discovery_port, i.auth_port, i.session_port, web.map(|w| format!(", dashboard {w}")).unwrap_or_default());
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            ev = events.recv() => match ev {
+                Ok(e) => {
+                    if a.json { println!("{}", e.to_json()) } else { println!("{}", human(&e)) }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("softbus: {n} events not shown (output too slow)"),
+                Err(_) => break,
+            },
+        }
+    }
+    node.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+fn human(e: &NodeEvent) -> String {
+    match e {
+        NodeEvent::DeviceFound { name, device_id, ip, auth_port, .. } => format!("found {name} {device_id} at {ip} auth port {}", auth_port.map(|p| p.to_string()).unwrap_or("-".into())),
+        NodeEvent::SessionOpened { session_id, session, peer_device_id, transport } => format!("session {session_id} opened: {session} from {peer_device_id} over {transport}"),
+        NodeEvent::BytesReceived { session_id, len } => format!("session {session_id}: {len} bytes"),
+        NodeEvent::SessionClosed { session_id, reason } => format!("session {session_id} closed: {reason}"),
+        other => other.to_json(),
+    }
+}
+
+fn parse_target(s: &str, port: u16) -> Option<SocketAddrV4> {
+    s.parse::<SocketAddrV4>().ok().or_else(|| s.parse::<Ipv4Addr>().ok().map(|ip| SocketAddrV4::new(ip, port)))
+}
+
+async fn discover(a: DiscoverArgs) -> ExitCode {
+    let Some(timeout) = timeout_arg(a.timeout) else { return usage("--timeout must be a positive number of seconds") };
+    let ip = a.ip.unwrap_or_else(net::default_ipv4);
+    let mut targets = Vec::new();
+    for t in &a.targets {
+        match parse_target(t, a.port) {
+            Some(x) => targets.push(x),
+            None => return usage(format!("--target {t:?}: expected IPV4 or IPV4:PORT")),
+        }
+    }
+    if targets.is_empty() {
+        match net::broadcast_of(ip).filter(|_| !ip.is_loopback()) {
+            Some(b) => targets.push(SocketAddrV4::new(b, a.port)),
+            None => return usage(format!("no broadcast address for {ip}; pass --target")),
+        }
+    }
+    let me = match client_identity(a.data_dir, ip) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let json = a.json;
+    let found = client::discover(&me, a.port, targets, timeout, |d| {
+        if json {
+            println!("{}", NodeEvent::found(d).to_json());
+        } else {
+            println!("{}\t{}\t{}\tauth port {}\t{}", d.name, d.device_id, d.ip, d.auth_port.map(|p| p.to_string()).unwrap_or("-".into()), d.capabilities.join(","));
+        }
+        true
+    })
+    .await;
+    match found {
+        Ok(f) if !f.is_empty() => ExitCode::SUCCESS,
+        Ok(_) => {
+            eprintln!("softbus: no device answered");
+            ExitCode::from(1)
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// `softbus send --json` line, keys in the documented order.
+#[derive(serde::Serialize)]
+struct Reply {
+    event: &'static str,
+    index: u32,
+    len: usize,
+    rtt_ms: f64,
+    data: String,
+}
+
+fn local_ip_toward(peer: Ipv4Addr) -> Option<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind((if peer.is_loopback() { peer } else { Ipv4Addr::UNSPECIFIED }, 0)).ok()?;
+    s.connect((peer, 9)).ok()?;
+    match s.local_addr().ok()? {
+        SocketAddr::V4(v4) => Some(*v4.ip()),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+async fn send(a: SendArgs) -> ExitCode {
+    let Some(timeout) = timeout_arg(a.timeout) else { return usage("--timeout must be a positive number of seconds") };
+    if a.message.is_empty() || a.message.len() > softbus_bus::frame::MAX_SEND_BYTES {
+        return usage("MESSAGE must be 1..=4048 bytes");
+    }
+    if a.count == 0 {
+        return usage("--count must be at least 1");
+    }
+    let (peer_ip, port) = match (a.peer.parse::<SocketAddrV4>(), a.peer.parse::<Ipv4Addr>()) {
+        (Ok(sa), _) => (*sa.ip(), Some(sa.port())),
+        (_, Ok(ip)) => (ip, None),
+        _ => return usage(format!("--peer {:?}: expected IPV4[:AUTH_PORT]", a.peer)),
+    };
+    let local_ip = a.ip.or_else(|| local_ip_toward(peer_ip)).unwrap_or(Ipv4Addr::LOCALHOST);
+    let me = match client_identity(a.data_dir, local_ip) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let auth_port = match port {
+        Some(p) => p,
+        None => {
+            eprintln!("softbus: discovering the auth port of {peer_ip}");
+            let found = client::discover(&me, a.discovery_port, vec![SocketAddrV4::new(peer_ip, a.discovery_port)], timeout, |d| d.ip != peer_ip).await;
+            match found.map(|f| f.into_iter().find(|d| d.ip == peer_ip).and_then(|d| d.auth_port)) {
+                Ok(Some(p)) => p,
+                Ok(None) => return failure(format!("{peer_ip} did not answer discovery; give --peer IP:AUTH_PORT")),
+                Err(e) => return failure(e),
+            }
+        }
+    };
+    let seq = i64::from(rand::Rng::random_range(&mut rand::rng(), 1..i32::MAX));
+    let mut peer = match client::authenticate(&me, SocketAddrV4::new(peer_ip, auth_port), &a.pin, seq, timeout).await {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    let mut s = match peer.open_session(&a.session).await {
+        Ok(s) => s,
+        Err(e) => return failure(format!("opening session {:?}: {e}", a.session)),
+    };
+    for i in 0..a.count {
+        let t0 = Instant::now();
+        if let Err(e) = s.send(a.message.as_bytes()).await {
+            return failure(e);
+        }
+        let reply = match s.recv().await {
+            Ok(r) => r,
+            Err(e) => return failure(format!("message {i}: {e}")),
+        };
+        let rtt = t0.elapsed().as_secs_f64() * 1000.0;
+        let text = match std::str::from_utf8(&reply) {
+            Ok(t) => t.to_owned(),
+            Err(_) => base64::engine::general_purpose::STANDARD.encode(&reply),
+        };
+        if a.json {
+            let line = Reply { event: "reply", index: i, len: reply.len(), rtt_ms: (rtt * 1000.0).round() / 1000.0, data: text };
+            println!("{}", serde_json::to_string(&line).unwrap_or_default());
+        } else {
+            println!("{text}");
+        }
+    }
+    ExitCode::SUCCESS
+}

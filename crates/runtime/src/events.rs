@@ -1,0 +1,92 @@
+//! The JSON events of `--json` (spec/interfaces.md), one object per line.
+
+use serde::Serialize;
+use softbus_bus::discovery::{DiscoveryEvent, FoundDevice};
+use softbus_bus::node::BusEvent;
+
+/// A node event as scripts see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum NodeEvent {
+    Ready {
+        device_id: String,
+        name: String,
+        ip: String,
+        discovery_port: u16,
+        auth_port: u16,
+        session_port: u16,
+        web: Option<String>,
+    },
+    DeviceFound {
+        device_id: String,
+        name: String,
+        device_type: u8,
+        ip: String,
+        auth_port: Option<u16>,
+        capabilities: Vec<String>,
+    },
+    DeviceLost {
+        device_id: String,
+    },
+    PeerVerified {
+        device_id: String,
+        name: String,
+        ip: String,
+    },
+    SessionOpened {
+        session_id: i32,
+        session: String,
+        peer_device_id: String,
+        transport: String,
+    },
+    BytesReceived {
+        session_id: i32,
+        len: usize,
+    },
+    SessionClosed {
+        session_id: i32,
+        reason: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+impl NodeEvent {
+    /// `device_found` for a discovered device.
+    pub fn found(d: &FoundDevice) -> Self {
+        NodeEvent::DeviceFound {
+            device_id: d.device_id.clone(),
+            name: d.name.clone(),
+            device_type: d.device_type,
+            ip: d.ip.to_string(),
+            auth_port: d.auth_port,
+            capabilities: d.capabilities.clone(),
+        }
+    }
+
+    /// The public form of an engine event, if it has one.
+    pub fn from_bus(e: &BusEvent) -> Option<Self> {
+        Some(match e {
+            BusEvent::Discovery(DiscoveryEvent::DeviceFound(d)) => Self::found(d),
+            BusEvent::Discovery(DiscoveryEvent::DeviceLost(id)) => NodeEvent::DeviceLost { device_id: id.clone() },
+            BusEvent::Discovery(DiscoveryEvent::ScheduleDone) => return None,
+            BusEvent::PeerVerified { ip, peer, .. } => NodeEvent::PeerVerified { device_id: peer.device_id.clone(), name: peer.device_name.clone(), ip: ip.to_string() },
+            BusEvent::PakeFailed { ip, code, .. } => NodeEvent::Error { message: format!("key agreement with {ip} failed (hichain error {code})") },
+            BusEvent::SessionOpened(i) => NodeEvent::SessionOpened {
+                session_id: i.session_id,
+                session: i.session.clone(),
+                peer_device_id: i.peer_device_id.clone(),
+                transport: i.transport.to_owned(),
+            },
+            BusEvent::BytesReceived { session_id, data } => NodeEvent::BytesReceived { session_id: *session_id, len: data.len() },
+            BusEvent::SessionClosed { session_id, reason, .. } => NodeEvent::SessionClosed { session_id: *session_id, reason: reason.clone() },
+            BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error { message: format!("dropped connection from {ip}: {reason}") },
+        })
+    }
+
+    /// One JSON line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain enum serializes")
+    }
+}

@@ -1,0 +1,452 @@
+//! The node driver: one task owns the [`Bus`]; per-connection tasks read and
+//! write sockets and talk to it through bounded channels.
+
+use crate::events::NodeEvent;
+use crate::store::{self, TrustStore};
+use crate::{net, Error};
+use softbus_bus::auth::PinPolicy;
+use softbus_bus::discovery::publish::PublishInfo;
+use softbus_bus::discovery::FoundDevice;
+use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, SessionInfo, Transmit};
+use softbus_bus::session::SessionError;
+use softbus_bus::ConnId;
+use softbus_crypto::OpenSslCrypto;
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Bytes queued toward one connection before it counts as too slow and is closed.
+pub const WRITE_QUEUE: usize = 256;
+/// Inputs queued from all connections to the engine task.
+pub const INPUT_QUEUE: usize = 1024;
+/// Largest single read from a socket.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub device_type: u8,
+    pub ip: Ipv4Addr,
+    pub discovery_port: u16,
+    /// TCP ports for the auth and session listeners (0 = kernel-chosen, as lite).
+    pub auth_port: u16,
+    pub session_port: u16,
+    pub capabilities: Vec<String>,
+    /// Session servers that echo every message.
+    pub echo: Vec<String>,
+    pub pin: PinPolicy,
+    pub data_dir: PathBuf,
+    pub bus: BusConfig,
+}
+
+impl NodeConfig {
+    /// Defaults: type L1, port 5684, capability ddmpCapability, echo server `echo`.
+    pub fn new(name: &str, ip: Ipv4Addr, data_dir: PathBuf, pin: PinPolicy) -> Self {
+        Self {
+            name: name.to_owned(),
+            device_type: 0xF2,
+            ip,
+            discovery_port: softbus_bus::discovery::DEFAULT_PORT,
+            auth_port: 0,
+            session_port: 0,
+            capabilities: vec!["ddmpCapability".into()],
+            echo: vec!["echo".into()],
+            pin,
+            data_dir,
+            bus: BusConfig::default(),
+        }
+    }
+}
+
+/// What the node is, once started.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeInfo {
+    pub device_id: String,
+    pub name: String,
+    pub device_type: u8,
+    pub ip: Ipv4Addr,
+    pub discovery_port: u16,
+    pub auth_port: u16,
+    pub session_port: u16,
+}
+
+enum Command {
+    CreateServer(String, bool, oneshot::Sender<Result<(), SessionError>>),
+    RemoveServer(String, oneshot::Sender<Result<(), SessionError>>),
+    Send(i32, Vec<u8>, oneshot::Sender<Result<(), SessionError>>),
+    Close(i32, oneshot::Sender<Result<(), SessionError>>),
+    Discover(Vec<SocketAddrV4>),
+    Snapshot(oneshot::Sender<Snapshot>),
+    Shutdown,
+}
+
+/// A consistent view for APIs and the dashboard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    pub devices: Vec<FoundDevice>,
+    pub sessions: Vec<SessionInfo>,
+    pub servers: Vec<String>,
+    pub trusted: Vec<store::TrustedDevice>,
+    pub dropped_datagrams: u64,
+}
+
+enum Input {
+    Accepted { conn: ConnId, listener: Listener, peer: SocketAddr, writer: mpsc::Sender<Vec<u8>>, reader: tokio::task::AbortHandle },
+    Data { conn: ConnId, bytes: Vec<u8> },
+    Closed { conn: ConnId },
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    info: Arc<NodeInfo>,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
+/// A running node; dropping it does not stop it, [`Node::shutdown`] does.
+#[derive(Debug)]
+pub struct Node {
+    handle: NodeHandle,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Binds the discovery socket and both listeners, publishes the capabilities,
+    /// creates the echo servers and starts the engine task.
+    pub async fn start(cfg: NodeConfig) -> Result<Node, Error> {
+        let mut crypto = OpenSslCrypto::new();
+        let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| softbus_bus::crypto::Crypto::random(&mut crypto, b))?;
+        let trust = TrustStore::open(&cfg.data_dir)?;
+        let udp = net::bind_discovery(cfg.ip, cfg.discovery_port).map_err(|e| Error::Bind(format!("discovery {}:{}: {e}", cfg.ip, cfg.discovery_port)))?;
+        let auth = net::bind_listener(cfg.ip, cfg.auth_port).map_err(|e| Error::Bind(format!("auth listener {}: {e}", cfg.ip)))?;
+        let sess = net::bind_listener(cfg.ip, cfg.session_port).map_err(|e| Error::Bind(format!("session listener {}: {e}", cfg.ip)))?;
+        let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
+        let mut bus_cfg = cfg.bus.clone();
+        bus_cfg.pin = cfg.pin.clone();
+        bus_cfg.discovery.port = cfg.discovery_port;
+        let mut bus = Bus::new(bus_cfg, LocalConfig { device_id: device_id.clone(), name: cfg.name.clone(), device_type: cfg.device_type, ip: cfg.ip }, Box::new(crypto));
+        bus.set_ports(auth_port, session_port);
+        for (i, cap) in cfg.capabilities.iter().enumerate() {
+            bus.discovery_mut().publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap)).map_err(|e| Error::Config(format!("capability {cap}: {e}")))?;
+        }
+        let mut echo = HashSet::new();
+        for name in &cfg.echo {
+            bus.create_session_server(name).map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
+            echo.insert(name.clone());
+        }
+        let info = Arc::new(NodeInfo { device_id, name: cfg.name.clone(), device_type: cfg.device_type, ip: cfg.ip, discovery_port: cfg.discovery_port, auth_port, session_port });
+        let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let (ev_tx, _) = broadcast::channel(4096);
+        let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
+        let next_conn = Arc::new(AtomicU64::new(1));
+        let acceptors = vec![
+            tokio::spawn(accept_loop(auth, Listener::Auth, in_tx.clone(), next_conn.clone())),
+            tokio::spawn(accept_loop(sess, Listener::Session, in_tx, next_conn)),
+        ];
+        let driver = Driver { bus, udp, echo, trust, events: ev_tx.clone(), writers: HashMap::new(), readers: HashMap::new() };
+        let task = tokio::spawn(driver.run(cmd_rx, in_rx, acceptors));
+        Ok(Node { handle: NodeHandle { info, commands: cmd_tx, events: ev_tx }, task })
+    }
+
+    /// A handle for commands and events.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the node and waits for its task; open connections are closed.
+    pub async fn shutdown(self) {
+        let _ = self.handle.commands.send(Command::Shutdown).await;
+        let _ = self.task.await;
+    }
+}
+
+impl NodeHandle {
+    /// Identity and ports.
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// Subscribes to node events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    async fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(f(tx)).await.map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// CreateSessionServer; `echo` makes it echo every message.
+    pub async fn create_session_server(&self, name: &str, echo: bool) -> Result<(), Error> {
+        Ok(self.call(|tx| Command::CreateServer(name.to_owned(), echo, tx)).await??)
+    }
+
+    /// RemoveSessionServer.
+    pub async fn remove_session_server(&self, name: &str) -> Result<(), Error> {
+        Ok(self.call(|tx| Command::RemoveServer(name.to_owned(), tx)).await??)
+    }
+
+    /// SendBytes.
+    pub async fn send_bytes(&self, session_id: i32, data: Vec<u8>) -> Result<(), Error> {
+        Ok(self.call(|tx| Command::Send(session_id, data, tx)).await??)
+    }
+
+    /// CloseSession.
+    pub async fn close_session(&self, session_id: i32) -> Result<(), Error> {
+        Ok(self.call(|tx| Command::Close(session_id, tx)).await??)
+    }
+
+    /// Sends discovery requests to `targets`; answers arrive as `device_found` events.
+    pub async fn discover(&self, targets: Vec<SocketAddrV4>) -> Result<(), Error> {
+        self.commands.send(Command::Discover(targets)).await.map_err(|_| Error::Stopped)
+    }
+
+    /// Devices, sessions, servers, trusted devices.
+    pub async fn snapshot(&self) -> Result<Snapshot, Error> {
+        self.call(Command::Snapshot).await
+    }
+}
+
+async fn accept_loop(l: TcpListener, kind: Listener, tx: mpsc::Sender<Input>, next: Arc<AtomicU64>) {
+    loop {
+        let (stream, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = ConnId(next.fetch_add(1, Ordering::Relaxed));
+        let (rd, wr) = stream.into_split();
+        let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_loop(wr, wrx));
+        let reader = tokio::spawn(read_loop(rd, conn, tx.clone()));
+        if tx.send(Input::Accepted { conn, listener: kind, peer, writer: wtx, reader: reader.abort_handle() }).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_loop(rd: tokio::net::tcp::OwnedReadHalf, conn: ConnId, tx: mpsc::Sender<Input>) {
+    loop {
+        if rd.readable().await.is_err() {
+            break;
+        }
+        // No buffer is held while the connection is idle.
+        let mut buf = vec![0u8; READ_CHUNK];
+        match rd.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Input::Data { conn, bytes: buf }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
+    }
+    let _ = tx.send(Input::Closed { conn }).await;
+}
+
+async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    // One write per packet, as softbus_lite's receive path needs.
+    while let Some(b) = rx.recv().await {
+        if wr.write_all(&b).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+struct Driver {
+    bus: Bus,
+    udp: UdpSocket,
+    echo: HashSet<String>,
+    trust: TrustStore,
+    events: broadcast::Sender<NodeEvent>,
+    writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
+    readers: HashMap<ConnId, tokio::task::AbortHandle>,
+}
+
+impl Driver {
+    async fn run(mut self, mut cmds: mpsc::Receiver<Command>, mut inputs: mpsc::Receiver<Input>, acceptors: Vec<JoinHandle<()>>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let deadline = self.bus.poll_timeout().map(tokio::time::Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(c) => self.command(c),
+                },
+                Some(input) = inputs.recv() => self.input(input),
+                r = self.udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        if let Err(e) = self.bus.handle_datagram(Instant::now(), from, &buf[..n]) {
+                            tracing::debug!(%from, error = %e, "discovery datagram dropped");
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "discovery socket error"),
+                },
+                () = sleep => self.bus.handle_timeout(Instant::now()),
+            }
+            self.flush().await;
+        }
+        for a in acceptors {
+            a.abort();
+        }
+        for (_, r) in self.readers.drain() {
+            r.abort();
+        }
+        self.writers.clear();
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::CreateServer(name, echo, tx) => {
+                let r = self.bus.create_session_server(&name);
+                if r.is_ok() && echo {
+                    self.echo.insert(name);
+                }
+                let _ = tx.send(r);
+            }
+            Command::RemoveServer(name, tx) => {
+                self.echo.remove(&name);
+                let _ = tx.send(self.bus.remove_session_server(&name));
+            }
+            Command::Send(id, data, tx) => {
+                let _ = tx.send(self.bus.send_bytes(id, &data));
+            }
+            Command::Close(id, tx) => {
+                let _ = tx.send(self.bus.close_session(id));
+            }
+            Command::Discover(targets) => self.bus.start_discovery(Instant::now(), targets),
+            Command::Snapshot(tx) => {
+                let _ = tx.send(Snapshot {
+                    devices: self.bus.discovery().devices(),
+                    sessions: self.bus.sessions(),
+                    servers: self.bus.session_servers().to_vec(),
+                    trusted: self.trust.devices().to_vec(),
+                    dropped_datagrams: self.bus.discovery().dropped(),
+                });
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn input(&mut self, i: Input) {
+        let now = Instant::now();
+        match i {
+            Input::Accepted { conn, listener, peer, writer, reader } => {
+                if self.bus.handle_accept(now, conn, listener, peer).is_ok() {
+                    self.writers.insert(conn, writer);
+                    self.readers.insert(conn, reader);
+                } else {
+                    tracing::info!(%peer, ?listener, "connection refused: limit reached");
+                    reader.abort();
+                }
+            }
+            Input::Data { conn, bytes } => {
+                let _ = self.bus.handle_tcp_data(now, conn, &bytes);
+            }
+            Input::Closed { conn } => {
+                self.bus.handle_tcp_closed(now, conn);
+                self.writers.remove(&conn);
+                self.readers.remove(&conn);
+            }
+        }
+    }
+
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.bus.poll_transmit() {
+                progressed = true;
+                match t {
+                    Transmit::Udp(d) => {
+                        if let Err(e) = self.udp.try_send_to(&d.payload, SocketAddr::V4(d.dst)) {
+                            tracing::debug!(dst = %d.dst, error = %e, "discovery send failed");
+                        }
+                    }
+                    Transmit::Tcp { conn, bytes } => {
+                        if let Some(w) = self.writers.get(&conn) {
+                            if w.try_send(bytes).is_err() {
+                                // The peer does not read: it costs only its own connection.
+                                tracing::info!(conn = conn.0, "peer too slow; closing");
+                                self.writers.remove(&conn);
+                                if let Some(r) = self.readers.remove(&conn) {
+                                    r.abort();
+                                }
+                                self.bus.handle_tcp_closed(Instant::now(), conn);
+                            }
+                        }
+                    }
+                    Transmit::Close { conn } => {
+                        self.writers.remove(&conn);
+                        if let Some(r) = self.readers.remove(&conn) {
+                            r.abort();
+                        }
+                    }
+                }
+            }
+            while let Some(e) = self.bus.poll_event() {
+                progressed = true;
+                self.event(e);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn event(&mut self, e: BusEvent) {
+        match &e {
+            BusEvent::BytesReceived { session_id, data } => {
+                let echo = self.bus.session(*session_id).is_some_and(|s| self.echo.contains(&s.session));
+                if echo {
+                    if let Err(err) = self.bus.send_bytes(*session_id, data) {
+                        tracing::debug!(session = session_id, error = %err, "echo failed");
+                    }
+                }
+            }
+            BusEvent::PeerVerified { ip, peer, .. } => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                if let Err(err) = self.trust.record(&peer.device_id, &peer.device_name, &peer.device_type, &ip.to_string(), now) {
+                    tracing::warn!(error = %err, "could not persist trusted device");
+                }
+            }
+            _ => {}
+        }
+        if let Some(ev) = NodeEvent::from_bus(&e) {
+            let _ = self.events.send(ev);
+        }
+    }
+}
+
+/// Connects from `local` (port chosen by the kernel) with a timeout.
+pub(crate) async fn connect(local: Ipv4Addr, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::from((local, 0)))?;
+    let s = tokio::time::timeout(timeout, sock.connect(addr)).await.map_err(|_| Error::Timeout("connect"))??;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
