@@ -1,0 +1,100 @@
+//! Running the `softbus` binary in tests.
+#![allow(dead_code)]
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_softbus")
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("softbus-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A `softbus node --json` process, killed on drop. `prefix` runs it under e.g. `ip netns exec NS`.
+pub struct NodeProc {
+    child: Child,
+    pub ready: serde_json::Value,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl NodeProc {
+    pub fn start(prefix: &[&str], args: &[&str]) -> NodeProc {
+        let (program, pre) = match prefix.split_first() {
+            Some((p, rest)) => (p.to_string(), rest.iter().map(|s| s.to_string()).chain([bin().to_owned()]).collect::<Vec<_>>()),
+            None => (bin().to_owned(), vec![]),
+        };
+        let mut child = Command::new(program)
+            .args(pre)
+            .arg("node")
+            .arg("--json")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn softbus node");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(10)).expect("node prints ready");
+        let ready: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(ready["event"], "ready", "{first}");
+        NodeProc { child, ready, lines: rx }
+    }
+
+    /// Waits for an event line satisfying `f`.
+    pub fn wait_for(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+                    if f(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("event not seen")
+    }
+
+    pub fn port(&self, key: &str) -> u16 {
+        self.ready[key].as_u64().unwrap() as u16
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(prefix: &[&str], args: &[&str]) -> Output {
+    let mut c = match prefix.split_first() {
+        Some((p, rest)) => {
+            let mut c = Command::new(p);
+            c.args(rest).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
+    c.args(args).output().expect("run softbus")
+}
+
+pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}
