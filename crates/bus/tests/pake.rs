@@ -120,3 +120,34 @@ fn server_error_codes() {
     assert!(!pake::public_value_ok(&{ let mut p = pake::prime(); p[255] -= 1; p }));
     assert!(pake::public_value_ok(&{ let mut p = pake::prime(); p[255] -= 2; p }));
 }
+
+/// tools/vectors.py (Python standard library only): the fixture's cases re-derived and new ones.
+#[test]
+fn python_vectors() {
+    let v: Value = serde_json::from_str(include_str!("vectors/python-vectors.json")).unwrap();
+    let c = OpenSslCrypto::new();
+    let cases = v["pake"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for v in cases {
+        let name = v["name"].as_str().unwrap();
+        let salt = hexv(&v["salt"]);
+        let base = pake::base(&c, v["pin_utf8"].as_str().unwrap().as_bytes(), &salt).unwrap();
+        assert_eq!(base, hexv(&v["base"]), "{name}");
+        let spk = pake::exp(&c, &base, &hexv(&v["server_esk"])).unwrap();
+        assert_eq!(spk, hexv(&v["server_epk"]), "{name}");
+        let shared = pake::exp(&c, &spk, &hexv(&v["client_esk"])).unwrap();
+        let keys = pake::derive(&c, &shared, &salt).unwrap();
+        let (cc, sc) = (hexv(&v["client_challenge"]), hexv(&v["server_challenge"]));
+        assert_eq!(pake::kcf(&c, &keys, &cc, &sc).unwrap().to_vec(), hexv(&v["client_kcf"]), "{name}");
+        assert_eq!(pake::export(&c, &keys, &salt).unwrap().to_vec(), hexv(&v["exported_auth_key"]), "{name}");
+    }
+    let mut h = Vec::new();
+    softbus_bus::frame::AuthHeader { module: softbus_bus::frame::Module::CONNECTION, seq: 900, flags: 1, data_len: 283 }.emit(&mut h);
+    assert_eq!(h, hexv(&v["auth_header_module5_seq900_reply_len283"]));
+    let mut h = Vec::new();
+    softbus_bus::frame::SessionHeader { seq: 7, flags: 0, data_len: 41 }.emit(&mut h);
+    assert_eq!(h, hexv(&v["session_header_seq7_len41"]));
+    let m = softbus_bus::coap::Message::parse(&hexv(&v["coap_lite_reply_to_10_77_0_3"])).unwrap();
+    assert_eq!(m.emit().unwrap(), hexv(&v["coap_lite_reply_to_10_77_0_3"]));
+    assert_eq!(m.uri_path(), "device_discover");
+}
