@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    softbus_bus::fuzzing::discovery_engine(data);
+    softbus_bus::fuzzing::discovery_engine(std::time::Instant::now(), data);
 });

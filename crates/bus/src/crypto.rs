@@ -21,13 +21,31 @@ pub enum CryptoError {
 pub trait Crypto: Send {
     /// AES-GCM (key length 16 or 32 selects AES-128/256), 12-byte IV, no AAD.
     /// Appends `ciphertext || tag(16)` to `out`.
-    fn aes_gcm_seal(&self, key: &[u8], iv: &[u8; 12], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError>;
+    fn aes_gcm_seal(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError>;
     /// Opens `ciphertext || tag(16)`; appends the plaintext to `out`.
-    fn aes_gcm_open(&self, key: &[u8], iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError>;
+    fn aes_gcm_open(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError>;
     /// HMAC-SHA256 over the concatenation of `parts`.
     fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError>;
     /// HKDF-SHA256 (RFC 5869) extract-and-expand into `out`. `ikm` may be empty.
-    fn hkdf_sha256(&self, ikm: &[u8], salt: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), CryptoError>;
+    fn hkdf_sha256(
+        &self,
+        ikm: &[u8],
+        salt: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError>;
     /// `base ^ exp mod modulus` on big-endian unsigned integers; the result is
     /// left-padded to the modulus width.
     fn mod_exp(&self, base: &[u8], exp: &[u8], modulus: &[u8]) -> Result<Vec<u8>, CryptoError>;

@@ -3,7 +3,9 @@
 
 use crate::auth::{AuthConn, LocalAuthInfo, PinPolicy};
 use crate::crypto::Crypto;
-use crate::discovery::{payload::DevicePayload, publish::PublishInfo, Discovery, DiscoveryConfig, LocalDevice};
+use crate::discovery::{
+    payload::DevicePayload, publish::PublishInfo, Discovery, DiscoveryConfig, LocalDevice,
+};
 use crate::frame::{Deframer, HeaderKind};
 use crate::node::{Bus, BusConfig, Listener, LocalConfig};
 use crate::ConnId;
@@ -25,11 +27,21 @@ pub fn discovery_payload(data: &[u8]) {
 }
 
 /// A publishing discovery engine fed one datagram.
-pub fn discovery_engine(data: &[u8]) {
-    let local = LocalDevice { device_id: "AB".repeat(32), name: "fuzz".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into(), auth_port: Some(1) };
+pub fn discovery_engine(now: Instant, data: &[u8]) {
+    let local = LocalDevice {
+        device_id: "AB".repeat(32),
+        name: "fuzz".into(),
+        device_type: 0xF2,
+        ip: [10, 0, 0, 2].into(),
+        auth_port: Some(1),
+    };
     let mut d = Discovery::new(DiscoveryConfig::default(), local);
     let _ = d.publish(Some("m"), &PublishInfo::coap(1, "ddmpCapability"));
-    let _ = d.handle_datagram(Instant::now(), SocketAddr::from(([10, 0, 0, 3], 5684)), data);
+    let _ = d.handle_datagram(
+        now,
+        SocketAddr::from(([10, 0, 0, 3], 5684)),
+        data,
+    );
     while d.poll_transmit().is_some() {}
 }
 
@@ -44,7 +56,13 @@ pub fn deframer(data: &[u8]) {
 
 /// An auth server connection fed arbitrary bytes (crypto from the caller).
 pub fn auth_conn(crypto: &mut dyn Crypto, data: &[u8]) {
-    let local = LocalAuthInfo { device_id: "AB".repeat(32), device_name: "fuzz".into(), device_type: "DEV_L1".into(), auth_port: 1, session_port: 2 };
+    let local = LocalAuthInfo {
+        device_id: "AB".repeat(32),
+        device_name: "fuzz".into(),
+        device_type: "DEV_L1".into(),
+        auth_port: 1,
+        session_port: 2,
+    };
     let mut a = AuthConn::new(local, &PinPolicy::pin("1234"), 1512);
     let _ = a.handle_data(crypto, data);
     while a.poll_transmit().is_some() {}
@@ -57,14 +75,21 @@ pub fn hichain(crypto: &mut dyn Crypto, data: &[u8]) {
 }
 
 /// A whole node fed bytes on an auth and a session connection.
-pub fn bus_tcp(crypto: Box<dyn Crypto>, data: &[u8]) {
+pub fn bus_tcp(now: Instant, crypto: Box<dyn Crypto>, data: &[u8]) {
     let mut bus = Bus::new(
-        BusConfig { pin: PinPolicy::pin("1234"), ..Default::default() },
-        LocalConfig { device_id: "AB".repeat(32), name: "fuzz".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into() },
+        BusConfig {
+            pin: PinPolicy::pin("1234"),
+            ..Default::default()
+        },
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "fuzz".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
         crypto,
     );
     let _ = bus.create_session_server("echo");
-    let now = Instant::now();
     let peer = SocketAddr::from(([10, 0, 0, 3], 4000));
     let _ = bus.handle_accept(now, ConnId(1), Listener::Auth, peer);
     let _ = bus.handle_accept(now, ConnId(2), Listener::Session, peer);

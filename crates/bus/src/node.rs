@@ -3,7 +3,9 @@
 
 use crate::auth::{AuthConn, AuthConnEvent, LocalAuthInfo, PeerInfo, PinPolicy};
 use crate::crypto::Crypto;
-use crate::discovery::{Datagram, Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice};
+use crate::discovery::{
+    Datagram, Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice,
+};
 use crate::frame::{self, Frame, FrameError, Module, FLAG_REPLY};
 use crate::session::{self, DataChannel, SessionConn, SessionError};
 use crate::ConnId;
@@ -23,6 +25,9 @@ pub struct BusConfig {
     pub max_auth_conns: usize,
     /// Session connections that have not opened yet.
     pub max_pending_session_conns: usize,
+    /// Connections of each kind one IP may hold before finishing its handshake, so a
+    /// single address cannot take every slot.
+    pub max_pending_per_ip: usize,
     /// Time an auth connection has to finish VerifyIp, and a session connection to open.
     pub handshake_timeout: Duration,
     /// Largest auth-channel body accepted (softbus_lite: 1512).
@@ -33,11 +38,15 @@ impl Default for BusConfig {
     fn default() -> Self {
         Self {
             discovery: DiscoveryConfig::default(),
-            pin: PinPolicy { pin: None, allow_empty: false },
+            pin: PinPolicy {
+                pin: None,
+                allow_empty: false,
+            },
             max_session_servers: session::DEFAULT_MAX_SERVERS,
             max_sessions: session::DEFAULT_MAX_SESSIONS,
             max_auth_conns: 32,
             max_pending_session_conns: 16,
+            max_pending_per_ip: 4,
             handshake_timeout: Duration::from_secs(10),
             auth_max_data: frame::LITE_MAX_AUTH_DATA,
         }
@@ -79,15 +88,34 @@ pub struct SessionInfo {
 pub enum BusEvent {
     Discovery(DiscoveryEvent),
     /// A peer finished VerifyIp.
-    PeerVerified { conn: ConnId, ip: IpAddr, peer: PeerInfo },
+    PeerVerified {
+        conn: ConnId,
+        ip: IpAddr,
+        peer: PeerInfo,
+    },
     /// A key agreement failed (17 = wrong PIN).
-    PakeFailed { conn: ConnId, ip: IpAddr, code: u32 },
+    PakeFailed {
+        conn: ConnId,
+        ip: IpAddr,
+        code: u32,
+    },
     /// A session opened; close it to refuse.
     SessionOpened(SessionInfo),
-    BytesReceived { session_id: i32, data: Vec<u8> },
-    SessionClosed { session_id: i32, session: String, reason: String },
+    BytesReceived {
+        session_id: i32,
+        data: Vec<u8>,
+    },
+    SessionClosed {
+        session_id: i32,
+        session: String,
+        reason: String,
+    },
     /// A connection was dropped because its peer misbehaved or timed out.
-    ConnDropped { conn: ConnId, ip: IpAddr, reason: String },
+    ConnDropped {
+        conn: ConnId,
+        ip: IpAddr,
+        reason: String,
+    },
 }
 
 /// Errors of the facade's commands.
@@ -105,7 +133,10 @@ pub enum BusError {
 #[derive(Debug)]
 enum ConnState {
     Auth(Box<AuthConn>),
-    Session { conn: SessionConn, session: Option<i32> },
+    Session {
+        conn: SessionConn,
+        session: Option<i32>,
+    },
 }
 
 #[derive(Debug)]
@@ -148,14 +179,22 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus").field("device", &crate::redact(&self.local.device_id)).field("conns", &self.conns.len()).field("sessions", &self.sessions.len()).finish()
+        f.debug_struct("Bus")
+            .field("device", &crate::redact(&self.local.device_id))
+            .field("conns", &self.conns.len())
+            .field("sessions", &self.sessions.len())
+            .finish()
     }
 }
 
 /// `DEVICE_TYPE` string of the auth channel: softbus_lite sends the constant for
 /// its class, not the configured type.
 fn device_type_string(t: u8) -> &'static str {
-    if t == 0xF1 { "DEV_L0" } else { "DEV_L1" }
+    if t == 0xF1 {
+        "DEV_L0"
+    } else {
+        "DEV_L1"
+    }
 }
 
 impl Bus {
@@ -163,7 +202,13 @@ impl Bus {
     pub fn new(config: BusConfig, local: LocalConfig, crypto: Box<dyn Crypto>) -> Self {
         let discovery = Discovery::new(
             config.discovery.clone(),
-            LocalDevice { device_id: local.device_id.clone(), name: local.name.clone(), device_type: local.device_type, ip: local.ip, auth_port: None },
+            LocalDevice {
+                device_id: local.device_id.clone(),
+                name: local.name.clone(),
+                device_type: local.device_type,
+                ip: local.ip,
+                auth_port: None,
+            },
         );
         Self {
             config,
@@ -216,7 +261,9 @@ impl Bus {
             return Err(SessionError::DuplicateServer(name.to_owned()));
         }
         if self.servers.len() >= self.config.max_session_servers {
-            return Err(SessionError::TooManyServers(self.config.max_session_servers));
+            return Err(SessionError::TooManyServers(
+                self.config.max_session_servers,
+            ));
         }
         self.servers.push(name.to_owned());
         Ok(())
@@ -224,9 +271,18 @@ impl Bus {
 
     /// RemoveSessionServer: closes every session of that server first.
     pub fn remove_session_server(&mut self, name: &str) -> Result<(), SessionError> {
-        let pos = self.servers.iter().position(|s| s == name).ok_or_else(|| SessionError::UnknownServer(name.to_owned()))?;
+        let pos = self
+            .servers
+            .iter()
+            .position(|s| s == name)
+            .ok_or_else(|| SessionError::UnknownServer(name.to_owned()))?;
         self.servers.remove(pos);
-        let ids: Vec<i32> = self.sessions.values().filter(|s| s.info.session == name).map(|s| s.info.session_id).collect();
+        let ids: Vec<i32> = self
+            .sessions
+            .values()
+            .filter(|s| s.info.session == name)
+            .map(|s| s.info.session_id)
+            .collect();
         for id in ids {
             self.close_session_with(id, "server removed");
         }
@@ -252,11 +308,19 @@ impl Bus {
     pub fn send_bytes(&mut self, id: i32, data: &[u8]) -> Result<(), SessionError> {
         let s = self.sessions.get(&id).ok_or(SessionError::NoSession)?;
         let conn_id = s.conn;
-        let conn = self.conns.get_mut(&conn_id).ok_or(SessionError::NoSession)?;
-        let ConnState::Session { conn: sc, .. } = &mut conn.state else { return Err(SessionError::NoSession) };
+        let conn = self
+            .conns
+            .get_mut(&conn_id)
+            .ok_or(SessionError::NoSession)?;
+        let ConnState::Session { conn: sc, .. } = &mut conn.state else {
+            return Err(SessionError::NoSession);
+        };
         let ch = sc.channel.as_mut().ok_or(SessionError::NotOpen)?;
         let bytes = ch.seal(self.crypto.as_mut(), data)?;
-        self.transmits.push_back(Transmit::Tcp { conn: conn_id, bytes });
+        self.transmits.push_back(Transmit::Tcp {
+            conn: conn_id,
+            bytes,
+        });
         Ok(())
     }
 
@@ -273,7 +337,11 @@ impl Bus {
         if let Some(s) = self.sessions.remove(&id) {
             self.conns.remove(&s.conn);
             self.transmits.push_back(Transmit::Close { conn: s.conn });
-            self.events.push_back(BusEvent::SessionClosed { session_id: id, session: s.info.session, reason: reason.to_owned() });
+            self.events.push_back(BusEvent::SessionClosed {
+                session_id: id,
+                session: s.info.session,
+                reason: reason.to_owned(),
+            });
         }
     }
 
@@ -282,11 +350,19 @@ impl Bus {
     }
 
     /// A listener accepted `conn` from `peer`. Over a limit, the connection is closed at once.
-    pub fn handle_accept(&mut self, now: Instant, conn: ConnId, listener: Listener, peer: SocketAddr) -> Result<(), BusError> {
+    pub fn handle_accept(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        listener: Listener,
+        peer: SocketAddr,
+    ) -> Result<(), BusError> {
         let deadline = Some(now + self.config.handshake_timeout);
         let state = match listener {
             Listener::Auth => {
-                if self.count(|c| matches!(c.state, ConnState::Auth(_))) >= self.config.max_auth_conns {
+                if self.count(|c| matches!(c.state, ConnState::Auth(_)))
+                    >= self.config.max_auth_conns
+                {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
@@ -297,46 +373,89 @@ impl Bus {
                     auth_port: self.auth_port,
                     session_port: self.session_port,
                 };
-                ConnState::Auth(Box::new(AuthConn::new(local, &self.config.pin, self.config.auth_max_data)))
+                ConnState::Auth(Box::new(AuthConn::new(
+                    local,
+                    &self.config.pin,
+                    self.config.auth_max_data,
+                )))
             }
             Listener::Session => {
-                if self.count(|c| matches!(c.state, ConnState::Session { session: None, .. })) >= self.config.max_pending_session_conns {
+                if self.count(|c| matches!(c.state, ConnState::Session { session: None, .. }))
+                    >= self.config.max_pending_session_conns
+                {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
-                ConnState::Session { conn: SessionConn::new(), session: None }
+                ConnState::Session {
+                    conn: SessionConn::new(),
+                    session: None,
+                }
             }
         };
-        self.conns.insert(conn, Conn { peer, deadline, state });
+        self.conns.insert(
+            conn,
+            Conn {
+                peer,
+                deadline,
+                state,
+            },
+        );
         Ok(())
     }
 
     /// The peer closed `conn` (or the socket failed).
     pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            if let ConnState::Session { session: Some(id), .. } = c.state {
+            if let ConnState::Session {
+                session: Some(id), ..
+            } = c.state
+            {
                 if let Some(s) = self.sessions.remove(&id) {
-                    self.events.push_back(BusEvent::SessionClosed { session_id: id, session: s.info.session, reason: "peer closed".into() });
+                    self.events.push_back(BusEvent::SessionClosed {
+                        session_id: id,
+                        session: s.info.session,
+                        reason: "peer closed".into(),
+                    });
                 }
             }
         }
     }
 
     fn drop_conn(&mut self, conn: ConnId, reason: String) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         tracing::debug!(conn = conn.0, %reason, "dropping connection");
         self.transmits.push_back(Transmit::Close { conn });
-        if let ConnState::Session { session: Some(id), .. } = c.state {
+        if let ConnState::Session {
+            session: Some(id), ..
+        } = c.state
+        {
             if let Some(s) = self.sessions.remove(&id) {
-                self.events.push_back(BusEvent::SessionClosed { session_id: id, session: s.info.session, reason: reason.clone() });
+                self.events.push_back(BusEvent::SessionClosed {
+                    session_id: id,
+                    session: s.info.session,
+                    reason: reason.clone(),
+                });
             }
         }
-        self.events.push_back(BusEvent::ConnDropped { conn, ip: c.peer.ip(), reason });
+        self.events.push_back(BusEvent::ConnDropped {
+            conn,
+            ip: c.peer.ip(),
+            reason,
+        });
     }
 
     /// Bytes arrived on `conn`.
-    pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> Result<(), BusError> {
-        let Some(c) = self.conns.get_mut(&conn) else { return Err(BusError::UnknownConn) };
+    pub fn handle_tcp_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+    ) -> Result<(), BusError> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Err(BusError::UnknownConn);
+        };
         let peer = c.peer;
         match &mut c.state {
             ConnState::Auth(a) => {
@@ -350,9 +469,19 @@ impl Bus {
                             match e {
                                 AuthConnEvent::Verified(p) => {
                                     c.deadline = None;
-                                    self.events.push_back(BusEvent::PeerVerified { conn, ip: peer.ip(), peer: p });
+                                    self.events.push_back(BusEvent::PeerVerified {
+                                        conn,
+                                        ip: peer.ip(),
+                                        peer: p,
+                                    });
                                 }
-                                AuthConnEvent::PakeFailed { code } => self.events.push_back(BusEvent::PakeFailed { conn, ip: peer.ip(), code }),
+                                AuthConnEvent::PakeFailed { code } => {
+                                    self.events.push_back(BusEvent::PakeFailed {
+                                        conn,
+                                        ip: peer.ip(),
+                                        code,
+                                    })
+                                }
                                 AuthConnEvent::KeyEstablished { .. } => {}
                             }
                         }
@@ -376,27 +505,54 @@ impl Bus {
             .values()
             .filter(|c| c.peer.ip() == ip)
             .filter_map(|c| match &c.state {
-                ConnState::Auth(a) => a.key(index).map(|k| (*k, a.peer_device_id().unwrap_or_default().to_owned())),
+                ConnState::Auth(a) => a
+                    .key(index)
+                    .map(|k| (*k, a.peer_device_id().unwrap_or_default().to_owned())),
                 _ => None,
             })
             .collect()
     }
 
-    fn handle_session_data(&mut self, _now: Instant, conn: ConnId, peer: SocketAddr, data: &[u8]) -> Result<(), SessionError> {
+    fn handle_session_data(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        peer: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), SessionError> {
         let frames = {
-            let Some(Conn { state: ConnState::Session { conn: sc, .. }, .. }) = self.conns.get_mut(&conn) else { return Ok(()) };
+            let Some(Conn {
+                state: ConnState::Session { conn: sc, .. },
+                ..
+            }) = self.conns.get_mut(&conn)
+            else {
+                return Ok(());
+            };
             sc.push(data)?
         };
         for f in frames {
             match f {
                 Frame::Auth(_, body) => self.open_session(conn, peer, &body)?,
                 Frame::Session(h, body) => {
-                    let Some(Conn { state: ConnState::Session { conn: sc, session }, .. }) = self.conns.get_mut(&conn) else { return Ok(()) };
-                    let (Some(ch), Some(id)) = (sc.channel.as_mut(), *session) else { return Err(SessionError::NotOpen) };
+                    let Some(Conn {
+                        state: ConnState::Session { conn: sc, session },
+                        ..
+                    }) = self.conns.get_mut(&conn)
+                    else {
+                        return Ok(());
+                    };
+                    let (Some(ch), Some(id)) = (sc.channel.as_mut(), *session) else {
+                        return Err(SessionError::NotOpen);
+                    };
                     match ch.open(self.crypto.as_ref(), h.seq, &body) {
-                        Ok(plain) => self.events.push_back(BusEvent::BytesReceived { session_id: id, data: plain }),
+                        Ok(plain) => self.events.push_back(BusEvent::BytesReceived {
+                            session_id: id,
+                            data: plain,
+                        }),
                         Err(e) if ch.exhausted() => return Err(e),
-                        Err(e) => tracing::debug!(session = id, error = %e, "dropped session packet"),
+                        Err(e) => {
+                            tracing::debug!(session = id, error = %e, "dropped session packet")
+                        }
                     }
                 }
             }
@@ -404,7 +560,12 @@ impl Bus {
         Ok(())
     }
 
-    fn open_session(&mut self, conn: ConnId, peer: SocketAddr, body: &[u8]) -> Result<(), SessionError> {
+    fn open_session(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        body: &[u8],
+    ) -> Result<(), SessionError> {
         if self.sessions.len() >= self.config.max_sessions {
             return Err(SessionError::TooManySessions(self.config.max_sessions));
         }
@@ -415,7 +576,8 @@ impl Bus {
         }
         let mut opened = Err(SessionError::UnknownKey(index));
         for (key, peer_device_id) in candidates {
-            opened = SessionConn::open_request(self.crypto.as_ref(), body, &key).map(|r| (r, key, peer_device_id));
+            opened = SessionConn::open_request(self.crypto.as_ref(), body, &key)
+                .map(|r| (r, key, peer_device_id));
             if opened.is_ok() {
                 break;
             }
@@ -425,15 +587,39 @@ impl Bus {
             return Err(SessionError::UnknownServer(req.bus_name));
         }
         let reply = session::open_reply_json(&self.local.device_id, &req.bus_name);
-        let bytes = frame::auth_sealed(self.crypto.as_mut(), &key, index, Module::SESSION, session::OPEN_REPLY_SEQ, FLAG_REPLY, &reply)?;
+        let bytes = frame::auth_sealed(
+            self.crypto.as_mut(),
+            &key,
+            index,
+            Module::SESSION,
+            session::OPEN_REPLY_SEQ,
+            FLAG_REPLY,
+            &reply,
+        )?;
         let id = self.allocate_session_id();
-        let Some(c) = self.conns.get_mut(&conn) else { return Ok(()) };
-        let ConnState::Session { conn: sc, session } = &mut c.state else { return Ok(()) };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Ok(());
+        };
+        let ConnState::Session { conn: sc, session } = &mut c.state else {
+            return Ok(());
+        };
         sc.channel = Some(DataChannel::new(req.key));
         *session = Some(id);
         c.deadline = None;
-        let info = SessionInfo { session_id: id, session: req.bus_name, peer_device_id, peer, transport: "tcp" };
-        self.sessions.insert(id, Session { info: info.clone(), conn });
+        let info = SessionInfo {
+            session_id: id,
+            session: req.bus_name,
+            peer_device_id,
+            peer,
+            transport: "tcp",
+        };
+        self.sessions.insert(
+            id,
+            Session {
+                info: info.clone(),
+                conn,
+            },
+        );
         self.transmits.push_back(Transmit::Tcp { conn, bytes });
         self.events.push_back(BusEvent::SessionOpened(info));
         Ok(())
@@ -441,7 +627,11 @@ impl Bus {
 
     fn allocate_session_id(&mut self) -> i32 {
         loop {
-            self.next_session = if self.next_session >= i32::MAX { 1 } else { self.next_session + 1 };
+            self.next_session = if self.next_session == i32::MAX {
+                1
+            } else {
+                self.next_session + 1
+            };
             if !self.sessions.contains_key(&self.next_session) {
                 return self.next_session;
             }
@@ -449,7 +639,12 @@ impl Bus {
     }
 
     /// A discovery datagram arrived.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), DiscoveryError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DiscoveryError> {
         let r = self.discovery.handle_datagram(now, from, data);
         self.drain_discovery();
         r
@@ -468,7 +663,12 @@ impl Bus {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.discovery.handle_timeout(now);
         self.drain_discovery();
-        let late: Vec<ConnId> = self.conns.iter().filter(|(_, c)| c.deadline.is_some_and(|d| d <= now)).map(|(k, _)| *k).collect();
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
         for conn in late {
             self.drop_conn(conn, "handshake timed out".into());
         }

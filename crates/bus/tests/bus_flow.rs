@@ -1,8 +1,9 @@
 //! The whole soft bus between engines in memory: discover → auth → open → echo,
 //! and the negative battery (each bad input rejected, the node still serving).
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 mod common;
 use softbus_bus::auth::{AuthClient, AuthError, Authenticated, LocalAuthInfo, PinPolicy};
-use softbus_bus::discovery::{DiscoveryEvent, LocalDevice, Discovery, DiscoveryConfig};
+use softbus_bus::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent, LocalDevice};
 use softbus_bus::frame::{self, Module};
 use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Transmit};
 use softbus_bus::session::{ClientEvent, SessionClient};
@@ -15,8 +16,16 @@ const PEER: &str = "10.0.0.3:40000";
 
 fn node() -> Bus {
     let mut bus = Bus::new(
-        BusConfig { pin: PinPolicy::pin("246810"), ..Default::default() },
-        LocalConfig { device_id: "AB".repeat(32), name: "node".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into() },
+        BusConfig {
+            pin: PinPolicy::pin("246810"),
+            ..Default::default()
+        },
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "node".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
         Box::new(OpenSslCrypto::seeded(11)),
     );
     bus.set_ports(40001, 40002);
@@ -25,7 +34,13 @@ fn node() -> Bus {
 }
 
 fn client_info() -> LocalAuthInfo {
-    LocalAuthInfo { device_id: "CD".repeat(32), device_name: "phone".into(), device_type: "DEV_L1".into(), auth_port: 0, session_port: 0 }
+    LocalAuthInfo {
+        device_id: "CD".repeat(32),
+        device_name: "phone".into(),
+        device_type: "DEV_L1".into(),
+        auth_port: 0,
+        session_port: 0,
+    }
 }
 
 /// Bytes the node wrote to `conn`; panics on a close.
@@ -40,13 +55,23 @@ fn out_for(bus: &mut Bus, conn: ConnId) -> (Vec<Vec<u8>>, bool) {
             other => keep.push(other),
         }
     }
-    assert!(keep.iter().all(|t| matches!(t, Transmit::Udp(_))), "{keep:?}");
+    assert!(
+        keep.iter().all(|t| matches!(t, Transmit::Udp(_))),
+        "{keep:?}"
+    );
     (v, closed)
 }
 
-fn authenticate(bus: &mut Bus, c: &mut OpenSslCrypto, conn: ConnId, pin: &str, seq: i64) -> Result<Authenticated, AuthError> {
+fn authenticate(
+    bus: &mut Bus,
+    c: &mut OpenSslCrypto,
+    conn: ConnId,
+    pin: &str,
+    seq: i64,
+) -> Result<Authenticated, AuthError> {
     let now = Instant::now();
-    bus.handle_accept(now, conn, Listener::Auth, PEER.parse().unwrap()).unwrap();
+    bus.handle_accept(now, conn, Listener::Auth, PEER.parse().unwrap())
+        .unwrap();
     let mut client = AuthClient::new(client_info(), pin.as_bytes(), seq);
     for _ in 0..10 {
         while let Some(b) = client.poll_transmit() {
@@ -63,9 +88,16 @@ fn authenticate(bus: &mut Bus, c: &mut OpenSslCrypto, conn: ConnId, pin: &str, s
     panic!("auth did not finish")
 }
 
-fn open(bus: &mut Bus, c: &mut OpenSslCrypto, conn: ConnId, auth: &Authenticated, name: &str) -> (SessionClient, Vec<Vec<u8>>, bool) {
+fn open(
+    bus: &mut Bus,
+    c: &mut OpenSslCrypto,
+    conn: ConnId,
+    auth: &Authenticated,
+    name: &str,
+) -> (SessionClient, Vec<Vec<u8>>, bool) {
     let now = Instant::now();
-    bus.handle_accept(now, conn, Listener::Session, PEER.parse().unwrap()).unwrap();
+    bus.handle_accept(now, conn, Listener::Session, PEER.parse().unwrap())
+        .unwrap();
     let mut s = SessionClient::new(c, name, auth.key_index, &auth.key).unwrap();
     let pkt = s.poll_transmit().unwrap();
     bus.handle_tcp_data(now, conn, &pkt).unwrap();
@@ -77,12 +109,19 @@ fn events(bus: &mut Bus) -> Vec<BusEvent> {
     std::iter::from_fn(|| bus.poll_event()).collect()
 }
 
-fn opened_echo(bus: &mut Bus, c: &mut OpenSslCrypto, auth_conn: u64, sess_conn: u64) -> (SessionClient, i32, Authenticated) {
+fn opened_echo(
+    bus: &mut Bus,
+    c: &mut OpenSslCrypto,
+    auth_conn: u64,
+    sess_conn: u64,
+) -> (SessionClient, i32, Authenticated) {
     let auth = authenticate(bus, c, ConnId(auth_conn), "246810", 900).unwrap();
     let (mut s, out, closed) = open(bus, c, ConnId(sess_conn), &auth, "echo");
     assert!(!closed);
     let ev = s.handle_data(c, &out[0]).unwrap();
-    let ClientEvent::Opened(reply) = &ev[0] else { panic!() };
+    let ClientEvent::Opened(reply) = &ev[0] else {
+        panic!()
+    };
     assert_eq!(reply["CODE"], 1);
     assert_eq!(reply["PKG_NAME"], "echo");
     assert_eq!(reply["DEVICE_ID"], "AB".repeat(32));
@@ -93,7 +132,14 @@ fn opened_echo(bus: &mut Bus, c: &mut OpenSslCrypto, auth_conn: u64, sess_conn: 
     (s, id.unwrap(), auth)
 }
 
-fn echo_round(bus: &mut Bus, c: &mut OpenSslCrypto, s: &mut SessionClient, conn: ConnId, id: i32, msg: &[u8]) {
+fn echo_round(
+    bus: &mut Bus,
+    c: &mut OpenSslCrypto,
+    s: &mut SessionClient,
+    conn: ConnId,
+    id: i32,
+    msg: &[u8],
+) {
     s.send(c, msg).unwrap();
     let pkt = s.poll_transmit().unwrap();
     bus.handle_tcp_data(Instant::now(), conn, &pkt).unwrap();
@@ -104,26 +150,59 @@ fn echo_round(bus: &mut Bus, c: &mut OpenSslCrypto, s: &mut SessionClient, conn:
     assert_eq!(got.as_deref(), Some(msg));
     bus.send_bytes(id, msg).unwrap();
     let (out, _) = out_for(bus, conn);
-    assert_eq!(s.handle_data(c, &out[0]).unwrap(), vec![ClientEvent::Bytes(msg.to_vec())]);
+    assert_eq!(
+        s.handle_data(c, &out[0]).unwrap(),
+        vec![ClientEvent::Bytes(msg.to_vec())]
+    );
 }
 
 #[test]
 fn discover_then_authenticate_then_echo() {
     let mut bus = node();
-    bus.discovery_mut().publish(Some("softbus-server"), &softbus_bus::discovery::publish::PublishInfo::coap(1, "ddmpCapability")).unwrap();
-    let mut disc = Discovery::new(DiscoveryConfig::default(), LocalDevice { device_id: "CD".repeat(32), name: "phone".into(), device_type: 0x0E, ip: [10, 0, 0, 3].into(), auth_port: None });
+    bus.discovery_mut()
+        .publish(
+            Some("softbus-server"),
+            &softbus_bus::discovery::publish::PublishInfo::coap(1, "ddmpCapability"),
+        )
+        .unwrap();
+    let mut disc = Discovery::new(
+        DiscoveryConfig::default(),
+        LocalDevice {
+            device_id: "CD".repeat(32),
+            name: "phone".into(),
+            device_type: 0x0E,
+            ip: [10, 0, 0, 3].into(),
+            auth_port: None,
+        },
+    );
     let now = Instant::now();
     disc.start_discovery(now, vec!["10.0.0.2:5684".parse().unwrap()]);
     let req = disc.poll_transmit().unwrap();
-    bus.handle_datagram(now, "10.0.0.3:5684".parse().unwrap(), &req.payload).unwrap();
-    let Some(Transmit::Udp(reply)) = bus.poll_transmit() else { panic!() };
-    disc.handle_datagram(now, "10.0.0.2:5684".parse().unwrap(), &reply.payload).unwrap();
-    let Some(DiscoveryEvent::DeviceFound(found)) = disc.poll_event() else { panic!() };
-    assert_eq!((found.device_id.as_str(), found.auth_port, found.name.as_str()), ("AB".repeat(32).as_str(), Some(40001), "node"));
+    bus.handle_datagram(now, "10.0.0.3:5684".parse().unwrap(), &req.payload)
+        .unwrap();
+    let Some(Transmit::Udp(reply)) = bus.poll_transmit() else {
+        panic!()
+    };
+    disc.handle_datagram(now, "10.0.0.2:5684".parse().unwrap(), &reply.payload)
+        .unwrap();
+    let Some(DiscoveryEvent::DeviceFound(found)) = disc.poll_event() else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            found.device_id.as_str(),
+            found.auth_port,
+            found.name.as_str()
+        ),
+        ("AB".repeat(32).as_str(), Some(40001), "node")
+    );
 
     let mut c = OpenSslCrypto::seeded(5);
     let auth = authenticate(&mut bus, &mut c, ConnId(1), "246810", 900).unwrap();
-    assert_eq!((auth.peer.session_port, auth.peer.auth_port, auth.key_index), (40002, 40001, 900));
+    assert_eq!(
+        (auth.peer.session_port, auth.peer.auth_port, auth.key_index),
+        (40002, 40001, 900)
+    );
     assert_eq!(auth.peer.device_id, "AB".repeat(32));
     let verified = events(&mut bus).into_iter().find_map(|e| match e {
         BusEvent::PeerVerified { peer, .. } => Some(peer),
@@ -141,37 +220,70 @@ fn discover_then_authenticate_then_echo() {
         _ => None,
     });
     let info = info.unwrap();
-    assert_eq!((info.session.as_str(), info.peer_device_id.as_str()), ("echo", "CD".repeat(32).as_str()));
+    assert_eq!(
+        (info.session.as_str(), info.peer_device_id.as_str()),
+        ("echo", "CD".repeat(32).as_str())
+    );
     for msg in [&b"x"[..], b"hello softbus", &[0xa5; 4048]] {
         echo_round(&mut bus, &mut c, &mut s, ConnId(2), info.session_id, msg);
     }
     assert!(bus.send_bytes(info.session_id, &[0; 4049]).is_err());
     assert!(bus.send_bytes(info.session_id, &[]).is_err());
     bus.close_session(info.session_id).unwrap();
-    assert!(matches!(bus.poll_transmit(), Some(Transmit::Close { conn: ConnId(2) })));
-    assert!(matches!(bus.poll_event(), Some(BusEvent::SessionClosed { .. })));
+    assert!(matches!(
+        bus.poll_transmit(),
+        Some(Transmit::Close { conn: ConnId(2) })
+    ));
+    assert!(matches!(
+        bus.poll_event(),
+        Some(BusEvent::SessionClosed { .. })
+    ));
 }
 
 #[test]
 fn wrong_pin_is_refused() {
     let mut bus = node();
     let mut c = OpenSslCrypto::seeded(6);
-    assert_eq!(authenticate(&mut bus, &mut c, ConnId(1), "000000", 7).unwrap_err(), AuthError::WrongPin);
-    assert!(events(&mut bus).iter().any(|e| matches!(e, BusEvent::PakeFailed { code: 17, .. })));
+    assert_eq!(
+        authenticate(&mut bus, &mut c, ConnId(1), "000000", 7).unwrap_err(),
+        AuthError::WrongPin
+    );
+    assert!(events(&mut bus)
+        .iter()
+        .any(|e| matches!(e, BusEvent::PakeFailed { code: 17, .. })));
 }
 
 #[test]
 fn empty_pin_needs_explicit_permission() {
     let mut bus = Bus::new(
-        BusConfig { pin: PinPolicy::pin(""), ..Default::default() },
-        LocalConfig { device_id: "AB".repeat(32), name: "n".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into() },
+        BusConfig {
+            pin: PinPolicy::pin(""),
+            ..Default::default()
+        },
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "n".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
         Box::new(OpenSslCrypto::seeded(1)),
     );
     let mut c = OpenSslCrypto::seeded(2);
     assert!(authenticate(&mut bus, &mut c, ConnId(1), "", 7).is_err());
     let mut bus = Bus::new(
-        BusConfig { pin: PinPolicy { pin: Some(String::new().into()), allow_empty: true }, ..Default::default() },
-        LocalConfig { device_id: "AB".repeat(32), name: "n".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into() },
+        BusConfig {
+            pin: PinPolicy {
+                pin: Some(String::new().into()),
+                allow_empty: true,
+            },
+            ..Default::default()
+        },
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "n".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
         Box::new(OpenSslCrypto::seeded(1)),
     );
     assert!(authenticate(&mut bus, &mut c, ConnId(1), "", 7).is_ok());
@@ -196,7 +308,13 @@ fn negative_battery() {
         out_for(bus, conn).1
     };
     let mut hdr = Vec::new();
-    frame::AuthHeader { module: Module::TRUST_ENGINE, seq: 1, flags: 0, data_len: 10 }.emit(&mut hdr);
+    frame::AuthHeader {
+        module: Module::TRUST_ENGINE,
+        seq: 1,
+        flags: 0,
+        data_len: 10,
+    }
+    .emit(&mut hdr);
 
     // truncated frame: nothing happens until the deadline, then the connection is dropped
     let t = fresh(&mut bus, Listener::Auth);
@@ -205,15 +323,29 @@ fn negative_battery() {
     assert!(out_for(&mut bus, t).1, "truncated frame times out");
     // bad magic
     let t = fresh(&mut bus, Listener::Auth);
-    assert!(closed_after(&mut bus, t, &[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]));
+    assert!(closed_after(
+        &mut bus,
+        t,
+        &[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]
+    ));
     // huge dataLen
     let t = fresh(&mut bus, Listener::Auth);
     let mut huge = Vec::new();
-    frame::AuthHeader { module: Module::TRUST_ENGINE, seq: 1, flags: 0, data_len: 0x7fff_fff0 }.emit(&mut huge);
+    frame::AuthHeader {
+        module: Module::TRUST_ENGINE,
+        seq: 1,
+        flags: 0,
+        data_len: 0x7fff_fff0,
+    }
+    .emit(&mut huge);
     assert!(closed_after(&mut bus, t, &huge));
     // bad JSON
     let t = fresh(&mut bus, Listener::Auth);
-    assert!(closed_after(&mut bus, t, &frame::auth_plain(Module::TRUST_ENGINE, 1, 0, b"{not json")));
+    assert!(closed_after(
+        &mut bus,
+        t,
+        &frame::auth_plain(Module::TRUST_ENGINE, 1, 0, b"{not json")
+    ));
     // unknown module: ignored a few times, then the connection is dropped
     let t = fresh(&mut bus, Listener::Auth);
     let unknown = frame::auth_plain(Module(77), 1, 0, b"x");
@@ -243,17 +375,29 @@ fn negative_battery() {
     let mut bad = good.poll_transmit().unwrap();
     bad[20] ^= 1;
     bus.handle_tcp_data(now, ConnId(2), &bad).unwrap();
-    let got: Vec<_> = events(&mut bus).into_iter().filter_map(|e| match e {
-        BusEvent::BytesReceived { data, .. } => Some(data),
-        _ => None,
-    }).collect();
+    let got: Vec<_> = events(&mut bus)
+        .into_iter()
+        .filter_map(|e| match e {
+            BusEvent::BytesReceived { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
     assert_eq!(got, vec![b"once".to_vec()]);
     assert!(!out_for(&mut bus, ConnId(2)).1);
     // oversize CoAP
-    assert!(bus.handle_datagram(now, "10.0.0.3:5684".parse().unwrap(), &vec![0x50; 1500]).is_err());
+    assert!(bus
+        .handle_datagram(now, "10.0.0.3:5684".parse().unwrap(), &vec![0x50; 1500])
+        .is_err());
 
     // The good session and a brand-new client still work.
-    echo_round(&mut bus, &mut c, &mut good, ConnId(2), good_id, b"still here");
+    echo_round(
+        &mut bus,
+        &mut c,
+        &mut good,
+        ConnId(2),
+        good_id,
+        b"still here",
+    );
     let (mut s2, id2, _) = opened_echo(&mut bus, &mut c, 50, 51);
     echo_round(&mut bus, &mut c, &mut s2, ConnId(51), id2, b"new client");
 }
@@ -261,8 +405,19 @@ fn negative_battery() {
 #[test]
 fn limits_are_enforced() {
     let mut bus = Bus::new(
-        BusConfig { pin: PinPolicy::pin("1"), max_sessions: 2, max_session_servers: 2, max_auth_conns: 1, ..Default::default() },
-        LocalConfig { device_id: "AB".repeat(32), name: "n".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into() },
+        BusConfig {
+            pin: PinPolicy::pin("1"),
+            max_sessions: 2,
+            max_session_servers: 2,
+            max_auth_conns: 1,
+            ..Default::default()
+        },
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "n".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
         Box::new(OpenSslCrypto::seeded(1)),
     );
     bus.create_session_server("a").unwrap();
@@ -271,9 +426,31 @@ fn limits_are_enforced() {
     assert!(bus.create_session_server("c").is_err());
     assert!(bus.create_session_server(&"x".repeat(64)).is_err());
     let now = Instant::now();
-    bus.handle_accept(now, ConnId(1), Listener::Auth, PEER.parse().unwrap()).unwrap();
-    assert!(bus.handle_accept(now, ConnId(2), Listener::Auth, PEER.parse().unwrap()).is_err());
-    assert!(matches!(bus.poll_transmit(), Some(Transmit::Close { conn: ConnId(2) })));
+    bus.handle_accept(now, ConnId(1), Listener::Auth, PEER.parse().unwrap())
+        .unwrap();
+    assert!(bus
+        .handle_accept(now, ConnId(2), Listener::Auth, PEER.parse().unwrap())
+        .is_err());
+    assert!(matches!(
+        bus.poll_transmit(),
+        Some(Transmit::Close { conn: ConnId(2) })
+    ));
     bus.remove_session_server("a").unwrap();
     assert!(bus.remove_session_server("a").is_err());
+}
+
+#[test]
+fn one_address_cannot_take_every_pending_slot() {
+    let mut bus = node();
+    let now = Instant::now();
+    for i in 0..4 {
+        bus.handle_accept(now, ConnId(i), Listener::Session, PEER.parse().unwrap()).unwrap();
+    }
+    assert!(bus.handle_accept(now, ConnId(9), Listener::Session, PEER.parse().unwrap()).is_err());
+    // another address and the other listener are unaffected
+    bus.handle_accept(now, ConnId(10), Listener::Session, "10.0.0.4:1".parse().unwrap()).unwrap();
+    bus.handle_accept(now, ConnId(11), Listener::Auth, PEER.parse().unwrap()).unwrap();
+    // once the handshakes time out, the address may connect again
+    bus.handle_timeout(now + Duration::from_secs(11));
+    bus.handle_accept(now + Duration::from_secs(11), ConnId(12), Listener::Session, PEER.parse().unwrap()).unwrap();
 }

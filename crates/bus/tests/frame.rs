@@ -1,4 +1,5 @@
 //! Frame codecs: header bytes, the fixture's known answers, rejections, reassembly.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 mod common;
 use common::{hexv, vectors};
 use softbus_bus::crypto::CryptoError;
@@ -7,16 +8,28 @@ use softbus_crypto::OpenSslCrypto;
 
 #[test]
 fn auth_header_bytes_and_fields() {
-    let h = AuthHeader { module: Module::CONNECTION, seq: 900, flags: FLAG_REPLY, data_len: 0x11b };
+    let h = AuthHeader {
+        module: Module::CONNECTION,
+        seq: 900,
+        flags: FLAG_REPLY,
+        data_len: 0x11b,
+    };
     let mut b = Vec::new();
     h.emit(&mut b);
-    assert_eq!(hex::encode_upper(&b), "CEFABEBA05000000840300000000000001000000".to_owned() + "1B010000");
+    assert_eq!(
+        hex::encode_upper(&b),
+        "CEFABEBA05000000840300000000000001000000".to_owned() + "1B010000"
+    );
     assert_eq!(AuthHeader::parse(&b, 1512).unwrap(), h);
 }
 
 #[test]
 fn session_header_bytes_and_fields() {
-    let h = SessionHeader { seq: 7, flags: 0, data_len: 41 };
+    let h = SessionHeader {
+        seq: 7,
+        flags: 0,
+        data_len: 41,
+    };
     let mut b = Vec::new();
     h.emit(&mut b);
     assert_eq!(hex::encode_upper(&b), "CEFABEBA070000000000000029000000");
@@ -34,7 +47,10 @@ fn auth_packet_known_answer() {
     let pkt = auth_sealed_with_iv(&crypto, &key, 900, Module(5), 900, 0, &iv, pt).unwrap();
     assert_eq!(pkt, hexv(&v["packet"]));
     let h = AuthHeader::parse(&pkt, LITE_MAX_AUTH_DATA).unwrap();
-    assert_eq!((h.module, h.seq, h.flags, h.data_len as usize), (Module::CONNECTION, 900, 0, pkt.len() - 24));
+    assert_eq!(
+        (h.module, h.seq, h.flags, h.data_len as usize),
+        (Module::CONNECTION, 900, 0, pkt.len() - 24)
+    );
     let body = &pkt[24..];
     assert_eq!(auth_key_index(body).unwrap(), 900);
     assert_eq!(auth_open(&crypto, body, &key).unwrap(), pt);
@@ -61,31 +77,70 @@ fn tampered_wrong_key_and_short_bodies_rejected() {
     let mut pkt = session_sealed(&mut crypto, &key, 1, b"hello").unwrap();
     let n = pkt.len();
     pkt[n - 1] ^= 0x80;
-    assert_eq!(session_open(&crypto, &key, &pkt[16..]), Err(FrameError::Crypto(CryptoError::AuthFailed)));
+    assert_eq!(
+        session_open(&crypto, &key, &pkt[16..]),
+        Err(FrameError::Crypto(CryptoError::AuthFailed))
+    );
     pkt[n - 1] ^= 0x80;
-    assert_eq!(session_open(&crypto, &[8u8; 32], &pkt[16..]), Err(FrameError::Crypto(CryptoError::AuthFailed)));
-    assert_eq!(session_open(&crypto, &key, &pkt[16..45]), Err(FrameError::Crypto(CryptoError::AuthFailed)));
-    assert_eq!(session_open(&crypto, &key, &pkt[16..30]), Err(FrameError::ShortBody));
+    assert_eq!(
+        session_open(&crypto, &[8u8; 32], &pkt[16..]),
+        Err(FrameError::Crypto(CryptoError::AuthFailed))
+    );
+    assert_eq!(
+        session_open(&crypto, &key, &pkt[16..45]),
+        Err(FrameError::Crypto(CryptoError::AuthFailed))
+    );
+    assert_eq!(
+        session_open(&crypto, &key, &pkt[16..30]),
+        Err(FrameError::ShortBody)
+    );
     assert_eq!(auth_key_index(&[0; 31]), Err(FrameError::ShortBody));
 }
 
 #[test]
 fn header_rejections() {
     let mut b = Vec::new();
-    AuthHeader { module: Module::SESSION, seq: 1, flags: 0, data_len: 2000 }.emit(&mut b);
-    assert_eq!(AuthHeader::parse(&b, 1512), Err(FrameError::BadLength { len: 2000, max: 1512 }));
-    assert_eq!(AuthHeader::parse(&b[..23], 1512), Err(FrameError::Truncated));
+    AuthHeader {
+        module: Module::SESSION,
+        seq: 1,
+        flags: 0,
+        data_len: 2000,
+    }
+    .emit(&mut b);
+    assert_eq!(
+        AuthHeader::parse(&b, 1512),
+        Err(FrameError::BadLength {
+            len: 2000,
+            max: 1512
+        })
+    );
+    assert_eq!(
+        AuthHeader::parse(&b[..23], 1512),
+        Err(FrameError::Truncated)
+    );
     b[20..24].copy_from_slice(&(-5i32).to_le_bytes());
-    assert_eq!(AuthHeader::parse(&b, 1512), Err(FrameError::BadLength { len: -5, max: 1512 }));
+    assert_eq!(
+        AuthHeader::parse(&b, 1512),
+        Err(FrameError::BadLength { len: -5, max: 1512 })
+    );
     b[0] = 0;
-    assert_eq!(AuthHeader::parse(&b, 1512), Err(FrameError::BadMagic(0xBABE_FA00)));
+    assert_eq!(
+        AuthHeader::parse(&b, 1512),
+        Err(FrameError::BadMagic(0xBABE_FA00))
+    );
 }
 
 #[test]
 fn deframer_limits_before_buffering() {
     let mut d = Deframer::new(HeaderKind::Auth, 1512);
     let mut b = Vec::new();
-    AuthHeader { module: Module::SESSION, seq: 1, flags: 0, data_len: 0x7fff_ffff }.emit(&mut b);
+    AuthHeader {
+        module: Module::SESSION,
+        seq: 1,
+        flags: 0,
+        data_len: 0x7fff_ffff,
+    }
+    .emit(&mut b);
     d.push(&b);
     assert!(matches!(d.next_frame(), Err(FrameError::BadLength { .. })));
     let mut d = Deframer::new(HeaderKind::Session, 100);
@@ -105,9 +160,16 @@ fn two_frames() -> Vec<u8> {
 fn deframer_pipelined() {
     let mut d = Deframer::new(HeaderKind::Auth, 1512);
     d.push(&two_frames());
-    let Some(Frame::Auth(h, body)) = d.next_frame().unwrap() else { panic!() };
-    assert_eq!((h.module, h.seq, body.as_slice()), (Module::TRUST_ENGINE, 5, &b"{\"a\":1}"[..]));
-    let Some(Frame::Auth(h, body)) = d.next_frame().unwrap() else { panic!() };
+    let Some(Frame::Auth(h, body)) = d.next_frame().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (h.module, h.seq, body.as_slice()),
+        (Module::TRUST_ENGINE, 5, &b"{\"a\":1}"[..])
+    );
+    let Some(Frame::Auth(h, body)) = d.next_frame().unwrap() else {
+        panic!()
+    };
     assert_eq!((h.seq, body.len()), (6, 0));
     assert_eq!(d.next_frame(), Ok(None));
     assert_eq!(d.buffered(), 0);

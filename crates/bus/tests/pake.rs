@@ -1,6 +1,7 @@
 //! hichain DL-SPEKE known answers (shared fixture, computed independently and checked against
 //! deviceauth_lite; re-derived with Python's standard library by tools/vectors.py) and the
 //! server/client engines replaying them byte for byte.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 mod common;
 use common::{hexv, vectors, ScriptedCrypto};
 use serde_json::Value;
@@ -27,14 +28,37 @@ fn derivations_match_vectors() {
         assert_eq!(spk, hexv(&v["server_epk"]), "{name}: server epk");
         let shared = pake::exp(&c, &spk, &hexv(&v["client_esk"])).unwrap();
         assert_eq!(shared, hexv(&v["shared_secret"]), "{name}: shared");
-        assert_eq!(pake::exp(&c, &cpk, &hexv(&v["server_esk"])).unwrap(), shared);
+        assert_eq!(
+            pake::exp(&c, &cpk, &hexv(&v["server_esk"])).unwrap(),
+            shared
+        );
         let keys = pake::derive(&c, &shared, &salt).unwrap();
-        assert_eq!(keys.session_key.to_vec(), hexv(&v["pake_session_key"]), "{name}: session key");
-        assert_eq!(keys.hmac_key.to_vec(), hexv(&v["hmac_key"]), "{name}: hmac key");
+        assert_eq!(
+            keys.session_key.to_vec(),
+            hexv(&v["pake_session_key"]),
+            "{name}: session key"
+        );
+        assert_eq!(
+            keys.hmac_key.to_vec(),
+            hexv(&v["hmac_key"]),
+            "{name}: hmac key"
+        );
         let (cc, sc) = (hexv(&v["client_challenge"]), hexv(&v["server_challenge"]));
-        assert_eq!(pake::kcf(&c, &keys, &cc, &sc).unwrap().to_vec(), hexv(&v["client_kcf"]), "{name}: client kcf");
-        assert_eq!(pake::kcf(&c, &keys, &sc, &cc).unwrap().to_vec(), hexv(&v["server_kcf"]), "{name}: server kcf");
-        assert_eq!(pake::export(&c, &keys, &salt).unwrap().to_vec(), hexv(&v["exported_auth_key"]), "{name}: export");
+        assert_eq!(
+            pake::kcf(&c, &keys, &cc, &sc).unwrap().to_vec(),
+            hexv(&v["client_kcf"]),
+            "{name}: client kcf"
+        );
+        assert_eq!(
+            pake::kcf(&c, &keys, &sc, &cc).unwrap().to_vec(),
+            hexv(&v["server_kcf"]),
+            "{name}: server kcf"
+        );
+        assert_eq!(
+            pake::export(&c, &keys, &salt).unwrap().to_vec(),
+            hexv(&v["exported_auth_key"]),
+            "{name}: export"
+        );
     }
 }
 
@@ -49,23 +73,43 @@ fn engines_replay_vectors() {
     for v in cases() {
         let name = v["name"].as_str().unwrap();
         let pin = v["pin_utf8"].as_str().unwrap().as_bytes();
-        let mut sc = ScriptedCrypto::new(vec![hexv(&v["salt"]), hexv(&v["server_challenge"]), hexv(&v["server_esk"])]);
-        let mut cc = ScriptedCrypto::new(vec![hexv(&v["client_challenge"]), hexv(&v["client_esk"])]);
+        let mut sc = ScriptedCrypto::new(vec![
+            hexv(&v["salt"]),
+            hexv(&v["server_challenge"]),
+            hexv(&v["server_esk"]),
+        ]);
+        let mut cc =
+            ScriptedCrypto::new(vec![hexv(&v["client_challenge"]), hexv(&v["client_esk"])]);
         let mut server = PakeServer::new(pin);
         let mut client = PakeClient::new(pin);
         let req = client.start(&mut cc);
-        assert_eq!(String::from_utf8(req.clone()).unwrap(), r#"{"message":1,"payload":{"operationCode":6,"support256mod":true,"version":{"currentVersion":"1.0.0","minVersion":"1.0.0"}}}"#);
-        let ServerStep::Reply(resp) = server.handle(&mut sc, &req).unwrap() else { panic!("{name}") };
+        assert_eq!(
+            String::from_utf8(req.clone()).unwrap(),
+            r#"{"message":1,"payload":{"operationCode":6,"support256mod":true,"version":{"currentVersion":"1.0.0","minVersion":"1.0.0"}}}"#
+        );
+        let ServerStep::Reply(resp) = server.handle(&mut sc, &req).unwrap() else {
+            panic!("{name}")
+        };
         let p = payload(&resp);
-        assert_eq!(p["epk"].as_str().unwrap(), v["server_epk"].as_str().unwrap(), "{name}: epk keeps its leading zero byte");
+        assert_eq!(
+            p["epk"].as_str().unwrap(),
+            v["server_epk"].as_str().unwrap(),
+            "{name}: epk keeps its leading zero byte"
+        );
         assert_eq!(p["salt"], v["salt"]);
-        let ClientStep::Send(confirm) = client.handle(&mut cc, &resp).unwrap() else { panic!() };
+        let ClientStep::Send(confirm) = client.handle(&mut cc, &resp).unwrap() else {
+            panic!()
+        };
         let p = payload(&confirm);
         assert_eq!(p["kcfData"], v["client_kcf"], "{name}");
         assert_eq!(p["epk"], v["client_epk"], "{name}");
-        let ServerStep::Done(fin, skey) = server.handle(&mut sc, &confirm).unwrap() else { panic!("{name}") };
+        let ServerStep::Done(fin, skey) = server.handle(&mut sc, &confirm).unwrap() else {
+            panic!("{name}")
+        };
         assert_eq!(payload(&fin)["kcfData"], v["server_kcf"], "{name}");
-        let ClientStep::Done(ckey) = client.handle(&mut cc, &fin).unwrap() else { panic!() };
+        let ClientStep::Done(ckey) = client.handle(&mut cc, &fin).unwrap() else {
+            panic!()
+        };
         assert_eq!(skey.to_vec(), hexv(&v["exported_auth_key"]));
         assert_eq!(ckey.to_vec(), hexv(&v["exported_auth_key"]));
     }
@@ -76,8 +120,12 @@ fn run(server_pin: &[u8], client_pin: &[u8]) -> (Result<(), u32>, Result<(), Aut
     let mut server = PakeServer::new(server_pin);
     let mut client = PakeClient::new(client_pin);
     let req = client.start(&mut c);
-    let ServerStep::Reply(resp) = server.handle(&mut c, &req).unwrap() else { panic!() };
-    let ClientStep::Send(confirm) = client.handle(&mut c, &resp).unwrap() else { panic!() };
+    let ServerStep::Reply(resp) = server.handle(&mut c, &req).unwrap() else {
+        panic!()
+    };
+    let ClientStep::Send(confirm) = client.handle(&mut c, &resp).unwrap() else {
+        panic!()
+    };
     match server.handle(&mut c, &confirm).unwrap() {
         ServerStep::Failed(msg, code) => (Err(code), client.handle(&mut c, &msg).map(|_| ())),
         ServerStep::Done(msg, _) => (Ok(()), client.handle(&mut c, &msg).map(|_| ())),
@@ -99,26 +147,53 @@ fn server_error_codes() {
     let mut s = PakeServer::new(b"1");
     let code = |step| match step {
         ServerStep::Failed(m, code) => {
-            assert_eq!(String::from_utf8(m).unwrap(), format!("{{\"message\":32896, \"payload\":{{\"errorCode\":{code}}}}}"));
+            assert_eq!(
+                String::from_utf8(m).unwrap(),
+                format!("{{\"message\":32896, \"payload\":{{\"errorCode\":{code}}}}}")
+            );
             code
         }
         _ => 0,
     };
     assert_eq!(code(s.handle(&mut c, b"not json").unwrap()), 9);
-    assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{}}"#).unwrap()), 9);
+    assert_eq!(
+        code(s.handle(&mut c, br#"{"message":1,"payload":{}}"#).unwrap()),
+        9
+    );
     assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{"version":{"currentVersion":"2.0.0","minVersion":"2.0.0"},"support256mod":true,"operationCode":6}}"#).unwrap()), 12);
     assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{"version":{"currentVersion":"1.0.0","minVersion":"1.0.0"},"operationCode":6}}"#).unwrap()), 15);
-    assert_eq!(code(s.handle(&mut c, br#"{"message":2,"payload":{}}"#).unwrap()), 38);
-    assert_eq!(code(s.handle(&mut c, br#"{"message":99,"payload":{}}"#).unwrap()), 5);
+    assert_eq!(
+        code(s.handle(&mut c, br#"{"message":2,"payload":{}}"#).unwrap()),
+        38
+    );
+    assert_eq!(
+        code(s.handle(&mut c, br#"{"message":99,"payload":{}}"#).unwrap()),
+        5
+    );
     // A public value of 1 or p-1 is refused.
     let mut client = PakeClient::new(b"1");
     let req = client.start(&mut c);
-    let ServerStep::Reply(_) = s.handle(&mut c, &req).unwrap() else { panic!() };
+    let ServerStep::Reply(_) = s.handle(&mut c, &req).unwrap() else {
+        panic!()
+    };
     let one = format!("{:0>512}", "1");
-    let msg = format!(r#"{{"message":2,"payload":{{"kcfData":"{}","challenge":"{}","epk":"{}"}}}}"#, "00".repeat(32), "00".repeat(16), one);
+    let msg = format!(
+        r#"{{"message":2,"payload":{{"kcfData":"{}","challenge":"{}","epk":"{}"}}}}"#,
+        "00".repeat(32),
+        "00".repeat(16),
+        one
+    );
     assert_eq!(code(s.handle(&mut c, msg.as_bytes()).unwrap()), 19);
-    assert!(!pake::public_value_ok(&{ let mut p = pake::prime(); p[255] -= 1; p }));
-    assert!(pake::public_value_ok(&{ let mut p = pake::prime(); p[255] -= 2; p }));
+    assert!(!pake::public_value_ok(&{
+        let mut p = pake::prime();
+        p[255] -= 1;
+        p
+    }));
+    assert!(pake::public_value_ok(&{
+        let mut p = pake::prime();
+        p[255] -= 2;
+        p
+    }));
 }
 
 /// tools/vectors.py (Python standard library only): the fixture's cases re-derived and new ones.
@@ -138,14 +213,33 @@ fn python_vectors() {
         let shared = pake::exp(&c, &spk, &hexv(&v["client_esk"])).unwrap();
         let keys = pake::derive(&c, &shared, &salt).unwrap();
         let (cc, sc) = (hexv(&v["client_challenge"]), hexv(&v["server_challenge"]));
-        assert_eq!(pake::kcf(&c, &keys, &cc, &sc).unwrap().to_vec(), hexv(&v["client_kcf"]), "{name}");
-        assert_eq!(pake::export(&c, &keys, &salt).unwrap().to_vec(), hexv(&v["exported_auth_key"]), "{name}");
+        assert_eq!(
+            pake::kcf(&c, &keys, &cc, &sc).unwrap().to_vec(),
+            hexv(&v["client_kcf"]),
+            "{name}"
+        );
+        assert_eq!(
+            pake::export(&c, &keys, &salt).unwrap().to_vec(),
+            hexv(&v["exported_auth_key"]),
+            "{name}"
+        );
     }
     let mut h = Vec::new();
-    softbus_bus::frame::AuthHeader { module: softbus_bus::frame::Module::CONNECTION, seq: 900, flags: 1, data_len: 283 }.emit(&mut h);
+    softbus_bus::frame::AuthHeader {
+        module: softbus_bus::frame::Module::CONNECTION,
+        seq: 900,
+        flags: 1,
+        data_len: 283,
+    }
+    .emit(&mut h);
     assert_eq!(h, hexv(&v["auth_header_module5_seq900_reply_len283"]));
     let mut h = Vec::new();
-    softbus_bus::frame::SessionHeader { seq: 7, flags: 0, data_len: 41 }.emit(&mut h);
+    softbus_bus::frame::SessionHeader {
+        seq: 7,
+        flags: 0,
+        data_len: 41,
+    }
+    .emit(&mut h);
     assert_eq!(h, hexv(&v["session_header_seq7_len41"]));
     let m = softbus_bus::coap::Message::parse(&hexv(&v["coap_lite_reply_to_10_77_0_3"])).unwrap();
     assert_eq!(m.emit().unwrap(), hexv(&v["coap_lite_reply_to_10_77_0_3"]));

@@ -1,8 +1,302 @@
-//! `softbus bench` (filled in below).
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
+//! `softbus bench`: end-to-end measurements over loopback, each against a baseline
+//! measured in the same run (BENCHMARKS.md explains how to read them).
+//!
+//! - throughput: 4048-byte messages through an encrypted echo session vs the same
+//!   pattern over plain TCP to a plain echo server;
+//! - discovery: answers per second from a node vs a raw UDP echo loop;
+//! - memory: RSS per idle open session of a `softbus node` process holding N sessions
+//!   vs a plain tokio server holding N idle TCP connections.
 
-pub async fn run(_a: BenchArgs) -> std::process::ExitCode {
-    eprintln!("softbus: bench is not available yet");
-    std::process::ExitCode::from(1)
+use softbus_bus::auth::PinPolicy;
+use softbus_bus::discovery::{Discovery, DiscoveryConfig, LocalDevice};
+use softbus_runtime::client::{self, ClientIdentity};
+use softbus_runtime::{Node, NodeConfig};
+use std::io::BufRead;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+/// Arguments of `softbus bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Seconds per throughput / discovery measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Idle sessions for the memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Run one measurement: throughput, discovery or memory.
+    #[arg(long)]
+    only: Option<String>,
+    /// Print one JSON object with every number.
+    #[arg(long)]
+    json: bool,
+    /// (internal) run the plain TCP baseline server for the memory measurement.
+    #[arg(long, hide = true)]
+    serve_plain: Option<SocketAddr>,
+}
+
+const MSG: usize = 4048;
+const WINDOW: usize = 32;
+const PIN: &str = "bench";
+
+fn data_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("softbus-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn me(ip: [u8; 4]) -> ClientIdentity {
+    ClientIdentity { device_id: "BE".repeat(32), name: "bench".into(), device_type: 0x0C, ip: Ipv4Addr::from(ip) }
+}
+
+/// Runs all (or one) measurements.
+pub async fn run(a: BenchArgs) -> ExitCode {
+    if let Some(addr) = a.serve_plain {
+        return serve_plain(addr).await;
+    }
+    let secs = Duration::from_secs_f64(a.seconds.clamp(0.2, 600.0));
+    let want = |m: &str| a.only.as_deref().is_none_or(|o| o == m);
+    let mut report = serde_json::Map::new();
+    if want("throughput") {
+        match throughput(secs).await {
+            Ok((sb, plain)) => {
+                eprintln!("throughput 4048 B messages, echo, window {WINDOW}: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)", sb / 1e6, plain / 1e6, sb / plain);
+                report.insert("throughput".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
+            }
+            Err(e) => return crate::failure(format!("throughput: {e}")),
+        }
+    }
+    if want("discovery") {
+        match discovery(secs).await {
+            Ok((sb, echo)) => {
+                eprintln!("discovery: node {sb:.0} answers/s, raw UDP echo {echo:.0}/s, ratio {:.2} (goal >= 0.5)", sb / echo);
+                report.insert("discovery".into(), serde_json::json!({"softbus_answers_per_s": sb, "udp_echo_per_s": echo, "ratio": sb / echo}));
+            }
+            Err(e) => return crate::failure(format!("discovery: {e}")),
+        }
+    }
+    if want("memory") {
+        match memory(a.sessions).await {
+            Ok((sb, plain)) => {
+                eprintln!("memory per idle session ({} sessions): softbus node {:.0} B, plain tokio server {:.0} B per connection, ratio {:.2} (goal < 16384 B)", a.sessions, sb, plain, sb / plain);
+                report.insert("memory".into(), serde_json::json!({"sessions": a.sessions, "softbus_bytes_per_session": sb, "plain_bytes_per_connection": plain, "ratio": sb / plain}));
+            }
+            Err(e) => return crate::failure(format!("memory: {e}")),
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::Value::Object(report));
+    }
+    ExitCode::SUCCESS
+}
+
+async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
+    let mut cfg = NodeConfig::new("bench", Ipv4Addr::from(ip), data_dir(tag), PinPolicy::pin(PIN));
+    cfg.discovery_port = 0;
+    cfg.bus.max_sessions = max_sessions;
+    cfg.bus.discovery.reply_rate = u32::MAX;
+    Node::start(cfg).await.map_err(|e| e.to_string())
+}
+
+async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
+    let node = start_node([127, 0, 0, 31], "tp", 24).await?;
+    let info = node.handle().info().clone();
+    let mut peer = client::authenticate(&me([127, 0, 0, 32]), SocketAddrV4::new(info.ip, info.auth_port), PIN, 1, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    let mut s = peer.open_session("echo").await.map_err(|e| e.to_string())?;
+    let msg = vec![0xa5u8; MSG];
+    let t0 = Instant::now();
+    let mut bytes = 0u64;
+    while t0.elapsed() < secs {
+        for _ in 0..WINDOW {
+            s.send(&msg).await.map_err(|e| e.to_string())?;
+        }
+        for _ in 0..WINDOW {
+            let r = s.recv().await.map_err(|e| e.to_string())?;
+            bytes += r.len() as u64;
+        }
+    }
+    let softbus = bytes as f64 / t0.elapsed().as_secs_f64();
+    drop(s);
+    node.shutdown().await;
+
+    let l = TcpListener::bind("127.0.0.33:0").await.map_err(|e| e.to_string())?;
+    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    let server = tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let _ = c.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = c.read(&mut buf).await {
+                    if n == 0 || c.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut c = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    c.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let t0 = Instant::now();
+    let mut bytes = 0u64;
+    while t0.elapsed() < secs {
+        for _ in 0..WINDOW {
+            c.write_all(&msg).await.map_err(|e| e.to_string())?;
+        }
+        let mut want = WINDOW * MSG;
+        while want > 0 {
+            let n = c.read(&mut buf[..want.min(16 * 1024)]).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("plain echo closed".into());
+            }
+            want -= n;
+            bytes += n as u64;
+        }
+    }
+    let plain = bytes as f64 / t0.elapsed().as_secs_f64();
+    server.abort();
+    Ok((softbus, plain))
+}
+
+/// Sends windows of `request` to `dst` from `sock`, counting datagrams that come back.
+async fn udp_loop(sock: &UdpSocket, dst: SocketAddr, request: &[u8], secs: Duration) -> Result<f64, String> {
+    const W: usize = 16;
+    let mut buf = vec![0u8; 2048];
+    let t0 = Instant::now();
+    let mut got = 0u64;
+    while t0.elapsed() < secs {
+        for _ in 0..W {
+            sock.send_to(request, dst).await.map_err(|e| e.to_string())?;
+        }
+        for _ in 0..W {
+            match tokio::time::timeout(Duration::from_millis(50), sock.recv_from(&mut buf)).await {
+                Ok(Ok(_)) => got += 1,
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => break, // a lost datagram; send the next window
+            }
+        }
+    }
+    Ok(got as f64 / t0.elapsed().as_secs_f64())
+}
+
+async fn discovery(secs: Duration) -> Result<(f64, f64), String> {
+    let node = start_node([127, 0, 0, 34], "disc", 24).await?;
+    let port = node.handle().info().discovery_port;
+    // Replies go to <wlanIp>:<node's discovery port>, so the client listens there.
+    let sock = UdpSocket::bind(("127.0.0.35", port)).await.map_err(|e| e.to_string())?;
+    let local = LocalDevice { device_id: "BE".repeat(32), name: "bench".into(), device_type: 0x0C, ip: Ipv4Addr::new(127, 0, 0, 35), auth_port: None };
+    let mut d = Discovery::new(DiscoveryConfig { port, ..Default::default() }, local);
+    d.start_discovery(Instant::now(), vec![SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 34), port)]);
+    let request = d.poll_transmit().ok_or("no request")?.payload;
+    let softbus = udp_loop(&sock, SocketAddr::from(([127, 0, 0, 34], port)), &request, secs).await?;
+    node.shutdown().await;
+
+    let echo = UdpSocket::bind("127.0.0.36:0").await.map_err(|e| e.to_string())?;
+    let echo_addr = echo.local_addr().map_err(|e| e.to_string())?;
+    let server = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let plain = udp_loop(&sock, echo_addr, &request, secs).await?;
+    server.abort();
+    Ok((softbus, plain))
+}
+
+fn rss_bytes(pid: u32) -> Result<f64, String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let kb: f64 = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).ok_or("no VmRSS")?;
+    Ok(kb * 1024.0)
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Result<(Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = std::process::Command::new(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
+    let out = c.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).map_err(|e| e.to_string())?;
+    Ok((Child(c), line))
+}
+
+/// RSS growth of a child process per connection opened by `open`.
+async fn settle_rss(pid: u32) -> Result<f64, String> {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rss_bytes(pid)
+}
+
+async fn memory(n: usize) -> Result<(f64, f64), String> {
+    let dir = data_dir("mem");
+    let max = n.to_string();
+    let (child, ready) = spawn(&["node", "--json", "--ip", "127.0.0.37", "--pin", PIN, "--web", "off", "--discovery-port", "0", "--max-sessions", &max, "--data-dir", dir.to_str().unwrap_or("/tmp")])?;
+    let ready: serde_json::Value = serde_json::from_str(&ready).map_err(|e| format!("node did not start: {e}"))?;
+    let auth_port = ready["auth_port"].as_u64().ok_or("no auth port")? as u16;
+    let pid = child.0.id();
+    let mut peer = client::authenticate(&me([127, 0, 0, 38]), SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 37), auth_port), PIN, 1, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    // Warm up allocator pools with a few sessions, then measure the growth over n.
+    let mut warm = Vec::new();
+    for _ in 0..64 {
+        warm.push(peer.open_session("echo").await.map_err(|e| e.to_string())?);
+    }
+    let before = settle_rss(pid).await?;
+    let mut sessions = Vec::with_capacity(n);
+    for i in 0..n {
+        sessions.push(peer.open_session("echo").await.map_err(|e| format!("session {i}: {e}"))?);
+    }
+    let after = settle_rss(pid).await?;
+    let softbus = (after - before) / n as f64;
+    drop(sessions);
+    drop(warm);
+    drop(child);
+
+    let (child, line) = spawn(&["bench", "--serve-plain", "127.0.0.39:0"])?;
+    let addr: SocketAddr = line.trim().parse().map_err(|e| format!("plain server: {e}"))?;
+    let pid = child.0.id();
+    let mut warm = Vec::new();
+    for _ in 0..64 {
+        warm.push(TcpStream::connect(addr).await.map_err(|e| e.to_string())?);
+    }
+    let before = settle_rss(pid).await?;
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(TcpStream::connect(addr).await.map_err(|e| e.to_string())?);
+    }
+    let after = settle_rss(pid).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((softbus, (after - before) / n as f64))
+}
+
+/// The baseline server: the usual tokio echo loop with a 4 KiB buffer per connection.
+async fn serve_plain(addr: SocketAddr) -> ExitCode {
+    let l = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => return crate::failure(e),
+    };
+    match l.local_addr() {
+        Ok(a) => println!("{a}"),
+        Err(e) => return crate::failure(e),
+    }
+    while let Ok((mut c, _)) = l.accept().await {
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = c.read(&mut buf).await {
+                if n == 0 || c.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    ExitCode::SUCCESS
 }

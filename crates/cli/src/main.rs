@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 #[derive(Parser)]
-#[command(name = "softbus", version, about = "A distributed soft bus, wire-compatible with OpenHarmony softbus_lite")]
+#[command(
+    name = "softbus",
+    version,
+    about = "A distributed soft bus, wire-compatible with OpenHarmony softbus_lite"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -138,14 +142,21 @@ fn failure(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn default_data_dir() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("softbus")
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("softbus")
 }
 
 fn host_name() -> String {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let h = h.trim();
     let h = if h.is_empty() { "softbus" } else { h };
-    h.chars().scan(0, |n, c| { *n += c.len_utf8(); (*n <= 63).then_some(c) }).collect()
+    h.chars()
+        .scan(0, |n, c| {
+            *n += c.len_utf8();
+            (*n <= 63).then_some(c)
+        })
+        .collect()
 }
 
 fn timeout_arg(secs: f64) -> Option<Duration> {
@@ -154,17 +165,30 @@ fn timeout_arg(secs: f64) -> Option<Duration> {
 
 fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIdentity, ExitCode> {
     let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
-    let id = softbus_runtime::store::load_or_create_device_id(&dir, |b| rand::Rng::fill(&mut rand::rng(), b)).map_err(|e| failure(format!("data dir {}: {e}", dir.display())))?;
-    Ok(ClientIdentity { device_id: id, name: host_name(), device_type: 0x0E, ip })
+    let id = softbus_runtime::store::load_or_create_device_id(&dir, |b| {
+        rand::Rng::fill(&mut rand::rng(), b)
+    })
+    .map_err(|e| failure(format!("data dir {}: {e}", dir.display())))?;
+    Ok(ClientIdentity {
+        device_id: id,
+        name: host_name(),
+        device_type: 0x0E,
+        ip,
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return failure(format!("cannot start the runtime: {e}")),
     };
@@ -184,9 +208,16 @@ async fn node(a: NodeArgs) -> ExitCode {
         return usage("--name must be 1..=63 bytes");
     }
     let Some(device_type) = device_type_from_name(&a.device_type) else {
-        return usage(format!("--device-type {:?}: expected PHONE|PAD|TV|PC|AUDIO|CAR|L0|L1", a.device_type));
+        return usage(format!(
+            "--device-type {:?}: expected PHONE|PAD|TV|PC|AUDIO|CAR|L0|L1",
+            a.device_type
+        ));
     };
-    let caps = if a.capabilities.is_empty() { vec!["ddmpCapability".to_owned()] } else { a.capabilities };
+    let caps = if a.capabilities.is_empty() {
+        vec!["ddmpCapability".to_owned()]
+    } else {
+        a.capabilities
+    };
     if let Some(bad) = caps.iter().find(|c| capability_bit(c).is_none()) {
         return usage(format!("--capability {bad:?}: expected one of hicall, profile, homevisionPic, castPlus, aaCapability, dvKit, ddmpCapability"));
     }
@@ -194,10 +225,17 @@ async fn node(a: NodeArgs) -> ExitCode {
         return usage("at most 3 --capability values (softbus publishes 3 services)");
     }
     let pin = match a.pin {
-        Some(p) if p.is_empty() && !a.allow_empty_pin => return usage("--pin '' authenticates nobody; add --allow-empty-pin to accept it anyway"),
+        Some(p) if p.is_empty() && !a.allow_empty_pin => {
+            return usage(
+                "--pin '' authenticates nobody; add --allow-empty-pin to accept it anyway",
+            )
+        }
         Some(p) => p,
         None => {
-            let p = format!("{:06}", rand::Rng::random_range(&mut rand::rng(), 0..1_000_000u32));
+            let p = format!(
+                "{:06}",
+                rand::Rng::random_range(&mut rand::rng(), 0..1_000_000u32)
+            );
             eprintln!("softbus: pairing PIN {p} (set one with --pin)");
             p
         }
@@ -210,7 +248,15 @@ async fn node(a: NodeArgs) -> ExitCode {
         },
     };
     let ip = a.ip.unwrap_or_else(net::default_ipv4);
-    let mut cfg = NodeConfig::new(&name, ip, a.data_dir.unwrap_or_else(default_data_dir), PinPolicy { pin: Some(Zeroizing::new(pin)), allow_empty: a.allow_empty_pin });
+    let mut cfg = NodeConfig::new(
+        &name,
+        ip,
+        a.data_dir.unwrap_or_else(default_data_dir),
+        PinPolicy {
+            pin: Some(Zeroizing::new(pin)),
+            allow_empty: a.allow_empty_pin,
+        },
+    );
     cfg.device_type = device_type;
     cfg.discovery_port = a.discovery_port;
     cfg.auth_port = a.auth_port;
@@ -230,7 +276,10 @@ async fn node(a: NodeArgs) -> ExitCode {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
-                let local = l.local_addr().map(|a| format!("http://{a}")).unwrap_or_default();
+                let local = l
+                    .local_addr()
+                    .map(|a| format!("http://{a}"))
+                    .unwrap_or_default();
                 let h = handle.clone();
                 tokio::spawn(async move {
                     if let Err(e) = softbus_web::serve(l, h).await {
@@ -255,7 +304,16 @@ async fn node(a: NodeArgs) -> ExitCode {
     if a.json {
         println!("{}", ready.to_json());
     } else {
-        println!("softbus node {} ({}) on {}: discovery {}, auth {}, session {}{}", i.name, i.device_id, i.ip, i.discovery_port, i.auth_port, i.session_port, web.map(|w| format!(", dashboard {w}")).unwrap_or_default());
+        println!(
+            "softbus node {} ({}) on {}: discovery {}, auth {}, session {}{}",
+            i.name,
+            i.device_id,
+            i.ip,
+            i.discovery_port,
+            i.auth_port,
+            i.session_port,
+            web.map(|w| format!(", dashboard {w}")).unwrap_or_default()
+        );
     }
     loop {
         tokio::select! {
@@ -275,20 +333,46 @@ async fn node(a: NodeArgs) -> ExitCode {
 
 fn human(e: &NodeEvent) -> String {
     match e {
-        NodeEvent::DeviceFound { name, device_id, ip, auth_port, .. } => format!("found {name} {device_id} at {ip} auth port {}", auth_port.map(|p| p.to_string()).unwrap_or("-".into())),
-        NodeEvent::SessionOpened { session_id, session, peer_device_id, transport } => format!("session {session_id} opened: {session} from {peer_device_id} over {transport}"),
-        NodeEvent::BytesReceived { session_id, len } => format!("session {session_id}: {len} bytes"),
-        NodeEvent::SessionClosed { session_id, reason } => format!("session {session_id} closed: {reason}"),
+        NodeEvent::DeviceFound {
+            name,
+            device_id,
+            ip,
+            auth_port,
+            ..
+        } => format!(
+            "found {name} {device_id} at {ip} auth port {}",
+            auth_port.map(|p| p.to_string()).unwrap_or("-".into())
+        ),
+        NodeEvent::SessionOpened {
+            session_id,
+            session,
+            peer_device_id,
+            transport,
+        } => {
+            format!("session {session_id} opened: {session} from {peer_device_id} over {transport}")
+        }
+        NodeEvent::BytesReceived { session_id, len } => {
+            format!("session {session_id}: {len} bytes")
+        }
+        NodeEvent::SessionClosed { session_id, reason } => {
+            format!("session {session_id} closed: {reason}")
+        }
         other => other.to_json(),
     }
 }
 
 fn parse_target(s: &str, port: u16) -> Option<SocketAddrV4> {
-    s.parse::<SocketAddrV4>().ok().or_else(|| s.parse::<Ipv4Addr>().ok().map(|ip| SocketAddrV4::new(ip, port)))
+    s.parse::<SocketAddrV4>().ok().or_else(|| {
+        s.parse::<Ipv4Addr>()
+            .ok()
+            .map(|ip| SocketAddrV4::new(ip, port))
+    })
 }
 
 async fn discover(a: DiscoverArgs) -> ExitCode {
-    let Some(timeout) = timeout_arg(a.timeout) else { return usage("--timeout must be a positive number of seconds") };
+    let Some(timeout) = timeout_arg(a.timeout) else {
+        return usage("--timeout must be a positive number of seconds");
+    };
     let ip = a.ip.unwrap_or_else(net::default_ipv4);
     let mut targets = Vec::new();
     for t in &a.targets {
@@ -312,7 +396,14 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
         if json {
             println!("{}", NodeEvent::found(d).to_json());
         } else {
-            println!("{}\t{}\t{}\tauth port {}\t{}", d.name, d.device_id, d.ip, d.auth_port.map(|p| p.to_string()).unwrap_or("-".into()), d.capabilities.join(","));
+            println!(
+                "{}\t{}\t{}\tauth port {}\t{}",
+                d.name,
+                d.device_id,
+                d.ip,
+                d.auth_port.map(|p| p.to_string()).unwrap_or("-".into()),
+                d.capabilities.join(",")
+            );
         }
         true
     })
@@ -338,7 +429,15 @@ struct Reply {
 }
 
 fn local_ip_toward(peer: Ipv4Addr) -> Option<Ipv4Addr> {
-    let s = std::net::UdpSocket::bind((if peer.is_loopback() { peer } else { Ipv4Addr::UNSPECIFIED }, 0)).ok()?;
+    let s = std::net::UdpSocket::bind((
+        if peer.is_loopback() {
+            peer
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        },
+        0,
+    ))
+    .ok()?;
     s.connect((peer, 9)).ok()?;
     match s.local_addr().ok()? {
         SocketAddr::V4(v4) => Some(*v4.ip()),
@@ -347,7 +446,9 @@ fn local_ip_toward(peer: Ipv4Addr) -> Option<Ipv4Addr> {
 }
 
 async fn send(a: SendArgs) -> ExitCode {
-    let Some(timeout) = timeout_arg(a.timeout) else { return usage("--timeout must be a positive number of seconds") };
+    let Some(timeout) = timeout_arg(a.timeout) else {
+        return usage("--timeout must be a positive number of seconds");
+    };
     if a.message.is_empty() || a.message.len() > softbus_bus::frame::MAX_SEND_BYTES {
         return usage("MESSAGE must be 1..=4048 bytes");
     }
@@ -359,7 +460,9 @@ async fn send(a: SendArgs) -> ExitCode {
         (_, Ok(ip)) => (ip, None),
         _ => return usage(format!("--peer {:?}: expected IPV4[:AUTH_PORT]", a.peer)),
     };
-    let local_ip = a.ip.or_else(|| local_ip_toward(peer_ip)).unwrap_or(Ipv4Addr::LOCALHOST);
+    let local_ip =
+        a.ip.or_else(|| local_ip_toward(peer_ip))
+            .unwrap_or(Ipv4Addr::LOCALHOST);
     let me = match client_identity(a.data_dir, local_ip) {
         Ok(m) => m,
         Err(c) => return c,
@@ -368,16 +471,39 @@ async fn send(a: SendArgs) -> ExitCode {
         Some(p) => p,
         None => {
             eprintln!("softbus: discovering the auth port of {peer_ip}");
-            let found = client::discover(&me, a.discovery_port, vec![SocketAddrV4::new(peer_ip, a.discovery_port)], timeout, |d| d.ip != peer_ip).await;
-            match found.map(|f| f.into_iter().find(|d| d.ip == peer_ip).and_then(|d| d.auth_port)) {
+            let found = client::discover(
+                &me,
+                a.discovery_port,
+                vec![SocketAddrV4::new(peer_ip, a.discovery_port)],
+                timeout,
+                |d| d.ip != peer_ip,
+            )
+            .await;
+            match found.map(|f| {
+                f.into_iter()
+                    .find(|d| d.ip == peer_ip)
+                    .and_then(|d| d.auth_port)
+            }) {
                 Ok(Some(p)) => p,
-                Ok(None) => return failure(format!("{peer_ip} did not answer discovery; give --peer IP:AUTH_PORT")),
+                Ok(None) => {
+                    return failure(format!(
+                        "{peer_ip} did not answer discovery; give --peer IP:AUTH_PORT"
+                    ))
+                }
                 Err(e) => return failure(e),
             }
         }
     };
     let seq = i64::from(rand::Rng::random_range(&mut rand::rng(), 1..i32::MAX));
-    let mut peer = match client::authenticate(&me, SocketAddrV4::new(peer_ip, auth_port), &a.pin, seq, timeout).await {
+    let mut peer = match client::authenticate(
+        &me,
+        SocketAddrV4::new(peer_ip, auth_port),
+        &a.pin,
+        seq,
+        timeout,
+    )
+    .await
+    {
         Ok(p) => p,
         Err(e) => return failure(e),
     };
@@ -400,7 +526,13 @@ async fn send(a: SendArgs) -> ExitCode {
             Err(_) => base64::engine::general_purpose::STANDARD.encode(&reply),
         };
         if a.json {
-            let line = Reply { event: "reply", index: i, len: reply.len(), rtt_ms: (rtt * 1000.0).round() / 1000.0, data: text };
+            let line = Reply {
+                event: "reply",
+                index: i,
+                len: reply.len(),
+                rtt_ms: (rtt * 1000.0).round() / 1000.0,
+                data: text,
+            };
             println!("{}", serde_json::to_string(&line).unwrap_or_default());
         } else {
             println!("{text}");

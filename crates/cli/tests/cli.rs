@@ -1,4 +1,5 @@
 //! The command line and its JSON events against spec/interfaces.md, on loopback.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 mod support;
 use std::io::Write;
 use support::*;
@@ -6,34 +7,114 @@ use support::*;
 #[test]
 fn discover_and_send_between_loopback_addresses() {
     let dir = temp_dir("ds");
-    let node = NodeProc::start(&[], &["--ip", "127.0.0.12", "--pin", "4711", "--web", "127.0.0.1:0", "--name", "seed-node", "--echo", "echo-server", "--data-dir", dir.join("n").to_str().unwrap()]);
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.12",
+            "--pin",
+            "4711",
+            "--web",
+            "127.0.0.1:0",
+            "--name",
+            "seed-node",
+            "--echo",
+            "echo-server",
+            "--data-dir",
+            dir.join("n").to_str().unwrap(),
+        ],
+    );
     let id = node.ready["device_id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 64);
-    assert!(id.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+    assert!(id
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
     assert_eq!(node.ready["ip"], "127.0.0.12");
     assert_eq!(node.ready["discovery_port"], 5684);
 
     let cdir = dir.join("c");
-    let o = run(&[], &["discover", "--ip", "127.0.0.13", "--target", "127.0.0.12", "--timeout", "2", "--json", "--data-dir", cdir.to_str().unwrap()]);
+    let o = run(
+        &[],
+        &[
+            "discover",
+            "--ip",
+            "127.0.0.13",
+            "--target",
+            "127.0.0.12",
+            "--timeout",
+            "2",
+            "--json",
+            "--data-dir",
+            cdir.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success(), "{o:?}");
     let found = json_lines(&o);
     assert_eq!(found.len(), 1);
     let d = &found[0];
-    assert_eq!((d["event"].as_str(), d["device_id"].as_str(), d["name"].as_str(), d["ip"].as_str()), (Some("device_found"), Some(id.as_str()), Some("seed-node"), Some("127.0.0.12")));
+    assert_eq!(
+        (
+            d["event"].as_str(),
+            d["device_id"].as_str(),
+            d["name"].as_str(),
+            d["ip"].as_str()
+        ),
+        (
+            Some("device_found"),
+            Some(id.as_str()),
+            Some("seed-node"),
+            Some("127.0.0.12")
+        )
+    );
     assert_eq!(d["auth_port"], node.ready["auth_port"]);
     assert_eq!(d["device_type"], 242);
     assert_eq!(d["capabilities"], serde_json::json!(["ddmpCapability"]));
 
-    let o = run(&[], &["send", "--peer", "127.0.0.12", "--ip", "127.0.0.13", "--session", "echo-server", "--pin", "4711", "--count", "3", "--json", "--data-dir", cdir.to_str().unwrap(), "hello softbus"]);
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--peer",
+            "127.0.0.12",
+            "--ip",
+            "127.0.0.13",
+            "--session",
+            "echo-server",
+            "--pin",
+            "4711",
+            "--count",
+            "3",
+            "--json",
+            "--data-dir",
+            cdir.to_str().unwrap(),
+            "hello softbus",
+        ],
+    );
     assert!(o.status.success(), "{o:?}");
     let replies = json_lines(&o);
     assert_eq!(replies.len(), 3);
     for (i, r) in replies.iter().enumerate() {
-        assert_eq!((r["event"].as_str(), r["index"].as_u64(), r["len"].as_u64(), r["data"].as_str()), (Some("reply"), Some(i as u64), Some(13), Some("hello softbus")));
+        assert_eq!(
+            (
+                r["event"].as_str(),
+                r["index"].as_u64(),
+                r["len"].as_u64(),
+                r["data"].as_str()
+            ),
+            (
+                Some("reply"),
+                Some(i as u64),
+                Some(13),
+                Some("hello softbus")
+            )
+        );
         assert!(r["rtt_ms"].as_f64().unwrap() >= 0.0);
     }
     let opened = node.wait_for(|v| v["event"] == "session_opened");
-    assert_eq!((opened["session"].as_str(), opened["transport"].as_str()), (Some("echo-server"), Some("tcp")));
+    assert_eq!(
+        (opened["session"].as_str(), opened["transport"].as_str()),
+        (Some("echo-server"), Some("tcp"))
+    );
     let client_id = std::fs::read_to_string(cdir.join("client/deviceid")).unwrap();
     assert_eq!(opened["peer_device_id"].as_str(), Some(client_id.trim()));
     let r = node.wait_for(|v| v["event"] == "bytes_received");
@@ -41,7 +122,11 @@ fn discover_and_send_between_loopback_addresses() {
     node.wait_for(|v| v["event"] == "session_closed");
 
     // The JSON API sees this device and the trusted client.
-    let web = node.ready["web"].as_str().unwrap().trim_start_matches("http://").to_owned();
+    let web = node.ready["web"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
     let body = http_get(&web, "/api/device");
     assert!(body.contains(&id), "{body}");
     let trusted = http_get(&web, "/api/trusted");
@@ -53,7 +138,11 @@ fn discover_and_send_between_loopback_addresses() {
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut s, &mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
@@ -82,10 +171,37 @@ fn exit_codes() {
         assert!(!err.trim().is_empty(), "{args:?} explains itself");
     }
     // nobody answers: 1
-    let o = run(&[], &["discover", "--ip", "127.0.0.14", "--target", "127.0.0.15", "--timeout", "0.5", "--data-dir", d]);
+    let o = run(
+        &[],
+        &[
+            "discover",
+            "--ip",
+            "127.0.0.14",
+            "--target",
+            "127.0.0.15",
+            "--timeout",
+            "0.5",
+            "--data-dir",
+            d,
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     // connection refused: 1
-    let o = run(&[], &["send", "--peer", "127.0.0.15:1", "--ip", "127.0.0.14", "--session", "echo", "--data-dir", d, "m"]);
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--peer",
+            "127.0.0.15:1",
+            "--ip",
+            "127.0.0.14",
+            "--session",
+            "echo",
+            "--data-dir",
+            d,
+            "m",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     for cmd in ["node", "discover", "send"] {
         let o = run(&[], &[cmd, "--help"]);
@@ -100,24 +216,66 @@ fn exit_codes() {
 fn malformed_traffic_does_not_disturb_others() {
     use std::net::{TcpStream, UdpSocket};
     let dir = temp_dir("neg");
-    let node = NodeProc::start(&[], &["--ip", "127.0.0.16", "--pin", "1", "--web", "off", "--data-dir", dir.join("n").to_str().unwrap()]);
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.16",
+            "--pin",
+            "1",
+            "--web",
+            "off",
+            "--data-dir",
+            dir.join("n").to_str().unwrap(),
+        ],
+    );
     let auth = format!("127.0.0.16:{}", node.port("auth_port"));
     let sess = format!("127.0.0.16:{}", node.port("session_port"));
     let mut hdr = vec![0xCE, 0xFA, 0xBE, 0xBA, 1, 0, 0, 0];
     hdr.extend_from_slice(&[0; 12]);
     hdr.extend_from_slice(&0x7fff_0000u32.to_le_bytes());
-    for (addr, bytes) in [(&auth, hdr.clone()), (&auth, b"GET / HTTP/1.1\r\n\r\n".to_vec()), (&sess, hdr.clone()), (&sess, vec![0xff; 64])] {
+    for (addr, bytes) in [
+        (&auth, hdr.clone()),
+        (&auth, b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        (&sess, hdr.clone()),
+        (&sess, vec![0xff; 64]),
+    ] {
         let mut s = TcpStream::connect(addr).unwrap();
         s.write_all(&bytes).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(std::io::Read::read(&mut s, &mut buf).unwrap_or(0), 0, "node hangs up on garbage");
+        assert_eq!(
+            std::io::Read::read(&mut s, &mut buf).unwrap_or(0),
+            0,
+            "node hangs up on garbage"
+        );
     }
     let u = UdpSocket::bind("127.0.0.17:0").unwrap();
-    for d in [vec![0x50u8; 1500], vec![0x40, 0x02, 0, 1, 0xff, b'{'], vec![]] {
+    for d in [
+        vec![0x50u8; 1500],
+        vec![0x40, 0x02, 0, 1, 0xff, b'{'],
+        vec![],
+    ] {
         u.send_to(&d, "127.0.0.16:5684").unwrap();
     }
-    let o = run(&[], &["send", "--peer", &auth, "--ip", "127.0.0.17", "--session", "echo", "--pin", "1", "--data-dir", dir.join("c").to_str().unwrap(), "still serving"]);
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--peer",
+            &auth,
+            "--ip",
+            "127.0.0.17",
+            "--session",
+            "echo",
+            "--pin",
+            "1",
+            "--data-dir",
+            dir.join("c").to_str().unwrap(),
+            "still serving",
+        ],
+    );
     assert!(o.status.success(), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "still serving");
     let _ = std::fs::remove_dir_all(&dir);

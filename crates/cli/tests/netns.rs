@@ -2,6 +2,7 @@
 //! discovery by broadcast. The test creates and removes the namespaces; where they
 //! cannot be made (not root, no iproute2) it is skipped with a message, unless
 //! SOFTBUS_REQUIRE_NETNS=1 demands it (CI sets this).
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 mod support;
 use std::process::Command;
 use support::*;
@@ -12,21 +13,51 @@ struct Namespaces {
 }
 
 fn ip(args: &[&str]) -> bool {
-    Command::new("ip").args(args).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("ip")
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 impl Namespaces {
     fn create() -> Option<Namespaces> {
         let tag = std::process::id() % 100_000;
-        let ns = Namespaces { a: format!("sbA{tag}"), b: format!("sbB{tag}") };
+        let ns = Namespaces {
+            a: format!("sbA{tag}"),
+            b: format!("sbB{tag}"),
+        };
         if !ip(&["netns", "add", &ns.a]) {
             return None;
         }
         let (va, vb) = (format!("sva{tag}"), format!("svb{tag}"));
         let ok = ip(&["netns", "add", &ns.b])
-            && ip(&["link", "add", &va, "netns", &ns.a, "type", "veth", "peer", "name", &vb, "netns", &ns.b])
-            && ip(&["-n", &ns.a, "addr", "add", "10.77.0.2/24", "brd", "+", "dev", &va])
-            && ip(&["-n", &ns.b, "addr", "add", "10.77.0.3/24", "brd", "+", "dev", &vb])
+            && ip(&[
+                "link", "add", &va, "netns", &ns.a, "type", "veth", "peer", "name", &vb, "netns",
+                &ns.b,
+            ])
+            && ip(&[
+                "-n",
+                &ns.a,
+                "addr",
+                "add",
+                "10.77.0.2/24",
+                "brd",
+                "+",
+                "dev",
+                &va,
+            ])
+            && ip(&[
+                "-n",
+                &ns.b,
+                "addr",
+                "add",
+                "10.77.0.3/24",
+                "brd",
+                "+",
+                "dev",
+                &vb,
+            ])
             && ip(&["-n", &ns.a, "link", "set", "lo", "up"])
             && ip(&["-n", &ns.b, "link", "set", "lo", "up"])
             && ip(&["-n", &ns.a, "link", "set", &va, "up"])
@@ -55,12 +86,40 @@ fn broadcast_discovery_and_echo_across_namespaces() {
     let dir = temp_dir("netns");
     let in_a = ["ip", "netns", "exec", ns.a.as_str()];
     let in_b = ["ip", "netns", "exec", ns.b.as_str()];
-    let node = NodeProc::start(&in_a, &["--ip", "10.77.0.2", "--pin", "2468", "--web", "off", "--name", "ns-node", "--echo", "echo-server", "--data-dir", dir.join("n").to_str().unwrap()]);
+    let node = NodeProc::start(
+        &in_a,
+        &[
+            "--ip",
+            "10.77.0.2",
+            "--pin",
+            "2468",
+            "--web",
+            "off",
+            "--name",
+            "ns-node",
+            "--echo",
+            "echo-server",
+            "--data-dir",
+            dir.join("n").to_str().unwrap(),
+        ],
+    );
     let cdir = dir.join("c");
     let cdir = cdir.to_str().unwrap();
 
     // Test 1: broadcast to 10.77.0.255 (no --target).
-    let o = run(&in_b, &["discover", "--ip", "10.77.0.3", "--timeout", "3", "--json", "--data-dir", cdir]);
+    let o = run(
+        &in_b,
+        &[
+            "discover",
+            "--ip",
+            "10.77.0.3",
+            "--timeout",
+            "3",
+            "--json",
+            "--data-dir",
+            cdir,
+        ],
+    );
     assert!(o.status.success(), "{o:?}");
     let found = json_lines(&o);
     assert_eq!(found.len(), 1, "{found:?}");
@@ -73,7 +132,26 @@ fn broadcast_discovery_and_echo_across_namespaces() {
     assert_eq!(seen["ip"], "10.77.0.3");
 
     // Test 2: send finds the auth port by discovery, authenticates, echoes.
-    let o = run(&in_b, &["send", "--peer", "10.77.0.2", "--ip", "10.77.0.3", "--session", "echo-server", "--pin", "2468", "--count", "2", "--json", "--data-dir", cdir, "across the veth"]);
+    let o = run(
+        &in_b,
+        &[
+            "send",
+            "--peer",
+            "10.77.0.2",
+            "--ip",
+            "10.77.0.3",
+            "--session",
+            "echo-server",
+            "--pin",
+            "2468",
+            "--count",
+            "2",
+            "--json",
+            "--data-dir",
+            cdir,
+            "across the veth",
+        ],
+    );
     assert!(o.status.success(), "{o:?}");
     let replies = json_lines(&o);
     assert_eq!(replies.len(), 2);

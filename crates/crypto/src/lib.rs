@@ -34,7 +34,9 @@ impl std::fmt::Debug for OpenSslCrypto {
             Source::Os => "os",
             Source::Seeded(_) => "seeded",
         };
-        f.debug_struct("OpenSslCrypto").field("random", &kind).finish()
+        f.debug_struct("OpenSslCrypto")
+            .field("random", &kind)
+            .finish()
     }
 }
 
@@ -52,7 +54,9 @@ impl OpenSslCrypto {
 
     /// Deterministic randomness from `seed` (tests and virtual-time runs only).
     pub fn seeded(seed: u64) -> Self {
-        Self { source: Source::Seeded(Box::new(rand::rngs::StdRng::seed_from_u64(seed))) }
+        Self {
+            source: Source::Seeded(Box::new(rand::rngs::StdRng::seed_from_u64(seed))),
+        }
     }
 
     fn gcm(key: &[u8]) -> Result<Cipher, CryptoError> {
@@ -67,13 +71,24 @@ impl OpenSslCrypto {
 const TAG: usize = 16;
 
 impl Crypto for OpenSslCrypto {
-    fn aes_gcm_seal(&self, key: &[u8], iv: &[u8; 12], plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+    fn aes_gcm_seal(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let cipher = Self::gcm(key)?;
-        let mut c = Crypter::new(cipher, Mode::Encrypt, key, Some(iv)).map_err(|_| CryptoError::Backend)?;
+        let mut c =
+            Crypter::new(cipher, Mode::Encrypt, key, Some(iv)).map_err(|_| CryptoError::Backend)?;
         let start = out.len();
         out.resize(start + plaintext.len() + cipher.block_size(), 0);
-        let n = c.update(plaintext, &mut out[start..]).map_err(|_| CryptoError::Backend)?;
-        let m = c.finalize(&mut out[start + n..]).map_err(|_| CryptoError::Backend)?;
+        let n = c
+            .update(plaintext, &mut out[start..])
+            .map_err(|_| CryptoError::Backend)?;
+        let m = c
+            .finalize(&mut out[start + n..])
+            .map_err(|_| CryptoError::Backend)?;
         out.truncate(start + n + m);
         let mut tag = [0u8; TAG];
         c.get_tag(&mut tag).map_err(|_| CryptoError::Backend)?;
@@ -81,17 +96,26 @@ impl Crypto for OpenSslCrypto {
         Ok(())
     }
 
-    fn aes_gcm_open(&self, key: &[u8], iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+    fn aes_gcm_open(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let cipher = Self::gcm(key)?;
         if sealed.len() < TAG {
             return Err(CryptoError::AuthFailed);
         }
         let (ct, tag) = sealed.split_at(sealed.len() - TAG);
-        let mut c = Crypter::new(cipher, Mode::Decrypt, key, Some(iv)).map_err(|_| CryptoError::Backend)?;
+        let mut c =
+            Crypter::new(cipher, Mode::Decrypt, key, Some(iv)).map_err(|_| CryptoError::Backend)?;
         c.set_tag(tag).map_err(|_| CryptoError::Backend)?;
         let start = out.len();
         out.resize(start + ct.len() + cipher.block_size(), 0);
-        let n = c.update(ct, &mut out[start..]).map_err(|_| CryptoError::Backend)?;
+        let n = c
+            .update(ct, &mut out[start..])
+            .map_err(|_| CryptoError::Backend)?;
         match c.finalize(&mut out[start + n..]) {
             Ok(m) => {
                 out.truncate(start + n + m);
@@ -110,7 +134,8 @@ impl Crypto for OpenSslCrypto {
         // zero byte; OpenSSL refuses the empty one.
         let key = if key.is_empty() { &[0u8][..] } else { key };
         let pkey = PKey::hmac(key).map_err(|_| CryptoError::Backend)?;
-        let mut s = Signer::new(MessageDigest::sha256(), &pkey).map_err(|_| CryptoError::Backend)?;
+        let mut s =
+            Signer::new(MessageDigest::sha256(), &pkey).map_err(|_| CryptoError::Backend)?;
         for p in parts {
             s.update(p).map_err(|_| CryptoError::Backend)?;
         }
@@ -119,7 +144,13 @@ impl Crypto for OpenSslCrypto {
         Ok(out)
     }
 
-    fn hkdf_sha256(&self, ikm: &[u8], salt: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
+    fn hkdf_sha256(
+        &self,
+        ikm: &[u8],
+        salt: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
         // RFC 5869 over OpenSSL's HMAC. OpenSSL's own HKDF refuses an empty
         // input key, which the hichain protocol uses for the empty PIN.
         if out.len() > 255 * 32 {
@@ -146,7 +177,8 @@ impl Crypto for OpenSslCrypto {
         let m = BigNum::from_slice(modulus).map_err(|_| CryptoError::Backend)?;
         let mut ctx = BigNumContext::new().map_err(|_| CryptoError::Backend)?;
         let mut r = BigNum::new().map_err(|_| CryptoError::Backend)?;
-        r.mod_exp(&b, &e, &m, &mut ctx).map_err(|_| CryptoError::Backend)?;
+        r.mod_exp(&b, &e, &m, &mut ctx)
+            .map_err(|_| CryptoError::Backend)?;
         let width = i32::try_from(modulus.len()).map_err(|_| CryptoError::BadLength)?;
         r.to_vec_padded(width).map_err(|_| CryptoError::Backend)
     }
@@ -179,7 +211,13 @@ mod tests {
     fn hkdf_rfc5869_case1() {
         let c = OpenSslCrypto::new();
         let mut okm = [0u8; 42];
-        c.hkdf_sha256(&h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), &h("000102030405060708090a0b0c"), &h("f0f1f2f3f4f5f6f7f8f9"), &mut okm).unwrap();
+        c.hkdf_sha256(
+            &h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+            &h("000102030405060708090a0b0c"),
+            &h("f0f1f2f3f4f5f6f7f8f9"),
+            &mut okm,
+        )
+        .unwrap();
         assert_eq!(okm.to_vec(), h("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"));
     }
 
@@ -188,7 +226,13 @@ mod tests {
     fn hkdf_rfc5869_case3() {
         let c = OpenSslCrypto::new();
         let mut okm = [0u8; 42];
-        c.hkdf_sha256(&h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), &[], &[], &mut okm).unwrap();
+        c.hkdf_sha256(
+            &h("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+            &[],
+            &[],
+            &mut okm,
+        )
+        .unwrap();
         assert_eq!(okm.to_vec(), h("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"));
     }
 
@@ -208,16 +252,25 @@ mod tests {
         assert_eq!(back, pt);
         out[3] ^= 1;
         let mut back = Vec::new();
-        assert_eq!(c.aes_gcm_open(&key, &iv, &out, &mut back), Err(CryptoError::AuthFailed));
+        assert_eq!(
+            c.aes_gcm_open(&key, &iv, &out, &mut back),
+            Err(CryptoError::AuthFailed)
+        );
         assert!(back.is_empty());
-        assert_eq!(c.aes_gcm_seal(&[0; 15], &iv, &pt, &mut Vec::new()), Err(CryptoError::BadLength));
+        assert_eq!(
+            c.aes_gcm_seal(&[0; 15], &iv, &pt, &mut Vec::new()),
+            Err(CryptoError::BadLength)
+        );
     }
 
     #[test]
     fn mod_exp_pads_to_modulus_width() {
         let c = OpenSslCrypto::new();
         assert_eq!(c.mod_exp(&[2], &[3], &[0, 0, 0xff]).unwrap(), vec![0, 0, 8]);
-        assert_eq!(c.mod_exp(&[2], &[10], &[0x03, 0xe9]).unwrap(), vec![0x00, 0x17]); // 1024 mod 1001 = 23
+        assert_eq!(
+            c.mod_exp(&[2], &[10], &[0x03, 0xe9]).unwrap(),
+            vec![0x00, 0x17]
+        ); // 1024 mod 1001 = 23
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use crate::node::connect;
 use crate::{net, Error};
 use softbus_bus::auth::{AuthClient, Authenticated, LocalAuthInfo};
-use softbus_bus::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent, FoundDevice, LocalDevice};
+use softbus_bus::discovery::{
+    Discovery, DiscoveryConfig, DiscoveryEvent, FoundDevice, LocalDevice,
+};
 use softbus_bus::session::{ClientEvent, SessionClient};
 use softbus_crypto::OpenSslCrypto;
 use std::collections::VecDeque;
@@ -24,10 +26,29 @@ pub struct ClientIdentity {
 /// Sends discovery requests from `ip:port` to `targets` on the full stack's
 /// schedule and collects every device that answers within `timeout`.
 /// `on_found` is called as each device appears; returning `false` stops early.
-pub async fn discover(me: &ClientIdentity, port: u16, targets: Vec<SocketAddrV4>, timeout: Duration, mut on_found: impl FnMut(&FoundDevice) -> bool) -> Result<Vec<FoundDevice>, Error> {
-    let sock = net::bind_discovery(me.ip, port).map_err(|e| Error::Bind(format!("discovery {}:{port}: {e}", me.ip)))?;
-    let cfg = DiscoveryConfig { port, ..Default::default() };
-    let mut d = Discovery::new(cfg, LocalDevice { device_id: me.device_id.clone(), name: me.name.clone(), device_type: me.device_type, ip: me.ip, auth_port: None });
+pub async fn discover(
+    me: &ClientIdentity,
+    port: u16,
+    targets: Vec<SocketAddrV4>,
+    timeout: Duration,
+    mut on_found: impl FnMut(&FoundDevice) -> bool,
+) -> Result<Vec<FoundDevice>, Error> {
+    let sock = net::bind_discovery(me.ip, port)
+        .map_err(|e| Error::Bind(format!("discovery {}:{port}: {e}", me.ip)))?;
+    let cfg = DiscoveryConfig {
+        port,
+        ..Default::default()
+    };
+    let mut d = Discovery::new(
+        cfg,
+        LocalDevice {
+            device_id: me.device_id.clone(),
+            name: me.name.clone(),
+            device_type: me.device_type,
+            ip: me.ip,
+            auth_port: None,
+        },
+    );
     let start = Instant::now();
     let end = tokio::time::Instant::from_std(start + timeout);
     d.start_discovery(start, targets);
@@ -41,7 +62,10 @@ pub async fn discover(me: &ClientIdentity, port: u16, targets: Vec<SocketAddrV4>
         }
         while let Some(e) = d.poll_event() {
             if let DiscoveryEvent::DeviceFound(f) = e {
-                if !found.iter().any(|x: &FoundDevice| x.device_id == f.device_id) {
+                if !found
+                    .iter()
+                    .any(|x: &FoundDevice| x.device_id == f.device_id)
+                {
                     let more = on_found(&f);
                     found.push(f);
                     if !more {
@@ -50,7 +74,11 @@ pub async fn discover(me: &ClientIdentity, port: u16, targets: Vec<SocketAddrV4>
                 }
             }
         }
-        let wake = d.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or(end).min(end);
+        let wake = d
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(end)
+            .min(end);
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let (n, from) = r?;
@@ -82,10 +110,22 @@ pub struct Peer {
 
 /// getAuthInfo → hichain PAKE with `pin` → VerifyIp → VerifyDeviceId, one packet
 /// at a time. `seq` is the auth sequence number, which becomes the key index.
-pub async fn authenticate(me: &ClientIdentity, peer: SocketAddrV4, pin: &str, seq: i64, timeout: Duration) -> Result<Peer, Error> {
+pub async fn authenticate(
+    me: &ClientIdentity,
+    peer: SocketAddrV4,
+    pin: &str,
+    seq: i64,
+    timeout: Duration,
+) -> Result<Peer, Error> {
     let mut crypto = OpenSslCrypto::new();
     let mut stream = connect(me.ip, SocketAddr::V4(peer), timeout).await?;
-    let local = LocalAuthInfo { device_id: me.device_id.clone(), device_name: me.name.clone(), device_type: "DEV_L1".into(), auth_port: 0, session_port: 0 };
+    let local = LocalAuthInfo {
+        device_id: me.device_id.clone(),
+        device_name: me.name.clone(),
+        device_type: "DEV_L1".into(),
+        auth_port: 0,
+        session_port: 0,
+    };
     let mut client = AuthClient::new(local, pin.as_bytes(), seq);
     let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + timeout;
@@ -93,12 +133,21 @@ pub async fn authenticate(me: &ClientIdentity, peer: SocketAddrV4, pin: &str, se
         while let Some(b) = client.poll_transmit() {
             stream.write_all(&b).await?;
         }
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await.map_err(|_| Error::Timeout("authentication"))??;
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .map_err(|_| Error::Timeout("authentication"))??;
         if n == 0 {
             return Err(Error::Closed("peer closed the auth connection"));
         }
         if let Some(auth) = client.handle_data(&mut crypto, &buf[..n])? {
-            return Ok(Peer { auth, _auth_stream: stream, ip: *peer.ip(), local: me.ip, crypto, timeout });
+            return Ok(Peer {
+                auth,
+                _auth_stream: stream,
+                ip: *peer.ip(),
+                local: me.ip,
+                crypto,
+                timeout,
+            });
         }
     }
 }
@@ -113,10 +162,18 @@ impl Peer {
     pub async fn open_session(&mut self, name: &str) -> Result<ClientSession, Error> {
         let addr = SocketAddr::from((self.ip, self.auth.peer.session_port));
         let mut stream = connect(self.local, addr, self.timeout).await?;
-        let mut engine = SessionClient::new(&mut self.crypto, name, self.auth.key_index, &self.auth.key)?;
+        let mut engine =
+            SessionClient::new(&mut self.crypto, name, self.auth.key_index, &self.auth.key)?;
         let pkt = engine.poll_transmit().expect("open packet is queued");
         stream.write_all(&pkt).await?;
-        let mut s = ClientSession { stream, engine, crypto: OpenSslCrypto::new(), inbox: VecDeque::new(), reply: None, timeout: self.timeout };
+        let mut s = ClientSession {
+            stream,
+            engine,
+            crypto: OpenSslCrypto::new(),
+            inbox: VecDeque::new(),
+            reply: None,
+            timeout: self.timeout,
+        };
         while s.reply.is_none() {
             s.read_some().await?;
         }
@@ -143,7 +200,9 @@ impl ClientSession {
 
     async fn read_some(&mut self) -> Result<(), Error> {
         let mut buf = vec![0u8; 16 * 1024];
-        let n = tokio::time::timeout(self.timeout, self.stream.read(&mut buf)).await.map_err(|_| Error::Timeout("session reply"))??;
+        let n = tokio::time::timeout(self.timeout, self.stream.read(&mut buf))
+            .await
+            .map_err(|_| Error::Timeout("session reply"))??;
         if n == 0 {
             return Err(Error::Closed("peer closed the session"));
         }

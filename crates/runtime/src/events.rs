@@ -69,19 +69,37 @@ impl NodeEvent {
     pub fn from_bus(e: &BusEvent) -> Option<Self> {
         Some(match e {
             BusEvent::Discovery(DiscoveryEvent::DeviceFound(d)) => Self::found(d),
-            BusEvent::Discovery(DiscoveryEvent::DeviceLost(id)) => NodeEvent::DeviceLost { device_id: id.clone() },
+            BusEvent::Discovery(DiscoveryEvent::DeviceLost(id)) => NodeEvent::DeviceLost {
+                device_id: id.clone(),
+            },
             BusEvent::Discovery(DiscoveryEvent::ScheduleDone) => return None,
-            BusEvent::PeerVerified { ip, peer, .. } => NodeEvent::PeerVerified { device_id: peer.device_id.clone(), name: peer.device_name.clone(), ip: ip.to_string() },
-            BusEvent::PakeFailed { ip, code, .. } => NodeEvent::Error { message: format!("key agreement with {ip} failed (hichain error {code})") },
+            BusEvent::PeerVerified { ip, peer, .. } => NodeEvent::PeerVerified {
+                device_id: peer.device_id.clone(),
+                name: peer.device_name.clone(),
+                ip: ip.to_string(),
+            },
+            BusEvent::PakeFailed { ip, code, .. } => NodeEvent::Error {
+                message: format!("key agreement with {ip} failed (hichain error {code})"),
+            },
             BusEvent::SessionOpened(i) => NodeEvent::SessionOpened {
                 session_id: i.session_id,
                 session: i.session.clone(),
                 peer_device_id: i.peer_device_id.clone(),
                 transport: i.transport.to_owned(),
             },
-            BusEvent::BytesReceived { session_id, data } => NodeEvent::BytesReceived { session_id: *session_id, len: data.len() },
-            BusEvent::SessionClosed { session_id, reason, .. } => NodeEvent::SessionClosed { session_id: *session_id, reason: reason.clone() },
-            BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error { message: format!("dropped connection from {ip}: {reason}") },
+            BusEvent::BytesReceived { session_id, data } => NodeEvent::BytesReceived {
+                session_id: *session_id,
+                len: data.len(),
+            },
+            BusEvent::SessionClosed {
+                session_id, reason, ..
+            } => NodeEvent::SessionClosed {
+                session_id: *session_id,
+                reason: reason.clone(),
+            },
+            BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error {
+                message: format!("dropped connection from {ip}: {reason}"),
+            },
         })
     }
 

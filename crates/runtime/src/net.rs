@@ -22,9 +22,9 @@ pub fn default_ipv4() -> Ipv4Addr {
 pub fn broadcast_of(ip: Ipv4Addr) -> Option<Ipv4Addr> {
     let ifs = if_addrs::get_if_addrs().ok()?;
     ifs.into_iter().find_map(|i| match i.addr {
-        if_addrs::IfAddr::V4(v4) if v4.ip == ip => {
-            v4.broadcast.or_else(|| Some(Ipv4Addr::from(u32::from(v4.ip) | !u32::from(v4.netmask))))
-        }
+        if_addrs::IfAddr::V4(v4) if v4.ip == ip => v4
+            .broadcast
+            .or_else(|| Some(Ipv4Addr::from(u32::from(v4.ip) | !u32::from(v4.netmask)))),
         _ => None,
     })
 }
@@ -36,7 +36,11 @@ pub fn bind_discovery(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSock
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_broadcast(true)?;
     s.set_nonblocking(true)?;
-    let bind = if ip.is_loopback() { ip } else { Ipv4Addr::UNSPECIFIED };
+    let bind = if ip.is_loopback() {
+        ip
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
     s.bind(&SocketAddr::V4(SocketAddrV4::new(bind, port)).into())?;
     tokio::net::UdpSocket::from_std(s.into())
 }

@@ -99,9 +99,20 @@ pub struct Snapshot {
 }
 
 enum Input {
-    Accepted { conn: ConnId, listener: Listener, peer: SocketAddr, writer: mpsc::Sender<Vec<u8>>, reader: tokio::task::AbortHandle },
-    Data { conn: ConnId, bytes: Vec<u8> },
-    Closed { conn: ConnId },
+    Accepted {
+        conn: ConnId,
+        listener: Listener,
+        peer: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+        reader: tokio::task::AbortHandle,
+    },
+    Data {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -124,37 +135,85 @@ impl Node {
     /// creates the echo servers and starts the engine task.
     pub async fn start(cfg: NodeConfig) -> Result<Node, Error> {
         let mut crypto = OpenSslCrypto::new();
-        let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| softbus_bus::crypto::Crypto::random(&mut crypto, b))?;
+        let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| {
+            softbus_bus::crypto::Crypto::random(&mut crypto, b)
+        })?;
         let trust = TrustStore::open(&cfg.data_dir)?;
-        let udp = net::bind_discovery(cfg.ip, cfg.discovery_port).map_err(|e| Error::Bind(format!("discovery {}:{}: {e}", cfg.ip, cfg.discovery_port)))?;
-        let auth = net::bind_listener(cfg.ip, cfg.auth_port).map_err(|e| Error::Bind(format!("auth listener {}: {e}", cfg.ip)))?;
-        let sess = net::bind_listener(cfg.ip, cfg.session_port).map_err(|e| Error::Bind(format!("session listener {}: {e}", cfg.ip)))?;
+        let udp = net::bind_discovery(cfg.ip, cfg.discovery_port).map_err(|e| {
+            Error::Bind(format!("discovery {}:{}: {e}", cfg.ip, cfg.discovery_port))
+        })?;
+        let auth = net::bind_listener(cfg.ip, cfg.auth_port)
+            .map_err(|e| Error::Bind(format!("auth listener {}: {e}", cfg.ip)))?;
+        let sess = net::bind_listener(cfg.ip, cfg.session_port)
+            .map_err(|e| Error::Bind(format!("session listener {}: {e}", cfg.ip)))?;
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
+        // With port 0 the kernel picks one; report and use what was bound.
+        let discovery_port = udp.local_addr()?.port();
         let mut bus_cfg = cfg.bus.clone();
         bus_cfg.pin = cfg.pin.clone();
-        bus_cfg.discovery.port = cfg.discovery_port;
-        let mut bus = Bus::new(bus_cfg, LocalConfig { device_id: device_id.clone(), name: cfg.name.clone(), device_type: cfg.device_type, ip: cfg.ip }, Box::new(crypto));
+        bus_cfg.discovery.port = discovery_port;
+        let mut bus = Bus::new(
+            bus_cfg,
+            LocalConfig {
+                device_id: device_id.clone(),
+                name: cfg.name.clone(),
+                device_type: cfg.device_type,
+                ip: cfg.ip,
+            },
+            Box::new(crypto),
+        );
         bus.set_ports(auth_port, session_port);
         for (i, cap) in cfg.capabilities.iter().enumerate() {
-            bus.discovery_mut().publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap)).map_err(|e| Error::Config(format!("capability {cap}: {e}")))?;
+            bus.discovery_mut()
+                .publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap))
+                .map_err(|e| Error::Config(format!("capability {cap}: {e}")))?;
         }
         let mut echo = HashSet::new();
         for name in &cfg.echo {
-            bus.create_session_server(name).map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
+            bus.create_session_server(name)
+                .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
             echo.insert(name.clone());
         }
-        let info = Arc::new(NodeInfo { device_id, name: cfg.name.clone(), device_type: cfg.device_type, ip: cfg.ip, discovery_port: cfg.discovery_port, auth_port, session_port });
+        let info = Arc::new(NodeInfo {
+            device_id,
+            name: cfg.name.clone(),
+            device_type: cfg.device_type,
+            ip: cfg.ip,
+            discovery_port: cfg.discovery_port,
+            auth_port,
+            session_port,
+        });
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (ev_tx, _) = broadcast::channel(4096);
         let (in_tx, in_rx) = mpsc::channel(INPUT_QUEUE);
         let next_conn = Arc::new(AtomicU64::new(1));
         let acceptors = vec![
-            tokio::spawn(accept_loop(auth, Listener::Auth, in_tx.clone(), next_conn.clone())),
+            tokio::spawn(accept_loop(
+                auth,
+                Listener::Auth,
+                in_tx.clone(),
+                next_conn.clone(),
+            )),
             tokio::spawn(accept_loop(sess, Listener::Session, in_tx, next_conn)),
         ];
-        let driver = Driver { bus, udp, echo, trust, events: ev_tx.clone(), writers: HashMap::new(), readers: HashMap::new() };
+        let driver = Driver {
+            bus,
+            udp,
+            echo,
+            trust,
+            events: ev_tx.clone(),
+            writers: HashMap::new(),
+            readers: HashMap::new(),
+        };
         let task = tokio::spawn(driver.run(cmd_rx, in_rx, acceptors));
-        Ok(Node { handle: NodeHandle { info, commands: cmd_tx, events: ev_tx }, task })
+        Ok(Node {
+            handle: NodeHandle {
+                info,
+                commands: cmd_tx,
+                events: ev_tx,
+            },
+            task,
+        })
     }
 
     /// A handle for commands and events.
@@ -182,23 +241,32 @@ impl NodeHandle {
 
     async fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(f(tx)).await.map_err(|_| Error::Stopped)?;
+        self.commands
+            .send(f(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)
     }
 
     /// CreateSessionServer; `echo` makes it echo every message.
     pub async fn create_session_server(&self, name: &str, echo: bool) -> Result<(), Error> {
-        Ok(self.call(|tx| Command::CreateServer(name.to_owned(), echo, tx)).await??)
+        Ok(self
+            .call(|tx| Command::CreateServer(name.to_owned(), echo, tx))
+            .await??)
     }
 
     /// RemoveSessionServer.
     pub async fn remove_session_server(&self, name: &str) -> Result<(), Error> {
-        Ok(self.call(|tx| Command::RemoveServer(name.to_owned(), tx)).await??)
+        Ok(self
+            .call(|tx| Command::RemoveServer(name.to_owned(), tx))
+            .await??)
     }
 
     /// SendBytes.
     pub async fn send_bytes(&self, session_id: i32, data: Vec<u8>) -> Result<(), Error> {
-        Ok(self.call(|tx| Command::Send(session_id, data, tx)).await??)
+        Ok(self
+            .call(|tx| Command::Send(session_id, data, tx))
+            .await??)
     }
 
     /// CloseSession.
@@ -208,7 +276,10 @@ impl NodeHandle {
 
     /// Sends discovery requests to `targets`; answers arrive as `device_found` events.
     pub async fn discover(&self, targets: Vec<SocketAddrV4>) -> Result<(), Error> {
-        self.commands.send(Command::Discover(targets)).await.map_err(|_| Error::Stopped)
+        self.commands
+            .send(Command::Discover(targets))
+            .await
+            .map_err(|_| Error::Stopped)
     }
 
     /// Devices, sessions, servers, trusted devices.
@@ -217,7 +288,12 @@ impl NodeHandle {
     }
 }
 
-async fn accept_loop(l: TcpListener, kind: Listener, tx: mpsc::Sender<Input>, next: Arc<AtomicU64>) {
+async fn accept_loop(
+    l: TcpListener,
+    kind: Listener,
+    tx: mpsc::Sender<Input>,
+    next: Arc<AtomicU64>,
+) {
     loop {
         let (stream, peer) = match l.accept().await {
             Ok(x) => x,
@@ -234,7 +310,17 @@ async fn accept_loop(l: TcpListener, kind: Listener, tx: mpsc::Sender<Input>, ne
         let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
         tokio::spawn(write_loop(wr, wrx));
         let reader = tokio::spawn(read_loop(rd, conn, tx.clone()));
-        if tx.send(Input::Accepted { conn, listener: kind, peer, writer: wtx, reader: reader.abort_handle() }).await.is_err() {
+        if tx
+            .send(Input::Accepted {
+                conn,
+                listener: kind,
+                peer,
+                writer: wtx,
+                reader: reader.abort_handle(),
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -283,7 +369,12 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut cmds: mpsc::Receiver<Command>, mut inputs: mpsc::Receiver<Input>, acceptors: Vec<JoinHandle<()>>) {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<Command>,
+        mut inputs: mpsc::Receiver<Input>,
+        acceptors: Vec<JoinHandle<()>>,
+    ) {
         let mut buf = vec![0u8; 2048];
         loop {
             let deadline = self.bus.poll_timeout().map(tokio::time::Instant::from_std);
@@ -356,7 +447,13 @@ impl Driver {
     fn input(&mut self, i: Input) {
         let now = Instant::now();
         match i {
-            Input::Accepted { conn, listener, peer, writer, reader } => {
+            Input::Accepted {
+                conn,
+                listener,
+                peer,
+                writer,
+                reader,
+            } => {
                 if self.bus.handle_accept(now, conn, listener, peer).is_ok() {
                     self.writers.insert(conn, writer);
                     self.readers.insert(conn, reader);
@@ -421,7 +518,10 @@ impl Driver {
     fn event(&mut self, e: BusEvent) {
         match &e {
             BusEvent::BytesReceived { session_id, data } => {
-                let echo = self.bus.session(*session_id).is_some_and(|s| self.echo.contains(&s.session));
+                let echo = self
+                    .bus
+                    .session(*session_id)
+                    .is_some_and(|s| self.echo.contains(&s.session));
                 if echo {
                     if let Err(err) = self.bus.send_bytes(*session_id, data) {
                         tracing::debug!(session = session_id, error = %err, "echo failed");
@@ -429,8 +529,17 @@ impl Driver {
                 }
             }
             BusEvent::PeerVerified { ip, peer, .. } => {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                if let Err(err) = self.trust.record(&peer.device_id, &peer.device_name, &peer.device_type, &ip.to_string(), now) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                if let Err(err) = self.trust.record(
+                    &peer.device_id,
+                    &peer.device_name,
+                    &peer.device_type,
+                    &ip.to_string(),
+                    now,
+                ) {
                     tracing::warn!(error = %err, "could not persist trusted device");
                 }
             }
@@ -443,10 +552,16 @@ impl Driver {
 }
 
 /// Connects from `local` (port chosen by the kernel) with a timeout.
-pub(crate) async fn connect(local: Ipv4Addr, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
+pub(crate) async fn connect(
+    local: Ipv4Addr,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, Error> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.bind(SocketAddr::from((local, 0)))?;
-    let s = tokio::time::timeout(timeout, sock.connect(addr)).await.map_err(|_| Error::Timeout("connect"))??;
+    let s = tokio::time::timeout(timeout, sock.connect(addr))
+        .await
+        .map_err(|_| Error::Timeout("connect"))??;
     s.set_nodelay(true)?;
     Ok(s)
 }

@@ -72,14 +72,34 @@ impl TrustStore {
     }
 
     /// Records a verification.
-    pub fn record(&mut self, device_id: &str, name: &str, device_type: &str, ip: &str, now: u64) -> io::Result<()> {
+    pub fn record(
+        &mut self,
+        device_id: &str,
+        name: &str,
+        device_type: &str,
+        ip: &str,
+        now: u64,
+    ) -> io::Result<()> {
         let first_seen = match self.devices.iter().position(|d| d.device_id == device_id) {
             Some(i) => self.devices.remove(i).first_seen,
             None => now,
         };
-        self.devices.insert(0, TrustedDevice { device_id: device_id.into(), name: name.into(), device_type: device_type.into(), ip: ip.into(), first_seen, last_seen: now });
+        self.devices.insert(
+            0,
+            TrustedDevice {
+                device_id: device_id.into(),
+                name: name.into(),
+                device_type: device_type.into(),
+                ip: ip.into(),
+                first_seen,
+                last_seen: now,
+            },
+        );
         self.devices.truncate(MAX_TRUSTED);
-        write_atomic(&self.path, &serde_json::to_vec_pretty(&self.devices).map_err(io::Error::other)?)
+        write_atomic(
+            &self.path,
+            &serde_json::to_vec_pretty(&self.devices).map_err(io::Error::other)?,
+        )
     }
 }
 
@@ -101,7 +121,10 @@ mod tests {
         let b = load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap();
         assert_eq!(a, b);
         std::fs::write(d.join("deviceid"), "short").unwrap();
-        assert_eq!(load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap(), "01".repeat(32));
+        assert_eq!(
+            load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap(),
+            "01".repeat(32)
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -113,7 +136,13 @@ mod tests {
         s.record("B", "b", "DEV_L1", "10.0.0.2", 6).unwrap();
         s.record("A", "a2", "DEV_L1", "10.0.0.1", 9).unwrap();
         let s = TrustStore::open(&d).unwrap();
-        assert_eq!(s.devices().iter().map(|x| (x.device_id.as_str(), x.first_seen, x.last_seen)).collect::<Vec<_>>(), vec![("A", 5, 9), ("B", 6, 6)]);
+        assert_eq!(
+            s.devices()
+                .iter()
+                .map(|x| (x.device_id.as_str(), x.first_seen, x.last_seen))
+                .collect::<Vec<_>>(),
+            vec![("A", 5, 9), ("B", 6, 6)]
+        );
         std::fs::write(d.join("trusted.json"), "{garbage").unwrap();
         assert!(TrustStore::open(&d).unwrap().devices().is_empty());
         assert!(d.join("trusted.corrupt").exists());

@@ -1,6 +1,7 @@
 //! The seed's two acceptance tests between two nodes on loopback addresses:
 //! 1. discovery returns device info and the auth port (the session port comes from VerifyIp);
 //! 2. the echo server returns the same bytes.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_bus::auth::PinPolicy;
 use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
@@ -16,7 +17,12 @@ fn data_dir(tag: &str) -> PathBuf {
 }
 
 async fn start(name: &str, ip: [u8; 4], tag: &str) -> Node {
-    let mut cfg = NodeConfig::new(name, Ipv4Addr::from(ip), data_dir(tag), PinPolicy::pin("135790"));
+    let mut cfg = NodeConfig::new(
+        name,
+        Ipv4Addr::from(ip),
+        data_dir(tag),
+        PinPolicy::pin("135790"),
+    );
     cfg.echo = vec!["echo-server".into()];
     Node::start(cfg).await.expect("node starts")
 }
@@ -29,10 +35,20 @@ async fn node_discovers_node_then_echo() {
     let mut events = bh.subscribe();
 
     // Test 1: node B discovers node A through its own discoverer.
-    bh.discover(vec![SocketAddrV4::new(ai.ip, ai.discovery_port)]).await.unwrap();
+    bh.discover(vec![SocketAddrV4::new(ai.ip, ai.discovery_port)])
+        .await
+        .unwrap();
     let found = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let Ok(NodeEvent::DeviceFound { device_id, name, device_type, ip, auth_port, capabilities }) = events.recv().await {
+            if let Ok(NodeEvent::DeviceFound {
+                device_id,
+                name,
+                device_type,
+                ip,
+                auth_port,
+                capabilities,
+            }) = events.recv().await
+            {
                 if device_id == ai.device_id {
                     return (name, device_type, ip, auth_port, capabilities);
                 }
@@ -41,18 +57,50 @@ async fn node_discovers_node_then_echo() {
     })
     .await
     .expect("node A answers");
-    assert_eq!(found, ("node-a".into(), 0xF2, "127.0.0.2".into(), Some(ai.auth_port), vec!["ddmpCapability".to_owned()]));
-    assert!(bh.snapshot().await.unwrap().devices.iter().any(|d| d.device_id == ai.device_id));
+    assert_eq!(
+        found,
+        (
+            "node-a".into(),
+            0xF2,
+            "127.0.0.2".into(),
+            Some(ai.auth_port),
+            vec!["ddmpCapability".to_owned()]
+        )
+    );
+    assert!(bh
+        .snapshot()
+        .await
+        .unwrap()
+        .devices
+        .iter()
+        .any(|d| d.device_id == ai.device_id));
 
     // Test 2: authenticate from B's address, learn the session port, echo.
-    let me = ClientIdentity { device_id: bh.info().device_id.clone(), name: "node-b".into(), device_type: 0xF2, ip: Ipv4Addr::new(127, 0, 0, 3) };
-    let mut peer = client::authenticate(&me, SocketAddrV4::new(ai.ip, found.3.unwrap()), "135790", 900, Duration::from_secs(5)).await.unwrap();
+    let me = ClientIdentity {
+        device_id: bh.info().device_id.clone(),
+        name: "node-b".into(),
+        device_type: 0xF2,
+        ip: Ipv4Addr::new(127, 0, 0, 3),
+    };
+    let mut peer = client::authenticate(
+        &me,
+        SocketAddrV4::new(ai.ip, found.3.unwrap()),
+        "135790",
+        900,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(peer.info().session_port, ai.session_port);
     assert_eq!(peer.info().device_id, ai.device_id);
     assert_eq!(peer.info().device_name, "node-a");
     let mut s = peer.open_session("echo-server").await.unwrap();
     assert_eq!(s.open_reply().unwrap()["DEVICE_ID"], ai.device_id.as_str());
-    for msg in [b"hello softbus".to_vec(), vec![0u8; 1], (0..4048u32).map(|i| i as u8).collect()] {
+    for msg in [
+        b"hello softbus".to_vec(),
+        vec![0u8; 1],
+        (0..4048u32).map(|i| i as u8).collect(),
+    ] {
         s.send(&msg).await.unwrap();
         assert_eq!(s.recv().await.unwrap(), msg);
     }
@@ -71,11 +119,26 @@ async fn node_discovers_node_then_echo() {
 async fn wrong_pin_and_unknown_server_are_refused_and_node_keeps_serving() {
     let a = start("node-c", [127, 0, 0, 4], "c").await;
     let ai = a.handle().info().clone();
-    let me = ClientIdentity { device_id: "EF".repeat(32), name: "c".into(), device_type: 0x0E, ip: Ipv4Addr::new(127, 0, 0, 5) };
+    let me = ClientIdentity {
+        device_id: "EF".repeat(32),
+        name: "c".into(),
+        device_type: 0x0E,
+        ip: Ipv4Addr::new(127, 0, 0, 5),
+    };
     let addr = SocketAddrV4::new(ai.ip, ai.auth_port);
-    let err = client::authenticate(&me, addr, "000000", 1, Duration::from_secs(5)).await.unwrap_err();
-    assert!(matches!(err, softbus_runtime::Error::Auth(softbus_bus::auth::AuthError::WrongPin)), "{err}");
-    let mut peer = client::authenticate(&me, addr, "135790", 2, Duration::from_secs(5)).await.unwrap();
+    let err = client::authenticate(&me, addr, "000000", 1, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            softbus_runtime::Error::Auth(softbus_bus::auth::AuthError::WrongPin)
+        ),
+        "{err}"
+    );
+    let mut peer = client::authenticate(&me, addr, "135790", 2, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(peer.open_session("nope").await.is_err());
     let mut s = peer.open_session("echo-server").await.unwrap();
     s.send(b"ok").await.unwrap();

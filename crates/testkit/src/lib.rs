@@ -25,7 +25,9 @@ impl VirtualClock {
     /// Starts at an arbitrary fixed origin.
     pub fn new() -> Self {
         // The only real clock read: the origin. Everything after is arithmetic.
-        Self { now: Instant::now() }
+        Self {
+            now: Instant::now(),
+        }
     }
 
     /// The current virtual time.
@@ -71,7 +73,14 @@ pub struct LossyLink<T> {
 impl<T> LossyLink<T> {
     /// A link with impairments `cfg`, random choices from `seed`.
     pub fn new(cfg: LinkConfig, seed: u64) -> Self {
-        Self { cfg, rng: rand::rngs::StdRng::seed_from_u64(seed), in_flight: BTreeMap::new(), seq: 0, sent: 0, dropped: 0 }
+        Self {
+            cfg,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            in_flight: BTreeMap::new(),
+            seq: 0,
+            sent: 0,
+            dropped: 0,
+        }
     }
 
     /// Sends `item` at `now`; it may be dropped or delayed.
@@ -82,7 +91,11 @@ impl<T> LossyLink<T> {
             return;
         }
         let jitter_ns = self.cfg.jitter.as_nanos() as u64;
-        let extra = if jitter_ns == 0 { 0 } else { self.rng.random_range(0..=jitter_ns) };
+        let extra = if jitter_ns == 0 {
+            0
+        } else {
+            self.rng.random_range(0..=jitter_ns)
+        };
         let at = now + self.cfg.delay + Duration::from_nanos(extra);
         self.seq += 1;
         self.in_flight.insert((at, self.seq), item);
@@ -114,7 +127,11 @@ mod tests {
 
     #[test]
     fn same_seed_same_run_and_loss_rate() {
-        let cfg = LinkConfig { loss: 0.2, delay: Duration::from_millis(5), jitter: Duration::from_millis(10) };
+        let cfg = LinkConfig {
+            loss: 0.2,
+            delay: Duration::from_millis(5),
+            jitter: Duration::from_millis(10),
+        };
         let run = |seed| {
             let clock = VirtualClock::new();
             let mut l = LossyLink::new(cfg, seed);
@@ -133,7 +150,14 @@ mod tests {
         assert_eq!(a.len() as u64, sa.0 - sa.1);
         assert!(a.windows(2).any(|w| w[0] > w[1]), "jitter reorders");
         let clock = VirtualClock::new();
-        let mut l = LossyLink::new(LinkConfig { loss: 0.0, delay: Duration::from_millis(5), jitter: Duration::ZERO }, 1);
+        let mut l = LossyLink::new(
+            LinkConfig {
+                loss: 0.0,
+                delay: Duration::from_millis(5),
+                jitter: Duration::ZERO,
+            },
+            1,
+        );
         l.send(clock.now(), 1);
         assert_eq!(l.recv(clock.now()), None);
         assert_eq!(l.next_due(), Some(clock.now() + Duration::from_millis(5)));

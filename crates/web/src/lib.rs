@@ -79,10 +79,17 @@ async fn trusted(State(n): State<NodeHandle>) -> Response {
 
 async fn events(State(n): State<NodeHandle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // A slow viewer misses events (lagged) rather than holding memory.
-    let s = BroadcastStream::new(n.subscribe()).filter_map(|e| e.ok()).map(|e| Ok(Event::default().data(e.to_json())));
+    let s = BroadcastStream::new(n.subscribe())
+        .filter_map(|e| e.ok())
+        .map(|e| Ok(Event::default().data(e.to_json())));
     Sse::new(s).keep_alive(KeepAlive::default())
 }
 
 async fn not_yet() -> Response {
-    (StatusCode::NOT_IMPLEMENTED, [(header::CONTENT_TYPE, "text/plain")], "WebRTC is not available on this node yet\n").into_response()
+    (
+        StatusCode::NOT_IMPLEMENTED,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "WebRTC is not available on this node yet\n",
+    )
+        .into_response()
 }

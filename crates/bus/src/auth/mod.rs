@@ -64,14 +64,19 @@ pub struct PinPolicy {
 impl PinPolicy {
     /// A policy with this PIN.
     pub fn pin(pin: &str) -> Self {
-        Self { pin: Some(Zeroizing::new(pin.to_owned())), allow_empty: false }
+        Self {
+            pin: Some(Zeroizing::new(pin.to_owned())),
+            allow_empty: false,
+        }
     }
 
     /// The PIN to use, if key agreement is allowed at all.
     pub fn effective(&self) -> Result<&[u8], AuthError> {
         match &self.pin {
             None => Err(AuthError::Refused("no PIN configured")),
-            Some(p) if p.is_empty() && !self.allow_empty => Err(AuthError::Refused("empty PIN not allowed")),
+            Some(p) if p.is_empty() && !self.allow_empty => {
+                Err(AuthError::Refused("empty PIN not allowed"))
+            }
             Some(p) => Ok(p.as_bytes()),
         }
     }
@@ -132,15 +137,30 @@ fn str_field(v: &Value, key: &'static str, max: usize) -> Result<String, AuthErr
 }
 
 fn port_field(v: &Value, key: &'static str) -> Result<u16, AuthError> {
-    v.get(key).and_then(Value::as_i64).and_then(|p| u16::try_from(p).ok()).ok_or(AuthError::Malformed(key))
+    v.get(key)
+        .and_then(Value::as_i64)
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(AuthError::Malformed(key))
 }
 
 /// Parses a VerifyIp message (request or reply) with the lite parser's rules.
 pub fn parse_verify_ip(v: &Value) -> Result<(PeerInfo, i64, i64), AuthError> {
-    let max = v.get("BUS_MAX_VERSION").and_then(Value::as_i64).ok_or(AuthError::Malformed("BUS_MAX_VERSION"))?;
-    let min = v.get("BUS_MIN_VERSION").and_then(Value::as_i64).ok_or(AuthError::Malformed("BUS_MIN_VERSION"))?;
+    let max = v
+        .get("BUS_MAX_VERSION")
+        .and_then(Value::as_i64)
+        .ok_or(AuthError::Malformed("BUS_MAX_VERSION"))?;
+    let min = v
+        .get("BUS_MIN_VERSION")
+        .and_then(Value::as_i64)
+        .ok_or(AuthError::Malformed("BUS_MIN_VERSION"))?;
     let info = PeerInfo {
-        device_id: v.get("DEVICE_ID").and_then(Value::as_str).unwrap_or_default().chars().take(MAX_TE_FIELD).collect(),
+        device_id: v
+            .get("DEVICE_ID")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_TE_FIELD)
+            .collect(),
         device_name: str_field(v, "DEVICE_NAME", 63)?,
         device_type: str_field(v, "DEVICE_TYPE", 63)?,
         auth_port: port_field(v, "AUTH_PORT")?,
@@ -192,7 +212,11 @@ impl AuthConn {
 
     /// The key stored under `index`.
     pub fn key(&self, index: i32) -> Option<&[u8; 16]> {
-        self.keys.iter().rev().find(|(i, _)| *i == index).map(|(_, k)| &**k)
+        self.keys
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == index)
+            .map(|(_, k)| &**k)
     }
 
     /// The peer's device id (`TEData`), once getAuthInfo arrived.
@@ -211,11 +235,17 @@ impl AuthConn {
     }
 
     /// Feeds stream bytes. An error means: close the connection.
-    pub fn handle_data(&mut self, c: &mut dyn Crypto, data: &[u8]) -> Result<Vec<AuthConnEvent>, AuthError> {
+    pub fn handle_data(
+        &mut self,
+        c: &mut dyn Crypto,
+        data: &[u8],
+    ) -> Result<Vec<AuthConnEvent>, AuthError> {
         self.deframer.push(data);
         let mut events = Vec::new();
         while let Some(frame) = self.deframer.next_frame()? {
-            let Frame::Auth(h, body) = frame else { return Err(AuthError::Misbehaved("session frame on auth channel")) };
+            let Frame::Auth(h, body) = frame else {
+                return Err(AuthError::Misbehaved("session frame on auth channel"));
+            };
             if let Some(e) = self.handle_packet(c, h, &body)? {
                 events.push(e);
             }
@@ -223,10 +253,16 @@ impl AuthConn {
         Ok(events)
     }
 
-    fn handle_packet(&mut self, c: &mut dyn Crypto, h: AuthHeader, body: &[u8]) -> Result<Option<AuthConnEvent>, AuthError> {
+    fn handle_packet(
+        &mut self,
+        c: &mut dyn Crypto,
+        h: AuthHeader,
+        body: &[u8],
+    ) -> Result<Option<AuthConnEvent>, AuthError> {
         match h.module {
             Module::TRUST_ENGINE if h.flags & FLAG_REPLY == 0 => {
-                let v: Value = serde_json::from_slice(body).map_err(|_| AuthError::Malformed("getAuthInfo"))?;
+                let v: Value = serde_json::from_slice(body)
+                    .map_err(|_| AuthError::Malformed("getAuthInfo"))?;
                 if v.get("TECmd").and_then(Value::as_str) != Some("getAuthInfo") {
                     return Err(AuthError::Malformed("TECmd"));
                 }
@@ -234,7 +270,12 @@ impl AuthConn {
                 str_field(&v, "TEDeviceId", MAX_TE_FIELD)?;
                 self.te_data = Some(te_data);
                 let reply = json!({"TECmd": "retAuthInfo", "TEData": self.local.device_id});
-                self.out.push_back(frame::auth_plain(Module::TRUST_ENGINE, h.seq, FLAG_REPLY, reply.to_string().as_bytes()));
+                self.out.push_back(frame::auth_plain(
+                    Module::TRUST_ENGINE,
+                    h.seq,
+                    FLAG_REPLY,
+                    reply.to_string().as_bytes(),
+                ));
                 Ok(None)
             }
             Module::AUTH_SDK => self.handle_hichain(c, h.seq, body),
@@ -249,12 +290,22 @@ impl AuthConn {
         }
     }
 
-    fn handle_hichain(&mut self, c: &mut dyn Crypto, seq: i64, body: &[u8]) -> Result<Option<AuthConnEvent>, AuthError> {
+    fn handle_hichain(
+        &mut self,
+        c: &mut dyn Crypto,
+        seq: i64,
+        body: &[u8],
+    ) -> Result<Option<AuthConnEvent>, AuthError> {
         let pin = match &self.pin {
             Ok(p) => p.clone(),
             Err(e) => {
                 // Tell the peer, then hang up: pairing is not possible with this node.
-                self.out.push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &pake::error_message(pake::errcode::WRONG_PIN)));
+                self.out.push_back(frame::auth_plain(
+                    Module::AUTH_SDK,
+                    seq,
+                    0,
+                    &pake::error_message(pake::errcode::WRONG_PIN),
+                ));
                 return Err(e.clone());
             }
         };
@@ -271,11 +322,13 @@ impl AuthConn {
         let step = self.pake[idx].1.handle(c, body)?;
         match step {
             ServerStep::Reply(b) => {
-                self.out.push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                self.out
+                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
                 Ok(None)
             }
             ServerStep::Done(b, key) => {
-                self.out.push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                self.out
+                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
                 self.pake.remove(idx);
                 let index = seq as i32;
                 self.keys.retain(|(i, _)| *i != index);
@@ -286,7 +339,8 @@ impl AuthConn {
                 Ok(Some(AuthConnEvent::KeyEstablished { index }))
             }
             ServerStep::Failed(b, code) => {
-                self.out.push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                self.out
+                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
                 self.pake.remove(idx);
                 // softbus_lite drops the key of a failed exchange.
                 self.keys.retain(|(i, _)| *i != seq as i32);
@@ -295,11 +349,17 @@ impl AuthConn {
         }
     }
 
-    fn handle_connection(&mut self, c: &mut dyn Crypto, h: AuthHeader, body: &[u8]) -> Result<Option<AuthConnEvent>, AuthError> {
+    fn handle_connection(
+        &mut self,
+        c: &mut dyn Crypto,
+        h: AuthHeader,
+        body: &[u8],
+    ) -> Result<Option<AuthConnEvent>, AuthError> {
         let index = frame::auth_key_index(body)?;
         let key = *self.key(index).ok_or(FrameError::UnknownKey)?;
         let plain = frame::auth_open(c, body, &key)?;
-        let v: Value = serde_json::from_slice(&plain).map_err(|_| AuthError::Malformed("connection message"))?;
+        let v: Value = serde_json::from_slice(&plain)
+            .map_err(|_| AuthError::Malformed("connection message"))?;
         match v.get("CODE").and_then(Value::as_u64) {
             Some(CODE_VERIFY_IP) => {
                 let (mut info, peer_max, peer_min) = parse_verify_ip(&v)?;
@@ -318,13 +378,30 @@ impl AuthConn {
                     version_type: "1.0.0",
                 };
                 let json = serde_json::to_vec(&reply).expect("plain struct serializes");
-                self.out.push_back(frame::auth_sealed(c, &key, index, Module::CONNECTION, h.seq, FLAG_REPLY, &json)?);
+                self.out.push_back(frame::auth_sealed(
+                    c,
+                    &key,
+                    index,
+                    Module::CONNECTION,
+                    h.seq,
+                    FLAG_REPLY,
+                    &json,
+                )?);
                 self.verified = Some(info.clone());
                 Ok(Some(AuthConnEvent::Verified(info)))
             }
             Some(CODE_VERIFY_DEVICE_ID) => {
-                let reply = json!({"CODE": CODE_VERIFY_DEVICE_ID, "DEVICE_ID": self.local.device_id});
-                self.out.push_back(frame::auth_sealed(c, &key, index, Module::CONNECTION, h.seq, FLAG_REPLY, reply.to_string().as_bytes())?);
+                let reply =
+                    json!({"CODE": CODE_VERIFY_DEVICE_ID, "DEVICE_ID": self.local.device_id});
+                self.out.push_back(frame::auth_sealed(
+                    c,
+                    &key,
+                    index,
+                    Module::CONNECTION,
+                    h.seq,
+                    FLAG_REPLY,
+                    reply.to_string().as_bytes(),
+                )?);
                 Ok(None)
             }
             _ => Err(AuthError::Malformed("CODE")),
@@ -369,7 +446,12 @@ impl AuthClient {
     pub fn new(local: LocalAuthInfo, pin: &[u8], seq: i64) -> Self {
         let req = json!({"TECmd": "getAuthInfo", "TEData": local.device_id, "TEDeviceId": local.device_id});
         let mut out = VecDeque::new();
-        out.push_back(frame::auth_plain(Module::TRUST_ENGINE, seq, 0, req.to_string().as_bytes()));
+        out.push_back(frame::auth_plain(
+            Module::TRUST_ENGINE,
+            seq,
+            0,
+            req.to_string().as_bytes(),
+        ));
         Self {
             deframer: Deframer::new(HeaderKind::Auth, frame::LITE_MAX_AUTH_DATA),
             local,
@@ -387,10 +469,16 @@ impl AuthClient {
     }
 
     /// Feeds stream bytes; returns the result once VerifyDeviceId completed.
-    pub fn handle_data(&mut self, c: &mut dyn Crypto, data: &[u8]) -> Result<Option<Authenticated>, AuthError> {
+    pub fn handle_data(
+        &mut self,
+        c: &mut dyn Crypto,
+        data: &[u8],
+    ) -> Result<Option<Authenticated>, AuthError> {
         self.deframer.push(data);
         while let Some(frame) = self.deframer.next_frame()? {
-            let Frame::Auth(h, body) = frame else { return Err(AuthError::Misbehaved("unexpected frame")) };
+            let Frame::Auth(h, body) = frame else {
+                return Err(AuthError::Misbehaved("unexpected frame"));
+            };
             if let Some(done) = self.handle_packet(c, h, &body)? {
                 return Ok(Some(done));
             }
@@ -398,24 +486,35 @@ impl AuthClient {
         Ok(None)
     }
 
-    fn handle_packet(&mut self, c: &mut dyn Crypto, h: AuthHeader, body: &[u8]) -> Result<Option<Authenticated>, AuthError> {
+    fn handle_packet(
+        &mut self,
+        c: &mut dyn Crypto,
+        h: AuthHeader,
+        body: &[u8],
+    ) -> Result<Option<Authenticated>, AuthError> {
         let seq = self.seq;
-        match (std::mem::replace(&mut self.state, ClientState::Done), h.module) {
+        match (
+            std::mem::replace(&mut self.state, ClientState::Done),
+            h.module,
+        ) {
             (ClientState::AuthInfo, Module::TRUST_ENGINE) => {
-                let v: Value = serde_json::from_slice(body).map_err(|_| AuthError::Malformed("retAuthInfo"))?;
+                let v: Value = serde_json::from_slice(body)
+                    .map_err(|_| AuthError::Malformed("retAuthInfo"))?;
                 if v.get("TECmd").and_then(Value::as_str) != Some("retAuthInfo") {
                     return Err(AuthError::Malformed("TECmd"));
                 }
                 self.peer_device_id = str_field(&v, "TEData", MAX_TE_FIELD)?;
                 let mut pake = PakeClient::new(&self.pin);
                 let msg = pake.start(c);
-                self.out.push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
+                self.out
+                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
                 self.state = ClientState::Pake(pake);
                 Ok(None)
             }
             (ClientState::Pake(mut pake), Module::AUTH_SDK) => match pake.handle(c, body)? {
                 ClientStep::Send(msg) => {
-                    self.out.push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
+                    self.out
+                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
                     self.state = ClientState::Pake(pake);
                     Ok(None)
                 }
@@ -434,14 +533,23 @@ impl AuthClient {
                         version_type: "1.0.0",
                     };
                     let json = serde_json::to_vec(&req).expect("plain struct serializes");
-                    self.out.push_back(frame::auth_sealed(c, &key[..], seq as i32, Module::CONNECTION, seq, 0, &json)?);
+                    self.out.push_back(frame::auth_sealed(
+                        c,
+                        &key[..],
+                        seq as i32,
+                        Module::CONNECTION,
+                        seq,
+                        0,
+                        &json,
+                    )?);
                     self.state = ClientState::VerifyIp(key);
                     Ok(None)
                 }
             },
             (ClientState::VerifyIp(key), Module::CONNECTION) => {
                 let plain = frame::auth_open(c, body, &key[..])?;
-                let v: Value = serde_json::from_slice(&plain).map_err(|_| AuthError::Malformed("VerifyIp reply"))?;
+                let v: Value = serde_json::from_slice(&plain)
+                    .map_err(|_| AuthError::Malformed("VerifyIp reply"))?;
                 if v.get("CODE").and_then(Value::as_u64) != Some(CODE_VERIFY_IP) {
                     return Err(AuthError::Malformed("CODE"));
                 }
@@ -450,20 +558,33 @@ impl AuthClient {
                     info.device_id = self.peer_device_id.clone();
                 }
                 let req = json!({"CODE": CODE_VERIFY_DEVICE_ID, "DEVICE_ID": self.local.device_id});
-                self.out.push_back(frame::auth_sealed(c, &key[..], seq as i32, Module::CONNECTION, seq, 0, req.to_string().as_bytes())?);
+                self.out.push_back(frame::auth_sealed(
+                    c,
+                    &key[..],
+                    seq as i32,
+                    Module::CONNECTION,
+                    seq,
+                    0,
+                    req.to_string().as_bytes(),
+                )?);
                 self.state = ClientState::VerifyDeviceId(key, info);
                 Ok(None)
             }
             (ClientState::VerifyDeviceId(key, mut info), Module::CONNECTION) => {
                 let plain = frame::auth_open(c, body, &key[..])?;
-                let v: Value = serde_json::from_slice(&plain).map_err(|_| AuthError::Malformed("VerifyDeviceId reply"))?;
+                let v: Value = serde_json::from_slice(&plain)
+                    .map_err(|_| AuthError::Malformed("VerifyDeviceId reply"))?;
                 if v.get("CODE").and_then(Value::as_u64) != Some(CODE_VERIFY_DEVICE_ID) {
                     return Err(AuthError::Malformed("CODE"));
                 }
                 if let Some(id) = v.get("DEVICE_ID").and_then(Value::as_str) {
                     info.device_id = id.chars().take(MAX_TE_FIELD).collect();
                 }
-                Ok(Some(Authenticated { key_index: seq as i32, key, peer: info }))
+                Ok(Some(Authenticated {
+                    key_index: seq as i32,
+                    key,
+                    peer: info,
+                }))
             }
             (_, m) => {
                 tracing::debug!(module = m.0, "unexpected auth packet");

@@ -92,19 +92,36 @@ pub fn derive(c: &dyn Crypto, shared: &[u8], salt: &[u8]) -> Result<PakeKeys, Au
     session_key.copy_from_slice(&okm[..16]);
     let mut hmac_key = Zeroizing::new([0u8; 32]);
     hmac_key[..16].copy_from_slice(&okm[16..]);
-    Ok(PakeKeys { session_key, hmac_key })
+    Ok(PakeKeys {
+        session_key,
+        hmac_key,
+    })
 }
 
 /// Key confirmation: `HMAC(hmac_key, first ‖ second)`; the client's proof puts its
 /// own challenge first, the server's proof puts the server challenge first.
-pub fn kcf(c: &dyn Crypto, keys: &PakeKeys, first: &[u8], second: &[u8]) -> Result<[u8; 32], AuthError> {
+pub fn kcf(
+    c: &dyn Crypto,
+    keys: &PakeKeys,
+    first: &[u8],
+    second: &[u8],
+) -> Result<[u8; 32], AuthError> {
     Ok(c.hmac_sha256(&keys.hmac_key[..], &[first, second])?)
 }
 
 /// The 16-byte key handed to softbus: `HKDF(session_key, salt, "hichain_return_key", 16)`.
-pub fn export(c: &dyn Crypto, keys: &PakeKeys, salt: &[u8]) -> Result<Zeroizing<[u8; 16]>, AuthError> {
+pub fn export(
+    c: &dyn Crypto,
+    keys: &PakeKeys,
+    salt: &[u8],
+) -> Result<Zeroizing<[u8; 16]>, AuthError> {
     let mut out = Zeroizing::new([0u8; EXPORT_LEN]);
-    c.hkdf_sha256(&keys.session_key[..], salt, b"hichain_return_key", &mut out[..])?;
+    c.hkdf_sha256(
+        &keys.session_key[..],
+        salt,
+        b"hichain_return_key",
+        &mut out[..],
+    )?;
     Ok(out)
 }
 
@@ -121,7 +138,10 @@ pub fn error_message(code: u32) -> Vec<u8> {
 /// Reads `{"message":n,"payload":{…}}`.
 pub fn envelope(body: &[u8]) -> Result<(u64, Value), u32> {
     let v: Value = serde_json::from_slice(body).map_err(|_| errcode::BAD_BODY)?;
-    let m = v.get("message").and_then(Value::as_u64).ok_or(errcode::BAD_BODY)?;
+    let m = v
+        .get("message")
+        .and_then(Value::as_u64)
+        .ok_or(errcode::BAD_BODY)?;
     let payload = v.get("payload").cloned().unwrap_or(Value::Null);
     Ok((m, payload))
 }
@@ -148,7 +168,11 @@ fn version_tuple(s: &str) -> Option<(u32, u32, u32)> {
 /// Checks a peer's version object against ours (1.0.0).
 pub fn check_version(p: &Value) -> Result<(), u32> {
     let v = p.get("version").ok_or(errcode::BAD_BODY)?;
-    let min = v.get("minVersion").and_then(Value::as_str).and_then(version_tuple).ok_or(errcode::BAD_BODY)?;
+    let min = v
+        .get("minVersion")
+        .and_then(Value::as_str)
+        .and_then(version_tuple)
+        .ok_or(errcode::BAD_BODY)?;
     if min > (1, 0, 0) {
         return Err(errcode::UNSUPPORTED_VERSION);
     }
@@ -169,7 +193,11 @@ pub enum ServerStep {
 #[derive(Debug)]
 enum ServerState {
     Idle,
-    AwaitConfirm { salt: [u8; SALT_LEN], challenge: [u8; CHALLENGE_LEN], esk: Zeroizing<Vec<u8>> },
+    AwaitConfirm {
+        salt: [u8; SALT_LEN],
+        challenge: [u8; CHALLENGE_LEN],
+        esk: Zeroizing<Vec<u8>>,
+    },
     Finished,
 }
 
@@ -183,7 +211,10 @@ pub struct PakeServer {
 impl PakeServer {
     /// A server that authenticates peers knowing `pin`.
     pub fn new(pin: &[u8]) -> Self {
-        Self { pin: Zeroizing::new(pin.to_vec()), state: ServerState::Idle }
+        Self {
+            pin: Zeroizing::new(pin.to_vec()),
+            state: ServerState::Idle,
+        }
     }
 
     /// Handles one hichain message from the client.
@@ -219,16 +250,28 @@ impl PakeServer {
                     "salt": hex::encode_upper(salt),
                     "epk": hex::encode_upper(&epk),
                 }});
-                self.state = ServerState::AwaitConfirm { salt, challenge, esk };
+                self.state = ServerState::AwaitConfirm {
+                    salt,
+                    challenge,
+                    esk,
+                };
                 Ok(ServerStep::Reply(reply.to_string().into_bytes()))
             }
             MSG_PAKE_CLIENT_CONFIRM => {
-                let ServerState::AwaitConfirm { salt, challenge, esk, .. } = std::mem::replace(&mut self.state, ServerState::Finished) else {
+                let ServerState::AwaitConfirm {
+                    salt,
+                    challenge,
+                    esk,
+                    ..
+                } = std::mem::replace(&mut self.state, ServerState::Finished)
+                else {
                     return fail(errcode::CONFIRM_WITHOUT_REQUEST);
                 };
-                let (Some(peer_kcf), Some(peer_challenge), Some(peer_epk)) =
-                    (hex_field(&p, "kcfData", 32, false), hex_field(&p, "challenge", CHALLENGE_LEN, false), hex_field(&p, "epk", P_LEN, true))
-                else {
+                let (Some(peer_kcf), Some(peer_challenge), Some(peer_epk)) = (
+                    hex_field(&p, "kcfData", 32, false),
+                    hex_field(&p, "challenge", CHALLENGE_LEN, false),
+                    hex_field(&p, "epk", P_LEN, true),
+                ) else {
                     return fail(errcode::BAD_BODY);
                 };
                 if !public_value_ok(&peer_epk) {
@@ -253,8 +296,16 @@ impl PakeServer {
 #[derive(Debug)]
 enum ClientState {
     Start,
-    AwaitResponse { challenge: [u8; CHALLENGE_LEN], esk: Zeroizing<Vec<u8>> },
-    AwaitConfirm { keys: PakeKeys, challenge: [u8; CHALLENGE_LEN], peer_challenge: Vec<u8>, salt: Vec<u8> },
+    AwaitResponse {
+        challenge: [u8; CHALLENGE_LEN],
+        esk: Zeroizing<Vec<u8>>,
+    },
+    AwaitConfirm {
+        keys: PakeKeys,
+        challenge: [u8; CHALLENGE_LEN],
+        peer_challenge: Vec<u8>,
+        salt: Vec<u8>,
+    },
     Finished,
 }
 
@@ -277,7 +328,10 @@ pub struct PakeClient {
 impl PakeClient {
     /// A client proving knowledge of `pin`.
     pub fn new(pin: &[u8]) -> Self {
-        Self { pin: Zeroizing::new(pin.to_vec()), state: ClientState::Start }
+        Self {
+            pin: Zeroizing::new(pin.to_vec()),
+            state: ClientState::Start,
+        }
     }
 
     /// The PAKE_REQUEST that starts the exchange.
@@ -300,14 +354,23 @@ impl PakeClient {
         if msg == MSG_INFORM {
             let code = p.get("errorCode").and_then(Value::as_u64).unwrap_or(0) as u32;
             self.state = ClientState::Finished;
-            return Err(if code == errcode::WRONG_PIN { AuthError::WrongPin } else { AuthError::PeerError(code) });
+            return Err(if code == errcode::WRONG_PIN {
+                AuthError::WrongPin
+            } else {
+                AuthError::PeerError(code)
+            });
         }
-        match (msg, std::mem::replace(&mut self.state, ClientState::Finished)) {
+        match (
+            msg,
+            std::mem::replace(&mut self.state, ClientState::Finished),
+        ) {
             (MSG_PAKE_RESPONSE, ClientState::AwaitResponse { challenge, esk }) => {
                 check_version(&p).map_err(|_| AuthError::Incompatible("hichain version"))?;
-                let (Some(salt), Some(peer_challenge), Some(peer_epk)) =
-                    (hex_field(&p, "salt", SALT_LEN, false), hex_field(&p, "challenge", CHALLENGE_LEN, false), hex_field(&p, "epk", P_LEN, true))
-                else {
+                let (Some(salt), Some(peer_challenge), Some(peer_epk)) = (
+                    hex_field(&p, "salt", SALT_LEN, false),
+                    hex_field(&p, "challenge", CHALLENGE_LEN, false),
+                    hex_field(&p, "epk", P_LEN, true),
+                ) else {
                     return Err(AuthError::Malformed("PAKE response"));
                 };
                 if !public_value_ok(&peer_epk) {
@@ -323,11 +386,25 @@ impl PakeClient {
                     "challenge": hex::encode_upper(challenge),
                     "epk": hex::encode_upper(&epk),
                 }});
-                self.state = ClientState::AwaitConfirm { keys, challenge, peer_challenge, salt };
+                self.state = ClientState::AwaitConfirm {
+                    keys,
+                    challenge,
+                    peer_challenge,
+                    salt,
+                };
                 Ok(ClientStep::Send(msg.to_string().into_bytes()))
             }
-            (MSG_PAKE_SERVER_CONFIRM, ClientState::AwaitConfirm { keys, challenge, peer_challenge, salt }) => {
-                let proof = hex_field(&p, "kcfData", 32, false).ok_or(AuthError::Malformed("server confirm"))?;
+            (
+                MSG_PAKE_SERVER_CONFIRM,
+                ClientState::AwaitConfirm {
+                    keys,
+                    challenge,
+                    peer_challenge,
+                    salt,
+                },
+            ) => {
+                let proof = hex_field(&p, "kcfData", 32, false)
+                    .ok_or(AuthError::Malformed("server confirm"))?;
                 let expect = kcf(c, &keys, &peer_challenge, &challenge)?;
                 if !c.ct_eq(&expect, &proof) {
                     return Err(AuthError::WrongPin);

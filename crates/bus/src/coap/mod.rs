@@ -118,17 +118,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b[1] == CODE_EMPTY && b.len() > 4 {
             return Err(CoapError::EmptyNotEmpty);
         }
-        let mut iter = OptionIter { buf: &b[options_start..], pos: 0, number: 0, count: 0 };
+        let mut iter = OptionIter {
+            buf: &b[options_start..],
+            pos: 0,
+            number: 0,
+            count: 0,
+        };
         for opt in iter.by_ref() {
             opt?;
         }
         let options_end = options_start + iter.pos;
         // The iterator stops on the marker (or the end); skip the marker.
-        let payload_start = if options_end < b.len() { options_end + 1 } else { options_end };
+        let payload_start = if options_end < b.len() {
+            options_end + 1
+        } else {
+            options_end
+        };
         if options_end < b.len() && payload_start == b.len() {
             return Err(CoapError::EmptyPayload);
         }
-        Ok(Self { buf, options_start, options_end, payload_start })
+        Ok(Self {
+            buf,
+            options_start,
+            options_end,
+            payload_start,
+        })
     }
 
     /// Message type.
@@ -150,7 +164,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// Options in wire order (already validated by `new_checked`).
     pub fn options(&self) -> OptionIter<'_> {
-        OptionIter { buf: &self.buf.as_ref()[self.options_start..self.options_end], pos: 0, number: 0, count: 0 }
+        OptionIter {
+            buf: &self.buf.as_ref()[self.options_start..self.options_end],
+            pos: 0,
+            number: 0,
+            count: 0,
+        }
     }
     /// Payload after the `0xFF` marker (empty if none).
     pub fn payload(&self) -> &[u8] {
@@ -214,7 +233,10 @@ impl<'a> Iterator for OptionIter<'a> {
             let len = self.ext(first & 0x0f)? as usize;
             let number = u32::from(self.number) + delta;
             self.number = u16::try_from(number).map_err(|_| CoapError::OptionOverflow)?;
-            let value = self.buf.get(self.pos..self.pos + len).ok_or(CoapError::Truncated)?;
+            let value = self
+                .buf
+                .get(self.pos..self.pos + len)
+                .ok_or(CoapError::Truncated)?;
             self.pos += len;
             Ok((self.number, value))
         })();
@@ -250,7 +272,10 @@ impl Message {
         let mut options = Vec::new();
         for o in p.options() {
             let (number, value) = o?;
-            options.push(CoapOption { number, value: value.to_vec() });
+            options.push(CoapOption {
+                number,
+                value: value.to_vec(),
+            });
         }
         Ok(Self {
             message_type: p.message_type(),
@@ -264,12 +289,18 @@ impl Message {
 
     /// Values of every option with this number, in order.
     pub fn option_values(&self, number: u16) -> impl Iterator<Item = &[u8]> {
-        self.options.iter().filter(move |o| o.number == number).map(|o| o.value.as_slice())
+        self.options
+            .iter()
+            .filter(move |o| o.number == number)
+            .map(|o| o.value.as_slice())
     }
 
     /// Uri-Path segments joined by `/`.
     pub fn uri_path(&self) -> String {
-        self.option_values(OPT_URI_PATH).map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>().join("/")
+        self.option_values(OPT_URI_PATH)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     fn ext_len(v: usize) -> usize {

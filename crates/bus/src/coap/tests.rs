@@ -21,7 +21,13 @@ fn bytes_to_fields_lite_reply() {
     assert_eq!(p.message_id(), 1);
     assert!(p.token().is_empty());
     let opts: Vec<_> = p.options().map(|o| o.unwrap()).collect();
-    assert_eq!(opts, vec![(OPT_URI_HOST, &b"10.77.0.3"[..]), (OPT_URI_PATH, &b"device_discover"[..])]);
+    assert_eq!(
+        opts,
+        vec![
+            (OPT_URI_HOST, &b"10.77.0.3"[..]),
+            (OPT_URI_PATH, &b"device_discover"[..])
+        ]
+    );
     assert_eq!(p.payload(), b"{}");
 }
 
@@ -33,8 +39,14 @@ fn fields_to_bytes_lite_reply() {
         message_id: 1,
         token: vec![],
         options: vec![
-            CoapOption { number: OPT_URI_HOST, value: b"10.77.0.3".to_vec() },
-            CoapOption { number: OPT_URI_PATH, value: b"device_discover".to_vec() },
+            CoapOption {
+                number: OPT_URI_HOST,
+                value: b"10.77.0.3".to_vec(),
+            },
+            CoapOption {
+                number: OPT_URI_PATH,
+                value: b"device_discover".to_vec(),
+            },
         ],
         payload: b"{}".to_vec(),
     };
@@ -74,8 +86,14 @@ fn extended_delta_and_length() {
         message_id: 0xbeef,
         token: vec![1, 2, 3, 4, 5, 6, 7, 8],
         options: vec![
-            CoapOption { number: 20, value: vec![7; 20] },
-            CoapOption { number: 20 + 300, value: vec![9; 300] },
+            CoapOption {
+                number: 20,
+                value: vec![7; 20],
+            },
+            CoapOption {
+                number: 20 + 300,
+                value: vec![9; 300],
+            },
         ],
         payload: vec![],
     };
@@ -88,22 +106,58 @@ fn extended_delta_and_length() {
 
 #[test]
 fn rejections() {
-    assert_eq!(Packet::new_checked(&[0x50, 0x02, 0x00][..]).unwrap_err(), CoapError::Truncated);
-    assert_eq!(Packet::new_checked(&[0x90, 0x02, 0, 1][..]).unwrap_err(), CoapError::BadVersion(2));
-    assert_eq!(Packet::new_checked(&[0x59, 0x02, 0, 1][..]).unwrap_err(), CoapError::BadTokenLength(9));
-    assert_eq!(Packet::new_checked(&[0x52, 0x02, 0, 1, 9][..]).unwrap_err(), CoapError::Truncated);
-    assert_eq!(Packet::new_checked(&[0x50, 0x02, 0, 1, 0xf1, 0][..]).unwrap_err(), CoapError::ReservedNibble);
-    assert_eq!(Packet::new_checked(&[0x50, 0x02, 0, 1, 0x1f][..]).unwrap_err(), CoapError::ReservedNibble);
-    assert_eq!(Packet::new_checked(&[0x50, 0x02, 0, 1, 0x35, b'a'][..]).unwrap_err(), CoapError::Truncated);
-    assert_eq!(Packet::new_checked(&[0x50, 0x02, 0, 1, 0xff][..]).unwrap_err(), CoapError::EmptyPayload);
-    assert_eq!(Packet::new_checked(&[0x40, 0x00, 0, 1, 0xff, 1][..]).unwrap_err(), CoapError::EmptyNotEmpty);
+    assert_eq!(
+        Packet::new_checked(&[0x50, 0x02, 0x00][..]).unwrap_err(),
+        CoapError::Truncated
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x90, 0x02, 0, 1][..]).unwrap_err(),
+        CoapError::BadVersion(2)
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x59, 0x02, 0, 1][..]).unwrap_err(),
+        CoapError::BadTokenLength(9)
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x52, 0x02, 0, 1, 9][..]).unwrap_err(),
+        CoapError::Truncated
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x50, 0x02, 0, 1, 0xf1, 0][..]).unwrap_err(),
+        CoapError::ReservedNibble
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x50, 0x02, 0, 1, 0x1f][..]).unwrap_err(),
+        CoapError::ReservedNibble
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x50, 0x02, 0, 1, 0x35, b'a'][..]).unwrap_err(),
+        CoapError::Truncated
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x50, 0x02, 0, 1, 0xff][..]).unwrap_err(),
+        CoapError::EmptyPayload
+    );
+    assert_eq!(
+        Packet::new_checked(&[0x40, 0x00, 0, 1, 0xff, 1][..]).unwrap_err(),
+        CoapError::EmptyNotEmpty
+    );
     let big = vec![0x50u8; MAX_PDU + 1];
-    assert_eq!(Packet::new_checked(&big[..]).unwrap_err(), CoapError::TooLarge(MAX_PDU + 1));
+    assert_eq!(
+        Packet::new_checked(&big[..]).unwrap_err(),
+        CoapError::TooLarge(MAX_PDU + 1)
+    );
     let mut many = vec![0x50, 0x02, 0, 1];
     many.extend(std::iter::repeat_n(0x00, MAX_OPTIONS + 1));
-    assert_eq!(Packet::new_checked(&many[..]).unwrap_err(), CoapError::TooManyOptions);
+    assert_eq!(
+        Packet::new_checked(&many[..]).unwrap_err(),
+        CoapError::TooManyOptions
+    );
     // option number overflow: 14-nibble delta 0xffff + 269
-    assert_eq!(Packet::new_checked(&[0x50, 0x02, 0, 1, 0xe0, 0xff, 0xff][..]).unwrap_err(), CoapError::OptionOverflow);
+    assert_eq!(
+        Packet::new_checked(&[0x50, 0x02, 0, 1, 0xe0, 0xff, 0xff][..]).unwrap_err(),
+        CoapError::OptionOverflow
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ pub mod publish;
 
 use crate::coap::{self, CoapError, CoapOption, Message, MessageType};
 use payload::{DevicePayload, FullRequest, LiteReply, PayloadError};
-use publish::{CommonInfo, PublishError, PublishInfo, Publications};
+use publish::{CommonInfo, Publications, PublishError, PublishInfo};
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -53,9 +53,20 @@ pub struct DiscoveryConfig {
 impl Default for DiscoveryConfig {
     fn default() -> Self {
         // The full stack's schedule: 12 requests, 100 ms, then 200 ms twice, then 500 ms.
-        let mut schedule = vec![Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(200)];
+        let mut schedule = vec![
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(200),
+        ];
         schedule.extend(std::iter::repeat_n(Duration::from_millis(500), 8));
-        Self { port: DEFAULT_PORT, reply_rate: 200, table_limit: 256, device_ttl: Duration::from_secs(60), queue_limit: 1024, schedule }
+        Self {
+            port: DEFAULT_PORT,
+            reply_rate: 200,
+            table_limit: 256,
+            device_ttl: Duration::from_secs(60),
+            queue_limit: 1024,
+            schedule,
+        }
     }
 }
 
@@ -166,7 +177,11 @@ impl Discovery {
     }
 
     /// PublishService.
-    pub fn publish(&mut self, module: Option<&str>, info: &PublishInfo) -> Result<(), PublishError> {
+    pub fn publish(
+        &mut self,
+        module: Option<&str>,
+        info: &PublishInfo,
+    ) -> Result<(), PublishError> {
         self.publications.publish(module, info)
     }
 
@@ -178,7 +193,11 @@ impl Discovery {
     /// SetCommonDeviceInfo. Unlike softbus_lite, the device id stays wrapped as
     /// `{"UDID":…}` afterwards, so full-stack peers can still parse it.
     pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), i32> {
-        let mut ci = CommonInfo { device_id: self.local.device_id.clone(), device_type: self.local.device_type, device_name: self.local.name.clone() };
+        let mut ci = CommonInfo {
+            device_id: self.local.device_id.clone(),
+            device_type: self.local.device_type,
+            device_name: self.local.name.clone(),
+        };
         self.publications.set_common_device_info(&mut ci, entries)?;
         self.local.device_id = ci.device_id;
         self.local.device_type = ci.device_type;
@@ -207,7 +226,11 @@ impl Discovery {
     /// Starts sending discovery requests to `targets` (broadcast or unicast
     /// addresses) on the configured schedule; restarts a running schedule.
     pub fn start_discovery(&mut self, now: Instant, targets: Vec<SocketAddrV4>) {
-        self.schedule = Some(Schedule { targets, next: now, sent: 0 });
+        self.schedule = Some(Schedule {
+            targets,
+            next: now,
+            sent: 0,
+        });
         self.handle_timeout(now);
     }
 
@@ -246,8 +269,14 @@ impl Discovery {
             message_id: self.next_message_id(),
             token: Vec::new(),
             options: vec![
-                CoapOption { number: coap::OPT_URI_HOST, value: host.as_bytes().to_vec() },
-                CoapOption { number: coap::OPT_URI_PATH, value: RESOURCE.as_bytes().to_vec() },
+                CoapOption {
+                    number: coap::OPT_URI_HOST,
+                    value: host.as_bytes().to_vec(),
+                },
+                CoapOption {
+                    number: coap::OPT_URI_PATH,
+                    value: RESOURCE.as_bytes().to_vec(),
+                },
             ],
             payload,
         }
@@ -257,7 +286,10 @@ impl Discovery {
     /// The reply body for a requester (fixed key order, no trailing NUL).
     pub fn reply_json(&self) -> String {
         let service_data = self.publications.service_data(self.local.auth_port);
-        let bitmap = self.publications.ever_published().then(|| [self.publications.bitmap()]);
+        let bitmap = self
+            .publications
+            .ever_published()
+            .then(|| [self.publications.bitmap()]);
         let r = LiteReply {
             device_id: payload::wrap_udid(&self.local.device_id),
             device_name: &self.local.name,
@@ -284,7 +316,11 @@ impl Discovery {
             device_hash: "0",
             service_data: &service_data,
             wlan_ip: self.local.ip.to_string(),
-            capability_bitmap: if bitmap == 0 { Vec::new() } else { vec![bitmap] },
+            capability_bitmap: if bitmap == 0 {
+                Vec::new()
+            } else {
+                vec![bitmap]
+            },
             business_type: 0,
             coap_uri: format!("coap://{}/{RESOURCE}", self.local.ip),
         };
@@ -309,7 +345,12 @@ impl Discovery {
     }
 
     /// Handles one datagram. An error means the datagram was dropped.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), DiscoveryError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DiscoveryError> {
         let r = self.handle_inner(now, from, data);
         if r.is_err() {
             self.dropped += 1;
@@ -317,13 +358,28 @@ impl Discovery {
         r
     }
 
-    fn handle_inner(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Result<(), DiscoveryError> {
+    fn handle_inner(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DiscoveryError> {
         let msg = Message::parse(data)?;
         if msg.message_type == MessageType::CON {
             // RFC 7252 §4.2: acknowledge a confirmable message (softbus_lite ignores the type).
             if let SocketAddr::V4(v4) = from {
-                let ack = Message { message_type: MessageType::ACK, code: coap::CODE_EMPTY, message_id: msg.message_id, token: Vec::new(), options: Vec::new(), payload: Vec::new() };
-                self.push_transmit(Datagram { dst: v4, payload: ack.emit()? });
+                let ack = Message {
+                    message_type: MessageType::ACK,
+                    code: coap::CODE_EMPTY,
+                    message_id: msg.message_id,
+                    token: Vec::new(),
+                    options: Vec::new(),
+                    payload: Vec::new(),
+                };
+                self.push_transmit(Datagram {
+                    dst: v4,
+                    payload: ack.emit()?,
+                });
             }
         }
         if msg.payload.is_empty() {
@@ -351,7 +407,10 @@ impl Discovery {
             }
             let body = self.reply_json().into_bytes();
             let bytes = self.post(&dst_ip.to_string(), body)?;
-            self.push_transmit(Datagram { dst: SocketAddrV4::new(dst_ip, self.config.port), payload: bytes });
+            self.push_transmit(Datagram {
+                dst: SocketAddrV4::new(dst_ip, self.config.port),
+                payload: bytes,
+            });
         }
         Ok(())
     }
@@ -377,11 +436,22 @@ impl Discovery {
         }
         if self.table.len() >= self.config.table_limit {
             // Evict the device heard from longest ago.
-            if let Some(old) = self.table.iter().min_by_key(|(_, e)| e.last_seen).map(|(k, _)| k.clone()) {
+            if let Some(old) = self
+                .table
+                .iter()
+                .min_by_key(|(_, e)| e.last_seen)
+                .map(|(k, _)| k.clone())
+            {
                 self.table.remove(&old);
             }
         }
-        self.table.insert(udid, Entry { device: device.clone(), last_seen: now });
+        self.table.insert(
+            udid,
+            Entry {
+                device: device.clone(),
+                last_seen: now,
+            },
+        );
         self.push_event(DiscoveryEvent::DeviceFound(device));
     }
 
@@ -395,11 +465,18 @@ impl Discovery {
             for t in targets {
                 let payload = self.request_payload();
                 match self.post(&t.ip().to_string(), payload) {
-                    Ok(bytes) => self.push_transmit(Datagram { dst: t, payload: bytes }),
-                    Err(e) => tracing::warn!(error = %e, "discovery request does not fit a datagram"),
+                    Ok(bytes) => self.push_transmit(Datagram {
+                        dst: t,
+                        payload: bytes,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "discovery request does not fit a datagram")
+                    }
                 }
             }
-            let Some(s) = self.schedule.as_mut() else { break };
+            let Some(s) = self.schedule.as_mut() else {
+                break;
+            };
             match self.config.schedule.get(s.sent) {
                 Some(d) => {
                     s.next += *d;
@@ -412,7 +489,12 @@ impl Discovery {
             }
         }
         let ttl = self.config.device_ttl;
-        let expired: Vec<String> = self.table.iter().filter(|(_, e)| now.saturating_duration_since(e.last_seen) >= ttl).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<String> = self
+            .table
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.last_seen) >= ttl)
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in expired {
             self.table.remove(&k);
             self.push_event(DiscoveryEvent::DeviceLost(k));
@@ -422,7 +504,11 @@ impl Discovery {
     /// When `handle_timeout` should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let sched = self.schedule.as_ref().map(|s| s.next);
-        let expiry = self.table.values().map(|e| e.last_seen + self.config.device_ttl).min();
+        let expiry = self
+            .table
+            .values()
+            .map(|e| e.last_seen + self.config.device_ttl)
+            .min();
         match (sched, expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -42,7 +42,12 @@ pub struct DevicePayload {
     pub coap_uri: Option<String>,
 }
 
-fn bounded_str(v: &Value, key: &'static str, max: usize, required: bool) -> Result<Option<String>, PayloadError> {
+fn bounded_str(
+    v: &Value,
+    key: &'static str,
+    max: usize,
+    required: bool,
+) -> Result<Option<String>, PayloadError> {
     match v.get(key) {
         None if !required => Ok(None),
         Some(Value::String(s)) => {
@@ -77,7 +82,10 @@ impl DevicePayload {
         };
         let hicom_version = bounded_str(&v, "hicomversion", MAX_HICOM_VERSION, false)?;
         // wlanIp: an unparsable address is treated as absent (no reply can be sent).
-        let wlan_ip = v.get("wlanIp").and_then(Value::as_str).and_then(|s| s.parse().ok());
+        let wlan_ip = v
+            .get("wlanIp")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
         let capability_bitmap = match v.get("capabilityBitmap") {
             Some(Value::Array(a)) => {
                 let mut out = Vec::new();
@@ -91,12 +99,34 @@ impl DevicePayload {
             }
             _ => Vec::new(),
         };
-        let mode = v.get("mode").and_then(Value::as_u64).map(|m| m.min(u64::from(u32::MAX)) as u32);
+        let mode = v
+            .get("mode")
+            .and_then(Value::as_u64)
+            .map(|m| m.min(u64::from(u32::MAX)) as u32);
         // Over-long deviceHash / serviceData are not stored, the rest still counts.
-        let device_hash = v.get("deviceHash").and_then(Value::as_str).filter(|s| s.len() <= MAX_DEVICE_HASH).map(str::to_owned);
-        let service_data = v.get("serviceData").and_then(Value::as_str).filter(|s| s.len() <= MAX_SERVICE_DATA).map(str::to_owned);
+        let device_hash = v
+            .get("deviceHash")
+            .and_then(Value::as_str)
+            .filter(|s| s.len() <= MAX_DEVICE_HASH)
+            .map(str::to_owned);
+        let service_data = v
+            .get("serviceData")
+            .and_then(Value::as_str)
+            .filter(|s| s.len() <= MAX_SERVICE_DATA)
+            .map(str::to_owned);
         let coap_uri = v.get("coapUri").and_then(Value::as_str).map(str::to_owned);
-        Ok(Self { device_id, device_name, device_type, hicom_version, wlan_ip, capability_bitmap, mode, device_hash, service_data, coap_uri })
+        Ok(Self {
+            device_id,
+            device_name,
+            device_type,
+            hicom_version,
+            wlan_ip,
+            capability_bitmap,
+            mode,
+            device_hash,
+            service_data,
+            coap_uri,
+        })
     }
 
     /// The UDID inside `{"UDID":"…"}`, or the raw id if it is not in that form.
@@ -127,7 +157,11 @@ pub fn wrap_udid(udid: &str) -> String {
 pub fn service_data_port(s: &str) -> Option<u16> {
     s.split(',').find_map(|kv| {
         let (k, v) = kv.split_once(':')?;
-        if k == "port" { v.parse().ok() } else { None }
+        if k == "port" {
+            v.parse().ok()
+        } else {
+            None
+        }
     })
 }
 
@@ -199,18 +233,44 @@ mod tests {
 
     #[test]
     fn lite_rules() {
-        let long_id = format!(r#"{{"deviceId":"{}","devicename":"x","type":1}}"#, "a".repeat(96));
-        assert_eq!(DevicePayload::parse(long_id.as_bytes()), Err(PayloadError::BadLength("deviceId")));
-        assert_eq!(DevicePayload::parse(br#"{"deviceId":"","devicename":"x","type":1}"#), Err(PayloadError::BadLength("deviceId")));
-        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","type":1}"#), Err(PayloadError::Missing("devicename")));
-        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":256}"#), Err(PayloadError::OutOfRange("type")));
-        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":"1"}"#), Err(PayloadError::Missing("type")));
-        assert_eq!(DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":1,"hicomversion":"0123456789abcdef"}"#), Err(PayloadError::BadLength("hicomversion")));
+        let long_id = format!(
+            r#"{{"deviceId":"{}","devicename":"x","type":1}}"#,
+            "a".repeat(96)
+        );
+        assert_eq!(
+            DevicePayload::parse(long_id.as_bytes()),
+            Err(PayloadError::BadLength("deviceId"))
+        );
+        assert_eq!(
+            DevicePayload::parse(br#"{"deviceId":"","devicename":"x","type":1}"#),
+            Err(PayloadError::BadLength("deviceId"))
+        );
+        assert_eq!(
+            DevicePayload::parse(br#"{"deviceId":"a","type":1}"#),
+            Err(PayloadError::Missing("devicename"))
+        );
+        assert_eq!(
+            DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":256}"#),
+            Err(PayloadError::OutOfRange("type"))
+        );
+        assert_eq!(
+            DevicePayload::parse(br#"{"deviceId":"a","devicename":"x","type":"1"}"#),
+            Err(PayloadError::Missing("type"))
+        );
+        assert_eq!(
+            DevicePayload::parse(
+                br#"{"deviceId":"a","devicename":"x","type":1,"hicomversion":"0123456789abcdef"}"#
+            ),
+            Err(PayloadError::BadLength("hicomversion"))
+        );
         assert_eq!(DevicePayload::parse(b"[1]"), Err(PayloadError::NotJson));
         assert_eq!(DevicePayload::parse(b"{\"a\":"), Err(PayloadError::NotJson));
         // over-long deviceHash / serviceData are dropped, not fatal
         let p = DevicePayload::parse(format!(r#"{{"deviceId":"a","devicename":"x","type":1,"deviceHash":"{}","serviceData":"{}"}}"#, "1".repeat(21), "p".repeat(64)).as_bytes()).unwrap();
-        assert_eq!((p.device_hash.clone(), p.service_data.clone()), (None, None));
+        assert_eq!(
+            (p.device_hash.clone(), p.service_data.clone()),
+            (None, None)
+        );
         assert_eq!(p.udid(), "a");
     }
 

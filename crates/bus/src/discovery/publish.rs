@@ -3,9 +3,25 @@
 
 /// Capability names by bit (bits 0-6 are softbus_lite's; 7-18 the full stack's).
 pub const CAPABILITIES: [&str; 19] = [
-    "hicall", "profile", "homevisionPic", "castPlus", "aaCapability", "dvKit", "ddmpCapability",
-    "osdCapability", "share", "approach", "virtualLink", "touch", "oop", "oh_approach", "sd",
-    "raiseHand", "pcCollaboration", "nfc_share", "2mInterconnect",
+    "hicall",
+    "profile",
+    "homevisionPic",
+    "castPlus",
+    "aaCapability",
+    "dvKit",
+    "ddmpCapability",
+    "osdCapability",
+    "share",
+    "approach",
+    "virtualLink",
+    "touch",
+    "oop",
+    "oh_approach",
+    "sd",
+    "raiseHand",
+    "pcCollaboration",
+    "nfc_share",
+    "2mInterconnect",
 ];
 /// softbus_lite accepts only the first seven for publishing.
 pub const LITE_CAPABILITY_COUNT: usize = 7;
@@ -20,21 +36,39 @@ pub const MEDIUM_COAP: i32 = 2;
 
 /// Bit of a publishable capability name.
 pub fn capability_bit(name: &str) -> Option<u32> {
-    CAPABILITIES[..LITE_CAPABILITY_COUNT].iter().position(|c| *c == name).map(|b| b as u32)
+    CAPABILITIES[..LITE_CAPABILITY_COUNT]
+        .iter()
+        .position(|c| *c == name)
+        .map(|b| b as u32)
 }
 
 /// Names of the bits set in a bitmap (all 19 known names; unknown bits are skipped).
 pub fn capability_names(bitmap: &[u32]) -> Vec<String> {
     let word = bitmap.first().copied().unwrap_or(0);
-    (0..CAPABILITIES.len()).filter(|b| word & (1 << b) != 0).map(|b| CAPABILITIES[b].to_owned()).collect()
+    (0..CAPABILITIES.len())
+        .filter(|b| word & (1 << b) != 0)
+        .map(|b| CAPABILITIES[b].to_owned())
+        .collect()
 }
 
 /// Device types accepted by SetCommonDeviceInfo.
-pub const DEVICE_TYPES: [(&str, u8); 8] = [("PHONE", 0x0E), ("PAD", 0x11), ("TV", 0x9C), ("PC", 0x0C), ("AUDIO", 0x0A), ("CAR", 0x83), ("L0", 0xF1), ("L1", 0xF2)];
+pub const DEVICE_TYPES: [(&str, u8); 8] = [
+    ("PHONE", 0x0E),
+    ("PAD", 0x11),
+    ("TV", 0x9C),
+    ("PC", 0x0C),
+    ("AUDIO", 0x0A),
+    ("CAR", 0x83),
+    ("L0", 0xF1),
+    ("L1", 0xF2),
+];
 
 /// Type byte of a device type name.
 pub fn device_type_from_name(name: &str) -> Option<u8> {
-    DEVICE_TYPES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    DEVICE_TYPES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
 }
 
 /// `PublishInfo` of the lite API.
@@ -53,7 +87,14 @@ pub struct PublishInfo {
 impl PublishInfo {
     /// A CoAP publication of `capability` with no capability data.
     pub fn coap(publish_id: i32, capability: &str) -> Self {
-        Self { publish_id, mode: 0x55, medium: MEDIUM_COAP, freq: 0, capability: Some(capability.to_owned()), capability_data: Vec::new() }
+        Self {
+            publish_id,
+            mode: 0x55,
+            medium: MEDIUM_COAP,
+            freq: 0,
+            capability: Some(capability.to_owned()),
+            capability_data: Vec::new(),
+        }
     }
 }
 
@@ -112,37 +153,75 @@ pub struct CommonInfo {
 
 impl Publications {
     /// PublishService. Check order and codes as in discovery_service.c.
-    pub fn publish(&mut self, module: Option<&str>, info: &PublishInfo) -> Result<(), PublishError> {
-        let fail = |reason, code| PublishError { publish_id: info.publish_id, reason, code };
+    pub fn publish(
+        &mut self,
+        module: Option<&str>,
+        info: &PublishInfo,
+    ) -> Result<(), PublishError> {
+        let fail = |reason, code| PublishError {
+            publish_id: info.publish_id,
+            reason,
+            code,
+        };
         let module = match module {
-            Some(m) if m.len() < MAX_MODULE_NAME && info.publish_id > 0 && info.capability_data.len() <= MAX_CAPABILITY_DATA => m,
+            Some(m)
+                if m.len() < MAX_MODULE_NAME
+                    && info.publish_id > 0
+                    && info.capability_data.len() <= MAX_CAPABILITY_DATA =>
+            {
+                m
+            }
             _ => return Err(fail(PublishFailReason::ParameterInvalid, codes::INVALID)),
         };
         if info.medium != MEDIUM_COAP {
             return Err(fail(PublishFailReason::NotSupportMedium, codes::INVALID));
         }
-        let bit = info.capability.as_deref().and_then(capability_bit).ok_or(fail(PublishFailReason::Unknown, codes::FAIL))?;
-        if self.services.iter().any(|s| s.module == module && s.publish_id == info.publish_id) || self.services.len() >= MAX_SERVICES {
+        let bit = info
+            .capability
+            .as_deref()
+            .and_then(capability_bit)
+            .ok_or(fail(PublishFailReason::Unknown, codes::FAIL))?;
+        if self
+            .services
+            .iter()
+            .any(|s| s.module == module && s.publish_id == info.publish_id)
+            || self.services.len() >= MAX_SERVICES
+        {
             return Err(fail(PublishFailReason::Unknown, codes::FAIL));
         }
-        self.services.push(Service { module: module.to_owned(), publish_id: info.publish_id, bit, data: info.capability_data.clone() });
+        self.services.push(Service {
+            module: module.to_owned(),
+            publish_id: info.publish_id,
+            bit,
+            data: info.capability_data.clone(),
+        });
         self.ever_published = true;
         Ok(())
     }
 
     /// UnPublishService: −2 invalid / nothing ever published, −3 not found.
     pub fn unpublish(&mut self, module: Option<&str>, publish_id: i32) -> Result<(), i32> {
-        let Some(module) = module else { return Err(codes::INVALID) };
+        let Some(module) = module else {
+            return Err(codes::INVALID);
+        };
         if publish_id <= 0 || !self.ever_published {
             return Err(codes::INVALID);
         }
-        let pos = self.services.iter().position(|s| s.module == module && s.publish_id == publish_id).ok_or(codes::NONEXISTENT)?;
+        let pos = self
+            .services
+            .iter()
+            .position(|s| s.module == module && s.publish_id == publish_id)
+            .ok_or(codes::NONEXISTENT)?;
         self.services.remove(pos);
         Ok(())
     }
 
     /// SetCommonDeviceInfo: only after the first publish; 1..=3 entries; all or nothing.
-    pub fn set_common_device_info(&self, info: &mut CommonInfo, entries: &[(i32, &str)]) -> Result<(), i32> {
+    pub fn set_common_device_info(
+        &self,
+        info: &mut CommonInfo,
+        entries: &[(i32, &str)],
+    ) -> Result<(), i32> {
         if !self.ever_published || entries.is_empty() || entries.len() > 3 {
             return Err(codes::FAIL);
         }
@@ -150,7 +229,9 @@ impl Publications {
         for &(key, value) in entries {
             match key {
                 KEY_DEVID if value.len() < 96 => next.device_id = value.to_owned(),
-                KEY_DEVTYPE => next.device_type = device_type_from_name(value).ok_or(codes::FAIL)?,
+                KEY_DEVTYPE => {
+                    next.device_type = device_type_from_name(value).ok_or(codes::FAIL)?
+                }
                 KEY_DEVNAME if value.len() < 64 => next.device_name = value.to_owned(),
                 _ => return Err(codes::FAIL),
             }
@@ -187,9 +268,14 @@ impl Publications {
             None => "port:-1,".to_owned(),
         };
         for (i, svc) in self.services.iter().enumerate() {
-            let data: String = svc.data.iter().take_while(|&&b| b != 0).map(|&b| char::from(b)).collect();
+            let data: String = svc
+                .data
+                .iter()
+                .take_while(|&&b| b != 0)
+                .map(|&b| char::from(b))
+                .collect();
             s.push_str(&data);
-            if !(i == MAX_SERVICES - 1) {
+            if i != MAX_SERVICES - 1 {
                 s.push(',');
             }
         }
@@ -209,26 +295,57 @@ mod tests {
     #[test]
     fn publish_validation_codes() {
         let mut p = Publications::default();
-        let err = |r, c| PublishError { publish_id: 1, reason: r, code: c };
-        assert_eq!(p.publish(None, &info(1, "dvKit")), Err(err(PublishFailReason::ParameterInvalid, -2)));
-        assert_eq!(p.publish(Some(&"m".repeat(64)), &info(1, "dvKit")), Err(err(PublishFailReason::ParameterInvalid, -2)));
-        assert_eq!(p.publish(Some("m"), &info(0, "dvKit")).unwrap_err().reason, PublishFailReason::ParameterInvalid);
+        let err = |r, c| PublishError {
+            publish_id: 1,
+            reason: r,
+            code: c,
+        };
+        assert_eq!(
+            p.publish(None, &info(1, "dvKit")),
+            Err(err(PublishFailReason::ParameterInvalid, -2))
+        );
+        assert_eq!(
+            p.publish(Some(&"m".repeat(64)), &info(1, "dvKit")),
+            Err(err(PublishFailReason::ParameterInvalid, -2))
+        );
+        assert_eq!(
+            p.publish(Some("m"), &info(0, "dvKit")).unwrap_err().reason,
+            PublishFailReason::ParameterInvalid
+        );
         let mut three = info(1, "dvKit");
         three.capability_data = vec![1, 2, 3];
-        assert_eq!(p.publish(Some("m"), &three), Err(err(PublishFailReason::ParameterInvalid, -2)));
+        assert_eq!(
+            p.publish(Some("m"), &three),
+            Err(err(PublishFailReason::ParameterInvalid, -2))
+        );
         let mut ble = info(1, "dvKit");
         ble.medium = 1;
-        assert_eq!(p.publish(Some("m"), &ble), Err(err(PublishFailReason::NotSupportMedium, -2)));
-        assert_eq!(p.publish(Some("m"), &info(1, "share")), Err(err(PublishFailReason::Unknown, -1)));
+        assert_eq!(
+            p.publish(Some("m"), &ble),
+            Err(err(PublishFailReason::NotSupportMedium, -2))
+        );
+        assert_eq!(
+            p.publish(Some("m"), &info(1, "share")),
+            Err(err(PublishFailReason::Unknown, -1))
+        );
         let mut nocap = info(1, "dvKit");
         nocap.capability = None;
-        assert_eq!(p.publish(Some("m"), &nocap), Err(err(PublishFailReason::Unknown, -1)));
+        assert_eq!(
+            p.publish(Some("m"), &nocap),
+            Err(err(PublishFailReason::Unknown, -1))
+        );
         assert_eq!(p.unpublish(Some("m"), 1), Err(codes::INVALID)); // nothing ever published
         p.publish(Some("m"), &info(1, "dvKit")).unwrap();
-        assert_eq!(p.publish(Some("m"), &info(1, "hicall")), Err(err(PublishFailReason::Unknown, -1)));
+        assert_eq!(
+            p.publish(Some("m"), &info(1, "hicall")),
+            Err(err(PublishFailReason::Unknown, -1))
+        );
         p.publish(Some("m"), &info(2, "hicall")).unwrap();
         p.publish(Some("n"), &info(1, "ddmpCapability")).unwrap();
-        assert_eq!(p.publish(Some("o"), &info(1, "profile")), Err(err(PublishFailReason::Unknown, -1)));
+        assert_eq!(
+            p.publish(Some("o"), &info(1, "profile")),
+            Err(err(PublishFailReason::Unknown, -1))
+        );
         assert_eq!(p.bitmap(), 1 << 5 | 1 << 0 | 1 << 6);
         assert_eq!(p.unpublish(Some("zz"), 1), Err(codes::NONEXISTENT));
         assert_eq!(p.unpublish(Some("m"), 0), Err(codes::INVALID));
@@ -255,16 +372,33 @@ mod tests {
     #[test]
     fn common_device_info() {
         let mut p = Publications::default();
-        let mut ci = CommonInfo { device_id: "A".into(), device_type: 0xF2, device_name: "DEV_L1".into() };
-        assert_eq!(p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "x")]), Err(-1)); // before publish
+        let mut ci = CommonInfo {
+            device_id: "A".into(),
+            device_type: 0xF2,
+            device_name: "DEV_L1".into(),
+        };
+        assert_eq!(
+            p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "x")]),
+            Err(-1)
+        ); // before publish
         p.publish(Some("m"), &info(1, "dvKit")).unwrap();
         assert_eq!(p.set_common_device_info(&mut ci, &[]), Err(-1));
-        assert_eq!(p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "n"); 4]), Err(-1));
-        assert_eq!(p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "new"), (KEY_DEVTYPE, "FRIDGE")]), Err(-1));
+        assert_eq!(
+            p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "n"); 4]),
+            Err(-1)
+        );
+        assert_eq!(
+            p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "new"), (KEY_DEVTYPE, "FRIDGE")]),
+            Err(-1)
+        );
         assert_eq!(ci.device_name, "DEV_L1"); // restored
-        p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "new"), (KEY_DEVTYPE, "TV")]).unwrap();
+        p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "new"), (KEY_DEVTYPE, "TV")])
+            .unwrap();
         assert_eq!((ci.device_name.as_str(), ci.device_type), ("new", 0x9C));
         assert_eq!(p.set_common_device_info(&mut ci, &[(7, "x")]), Err(-1));
-        assert_eq!(capability_names(&[0b100_0001]), vec!["hicall", "ddmpCapability"]);
+        assert_eq!(
+            capability_names(&[0b100_0001]),
+            vec!["hicall", "ddmpCapability"]
+        );
     }
 }

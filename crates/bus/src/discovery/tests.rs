@@ -1,7 +1,14 @@
+#![allow(clippy::disallowed_methods)] // tests pick a clock origin; the engine never reads the clock
 use super::*;
 
 fn local(ip: [u8; 4]) -> LocalDevice {
-    LocalDevice { device_id: "AB".repeat(32), name: "DEV_L1".into(), device_type: 0xF2, ip: ip.into(), auth_port: Some(45429) }
+    LocalDevice {
+        device_id: "AB".repeat(32),
+        name: "DEV_L1".into(),
+        device_type: 0xF2,
+        ip: ip.into(),
+        auth_port: Some(45429),
+    }
 }
 
 fn publisher() -> Discovery {
@@ -13,15 +20,30 @@ fn publisher() -> Discovery {
 }
 
 fn request_from(ip: [u8; 4], coap_uri: bool) -> Vec<u8> {
-    let mut d = Discovery::new(DiscoveryConfig::default(), LocalDevice { device_id: "CD".repeat(32), name: "phone".into(), device_type: 0x0E, ip: ip.into(), auth_port: None });
+    let mut d = Discovery::new(
+        DiscoveryConfig::default(),
+        LocalDevice {
+            device_id: "CD".repeat(32),
+            name: "phone".into(),
+            device_type: 0x0E,
+            ip: ip.into(),
+            auth_port: None,
+        },
+    );
     let now = Instant::now();
     d.start_discovery(now, vec![SocketAddrV4::new([10, 77, 0, 255].into(), 5684)]);
     let mut p = d.poll_transmit().unwrap().payload;
     if !coap_uri {
         let m = Message::parse(&p).unwrap();
-        let mut v: serde_json::Value = serde_json::from_slice(&m.payload[..m.payload.len() - 1]).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&m.payload[..m.payload.len() - 1]).unwrap();
         v.as_object_mut().unwrap().remove("coapUri");
-        p = Message { payload: serde_json::to_vec(&v).unwrap(), ..m }.emit().unwrap();
+        p = Message {
+            payload: serde_json::to_vec(&v).unwrap(),
+            ..m
+        }
+        .emit()
+        .unwrap();
     }
     p
 }
@@ -30,7 +52,12 @@ fn request_from(ip: [u8; 4], coap_uri: bool) -> Vec<u8> {
 fn responder_replies_like_lite() {
     let mut d = publisher();
     let now = Instant::now();
-    d.handle_datagram(now, "10.77.0.3:5684".parse().unwrap(), &request_from([10, 77, 0, 3], true)).unwrap();
+    d.handle_datagram(
+        now,
+        "10.77.0.3:5684".parse().unwrap(),
+        &request_from([10, 77, 0, 3], true),
+    )
+    .unwrap();
     let out = d.poll_transmit().unwrap();
     assert_eq!(out.dst, "10.77.0.3:5684".parse().unwrap());
     let mut expect = vec![0x50, 0x02, 0x00, 0x01, 0x39];
@@ -47,7 +74,10 @@ fn responder_replies_like_lite() {
     assert!(d.poll_transmit().is_none());
     // the requester is in the table now
     match d.poll_event().unwrap() {
-        DiscoveryEvent::DeviceFound(f) => assert_eq!((f.name.as_str(), f.ip), ("phone", Ipv4Addr::new(10, 77, 0, 3))),
+        DiscoveryEvent::DeviceFound(f) => assert_eq!(
+            (f.name.as_str(), f.ip),
+            ("phone", Ipv4Addr::new(10, 77, 0, 3))
+        ),
         e => panic!("{e:?}"),
     }
 }
@@ -56,10 +86,21 @@ fn responder_replies_like_lite() {
 fn no_reply_without_coap_uri_or_publication() {
     let mut d = publisher();
     let now = Instant::now();
-    d.handle_datagram(now, "10.77.0.3:5684".parse().unwrap(), &request_from([10, 77, 0, 3], false)).unwrap();
+    d.handle_datagram(
+        now,
+        "10.77.0.3:5684".parse().unwrap(),
+        &request_from([10, 77, 0, 3], false),
+    )
+    .unwrap();
     assert!(d.poll_transmit().is_none());
     let mut silent = Discovery::new(DiscoveryConfig::default(), local([10, 77, 0, 2]));
-    silent.handle_datagram(now, "10.77.0.3:5684".parse().unwrap(), &request_from([10, 77, 0, 3], true)).unwrap();
+    silent
+        .handle_datagram(
+            now,
+            "10.77.0.3:5684".parse().unwrap(),
+            &request_from([10, 77, 0, 3], true),
+        )
+        .unwrap();
     assert!(silent.poll_transmit().is_none());
 }
 
@@ -71,15 +112,23 @@ fn discoverer_learns_auth_port_from_reply() {
     let now = Instant::now();
     client.start_discovery(now, vec![SocketAddrV4::new([10, 77, 0, 2].into(), 5684)]);
     let req = client.poll_transmit().unwrap();
-    server.handle_datagram(now, "10.77.0.3:5684".parse().unwrap(), &req.payload).unwrap();
+    server
+        .handle_datagram(now, "10.77.0.3:5684".parse().unwrap(), &req.payload)
+        .unwrap();
     let reply = server.poll_transmit().unwrap();
-    client.handle_datagram(now, "10.77.0.2:40000".parse().unwrap(), &reply.payload).unwrap();
-    let DiscoveryEvent::DeviceFound(f) = client.poll_event().unwrap() else { panic!() };
+    client
+        .handle_datagram(now, "10.77.0.2:40000".parse().unwrap(), &reply.payload)
+        .unwrap();
+    let DiscoveryEvent::DeviceFound(f) = client.poll_event().unwrap() else {
+        panic!()
+    };
     assert_eq!(f.device_id, "AB".repeat(32));
     assert_eq!(f.auth_port, Some(45429));
     assert_eq!(f.capabilities, vec!["ddmpCapability"]);
     // a repeat with the same info raises no new event
-    client.handle_datagram(now, "10.77.0.2:40000".parse().unwrap(), &reply.payload).unwrap();
+    client
+        .handle_datagram(now, "10.77.0.2:40000".parse().unwrap(), &reply.payload)
+        .unwrap();
     assert!(client.poll_event().is_none());
 }
 
@@ -91,34 +140,66 @@ fn schedule_is_twelve_requests() {
     let mut sent = vec![Duration::ZERO];
     let _ = client.poll_transmit();
     for _ in 0..100 {
-        let Some(t) = client.poll_timeout() else { break };
+        let Some(t) = client.poll_timeout() else {
+            break;
+        };
         client.handle_timeout(t);
         while client.poll_transmit().is_some() {
             sent.push(t - t0);
         }
     }
     let ms: Vec<u128> = sent.iter().map(|d| d.as_millis()).collect();
-    assert_eq!(ms, vec![0, 100, 300, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500]);
+    assert_eq!(
+        ms,
+        vec![0, 100, 300, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500]
+    );
     assert_eq!(client.poll_event(), Some(DiscoveryEvent::ScheduleDone));
 }
 
 #[test]
 fn devices_expire_and_table_is_bounded() {
-    let cfg = DiscoveryConfig { table_limit: 2, device_ttl: Duration::from_secs(5), ..Default::default() };
+    let cfg = DiscoveryConfig {
+        table_limit: 2,
+        device_ttl: Duration::from_secs(5),
+        ..Default::default()
+    };
     let mut d = Discovery::new(cfg, local([10, 0, 0, 9]));
     let t0 = Instant::now();
-    for (i, ip) in [[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]].iter().enumerate() {
-        let mut r = Discovery::new(DiscoveryConfig::default(), LocalDevice { device_id: format!("{i:064}"), name: "x".into(), device_type: 1, ip: (*ip).into(), auth_port: None });
+    for (i, ip) in [[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3]]
+        .iter()
+        .enumerate()
+    {
+        let mut r = Discovery::new(
+            DiscoveryConfig::default(),
+            LocalDevice {
+                device_id: format!("{i:064}"),
+                name: "x".into(),
+                device_type: 1,
+                ip: (*ip).into(),
+                auth_port: None,
+            },
+        );
         r.start_discovery(t0, vec![SocketAddrV4::new([10, 0, 0, 9].into(), 5684)]);
         let p = r.poll_transmit().unwrap().payload;
-        d.handle_datagram(t0 + Duration::from_secs(i as u64), SocketAddr::from((*ip, 5684)), &p).unwrap();
+        d.handle_datagram(
+            t0 + Duration::from_secs(i as u64),
+            SocketAddr::from((*ip, 5684)),
+            &p,
+        )
+        .unwrap();
     }
     assert_eq!(d.devices().len(), 2);
-    assert!(d.devices().iter().all(|f| f.device_id != format!("{:064}", 0)));
+    assert!(d
+        .devices()
+        .iter()
+        .all(|f| f.device_id != format!("{:064}", 0)));
     while d.poll_event().is_some() {}
     d.handle_timeout(t0 + Duration::from_secs(7));
     assert_eq!(d.devices().len(), 0);
-    assert!(matches!(d.poll_event(), Some(DiscoveryEvent::DeviceLost(_))));
+    assert!(matches!(
+        d.poll_event(),
+        Some(DiscoveryEvent::DeviceLost(_))
+    ));
 }
 
 #[test]
@@ -126,30 +207,67 @@ fn rejections_cost_only_the_datagram() {
     let mut d = publisher();
     let now = Instant::now();
     let from: SocketAddr = "10.77.0.3:5684".parse().unwrap();
-    assert!(matches!(d.handle_datagram(now, from, &[0x50]), Err(DiscoveryError::Coap(CoapError::Truncated))));
-    assert!(matches!(d.handle_datagram(now, from, &vec![0x50; 2000]), Err(DiscoveryError::Coap(CoapError::TooLarge(2000)))));
-    let bad_json = Message { message_type: MessageType::NON, code: 2, message_id: 1, token: vec![], options: vec![], payload: b"{nope".to_vec() }.emit().unwrap();
-    assert!(matches!(d.handle_datagram(now, from, &bad_json), Err(DiscoveryError::Payload(PayloadError::NotJson))));
-    let no_ip = Message { message_type: MessageType::NON, code: 2, message_id: 1, token: vec![], options: vec![], payload: br#"{"deviceId":"x","devicename":"y","type":1,"coapUri":"c"}"#.to_vec() }.emit().unwrap();
-    assert_eq!(d.handle_datagram(now, from, &no_ip), Err(DiscoveryError::NoReplyAddress));
+    assert!(matches!(
+        d.handle_datagram(now, from, &[0x50]),
+        Err(DiscoveryError::Coap(CoapError::Truncated))
+    ));
+    assert!(matches!(
+        d.handle_datagram(now, from, &vec![0x50; 2000]),
+        Err(DiscoveryError::Coap(CoapError::TooLarge(2000)))
+    ));
+    let bad_json = Message {
+        message_type: MessageType::NON,
+        code: 2,
+        message_id: 1,
+        token: vec![],
+        options: vec![],
+        payload: b"{nope".to_vec(),
+    }
+    .emit()
+    .unwrap();
+    assert!(matches!(
+        d.handle_datagram(now, from, &bad_json),
+        Err(DiscoveryError::Payload(PayloadError::NotJson))
+    ));
+    let no_ip = Message {
+        message_type: MessageType::NON,
+        code: 2,
+        message_id: 1,
+        token: vec![],
+        options: vec![],
+        payload: br#"{"deviceId":"x","devicename":"y","type":1,"coapUri":"c"}"#.to_vec(),
+    }
+    .emit()
+    .unwrap();
+    assert_eq!(
+        d.handle_datagram(now, from, &no_ip),
+        Err(DiscoveryError::NoReplyAddress)
+    );
     assert_eq!(d.dropped(), 4);
     // still serving
-    d.handle_datagram(now, from, &request_from([10, 77, 0, 3], true)).unwrap();
+    d.handle_datagram(now, from, &request_from([10, 77, 0, 3], true))
+        .unwrap();
     assert!(d.poll_transmit().is_some());
 }
 
 #[test]
 fn reply_rate_is_limited() {
-    let cfg = DiscoveryConfig { reply_rate: 3, ..Default::default() };
+    let cfg = DiscoveryConfig {
+        reply_rate: 3,
+        ..Default::default()
+    };
     let mut d = Discovery::new(cfg, local([10, 77, 0, 2]));
-    d.publish(Some("m"), &PublishInfo::coap(1, "dvKit")).unwrap();
+    d.publish(Some("m"), &PublishInfo::coap(1, "dvKit"))
+        .unwrap();
     let now = Instant::now();
     let req = request_from([10, 77, 0, 3], true);
     let from: SocketAddr = "10.77.0.3:5684".parse().unwrap();
     let results: Vec<_> = (0..5).map(|_| d.handle_datagram(now, from, &req)).collect();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
     assert_eq!(results[4], Err(DiscoveryError::RateLimited));
-    assert!(d.handle_datagram(now + Duration::from_millis(400), from, &req).is_ok());
+    assert!(d
+        .handle_datagram(now + Duration::from_millis(400), from, &req)
+        .is_ok());
 }
 
 #[test]
@@ -157,10 +275,20 @@ fn con_request_is_acknowledged() {
     let mut d = publisher();
     let now = Instant::now();
     let m = Message::parse(&request_from([10, 77, 0, 3], true)).unwrap();
-    let con = Message { message_type: MessageType::CON, message_id: 0x4242, ..m }.emit().unwrap();
-    d.handle_datagram(now, "127.0.0.1:40000".parse().unwrap(), &con).unwrap();
+    let con = Message {
+        message_type: MessageType::CON,
+        message_id: 0x4242,
+        ..m
+    }
+    .emit()
+    .unwrap();
+    d.handle_datagram(now, "127.0.0.1:40000".parse().unwrap(), &con)
+        .unwrap();
     let ack = d.poll_transmit().unwrap();
     assert_eq!(ack.dst, "127.0.0.1:40000".parse().unwrap());
     assert_eq!(ack.payload, vec![0x60, 0x00, 0x42, 0x42]);
-    assert_eq!(d.poll_transmit().unwrap().dst, "10.77.0.3:5684".parse().unwrap());
+    assert_eq!(
+        d.poll_transmit().unwrap().dst,
+        "10.77.0.3:5684".parse().unwrap()
+    );
 }

@@ -95,11 +95,19 @@ impl AuthHeader {
         }
         let len = le_u32(b, 20) as i32;
         if len < 0 || len as usize > max_data {
-            return Err(FrameError::BadLength { len: len.into(), max: max_data });
+            return Err(FrameError::BadLength {
+                len: len.into(),
+                max: max_data,
+            });
         }
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&b[8..16]);
-        Ok(Self { module: Module(le_u32(b, 4) as i32), seq: i64::from_le_bytes(seq), flags: le_u32(b, 16) as i32, data_len: len as u32 })
+        Ok(Self {
+            module: Module(le_u32(b, 4) as i32),
+            seq: i64::from_le_bytes(seq),
+            flags: le_u32(b, 16) as i32,
+            data_len: len as u32,
+        })
     }
 
     /// Appends the 24 header bytes.
@@ -132,9 +140,16 @@ impl SessionHeader {
         }
         let len = le_u32(b, 12) as i32;
         if len < 0 || len as usize > max_data {
-            return Err(FrameError::BadLength { len: len.into(), max: max_data });
+            return Err(FrameError::BadLength {
+                len: len.into(),
+                max: max_data,
+            });
         }
-        Ok(Self { seq: le_u32(b, 4) as i32, flags: le_u32(b, 8) as i32, data_len: len as u32 })
+        Ok(Self {
+            seq: le_u32(b, 4) as i32,
+            flags: le_u32(b, 8) as i32,
+            data_len: len as u32,
+        })
     }
 
     /// Appends the 16 header bytes.
@@ -149,13 +164,27 @@ impl SessionHeader {
 /// Builds a plaintext auth packet (modules 1-4, 8, 9).
 pub fn auth_plain(module: Module, seq: i64, flags: i32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(AUTH_HEADER_LEN + body.len());
-    AuthHeader { module, seq, flags, data_len: body.len() as u32 }.emit(&mut out);
+    AuthHeader {
+        module,
+        seq,
+        flags,
+        data_len: body.len() as u32,
+    }
+    .emit(&mut out);
     out.extend_from_slice(body);
     out
 }
 
 /// Builds an auth-key-encrypted packet: header, key index, IV (`seq` i64 LE ‖ 4 random), ciphertext, tag.
-pub fn auth_sealed(crypto: &mut dyn Crypto, key: &[u8], key_index: i32, module: Module, seq: i64, flags: i32, plaintext: &[u8]) -> Result<Vec<u8>, FrameError> {
+pub fn auth_sealed(
+    crypto: &mut dyn Crypto,
+    key: &[u8],
+    key_index: i32,
+    module: Module,
+    seq: i64,
+    flags: i32,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, FrameError> {
     let mut iv = [0u8; IV_LEN];
     iv[..8].copy_from_slice(&seq.to_le_bytes());
     crypto.random(&mut iv[8..]);
@@ -164,10 +193,25 @@ pub fn auth_sealed(crypto: &mut dyn Crypto, key: &[u8], key_index: i32, module: 
 
 /// As [`auth_sealed`] with a given IV (known-answer tests).
 #[allow(clippy::too_many_arguments)]
-pub fn auth_sealed_with_iv(crypto: &dyn Crypto, key: &[u8], key_index: i32, module: Module, seq: i64, flags: i32, iv: &[u8; IV_LEN], plaintext: &[u8]) -> Result<Vec<u8>, FrameError> {
+pub fn auth_sealed_with_iv(
+    crypto: &dyn Crypto,
+    key: &[u8],
+    key_index: i32,
+    module: Module,
+    seq: i64,
+    flags: i32,
+    iv: &[u8; IV_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, FrameError> {
     let data_len = 4 + IV_LEN + plaintext.len() + TAG_LEN;
     let mut out = Vec::with_capacity(AUTH_HEADER_LEN + data_len);
-    AuthHeader { module, seq, flags, data_len: data_len as u32 }.emit(&mut out);
+    AuthHeader {
+        module,
+        seq,
+        flags,
+        data_len: data_len as u32,
+    }
+    .emit(&mut out);
     out.extend_from_slice(&key_index.to_le_bytes());
     out.extend_from_slice(iv);
     crypto.aes_gcm_seal(key, iv, plaintext, &mut out)?;
@@ -193,7 +237,12 @@ pub fn auth_open(crypto: &dyn Crypto, body: &[u8], key: &[u8]) -> Result<Vec<u8>
 }
 
 /// Builds a session data packet: header (seq, flags 0), IV (`seq` i32 LE ‖ 8 random), ct, tag.
-pub fn session_sealed(crypto: &mut dyn Crypto, key: &[u8; 32], seq: i32, data: &[u8]) -> Result<Vec<u8>, FrameError> {
+pub fn session_sealed(
+    crypto: &mut dyn Crypto,
+    key: &[u8; 32],
+    seq: i32,
+    data: &[u8],
+) -> Result<Vec<u8>, FrameError> {
     let mut iv = [0u8; IV_LEN];
     iv[..4].copy_from_slice(&seq.to_le_bytes());
     crypto.random(&mut iv[4..]);
@@ -201,17 +250,32 @@ pub fn session_sealed(crypto: &mut dyn Crypto, key: &[u8; 32], seq: i32, data: &
 }
 
 /// As [`session_sealed`] with a given IV.
-pub fn session_sealed_with_iv(crypto: &dyn Crypto, key: &[u8; 32], seq: i32, iv: &[u8; IV_LEN], data: &[u8]) -> Result<Vec<u8>, FrameError> {
+pub fn session_sealed_with_iv(
+    crypto: &dyn Crypto,
+    key: &[u8; 32],
+    seq: i32,
+    iv: &[u8; IV_LEN],
+    data: &[u8],
+) -> Result<Vec<u8>, FrameError> {
     let data_len = IV_LEN + data.len() + TAG_LEN;
     let mut out = Vec::with_capacity(SESSION_HEADER_LEN + data_len);
-    SessionHeader { seq, flags: 0, data_len: data_len as u32 }.emit(&mut out);
+    SessionHeader {
+        seq,
+        flags: 0,
+        data_len: data_len as u32,
+    }
+    .emit(&mut out);
     out.extend_from_slice(iv);
     crypto.aes_gcm_seal(key, iv, data, &mut out)?;
     Ok(out)
 }
 
 /// Opens a session body (`IV | ct | tag`); returns the IV's sequence prefix and the plaintext.
-pub fn session_open(crypto: &dyn Crypto, key: &[u8; 32], body: &[u8]) -> Result<(i32, Vec<u8>), FrameError> {
+pub fn session_open(
+    crypto: &dyn Crypto,
+    key: &[u8; 32],
+    body: &[u8],
+) -> Result<(i32, Vec<u8>), FrameError> {
     if body.len() < IV_LEN + TAG_LEN {
         return Err(FrameError::ShortBody);
     }
@@ -251,7 +315,11 @@ pub struct Deframer {
 impl Deframer {
     /// A deframer expecting `kind` headers with bodies of at most `max_data` bytes.
     pub fn new(kind: HeaderKind, max_data: usize) -> Self {
-        Self { buf: Vec::new(), kind, max_data }
+        Self {
+            buf: Vec::new(),
+            kind,
+            max_data,
+        }
     }
 
     /// Switches header kind and limit for the next frame (session channel after open).
@@ -295,7 +363,9 @@ impl Deframer {
         let body = self.buf[hlen..hlen + body_len].to_vec();
         let frame = match self.kind {
             HeaderKind::Auth => Frame::Auth(AuthHeader::parse(&self.buf, self.max_data)?, body),
-            HeaderKind::Session => Frame::Session(SessionHeader::parse(&self.buf, self.max_data)?, body),
+            HeaderKind::Session => {
+                Frame::Session(SessionHeader::parse(&self.buf, self.max_data)?, body)
+            }
         };
         self.buf.drain(..hlen + body_len);
         if self.buf.is_empty() {
@@ -316,4 +386,3 @@ impl Deframer {
         Ok(None)
     }
 }
-

@@ -77,13 +77,30 @@ pub struct OpenRequest {
 /// Parses `{"BUS_NAME":…,"SESSION_KEY":"<base64 of 32 bytes>"}`. Unlike
 /// softbus_lite, a key that is not exactly 32 bytes is refused (lite zero-pads).
 pub fn parse_open(plain: &[u8]) -> Result<OpenRequest, SessionError> {
-    let v: Value = serde_json::from_slice(plain).map_err(|_| SessionError::Malformed("session open JSON"))?;
-    let bus_name = v.get("BUS_NAME").and_then(Value::as_str).ok_or(SessionError::Malformed("BUS_NAME"))?;
+    let v: Value =
+        serde_json::from_slice(plain).map_err(|_| SessionError::Malformed("session open JSON"))?;
+    let bus_name = v
+        .get("BUS_NAME")
+        .and_then(Value::as_str)
+        .ok_or(SessionError::Malformed("BUS_NAME"))?;
     check_name(bus_name)?;
-    let key_b64 = v.get("SESSION_KEY").and_then(Value::as_str).ok_or(SessionError::Malformed("SESSION_KEY"))?;
-    let raw = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(key_b64).map_err(|_| SessionError::Malformed("SESSION_KEY"))?);
-    let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| SessionError::Malformed("SESSION_KEY length"))?;
-    Ok(OpenRequest { bus_name: bus_name.to_owned(), key: Zeroizing::new(key) })
+    let key_b64 = v
+        .get("SESSION_KEY")
+        .and_then(Value::as_str)
+        .ok_or(SessionError::Malformed("SESSION_KEY"))?;
+    let raw = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(key_b64)
+            .map_err(|_| SessionError::Malformed("SESSION_KEY"))?,
+    );
+    let key: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| SessionError::Malformed("SESSION_KEY length"))?;
+    Ok(OpenRequest {
+        bus_name: bus_name.to_owned(),
+        key: Zeroizing::new(key),
+    })
 }
 
 #[derive(Serialize)]
@@ -110,7 +127,17 @@ struct OpenReply<'a> {
 
 /// The open reply body, in softbus_lite's key order.
 pub fn open_reply_json(device_id: &str, bus_name: &str) -> Vec<u8> {
-    let r = OpenReply { code: 1, api_version: 2, device_id, uid: -1, pid: -1, pkg_name: bus_name, client_bus_name: bus_name, auth_state: "", channel_type: 1 };
+    let r = OpenReply {
+        code: 1,
+        api_version: 2,
+        device_id,
+        uid: -1,
+        pid: -1,
+        pkg_name: bus_name,
+        client_bus_name: bus_name,
+        auth_state: "",
+        channel_type: 1,
+    };
     serde_json::to_vec(&r).expect("plain struct serializes")
 }
 
@@ -126,7 +153,12 @@ pub struct DataChannel {
 impl DataChannel {
     /// A channel using `key` in both directions.
     pub fn new(key: Zeroizing<[u8; 32]>) -> Self {
-        Self { key, send_seq: 0, last_recv: None, bad: 0 }
+        Self {
+            key,
+            send_seq: 0,
+            last_recv: None,
+            bad: 0,
+        }
     }
 
     /// Seals one message (1..=4048 bytes) as a session packet.
@@ -141,7 +173,12 @@ impl DataChannel {
 
     /// Opens one packet body. The authenticated IV prefix must equal the header
     /// seq and grow strictly, so a replayed or reordered packet is refused.
-    pub fn open(&mut self, c: &dyn Crypto, header_seq: i32, body: &[u8]) -> Result<Vec<u8>, SessionError> {
+    pub fn open(
+        &mut self,
+        c: &dyn Crypto,
+        header_seq: i32,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SessionError> {
         let r = (|| {
             let (iv_seq, plain) = frame::session_open(c, &self.key, body)?;
             if iv_seq != header_seq || self.last_recv.is_some_and(|l| iv_seq <= l) {
@@ -179,7 +216,10 @@ impl Default for SessionConn {
 impl SessionConn {
     /// A connection waiting for its open packet.
     pub fn new() -> Self {
-        Self { deframer: Deframer::new(HeaderKind::Auth, frame::MAX_SESSION_OPEN_DATA), channel: None }
+        Self {
+            deframer: Deframer::new(HeaderKind::Auth, frame::MAX_SESSION_OPEN_DATA),
+            channel: None,
+        }
     }
 
     /// Feeds bytes; returns the frames now complete. A framing error closes the connection.
@@ -198,7 +238,11 @@ impl SessionConn {
     }
 
     /// Decrypts and parses an open body with the auth key `key`.
-    pub fn open_request(c: &dyn Crypto, body: &[u8], key: &[u8]) -> Result<OpenRequest, SessionError> {
+    pub fn open_request(
+        c: &dyn Crypto,
+        body: &[u8],
+        key: &[u8],
+    ) -> Result<OpenRequest, SessionError> {
         let plain = Zeroizing::new(frame::auth_open(c, body, key)?);
         parse_open(&plain)
     }
@@ -226,13 +270,28 @@ pub struct SessionClient {
 impl SessionClient {
     /// Chooses a fresh 32-byte session key and queues the open packet for `name`,
     /// encrypted with the auth key `auth_key` under `key_index`.
-    pub fn new(c: &mut dyn Crypto, name: &str, key_index: i32, auth_key: &[u8; 16]) -> Result<Self, SessionError> {
+    pub fn new(
+        c: &mut dyn Crypto,
+        name: &str,
+        key_index: i32,
+        auth_key: &[u8; 16],
+    ) -> Result<Self, SessionError> {
         check_name(name)?;
         let mut key = Zeroizing::new([0u8; 32]);
         c.random(&mut key[..]);
         let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&key[..]));
-        let body = Zeroizing::new(serde_json::json!({"BUS_NAME": name, "SESSION_KEY": b64.as_str()}).to_string());
-        let pkt = frame::auth_sealed(c, auth_key, key_index, Module::SESSION, i64::from(key_index), 0, body.as_bytes())?;
+        let body = Zeroizing::new(
+            serde_json::json!({"BUS_NAME": name, "SESSION_KEY": b64.as_str()}).to_string(),
+        );
+        let pkt = frame::auth_sealed(
+            c,
+            auth_key,
+            key_index,
+            Module::SESSION,
+            i64::from(key_index),
+            0,
+            body.as_bytes(),
+        )?;
         let mut out = VecDeque::new();
         out.push_back(pkt);
         Ok(Self {
@@ -263,7 +322,11 @@ impl SessionClient {
 
     /// Feeds stream bytes. Undecryptable data packets are dropped (counted);
     /// framing errors and a refused open are fatal.
-    pub fn handle_data(&mut self, c: &mut dyn Crypto, data: &[u8]) -> Result<Vec<ClientEvent>, SessionError> {
+    pub fn handle_data(
+        &mut self,
+        c: &mut dyn Crypto,
+        data: &[u8],
+    ) -> Result<Vec<ClientEvent>, SessionError> {
         self.deframer.push(data);
         let mut events = Vec::new();
         while let Some(f) = self.deframer.next_frame()? {
@@ -273,7 +336,8 @@ impl SessionClient {
                         return Err(SessionError::Malformed("open reply header"));
                     }
                     let plain = frame::auth_open(c, &body, &self.auth_key[..])?;
-                    let v: Value = serde_json::from_slice(&plain).map_err(|_| SessionError::Malformed("open reply JSON"))?;
+                    let v: Value = serde_json::from_slice(&plain)
+                        .map_err(|_| SessionError::Malformed("open reply JSON"))?;
                     if v.get("CODE").and_then(Value::as_i64) != Some(1) {
                         return Err(SessionError::Refused(v.to_string()));
                     }
@@ -283,7 +347,9 @@ impl SessionClient {
                 }
                 Frame::Session(h, body) => match self.channel.open(c, h.seq, &body) {
                     Ok(b) => events.push(ClientEvent::Bytes(b)),
-                    Err(e) if !self.channel.exhausted() => tracing::debug!(error = %e, "dropped session packet"),
+                    Err(e) if !self.channel.exhausted() => {
+                        tracing::debug!(error = %e, "dropped session packet")
+                    }
                     Err(e) => return Err(e),
                 },
             }

@@ -1,11 +1,12 @@
 //! Shared helpers for the bus integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 use serde_json::Value;
 
 /// The known-answer fixture (copied from the project's shared fixtures; computed by an
 /// independent implementation checked against deviceauth_lite).
 pub fn vectors() -> Value {
-    serde_json::from_str(include_str!("../vectors/softbus-vectors.json")).expect("fixture is valid JSON")
+    serde_json::from_str(include_str!("../vectors/softbus-vectors.json"))
+        .expect("fixture is valid JSON")
 }
 
 pub fn hexv(v: &Value) -> Vec<u8> {
@@ -24,15 +25,30 @@ pub struct ScriptedCrypto {
 
 impl ScriptedCrypto {
     pub fn new(script: Vec<Vec<u8>>) -> Self {
-        Self { inner: OpenSslCrypto::new(), script: script.into() }
+        Self {
+            inner: OpenSslCrypto::new(),
+            script: script.into(),
+        }
     }
 }
 
 impl Crypto for ScriptedCrypto {
-    fn aes_gcm_seal(&self, k: &[u8], iv: &[u8; 12], p: &[u8], o: &mut Vec<u8>) -> Result<(), CryptoError> {
+    fn aes_gcm_seal(
+        &self,
+        k: &[u8],
+        iv: &[u8; 12],
+        p: &[u8],
+        o: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         self.inner.aes_gcm_seal(k, iv, p, o)
     }
-    fn aes_gcm_open(&self, k: &[u8], iv: &[u8; 12], s: &[u8], o: &mut Vec<u8>) -> Result<(), CryptoError> {
+    fn aes_gcm_open(
+        &self,
+        k: &[u8],
+        iv: &[u8; 12],
+        s: &[u8],
+        o: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         self.inner.aes_gcm_open(k, iv, s, o)
     }
     fn hmac_sha256(&self, k: &[u8], p: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
@@ -48,8 +64,15 @@ impl Crypto for ScriptedCrypto {
         self.inner.ct_eq(a, b)
     }
     fn random(&mut self, buf: &mut [u8]) {
-        let next = self.script.pop_front().expect("script has enough random draws");
-        assert_eq!(next.len(), buf.len(), "scripted draw has the requested length");
+        let next = self
+            .script
+            .pop_front()
+            .expect("script has enough random draws");
+        assert_eq!(
+            next.len(),
+            buf.len(),
+            "scripted draw has the requested length"
+        );
         buf.copy_from_slice(&next);
     }
 }

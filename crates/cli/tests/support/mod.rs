@@ -1,5 +1,5 @@
 //! Running the `softbus` binary in tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -27,7 +27,13 @@ pub struct NodeProc {
 impl NodeProc {
     pub fn start(prefix: &[&str], args: &[&str]) -> NodeProc {
         let (program, pre) = match prefix.split_first() {
-            Some((p, rest)) => (p.to_string(), rest.iter().map(|s| s.to_string()).chain([bin().to_owned()]).collect::<Vec<_>>()),
+            Some((p, rest)) => (
+                p.to_string(),
+                rest.iter()
+                    .map(|s| s.to_string())
+                    .chain([bin().to_owned()])
+                    .collect::<Vec<_>>(),
+            ),
             None => (bin().to_owned(), vec![]),
         };
         let mut child = Command::new(program)
@@ -48,10 +54,16 @@ impl NodeProc {
                 }
             }
         });
-        let first = rx.recv_timeout(Duration::from_secs(10)).expect("node prints ready");
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("node prints ready");
         let ready: serde_json::Value = serde_json::from_str(&first).unwrap();
         assert_eq!(ready["event"], "ready", "{first}");
-        NodeProc { child, ready, lines: rx }
+        NodeProc {
+            child,
+            ready,
+            lines: rx,
+        }
     }
 
     /// Waits for an event line satisfying `f`.
@@ -96,5 +108,8 @@ pub fn run(prefix: &[&str], args: &[&str]) -> Output {
 }
 
 pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. On a machine where we are root it first installs the
+# third-party peers the interop tests talk to (Debian packages); elsewhere those
+# tests say SKIPPED unless SOFTBUS_REQUIRE_INTEROP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v coap-client-notls >/dev/null 2>&1 || need+=(libcoap3-bin)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing test peers: ${need[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "not root: interop tests needing ${need[*]} will be skipped" >&2
+  fi
+fi
+
+cargo test --workspace --locked "$@"
