@@ -25,13 +25,19 @@ fn session(c: &mut Criterion) {
         let mut out = Vec::with_capacity(4100);
         b.iter(|| {
             out.clear();
-            crypto.aes_gcm_seal(&key, &[1; 12], &data, &mut out).unwrap();
+            crypto
+                .aes_gcm_seal(&key, &[1; 12], &data, &mut out)
+                .unwrap();
         })
     });
     let mut tx = DataChannel::new(Zeroizing::new(key));
-    g.bench_function("seal_packet", |b| b.iter(|| tx.seal(&mut crypto, &data).unwrap()));
+    g.bench_function("seal_packet", |b| {
+        b.iter(|| tx.seal(&mut crypto, &data).unwrap())
+    });
     let mut tx = DataChannel::new(Zeroizing::new(key));
-    let pkts: Vec<Vec<u8>> = (0..100_000).map(|_| tx.seal(&mut crypto, &data).unwrap()).collect();
+    let pkts: Vec<Vec<u8>> = (0..100_000)
+        .map(|_| tx.seal(&mut crypto, &data).unwrap())
+        .collect();
     let mut rx = DataChannel::new(Zeroizing::new(key));
     let mut i = 0;
     g.bench_function("open_packet", |b| {
@@ -50,15 +56,44 @@ fn session(c: &mut Criterion) {
 
 fn discovery(c: &mut Criterion) {
     let now = Instant::now();
-    let local = LocalDevice { device_id: "AB".repeat(32), name: "bench".into(), device_type: 0xF2, ip: [10, 0, 0, 2].into(), auth_port: Some(1) };
-    let mut server = Discovery::new(DiscoveryConfig { reply_rate: u32::MAX, ..Default::default() }, local);
-    server.publish(Some("m"), &PublishInfo::coap(1, "ddmpCapability")).unwrap();
-    let mut client = Discovery::new(DiscoveryConfig::default(), LocalDevice { device_id: "CD".repeat(32), name: "phone".into(), device_type: 0x0E, ip: [10, 0, 0, 3].into(), auth_port: None });
+    let local = LocalDevice {
+        device_id: "AB".repeat(32),
+        name: "bench".into(),
+        device_type: 0xF2,
+        ip: [10, 0, 0, 2].into(),
+        auth_port: Some(1),
+    };
+    let mut server = Discovery::new(
+        DiscoveryConfig {
+            reply_rate: u32::MAX,
+            ..Default::default()
+        },
+        local,
+    );
+    server
+        .publish(Some("m"), &PublishInfo::coap(1, "ddmpCapability"))
+        .unwrap();
+    let mut client = Discovery::new(
+        DiscoveryConfig::default(),
+        LocalDevice {
+            device_id: "CD".repeat(32),
+            name: "phone".into(),
+            device_type: 0x0E,
+            ip: [10, 0, 0, 3].into(),
+            auth_port: None,
+        },
+    );
     client.start_discovery(now, vec!["10.0.0.2:5684".parse().unwrap()]);
     let req = client.poll_transmit().unwrap().payload;
     let from: SocketAddr = "10.0.0.3:5684".parse().unwrap();
     let mut g = c.benchmark_group("discovery");
-    g.bench_function("baseline_coap_header_check", |b| b.iter(|| softbus_bus::coap::Packet::new_checked(&req[..]).unwrap().message_id()));
+    g.bench_function("baseline_coap_header_check", |b| {
+        b.iter(|| {
+            softbus_bus::coap::Packet::new_checked(&req[..])
+                .unwrap()
+                .message_id()
+        })
+    });
     g.bench_function("answer_request", |b| {
         b.iter(|| {
             server.handle_datagram(now, from, &req).unwrap();
@@ -73,15 +108,23 @@ fn pake_bench(c: &mut Criterion) {
     let p = pake::prime();
     let mut g = c.benchmark_group("pake");
     g.sample_size(20);
-    g.bench_function("baseline_one_modexp_2048", |b| b.iter(|| crypto.mod_exp(&p[..200], &[0x77; 32], &p).unwrap()));
+    g.bench_function("baseline_one_modexp_2048", |b| {
+        b.iter(|| crypto.mod_exp(&p[..200], &[0x77; 32], &p).unwrap())
+    });
     g.bench_function("full_key_agreement", |b| {
         b.iter(|| {
             let mut s = PakeServer::new(b"123456");
             let mut cl = PakeClient::new(b"123456");
             let req = cl.start(&mut crypto);
-            let ServerStep::Reply(r) = s.handle(&mut crypto, &req).unwrap() else { unreachable!() };
-            let ClientStep::Send(conf) = cl.handle(&mut crypto, &r).unwrap() else { unreachable!() };
-            let ServerStep::Done(fin, _) = s.handle(&mut crypto, &conf).unwrap() else { unreachable!() };
+            let ServerStep::Reply(r) = s.handle(&mut crypto, &req).unwrap() else {
+                unreachable!()
+            };
+            let ClientStep::Send(conf) = cl.handle(&mut crypto, &r).unwrap() else {
+                unreachable!()
+            };
+            let ServerStep::Done(fin, _) = s.handle(&mut crypto, &conf).unwrap() else {
+                unreachable!()
+            };
             cl.handle(&mut crypto, &fin).unwrap()
         })
     });

@@ -37,11 +37,7 @@ pub fn discovery_engine(now: Instant, data: &[u8]) {
     };
     let mut d = Discovery::new(DiscoveryConfig::default(), local);
     let _ = d.publish(Some("m"), &PublishInfo::coap(1, "ddmpCapability"));
-    let _ = d.handle_datagram(
-        now,
-        SocketAddr::from(([10, 0, 0, 3], 5684)),
-        data,
-    );
+    let _ = d.handle_datagram(now, SocketAddr::from(([10, 0, 0, 3], 5684)), data);
     while d.poll_transmit().is_some() {}
 }
 

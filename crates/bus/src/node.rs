@@ -358,6 +358,19 @@ impl Bus {
         peer: SocketAddr,
     ) -> Result<(), BusError> {
         let deadline = Some(now + self.config.handshake_timeout);
+        let same_kind = |c: &Conn| {
+            matches!(
+                (&c.state, listener),
+                (ConnState::Auth(_), Listener::Auth)
+                    | (ConnState::Session { .. }, Listener::Session)
+            )
+        };
+        let pending_here =
+            self.count(|c| c.deadline.is_some() && c.peer.ip() == peer.ip() && same_kind(c));
+        if pending_here >= self.config.max_pending_per_ip {
+            self.transmits.push_back(Transmit::Close { conn });
+            return Err(BusError::TooManyConnections);
+        }
         let state = match listener {
             Listener::Auth => {
                 if self.count(|c| matches!(c.state, ConnState::Auth(_)))

@@ -444,13 +444,29 @@ fn one_address_cannot_take_every_pending_slot() {
     let mut bus = node();
     let now = Instant::now();
     for i in 0..4 {
-        bus.handle_accept(now, ConnId(i), Listener::Session, PEER.parse().unwrap()).unwrap();
+        bus.handle_accept(now, ConnId(i), Listener::Session, PEER.parse().unwrap())
+            .unwrap();
     }
-    assert!(bus.handle_accept(now, ConnId(9), Listener::Session, PEER.parse().unwrap()).is_err());
+    assert!(bus
+        .handle_accept(now, ConnId(9), Listener::Session, PEER.parse().unwrap())
+        .is_err());
     // another address and the other listener are unaffected
-    bus.handle_accept(now, ConnId(10), Listener::Session, "10.0.0.4:1".parse().unwrap()).unwrap();
-    bus.handle_accept(now, ConnId(11), Listener::Auth, PEER.parse().unwrap()).unwrap();
+    bus.handle_accept(
+        now,
+        ConnId(10),
+        Listener::Session,
+        "10.0.0.4:1".parse().unwrap(),
+    )
+    .unwrap();
+    bus.handle_accept(now, ConnId(11), Listener::Auth, PEER.parse().unwrap())
+        .unwrap();
     // once the handshakes time out, the address may connect again
     bus.handle_timeout(now + Duration::from_secs(11));
-    bus.handle_accept(now + Duration::from_secs(11), ConnId(12), Listener::Session, PEER.parse().unwrap()).unwrap();
+    bus.handle_accept(
+        now + Duration::from_secs(11),
+        ConnId(12),
+        Listener::Session,
+        PEER.parse().unwrap(),
+    )
+    .unwrap();
 }

@@ -80,6 +80,10 @@ fn replay_streams() {
         fuzzing::hichain(&mut c, &data);
     }
     for (_, data) in corpus("bus_tcp") {
-        fuzzing::bus_tcp(std::time::Instant::now(), Box::new(OpenSslCrypto::seeded(1)), &data);
+        fuzzing::bus_tcp(
+            std::time::Instant::now(),
+            Box::new(OpenSslCrypto::seeded(1)),
+            &data,
+        );
     }
 }

@@ -49,7 +49,12 @@ fn data_dir(tag: &str) -> std::path::PathBuf {
 }
 
 fn me(ip: [u8; 4]) -> ClientIdentity {
-    ClientIdentity { device_id: "BE".repeat(32), name: "bench".into(), device_type: 0x0C, ip: Ipv4Addr::from(ip) }
+    ClientIdentity {
+        device_id: "BE".repeat(32),
+        name: "bench".into(),
+        device_type: 0x0C,
+        ip: Ipv4Addr::from(ip),
+    }
 }
 
 /// Runs all (or one) measurements.
@@ -94,7 +99,12 @@ pub async fn run(a: BenchArgs) -> ExitCode {
 }
 
 async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
-    let mut cfg = NodeConfig::new("bench", Ipv4Addr::from(ip), data_dir(tag), PinPolicy::pin(PIN));
+    let mut cfg = NodeConfig::new(
+        "bench",
+        Ipv4Addr::from(ip),
+        data_dir(tag),
+        PinPolicy::pin(PIN),
+    );
     cfg.discovery_port = 0;
     cfg.bus.max_sessions = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
@@ -104,7 +114,15 @@ async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node,
 async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
     let node = start_node([127, 0, 0, 31], "tp", 24).await?;
     let info = node.handle().info().clone();
-    let mut peer = client::authenticate(&me([127, 0, 0, 32]), SocketAddrV4::new(info.ip, info.auth_port), PIN, 1, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    let mut peer = client::authenticate(
+        &me([127, 0, 0, 32]),
+        SocketAddrV4::new(info.ip, info.auth_port),
+        PIN,
+        1,
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let mut s = peer.open_session("echo").await.map_err(|e| e.to_string())?;
     let msg = vec![0xa5u8; MSG];
     let t0 = Instant::now();
@@ -122,7 +140,9 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
     drop(s);
     node.shutdown().await;
 
-    let l = TcpListener::bind("127.0.0.33:0").await.map_err(|e| e.to_string())?;
+    let l = TcpListener::bind("127.0.0.33:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = l.local_addr().map_err(|e| e.to_string())?;
     let server = tokio::spawn(async move {
         while let Ok((mut c, _)) = l.accept().await {
@@ -148,7 +168,10 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
         }
         let mut want = WINDOW * MSG;
         while want > 0 {
-            let n = c.read(&mut buf[..want.min(16 * 1024)]).await.map_err(|e| e.to_string())?;
+            let n = c
+                .read(&mut buf[..want.min(16 * 1024)])
+                .await
+                .map_err(|e| e.to_string())?;
             if n == 0 {
                 return Err("plain echo closed".into());
             }
@@ -162,14 +185,21 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
 }
 
 /// Sends windows of `request` to `dst` from `sock`, counting datagrams that come back.
-async fn udp_loop(sock: &UdpSocket, dst: SocketAddr, request: &[u8], secs: Duration) -> Result<f64, String> {
+async fn udp_loop(
+    sock: &UdpSocket,
+    dst: SocketAddr,
+    request: &[u8],
+    secs: Duration,
+) -> Result<f64, String> {
     const W: usize = 16;
     let mut buf = vec![0u8; 2048];
     let t0 = Instant::now();
     let mut got = 0u64;
     while t0.elapsed() < secs {
         for _ in 0..W {
-            sock.send_to(request, dst).await.map_err(|e| e.to_string())?;
+            sock.send_to(request, dst)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         for _ in 0..W {
             match tokio::time::timeout(Duration::from_millis(50), sock.recv_from(&mut buf)).await {
@@ -186,15 +216,40 @@ async fn discovery(secs: Duration) -> Result<(f64, f64), String> {
     let node = start_node([127, 0, 0, 34], "disc", 24).await?;
     let port = node.handle().info().discovery_port;
     // Replies go to <wlanIp>:<node's discovery port>, so the client listens there.
-    let sock = UdpSocket::bind(("127.0.0.35", port)).await.map_err(|e| e.to_string())?;
-    let local = LocalDevice { device_id: "BE".repeat(32), name: "bench".into(), device_type: 0x0C, ip: Ipv4Addr::new(127, 0, 0, 35), auth_port: None };
-    let mut d = Discovery::new(DiscoveryConfig { port, ..Default::default() }, local);
-    d.start_discovery(Instant::now(), vec![SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 34), port)]);
+    let sock = UdpSocket::bind(("127.0.0.35", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = LocalDevice {
+        device_id: "BE".repeat(32),
+        name: "bench".into(),
+        device_type: 0x0C,
+        ip: Ipv4Addr::new(127, 0, 0, 35),
+        auth_port: None,
+    };
+    let mut d = Discovery::new(
+        DiscoveryConfig {
+            port,
+            ..Default::default()
+        },
+        local,
+    );
+    d.start_discovery(
+        Instant::now(),
+        vec![SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 34), port)],
+    );
     let request = d.poll_transmit().ok_or("no request")?.payload;
-    let softbus = udp_loop(&sock, SocketAddr::from(([127, 0, 0, 34], port)), &request, secs).await?;
+    let softbus = udp_loop(
+        &sock,
+        SocketAddr::from(([127, 0, 0, 34], port)),
+        &request,
+        secs,
+    )
+    .await?;
     node.shutdown().await;
 
-    let echo = UdpSocket::bind("127.0.0.36:0").await.map_err(|e| e.to_string())?;
+    let echo = UdpSocket::bind("127.0.0.36:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let echo_addr = echo.local_addr().map_err(|e| e.to_string())?;
     let server = tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
@@ -209,7 +264,11 @@ async fn discovery(secs: Duration) -> Result<(f64, f64), String> {
 
 fn rss_bytes(pid: u32) -> Result<f64, String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
-    let kb: f64 = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).ok_or("no VmRSS")?;
+    let kb: f64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmRSS")?;
     Ok(kb * 1024.0)
 }
 
@@ -224,10 +283,17 @@ impl Drop for Child {
 
 fn spawn(args: &[&str]) -> Result<(Child, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut c = std::process::Command::new(exe).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| e.to_string())?;
+    let mut c = std::process::Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
     let out = c.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
-    std::io::BufReader::new(out).read_line(&mut line).map_err(|e| e.to_string())?;
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     Ok((Child(c), line))
 }
 
@@ -240,11 +306,35 @@ async fn settle_rss(pid: u32) -> Result<f64, String> {
 async fn memory(n: usize) -> Result<(f64, f64), String> {
     let dir = data_dir("mem");
     let max = n.to_string();
-    let (child, ready) = spawn(&["node", "--json", "--ip", "127.0.0.37", "--pin", PIN, "--web", "off", "--discovery-port", "0", "--max-sessions", &max, "--data-dir", dir.to_str().unwrap_or("/tmp")])?;
-    let ready: serde_json::Value = serde_json::from_str(&ready).map_err(|e| format!("node did not start: {e}"))?;
+    let (child, ready) = spawn(&[
+        "node",
+        "--json",
+        "--ip",
+        "127.0.0.37",
+        "--pin",
+        PIN,
+        "--web",
+        "off",
+        "--discovery-port",
+        "0",
+        "--max-sessions",
+        &max,
+        "--data-dir",
+        dir.to_str().unwrap_or("/tmp"),
+    ])?;
+    let ready: serde_json::Value =
+        serde_json::from_str(&ready).map_err(|e| format!("node did not start: {e}"))?;
     let auth_port = ready["auth_port"].as_u64().ok_or("no auth port")? as u16;
     let pid = child.0.id();
-    let mut peer = client::authenticate(&me([127, 0, 0, 38]), SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 37), auth_port), PIN, 1, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
+    let mut peer = client::authenticate(
+        &me([127, 0, 0, 38]),
+        SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 37), auth_port),
+        PIN,
+        1,
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     // Warm up allocator pools with a few sessions, then measure the growth over n.
     let mut warm = Vec::new();
     for _ in 0..64 {
@@ -253,7 +343,11 @@ async fn memory(n: usize) -> Result<(f64, f64), String> {
     let before = settle_rss(pid).await?;
     let mut sessions = Vec::with_capacity(n);
     for i in 0..n {
-        sessions.push(peer.open_session("echo").await.map_err(|e| format!("session {i}: {e}"))?);
+        sessions.push(
+            peer.open_session("echo")
+                .await
+                .map_err(|e| format!("session {i}: {e}"))?,
+        );
     }
     let after = settle_rss(pid).await?;
     let softbus = (after - before) / n as f64;
@@ -262,7 +356,10 @@ async fn memory(n: usize) -> Result<(f64, f64), String> {
     drop(child);
 
     let (child, line) = spawn(&["bench", "--serve-plain", "127.0.0.39:0"])?;
-    let addr: SocketAddr = line.trim().parse().map_err(|e| format!("plain server: {e}"))?;
+    let addr: SocketAddr = line
+        .trim()
+        .parse()
+        .map_err(|e| format!("plain server: {e}"))?;
     let pid = child.0.id();
     let mut warm = Vec::new();
     for _ in 0..64 {

@@ -15,7 +15,9 @@ fn gcm(c: &mut Criterion) {
             let mut out = Vec::with_capacity(size + 32);
             b.iter(|| {
                 out.clear();
-                crypto.aes_gcm_seal(&key, &iv, d, &mut out).expect("16-byte key seals");
+                crypto
+                    .aes_gcm_seal(&key, &iv, d, &mut out)
+                    .expect("16-byte key seals");
             })
         });
     }

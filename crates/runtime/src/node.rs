@@ -179,7 +179,7 @@ impl Node {
             name: cfg.name.clone(),
             device_type: cfg.device_type,
             ip: cfg.ip,
-            discovery_port: cfg.discovery_port,
+            discovery_port,
             auth_port,
             session_port,
         });
