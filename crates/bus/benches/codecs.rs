@@ -13,7 +13,6 @@ use softbus_bus::session::DataChannel;
 use softbus_crypto::OpenSslCrypto;
 use std::net::SocketAddr;
 use std::time::Instant;
-use zeroize::Zeroizing;
 
 fn session(c: &mut Criterion) {
     let mut crypto = OpenSslCrypto::seeded(1);
@@ -30,25 +29,25 @@ fn session(c: &mut Criterion) {
                 .unwrap();
         })
     });
-    let mut tx = DataChannel::new(Zeroizing::new(key));
+    let mut tx = DataChannel::new(&crypto, &key).unwrap();
     g.bench_function("seal_packet", |b| {
         b.iter(|| tx.seal(&mut crypto, &data).unwrap())
     });
-    let mut tx = DataChannel::new(Zeroizing::new(key));
+    let mut tx = DataChannel::new(&crypto, &key).unwrap();
     let pkts: Vec<Vec<u8>> = (0..100_000)
         .map(|_| tx.seal(&mut crypto, &data).unwrap())
         .collect();
-    let mut rx = DataChannel::new(Zeroizing::new(key));
+    let mut rx = DataChannel::new(&crypto, &key).unwrap();
     let mut i = 0;
     g.bench_function("open_packet", |b| {
         b.iter(|| {
             let p = &pkts[i % pkts.len()];
             if i % pkts.len() == 0 {
-                rx = DataChannel::new(Zeroizing::new(key));
+                rx = DataChannel::new(&crypto, &key).unwrap();
             }
             i += 1;
             let seq = i32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-            rx.open(&crypto, seq, &p[16..]).unwrap()
+            rx.open(seq, &p[16..]).unwrap()
         })
     });
     g.finish();

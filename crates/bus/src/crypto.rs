@@ -17,8 +17,24 @@ pub enum CryptoError {
     Backend,
 }
 
+/// An AES-GCM key prepared once and used for many packets (no AAD, 12-byte IV,
+/// 16-byte tag), e.g. one per session.
+pub trait GcmKey: Send {
+    /// Appends `ciphertext || tag` to `out`.
+    fn seal(
+        &mut self,
+        iv: &[u8; 12],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError>;
+    /// Opens `ciphertext || tag`, appending the plaintext to `out` (nothing on failure).
+    fn open(&mut self, iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError>;
+}
+
 /// Primitives used by the soft bus engines.
 pub trait Crypto: Send {
+    /// Prepares `key` (16 or 32 bytes) for repeated AES-GCM use.
+    fn gcm_key(&self, key: &[u8]) -> Result<Box<dyn GcmKey>, CryptoError>;
     /// AES-GCM (key length 16 or 32 selects AES-128/256), 12-byte IV, no AAD.
     /// Appends `ciphertext || tag(16)` to `out`.
     fn aes_gcm_seal(

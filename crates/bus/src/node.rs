@@ -557,7 +557,7 @@ impl Bus {
                     let (Some(ch), Some(id)) = (sc.channel.as_mut(), *session) else {
                         return Err(SessionError::NotOpen);
                     };
-                    match ch.open(self.crypto.as_ref(), h.seq, &body) {
+                    match ch.open(h.seq, &body) {
                         Ok(plain) => self.events.push_back(BusEvent::BytesReceived {
                             session_id: id,
                             data: plain,
@@ -616,7 +616,7 @@ impl Bus {
         let ConnState::Session { conn: sc, session } = &mut c.state else {
             return Ok(());
         };
-        sc.channel = Some(DataChannel::new(req.key));
+        sc.channel = Some(DataChannel::new(self.crypto.as_ref(), &req.key)?);
         *session = Some(id);
         c.deadline = None;
         let info = SessionInfo {

@@ -53,8 +53,10 @@ fn replay_coap() {
         if is_seed {
             softbus_bus::coap::Message::parse(&data)
                 .unwrap_or_else(|e| panic!("seed {name} should parse: {e}"));
+            seeds += 1;
         }
     }
+    assert!(seeds >= 5, "the named seeds are present");
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct BenchArgs {
     /// Idle sessions for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
-    /// Run one measurement: throughput, discovery or memory.
+    /// Run one measurement: stream, throughput (echo), discovery or memory.
     #[arg(long)]
     only: Option<String>,
     /// Print one JSON object with every number.
@@ -74,6 +74,15 @@ pub async fn run(a: BenchArgs) -> ExitCode {
             Err(e) => return crate::failure(format!("throughput: {e}")),
         }
     }
+    if want("stream") {
+        match stream(secs).await {
+            Ok((sb, plain)) => {
+                eprintln!("stream 4048 B messages one way into a discard server: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)", sb / 1e6, plain / 1e6, sb / plain);
+                report.insert("stream".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
+            }
+            Err(e) => return crate::failure(format!("stream: {e}")),
+        }
+    }
     if want("discovery") {
         match discovery(secs).await {
             Ok((sb, echo)) => {
@@ -111,39 +120,174 @@ async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node,
     Node::start(cfg).await.map_err(|e| e.to_string())
 }
 
+/// Rounds per measurement; each side runs `secs / ROUNDS` per round, alternating,
+/// and the medians are compared (scheduling on two cores makes single runs noisy).
+const ROUNDS: u32 = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn softbus_round(
+    s: &mut client::ClientSession,
+    msg: &[u8],
+    dt: Duration,
+) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let mut bytes = 0u64;
+    while t0.elapsed() < dt {
+        for _ in 0..WINDOW {
+            s.send(msg).await.map_err(|e| e.to_string())?;
+        }
+        for _ in 0..WINDOW {
+            bytes += s.recv().await.map_err(|e| e.to_string())?.len() as u64;
+        }
+    }
+    Ok(bytes as f64 / t0.elapsed().as_secs_f64())
+}
+
+async fn plain_round(
+    c: &mut TcpStream,
+    msg: &[u8],
+    buf: &mut [u8],
+    dt: Duration,
+) -> Result<f64, String> {
+    let t0 = Instant::now();
+    let mut bytes = 0u64;
+    while t0.elapsed() < dt {
+        for _ in 0..WINDOW {
+            c.write_all(msg).await.map_err(|e| e.to_string())?;
+        }
+        let mut want = WINDOW * MSG;
+        while want > 0 {
+            let chunk = want.min(buf.len());
+            let n = c.read(&mut buf[..chunk]).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("plain echo closed".into());
+            }
+            want -= n;
+            bytes += n as u64;
+        }
+    }
+    Ok(bytes as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// One-way stream of 4048-byte messages into a discard server for `dt`, then `?`;
+/// returns bytes per second counted by the receiver.
+async fn softbus_stream(
+    s: &mut client::ClientSession,
+    msg: &[u8],
+    dt: Duration,
+    counted: &mut u64,
+) -> Result<f64, String> {
+    let t0 = Instant::now();
+    while t0.elapsed() < dt {
+        for _ in 0..WINDOW {
+            s.send(msg).await.map_err(|e| e.to_string())?;
+        }
+    }
+    s.send(b"?").await.map_err(|e| e.to_string())?;
+    let total: u64 = String::from_utf8_lossy(&s.recv().await.map_err(|e| e.to_string())?)
+        .parse()
+        .map_err(|_| "bad count")?;
+    let got = total - *counted;
+    *counted = total;
+    Ok(got as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// The same over plain TCP: the server counts until a `?` byte and answers the count.
+async fn plain_stream(c: &mut TcpStream, msg: &[u8], dt: Duration) -> Result<f64, String> {
+    let t0 = Instant::now();
+    while t0.elapsed() < dt {
+        for _ in 0..WINDOW {
+            c.write_all(msg).await.map_err(|e| e.to_string())?;
+        }
+    }
+    c.write_all(b"?").await.map_err(|e| e.to_string())?;
+    let mut n = [0u8; 8];
+    c.read_exact(&mut n).await.map_err(|e| e.to_string())?;
+    Ok(u64::from_le_bytes(n) as f64 / t0.elapsed().as_secs_f64())
+}
+
+async fn plain_discard_server(l: TcpListener) {
+    while let Ok((mut c, _)) = l.accept().await {
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut count = 0u64;
+            while let Ok(n) = c.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                match buf[..n].iter().position(|&b| b == b'?') {
+                    Some(i) => {
+                        count += i as u64;
+                        if c.write_all(&count.to_le_bytes()).await.is_err() {
+                            break;
+                        }
+                        count = (n - i - 1) as u64;
+                    }
+                    None => count += n as u64,
+                }
+            }
+        });
+    }
+}
+
+async fn stream(secs: Duration) -> Result<(f64, f64), String> {
+    let mut cfg = NodeConfig::new(
+        "bench",
+        Ipv4Addr::new(127, 0, 0, 40),
+        data_dir("st"),
+        PinPolicy::pin(PIN),
+    );
+    cfg.discovery_port = 0;
+    cfg.discard = vec!["discard".into()];
+    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let info = node.handle().info().clone();
+    let addr = SocketAddrV4::new(info.ip, info.auth_port);
+    let mut peer = client::authenticate(&me([127, 0, 0, 41]), addr, PIN, 1, Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut s = peer
+        .open_session("discard")
+        .await
+        .map_err(|e| e.to_string())?;
+    let l = TcpListener::bind("127.0.0.42:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let plain_addr = l.local_addr().map_err(|e| e.to_string())?;
+    let server = tokio::spawn(plain_discard_server(l));
+    let mut c = TcpStream::connect(plain_addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.set_nodelay(true).map_err(|e| e.to_string())?;
+    let msg = vec![0xa5u8; MSG];
+    let dt = secs / ROUNDS;
+    let (mut sb, mut plain, mut counted) = (Vec::new(), Vec::new(), 0u64);
+    for _ in 0..ROUNDS {
+        sb.push(softbus_stream(&mut s, &msg, dt, &mut counted).await?);
+        plain.push(plain_stream(&mut c, &msg, dt).await?);
+    }
+    drop(s);
+    server.abort();
+    node.shutdown().await;
+    Ok((median(sb), median(plain)))
+}
+
 async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
     let node = start_node([127, 0, 0, 31], "tp", 24).await?;
     let info = node.handle().info().clone();
-    let mut peer = client::authenticate(
-        &me([127, 0, 0, 32]),
-        SocketAddrV4::new(info.ip, info.auth_port),
-        PIN,
-        1,
-        Duration::from_secs(5),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let addr = SocketAddrV4::new(info.ip, info.auth_port);
+    let mut peer = client::authenticate(&me([127, 0, 0, 32]), addr, PIN, 1, Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut s = peer.open_session("echo").await.map_err(|e| e.to_string())?;
-    let msg = vec![0xa5u8; MSG];
-    let t0 = Instant::now();
-    let mut bytes = 0u64;
-    while t0.elapsed() < secs {
-        for _ in 0..WINDOW {
-            s.send(&msg).await.map_err(|e| e.to_string())?;
-        }
-        for _ in 0..WINDOW {
-            let r = s.recv().await.map_err(|e| e.to_string())?;
-            bytes += r.len() as u64;
-        }
-    }
-    let softbus = bytes as f64 / t0.elapsed().as_secs_f64();
-    drop(s);
-    node.shutdown().await;
 
     let l = TcpListener::bind("127.0.0.33:0")
         .await
         .map_err(|e| e.to_string())?;
-    let addr = l.local_addr().map_err(|e| e.to_string())?;
+    let plain_addr = l.local_addr().map_err(|e| e.to_string())?;
     let server = tokio::spawn(async move {
         while let Ok((mut c, _)) = l.accept().await {
             let _ = c.set_nodelay(true);
@@ -157,31 +301,23 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
             });
         }
     });
-    let mut c = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut c = TcpStream::connect(plain_addr)
+        .await
+        .map_err(|e| e.to_string())?;
     c.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 16 * 1024];
-    let t0 = Instant::now();
-    let mut bytes = 0u64;
-    while t0.elapsed() < secs {
-        for _ in 0..WINDOW {
-            c.write_all(&msg).await.map_err(|e| e.to_string())?;
-        }
-        let mut want = WINDOW * MSG;
-        while want > 0 {
-            let n = c
-                .read(&mut buf[..want.min(16 * 1024)])
-                .await
-                .map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("plain echo closed".into());
-            }
-            want -= n;
-            bytes += n as u64;
-        }
+
+    let msg = vec![0xa5u8; MSG];
+    let dt = secs / ROUNDS;
+    let (mut sb, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        sb.push(softbus_round(&mut s, &msg, dt).await?);
+        plain.push(plain_round(&mut c, &msg, &mut buf, dt).await?);
     }
-    let plain = bytes as f64 / t0.elapsed().as_secs_f64();
+    drop(s);
     server.abort();
-    Ok((softbus, plain))
+    node.shutdown().await;
+    Ok((median(sb), median(plain)))
 }
 
 /// Sends windows of `request` to `dst` from `sock`, counting datagrams that come back.
@@ -238,15 +374,6 @@ async fn discovery(secs: Duration) -> Result<(f64, f64), String> {
         vec![SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 34), port)],
     );
     let request = d.poll_transmit().ok_or("no request")?.payload;
-    let softbus = udp_loop(
-        &sock,
-        SocketAddr::from(([127, 0, 0, 34], port)),
-        &request,
-        secs,
-    )
-    .await?;
-    node.shutdown().await;
-
     let echo = UdpSocket::bind("127.0.0.36:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -257,9 +384,15 @@ async fn discovery(secs: Duration) -> Result<(f64, f64), String> {
             let _ = echo.send_to(&buf[..n], from).await;
         }
     });
-    let plain = udp_loop(&sock, echo_addr, &request, secs).await?;
+    let node_addr = SocketAddr::from(([127, 0, 0, 34], port));
+    let (mut sb, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        sb.push(udp_loop(&sock, node_addr, &request, secs / ROUNDS).await?);
+        plain.push(udp_loop(&sock, echo_addr, &request, secs / ROUNDS).await?);
+    }
     server.abort();
-    Ok((softbus, plain))
+    node.shutdown().await;
+    Ok((median(sb), median(plain)))
 }
 
 fn rss_bytes(pid: u32) -> Result<f64, String> {

@@ -58,6 +58,9 @@ struct NodeArgs {
     /// Create an echo session server NAME (repeatable; default `echo`).
     #[arg(long = "echo")]
     echo: Vec<String>,
+    /// Create a discard session server NAME: drops messages, answers `?` with the byte count.
+    #[arg(long = "discard")]
+    discard: Vec<String>,
     /// Pairing PIN for the key agreement (default: a random 6-digit PIN, printed on stderr).
     #[arg(long)]
     pin: Option<String>,
@@ -266,6 +269,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     if !a.echo.is_empty() {
         cfg.echo = a.echo;
     }
+    cfg.discard = a.discard;
     let node = match Node::start(cfg).await {
         Ok(n) => n,
         Err(e) => return failure(e),
@@ -302,9 +306,9 @@ async fn node(a: NodeArgs) -> ExitCode {
         web: web.clone(),
     };
     if a.json {
-        println!("{}", ready.to_json());
+        emit(&ready.to_json());
     } else {
-        println!(
+        emit(&format!(
             "softbus node {} ({}) on {}: discovery {}, auth {}, session {}{}",
             i.name,
             i.device_id,
@@ -313,14 +317,14 @@ async fn node(a: NodeArgs) -> ExitCode {
             i.auth_port,
             i.session_port,
             web.map(|w| format!(", dashboard {w}")).unwrap_or_default()
-        );
+        ));
     }
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             ev = events.recv() => match ev {
                 Ok(e) => {
-                    if a.json { println!("{}", e.to_json()) } else { println!("{}", human(&e)) }
+                    emit(&if a.json { e.to_json() } else { human(&e) });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("softbus: {n} events not shown (output too slow)"),
                 Err(_) => break,
@@ -329,6 +333,13 @@ async fn node(a: NodeArgs) -> ExitCode {
     }
     node.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Prints one stdout line; a closed stdout (the reader went away) must not stop the node.
+fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 fn human(e: &NodeEvent) -> String {

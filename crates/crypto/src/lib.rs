@@ -10,12 +10,14 @@
 //! Errors are reported as [`CryptoError`] and never say which byte failed.
 
 use openssl::bn::{BigNum, BigNumContext};
+use openssl::cipher::CipherRef;
+use openssl::cipher_ctx::CipherCtx;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use openssl::symm::{Cipher, Crypter, Mode};
 use rand::{RngCore, SeedableRng};
-use softbus_bus::crypto::{Crypto, CryptoError};
+use softbus_bus::crypto::{Crypto, CryptoError, GcmKey};
 
 /// Where random bytes come from.
 enum Source {
@@ -70,7 +72,76 @@ impl OpenSslCrypto {
 
 const TAG: usize = 16;
 
+/// One key schedule per direction, re-initialised with a new IV per packet.
+struct OpenSslGcmKey {
+    enc: CipherCtx,
+    dec: CipherCtx,
+}
+
+fn gcm_cipher(key: &[u8]) -> Result<&'static CipherRef, CryptoError> {
+    match key.len() {
+        16 => Ok(openssl::cipher::Cipher::aes_128_gcm()),
+        32 => Ok(openssl::cipher::Cipher::aes_256_gcm()),
+        _ => Err(CryptoError::BadLength),
+    }
+}
+
+impl GcmKey for OpenSslGcmKey {
+    fn seal(
+        &mut self,
+        iv: &[u8; 12],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        let start = out.len();
+        let r = (|| {
+            self.enc.encrypt_init(None, None, Some(iv))?;
+            self.enc.cipher_update_vec(plaintext, out)?;
+            self.enc.cipher_final_vec(out)?;
+            let mut tag = [0u8; TAG];
+            self.enc.tag(&mut tag)?;
+            out.extend_from_slice(&tag);
+            Ok::<_, openssl::error::ErrorStack>(())
+        })();
+        r.map_err(|_| {
+            out.truncate(start);
+            CryptoError::Backend
+        })
+    }
+
+    fn open(&mut self, iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if sealed.len() < TAG {
+            return Err(CryptoError::AuthFailed);
+        }
+        let (ct, tag) = sealed.split_at(sealed.len() - TAG);
+        let start = out.len();
+        let r = (|| {
+            self.dec.decrypt_init(None, None, Some(iv))?;
+            self.dec.set_tag(tag)?;
+            self.dec.cipher_update_vec(ct, out)?;
+            self.dec.cipher_final_vec(out)?;
+            Ok::<_, openssl::error::ErrorStack>(())
+        })();
+        r.map_err(|_| {
+            // Never hand out unauthenticated plaintext.
+            out.truncate(start);
+            CryptoError::AuthFailed
+        })
+    }
+}
+
 impl Crypto for OpenSslCrypto {
+    fn gcm_key(&self, key: &[u8]) -> Result<Box<dyn GcmKey>, CryptoError> {
+        let cipher = gcm_cipher(key)?;
+        let mut enc = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
+        enc.encrypt_init(Some(cipher), Some(key), None)
+            .map_err(|_| CryptoError::Backend)?;
+        let mut dec = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
+        dec.decrypt_init(Some(cipher), Some(key), None)
+            .map_err(|_| CryptoError::Backend)?;
+        Ok(Box::new(OpenSslGcmKey { enc, dec }))
+    }
+
     fn aes_gcm_seal(
         &self,
         key: &[u8],
@@ -261,6 +332,30 @@ mod tests {
             c.aes_gcm_seal(&[0; 15], &iv, &pt, &mut Vec::new()),
             Err(CryptoError::BadLength)
         );
+    }
+
+    #[test]
+    fn prepared_key_matches_one_shot_and_rejects_tampering() {
+        let c = OpenSslCrypto::new();
+        for key in [vec![3u8; 16], vec![4u8; 32]] {
+            let mut k = c.gcm_key(&key).unwrap();
+            for (i, len) in [0usize, 1, 15, 16, 4048].into_iter().enumerate() {
+                let iv = [i as u8; 12];
+                let pt = vec![0x42; len];
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                c.aes_gcm_seal(&key, &iv, &pt, &mut a).unwrap();
+                k.seal(&iv, &pt, &mut b).unwrap();
+                assert_eq!(a, b);
+                let mut back = Vec::new();
+                k.open(&iv, &a, &mut back).unwrap();
+                assert_eq!(back, pt);
+                a[0] ^= 1;
+                let mut back = vec![9];
+                assert_eq!(k.open(&iv, &a, &mut back), Err(CryptoError::AuthFailed));
+                assert_eq!(back, vec![9]);
+            }
+        }
+        assert!(c.gcm_key(&[0; 24]).is_err());
     }
 
     #[test]

@@ -173,6 +173,7 @@ impl Peer {
             inbox: VecDeque::new(),
             reply: None,
             timeout: self.timeout,
+            rbuf: Vec::with_capacity(16 * 1024),
         };
         while s.reply.is_none() {
             s.read_some().await?;
@@ -190,6 +191,7 @@ pub struct ClientSession {
     inbox: VecDeque<Vec<u8>>,
     reply: Option<serde_json::Value>,
     timeout: Duration,
+    rbuf: Vec<u8>,
 }
 
 impl ClientSession {
@@ -199,14 +201,14 @@ impl ClientSession {
     }
 
     async fn read_some(&mut self) -> Result<(), Error> {
-        let mut buf = vec![0u8; 16 * 1024];
-        let n = tokio::time::timeout(self.timeout, self.stream.read(&mut buf))
+        self.rbuf.clear();
+        let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf))
             .await
             .map_err(|_| Error::Timeout("session reply"))??;
         if n == 0 {
             return Err(Error::Closed("peer closed the session"));
         }
-        for e in self.engine.handle_data(&mut self.crypto, &buf[..n])? {
+        for e in self.engine.handle_data(&mut self.crypto, &self.rbuf)? {
             match e {
                 ClientEvent::Opened(v) => self.reply = Some(v),
                 ClientEvent::Bytes(b) => self.inbox.push_back(b),

@@ -18,7 +18,7 @@ pub mod net;
 pub mod node;
 pub mod store;
 
-pub use node::{Node, NodeConfig, NodeHandle, NodeInfo};
+pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, ServerMode};
 
 /// Runtime errors.
 #[derive(Debug, thiserror::Error)]

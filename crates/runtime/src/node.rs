@@ -11,7 +11,7 @@ use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Session
 use softbus_bus::session::SessionError;
 use softbus_bus::ConnId;
 use softbus_crypto::OpenSslCrypto;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +28,8 @@ pub const WRITE_QUEUE: usize = 256;
 pub const INPUT_QUEUE: usize = 1024;
 /// Largest single read from a socket.
 pub const READ_CHUNK: usize = 16 * 1024;
+/// Largest batch of queued packets written at once.
+pub const WRITE_BATCH: usize = 64 * 1024;
 
 /// How to start a node.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct NodeConfig {
     pub capabilities: Vec<String>,
     /// Session servers that echo every message.
     pub echo: Vec<String>,
+    /// Session servers that discard every message and answer `?` with the byte count.
+    pub discard: Vec<String>,
     pub pin: PinPolicy,
     pub data_dir: PathBuf,
     pub bus: BusConfig,
@@ -59,11 +63,23 @@ impl NodeConfig {
             session_port: 0,
             capabilities: vec!["ddmpCapability".into()],
             echo: vec!["echo".into()],
+            discard: Vec::new(),
             pin,
             data_dir,
             bus: BusConfig::default(),
         }
     }
+}
+
+/// What a session server does with the messages it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMode {
+    /// Nothing built in: the application reacts to events.
+    App,
+    /// Sends every message back on the same session.
+    Echo,
+    /// Counts and drops messages; a message `?` is answered with the count in decimal.
+    Discard,
 }
 
 /// What the node is, once started.
@@ -79,7 +95,11 @@ pub struct NodeInfo {
 }
 
 enum Command {
-    CreateServer(String, bool, oneshot::Sender<Result<(), SessionError>>),
+    CreateServer(
+        String,
+        ServerMode,
+        oneshot::Sender<Result<(), SessionError>>,
+    ),
     RemoveServer(String, oneshot::Sender<Result<(), SessionError>>),
     Send(i32, Vec<u8>, oneshot::Sender<Result<(), SessionError>>),
     Close(i32, oneshot::Sender<Result<(), SessionError>>),
@@ -168,11 +188,16 @@ impl Node {
                 .publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap))
                 .map_err(|e| Error::Config(format!("capability {cap}: {e}")))?;
         }
-        let mut echo = HashSet::new();
+        let mut modes = HashMap::new();
+        for name in &cfg.discard {
+            bus.create_session_server(name)
+                .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
+            modes.insert(name.clone(), ServerMode::Discard);
+        }
         for name in &cfg.echo {
             bus.create_session_server(name)
                 .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
-            echo.insert(name.clone());
+            modes.insert(name.clone(), ServerMode::Echo);
         }
         let info = Arc::new(NodeInfo {
             device_id,
@@ -199,7 +224,8 @@ impl Node {
         let driver = Driver {
             bus,
             udp,
-            echo,
+            modes,
+            discarded: HashMap::new(),
             trust,
             events: ev_tx.clone(),
             writers: HashMap::new(),
@@ -248,10 +274,10 @@ impl NodeHandle {
         rx.await.map_err(|_| Error::Stopped)
     }
 
-    /// CreateSessionServer; `echo` makes it echo every message.
-    pub async fn create_session_server(&self, name: &str, echo: bool) -> Result<(), Error> {
+    /// CreateSessionServer with a built-in behaviour, or `App` for events only.
+    pub async fn create_session_server(&self, name: &str, mode: ServerMode) -> Result<(), Error> {
         Ok(self
-            .call(|tx| Command::CreateServer(name.to_owned(), echo, tx))
+            .call(|tx| Command::CreateServer(name.to_owned(), mode, tx))
             .await??)
     }
 
@@ -331,12 +357,11 @@ async fn read_loop(rd: tokio::net::tcp::OwnedReadHalf, conn: ConnId, tx: mpsc::S
         if rd.readable().await.is_err() {
             break;
         }
-        // No buffer is held while the connection is idle.
-        let mut buf = vec![0u8; READ_CHUNK];
-        match rd.try_read(&mut buf) {
+        // No buffer is held while the connection is idle, and none is zeroed.
+        let mut buf = Vec::with_capacity(READ_CHUNK);
+        match rd.try_read_buf(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                buf.truncate(n);
+            Ok(_) => {
                 if tx.send(Input::Data { conn, bytes: buf }).await.is_err() {
                     return;
                 }
@@ -349,10 +374,29 @@ async fn read_loop(rd: tokio::net::tcp::OwnedReadHalf, conn: ConnId, tx: mpsc::S
 }
 
 async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
-    // One write per packet, as softbus_lite's receive path needs.
-    while let Some(b) = rx.recv().await {
-        if wr.write_all(&b).await.is_err() {
+    // The node writes only to its clients (softbus_lite devices never open a
+    // session or auth connection to us), so queued packets may share one write.
+    // Our own client side keeps one packet per write for lite servers.
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut out = first;
+        if let Ok(next) = rx.try_recv() {
+            batch.clear();
+            batch.extend_from_slice(&out);
+            batch.extend_from_slice(&next);
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(b) => batch.extend_from_slice(&b),
+                    Err(_) => break,
+                }
+            }
+            out = std::mem::take(&mut batch);
+        }
+        if wr.write_all(&out).await.is_err() {
             break;
+        }
+        if out.capacity() <= WRITE_BATCH * 2 {
+            batch = out;
         }
     }
     let _ = wr.shutdown().await;
@@ -361,7 +405,9 @@ async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Recei
 struct Driver {
     bus: Bus,
     udp: UdpSocket,
-    echo: HashSet<String>,
+    modes: HashMap<String, ServerMode>,
+    /// Bytes received per discard session.
+    discarded: HashMap<i32, u64>,
     trust: TrustStore,
     events: broadcast::Sender<NodeEvent>,
     writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
@@ -413,15 +459,15 @@ impl Driver {
 
     fn command(&mut self, c: Command) {
         match c {
-            Command::CreateServer(name, echo, tx) => {
+            Command::CreateServer(name, mode, tx) => {
                 let r = self.bus.create_session_server(&name);
-                if r.is_ok() && echo {
-                    self.echo.insert(name);
+                if r.is_ok() {
+                    self.modes.insert(name, mode);
                 }
                 let _ = tx.send(r);
             }
             Command::RemoveServer(name, tx) => {
-                self.echo.remove(&name);
+                self.modes.remove(&name);
                 let _ = tx.send(self.bus.remove_session_server(&name));
             }
             Command::Send(id, data, tx) => {
@@ -518,15 +564,32 @@ impl Driver {
     fn event(&mut self, e: BusEvent) {
         match &e {
             BusEvent::BytesReceived { session_id, data } => {
-                let echo = self
+                let mode = self
                     .bus
                     .session(*session_id)
-                    .is_some_and(|s| self.echo.contains(&s.session));
-                if echo {
-                    if let Err(err) = self.bus.send_bytes(*session_id, data) {
-                        tracing::debug!(session = session_id, error = %err, "echo failed");
+                    .and_then(|s| self.modes.get(&s.session))
+                    .copied();
+                let reply = match mode {
+                    Some(ServerMode::Echo) => Some(data.clone()),
+                    Some(ServerMode::Discard) => {
+                        let n = self.discarded.entry(*session_id).or_default();
+                        if data.as_slice() == b"?" {
+                            Some(n.to_string().into_bytes())
+                        } else {
+                            *n += data.len() as u64;
+                            None
+                        }
+                    }
+                    Some(ServerMode::App) | None => None,
+                };
+                if let Some(r) = reply {
+                    if let Err(err) = self.bus.send_bytes(*session_id, &r) {
+                        tracing::debug!(session = session_id, error = %err, "built-in server reply failed");
                     }
                 }
+            }
+            BusEvent::SessionClosed { session_id, .. } => {
+                self.discarded.remove(session_id);
             }
             BusEvent::PeerVerified { ip, peer, .. } => {
                 let now = std::time::SystemTime::now()

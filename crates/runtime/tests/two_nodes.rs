@@ -145,3 +145,58 @@ async fn wrong_pin_and_unknown_server_are_refused_and_node_keeps_serving() {
     assert_eq!(s.recv().await.unwrap(), b"ok");
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn discard_server_counts_and_reports() {
+    let mut cfg = NodeConfig::new(
+        "node-d",
+        Ipv4Addr::new(127, 0, 0, 6),
+        data_dir("d"),
+        PinPolicy::pin("1"),
+    );
+    cfg.discard = vec!["sink".into()];
+    let a = Node::start(cfg).await.unwrap();
+    let ai = a.handle().info().clone();
+    a.handle()
+        .create_session_server("app", softbus_runtime::ServerMode::App)
+        .await
+        .unwrap();
+    let me = ClientIdentity {
+        device_id: "EE".repeat(32),
+        name: "d".into(),
+        device_type: 0x0E,
+        ip: Ipv4Addr::new(127, 0, 0, 7),
+    };
+    let mut peer = client::authenticate(
+        &me,
+        SocketAddrV4::new(ai.ip, ai.auth_port),
+        "1",
+        3,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let mut s = peer.open_session("sink").await.unwrap();
+    for len in [1usize, 100, 4048] {
+        s.send(&vec![7u8; len]).await.unwrap();
+    }
+    s.send(b"?").await.unwrap();
+    assert_eq!(s.recv().await.unwrap(), b"4149");
+    // An application server gets events and nothing is sent back by the node.
+    let mut events = a.handle().subscribe();
+    let mut app = peer.open_session("app").await.unwrap();
+    app.send(b"hi").await.unwrap();
+    let id = loop {
+        if let Ok(NodeEvent::BytesReceived { session_id, len: 2 }) = events.recv().await {
+            break session_id;
+        }
+    };
+    a.handle()
+        .send_bytes(id, b"from the app".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(app.recv().await.unwrap(), b"from the app");
+    a.handle().close_session(id).await.unwrap();
+    assert!(app.recv().await.is_err(), "closed by the node");
+    a.shutdown().await;
+}

@@ -3,7 +3,7 @@
 //! AES-256-GCM data packets with 16-byte headers, as server ([`SessionConn`]) and
 //! client ([`SessionClient`]).
 
-use crate::crypto::{Crypto, CryptoError};
+use crate::crypto::{Crypto, CryptoError, GcmKey};
 use crate::frame::{self, Deframer, Frame, FrameError, HeaderKind, Module, FLAG_REPLY};
 use base64::Engine as _;
 use serde::Serialize;
@@ -141,46 +141,70 @@ pub fn open_reply_json(device_id: &str, bus_name: &str) -> Vec<u8> {
     serde_json::to_vec(&r).expect("plain struct serializes")
 }
 
-/// The data half of an open session: keys, counters, replay check.
-#[derive(Debug)]
+/// The data half of an open session: the prepared key, counters, replay check.
 pub struct DataChannel {
-    key: Zeroizing<[u8; 32]>,
+    gcm: Box<dyn GcmKey>,
     send_seq: i32,
     last_recv: Option<i32>,
     bad: u32,
 }
 
+impl std::fmt::Debug for DataChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataChannel")
+            .field("send_seq", &self.send_seq)
+            .field("last_recv", &self.last_recv)
+            .finish()
+    }
+}
+
 impl DataChannel {
-    /// A channel using `key` in both directions.
-    pub fn new(key: Zeroizing<[u8; 32]>) -> Self {
-        Self {
-            key,
+    /// A channel using `key` in both directions (the key schedule is kept, the bytes are not).
+    pub fn new(c: &dyn Crypto, key: &[u8; 32]) -> Result<Self, SessionError> {
+        Ok(Self {
+            gcm: c.gcm_key(key)?,
             send_seq: 0,
             last_recv: None,
             bad: 0,
-        }
+        })
     }
 
-    /// Seals one message (1..=4048 bytes) as a session packet.
+    /// Seals one message (1..=4048 bytes) as a session packet: header (seq, flags 0),
+    /// IV (`seq` i32 LE ‖ 8 random), ciphertext, tag.
     pub fn seal(&mut self, c: &mut dyn Crypto, data: &[u8]) -> Result<Vec<u8>, SessionError> {
         if data.is_empty() || data.len() > frame::MAX_SEND_BYTES {
             return Err(SessionError::BadSize(data.len()));
         }
         let seq = self.send_seq;
         self.send_seq = self.send_seq.checked_add(1).ok_or(SessionError::Replay)?;
-        Ok(frame::session_sealed(c, &self.key, seq, data)?)
+        let data_len = frame::IV_LEN + data.len() + frame::TAG_LEN;
+        let mut out = Vec::with_capacity(frame::SESSION_HEADER_LEN + data_len);
+        frame::SessionHeader {
+            seq,
+            flags: 0,
+            data_len: data_len as u32,
+        }
+        .emit(&mut out);
+        let mut iv = [0u8; frame::IV_LEN];
+        iv[..4].copy_from_slice(&seq.to_le_bytes());
+        c.random(&mut iv[4..]);
+        out.extend_from_slice(&iv);
+        self.gcm.seal(&iv, data, &mut out)?;
+        Ok(out)
     }
 
-    /// Opens one packet body. The authenticated IV prefix must equal the header
-    /// seq and grow strictly, so a replayed or reordered packet is refused.
-    pub fn open(
-        &mut self,
-        c: &dyn Crypto,
-        header_seq: i32,
-        body: &[u8],
-    ) -> Result<Vec<u8>, SessionError> {
+    /// Opens one packet body (`IV | ct | tag`). The authenticated IV prefix must
+    /// equal the header seq and grow strictly, so a replayed or reordered packet is refused.
+    pub fn open(&mut self, header_seq: i32, body: &[u8]) -> Result<Vec<u8>, SessionError> {
         let r = (|| {
-            let (iv_seq, plain) = frame::session_open(c, &self.key, body)?;
+            if body.len() < frame::IV_LEN + frame::TAG_LEN {
+                return Err(SessionError::Frame(FrameError::ShortBody));
+            }
+            let mut iv = [0u8; frame::IV_LEN];
+            iv.copy_from_slice(&body[..frame::IV_LEN]);
+            let mut plain = Vec::with_capacity(body.len() - frame::IV_LEN - frame::TAG_LEN);
+            self.gcm.open(&iv, &body[frame::IV_LEN..], &mut plain)?;
+            let iv_seq = i32::from_le_bytes([iv[0], iv[1], iv[2], iv[3]]);
             if iv_seq != header_seq || self.last_recv.is_some_and(|l| iv_seq <= l) {
                 return Err(SessionError::Replay);
             }
@@ -297,7 +321,7 @@ impl SessionClient {
         Ok(Self {
             deframer: Deframer::new(HeaderKind::Auth, frame::MAX_SESSION_OPEN_DATA),
             auth_key: Zeroizing::new(*auth_key),
-            channel: DataChannel::new(key),
+            channel: DataChannel::new(c, &key)?,
             opened: false,
             out,
         })
@@ -345,7 +369,7 @@ impl SessionClient {
                     self.deframer.set_kind(HeaderKind::Session, MAX_DATA_BODY);
                     events.push(ClientEvent::Opened(v));
                 }
-                Frame::Session(h, body) => match self.channel.open(c, h.seq, &body) {
+                Frame::Session(h, body) => match self.channel.open(h.seq, &body) {
                     Ok(b) => events.push(ClientEvent::Bytes(b)),
                     Err(e) if !self.channel.exhausted() => {
                         tracing::debug!(error = %e, "dropped session packet")

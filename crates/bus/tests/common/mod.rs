@@ -13,7 +13,7 @@ pub fn hexv(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().expect("hex string")).expect("valid hex")
 }
 
-use softbus_bus::crypto::{Crypto, CryptoError};
+use softbus_bus::crypto::{Crypto, CryptoError, GcmKey};
 use softbus_crypto::OpenSslCrypto;
 use std::collections::VecDeque;
 
@@ -33,6 +33,9 @@ impl ScriptedCrypto {
 }
 
 impl Crypto for ScriptedCrypto {
+    fn gcm_key(&self, k: &[u8]) -> Result<Box<dyn GcmKey>, CryptoError> {
+        self.inner.gcm_key(k)
+    }
     fn aes_gcm_seal(
         &self,
         k: &[u8],
