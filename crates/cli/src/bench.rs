@@ -39,6 +39,9 @@ pub struct BenchArgs {
 }
 
 const MSG: usize = 4048;
+/// The client runs on the first CPU, every server (node or baseline) on the second.
+const CLIENT_CPU: usize = 0;
+const SERVER_CPU: usize = 1;
 const WINDOW: usize = 32;
 const PIN: &str = "bench";
 
@@ -63,6 +66,7 @@ pub async fn run(a: BenchArgs) -> ExitCode {
         return serve_plain(addr).await;
     }
     let secs = Duration::from_secs_f64(a.seconds.clamp(0.2, 600.0));
+    softbus_runtime::node::pin_to_cpu(Some(CLIENT_CPU));
     let want = |m: &str| a.only.as_deref().is_none_or(|o| o == m);
     let mut report = serde_json::Map::new();
     if want("throughput") {
@@ -115,9 +119,47 @@ async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node,
         PinPolicy::pin(PIN),
     );
     cfg.discovery_port = 0;
+    cfg.cpu = Some(SERVER_CPU);
     cfg.bus.max_sessions = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
     Node::start(cfg).await.map_err(|e| e.to_string())
+}
+
+/// Runs a baseline server on a thread of its own with a single-threaded runtime,
+/// as the node runs (so both sides of every comparison get one thread each).
+/// `bind` runs inside that runtime; the bound address is returned.
+fn spawn_server<Fut>(
+    bind: impl FnOnce() -> std::io::Result<(SocketAddr, Fut)> + Send + 'static,
+) -> Result<SocketAddr, String>
+where
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return drop(tx.send(Err(e.to_string()))),
+        };
+        rt.block_on(async move {
+            match bind() {
+                Ok((addr, serve)) => {
+                    let _ = tx.send(Ok(addr));
+                    serve.await;
+                }
+                Err(e) => drop(tx.send(Err(e.to_string()))),
+            }
+        });
+    });
+    rx.recv().map_err(|e| e.to_string())?
+}
+
+fn std_listener(addr: &str) -> std::io::Result<TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
 }
 
 /// Rounds per measurement; each side runs `secs / ROUNDS` per round, alternating,
@@ -242,6 +284,7 @@ async fn stream(secs: Duration) -> Result<(f64, f64), String> {
         PinPolicy::pin(PIN),
     );
     cfg.discovery_port = 0;
+    cfg.cpu = Some(SERVER_CPU);
     cfg.discard = vec!["discard".into()];
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
     let info = node.handle().info().clone();
@@ -253,11 +296,10 @@ async fn stream(secs: Duration) -> Result<(f64, f64), String> {
         .open_session("discard")
         .await
         .map_err(|e| e.to_string())?;
-    let l = TcpListener::bind("127.0.0.42:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let plain_addr = l.local_addr().map_err(|e| e.to_string())?;
-    let server = tokio::spawn(plain_discard_server(l));
+    let plain_addr = spawn_server(|| {
+        let l = std_listener("127.0.0.42:0")?;
+        Ok((l.local_addr()?, plain_discard_server(l)))
+    })?;
     let mut c = TcpStream::connect(plain_addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -265,12 +307,17 @@ async fn stream(secs: Duration) -> Result<(f64, f64), String> {
     let msg = vec![0xa5u8; MSG];
     let dt = secs / ROUNDS;
     let (mut sb, mut plain, mut counted) = (Vec::new(), Vec::new(), 0u64);
+    // SOFTBUS_BENCH_PROFILE=1 runs only the softbus side (for a profiler).
+    let profile = std::env::var("SOFTBUS_BENCH_PROFILE").as_deref() == Ok("1");
     for _ in 0..ROUNDS {
         sb.push(softbus_stream(&mut s, &msg, dt, &mut counted).await?);
+        if profile {
+            plain.push(f64::NAN);
+            continue;
+        }
         plain.push(plain_stream(&mut c, &msg, dt).await?);
     }
     drop(s);
-    server.abort();
     node.shutdown().await;
     Ok((median(sb), median(plain)))
 }
@@ -284,23 +331,10 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
         .map_err(|e| e.to_string())?;
     let mut s = peer.open_session("echo").await.map_err(|e| e.to_string())?;
 
-    let l = TcpListener::bind("127.0.0.33:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let plain_addr = l.local_addr().map_err(|e| e.to_string())?;
-    let server = tokio::spawn(async move {
-        while let Ok((mut c, _)) = l.accept().await {
-            let _ = c.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                while let Ok(n) = c.read(&mut buf).await {
-                    if n == 0 || c.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
+    let plain_addr = spawn_server(|| {
+        let l = std_listener("127.0.0.33:0")?;
+        Ok((l.local_addr()?, echo_server(l)))
+    })?;
     let mut c = TcpStream::connect(plain_addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -310,14 +344,32 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
     let msg = vec![0xa5u8; MSG];
     let dt = secs / ROUNDS;
     let (mut sb, mut plain) = (Vec::new(), Vec::new());
+    let profile = std::env::var("SOFTBUS_BENCH_PROFILE").as_deref() == Ok("1");
     for _ in 0..ROUNDS {
         sb.push(softbus_round(&mut s, &msg, dt).await?);
+        if profile {
+            plain.push(f64::NAN);
+            continue;
+        }
         plain.push(plain_round(&mut c, &msg, &mut buf, dt).await?);
     }
     drop(s);
-    server.abort();
     node.shutdown().await;
     Ok((median(sb), median(plain)))
+}
+
+async fn echo_server(l: TcpListener) {
+    while let Ok((mut c, _)) = l.accept().await {
+        let _ = c.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = c.read(&mut buf).await {
+                if n == 0 || c.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
 }
 
 /// Sends windows of `request` to `dst` from `sock`, counting datagrams that come back.
@@ -374,23 +426,24 @@ async fn discovery(secs: Duration) -> Result<(f64, f64), String> {
         vec![SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 34), port)],
     );
     let request = d.poll_transmit().ok_or("no request")?.payload;
-    let echo = UdpSocket::bind("127.0.0.36:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let echo_addr = echo.local_addr().map_err(|e| e.to_string())?;
-    let server = tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
-            let _ = echo.send_to(&buf[..n], from).await;
-        }
-    });
+    let echo_addr = spawn_server(|| {
+        let std = std::net::UdpSocket::bind("127.0.0.36:0")?;
+        std.set_nonblocking(true)?;
+        let echo = UdpSocket::from_std(std)?;
+        let addr = echo.local_addr()?;
+        Ok((addr, async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+                let _ = echo.send_to(&buf[..n], from).await;
+            }
+        }))
+    })?;
     let node_addr = SocketAddr::from(([127, 0, 0, 34], port));
     let (mut sb, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         sb.push(udp_loop(&sock, node_addr, &request, secs / ROUNDS).await?);
         plain.push(udp_loop(&sock, echo_addr, &request, secs / ROUNDS).await?);
     }
-    server.abort();
     node.shutdown().await;
     Ok((median(sb), median(plain)))
 }
@@ -438,7 +491,7 @@ async fn settle_rss(pid: u32) -> Result<f64, String> {
 
 async fn memory(n: usize) -> Result<(f64, f64), String> {
     let dir = data_dir("mem");
-    let max = n.to_string();
+    let max = (n + 64).to_string(); // the measured sessions plus the warm-up ones
     let (child, ready) = spawn(&[
         "node",
         "--json",

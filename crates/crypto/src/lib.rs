@@ -21,8 +21,28 @@ use softbus_bus::crypto::{Crypto, CryptoError, GcmKey};
 
 /// Where random bytes come from.
 enum Source {
-    Os,
+    /// ChaCha12 (`rand`'s `StdRng`) keyed from OpenSSL's CSPRNG and re-keyed from
+    /// it after every [`RESEED_BYTES`]: OpenSSL 3's `RAND_bytes` costs about a
+    /// microsecond of locking and parameter lookups per call, which matters when
+    /// every session packet draws 8 IV bytes.
+    Drbg {
+        rng: Box<rand::rngs::StdRng>,
+        drawn: usize,
+    },
+    /// Deterministic, for tests.
     Seeded(Box<rand::rngs::StdRng>),
+}
+
+/// Output drawn from one ChaCha key before re-keying from OpenSSL.
+pub const RESEED_BYTES: usize = 1 << 20;
+
+fn drbg_from_openssl() -> Box<rand::rngs::StdRng> {
+    let mut seed = [0u8; 32];
+    // OpenSSL's CSPRNG failing leaves no safe way to make keys.
+    openssl::rand::rand_bytes(&mut seed).expect("OpenSSL's CSPRNG is seeded");
+    let rng = rand::rngs::StdRng::from_seed(seed);
+    seed.fill(0);
+    Box::new(rng)
 }
 
 /// OpenSSL implementation of the engines' crypto trait.
@@ -33,7 +53,7 @@ pub struct OpenSslCrypto {
 impl std::fmt::Debug for OpenSslCrypto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.source {
-            Source::Os => "os",
+            Source::Drbg { .. } => "openssl-seeded chacha12",
             Source::Seeded(_) => "seeded",
         };
         f.debug_struct("OpenSslCrypto")
@@ -49,9 +69,14 @@ impl Default for OpenSslCrypto {
 }
 
 impl OpenSslCrypto {
-    /// Randomness from OpenSSL's CSPRNG.
+    /// Randomness from OpenSSL's CSPRNG (through a re-keyed ChaCha12 stream).
     pub fn new() -> Self {
-        Self { source: Source::Os }
+        Self {
+            source: Source::Drbg {
+                rng: drbg_from_openssl(),
+                drawn: 0,
+            },
+        }
     }
 
     /// Deterministic randomness from `seed` (tests and virtual-time runs only).
@@ -260,9 +285,13 @@ impl Crypto for OpenSslCrypto {
 
     fn random(&mut self, buf: &mut [u8]) {
         match &mut self.source {
-            Source::Os => {
-                // OpenSSL's CSPRNG failing leaves no safe way to make keys.
-                openssl::rand::rand_bytes(buf).expect("OpenSSL's CSPRNG is seeded");
+            Source::Drbg { rng, drawn } => {
+                if *drawn >= RESEED_BYTES {
+                    *rng = drbg_from_openssl();
+                    *drawn = 0;
+                }
+                rng.fill_bytes(buf);
+                *drawn += buf.len();
             }
             Source::Seeded(r) => r.fill_bytes(buf),
         }
@@ -366,6 +395,19 @@ mod tests {
             c.mod_exp(&[2], &[10], &[0x03, 0xe9]).unwrap(),
             vec![0x00, 0x17]
         ); // 1024 mod 1001 = 23
+    }
+
+    #[test]
+    fn os_source_differs_between_instances_and_reseeds() {
+        let (mut a, mut b) = (OpenSslCrypto::new(), OpenSslCrypto::new());
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        a.random(&mut x);
+        b.random(&mut y);
+        assert_ne!(x, y);
+        let mut big = vec![0u8; RESEED_BYTES];
+        a.random(&mut big);
+        a.random(&mut x); // crosses the re-key
+        assert!(matches!(a.source, Source::Drbg { drawn: 32, .. }));
     }
 
     #[test]

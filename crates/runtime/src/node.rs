@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub pin: PinPolicy,
     pub data_dir: PathBuf,
     pub bus: BusConfig,
+    /// Pin the node's thread to this CPU (index into the CPUs this process may use).
+    pub cpu: Option<usize>,
 }
 
 impl NodeConfig {
@@ -67,6 +69,7 @@ impl NodeConfig {
             pin,
             data_dir,
             bus: BusConfig::default(),
+            cpu: None,
         }
     }
 }
@@ -147,13 +150,57 @@ pub struct NodeHandle {
 #[derive(Debug)]
 pub struct Node {
     handle: NodeHandle,
-    task: JoinHandle<()>,
+    done: oneshot::Receiver<()>,
 }
 
 impl Node {
     /// Binds the discovery socket and both listeners, publishes the capabilities,
     /// creates the echo servers and starts the engine task.
+    ///
+    /// The node runs on a thread of its own with a single-threaded runtime: the
+    /// engine is single-threaded anyway, and its reader, engine and writer tasks
+    /// then hand packets over without cross-thread wake-ups, while the caller's
+    /// runtime (dashboard, clients) does not compete with the hot path.
     pub async fn start(cfg: NodeConfig) -> Result<Node, Error> {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("softbus-node".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Io(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match Self::setup(cfg) {
+                        Ok((handle, run)) => {
+                            let _ = ready_tx.send(Ok(handle));
+                            run.await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                let _ = done_tx.send(());
+            })?;
+        let handle = ready_rx.await.map_err(|_| Error::Stopped)??;
+        Ok(Node {
+            handle,
+            done: done_rx,
+        })
+    }
+
+    /// Binds everything and builds the engine; runs inside the node's runtime.
+    fn setup(
+        cfg: NodeConfig,
+    ) -> Result<(NodeHandle, impl std::future::Future<Output = ()>), Error> {
         let mut crypto = OpenSslCrypto::new();
         let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
@@ -231,15 +278,12 @@ impl Node {
             writers: HashMap::new(),
             readers: HashMap::new(),
         };
-        let task = tokio::spawn(driver.run(cmd_rx, in_rx, acceptors));
-        Ok(Node {
-            handle: NodeHandle {
-                info,
-                commands: cmd_tx,
-                events: ev_tx,
-            },
-            task,
-        })
+        let handle = NodeHandle {
+            info,
+            commands: cmd_tx,
+            events: ev_tx,
+        };
+        Ok((handle, driver.run(cmd_rx, in_rx, acceptors)))
     }
 
     /// A handle for commands and events.
@@ -250,7 +294,7 @@ impl Node {
     /// Stops the node and waits for its task; open connections are closed.
     pub async fn shutdown(self) {
         let _ = self.handle.commands.send(Command::Shutdown).await;
-        let _ = self.task.await;
+        let _ = self.done.await;
     }
 }
 
@@ -611,6 +655,19 @@ impl Driver {
         if let Some(ev) = NodeEvent::from_bus(&e) {
             let _ = self.events.send(ev);
         }
+    }
+}
+
+/// Pins the calling thread to the `cpu`-th CPU available to the process, if any.
+pub fn pin_to_cpu(cpu: Option<usize>) {
+    let Some(i) = cpu else { return };
+    match core_affinity::get_core_ids().and_then(|ids| ids.get(i).copied()) {
+        Some(id) => {
+            if !core_affinity::set_for_current(id) {
+                tracing::warn!(cpu = i, "could not pin thread");
+            }
+        }
+        None => tracing::warn!(cpu = i, "no such CPU; thread not pinned"),
     }
 }
 

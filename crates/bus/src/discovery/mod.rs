@@ -143,6 +143,8 @@ pub struct Discovery {
     events: VecDeque<DiscoveryEvent>,
     schedule: Option<Schedule>,
     bucket: Bucket,
+    /// The reply body; rebuilt after anything it shows changes.
+    reply_cache: Option<String>,
     message_id: u16,
     dropped: u64,
 }
@@ -161,6 +163,7 @@ impl Discovery {
             events: VecDeque::new(),
             schedule: None,
             bucket: Bucket { tokens, at: None },
+            reply_cache: None,
             message_id: 0,
             dropped: 0,
         }
@@ -173,6 +176,7 @@ impl Discovery {
 
     /// Sets the auth port advertised in `serviceData` (`None` → `port:-1`).
     pub fn set_auth_port(&mut self, port: Option<u16>) {
+        self.reply_cache = None;
         self.local.auth_port = port;
     }
 
@@ -182,17 +186,20 @@ impl Discovery {
         module: Option<&str>,
         info: &PublishInfo,
     ) -> Result<(), PublishError> {
+        self.reply_cache = None;
         self.publications.publish(module, info)
     }
 
     /// UnPublishService.
     pub fn unpublish(&mut self, module: Option<&str>, publish_id: i32) -> Result<(), i32> {
+        self.reply_cache = None;
         self.publications.unpublish(module, publish_id)
     }
 
     /// SetCommonDeviceInfo. Unlike softbus_lite, the device id stays wrapped as
     /// `{"UDID":…}` afterwards, so full-stack peers can still parse it.
     pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), i32> {
+        self.reply_cache = None;
         let mut ci = CommonInfo {
             device_id: self.local.device_id.clone(),
             device_type: self.local.device_type,
@@ -364,14 +371,14 @@ impl Discovery {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<(), DiscoveryError> {
-        let msg = Message::parse(data)?;
-        if msg.message_type == MessageType::CON {
+        let msg = crate::coap::Packet::new_checked(data)?;
+        if msg.message_type() == MessageType::CON {
             // RFC 7252 §4.2: acknowledge a confirmable message (softbus_lite ignores the type).
             if let SocketAddr::V4(v4) = from {
                 let ack = Message {
                     message_type: MessageType::ACK,
                     code: coap::CODE_EMPTY,
-                    message_id: msg.message_id,
+                    message_id: msg.message_id(),
                     token: Vec::new(),
                     options: Vec::new(),
                     payload: Vec::new(),
@@ -382,10 +389,10 @@ impl Discovery {
                 });
             }
         }
-        if msg.payload.is_empty() {
+        if msg.payload().is_empty() {
             return Ok(()); // an empty ACK/RST or a ping: nothing to do
         }
-        let p = DevicePayload::parse(&msg.payload)?;
+        let p = DevicePayload::parse(msg.payload())?;
         let udid = p.udid();
         if udid == self.local.device_id {
             return Err(DiscoveryError::Own);
@@ -405,7 +412,15 @@ impl Discovery {
             if !self.take_token(now) {
                 return Err(DiscoveryError::RateLimited);
             }
-            let body = self.reply_json().into_bytes();
+            if self.reply_cache.is_none() {
+                self.reply_cache = Some(self.reply_json());
+            }
+            let body = self
+                .reply_cache
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec();
             let bytes = self.post(&dst_ip.to_string(), body)?;
             self.push_transmit(Datagram {
                 dst: SocketAddrV4::new(dst_ip, self.config.port),
@@ -416,6 +431,20 @@ impl Discovery {
     }
 
     fn record(&mut self, now: Instant, p: &DevicePayload, udid: String, ip: Ipv4Addr) {
+        if let Some(e) = self.table.get_mut(&udid) {
+            let d = &e.device;
+            let unchanged = d.name == p.device_name
+                && d.device_type == p.device_type
+                && d.ip == ip
+                && d.auth_port == p.auth_port()
+                && d.capability_bitmap == p.capability_bitmap
+                && d.service_data == p.service_data;
+            if unchanged {
+                // The common case (a repeated request): refresh without rebuilding.
+                e.last_seen = now;
+                return;
+            }
+        }
         let device = FoundDevice {
             device_id: udid.clone(),
             name: p.device_name.clone(),

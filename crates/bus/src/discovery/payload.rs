@@ -1,7 +1,9 @@
 //! softbus_lite's discovery JSON (softbus-wire.md §1.2-§1.4).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
 /// Why a discovery payload was refused.
@@ -42,19 +44,60 @@ pub struct DevicePayload {
     pub coap_uri: Option<String>,
 }
 
+/// The payload's keys, borrowed; each value is decoded only as the lite rules need.
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(rename = "deviceId", borrow)]
+    device_id: Option<&'a RawValue>,
+    #[serde(rename = "devicename", borrow)]
+    device_name: Option<&'a RawValue>,
+    #[serde(rename = "type", borrow)]
+    device_type: Option<&'a RawValue>,
+    #[serde(rename = "hicomversion", borrow)]
+    hicom_version: Option<&'a RawValue>,
+    #[serde(rename = "wlanIp", borrow)]
+    wlan_ip: Option<&'a RawValue>,
+    #[serde(rename = "capabilityBitmap", borrow)]
+    capability_bitmap: Option<&'a RawValue>,
+    #[serde(borrow)]
+    mode: Option<&'a RawValue>,
+    #[serde(rename = "deviceHash", borrow)]
+    device_hash: Option<&'a RawValue>,
+    #[serde(rename = "serviceData", borrow)]
+    service_data: Option<&'a RawValue>,
+    #[serde(rename = "coapUri", borrow)]
+    coap_uri: Option<&'a RawValue>,
+}
+
+fn as_str(v: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    v.and_then(|r| serde_json::from_str::<Cow<'_, str>>(r.get()).ok())
+}
+
+fn as_u64(v: Option<&RawValue>) -> Option<u64> {
+    // Numbers such as 14.0 count too, as cJSON's valueint does.
+    v.and_then(|r| serde_json::from_str::<serde_json::Number>(r.get()).ok())
+        .and_then(|n| {
+            n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+        })
+}
+
 fn bounded_str(
-    v: &Value,
+    v: Option<&RawValue>,
     key: &'static str,
     max: usize,
     required: bool,
 ) -> Result<Option<String>, PayloadError> {
-    match v.get(key) {
-        None if !required => Ok(None),
-        Some(Value::String(s)) => {
+    match (v, as_str(v)) {
+        (None, _) if !required => Ok(None),
+        (Some(_), Some(s)) => {
             if (required && s.is_empty()) || s.len() > max {
                 Err(PayloadError::BadLength(key))
             } else {
-                Ok(Some(s.clone()))
+                Ok(Some(s.into_owned()))
             }
         }
         _ => Err(PayloadError::Missing(key)),
@@ -69,52 +112,48 @@ impl DevicePayload {
         while let [rest @ .., 0] = p {
             p = rest;
         }
-        let v: Value = serde_json::from_slice(p).map_err(|_| PayloadError::NotJson)?;
-        if !v.is_object() {
-            return Err(PayloadError::NotJson);
-        }
-        let device_id = bounded_str(&v, "deviceId", MAX_DEVICE_ID, true)?.unwrap_or_default();
-        let device_name = bounded_str(&v, "devicename", MAX_DEVICE_NAME, true)?.unwrap_or_default();
-        let device_type = match v.get("type").and_then(Value::as_u64) {
-            Some(t) if t <= 255 => t as u8,
-            Some(_) => return Err(PayloadError::OutOfRange("type")),
-            None => return Err(PayloadError::Missing("type")),
+        let text = std::str::from_utf8(p).map_err(|_| PayloadError::NotJson)?;
+        let v: Raw<'_> = serde_json::from_str(text).map_err(|_| PayloadError::NotJson)?;
+        let device_id =
+            bounded_str(v.device_id, "deviceId", MAX_DEVICE_ID, true)?.unwrap_or_default();
+        let device_name =
+            bounded_str(v.device_name, "devicename", MAX_DEVICE_NAME, true)?.unwrap_or_default();
+        let device_type = match (v.device_type, as_u64(v.device_type)) {
+            (_, Some(t)) if t <= 255 => t as u8,
+            (_, Some(_)) => return Err(PayloadError::OutOfRange("type")),
+            (Some(r), None) if serde_json::from_str::<i64>(r.get()).is_ok() => {
+                return Err(PayloadError::OutOfRange("type"))
+            }
+            _ => return Err(PayloadError::Missing("type")),
         };
-        let hicom_version = bounded_str(&v, "hicomversion", MAX_HICOM_VERSION, false)?;
+        let hicom_version = bounded_str(v.hicom_version, "hicomversion", MAX_HICOM_VERSION, false)?;
         // wlanIp: an unparsable address is treated as absent (no reply can be sent).
-        let wlan_ip = v
-            .get("wlanIp")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok());
-        let capability_bitmap = match v.get("capabilityBitmap") {
-            Some(Value::Array(a)) => {
+        let wlan_ip = as_str(v.wlan_ip).and_then(|s| s.parse().ok());
+        let capability_bitmap = match v
+            .capability_bitmap
+            .and_then(|r| serde_json::from_str::<Vec<&RawValue>>(r.get()).ok())
+        {
+            Some(a) => {
                 let mut out = Vec::new();
                 for x in a.iter().take(2) {
-                    match x.as_u64() {
+                    match as_u64(Some(x)) {
                         Some(n) if n <= u64::from(u32::MAX) => out.push(n as u32),
                         _ => return Err(PayloadError::OutOfRange("capabilityBitmap")),
                     }
                 }
                 out
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
-        let mode = v
-            .get("mode")
-            .and_then(Value::as_u64)
-            .map(|m| m.min(u64::from(u32::MAX)) as u32);
+        let mode = as_u64(v.mode).map(|m| m.min(u64::from(u32::MAX)) as u32);
         // Over-long deviceHash / serviceData are not stored, the rest still counts.
-        let device_hash = v
-            .get("deviceHash")
-            .and_then(Value::as_str)
+        let device_hash = as_str(v.device_hash)
             .filter(|s| s.len() <= MAX_DEVICE_HASH)
-            .map(str::to_owned);
-        let service_data = v
-            .get("serviceData")
-            .and_then(Value::as_str)
+            .map(Cow::into_owned);
+        let service_data = as_str(v.service_data)
             .filter(|s| s.len() <= MAX_SERVICE_DATA)
-            .map(str::to_owned);
-        let coap_uri = v.get("coapUri").and_then(Value::as_str).map(str::to_owned);
+            .map(Cow::into_owned);
+        let coap_uri = as_str(v.coap_uri).map(Cow::into_owned);
         Ok(Self {
             device_id,
             device_name,
@@ -142,6 +181,15 @@ impl DevicePayload {
 
 /// Extracts `UDID` from the wrapped form, else returns the input.
 pub fn unwrap_udid(id: &str) -> String {
+    // Fast path for the exact form peers send; anything else goes through the JSON parser.
+    if let Some(inner) = id
+        .strip_prefix("{\"UDID\":\"")
+        .and_then(|r| r.strip_suffix("\"}"))
+    {
+        if !inner.contains(['"', '\\']) {
+            return inner.to_owned();
+        }
+    }
     serde_json::from_str::<Value>(id)
         .ok()
         .and_then(|v| v.get("UDID").and_then(Value::as_str).map(str::to_owned))
@@ -272,6 +320,16 @@ mod tests {
             (None, None)
         );
         assert_eq!(p.udid(), "a");
+    }
+
+    #[test]
+    fn udid_forms() {
+        assert_eq!(unwrap_udid(r#"{"UDID":"AB12"}"#), "AB12");
+        assert_eq!(unwrap_udid(r#"{ "UDID" : "AB12" }"#), "AB12");
+        assert_eq!(unwrap_udid(r#"{"UDID":"A\"B"}"#), "A\"B");
+        assert_eq!(unwrap_udid(r#"{"UDID":"A"}x"}"#), r#"{"UDID":"A"}x"}"#);
+        assert_eq!(unwrap_udid("RAW"), "RAW");
+        assert_eq!(unwrap_udid(&wrap_udid("CD")), "CD");
     }
 
     #[test]

@@ -292,3 +292,31 @@ fn con_request_is_acknowledged() {
         "10.77.0.3:5684".parse().unwrap()
     );
 }
+
+#[test]
+fn cached_reply_follows_changes() {
+    let mut d = publisher();
+    let now = Instant::now();
+    let from: SocketAddr = "10.77.0.3:5684".parse().unwrap();
+    let req = request_from([10, 77, 0, 3], true);
+    let body = |d: &mut Discovery| {
+        d.handle_datagram(now, from, &req).unwrap();
+        let m = Message::parse(&d.poll_transmit().unwrap().payload).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+    };
+    assert_eq!(body(&mut d)["serviceData"], "port:45429,ab,");
+    d.set_auth_port(Some(1000));
+    assert_eq!(body(&mut d)["serviceData"], "port:1000,ab,");
+    d.publish(Some("m2"), &PublishInfo::coap(2, "hicall"))
+        .unwrap();
+    assert_eq!(body(&mut d)["capabilityBitmap"], serde_json::json!([65]));
+    d.unpublish(Some("softbus-server"), 1).unwrap();
+    assert_eq!(body(&mut d)["capabilityBitmap"], serde_json::json!([1]));
+    d.set_common_device_info(&[(publish::KEY_DEVNAME, "renamed")])
+        .unwrap();
+    let b = body(&mut d);
+    assert_eq!(
+        (b["devicename"].as_str(), b["hicomversion"].as_str()),
+        (Some("renamed"), Some("1.0.0"))
+    );
+}

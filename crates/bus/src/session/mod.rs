@@ -178,7 +178,8 @@ impl DataChannel {
         let seq = self.send_seq;
         self.send_seq = self.send_seq.checked_add(1).ok_or(SessionError::Replay)?;
         let data_len = frame::IV_LEN + data.len() + frame::TAG_LEN;
-        let mut out = Vec::with_capacity(frame::SESSION_HEADER_LEN + data_len);
+        // One spare cipher block: OpenSSL reserves it while encrypting.
+        let mut out = Vec::with_capacity(frame::SESSION_HEADER_LEN + data_len + 16);
         frame::SessionHeader {
             seq,
             flags: 0,
@@ -202,7 +203,7 @@ impl DataChannel {
             }
             let mut iv = [0u8; frame::IV_LEN];
             iv.copy_from_slice(&body[..frame::IV_LEN]);
-            let mut plain = Vec::with_capacity(body.len() - frame::IV_LEN - frame::TAG_LEN);
+            let mut plain = Vec::with_capacity(body.len() - frame::IV_LEN - frame::TAG_LEN + 16);
             self.gcm.open(&iv, &body[frame::IV_LEN..], &mut plain)?;
             let iv_seq = i32::from_le_bytes([iv[0], iv[1], iv[2], iv[3]]);
             if iv_seq != header_seq || self.last_recv.is_some_and(|l| iv_seq <= l) {
