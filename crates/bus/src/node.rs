@@ -10,7 +10,7 @@ use crate::frame::{self, Frame, FrameError, Module, FLAG_REPLY};
 use crate::session::{self, DataChannel, SessionConn, SessionError};
 use crate::ConnId;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -170,6 +170,12 @@ pub struct Bus {
     auth_port: u16,
     session_port: u16,
     conns: HashMap<ConnId, Conn>,
+    /// Connections with a handshake deadline (unverified auth, unopened session):
+    /// few, bounded by the pending limits, so timers and limits never scan the
+    /// (possibly many thousand) open sessions.
+    pending: BTreeSet<ConnId>,
+    /// Auth connections (at most `max_auth_conns`), where session keys live.
+    auth_conns: BTreeSet<ConnId>,
     servers: Vec<String>,
     sessions: BTreeMap<i32, Session>,
     next_session: i32,
@@ -218,6 +224,8 @@ impl Bus {
             auth_port: 0,
             session_port: 0,
             conns: HashMap::new(),
+            pending: BTreeSet::new(),
+            auth_conns: BTreeSet::new(),
             servers: Vec::new(),
             sessions: BTreeMap::new(),
             next_session: 0,
@@ -335,7 +343,7 @@ impl Bus {
 
     fn close_session_with(&mut self, id: i32, reason: &str) {
         if let Some(s) = self.sessions.remove(&id) {
-            self.conns.remove(&s.conn);
+            self.remove_conn(s.conn);
             self.transmits.push_back(Transmit::Close { conn: s.conn });
             self.events.push_back(BusEvent::SessionClosed {
                 session_id: id,
@@ -345,8 +353,19 @@ impl Bus {
         }
     }
 
-    fn count(&self, f: impl Fn(&Conn) -> bool) -> usize {
-        self.conns.values().filter(|c| f(c)).count()
+    fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        self.pending.remove(&conn);
+        self.auth_conns.remove(&conn);
+        self.conns.remove(&conn)
+    }
+
+    /// Counts pending connections matching `f`.
+    fn count_pending(&self, f: impl Fn(&Conn) -> bool) -> usize {
+        self.pending
+            .iter()
+            .filter_map(|id| self.conns.get(id))
+            .filter(|c| f(c))
+            .count()
     }
 
     /// A listener accepted `conn` from `peer`. Over a limit, the connection is closed at once.
@@ -365,17 +384,14 @@ impl Bus {
                     | (ConnState::Session { .. }, Listener::Session)
             )
         };
-        let pending_here =
-            self.count(|c| c.deadline.is_some() && c.peer.ip() == peer.ip() && same_kind(c));
+        let pending_here = self.count_pending(|c| c.peer.ip() == peer.ip() && same_kind(c));
         if pending_here >= self.config.max_pending_per_ip {
             self.transmits.push_back(Transmit::Close { conn });
             return Err(BusError::TooManyConnections);
         }
         let state = match listener {
             Listener::Auth => {
-                if self.count(|c| matches!(c.state, ConnState::Auth(_)))
-                    >= self.config.max_auth_conns
-                {
+                if self.auth_conns.len() >= self.config.max_auth_conns {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
@@ -393,7 +409,7 @@ impl Bus {
                 )))
             }
             Listener::Session => {
-                if self.count(|c| matches!(c.state, ConnState::Session { session: None, .. }))
+                if self.count_pending(|c| matches!(c.state, ConnState::Session { .. }))
                     >= self.config.max_pending_session_conns
                 {
                     self.transmits.push_back(Transmit::Close { conn });
@@ -405,6 +421,10 @@ impl Bus {
                 }
             }
         };
+        if listener == Listener::Auth {
+            self.auth_conns.insert(conn);
+        }
+        self.pending.insert(conn);
         self.conns.insert(
             conn,
             Conn {
@@ -418,7 +438,7 @@ impl Bus {
 
     /// The peer closed `conn` (or the socket failed).
     pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
+        if let Some(c) = self.remove_conn(conn) {
             if let ConnState::Session {
                 session: Some(id), ..
             } = c.state
@@ -435,7 +455,7 @@ impl Bus {
     }
 
     fn drop_conn(&mut self, conn: ConnId, reason: String) {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self.remove_conn(conn) else {
             return;
         };
         tracing::debug!(conn = conn.0, %reason, "dropping connection");
@@ -482,6 +502,7 @@ impl Bus {
                             match e {
                                 AuthConnEvent::Verified(p) => {
                                     c.deadline = None;
+                                    self.pending.remove(&conn);
                                     self.events.push_back(BusEvent::PeerVerified {
                                         conn,
                                         ip: peer.ip(),
@@ -514,8 +535,9 @@ impl Bus {
     /// Keys with this index held by auth connections from the same IP. Two
     /// clients may pick the same index; the open packet's tag tells which key is right.
     fn candidate_keys(&self, ip: IpAddr, index: i32) -> Vec<([u8; 16], String)> {
-        self.conns
-            .values()
+        self.auth_conns
+            .iter()
+            .filter_map(|id| self.conns.get(id))
             .filter(|c| c.peer.ip() == ip)
             .filter_map(|c| match &c.state {
                 ConnState::Auth(a) => a
@@ -619,6 +641,7 @@ impl Bus {
         sc.channel = Some(DataChannel::new(self.crypto.as_ref(), &req.key)?);
         *session = Some(id);
         c.deadline = None;
+        self.pending.remove(&conn);
         let info = SessionInfo {
             session_id: id,
             session: req.bus_name,
@@ -677,10 +700,15 @@ impl Bus {
         self.discovery.handle_timeout(now);
         self.drain_discovery();
         let late: Vec<ConnId> = self
-            .conns
+            .pending
             .iter()
-            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
-            .map(|(k, _)| *k)
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .and_then(|c| c.deadline)
+                    .is_some_and(|d| d <= now)
+            })
+            .copied()
             .collect();
         for conn in late {
             self.drop_conn(conn, "handshake timed out".into());
@@ -689,7 +717,11 @@ impl Bus {
 
     /// When to call [`Bus::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conns = self.conns.values().filter_map(|c| c.deadline).min();
+        let conns = self
+            .pending
+            .iter()
+            .filter_map(|id| self.conns.get(id)?.deadline)
+            .min();
         match (self.discovery.poll_timeout(), conns) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -66,11 +66,10 @@ pub async fn run(a: BenchArgs) -> ExitCode {
         return serve_plain(addr).await;
     }
     let secs = Duration::from_secs_f64(a.seconds.clamp(0.2, 600.0));
-    softbus_runtime::node::pin_to_cpu(Some(CLIENT_CPU));
     let want = |m: &str| a.only.as_deref().is_none_or(|o| o == m);
     let mut report = serde_json::Map::new();
     if want("throughput") {
-        match throughput(secs).await {
+        match on_client_cpu(move || throughput(secs)) {
             Ok((sb, plain)) => {
                 eprintln!("throughput 4048 B messages, echo, window {WINDOW}: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)", sb / 1e6, plain / 1e6, sb / plain);
                 report.insert("throughput".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
@@ -79,7 +78,7 @@ pub async fn run(a: BenchArgs) -> ExitCode {
         }
     }
     if want("stream") {
-        match stream(secs).await {
+        match on_client_cpu(move || stream(secs)) {
             Ok((sb, plain)) => {
                 eprintln!("stream 4048 B messages one way into a discard server: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)", sb / 1e6, plain / 1e6, sb / plain);
                 report.insert("stream".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
@@ -88,7 +87,7 @@ pub async fn run(a: BenchArgs) -> ExitCode {
         }
     }
     if want("discovery") {
-        match discovery(secs).await {
+        match on_client_cpu(move || discovery(secs)) {
             Ok((sb, echo)) => {
                 eprintln!("discovery: node {sb:.0} answers/s, raw UDP echo {echo:.0}/s, ratio {:.2} (goal >= 0.5)", sb / echo);
                 report.insert("discovery".into(), serde_json::json!({"softbus_answers_per_s": sb, "udp_echo_per_s": echo, "ratio": sb / echo}));
@@ -160,6 +159,25 @@ fn std_listener(addr: &str) -> std::io::Result<TcpListener> {
     let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
     TcpListener::from_std(l)
+}
+
+/// Runs a measurement's client side on a thread pinned to [`CLIENT_CPU`] with a
+/// single-threaded runtime. The caller's thread stays unpinned, so child
+/// processes it spawns do not inherit the pin.
+fn on_client_cpu<Fut>(make: impl FnOnce() -> Fut + Send + 'static) -> Result<(f64, f64), String>
+where
+    Fut: std::future::Future<Output = Result<(f64, f64), String>> + 'static,
+{
+    std::thread::spawn(move || {
+        softbus_runtime::node::pin_to_cpu(Some(CLIENT_CPU));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(make())
+    })
+    .join()
+    .map_err(|_| "measurement thread panicked".to_owned())?
 }
 
 /// Rounds per measurement; each side runs `secs / ROUNDS` per round, alternating,
@@ -476,10 +494,11 @@ fn spawn(args: &[&str]) -> Result<(Child, String), String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     let out = c.stdout.take().ok_or("no stdout")?;
+    let mut reader = std::io::BufReader::new(out);
     let mut line = String::new();
-    std::io::BufReader::new(out)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
+    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    // Keep draining the child's stdout so its event lines never block or fail.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     Ok((Child(c), line))
 }
 
@@ -563,7 +582,13 @@ async fn memory(n: usize) -> Result<(f64, f64), String> {
 
 /// The baseline server: the usual tokio echo loop with a 4 KiB buffer per connection.
 async fn serve_plain(addr: SocketAddr) -> ExitCode {
-    let l = match TcpListener::bind(addr).await {
+    let l = match softbus_runtime::net::bind_listener(
+        match addr.ip() {
+            std::net::IpAddr::V4(v4) => v4,
+            std::net::IpAddr::V6(_) => return crate::usage("--serve-plain takes an IPv4 address"),
+        },
+        addr.port(),
+    ) {
         Ok(l) => l,
         Err(e) => return crate::failure(e),
     };

@@ -45,6 +45,9 @@ pub fn bind_discovery(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSock
     tokio::net::UdpSocket::from_std(s.into())
 }
 
+/// Connections the kernel queues before `accept` (bursts of session opens).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
 /// A TCP listener on `ip:0` (kernel-chosen port), as softbus_lite binds its auth
 /// and session listeners to the device address.
 pub fn bind_listener(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::TcpListener> {
@@ -52,6 +55,6 @@ pub fn bind_listener(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::TcpListe
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
     s.bind(&SocketAddr::V4(SocketAddrV4::new(ip, port)).into())?;
-    s.listen(128)?;
+    s.listen(LISTEN_BACKLOG)?;
     tokio::net::TcpListener::from_std(s.into())
 }
