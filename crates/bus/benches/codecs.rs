@@ -47,7 +47,7 @@ fn session(c: &mut Criterion) {
             }
             i += 1;
             let seq = i32::from_le_bytes([p[4], p[5], p[6], p[7]]);
-            rx.open(seq, &p[16..]).unwrap()
+            rx.open(seq, p[16..].to_vec()).unwrap()
         })
     });
     g.finish();

@@ -18,17 +18,43 @@ pub enum CryptoError {
 }
 
 /// An AES-GCM key prepared once and used for many packets (no AAD, 12-byte IV,
-/// 16-byte tag), e.g. one per session.
+/// 16-byte tag), e.g. one per session. Works in place: no output buffer is zeroed
+/// or allocated per packet.
 pub trait GcmKey: Send {
-    /// Appends `ciphertext || tag` to `out`.
+    /// Encrypts `buf[start..]` in place and appends the tag.
+    fn seal_in_place(
+        &mut self,
+        iv: &[u8; 12],
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), CryptoError>;
+    /// `buf[start..]` is `ciphertext || tag`: decrypts it in place and removes the
+    /// tag. On failure `buf` is truncated to `start`, so no unauthenticated
+    /// plaintext is left behind.
+    fn open_in_place(
+        &mut self,
+        iv: &[u8; 12],
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), CryptoError>;
+
+    /// Appends `ciphertext || tag` of `plaintext` to `out`.
     fn seal(
         &mut self,
         iv: &[u8; 12],
         plaintext: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), CryptoError>;
+    ) -> Result<(), CryptoError> {
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        self.seal_in_place(iv, out, start)
+    }
     /// Opens `ciphertext || tag`, appending the plaintext to `out` (nothing on failure).
-    fn open(&mut self, iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError>;
+    fn open(&mut self, iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let start = out.len();
+        out.extend_from_slice(sealed);
+        self.open_in_place(iv, out, start)
+    }
 }
 
 /// Primitives used by the soft bus engines.

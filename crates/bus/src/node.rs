@@ -579,7 +579,7 @@ impl Bus {
                     let (Some(ch), Some(id)) = (sc.channel.as_mut(), *session) else {
                         return Err(SessionError::NotOpen);
                     };
-                    match ch.open(h.seq, &body) {
+                    match ch.open(h.seq, body) {
                         Ok(plain) => self.events.push_back(BusEvent::BytesReceived {
                             session_id: id,
                             data: plain,

@@ -190,3 +190,32 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got.len(), 2);
     }
 }
+
+proptest::proptest! {
+    /// Many session frames of random sizes through random chunking come out whole and in order.
+    #[test]
+    fn deframer_many_frames_any_chunking(sizes in proptest::collection::vec(0usize..300, 1..40), cuts in proptest::collection::vec(1usize..200, 1..100)) {
+        let mut stream = Vec::new();
+        for (i, n) in sizes.iter().enumerate() {
+            SessionHeader { seq: i as i32, flags: 0, data_len: *n as u32 }.emit(&mut stream);
+            stream.extend(std::iter::repeat_n(i as u8, *n));
+        }
+        let mut d = Deframer::new(HeaderKind::Session, 300);
+        let mut got = Vec::new();
+        let (mut pos, mut k) = (0, 0);
+        while pos < stream.len() {
+            let end = (pos + cuts[k % cuts.len()]).min(stream.len());
+            d.push(&stream[pos..end]);
+            pos = end;
+            k += 1;
+            while let Some(Frame::Session(h, body)) = d.next_frame().unwrap() {
+                proptest::prop_assert!(body.iter().all(|&b| b == h.seq as u8));
+                got.push((h.seq, body.len()));
+            }
+            proptest::prop_assert!(d.buffered() < 300 + 16 + 200);
+        }
+        let want: Vec<_> = sizes.iter().enumerate().map(|(i, n)| (i as i32, *n)).collect();
+        proptest::prop_assert_eq!(got, want);
+        proptest::prop_assert_eq!(d.buffered(), 0);
+    }
+}

@@ -112,44 +112,59 @@ fn gcm_cipher(key: &[u8]) -> Result<&'static CipherRef, CryptoError> {
 }
 
 impl GcmKey for OpenSslGcmKey {
-    fn seal(
+    fn seal_in_place(
         &mut self,
         iv: &[u8; 12],
-        plaintext: &[u8],
-        out: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+        start: usize,
     ) -> Result<(), CryptoError> {
-        let start = out.len();
+        if start > buf.len() {
+            return Err(CryptoError::BadLength);
+        }
         let r = (|| {
             self.enc.encrypt_init(None, None, Some(iv))?;
-            self.enc.cipher_update_vec(plaintext, out)?;
-            self.enc.cipher_final_vec(out)?;
+            let n = buf.len() - start;
+            // GCM has no padding: the output is as long as the input.
+            self.enc.cipher_update_inplace(&mut buf[start..], n)?;
+            let mut tail = [0u8; 16];
+            self.enc.cipher_final(&mut tail)?;
             let mut tag = [0u8; TAG];
             self.enc.tag(&mut tag)?;
-            out.extend_from_slice(&tag);
+            buf.extend_from_slice(&tag);
             Ok::<_, openssl::error::ErrorStack>(())
         })();
         r.map_err(|_| {
-            out.truncate(start);
+            buf.truncate(start);
             CryptoError::Backend
         })
     }
 
-    fn open(&mut self, iv: &[u8; 12], sealed: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        if sealed.len() < TAG {
+    fn open_in_place(
+        &mut self,
+        iv: &[u8; 12],
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), CryptoError> {
+        if start > buf.len() || buf.len() - start < TAG {
+            buf.truncate(start.min(buf.len()));
             return Err(CryptoError::AuthFailed);
         }
-        let (ct, tag) = sealed.split_at(sealed.len() - TAG);
-        let start = out.len();
+        let ct_end = buf.len() - TAG;
+        let mut tag = [0u8; TAG];
+        tag.copy_from_slice(&buf[ct_end..]);
+        buf.truncate(ct_end);
         let r = (|| {
             self.dec.decrypt_init(None, None, Some(iv))?;
-            self.dec.set_tag(tag)?;
-            self.dec.cipher_update_vec(ct, out)?;
-            self.dec.cipher_final_vec(out)?;
+            self.dec.set_tag(&tag)?;
+            let n = buf.len() - start;
+            self.dec.cipher_update_inplace(&mut buf[start..], n)?;
+            let mut tail = [0u8; 16];
+            self.dec.cipher_final(&mut tail)?;
             Ok::<_, openssl::error::ErrorStack>(())
         })();
         r.map_err(|_| {
             // Never hand out unauthenticated plaintext.
-            out.truncate(start);
+            buf.truncate(start);
             CryptoError::AuthFailed
         })
     }

@@ -304,10 +304,14 @@ pub enum Frame {
 
 /// Cuts frames out of a TCP byte stream. The length is checked against the
 /// limit as soon as a header is complete, before any body is buffered, so a
-/// peer can never make it hold more than one header plus `max_data` bytes.
+/// peer can never make it hold more than one header plus `max_data` bytes
+/// beyond what it has already delivered in complete frames.
 #[derive(Debug)]
 pub struct Deframer {
     buf: Vec<u8>,
+    /// Start of the unconsumed bytes in `buf` (frames are consumed by offset and
+    /// the buffer compacted only when it is mostly consumed).
+    start: usize,
     kind: HeaderKind,
     max_data: usize,
 }
@@ -317,6 +321,7 @@ impl Deframer {
     pub fn new(kind: HeaderKind, max_data: usize) -> Self {
         Self {
             buf: Vec::new(),
+            start: 0,
             kind,
             max_data,
         }
@@ -330,59 +335,71 @@ impl Deframer {
 
     /// Bytes held but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Appends stream bytes. Call [`Deframer::next_frame`] until it returns `Ok(None)`.
     pub fn push(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
     }
 
     /// Returns the next complete frame, `None` if more bytes are needed, or an
     /// error after which the stream is unusable (the caller closes it).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        let b = &self.buf[self.start..];
         let (hlen, body_len) = match self.kind {
             HeaderKind::Auth => {
-                if self.buf.len() < AUTH_HEADER_LEN {
-                    return self.early_magic_check();
+                if b.len() < AUTH_HEADER_LEN {
+                    return early_magic_check(b);
                 }
-                let h = AuthHeader::parse(&self.buf, self.max_data)?;
-                (AUTH_HEADER_LEN, h.data_len as usize)
+                (
+                    AUTH_HEADER_LEN,
+                    AuthHeader::parse(b, self.max_data)?.data_len as usize,
+                )
             }
             HeaderKind::Session => {
-                if self.buf.len() < SESSION_HEADER_LEN {
-                    return self.early_magic_check();
+                if b.len() < SESSION_HEADER_LEN {
+                    return early_magic_check(b);
                 }
-                let h = SessionHeader::parse(&self.buf, self.max_data)?;
-                (SESSION_HEADER_LEN, h.data_len as usize)
+                (
+                    SESSION_HEADER_LEN,
+                    SessionHeader::parse(b, self.max_data)?.data_len as usize,
+                )
             }
         };
-        if self.buf.len() < hlen + body_len {
+        if b.len() < hlen + body_len {
             return Ok(None);
         }
-        let body = self.buf[hlen..hlen + body_len].to_vec();
+        let body = b[hlen..hlen + body_len].to_vec();
         let frame = match self.kind {
-            HeaderKind::Auth => Frame::Auth(AuthHeader::parse(&self.buf, self.max_data)?, body),
-            HeaderKind::Session => {
-                Frame::Session(SessionHeader::parse(&self.buf, self.max_data)?, body)
-            }
+            HeaderKind::Auth => Frame::Auth(AuthHeader::parse(b, self.max_data)?, body),
+            HeaderKind::Session => Frame::Session(SessionHeader::parse(b, self.max_data)?, body),
         };
-        self.buf.drain(..hlen + body_len);
-        if self.buf.is_empty() {
-            // Give back the capacity of a large frame once the stream is idle.
-            self.buf = Vec::new();
+        self.start += hlen + body_len;
+        if self.start == self.buf.len() {
+            // Everything consumed: give back the capacity of large reads while idle.
+            self.start = 0;
+            if self.buf.capacity() > 64 * 1024 {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
         }
         Ok(Some(frame))
     }
+}
 
-    fn early_magic_check(&self) -> Result<Option<Frame>, FrameError> {
-        // Reject a wrong identifier as soon as its four bytes are in.
-        if self.buf.len() >= 4 {
-            let magic = le_u32(&self.buf, 0);
-            if magic != MAGIC {
-                return Err(FrameError::BadMagic(magic));
-            }
+/// Rejects a wrong identifier as soon as its four bytes are in.
+fn early_magic_check(b: &[u8]) -> Result<Option<Frame>, FrameError> {
+    if b.len() >= 4 {
+        let magic = le_u32(b, 0);
+        if magic != MAGIC {
+            return Err(FrameError::BadMagic(magic));
         }
-        Ok(None)
     }
+    Ok(None)
 }

@@ -178,8 +178,7 @@ impl DataChannel {
         let seq = self.send_seq;
         self.send_seq = self.send_seq.checked_add(1).ok_or(SessionError::Replay)?;
         let data_len = frame::IV_LEN + data.len() + frame::TAG_LEN;
-        // One spare cipher block: OpenSSL reserves it while encrypting.
-        let mut out = Vec::with_capacity(frame::SESSION_HEADER_LEN + data_len + 16);
+        let mut out = Vec::with_capacity(frame::SESSION_HEADER_LEN + data_len);
         frame::SessionHeader {
             seq,
             flags: 0,
@@ -190,27 +189,30 @@ impl DataChannel {
         iv[..4].copy_from_slice(&seq.to_le_bytes());
         c.random(&mut iv[4..]);
         out.extend_from_slice(&iv);
-        self.gcm.seal(&iv, data, &mut out)?;
+        let start = out.len();
+        out.extend_from_slice(data);
+        self.gcm.seal_in_place(&iv, &mut out, start)?;
         Ok(out)
     }
 
-    /// Opens one packet body (`IV | ct | tag`). The authenticated IV prefix must
-    /// equal the header seq and grow strictly, so a replayed or reordered packet is refused.
-    pub fn open(&mut self, header_seq: i32, body: &[u8]) -> Result<Vec<u8>, SessionError> {
+    /// Opens one packet body (`IV | ct | tag`), decrypting in place. The
+    /// authenticated IV prefix must equal the header seq and grow strictly, so a
+    /// replayed or reordered packet is refused.
+    pub fn open(&mut self, header_seq: i32, mut body: Vec<u8>) -> Result<Vec<u8>, SessionError> {
         let r = (|| {
             if body.len() < frame::IV_LEN + frame::TAG_LEN {
                 return Err(SessionError::Frame(FrameError::ShortBody));
             }
             let mut iv = [0u8; frame::IV_LEN];
             iv.copy_from_slice(&body[..frame::IV_LEN]);
-            let mut plain = Vec::with_capacity(body.len() - frame::IV_LEN - frame::TAG_LEN + 16);
-            self.gcm.open(&iv, &body[frame::IV_LEN..], &mut plain)?;
+            self.gcm.open_in_place(&iv, &mut body, frame::IV_LEN)?;
             let iv_seq = i32::from_le_bytes([iv[0], iv[1], iv[2], iv[3]]);
             if iv_seq != header_seq || self.last_recv.is_some_and(|l| iv_seq <= l) {
                 return Err(SessionError::Replay);
             }
             self.last_recv = Some(iv_seq);
-            Ok(plain)
+            body.drain(..frame::IV_LEN);
+            Ok(body)
         })();
         if r.is_err() {
             self.bad += 1;
@@ -370,7 +372,7 @@ impl SessionClient {
                     self.deframer.set_kind(HeaderKind::Session, MAX_DATA_BODY);
                     events.push(ClientEvent::Opened(v));
                 }
-                Frame::Session(h, body) => match self.channel.open(h.seq, &body) {
+                Frame::Session(h, body) => match self.channel.open(h.seq, body) {
                     Ok(b) => events.push(ClientEvent::Bytes(b)),
                     Err(e) if !self.channel.exhausted() => {
                         tracing::debug!(error = %e, "dropped session packet")
