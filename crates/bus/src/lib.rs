@@ -33,6 +33,17 @@ pub mod session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// The earlier of two optional deadlines.
+pub fn earliest(
+    a: Option<std::time::Instant>,
+    b: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Upper-case hex without separators.
 pub fn hex_upper(b: &[u8]) -> String {
     hex::encode_upper(b)

@@ -342,14 +342,9 @@ impl Bus {
     }
 
     fn close_session_with(&mut self, id: i32, reason: &str) {
-        if let Some(s) = self.sessions.remove(&id) {
-            self.remove_conn(s.conn);
-            self.transmits.push_back(Transmit::Close { conn: s.conn });
-            self.events.push_back(BusEvent::SessionClosed {
-                session_id: id,
-                session: s.info.session,
-                reason: reason.to_owned(),
-            });
+        if let Some(conn) = self.sessions.get(&id).map(|s| s.conn) {
+            self.forget_conn(conn, reason);
+            self.transmits.push_back(Transmit::Close { conn });
         }
     }
 
@@ -438,40 +433,33 @@ impl Bus {
 
     /// The peer closed `conn` (or the socket failed).
     pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
-        if let Some(c) = self.remove_conn(conn) {
-            if let ConnState::Session {
-                session: Some(id), ..
-            } = c.state
-            {
-                if let Some(s) = self.sessions.remove(&id) {
-                    self.events.push_back(BusEvent::SessionClosed {
-                        session_id: id,
-                        session: s.info.session,
-                        reason: "peer closed".into(),
-                    });
-                }
+        self.forget_conn(conn, "peer closed");
+    }
+
+    /// Forgets `conn`; a session open on it is closed with `reason`.
+    fn forget_conn(&mut self, conn: ConnId, reason: &str) -> Option<Conn> {
+        let c = self.remove_conn(conn)?;
+        if let ConnState::Session {
+            session: Some(id), ..
+        } = &c.state
+        {
+            if let Some(s) = self.sessions.remove(id) {
+                self.events.push_back(BusEvent::SessionClosed {
+                    session_id: *id,
+                    session: s.info.session,
+                    reason: reason.to_owned(),
+                });
             }
         }
+        Some(c)
     }
 
     fn drop_conn(&mut self, conn: ConnId, reason: String) {
-        let Some(c) = self.remove_conn(conn) else {
+        let Some(c) = self.forget_conn(conn, &reason) else {
             return;
         };
         tracing::debug!(conn = conn.0, %reason, "dropping connection");
         self.transmits.push_back(Transmit::Close { conn });
-        if let ConnState::Session {
-            session: Some(id), ..
-        } = c.state
-        {
-            if let Some(s) = self.sessions.remove(&id) {
-                self.events.push_back(BusEvent::SessionClosed {
-                    session_id: id,
-                    session: s.info.session,
-                    reason: reason.clone(),
-                });
-            }
-        }
         self.events.push_back(BusEvent::ConnDropped {
             conn,
             ip: c.peer.ip(),
@@ -722,10 +710,7 @@ impl Bus {
             .iter()
             .filter_map(|id| self.conns.get(id)?.deadline)
             .min();
-        match (self.discovery.poll_timeout(), conns) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::earliest(self.discovery.poll_timeout(), conns)
     }
 
     /// Next output for the driver.

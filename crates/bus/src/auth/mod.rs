@@ -129,6 +129,23 @@ struct VerifyIpMsg<'a> {
     version_type: &'a str,
 }
 
+/// A VerifyIp message (request or reply) about `l`, in softbus_lite's key order.
+fn verify_ip_json(l: &LocalAuthInfo, bus_max: i64, bus_min: i64) -> Vec<u8> {
+    let m = VerifyIpMsg {
+        code: CODE_VERIFY_IP,
+        bus_max,
+        bus_min,
+        auth_port: l.auth_port,
+        session_port: l.session_port,
+        conn_cap: CONN_CAP,
+        device_name: &l.device_name,
+        device_type: &l.device_type,
+        device_id: &l.device_id,
+        version_type: "1.0.0",
+    };
+    serde_json::to_vec(&m).expect("plain struct serializes")
+}
+
 fn str_field(v: &Value, key: &'static str, max: usize) -> Result<String, AuthError> {
     match v.get(key).and_then(Value::as_str) {
         Some(s) if s.len() <= max => Ok(s.to_owned()),
@@ -364,20 +381,7 @@ impl AuthConn {
             Some(CODE_VERIFY_IP) => {
                 let (mut info, peer_max, peer_min) = parse_verify_ip(&v)?;
                 info.device_id = self.te_data.clone().unwrap_or(info.device_id);
-                let l = &self.local;
-                let reply = VerifyIpMsg {
-                    code: CODE_VERIFY_IP,
-                    bus_max: peer_max.min(BUS_V2),
-                    bus_min: peer_min.max(BUS_V2),
-                    auth_port: l.auth_port,
-                    session_port: l.session_port,
-                    conn_cap: CONN_CAP,
-                    device_name: &l.device_name,
-                    device_type: &l.device_type,
-                    device_id: &l.device_id,
-                    version_type: "1.0.0",
-                };
-                let json = serde_json::to_vec(&reply).expect("plain struct serializes");
+                let json = verify_ip_json(&self.local, peer_max.min(BUS_V2), peer_min.max(BUS_V2));
                 self.out.push_back(frame::auth_sealed(
                     c,
                     &key,
@@ -519,20 +523,7 @@ impl AuthClient {
                     Ok(None)
                 }
                 ClientStep::Done(key) => {
-                    let l = &self.local;
-                    let req = VerifyIpMsg {
-                        code: CODE_VERIFY_IP,
-                        bus_max: BUS_V2,
-                        bus_min: BUS_V1,
-                        auth_port: l.auth_port,
-                        session_port: l.session_port,
-                        conn_cap: CONN_CAP,
-                        device_name: &l.device_name,
-                        device_type: &l.device_type,
-                        device_id: &l.device_id,
-                        version_type: "1.0.0",
-                    };
-                    let json = serde_json::to_vec(&req).expect("plain struct serializes");
+                    let json = verify_ip_json(&self.local, BUS_V2, BUS_V1);
                     self.out.push_back(frame::auth_sealed(
                         c,
                         &key[..],

@@ -538,10 +538,7 @@ impl Discovery {
             .values()
             .map(|e| e.last_seen + self.config.device_ttl)
             .min();
-        match (sched, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::earliest(sched, expiry)
     }
 
     /// Next datagram to send.
