@@ -44,11 +44,6 @@ pub fn earliest(
     }
 }
 
-/// Upper-case hex without separators.
-pub fn hex_upper(b: &[u8]) -> String {
-    hex::encode_upper(b)
-}
-
 /// Shortens an identifier for logs (device ids, keys are never logged whole).
 pub fn redact(s: &str) -> String {
     let n = s.chars().count();
