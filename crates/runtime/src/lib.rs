@@ -1,8 +1,10 @@
 //! tokio drivers for the softbus engines and the async API.
 //!
 //! - [`node::Node`]: a publishing node (discovery responder, auth server,
-//!   session servers). One task owns the [`softbus_bus::node::Bus`]; every TCP
-//!   connection has a reader and a writer task joined to it by bounded channels.
+//!   session servers with built-in echo and discard modes). It runs on a thread of
+//!   its own with a single-threaded runtime; one task owns the
+//!   [`softbus_bus::node::Bus`]; every TCP connection has a reader and a writer
+//!   task joined to it by bounded channels.
 //!   After each input the driver drains transmits and events, then sleeps until
 //!   the engine's next timeout.
 //! - [`client`]: discover devices, authenticate to a peer, open sessions.
