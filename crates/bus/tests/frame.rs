@@ -219,3 +219,22 @@ proptest::proptest! {
         proptest::prop_assert_eq!(d.buffered(), 0);
     }
 }
+
+/// The production path (`DataChannel`, per-session prepared key) opens the fixture's
+/// session packet with either AEAD backend, and refuses it a second time (replay).
+#[test]
+fn data_channel_opens_fixture_packet_with_both_backends() {
+    use softbus_bus::session::{DataChannel, SessionError};
+    use softbus_crypto::AeadBackend;
+    let v = &vectors()["session_data_packet"];
+    let key: [u8; 32] = hexv(&v["key"]).try_into().unwrap();
+    let pkt = hexv(&v["packet"]);
+    for backend in [AeadBackend::Ring, AeadBackend::OpenSsl] {
+        let crypto = OpenSslCrypto::new().with_aead(backend);
+        let mut ch = DataChannel::new(&crypto, &key).unwrap();
+        let h = SessionHeader::parse(&pkt, 4108).unwrap();
+        let plain = ch.open(h.seq, pkt[16..].to_vec()).unwrap();
+        assert_eq!(plain, v["plaintext_utf8"].as_str().unwrap().as_bytes(), "{backend:?}");
+        assert_eq!(ch.open(h.seq, pkt[16..].to_vec()), Err(SessionError::Replay), "{backend:?}");
+    }
+}
