@@ -234,7 +234,15 @@ fn data_channel_opens_fixture_packet_with_both_backends() {
         let mut ch = DataChannel::new(&crypto, &key).unwrap();
         let h = SessionHeader::parse(&pkt, 4108).unwrap();
         let plain = ch.open(h.seq, pkt[16..].to_vec()).unwrap();
-        assert_eq!(plain, v["plaintext_utf8"].as_str().unwrap().as_bytes(), "{backend:?}");
-        assert_eq!(ch.open(h.seq, pkt[16..].to_vec()), Err(SessionError::Replay), "{backend:?}");
+        assert_eq!(
+            plain,
+            v["plaintext_utf8"].as_str().unwrap().as_bytes(),
+            "{backend:?}"
+        );
+        assert_eq!(
+            ch.open(h.seq, pkt[16..].to_vec()),
+            Err(SessionError::Replay),
+            "{backend:?}"
+        );
     }
 }

@@ -402,6 +402,25 @@ impl Crypto for OpenSslCrypto {
     }
 }
 
+impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
+    fn hmac_sha1(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+        // HMAC zero-pads keys, so an empty key equals one zero byte (OpenSSL refuses empty).
+        let key = if key.is_empty() { &[0u8][..] } else { key };
+        let mut out = [0u8; 20];
+        let r = (|| {
+            let pkey = PKey::hmac(key)?;
+            let mut s = Signer::new(MessageDigest::sha1(), &pkey)?;
+            for p in parts {
+                s.update(p)?;
+            }
+            s.sign(&mut out)
+        })();
+        // HMAC-SHA1 with a valid key cannot fail short of memory exhaustion.
+        r.expect("HMAC-SHA1 over memory buffers");
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,54 @@
+//! Entry points shared by the fuzz targets and the corpus replay test.
+
+use crate::sdp::SessionDescription;
+use crate::stun::Message;
+
+/// SDP parse, every typed view, and the round trip.
+pub fn sdp(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(s) = SessionDescription::parse(text) {
+        let out = s.to_string();
+        // What parsed must parse again to the same description.
+        assert_eq!(
+            SessionDescription::parse(&out).as_ref().ok(),
+            Some(&s),
+            "round trip"
+        );
+        let _ = (s.origin(), s.groups(), s.bundle());
+        for m in &s.media {
+            let _ = (
+                m.media_line(),
+                m.mid(),
+                m.direction(),
+                m.candidates(),
+                m.setup(),
+                m.rtpmaps(),
+                m.fmtps(),
+                m.rtcp_fbs(),
+                m.extmaps(),
+                m.ssrcs(),
+                m.msids(),
+                m.sctp_port(),
+                m.max_message_size(),
+                s.fingerprints(m),
+            );
+        }
+    }
+}
+
+/// STUN parse and every attribute reader.
+pub fn stun(data: &[u8]) {
+    if let Ok(m) = Message::parse(data) {
+        let _ = (
+            m.class(),
+            m.method(),
+            m.username(),
+            m.priority(),
+            m.xor_mapped_address(),
+            m.verify_fingerprint(),
+        );
+        for _ in m.attributes() {}
+    }
+}

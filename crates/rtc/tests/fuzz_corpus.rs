@@ -1,0 +1,53 @@
+//! Replays the SDP and STUN fuzz corpora (`fuzz/corpus/{sdp,stun}`) through the
+//! entry points the fuzz targets call.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+use std::path::PathBuf;
+
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "corpus {target}");
+    v
+}
+
+#[test]
+fn replay_sdp() {
+    let mut seeds = 0;
+    for (name, data) in corpus("sdp") {
+        softbus_rtc::fuzzing::sdp(&data);
+        if name.ends_with(".sdp") {
+            softbus_rtc::sdp::SessionDescription::parse(std::str::from_utf8(&data).unwrap())
+                .unwrap();
+            seeds += 1;
+        }
+    }
+    assert_eq!(seeds, 5);
+}
+
+#[test]
+fn replay_stun() {
+    let mut seeds = 0;
+    for (name, data) in corpus("stun") {
+        softbus_rtc::fuzzing::stun(&data);
+        if name.starts_with("rfc5769") {
+            softbus_rtc::stun::Message::parse(&data)
+                .unwrap()
+                .verify_fingerprint()
+                .unwrap();
+            seeds += 1;
+        }
+    }
+    assert_eq!(seeds, 3);
+}
