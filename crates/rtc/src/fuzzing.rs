@@ -52,3 +52,20 @@ pub fn stun(data: &[u8]) {
         for _ in m.attributes() {}
     }
 }
+
+/// An ICE-lite agent (RFC 5769's credentials, so that corpus is valid) fed one datagram.
+pub fn ice_lite(h: &dyn crate::crypto::Hmac, now: std::time::Instant, data: &[u8]) {
+    let mut a = crate::ice::IceLite::new(crate::ice::Credentials {
+        local_ufrag: "evtj".into(),
+        local_pwd: "VOkJxbRl1RmTxUk/WvJxBt".into(),
+        remote_ufrag: None,
+    });
+    let _ = a.handle_stun(
+        now,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 5000)),
+        data,
+        h,
+    );
+    a.handle_timeout(now);
+    while a.poll_transmit().is_some() {}
+}

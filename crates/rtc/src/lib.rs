@@ -9,12 +9,17 @@
 //!   max-message-size (RFC 8841).
 //! - [`stun`]: STUN messages (RFC 8489) with the ICE attributes (RFC 8445):
 //!   checked views, a builder, MESSAGE-INTEGRITY and FINGERPRINT.
+//! - [`ice`]: the ICE-lite agent of the node's server role, with consent
+//!   freshness (RFC 7675).
+//! - [`demux`]: RFC 7983 classification of datagrams on one port.
 //!
 //! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`].
 //! Every parser returns a typed error and never panics; each has a fuzz target.
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod demux;
 pub mod fuzzing;
+pub mod ice;
 pub mod sdp;
 pub mod stun;

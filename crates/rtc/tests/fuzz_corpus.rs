@@ -1,6 +1,6 @@
 //! Replays the SDP and STUN fuzz corpora (`fuzz/corpus/{sdp,stun}`) through the
 //! entry points the fuzz targets call.
-#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 use std::path::PathBuf;
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -50,4 +50,12 @@ fn replay_stun() {
         }
     }
     assert_eq!(seeds, 3);
+}
+
+#[test]
+fn replay_ice_lite() {
+    let c = softbus_crypto::OpenSslCrypto::new();
+    for (_, data) in corpus("ice_lite") {
+        softbus_rtc::fuzzing::ice_lite(&c, std::time::Instant::now(), &data);
+    }
 }
