@@ -9,6 +9,8 @@
 //!
 //! Errors are reported as [`CryptoError`] and never say which byte failed.
 
+pub mod dtls;
+
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::cipher::CipherRef;
 use openssl::cipher_ctx::CipherCtx;

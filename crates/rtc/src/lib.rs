@@ -19,6 +19,7 @@
 
 pub mod crypto;
 pub mod demux;
+pub mod dtls;
 pub mod fuzzing;
 pub mod ice;
 pub mod sdp;

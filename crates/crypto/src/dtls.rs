@@ -1,0 +1,281 @@
+//! DTLS 1.2 over OpenSSL, driven through memory (no sockets): the backend of
+//! [`softbus_rtc::dtls::DtlsTransport`].
+//!
+//! Certificates are ECDSA P-256, self-signed, generated per identity or read
+//! from PEM. Peer certificates are not checked against any CA: WebRTC
+//! authenticates them by the SDP fingerprint, which the transport checks once the
+//! handshake completes. The use_srtp extension offers the four profiles.
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslStream, SslVerifyMode, SslVersion,
+};
+use openssl::x509::{X509NameBuilder, X509};
+use softbus_rtc::dtls::{DtlsBackend, DtlsError, DtlsFactory, SrtpProfile};
+use softbus_rtc::sdp::Fingerprint;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+
+/// Datagram MTU given to OpenSSL (fits a 1280-byte IPv6 path with UDP and TURN).
+pub const DTLS_MTU: u32 = 1200;
+/// Received datagrams queued before the oldest is dropped.
+const MAX_RX: usize = 64;
+
+fn err(e: impl std::fmt::Display) -> DtlsError {
+    DtlsError::Backend(e.to_string())
+}
+
+/// A certificate and its key.
+#[derive(Clone)]
+pub struct DtlsIdentity {
+    key: PKey<Private>,
+    cert: X509,
+}
+
+impl std::fmt::Debug for DtlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsIdentity").finish_non_exhaustive()
+    }
+}
+
+/// OpenSSL's digest for an SDP hash name.
+pub fn digest_for(algorithm: &str) -> Option<MessageDigest> {
+    Some(match algorithm {
+        "sha-1" => MessageDigest::sha1(),
+        "sha-224" => MessageDigest::sha224(),
+        "sha-256" => MessageDigest::sha256(),
+        "sha-384" => MessageDigest::sha384(),
+        "sha-512" => MessageDigest::sha512(),
+        _ => return None,
+    })
+}
+
+impl DtlsIdentity {
+    /// A fresh ECDSA P-256 key and a self-signed certificate valid for 30 days.
+    pub fn generate() -> Result<Self, DtlsError> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(err)?;
+        let key = PKey::from_ec_key(EcKey::generate(&group).map_err(err)?).map_err(err)?;
+        let mut name = X509NameBuilder::new().map_err(err)?;
+        name.append_entry_by_nid(Nid::COMMONNAME, "softbus")
+            .map_err(err)?;
+        let name = name.build();
+        let mut b = X509::builder().map_err(err)?;
+        b.set_version(2).map_err(err)?;
+        let mut serial = BigNum::new().map_err(err)?;
+        serial.rand(64, MsbOption::MAYBE_ZERO, false).map_err(err)?;
+        let serial = serial.to_asn1_integer().map_err(err)?;
+        b.set_serial_number(&serial).map_err(err)?;
+        b.set_subject_name(&name).map_err(err)?;
+        b.set_issuer_name(&name).map_err(err)?;
+        b.set_pubkey(&key).map_err(err)?;
+        let (from, until) = (
+            Asn1Time::days_from_now(0).map_err(err)?,
+            Asn1Time::days_from_now(30).map_err(err)?,
+        );
+        b.set_not_before(&from).map_err(err)?;
+        b.set_not_after(&until).map_err(err)?;
+        b.sign(&key, MessageDigest::sha256()).map_err(err)?;
+        Ok(Self {
+            key,
+            cert: b.build(),
+        })
+    }
+
+    /// From PEM files' contents.
+    pub fn from_pem(cert: &[u8], key: &[u8]) -> Result<Self, DtlsError> {
+        Ok(Self {
+            cert: X509::from_pem(cert).map_err(err)?,
+            key: PKey::private_key_from_pem(key).map_err(err)?,
+        })
+    }
+
+    /// The certificate fingerprint with `algorithm` (`sha-1` … `sha-512`), for `a=fingerprint`.
+    pub fn fingerprint(&self, algorithm: &str) -> Result<Fingerprint, DtlsError> {
+        let md = digest_for(algorithm).ok_or_else(|| err("unknown hash"))?;
+        Ok(Fingerprint {
+            algorithm: algorithm.to_owned(),
+            digest: self.cert.digest(md).map_err(err)?.to_vec(),
+        })
+    }
+
+    /// A factory of DTLS sessions with this identity.
+    pub fn factory(&self) -> Result<OpenSslDtlsFactory, DtlsError> {
+        let mut b = SslContextBuilder::new(SslMethod::dtls()).map_err(err)?;
+        b.set_min_proto_version(Some(SslVersion::DTLS1_2))
+            .map_err(err)?;
+        b.set_max_proto_version(Some(SslVersion::DTLS1_2))
+            .map_err(err)?;
+        b.set_private_key(&self.key).map_err(err)?;
+        b.set_certificate(&self.cert).map_err(err)?;
+        b.check_private_key().map_err(err)?;
+        b.set_tlsext_use_srtp(SrtpProfile::OFFER).map_err(err)?;
+        // Any certificate is accepted here; the transport compares it with the SDP fingerprint.
+        b.set_verify_callback(
+            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+            |_, _| true,
+        );
+        Ok(OpenSslDtlsFactory { ctx: b.build() })
+    }
+}
+
+/// Makes OpenSSL DTLS sessions.
+pub struct OpenSslDtlsFactory {
+    ctx: SslContext,
+}
+
+impl std::fmt::Debug for OpenSslDtlsFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSslDtlsFactory").finish_non_exhaustive()
+    }
+}
+
+/// Datagram queues standing in for a socket.
+#[derive(Default)]
+struct MemIo {
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+}
+
+impl Read for MemIo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One datagram per read, as a UDP socket gives them.
+        match self.rx.pop_front() {
+            Some(d) => {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            None => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl Write for MemIo {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx.push_back(buf.to_vec());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One OpenSSL DTLS session.
+pub struct OpenSslDtls {
+    stream: SslStream<MemIo>,
+    done: bool,
+    app: VecDeque<Vec<u8>>,
+}
+
+impl std::fmt::Debug for OpenSslDtls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSslDtls")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DtlsFactory for OpenSslDtlsFactory {
+    fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError> {
+        let mut ssl = Ssl::new(&self.ctx).map_err(err)?;
+        ssl.set_mtu(DTLS_MTU).map_err(err)?;
+        if client {
+            ssl.set_connect_state();
+        } else {
+            ssl.set_accept_state();
+        }
+        let stream = SslStream::new(ssl, MemIo::default()).map_err(err)?;
+        Ok(Box::new(OpenSslDtls {
+            stream,
+            done: false,
+            app: VecDeque::new(),
+        }))
+    }
+}
+
+fn retry(e: &openssl::ssl::Error) -> bool {
+    e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE
+}
+
+impl DtlsBackend for OpenSslDtls {
+    fn handle_datagram(&mut self, datagram: &[u8]) -> Result<(), DtlsError> {
+        let rx = &mut self.stream.get_mut().rx;
+        if rx.len() >= MAX_RX {
+            rx.pop_front();
+        }
+        rx.push_back(datagram.to_vec());
+        Ok(())
+    }
+
+    fn drive(&mut self) -> Result<bool, DtlsError> {
+        if !self.done {
+            match self.stream.do_handshake() {
+                Ok(()) => self.done = true,
+                Err(e) if retry(&e) => return Ok(false),
+                // The error text names the alert or library reason.
+                Err(e) => return Err(err(e)),
+            }
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match self.stream.ssl_read(&mut buf) {
+                Ok(n) => self.app.push_back(buf[..n].to_vec()),
+                Err(e) if retry(&e) => break,
+                Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
+                    return Err(err("peer closed (close_notify)"))
+                }
+                Err(e) => return Err(err(e)),
+            }
+            if self.stream.get_ref().rx.is_empty() && self.app.len() > 1024 {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    fn poll_datagram(&mut self) -> Option<Vec<u8>> {
+        self.stream.get_mut().tx.pop_front()
+    }
+
+    fn peer_certificate(&self) -> Option<Vec<u8>> {
+        self.stream
+            .ssl()
+            .peer_certificate()
+            .and_then(|c| c.to_der().ok())
+    }
+
+    fn digest(&self, algorithm: &str, der: &[u8]) -> Result<Vec<u8>, DtlsError> {
+        let md = digest_for(algorithm).ok_or_else(|| err("unknown fingerprint hash"))?;
+        Ok(openssl::hash::hash(md, der).map_err(err)?.to_vec())
+    }
+
+    fn srtp_profile(&self) -> Option<String> {
+        self.stream
+            .ssl()
+            .selected_srtp_profile()
+            .map(|p| p.name().to_owned())
+    }
+
+    fn export(&self, label: &str, len: usize) -> Result<Vec<u8>, DtlsError> {
+        let mut out = vec![0u8; len];
+        self.stream
+            .ssl()
+            .export_keying_material(&mut out, label, None)
+            .map_err(err)?;
+        Ok(out)
+    }
+
+    fn send(&mut self, data: &[u8]) -> Result<(), DtlsError> {
+        self.stream.ssl_write(data).map(|_| ()).map_err(err)
+    }
+
+    fn recv(&mut self) -> Option<Vec<u8>> {
+        self.app.pop_front()
+    }
+}

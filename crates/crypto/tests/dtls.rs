@@ -1,0 +1,377 @@
+//! DTLS transport over OpenSSL: two transports in memory (role logic, fingerprint
+//! check, SRTP keys, application data), and interop with the OpenSSL command line
+//! (`s_server` / `s_client -dtls1_2 -use_srtp`) with the exported keys compared.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap asserts; Instant::now is the clock here
+use softbus_crypto::dtls::DtlsIdentity;
+use softbus_rtc::dtls::{
+    DtlsError, DtlsEvent, DtlsRole, DtlsState, DtlsTransport, SrtpKeys, SrtpProfile,
+};
+use std::time::{Duration, Instant};
+
+fn pair(role_a: DtlsRole, role_b: DtlsRole, corrupt_fp: bool) -> (DtlsTransport, DtlsTransport) {
+    let (ia, ib) = (
+        DtlsIdentity::generate().unwrap(),
+        DtlsIdentity::generate().unwrap(),
+    );
+    let mut a = DtlsTransport::new(Box::new(ia.factory().unwrap()), role_a);
+    let mut b = DtlsTransport::new(Box::new(ib.factory().unwrap()), role_b);
+    let mut fp_b = ib.fingerprint("sha-256").unwrap();
+    if corrupt_fp {
+        fp_b.digest[0] ^= 1;
+    }
+    a.set_remote_fingerprint(fp_b);
+    b.set_remote_fingerprint(ia.fingerprint("sha-256").unwrap());
+    (a, b)
+}
+
+fn run(a: &mut DtlsTransport, b: &mut DtlsTransport) -> (Vec<DtlsEvent>, Vec<DtlsEvent>) {
+    let now = Instant::now();
+    a.set_ice_connected(now, true);
+    b.set_ice_connected(now, true);
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let mut moved = false;
+        while let Some(d) = a.poll_transmit() {
+            b.handle_datagram(now, &d);
+            moved = true;
+        }
+        while let Some(d) = b.poll_transmit() {
+            a.handle_datagram(now, &d);
+            moved = true;
+        }
+        ea.extend(std::iter::from_fn(|| a.poll_event()));
+        eb.extend(std::iter::from_fn(|| b.poll_event()));
+        if !moved {
+            break;
+        }
+    }
+    (ea, eb)
+}
+
+fn keys(ev: &[DtlsEvent]) -> SrtpKeys {
+    ev.iter()
+        .find_map(|e| {
+            if let DtlsEvent::SrtpKeys(k) = e {
+                Some(k.clone())
+            } else {
+                None
+            }
+        })
+        .expect("SRTP keys")
+}
+
+#[test]
+fn handshake_in_memory_keys_agree_and_data_flows() {
+    let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Auto, false);
+    let (ea, eb) = run(&mut a, &mut b);
+    assert_eq!(
+        (a.state(), b.state()),
+        (DtlsState::Connected, DtlsState::Connected)
+    );
+    assert_eq!(
+        (a.is_client(), b.is_client()),
+        (Some(true), Some(false)),
+        "auto becomes server"
+    );
+    let (ka, kb) = (keys(&ea), keys(&eb));
+    assert_eq!(
+        ka.profile,
+        SrtpProfile::AeadAes256Gcm,
+        "most preferred profile"
+    );
+    assert_eq!((ka.local_key.len(), ka.local_salt.len()), (32, 12));
+    assert_eq!(
+        (&ka.local_key, &ka.local_salt),
+        (&kb.remote_key, &kb.remote_salt)
+    );
+    assert_eq!(
+        (&ka.remote_key, &ka.remote_salt),
+        (&kb.local_key, &kb.local_salt)
+    );
+    assert_ne!(ka.local_key, ka.remote_key);
+    let now = Instant::now();
+    a.send(now, b"sctp packet").unwrap();
+    while let Some(d) = a.poll_transmit() {
+        b.handle_datagram(now, &d);
+    }
+    assert!(std::iter::from_fn(|| b.poll_event())
+        .any(|e| e == DtlsEvent::Data(b"sctp packet".to_vec())));
+}
+
+#[test]
+fn wrong_fingerprint_fails_the_handshake() {
+    let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, true);
+    let (ea, _) = run(&mut a, &mut b);
+    assert_eq!(a.state(), DtlsState::Failed);
+    assert!(ea.contains(&DtlsEvent::Failed(DtlsError::FingerprintMismatch)));
+    assert!(
+        !ea.iter().any(|e| matches!(e, DtlsEvent::SrtpKeys(_))),
+        "no keys from an unverified peer"
+    );
+    assert_eq!(a.send(Instant::now(), b"x"), Err(DtlsError::NotConnected));
+}
+
+#[test]
+fn nothing_before_ice_and_role_change_resets() {
+    let (mut a, _) = pair(DtlsRole::Client, DtlsRole::Server, false);
+    assert!(
+        a.poll_transmit().is_none(),
+        "no handshake before ICE is connected"
+    );
+    let now = Instant::now();
+    a.set_ice_connected(now, true);
+    assert_eq!(a.state(), DtlsState::Connecting);
+    assert!(a.poll_transmit().is_some(), "ClientHello");
+    a.set_role(now, DtlsRole::Server);
+    assert_eq!(a.is_client(), Some(false), "restarted as server");
+    assert!(
+        a.poll_transmit().is_none(),
+        "a server waits for the ClientHello"
+    );
+    a.handle_timeout(now + Duration::from_secs(31));
+    assert_eq!(a.state(), DtlsState::Failed, "handshake deadline");
+}
+
+// ---- interop with the OpenSSL command line -------------------------------------
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+
+fn have_openssl() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Drives `t` over `sock` (connected to the peer) until connected or 10 s pass.
+fn drive_udp(t: &mut DtlsTransport, sock: &UdpSocket) -> Vec<DtlsEvent> {
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut ev = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end
+        && t.state() != DtlsState::Connected
+        && t.state() != DtlsState::Failed
+    {
+        while let Some(d) = t.poll_transmit() {
+            let _ = sock.send(&d);
+        }
+        match sock.recv(&mut buf) {
+            Ok(n) => t.handle_datagram(Instant::now(), &buf[..n]),
+            Err(_) => t.handle_timeout(Instant::now()),
+        }
+        ev.extend(std::iter::from_fn(|| t.poll_event()));
+    }
+    while let Some(d) = t.poll_transmit() {
+        let _ = sock.send(&d);
+    }
+    ev.extend(std::iter::from_fn(|| t.poll_event()));
+    ev
+}
+
+fn keying_material(output: &str) -> Option<Vec<u8>> {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Keying material: "))
+        .and_then(|h| hex::decode(h.trim()).ok())
+}
+
+fn pem_identity(dir: &std::path::Path) -> DtlsIdentity {
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=interop",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    DtlsIdentity::from_pem(
+        &std::fs::read(dir.join("cert.pem")).unwrap(),
+        &std::fs::read(dir.join("key.pem")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn tmp(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("softbus-dtls-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn our_client_against_openssl_s_server() {
+    if !have_openssl() {
+        eprintln!("SKIPPED: openssl command not found");
+        return;
+    }
+    let dir = tmp("srv");
+    let server_id = pem_identity(&dir);
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut srv = Command::new("openssl")
+        .args(["s_server", "-dtls1_2", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("-key")
+        .arg(dir.join("key.pem"))
+        .args([
+            "-use_srtp",
+            "SRTP_AES128_CM_SHA1_80",
+            "-keymatexport",
+            "EXTRACTOR-dtls_srtp",
+            "-keymatexportlen",
+            "60",
+            "-naccept",
+            "1",
+            "-Verify",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = srv.stdin.take().unwrap(); // kept open: s_server exits at EOF
+    let out = srv.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let me = DtlsIdentity::generate().unwrap();
+    let mut t = DtlsTransport::new(Box::new(me.factory().unwrap()), DtlsRole::Client);
+    t.set_remote_fingerprint(server_id.fingerprint("sha-256").unwrap());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", port)).unwrap();
+    t.set_ice_connected(Instant::now(), true);
+    let ev = drive_udp(&mut t, &sock);
+    assert_eq!(t.state(), DtlsState::Connected, "{ev:?}");
+    let k = keys(&ev);
+    assert_eq!(k.profile, SrtpProfile::Aes128CmSha1_80);
+    t.send(Instant::now(), b"hello from softbus\n").unwrap();
+    while let Some(d) = t.poll_transmit() {
+        sock.send(&d).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stdin.write_all(b"Q\n");
+    drop(stdin);
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let text = lines.join().unwrap();
+    let material = keying_material(&text)
+        .unwrap_or_else(|| panic!("s_server printed no key material:\n{text}"));
+    // 60 bytes: client key | server key | client salt | server salt; we were the client.
+    assert_eq!(material.len(), 60);
+    assert_eq!(
+        (&material[0..16], &material[32..46]),
+        (k.local_key.as_slice(), k.local_salt.as_slice())
+    );
+    assert_eq!(
+        (&material[16..32], &material[46..60]),
+        (k.remote_key.as_slice(), k.remote_salt.as_slice())
+    );
+    assert!(
+        text.contains("hello from softbus"),
+        "application data reached s_server:\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn openssl_s_client_against_our_server() {
+    if !have_openssl() {
+        eprintln!("SKIPPED: openssl command not found");
+        return;
+    }
+    let dir = tmp("cli");
+    let client_id = pem_identity(&dir);
+    let me = DtlsIdentity::generate().unwrap();
+    let mut t = DtlsTransport::new(Box::new(me.factory().unwrap()), DtlsRole::Auto);
+    t.set_remote_fingerprint(client_id.fingerprint("sha-256").unwrap());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut cli = Command::new("openssl")
+        .args(["s_client", "-dtls1_2", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("-key")
+        .arg(dir.join("key.pem"))
+        .args([
+            "-use_srtp",
+            "SRTP_AEAD_AES_128_GCM",
+            "-keymatexport",
+            "EXTRACTOR-dtls_srtp",
+            "-keymatexportlen",
+            "56",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = cli.stdin.take().unwrap();
+    let out = cli.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    // Learn the client's address from its first datagram, then connect to it.
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    sock.connect(from).unwrap();
+    t.set_ice_connected(Instant::now(), true);
+    t.handle_datagram(Instant::now(), &buf[..n]);
+    let ev = drive_udp(&mut t, &sock);
+    assert_eq!(t.state(), DtlsState::Connected, "{ev:?}");
+    assert_eq!(t.is_client(), Some(false));
+    let k = keys(&ev);
+    assert_eq!(k.profile, SrtpProfile::AeadAes128Gcm);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stdin);
+    let _ = cli.kill();
+    let _ = cli.wait();
+    let text = lines.join().unwrap();
+    let material = keying_material(&text)
+        .unwrap_or_else(|| panic!("s_client printed no key material:\n{text}"));
+    // 56 bytes: client key(16) | server key(16) | client salt(12) | server salt(12); we were the server.
+    assert_eq!(material.len(), 56);
+    assert_eq!(
+        (&material[16..32], &material[44..56]),
+        (k.local_key.as_slice(), k.local_salt.as_slice())
+    );
+    assert_eq!(
+        (&material[0..16], &material[32..44]),
+        (k.remote_key.as_slice(), k.remote_salt.as_slice())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

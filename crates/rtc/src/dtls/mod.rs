@@ -1,0 +1,476 @@
+//! The DTLS transport (RFC 6347 DTLS 1.2 with RFC 5764 DTLS-SRTP), with the role
+//! logic of mediasoup's DtlsTransport: the role is `auto`, `client` or `server`
+//! from the SDP `setup` attributes; the handshake runs only once ICE is connected,
+//! `auto` becoming server; a role change resets the session. When the handshake
+//! completes, the remote certificate must match the SDP fingerprint or the
+//! transport fails; then the SRTP keys are exported with `EXTRACTOR-dtls_srtp`
+//! and split by role.
+//!
+//! The record layer and handshake are a backend ([`DtlsBackend`], OpenSSL in
+//! `softbus-crypto`); this engine owns the state machine and does no I/O.
+
+use crate::sdp::{Fingerprint, Setup};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// While connecting, the backend's retransmission timer is checked this often.
+pub const HANDSHAKE_TICK: Duration = Duration::from_millis(50);
+/// The handshake fails if not done within this time.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound of the output queues.
+pub const MAX_QUEUE: usize = 256;
+
+/// DTLS errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DtlsError {
+    #[error("DTLS backend: {0}")]
+    Backend(String),
+    #[error("the remote certificate does not match the SDP fingerprint")]
+    FingerprintMismatch,
+    #[error("no remote fingerprint to check against")]
+    NoRemoteFingerprint,
+    #[error("no SRTP profile was negotiated")]
+    NoSrtpProfile,
+    #[error("transport not connected")]
+    NotConnected,
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// Local DTLS role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsRole {
+    /// Decided when the handshake starts: server.
+    Auto,
+    Client,
+    Server,
+}
+
+impl DtlsRole {
+    /// Our role implied by the remote `a=setup`: `active` makes us server,
+    /// `passive` client, `actpass` leaves it to us (`auto`).
+    pub fn from_remote_setup(s: Setup) -> Option<Self> {
+        match s {
+            Setup::Active => Some(DtlsRole::Server),
+            Setup::Passive => Some(DtlsRole::Client),
+            Setup::ActPass => Some(DtlsRole::Auto),
+            Setup::HoldConn => None,
+        }
+    }
+}
+
+/// Transport state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsState {
+    New,
+    Connecting,
+    Connected,
+    Failed,
+    Closed,
+}
+
+/// SRTP protection profiles (RFC 5764, RFC 7714).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrtpProfile {
+    Aes128CmSha1_80,
+    Aes128CmSha1_32,
+    AeadAes128Gcm,
+    AeadAes256Gcm,
+}
+
+impl SrtpProfile {
+    /// The profile's OpenSSL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpProfile::Aes128CmSha1_80 => "SRTP_AES128_CM_SHA1_80",
+            SrtpProfile::Aes128CmSha1_32 => "SRTP_AES128_CM_SHA1_32",
+            SrtpProfile::AeadAes128Gcm => "SRTP_AEAD_AES_128_GCM",
+            SrtpProfile::AeadAes256Gcm => "SRTP_AEAD_AES_256_GCM",
+        }
+    }
+
+    /// By name.
+    pub fn from_name(n: &str) -> Option<Self> {
+        [
+            Self::Aes128CmSha1_80,
+            Self::Aes128CmSha1_32,
+            Self::AeadAes128Gcm,
+            Self::AeadAes256Gcm,
+        ]
+        .into_iter()
+        .find(|p| p.name() == n)
+    }
+
+    /// (master key, master salt) lengths.
+    pub fn key_salt_len(self) -> (usize, usize) {
+        match self {
+            SrtpProfile::Aes128CmSha1_80 | SrtpProfile::Aes128CmSha1_32 => (16, 14),
+            SrtpProfile::AeadAes128Gcm => (16, 12),
+            SrtpProfile::AeadAes256Gcm => (32, 12),
+        }
+    }
+
+    /// The list offered in the use_srtp extension, most preferred first.
+    pub const OFFER: &'static str =
+        "SRTP_AEAD_AES_256_GCM:SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32";
+}
+
+/// SRTP master keys for both directions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub profile: SrtpProfile,
+    pub local_key: Vec<u8>,
+    pub local_salt: Vec<u8>,
+    pub remote_key: Vec<u8>,
+    pub remote_salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpKeys")
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits `EXTRACTOR-dtls_srtp` output (client key | server key | client salt |
+/// server salt, RFC 5764 §4.2) into our keys and the peer's.
+pub fn split_srtp_keys(
+    profile: SrtpProfile,
+    material: &[u8],
+    we_are_client: bool,
+) -> Option<SrtpKeys> {
+    let (k, s) = profile.key_salt_len();
+    if material.len() != 2 * (k + s) {
+        return None;
+    }
+    let (ck, rest) = material.split_at(k);
+    let (sk, rest) = rest.split_at(k);
+    let (cs, ss) = rest.split_at(s);
+    let (lk, ls, rk, rs) = if we_are_client {
+        (ck, cs, sk, ss)
+    } else {
+        (sk, ss, ck, cs)
+    };
+    Some(SrtpKeys {
+        profile,
+        local_key: lk.to_vec(),
+        local_salt: ls.to_vec(),
+        remote_key: rk.to_vec(),
+        remote_salt: rs.to_vec(),
+    })
+}
+
+/// One DTLS session of a backend library, driven through memory.
+pub trait DtlsBackend: Send {
+    /// Feeds one received datagram.
+    fn handle_datagram(&mut self, datagram: &[u8]) -> Result<(), DtlsError>;
+    /// Advances the handshake (sends the first flight as client, retransmits on
+    /// the library's timer). Returns whether the handshake is complete.
+    fn drive(&mut self) -> Result<bool, DtlsError>;
+    /// Next datagram to send.
+    fn poll_datagram(&mut self) -> Option<Vec<u8>>;
+    /// DER of the peer's certificate.
+    fn peer_certificate(&self) -> Option<Vec<u8>>;
+    /// Digest of a DER certificate with a hash named as in SDP (`sha-256`).
+    fn digest(&self, algorithm: &str, der: &[u8]) -> Result<Vec<u8>, DtlsError>;
+    /// The negotiated SRTP profile name.
+    fn srtp_profile(&self) -> Option<String>;
+    /// RFC 5705 exporter.
+    fn export(&self, label: &str, len: usize) -> Result<Vec<u8>, DtlsError>;
+    /// Encrypts application data (one record).
+    fn send(&mut self, data: &[u8]) -> Result<(), DtlsError>;
+    /// Decrypted application data received.
+    fn recv(&mut self) -> Option<Vec<u8>>;
+}
+
+/// Makes backend sessions (one per handshake; a role change makes a new one).
+pub trait DtlsFactory: Send {
+    /// A session as client or server.
+    fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError>;
+}
+
+/// What the transport reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DtlsEvent {
+    StateChanged(DtlsState),
+    /// Handshake done and fingerprint verified: keys for SRTP/SRTCP.
+    SrtpKeys(SrtpKeys),
+    /// Handshake done and fingerprint verified, no SRTP negotiated (data channels only).
+    Connected,
+    /// Application data (SCTP packets).
+    Data(Vec<u8>),
+    /// Why the transport failed.
+    Failed(DtlsError),
+}
+
+/// The DTLS transport of one peer connection.
+pub struct DtlsTransport {
+    factory: Box<dyn DtlsFactory>,
+    role: DtlsRole,
+    running_as_client: Option<bool>,
+    state: DtlsState,
+    backend: Option<Box<dyn DtlsBackend>>,
+    remote_fingerprint: Option<Fingerprint>,
+    ice_connected: bool,
+    started: Option<Instant>,
+    next_tick: Option<Instant>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<DtlsEvent>,
+}
+
+impl std::fmt::Debug for DtlsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsTransport")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DtlsTransport {
+    /// A transport with `role`, waiting for ICE.
+    pub fn new(factory: Box<dyn DtlsFactory>, role: DtlsRole) -> Self {
+        Self {
+            factory,
+            role,
+            running_as_client: None,
+            state: DtlsState::New,
+            backend: None,
+            remote_fingerprint: None,
+            ice_connected: false,
+            started: None,
+            next_tick: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> DtlsState {
+        self.state
+    }
+
+    /// Whether we run (or will run) as client.
+    pub fn is_client(&self) -> Option<bool> {
+        self.running_as_client
+    }
+
+    fn set_state(&mut self, s: DtlsState) {
+        if self.state != s {
+            self.state = s;
+            self.events.push_back(DtlsEvent::StateChanged(s));
+        }
+    }
+
+    fn fail(&mut self, e: DtlsError) {
+        self.backend = None;
+        self.next_tick = None;
+        self.events.push_back(DtlsEvent::Failed(e));
+        self.set_state(DtlsState::Failed);
+    }
+
+    /// The fingerprint from the remote description.
+    pub fn set_remote_fingerprint(&mut self, fp: Fingerprint) {
+        self.remote_fingerprint = Some(fp);
+    }
+
+    /// Sets the role (from negotiation). A change of an already running role
+    /// resets the session, and it starts again if ICE is connected.
+    pub fn set_role(&mut self, now: Instant, role: DtlsRole) {
+        if role == self.role {
+            return;
+        }
+        self.role = role;
+        let wanted = self.resolve();
+        if self.running_as_client.is_some() && self.running_as_client != Some(wanted) {
+            self.backend = None;
+            self.running_as_client = None;
+            self.set_state(DtlsState::New);
+        }
+        self.maybe_start(now);
+    }
+
+    fn resolve(&self) -> bool {
+        matches!(self.role, DtlsRole::Client)
+    }
+
+    /// ICE connected (or completed) or not. The handshake starts on the first.
+    pub fn set_ice_connected(&mut self, now: Instant, connected: bool) {
+        self.ice_connected = connected;
+        self.maybe_start(now);
+    }
+
+    fn maybe_start(&mut self, now: Instant) {
+        if !self.ice_connected || self.backend.is_some() || self.state != DtlsState::New {
+            return;
+        }
+        let client = self.resolve();
+        match self.factory.create(client) {
+            Ok(b) => {
+                self.backend = Some(b);
+                self.running_as_client = Some(client);
+                self.started = Some(now);
+                self.set_state(DtlsState::Connecting);
+                self.pump(now);
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn pump(&mut self, now: Instant) {
+        let Some(b) = self.backend.as_mut() else {
+            return;
+        };
+        let done = match b.drive() {
+            Ok(d) => d,
+            Err(e) => return self.fail(e),
+        };
+        while let Some(d) = b.poll_datagram() {
+            if self.transmits.len() < MAX_QUEUE {
+                self.transmits.push_back(d);
+            }
+        }
+        while let Some(d) = b.recv() {
+            if self.events.len() < MAX_QUEUE {
+                self.events.push_back(DtlsEvent::Data(d));
+            }
+        }
+        if done && self.state == DtlsState::Connecting {
+            self.next_tick = None;
+            match self.finish() {
+                Ok(ev) => {
+                    self.events.push_back(ev);
+                    self.set_state(DtlsState::Connected);
+                }
+                Err(e) => self.fail(e),
+            }
+        } else if self.state == DtlsState::Connecting {
+            self.next_tick = Some(now + HANDSHAKE_TICK);
+        }
+    }
+
+    /// Verifies the peer certificate against the SDP fingerprint and exports keys.
+    fn finish(&mut self) -> Result<DtlsEvent, DtlsError> {
+        let b = self.backend.as_ref().ok_or(DtlsError::NotConnected)?;
+        let fp = self
+            .remote_fingerprint
+            .as_ref()
+            .ok_or(DtlsError::NoRemoteFingerprint)?;
+        let der = b.peer_certificate().ok_or(DtlsError::FingerprintMismatch)?;
+        if b.digest(&fp.algorithm, &der)? != fp.digest {
+            return Err(DtlsError::FingerprintMismatch);
+        }
+        let Some(profile) = b.srtp_profile().as_deref().and_then(SrtpProfile::from_name) else {
+            return Ok(DtlsEvent::Connected);
+        };
+        let (k, s) = profile.key_salt_len();
+        let material = b.export("EXTRACTOR-dtls_srtp", 2 * (k + s))?;
+        let client = self.running_as_client.unwrap_or(false);
+        split_srtp_keys(profile, &material, client)
+            .map(DtlsEvent::SrtpKeys)
+            .ok_or(DtlsError::NoSrtpProfile)
+    }
+
+    /// A DTLS datagram arrived (after RFC 7983 demux).
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        if let Some(b) = self.backend.as_mut() {
+            if let Err(e) = b.handle_datagram(datagram) {
+                return self.fail(e);
+            }
+            self.pump(now);
+        }
+    }
+
+    /// Retransmission timer and handshake deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state != DtlsState::Connecting {
+            return;
+        }
+        if self
+            .started
+            .is_some_and(|t| now.saturating_duration_since(t) >= HANDSHAKE_TIMEOUT)
+        {
+            return self.fail(DtlsError::Timeout);
+        }
+        if self.next_tick.is_some_and(|t| t <= now) {
+            self.pump(now);
+        }
+    }
+
+    /// Next timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_tick
+    }
+
+    /// Sends application data (one record).
+    pub fn send(&mut self, now: Instant, data: &[u8]) -> Result<(), DtlsError> {
+        if self.state != DtlsState::Connected {
+            return Err(DtlsError::NotConnected);
+        }
+        let b = self.backend.as_mut().ok_or(DtlsError::NotConnected)?;
+        b.send(data)?;
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Next datagram to send to the selected ICE pair.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<DtlsEvent> {
+        self.events.pop_front()
+    }
+
+    /// Closes the transport.
+    pub fn close(&mut self) {
+        self.backend = None;
+        self.next_tick = None;
+        self.set_state(DtlsState::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_split_by_role() {
+        let m: Vec<u8> = (0..60).collect();
+        let c = split_srtp_keys(SrtpProfile::Aes128CmSha1_80, &m, true).unwrap();
+        let s = split_srtp_keys(SrtpProfile::Aes128CmSha1_80, &m, false).unwrap();
+        assert_eq!(
+            (c.local_key.as_slice(), c.local_salt.as_slice()),
+            (&m[0..16], &m[32..46])
+        );
+        assert_eq!(
+            (c.remote_key.as_slice(), c.remote_salt.as_slice()),
+            (&m[16..32], &m[46..60])
+        );
+        assert_eq!(
+            (s.local_key.clone(), s.remote_key.clone()),
+            (c.remote_key.clone(), c.local_key.clone())
+        );
+        assert!(split_srtp_keys(SrtpProfile::AeadAes256Gcm, &m, true).is_none());
+        assert_eq!(SrtpProfile::AeadAes256Gcm.key_salt_len(), (32, 12));
+        assert_eq!(
+            SrtpProfile::from_name("SRTP_AEAD_AES_128_GCM"),
+            Some(SrtpProfile::AeadAes128Gcm)
+        );
+        assert_eq!(
+            DtlsRole::from_remote_setup(Setup::Active),
+            Some(DtlsRole::Server)
+        );
+        assert_eq!(
+            DtlsRole::from_remote_setup(Setup::Passive),
+            Some(DtlsRole::Client)
+        );
+        assert_eq!(
+            DtlsRole::from_remote_setup(Setup::ActPass),
+            Some(DtlsRole::Auto)
+        );
+    }
+}
