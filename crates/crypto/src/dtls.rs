@@ -279,3 +279,21 @@ impl DtlsBackend for OpenSslDtls {
         self.app.pop_front()
     }
 }
+
+/// Fuzz entry point: datagrams (split at 0xA5) into a DTLS server transport.
+pub fn fuzz_server(now: std::time::Instant, data: &[u8]) {
+    use softbus_rtc::dtls::{DtlsRole, DtlsTransport};
+    thread_local! {
+        static ID: Option<DtlsIdentity> = DtlsIdentity::generate().ok();
+    }
+    let Some(factory) = ID.with(|id| id.as_ref().and_then(|i| i.factory().ok())) else {
+        return;
+    };
+    let mut t = DtlsTransport::new(Box::new(factory), DtlsRole::Server);
+    t.set_ice_connected(now, true);
+    for d in data.split(|b| *b == 0xA5).take(8) {
+        t.handle_datagram(now, d);
+    }
+    while t.poll_transmit().is_some() {}
+    while t.poll_event().is_some() {}
+}

@@ -69,3 +69,15 @@ pub fn ice_lite(h: &dyn crate::crypto::Hmac, now: std::time::Instant, data: &[u8
     a.handle_timeout(now);
     while a.poll_transmit().is_some() {}
 }
+
+/// DCEP parsing, and SCTP packets fed to a fresh data channel endpoint.
+pub fn sctp(now: std::time::Instant, data: &[u8]) {
+    let _ = crate::sctp::dcep::Open::parse(data);
+    let mut d = crate::sctp::DataChannels::new(false, 1 << 16, 1 << 16);
+    for packet in data.split(|b| *b == 0xA5).take(8) {
+        d.handle_packet(now, packet);
+    }
+    d.handle_timeout(now);
+    while d.poll_packet().is_some() {}
+    while d.poll_event().is_some() {}
+}

@@ -22,5 +22,6 @@ pub mod demux;
 pub mod dtls;
 pub mod fuzzing;
 pub mod ice;
+pub mod sctp;
 pub mod sdp;
 pub mod stun;

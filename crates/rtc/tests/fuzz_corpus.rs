@@ -59,3 +59,10 @@ fn replay_ice_lite() {
         softbus_rtc::fuzzing::ice_lite(&c, std::time::Instant::now(), &data);
     }
 }
+
+#[test]
+fn replay_sctp() {
+    for (_, data) in corpus("sctp") {
+        softbus_rtc::fuzzing::sctp(std::time::Instant::now(), &data);
+    }
+}
