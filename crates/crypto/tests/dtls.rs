@@ -380,7 +380,8 @@ fn openssl_s_client_against_our_server() {
 /// whatever the fuzzer kept) through the fuzz entry point.
 #[test]
 fn replay_dtls_fuzz_corpus() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/dtls_server");
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/dtls_server");
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(e.unwrap().path()).unwrap();
@@ -389,7 +390,11 @@ fn replay_dtls_fuzz_corpus() {
     }
     assert!(n >= 2);
     // A ClientHello really drives the server: it answers with a flight.
-    let hello = std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/dtls_server/client_hello_1")).unwrap();
+    let hello = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/dtls_server/client_hello_1"),
+    )
+    .unwrap();
     let id = DtlsIdentity::generate().unwrap();
     let mut t = DtlsTransport::new(Box::new(id.factory().unwrap()), DtlsRole::Server);
     t.set_ice_connected(Instant::now(), true);

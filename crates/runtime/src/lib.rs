@@ -18,6 +18,7 @@ pub mod client;
 pub mod events;
 pub mod net;
 pub mod node;
+pub mod rtc;
 pub mod store;
 
 pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, ServerMode};

@@ -2,6 +2,7 @@
 //! write sockets and talk to it through bounded channels.
 
 use crate::events::NodeEvent;
+use crate::rtc::{RtcEvent, RtcHost, RtcSession};
 use crate::store::{self, TrustStore};
 use crate::{net, Error};
 use softbus_bus::auth::PinPolicy;
@@ -51,6 +52,8 @@ pub struct NodeConfig {
     pub bus: BusConfig,
     /// Pin the node's thread to this CPU (index into the CPUs this process may use).
     pub cpu: Option<usize>,
+    /// UDP port for WebRTC (0: kernel-chosen).
+    pub rtc_port: u16,
 }
 
 impl NodeConfig {
@@ -70,6 +73,7 @@ impl NodeConfig {
             data_dir,
             bus: BusConfig::default(),
             cpu: None,
+            rtc_port: 0,
         }
     }
 }
@@ -95,6 +99,8 @@ pub struct NodeInfo {
     pub discovery_port: u16,
     pub auth_port: u16,
     pub session_port: u16,
+    /// UDP port of WebRTC (ICE-lite host candidate).
+    pub rtc_port: u16,
 }
 
 enum Command {
@@ -107,6 +113,8 @@ enum Command {
     Send(i32, Vec<u8>, oneshot::Sender<Result<(), SessionError>>),
     Close(i32, oneshot::Sender<Result<(), SessionError>>),
     Discover(Vec<SocketAddrV4>),
+    RtcOffer(String, oneshot::Sender<Result<(u64, String), String>>),
+    RtcClose(u64, oneshot::Sender<bool>),
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown,
 }
@@ -214,6 +222,12 @@ impl Node {
         let sess = net::bind_listener(cfg.ip, cfg.session_port)
             .map_err(|e| Error::Bind(format!("session listener {}: {e}", cfg.ip)))?;
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
+        let rtc_std = std::net::UdpSocket::bind((cfg.ip, cfg.rtc_port))
+            .map_err(|e| Error::Bind(format!("WebRTC UDP {}: {e}", cfg.ip)))?;
+        rtc_std.set_nonblocking(true)?;
+        let rtc_sock = UdpSocket::from_std(rtc_std)?;
+        let rtc_port = rtc_sock.local_addr()?.port();
+        let rtc = RtcHost::new(SocketAddr::from((cfg.ip, rtc_port))).map_err(Error::Config)?;
         // With port 0 the kernel picks one; report and use what was bound.
         let discovery_port = udp.local_addr()?.port();
         let mut bus_cfg = cfg.bus.clone();
@@ -254,6 +268,7 @@ impl Node {
             discovery_port,
             auth_port,
             session_port,
+            rtc_port,
         });
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
         let (ev_tx, _) = broadcast::channel(4096);
@@ -277,6 +292,11 @@ impl Node {
             events: ev_tx.clone(),
             writers: HashMap::new(),
             readers: HashMap::new(),
+            rtc,
+            rtc_sock: Some(rtc_sock),
+            rtc_sessions: HashMap::new(),
+            rtc_next: crate::rtc::FIRST_SESSION_ID,
+            max_sessions: cfg.bus.max_sessions,
         };
         let handle = NodeHandle {
             info,
@@ -350,6 +370,16 @@ impl NodeHandle {
             .send(Command::Discover(targets))
             .await
             .map_err(|_| Error::Stopped)
+    }
+
+    /// Answers a WebRTC offer: `(peer id, answer SDP)`, or why not.
+    pub async fn rtc_offer(&self, sdp: String) -> Result<Result<(u64, String), String>, Error> {
+        self.call(|tx| Command::RtcOffer(sdp, tx)).await
+    }
+
+    /// Closes a WebRTC peer connection; false if unknown.
+    pub async fn rtc_close(&self, id: u64) -> Result<bool, Error> {
+        self.call(|tx| Command::RtcClose(id, tx)).await
     }
 
     /// Devices, sessions, servers, trusted devices.
@@ -456,9 +486,141 @@ struct Driver {
     events: broadcast::Sender<NodeEvent>,
     writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
     readers: HashMap<ConnId, tokio::task::AbortHandle>,
+    rtc: RtcHost,
+    rtc_sock: Option<UdpSocket>,
+    rtc_sessions: HashMap<i32, RtcSession>,
+    rtc_next: i32,
+    max_sessions: usize,
 }
 
 impl Driver {
+    fn flush_rtc(&mut self, sock: Option<&UdpSocket>) {
+        let (mut out, mut events) = (Vec::new(), Vec::new());
+        for _ in 0..8 {
+            self.rtc.drain(&mut out, &mut events);
+            if let Some(sock) = sock {
+                for (to, d) in out.drain(..) {
+                    if let Err(e) = sock.try_send_to(&d, to) {
+                        tracing::debug!(%to, error = %e, "WebRTC send failed");
+                    }
+                }
+            }
+            if events.is_empty() {
+                break;
+            }
+            for e in events.drain(..) {
+                self.rtc_event(e);
+            }
+        }
+    }
+
+    fn rtc_event(&mut self, e: RtcEvent) {
+        let now = Instant::now();
+        match e {
+            RtcEvent::ChannelOpen {
+                peer,
+                channel,
+                label,
+            } => {
+                if !self.modes.contains_key(&label) || self.rtc_sessions.len() >= self.max_sessions
+                {
+                    // A label with no such session server is closed.
+                    self.rtc.close_channel(now, peer, channel);
+                    return;
+                }
+                let id = self.rtc_next;
+                self.rtc_next = self
+                    .rtc_next
+                    .checked_add(1)
+                    .unwrap_or(crate::rtc::FIRST_SESSION_ID);
+                self.rtc_sessions.insert(
+                    id,
+                    RtcSession {
+                        peer,
+                        channel,
+                        server: label.clone(),
+                        remote: self.rtc.remote(peer),
+                    },
+                );
+                let _ = self.events.send(NodeEvent::SessionOpened {
+                    session_id: id,
+                    session: label,
+                    peer_device_id: String::new(),
+                    transport: "webrtc".into(),
+                });
+            }
+            RtcEvent::Message {
+                peer,
+                channel,
+                binary,
+                data,
+            } => {
+                let Some((&id, s)) = self
+                    .rtc_sessions
+                    .iter()
+                    .find(|(_, s)| s.peer == peer && s.channel == channel)
+                else {
+                    return;
+                };
+                let _ = self.events.send(NodeEvent::BytesReceived {
+                    session_id: id,
+                    len: data.len(),
+                });
+                match self.modes.get(&s.server).copied() {
+                    // Text comes back as text, binary as binary.
+                    Some(ServerMode::Echo) => {
+                        if let Err(e) = self.rtc.send(now, peer, channel, binary, &data) {
+                            tracing::debug!(error = %e, "WebRTC echo failed");
+                        }
+                    }
+                    Some(ServerMode::Discard) => {
+                        let n = self.discarded.entry(id).or_default();
+                        if data.as_slice() == b"?" {
+                            let _ =
+                                self.rtc
+                                    .send(now, peer, channel, binary, n.to_string().as_bytes());
+                        } else {
+                            *n += data.len() as u64;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            RtcEvent::ChannelClosed { peer, channel } => {
+                if let Some(id) = self
+                    .rtc_sessions
+                    .iter()
+                    .find(|(_, s)| s.peer == peer && s.channel == channel)
+                    .map(|(id, _)| *id)
+                {
+                    self.rtc_sessions.remove(&id);
+                    let _ = self.events.send(NodeEvent::SessionClosed {
+                        session_id: id,
+                        reason: "channel closed".into(),
+                    });
+                }
+            }
+            RtcEvent::PeerClosed { peer, reason } => self.rtc_peer_gone(peer, &reason),
+        }
+    }
+
+    fn rtc_peer_gone(&mut self, peer: u64, reason: &str) {
+        let ids: Vec<i32> = self
+            .rtc_sessions
+            .iter()
+            .filter(|(_, s)| s.peer == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.rtc_sessions.remove(&id);
+            self.discarded.remove(&id);
+            let _ = self.events.send(NodeEvent::SessionClosed {
+                session_id: id,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
     async fn run(
         mut self,
         mut cmds: mpsc::Receiver<Command>,
@@ -466,8 +628,17 @@ impl Driver {
         acceptors: Vec<JoinHandle<()>>,
     ) {
         let mut buf = vec![0u8; 2048];
+        let mut rtc_buf = vec![0u8; 2048];
+        let rtc_sock = self.rtc_sock.take();
         loop {
-            let deadline = self.bus.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = softbus_bus::earliest(self.bus.poll_timeout(), self.rtc.poll_timeout())
+                .map(tokio::time::Instant::from_std);
+            let rtc_recv = async {
+                match &rtc_sock {
+                    Some(s) => s.recv_from(&mut rtc_buf).await,
+                    None => std::future::pending().await,
+                }
+            };
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -488,9 +659,16 @@ impl Driver {
                     }
                     Err(e) => tracing::debug!(error = %e, "discovery socket error"),
                 },
-                () = sleep => self.bus.handle_timeout(Instant::now()),
+                r = rtc_recv => if let Ok((n, from)) = r {
+                    self.rtc.handle_datagram(Instant::now(), from, &rtc_buf[..n]);
+                },
+                () = sleep => {
+                    self.bus.handle_timeout(Instant::now());
+                    self.rtc.handle_timeout(Instant::now());
+                }
             }
             self.flush().await;
+            self.flush_rtc(rtc_sock.as_ref());
         }
         for a in acceptors {
             a.abort();
@@ -515,16 +693,52 @@ impl Driver {
                 let _ = tx.send(self.bus.remove_session_server(&name));
             }
             Command::Send(id, data, tx) => {
-                let _ = tx.send(self.bus.send_bytes(id, &data));
+                let r = match self.rtc_sessions.get(&id) {
+                    Some(s) => self
+                        .rtc
+                        .send(Instant::now(), s.peer, s.channel, true, &data)
+                        .map_err(|_| SessionError::NoSession),
+                    None => self.bus.send_bytes(id, &data),
+                };
+                let _ = tx.send(r);
             }
             Command::Close(id, tx) => {
-                let _ = tx.send(self.bus.close_session(id));
+                let r = match self.rtc_sessions.remove(&id) {
+                    Some(s) => {
+                        self.rtc.close_channel(Instant::now(), s.peer, s.channel);
+                        let _ = self.events.send(NodeEvent::SessionClosed {
+                            session_id: id,
+                            reason: "closed locally".into(),
+                        });
+                        Ok(())
+                    }
+                    None => self.bus.close_session(id),
+                };
+                let _ = tx.send(r);
             }
             Command::Discover(targets) => self.bus.start_discovery(Instant::now(), targets),
+            Command::RtcOffer(sdp, tx) => {
+                let _ = tx.send(self.rtc.offer(&sdp));
+            }
+            Command::RtcClose(id, tx) => {
+                let closed = self.rtc.close(id);
+                if closed {
+                    self.rtc_peer_gone(id, "closed by DELETE");
+                }
+                let _ = tx.send(closed);
+            }
             Command::Snapshot(tx) => {
+                let mut sessions = self.bus.sessions();
+                sessions.extend(self.rtc_sessions.iter().map(|(id, s)| SessionInfo {
+                    session_id: *id,
+                    session: s.server.clone(),
+                    peer_device_id: String::new(),
+                    peer: s.remote.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                    transport: "webrtc",
+                }));
                 let _ = tx.send(Snapshot {
                     devices: self.bus.discovery().devices(),
-                    sessions: self.bus.sessions(),
+                    sessions,
                     servers: self.bus.session_servers().to_vec(),
                     trusted: self.trust.devices().to_vec(),
                     dropped_datagrams: self.bus.discovery().dropped(),

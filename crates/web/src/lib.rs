@@ -3,8 +3,11 @@
 //!
 //! - `GET /` dashboard; `GET /api/device`, `/api/devices`, `/api/sessions`,
 //!   `/api/trusted` JSON; `GET /api/events` server-sent events (the `--json` lines).
-//! - `POST /rtc/offer`, `DELETE /rtc/<id>`, WHIP/WHEP: answered `501` until the
-//!   WebRTC transport lands.
+//! - `POST /rtc/offer` (application/sdp): answers as ICE-lite with a host
+//!   candidate, `201` + `Location: /rtc/<id>`; bad SDP `400` with the reason.
+//!   `DELETE /rtc/<id>` closes it. Each data channel is bridged to the session
+//!   server named by its label.
+//! - WHIP/WHEP: `501` until media lands.
 #![forbid(unsafe_code)]
 
 use axum::extract::State;
@@ -31,8 +34,8 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/api/sessions", get(sessions))
         .route("/api/trusted", get(trusted))
         .route("/api/events", get(events))
-        .route("/rtc/offer", post(not_yet))
-        .route("/rtc/{id}", delete(not_yet))
+        .route("/rtc/offer", post(rtc_offer))
+        .route("/rtc/{id}", delete(rtc_close))
         .route("/whip/{stream}", post(not_yet))
         .route("/whep/{stream}", post(not_yet))
         .layer(CorsLayer::permissive())
@@ -83,6 +86,62 @@ async fn events(State(n): State<NodeHandle>) -> Sse<impl Stream<Item = Result<Ev
         .filter_map(|e| e.ok())
         .map(|e| Ok(Event::default().data(e.to_json())));
     Sse::new(s).keep_alive(KeepAlive::default())
+}
+
+/// Largest offer accepted.
+const MAX_OFFER: usize = 64 * 1024;
+
+async fn rtc_offer(
+    State(n): State<NodeHandle>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.starts_with("application/sdp") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/sdp\n",
+        )
+            .into_response();
+    }
+    if body.len() > MAX_OFFER {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "offer too large\n").into_response();
+    }
+    let Ok(sdp) = String::from_utf8(body.to_vec()) else {
+        return (StatusCode::BAD_REQUEST, "offer is not UTF-8\n").into_response();
+    };
+    match n.rtc_offer(sdp).await {
+        Ok(Ok((id, answer))) => (
+            StatusCode::CREATED,
+            [
+                (header::CONTENT_TYPE, "application/sdp".to_owned()),
+                (header::LOCATION, format!("/rtc/{id}")),
+            ],
+            answer,
+        )
+            .into_response(),
+        Ok(Err(reason)) => (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain".to_owned())],
+            format!("{reason}\n"),
+        )
+            .into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn rtc_close(
+    State(n): State<NodeHandle>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+) -> Response {
+    match n.rtc_close(id).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such peer connection\n").into_response(),
+        Err(_) => unavailable(),
+    }
 }
 
 async fn not_yet() -> Response {

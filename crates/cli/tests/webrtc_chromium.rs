@@ -1,0 +1,136 @@
+//! Headless Chromium (Debian's `chromium`) opens a data channel to a node through
+//! `POST /rtc/offer` and gets text and binary messages of 1 B, 16 KiB and 64 KiB echoed.
+//! Runs in a loopback-only network namespace the test creates (Chromium gathers a
+//! 127.0.0.1 candidate only there, with media permission). Skipped with a message when
+//! Chromium or namespaces are missing, unless SOFTBUS_REQUIRE_INTEROP=1.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+mod support;
+use std::process::Command;
+use support::*;
+
+struct Ns(String);
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        // Stop whatever still runs inside, then delete the namespace.
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn skip(why: &str) {
+    if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+#[test]
+fn chromium_data_channel_echo() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let ns = Ns(format!("sbcr{}", std::process::id() % 100_000));
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        return skip("cannot create a network namespace (needs root)");
+    }
+    let dir = temp_dir("chromium");
+    let node = NodeProc::start(
+        &["ip", "netns", "exec", &ns.0],
+        &[
+            "--ip",
+            "127.0.0.1",
+            "--web",
+            "127.0.0.1:0",
+            "--pin",
+            "1",
+            "--echo",
+            "echo",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../interop/chromium_datachannel.py"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", script, &web, "echo"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["status"], 201);
+    assert_eq!(r["steps"].as_array().unwrap().len(), 3, "{r}");
+    assert_eq!(r["dtls"], "FEFD", "DTLS 1.2");
+    assert_eq!(r["delete_status"], 204);
+    let opened = node.wait_for(|v| v["event"] == "session_opened");
+    assert_eq!(
+        (opened["session"].as_str(), opened["transport"].as_str()),
+        (Some("echo"), Some("webrtc"))
+    );
+    let closed = node.wait_for(|v| v["event"] == "session_closed");
+    assert_eq!(closed["session_id"], opened["session_id"]);
+    eprintln!("chromium: offer to open data channel {} ms", r["open_ms"]);
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rtc_offer_rejections() {
+    let dir = temp_dir("rtcbad");
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.31",
+            "--web",
+            "127.0.0.1:0",
+            "--pin",
+            "1",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let web = node.ready["web"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let post = |ct: &str, body: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&web).unwrap();
+        write!(s, "POST /rtc/offer HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let r = post("application/sdp", "not sdp");
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+    assert!(r.contains("line 1: not of the form"), "reason given: {r}");
+    let audio_only = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n";
+    let r = post("application/sdp", audio_only);
+    assert!(
+        r.starts_with("HTTP/1.1 400") && r.contains("data channel"),
+        "{r}"
+    );
+    let r = post("text/plain", "v=0\r\n");
+    assert!(r.starts_with("HTTP/1.1 415"), "{r}");
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,348 @@
+//! The [`Peer`] facade for the node's answering role: answers an offer as an
+//! ICE-lite, DTLS-passive endpoint with one host candidate, then demultiplexes
+//! (RFC 7983) what arrives on its port into ICE, DTLS and SCTP, and reports
+//! data channel events.
+//!
+//! Media sections are rejected (port 0) for now; data channels are accepted.
+
+use crate::crypto::Hmac;
+use crate::demux::{classify, PacketKind};
+use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
+use crate::ice::{Credentials, IceEvent, IceLite, IceState};
+use crate::sctp::{ChannelEvent, DataChannels, DEFAULT_MAX_MESSAGE};
+use crate::sdp::{Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Why an offer cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    #[error("bad SDP: {0}")]
+    Sdp(#[from] SdpError),
+    #[error("the offer has no data channel section")]
+    NoDataChannel,
+    #[error("the offer lacks {0}")]
+    Missing(&'static str),
+}
+
+/// What the peer reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// ICE, DTLS and SCTP are up.
+    Connected,
+    ChannelOpen {
+        id: u16,
+        label: String,
+    },
+    Message {
+        id: u16,
+        binary: bool,
+        data: Vec<u8>,
+    },
+    ChannelClosed {
+        id: u16,
+    },
+    /// Failed or lost (consent, DTLS, SCTP).
+    Closed(String),
+}
+
+/// What this side answers with.
+#[derive(Debug, Clone)]
+pub struct LocalParams {
+    /// The host candidate (the node's address and its WebRTC UDP port).
+    pub candidate: SocketAddr,
+    pub ice_ufrag: String,
+    pub ice_pwd: String,
+    pub fingerprint: Fingerprint,
+    /// `o=` session id.
+    pub session_id: u64,
+}
+
+/// One answered peer connection.
+pub struct Peer {
+    ice: IceLite,
+    dtls: DtlsTransport,
+    sctp: DataChannels,
+    selected: Option<SocketAddr>,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<PeerEvent>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("ice", &self.ice.state())
+            .field("dtls", &self.dtls.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// Answers `offer`. The answer keeps the offer's mids and order, accepts the
+    /// first `webrtc-datachannel` section and rejects the rest.
+    pub fn answer(
+        offer: &SdpOffer,
+        local: &LocalParams,
+        factory: Box<dyn DtlsFactory>,
+    ) -> Result<(Self, String), PeerError> {
+        let data = offer
+            .media
+            .iter()
+            .find(|m| {
+                m.media_line().is_ok_and(|l| {
+                    l.proto.ends_with("DTLS/SCTP")
+                        && l.formats.first().map(String::as_str) == Some("webrtc-datachannel")
+                })
+            })
+            .ok_or(PeerError::NoDataChannel)?;
+        let mid = data.mid().ok_or(PeerError::Missing("a=mid"))?.to_owned();
+        let remote_ufrag = offer
+            .ice_ufrag(data)
+            .ok_or(PeerError::Missing("a=ice-ufrag"))?
+            .to_owned();
+        let fp = offer
+            .fingerprints(data)?
+            .into_iter()
+            .next()
+            .ok_or(PeerError::Missing("a=fingerprint"))?;
+        // Our role: passive (DTLS server) unless the offerer insists on being passive.
+        let (role, our_setup) = match data.setup()? {
+            Some(Setup::Passive) => (DtlsRole::Client, "active"),
+            _ => (DtlsRole::Server, "passive"),
+        };
+        let peer_max = data.max_message_size()?.unwrap_or(65536) as usize;
+        let mut dtls = DtlsTransport::new(factory, role);
+        dtls.set_remote_fingerprint(fp);
+        let ice = IceLite::new(Credentials {
+            local_ufrag: local.ice_ufrag.clone(),
+            local_pwd: local.ice_pwd.clone(),
+            remote_ufrag: Some(remote_ufrag),
+        });
+        let sctp = DataChannels::new(role == DtlsRole::Client, DEFAULT_MAX_MESSAGE, peer_max);
+        let sdp = build_answer(offer, &mid, local, our_setup)?;
+        // Parse our own answer as a check that it is well-formed.
+        SdpAnswer::parse(&sdp)?;
+        Ok((
+            Self {
+                ice,
+                dtls,
+                sctp,
+                selected: None,
+                transmits: VecDeque::new(),
+                events: VecDeque::new(),
+                closed: false,
+            },
+            sdp,
+        ))
+    }
+
+    /// A datagram from `from` on the peer's port.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
+        if self.closed {
+            return;
+        }
+        match classify(data) {
+            PacketKind::Stun => {
+                // A rejected check (wrong credentials, role conflict) is answered
+                // or dropped by the agent; it changes nothing here.
+                let _ = self.ice.handle_stun(now, from, data, h);
+            }
+            PacketKind::Dtls if Some(from) == self.selected => self.dtls.handle_datagram(now, data),
+            _ => {}
+        }
+        self.process(now);
+    }
+
+    /// Timers of every layer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ice.handle_timeout(now);
+        self.dtls.handle_timeout(now);
+        self.sctp.handle_timeout(now);
+        self.process(now);
+    }
+
+    /// The earliest timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.ice.poll_timeout(),
+            self.dtls.poll_timeout(),
+            self.sctp.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn process(&mut self, now: Instant) {
+        while let Some(e) = self.ice.poll_event() {
+            match e {
+                IceEvent::Selected(a) => {
+                    self.selected = Some(a);
+                    self.dtls.set_ice_connected(now, true);
+                }
+                IceEvent::StateChanged(IceState::Disconnected) => {
+                    self.close_with("ICE consent expired")
+                }
+                IceEvent::StateChanged(_) => {}
+            }
+        }
+        while let Some((to, b)) = self.ice.poll_transmit() {
+            self.transmits.push_back((to, b));
+        }
+        // DTLS application data is SCTP; SCTP output goes back into DTLS.
+        for _ in 0..64 {
+            let mut progressed = false;
+            while let Some(e) = self.dtls.poll_event() {
+                progressed = true;
+                match e {
+                    DtlsEvent::Data(d) => self.sctp.handle_packet(now, &d),
+                    DtlsEvent::Connected | DtlsEvent::SrtpKeys(_) => {
+                        if self.dtls.is_client() == Some(true) {
+                            let _ = self.sctp.connect(now, DEFAULT_MAX_MESSAGE);
+                        }
+                    }
+                    DtlsEvent::Failed(e) => self.close_with(&format!("DTLS: {e}")),
+                    DtlsEvent::StateChanged(_) => {}
+                }
+            }
+            while let Some(p) = self.sctp.poll_packet() {
+                progressed = true;
+                if self.dtls.state() == DtlsState::Connected {
+                    let _ = self.dtls.send(now, &p);
+                }
+            }
+            while let Some(e) = self.sctp.poll_event() {
+                progressed = true;
+                self.events.push_back(match e {
+                    ChannelEvent::Connected => PeerEvent::Connected,
+                    ChannelEvent::Open { id, label, .. } => PeerEvent::ChannelOpen { id, label },
+                    ChannelEvent::Message { id, binary, data } => {
+                        PeerEvent::Message { id, binary, data }
+                    }
+                    ChannelEvent::Closed { id } => PeerEvent::ChannelClosed { id },
+                    ChannelEvent::Lost(r) => PeerEvent::Closed(format!("SCTP: {r}")),
+                });
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if let Some(to) = self.selected {
+            while let Some(d) = self.dtls.poll_transmit() {
+                self.transmits.push_back((to, d));
+            }
+        }
+    }
+
+    fn close_with(&mut self, reason: &str) {
+        if !self.closed {
+            self.closed = true;
+            self.ice.close();
+            self.dtls.close();
+            self.events.push_back(PeerEvent::Closed(reason.to_owned()));
+        }
+    }
+
+    /// Sends a message on a channel.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        id: u16,
+        binary: bool,
+        data: &[u8],
+    ) -> Result<(), crate::sctp::ChannelError> {
+        self.sctp.send(now, id, binary, data)?;
+        self.process(now);
+        Ok(())
+    }
+
+    /// Closes a channel.
+    pub fn close_channel(&mut self, now: Instant, id: u16) {
+        let _ = self.sctp.close_channel(now, id);
+        self.process(now);
+    }
+
+    /// Whether the peer has closed (or failed).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Closes everything.
+    pub fn close(&mut self) {
+        self.close_with("closed locally");
+    }
+
+    /// Next `(destination, datagram)`.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// Builds the answer text.
+fn build_answer(
+    offer: &SdpOffer,
+    data_mid: &str,
+    local: &LocalParams,
+    setup: &str,
+) -> Result<String, PeerError> {
+    let ip = local.candidate.ip();
+    let port = local.candidate.port();
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut s = String::new();
+    s.push_str("v=0\r\n");
+    s.push_str(&format!("o=- {} 2 IN IP4 127.0.0.1\r\n", local.session_id));
+    s.push_str("s=-\r\nt=0 0\r\n");
+    s.push_str(&format!("a=group:BUNDLE {data_mid}\r\n"));
+    s.push_str("a=ice-lite\r\n");
+    s.push_str("a=msid-semantic: WMS\r\n");
+    for m in &offer.media {
+        let line = m.media_line()?;
+        let mid = m.mid().unwrap_or_default();
+        if mid == data_mid {
+            s.push_str(&format!(
+                "m=application {port} {} webrtc-datachannel\r\n",
+                line.proto
+            ));
+            s.push_str(&format!("c=IN {fam} {ip}\r\n"));
+            s.push_str(&format!(
+                "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+                local.ice_ufrag, local.ice_pwd
+            ));
+            s.push_str("a=ice-options:ice2\r\n");
+            s.push_str(&format!(
+                "a=fingerprint:{}\r\n",
+                local.fingerprint.to_value()
+            ));
+            s.push_str(&format!("a=setup:{setup}\r\n"));
+            s.push_str(&format!("a=mid:{mid}\r\n"));
+            s.push_str("a=sctp-port:5000\r\n");
+            s.push_str(&format!("a=max-message-size:{DEFAULT_MAX_MESSAGE}\r\n"));
+            s.push_str(&format!(
+                "a=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\n"
+            ));
+            s.push_str("a=end-of-candidates\r\n");
+        } else {
+            // Rejected: port 0, same kind/proto/formats and mid (RFC 8829 §5.3.1).
+            s.push_str(&format!(
+                "m={} 0 {} {}\r\n",
+                line.kind,
+                line.proto,
+                line.formats.join(" ")
+            ));
+            s.push_str(&format!("c=IN {fam} 0.0.0.0\r\n"));
+            if !mid.is_empty() {
+                s.push_str(&format!("a=mid:{mid}\r\n"));
+            }
+            s.push_str("a=inactive\r\n");
+        }
+    }
+    Ok(s)
+}
