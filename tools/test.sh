@@ -21,4 +21,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# aiortc (PyPI) for the WebRTC interop test, in a venv under target/.
+venv=target/interop-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiortc' 2>/dev/null; then
+  if python3 -m venv "$venv" >/dev/null 2>&1 && "$venv/bin/pip" install -q aiortc >/dev/null 2>&1; then
+    echo "installed aiortc into $venv" >&2
+  else
+    echo "could not install aiortc: its interop test will be skipped" >&2
+  fi
+fi
+
 cargo test --workspace --locked "$@"

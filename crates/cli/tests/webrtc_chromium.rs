@@ -134,3 +134,67 @@ fn rtc_offer_rejections() {
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// aiortc (PyPI, in the venv tools/test.sh makes at target/interop-venv) as the offerer.
+#[test]
+fn aiortc_data_channel_echo() {
+    let py = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/interop-venv/bin/python"
+    );
+    let has_aiortc = Command::new(py)
+        .args(["-c", "import aiortc"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_aiortc {
+        return skip("aiortc is not installed (tools/test.sh makes target/interop-venv)");
+    }
+    let ns = Ns(format!("sbai{}", std::process::id() % 100_000));
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        return skip("cannot create a network namespace (needs root)");
+    }
+    let dir = temp_dir("aiortc");
+    let node = NodeProc::start(
+        &["ip", "netns", "exec", &ns.0],
+        &[
+            "--ip",
+            "127.0.0.1",
+            "--web",
+            "127.0.0.1:0",
+            "--pin",
+            "1",
+            "--echo",
+            "echo",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../interop/aiortc_datachannel.py"
+    );
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, py, script, &web, "echo"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(r["dtls_role"], "client", "the node answered passive");
+    assert_eq!(r["delete_status"], 204);
+    let opened = node.wait_for(|v| v["event"] == "session_opened");
+    assert_eq!(opened["transport"], "webrtc");
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
