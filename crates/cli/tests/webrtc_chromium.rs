@@ -198,3 +198,82 @@ fn aiortc_data_channel_echo() {
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The dashboard page itself opens a data channel to a session server and chats.
+#[test]
+fn dashboard_chats_over_a_data_channel() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let ns = Ns(format!("sbdb{}", std::process::id() % 100_000));
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        return skip("cannot create a network namespace (needs root)");
+    }
+    let dir = temp_dir("dashboard");
+    let node = NodeProc::start(
+        &["ip", "netns", "exec", &ns.0],
+        &[
+            "--ip",
+            "127.0.0.1",
+            "--web",
+            "127.0.0.1:0",
+            "--pin",
+            "1",
+            "--echo",
+            "echo",
+            "--data-dir",
+            dir.join("n").to_str().unwrap(),
+        ],
+    );
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let profile = dir.join("profile");
+    let mut chrome = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            "/usr/bin/chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--allow-loopback-in-peer-connection",
+        ])
+        .args([
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!(
+            "{web}/?loopback=1&chat=echo&say=hello%20from%20the%20dashboard"
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let opened = node.wait_for(|v| v["event"] == "session_opened");
+    assert_eq!(
+        (opened["session"].as_str(), opened["transport"].as_str()),
+        (Some("echo"), Some("webrtc"))
+    );
+    let got = node.wait_for(|v| v["event"] == "bytes_received");
+    assert_eq!(got["len"], "hello from the dashboard".len());
+    let _ = chrome.kill();
+    let _ = chrome.wait();
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! HTTP for a node (spec/interfaces.md): the dashboard page, the JSON API and
 //! live events, with CORS open to any origin.
 //!
-//! - `GET /` dashboard; `GET /api/device`, `/api/devices`, `/api/sessions`,
+//! - `GET /` dashboard (with a data channel chat to any session server);
+//!   `GET /api/device`, `/api/devices`, `/api/sessions`, `/api/servers`,
 //!   `/api/trusted` JSON; `GET /api/events` server-sent events (the `--json` lines).
 //! - `POST /rtc/offer` (application/sdp): answers as ICE-lite with a host
 //!   candidate, `201` + `Location: /rtc/<id>`; bad SDP `400` with the reason.
@@ -33,6 +34,7 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/api/devices", get(devices))
         .route("/api/sessions", get(sessions))
         .route("/api/trusted", get(trusted))
+        .route("/api/servers", get(servers))
         .route("/api/events", get(events))
         .route("/rtc/offer", post(rtc_offer))
         .route("/rtc/{id}", delete(rtc_close))
@@ -69,6 +71,13 @@ async fn devices(State(n): State<NodeHandle>) -> Response {
 async fn sessions(State(n): State<NodeHandle>) -> Response {
     match n.snapshot().await {
         Ok(s) => Json(s.sessions).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn servers(State(n): State<NodeHandle>) -> Response {
+    match n.snapshot().await {
+        Ok(s) => Json(s.servers).into_response(),
         Err(_) => unavailable(),
     }
 }
