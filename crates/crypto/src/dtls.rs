@@ -123,7 +123,8 @@ impl DtlsIdentity {
     }
 }
 
-/// Makes OpenSSL DTLS sessions.
+/// Makes OpenSSL DTLS sessions. Cloning shares the context (certificate, key, settings).
+#[derive(Clone)]
 pub struct OpenSslDtlsFactory {
     ctx: SslContext,
 }

@@ -3,7 +3,7 @@
 //! by source address. Each data channel is bridged to the session server named by
 //! its label.
 
-use softbus_crypto::dtls::DtlsIdentity;
+use softbus_crypto::dtls::{DtlsIdentity, OpenSslDtlsFactory};
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::peer::{LocalParams, Peer, PeerEvent};
 use softbus_rtc::sdp::SdpOffer;
@@ -62,6 +62,8 @@ struct Entry {
 /// All WebRTC peers of a node.
 pub struct RtcHost {
     identity: DtlsIdentity,
+    /// Built once; each peer gets a clone (OpenSSL contexts are shared).
+    factory: OpenSslDtlsFactory,
     local: SocketAddr,
     crypto: OpenSslCrypto,
     peers: HashMap<u64, Entry>,
@@ -89,8 +91,11 @@ fn token(c: &mut OpenSslCrypto, len: usize) -> String {
 impl RtcHost {
     /// A host answering on `local` (the node's address and its WebRTC UDP port).
     pub fn new(local: SocketAddr) -> Result<Self, String> {
+        let identity = DtlsIdentity::generate().map_err(|e| e.to_string())?;
+        let factory = identity.factory().map_err(|e| e.to_string())?;
         Ok(Self {
-            identity: DtlsIdentity::generate().map_err(|e| e.to_string())?,
+            identity,
+            factory,
             local,
             crypto: OpenSslCrypto::new(),
             peers: HashMap::new(),
@@ -121,9 +126,8 @@ impl RtcHost {
                     .unwrap_or([1; 8]),
             ) >> 2,
         };
-        let factory = self.identity.factory().map_err(|e| e.to_string())?;
-        let (peer, answer) =
-            Peer::answer(&offer, &local, Box::new(factory)).map_err(|e| e.to_string())?;
+        let (peer, answer) = Peer::answer(&offer, &local, Box::new(self.factory.clone()))
+            .map_err(|e| e.to_string())?;
         let id = self.next;
         self.next += 1;
         self.peers.insert(
