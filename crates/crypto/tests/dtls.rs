@@ -408,14 +408,21 @@ fn replay_dtls_fuzz_corpus() {
 #[test]
 fn handshake_survives_loss_and_reordering() {
     use softbus_testkit::{LinkConfig, LossyLink};
-    let cfg = LinkConfig { loss: 0.2, delay: Duration::from_millis(2), jitter: Duration::from_millis(30) };
+    let cfg = LinkConfig {
+        loss: 0.2,
+        delay: Duration::from_millis(2),
+        jitter: Duration::from_millis(30),
+    };
     for seed in [1u64, 2, 3] {
         let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, false);
-        let (mut ab, mut ba): (LossyLink<Vec<u8>>, LossyLink<Vec<u8>>) = (LossyLink::new(cfg, seed), LossyLink::new(cfg, seed + 100));
+        let (mut ab, mut ba): (LossyLink<Vec<u8>>, LossyLink<Vec<u8>>) =
+            (LossyLink::new(cfg, seed), LossyLink::new(cfg, seed + 100));
         let start = Instant::now();
         a.set_ice_connected(start, true);
         b.set_ice_connected(start, true);
-        while (a.state() != DtlsState::Connected || b.state() != DtlsState::Connected) && start.elapsed() < Duration::from_secs(20) {
+        while (a.state() != DtlsState::Connected || b.state() != DtlsState::Connected)
+            && start.elapsed() < Duration::from_secs(20)
+        {
             let now = Instant::now();
             while let Some(d) = a.poll_transmit() {
                 ab.send(now, d);
@@ -433,8 +440,15 @@ fn handshake_survives_loss_and_reordering() {
             b.handle_timeout(now);
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!((a.state(), b.state()), (DtlsState::Connected, DtlsState::Connected), "seed {seed}");
+        assert_eq!(
+            (a.state(), b.state()),
+            (DtlsState::Connected, DtlsState::Connected),
+            "seed {seed}"
+        );
         let (sent, dropped) = ab.stats();
-        eprintln!("seed {seed}: connected in {:?}, {dropped}/{sent} client datagrams dropped", start.elapsed());
+        eprintln!(
+            "seed {seed}: connected in {:?}, {dropped}/{sent} client datagrams dropped",
+            start.elapsed()
+        );
     }
 }

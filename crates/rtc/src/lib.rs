@@ -22,6 +22,7 @@ pub mod demux;
 pub mod dtls;
 pub mod fuzzing;
 pub mod ice;
+pub mod jsep;
 pub mod peer;
 pub mod sctp;
 pub mod sdp;
