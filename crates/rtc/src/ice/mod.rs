@@ -4,6 +4,8 @@
 //! (USE-CANDIDATE) and watches consent (RFC 7675): with no valid check from the
 //! selected address for the consent timeout, the agent disconnects.
 
+pub mod agent;
+
 use crate::crypto::Hmac;
 use crate::stun::{attr, Class, Message, MessageBuilder, StunError, BINDING};
 use std::collections::{HashMap, VecDeque};
