@@ -130,6 +130,12 @@ struct SendArgs {
     data_dir: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+    /// tcp (the soft bus session protocol) or webrtc (a data channel via the node's /rtc/offer).
+    #[arg(long, default_value = "tcp")]
+    transport: String,
+    /// The node's HTTP address for --transport webrtc (default http://PEER_IP:8080).
+    #[arg(long)]
+    web: Option<String>,
     /// The message (UTF-8).
     message: String,
 }
@@ -438,6 +444,59 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
     }
 }
 
+fn print_reply(json: bool, i: u32, reply: &[u8], rtt_ms: f64) {
+    let text = match std::str::from_utf8(reply) {
+        Ok(t) => t.to_owned(),
+        Err(_) => base64::engine::general_purpose::STANDARD.encode(reply),
+    };
+    if json {
+        let line = Reply {
+            event: "reply",
+            index: i,
+            len: reply.len(),
+            rtt_ms: (rtt_ms * 1000.0).round() / 1000.0,
+            data: text,
+        };
+        println!("{}", serde_json::to_string(&line).unwrap_or_default());
+    } else {
+        println!("{text}");
+    }
+}
+
+async fn send_webrtc(
+    a: &SendArgs,
+    peer_ip: Ipv4Addr,
+    local_ip: Ipv4Addr,
+    timeout: Duration,
+) -> ExitCode {
+    let web = a
+        .web
+        .clone()
+        .unwrap_or_else(|| format!("http://{peer_ip}:8080"));
+    let mut s = match softbus_runtime::rtc_client::RtcClientSession::open(
+        local_ip, &web, &a.session, timeout,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return failure(format!("WebRTC session {:?} via {web}: {e}", a.session)),
+    };
+    for i in 0..a.count {
+        let t0 = Instant::now();
+        if let Err(e) = s.send(a.message.as_bytes()).await {
+            return failure(e);
+        }
+        match s.recv().await {
+            Ok(reply) => print_reply(a.json, i, &reply, t0.elapsed().as_secs_f64() * 1000.0),
+            Err(e) => return failure(format!("message {i}: {e}")),
+        }
+    }
+    if let Err(e) = s.close().await {
+        eprintln!("softbus: closing: {e}");
+    }
+    ExitCode::SUCCESS
+}
+
 /// `softbus send --json` line, keys in the documented order.
 #[derive(serde::Serialize)]
 struct Reply {
@@ -483,6 +542,11 @@ async fn send(a: SendArgs) -> ExitCode {
     let local_ip =
         a.ip.or_else(|| local_ip_toward(peer_ip))
             .unwrap_or(Ipv4Addr::LOCALHOST);
+    match a.transport.as_str() {
+        "tcp" => {}
+        "webrtc" => return send_webrtc(&a, peer_ip, local_ip, timeout).await,
+        t => return usage(format!("--transport {t:?}: expected tcp or webrtc")),
+    }
     let me = match client_identity(a.data_dir, local_ip) {
         Ok(m) => m,
         Err(c) => return c,
@@ -540,23 +604,7 @@ async fn send(a: SendArgs) -> ExitCode {
             Ok(r) => r,
             Err(e) => return failure(format!("message {i}: {e}")),
         };
-        let rtt = t0.elapsed().as_secs_f64() * 1000.0;
-        let text = match std::str::from_utf8(&reply) {
-            Ok(t) => t.to_owned(),
-            Err(_) => base64::engine::general_purpose::STANDARD.encode(&reply),
-        };
-        if a.json {
-            let line = Reply {
-                event: "reply",
-                index: i,
-                len: reply.len(),
-                rtt_ms: (rtt * 1000.0).round() / 1000.0,
-                data: text,
-            };
-            println!("{}", serde_json::to_string(&line).unwrap_or_default());
-        } else {
-            println!("{text}");
-        }
+        print_reply(a.json, i, &reply, t0.elapsed().as_secs_f64() * 1000.0);
     }
     ExitCode::SUCCESS
 }

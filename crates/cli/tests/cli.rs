@@ -280,3 +280,96 @@ fn malformed_traffic_does_not_disturb_others() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "still serving");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Node to node over WebRTC: `softbus send --transport webrtc` offers (full ICE,
+/// DTLS client), the node answers (ICE-lite, DTLS server), the echo comes back.
+#[test]
+fn send_over_webrtc_between_loopback_addresses() {
+    let dir = temp_dir("rtcsend");
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.43",
+            "--web",
+            "127.0.0.1:0",
+            "--pin",
+            "1",
+            "--echo",
+            "echo",
+            "--data-dir",
+            dir.join("n").to_str().unwrap(),
+        ],
+    );
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--transport",
+            "webrtc",
+            "--peer",
+            "127.0.0.43",
+            "--web",
+            &web,
+            "--ip",
+            "127.0.0.44",
+            "--session",
+            "echo",
+            "--count",
+            "3",
+            "--json",
+            "--data-dir",
+            dir.join("c").to_str().unwrap(),
+            "over a data channel",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let replies = json_lines(&o);
+    assert_eq!(replies.len(), 3);
+    assert!(replies
+        .iter()
+        .all(|r| r["data"] == "over a data channel" && r["len"] == 19));
+    let opened = node.wait_for(|v| v["event"] == "session_opened");
+    assert_eq!(opened["transport"], "webrtc");
+    let closed = node.wait_for(|v| v["event"] == "session_closed");
+    assert_eq!(closed["reason"], "closed by DELETE");
+    // A label with no session server: the channel is closed and send fails.
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--transport",
+            "webrtc",
+            "--peer",
+            "127.0.0.43",
+            "--web",
+            &web,
+            "--ip",
+            "127.0.0.44",
+            "--session",
+            "nope",
+            "--timeout",
+            "2",
+            "--data-dir",
+            dir.join("c").to_str().unwrap(),
+            "x",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--transport",
+            "carrier-pigeon",
+            "--peer",
+            "127.0.0.43",
+            "--session",
+            "echo",
+            "x",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@
 use crate::crypto::Hmac;
 use crate::demux::{classify, PacketKind};
 use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
+use crate::ice::agent::{AgentConfig, IceAgent};
 use crate::ice::{Credentials, IceEvent, IceLite, IceState};
 use crate::sctp::{ChannelEvent, DataChannels, DEFAULT_MAX_MESSAGE};
 use crate::sdp::{Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
@@ -61,8 +62,70 @@ pub struct LocalParams {
 }
 
 /// One answered peer connection.
+/// The ICE side of a peer: lite when answering, full (controlling) when offering.
+enum Ice {
+    Lite(IceLite),
+    /// Offer sent; the agent starts when the answer brings the remote credentials.
+    AwaitingAnswer(Credentials, u64),
+    Full(IceAgent),
+}
+
+impl Ice {
+    fn handle_stun(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
+        // A rejected check or response is answered or dropped by the agent; it
+        // changes nothing here.
+        let _ = match self {
+            Ice::Lite(a) => a.handle_stun(now, from, data, h),
+            Ice::Full(a) => a.handle_stun(now, from, data, h),
+            Ice::AwaitingAnswer(..) => Ok(()),
+        };
+    }
+    fn handle_timeout(&mut self, now: Instant, h: &dyn Hmac) {
+        match self {
+            Ice::Lite(a) => a.handle_timeout(now),
+            Ice::Full(a) => a.handle_timeout(now, h),
+            Ice::AwaitingAnswer(..) => {}
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Ice::Lite(a) => a.poll_timeout(),
+            Ice::Full(a) => a.poll_timeout(),
+            Ice::AwaitingAnswer(..) => None,
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        match self {
+            Ice::Lite(a) => a.poll_transmit(),
+            Ice::Full(a) => a.poll_transmit(),
+            Ice::AwaitingAnswer(..) => None,
+        }
+    }
+    fn poll_event(&mut self) -> Option<IceEvent> {
+        match self {
+            Ice::Lite(a) => a.poll_event(),
+            Ice::Full(a) => a.poll_event(),
+            Ice::AwaitingAnswer(..) => None,
+        }
+    }
+    fn state(&self) -> IceState {
+        match self {
+            Ice::Lite(a) => a.state(),
+            Ice::Full(a) => a.state(),
+            Ice::AwaitingAnswer(..) => IceState::New,
+        }
+    }
+    fn close(&mut self) {
+        match self {
+            Ice::Lite(a) => a.close(),
+            Ice::Full(a) => a.close(),
+            Ice::AwaitingAnswer(..) => {}
+        }
+    }
+}
+
 pub struct Peer {
-    ice: IceLite,
+    ice: Ice,
     dtls: DtlsTransport,
     sctp: DataChannels,
     selected: Option<SocketAddr>,
@@ -127,7 +190,7 @@ impl Peer {
         SdpAnswer::parse(&sdp)?;
         Ok((
             Self {
-                ice,
+                ice: Ice::Lite(ice),
                 dtls,
                 sctp,
                 selected: None,
@@ -139,6 +202,129 @@ impl Peer {
         ))
     }
 
+    /// Makes an offer with one data m-section (actpass, our host candidate, no
+    /// trickle), as the offering side of node-to-node connections.
+    pub fn offer(
+        local: &LocalParams,
+        factory: Box<dyn DtlsFactory>,
+        tie_breaker: u64,
+    ) -> (Self, String) {
+        let ip = local.candidate.ip();
+        let port = local.candidate.port();
+        let sdp = format!(
+            "v=0\r\no=- {} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+             m=application {port} UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 {ip}\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n\
+             a=fingerprint:{}\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:{DEFAULT_MAX_MESSAGE}\r\n\
+             a=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\na=end-of-candidates\r\n",
+            local.session_id,
+            local.ice_ufrag,
+            local.ice_pwd,
+            local.fingerprint.to_value()
+        );
+        let creds = Credentials {
+            local_ufrag: local.ice_ufrag.clone(),
+            local_pwd: local.ice_pwd.clone(),
+            remote_ufrag: None,
+        };
+        let peer = Self {
+            ice: Ice::AwaitingAnswer(creds, tie_breaker),
+            dtls: DtlsTransport::new(factory, DtlsRole::Auto),
+            sctp: DataChannels::new(true, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_MESSAGE),
+            selected: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            closed: false,
+        };
+        (peer, sdp)
+    }
+
+    /// Applies the answer to our offer: credentials, candidates, fingerprint, and the
+    /// DTLS role from its setup (passive makes us client). Connectivity checks start.
+    pub fn apply_answer(
+        &mut self,
+        now: Instant,
+        answer: &str,
+        h: &dyn Hmac,
+        random: Box<dyn FnMut() -> [u8; 12] + Send>,
+    ) -> Result<(), PeerError> {
+        let a = SdpAnswer::parse(answer)?;
+        let m = a
+            .media
+            .iter()
+            .find(|m| {
+                m.media_line().is_ok_and(|l| {
+                    l.port != 0
+                        && l.formats.first().map(String::as_str) == Some("webrtc-datachannel")
+                })
+            })
+            .ok_or(PeerError::NoDataChannel)?;
+        let Ice::AwaitingAnswer(creds, tie) = &self.ice else {
+            return Err(PeerError::Missing("an offer of ours"));
+        };
+        let cfg = AgentConfig {
+            local_ufrag: creds.local_ufrag.clone(),
+            local_pwd: creds.local_pwd.clone(),
+            remote_ufrag: a
+                .ice_ufrag(m)
+                .ok_or(PeerError::Missing("a=ice-ufrag"))?
+                .to_owned(),
+            remote_pwd: a
+                .ice_pwd(m)
+                .ok_or(PeerError::Missing("a=ice-pwd"))?
+                .to_owned(),
+            tie_breaker: *tie,
+            priority: 2_130_706_431,
+        };
+        let fp = a
+            .fingerprints(m)?
+            .into_iter()
+            .next()
+            .ok_or(PeerError::Missing("a=fingerprint"))?;
+        let client = !matches!(m.setup()?, Some(Setup::Active));
+        let peer_max = m.max_message_size()?.unwrap_or(65536) as usize;
+        let mut agent = IceAgent::new(cfg, random);
+        let mut remotes: Vec<SocketAddr> = m
+            .candidates()
+            .into_iter()
+            .flatten()
+            .filter(|c| c.transport.eq_ignore_ascii_case("udp"))
+            .filter_map(|c| c.ip().map(|ip| SocketAddr::new(ip, c.port)))
+            .collect();
+        if remotes.is_empty() {
+            return Err(PeerError::Missing("a usable a=candidate"));
+        }
+        remotes.truncate(crate::ice::agent::MAX_REMOTE);
+        for r in remotes {
+            agent.add_remote_candidate(now, r, h);
+        }
+        self.ice = Ice::Full(agent);
+        self.dtls.set_remote_fingerprint(fp);
+        self.dtls.set_role(
+            now,
+            if client {
+                DtlsRole::Client
+            } else {
+                DtlsRole::Server
+            },
+        );
+        self.sctp = DataChannels::new(client, DEFAULT_MAX_MESSAGE, peer_max);
+        self.process(now);
+        Ok(())
+    }
+
+    /// Opens a data channel (reliable, ordered) once connected.
+    pub fn open_channel(
+        &mut self,
+        now: Instant,
+        label: &str,
+    ) -> Result<u16, crate::sctp::ChannelError> {
+        let id =
+            self.sctp
+                .open_channel(now, label, true, crate::sctp::dcep::Reliability::Reliable)?;
+        self.process(now);
+        Ok(id)
+    }
+
     /// A datagram from `from` on the peer's port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
         if self.closed {
@@ -146,9 +332,7 @@ impl Peer {
         }
         match classify(data) {
             PacketKind::Stun => {
-                // A rejected check (wrong credentials, role conflict) is answered
-                // or dropped by the agent; it changes nothing here.
-                let _ = self.ice.handle_stun(now, from, data, h);
+                self.ice.handle_stun(now, from, data, h);
             }
             PacketKind::Dtls if Some(from) == self.selected => self.dtls.handle_datagram(now, data),
             _ => {}
@@ -157,8 +341,8 @@ impl Peer {
     }
 
     /// Timers of every layer.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.ice.handle_timeout(now);
+    pub fn handle_timeout(&mut self, now: Instant, h: &dyn Hmac) {
+        self.ice.handle_timeout(now, h);
         self.dtls.handle_timeout(now);
         self.sctp.handle_timeout(now);
         self.process(now);

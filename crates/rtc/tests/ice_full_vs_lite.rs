@@ -15,26 +15,51 @@ const L: &str = "10.0.0.2:50000";
 fn agents(seed: u64) -> (IceAgent, IceLite) {
     let mut n = seed;
     let full = IceAgent::new(
-        AgentConfig { local_ufrag: "full".into(), local_pwd: "full-password-000000000".into(), remote_ufrag: "lite".into(), remote_pwd: "lite-password-000000000".into(), tie_breaker: 42, priority: 2_130_706_431 },
+        AgentConfig {
+            local_ufrag: "full".into(),
+            local_pwd: "full-password-000000000".into(),
+            remote_ufrag: "lite".into(),
+            remote_pwd: "lite-password-000000000".into(),
+            tie_breaker: 42,
+            priority: 2_130_706_431,
+        },
         Box::new(move || {
-            n = n.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let mut t = [0u8; 12];
             t[..8].copy_from_slice(&n.to_le_bytes());
             t
         }),
     );
-    let lite = IceLite::new(Credentials { local_ufrag: "lite".into(), local_pwd: "lite-password-000000000".into(), remote_ufrag: Some("full".into()) });
+    let lite = IceLite::new(Credentials {
+        local_ufrag: "lite".into(),
+        local_pwd: "lite-password-000000000".into(),
+        remote_ufrag: Some("full".into()),
+    });
     (full, lite)
 }
 
 /// Runs until `until` (virtual); `lite_answers` false makes the lite side silent from `silence_at`.
-fn run(seed: u64, loss: f64, secs: u64, silence_after: Option<Duration>) -> (IceAgent, Vec<(Duration, IceEvent)>) {
+fn run(
+    seed: u64,
+    loss: f64,
+    secs: u64,
+    silence_after: Option<Duration>,
+) -> (IceAgent, Vec<(Duration, IceEvent)>) {
     let h = OpenSslCrypto::new();
     let (mut full, mut lite) = agents(seed);
     let mut clock = VirtualClock::new();
     let t0 = clock.now();
-    let cfg = LinkConfig { loss, delay: Duration::from_millis(5), jitter: Duration::from_millis(40) };
-    let (mut up, mut down) = (LossyLink::<Vec<u8>>::new(cfg, seed), LossyLink::<Vec<u8>>::new(cfg, seed ^ 0x55));
+    let cfg = LinkConfig {
+        loss,
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(40),
+    };
+    let (mut up, mut down) = (
+        LossyLink::<Vec<u8>>::new(cfg, seed),
+        LossyLink::<Vec<u8>>::new(cfg, seed ^ 0x55),
+    );
     let (c, l): (SocketAddr, SocketAddr) = (C.parse().unwrap(), L.parse().unwrap());
     full.add_remote_candidate(clock.now(), l, &h);
     let mut events = Vec::new();
@@ -60,7 +85,10 @@ fn run(seed: u64, loss: f64, secs: u64, silence_after: Option<Duration>) -> (Ice
         while let Some(e) = full.poll_event() {
             events.push((now - t0, e));
         }
-        let next = [full.poll_timeout(), up.next_due(), down.next_due()].into_iter().flatten().min();
+        let next = [full.poll_timeout(), up.next_due(), down.next_due()]
+            .into_iter()
+            .flatten()
+            .min();
         match next {
             Some(t) if t - t0 <= Duration::from_secs(secs) => {
                 clock.advance_to(t.max(now + Duration::from_micros(1)));
@@ -79,11 +107,18 @@ fn connects_under_twenty_percent_loss_with_reordering() {
     for seed in 0..40 {
         let (full, events) = run(seed, 0.2, 60, None);
         assert_eq!(full.state(), IceState::Connected, "seed {seed}: {events:?}");
-        let (t, _) = events.iter().find(|(_, e)| matches!(e, IceEvent::Selected(_))).unwrap();
+        let (t, _) = events
+            .iter()
+            .find(|(_, e)| matches!(e, IceEvent::Selected(_)))
+            .unwrap();
         times.push(*t);
     }
     times.sort();
-    assert!(times[times.len() / 2] < Duration::from_secs(1), "median {:?}", times[times.len() / 2]);
+    assert!(
+        times[times.len() / 2] < Duration::from_secs(1),
+        "median {:?}",
+        times[times.len() / 2]
+    );
     // the same seed gives the same run
     assert_eq!(run(7, 0.2, 60, None).1, run(7, 0.2, 60, None).1);
 }
@@ -93,8 +128,14 @@ fn consent_loss_disconnects() {
     // Answers for 20 s, then silence: consent (last success about 20 s) expires about 30 s later.
     let (full, events) = run(3, 0.0, 90, Some(Duration::from_secs(20)));
     assert_eq!(full.state(), IceState::Disconnected, "{events:?}");
-    let (t, _) = events.iter().find(|(_, e)| *e == IceEvent::StateChanged(IceState::Disconnected)).unwrap();
-    assert!(*t >= Duration::from_secs(45) && *t <= Duration::from_secs(55), "disconnected at {t:?}");
+    let (t, _) = events
+        .iter()
+        .find(|(_, e)| *e == IceEvent::StateChanged(IceState::Disconnected))
+        .unwrap();
+    assert!(
+        *t >= Duration::from_secs(45) && *t <= Duration::from_secs(55),
+        "disconnected at {t:?}"
+    );
     // With consent kept, it stays connected for the whole run.
     let (full, _) = run(3, 0.1, 90, None);
     assert_eq!(full.state(), IceState::Connected);

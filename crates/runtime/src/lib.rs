@@ -19,6 +19,7 @@ pub mod events;
 pub mod net;
 pub mod node;
 pub mod rtc;
+pub mod rtc_client;
 pub mod store;
 
 pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, ServerMode};
@@ -43,4 +44,6 @@ pub enum Error {
     Session(#[from] softbus_bus::session::SessionError),
     #[error("the node has stopped")]
     Stopped,
+    #[error("WebRTC: {0}")]
+    Rtc(String),
 }

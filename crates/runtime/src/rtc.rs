@@ -187,7 +187,7 @@ impl RtcHost {
     pub fn handle_timeout(&mut self, now: Instant) {
         for e in self.peers.values_mut() {
             if e.peer.poll_timeout().is_some_and(|t| t <= now) {
-                e.peer.handle_timeout(now);
+                e.peer.handle_timeout(now, &self.crypto);
             }
         }
     }

@@ -65,7 +65,10 @@ pub struct IceAgent {
 
 impl std::fmt::Debug for IceAgent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IceAgent").field("state", &self.state).field("selected", &self.selected).finish_non_exhaustive()
+        f.debug_struct("IceAgent")
+            .field("state", &self.state)
+            .field("selected", &self.selected)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,19 +117,42 @@ impl IceAgent {
         if nominate {
             b = b.attribute(attr::USE_CANDIDATE, &[]);
         }
-        (tid, b.message_integrity(h, self.cfg.remote_pwd.as_bytes()).fingerprint())
+        (
+            tid,
+            b.message_integrity(h, self.cfg.remote_pwd.as_bytes())
+                .fingerprint(),
+        )
     }
 
-    fn send(&mut self, now: Instant, to: SocketAddr, tid: [u8; 12], bytes: Vec<u8>, purpose: Purpose) {
+    fn send(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        tid: [u8; 12],
+        bytes: Vec<u8>,
+        purpose: Purpose,
+    ) {
         if self.transmits.len() < MAX_QUEUE {
             self.transmits.push_back((to, bytes.clone()));
         }
-        self.pending.insert(tid, Transaction { to, bytes, next: now + RTO, tries: 1, purpose });
+        self.pending.insert(
+            tid,
+            Transaction {
+                to,
+                bytes,
+                next: now + RTO,
+                tries: 1,
+                purpose,
+            },
+        );
     }
 
     /// Adds a remote candidate and starts checking it.
     pub fn add_remote_candidate(&mut self, now: Instant, addr: SocketAddr, h: &dyn Hmac) {
-        if self.remotes.contains(&addr) || self.remotes.len() >= MAX_REMOTE || self.state == IceState::Closed {
+        if self.remotes.contains(&addr)
+            || self.remotes.len() >= MAX_REMOTE
+            || self.state == IceState::Closed
+        {
             return;
         }
         self.remotes.push(addr);
@@ -139,7 +165,13 @@ impl IceAgent {
 
     /// A STUN datagram from `from`: responses complete our transactions; requests
     /// from a full peer are answered like the lite agent does.
-    pub fn handle_stun(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) -> Result<(), IceError> {
+    pub fn handle_stun(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        h: &dyn Hmac,
+    ) -> Result<(), IceError> {
         if self.state == IceState::Closed {
             return Err(IceError::Closed);
         }
@@ -147,12 +179,19 @@ impl IceAgent {
         m.verify_fingerprint()?;
         match m.class() {
             Class::Request if m.method() == BINDING => {
-                let ok = m.username().and_then(|u| u.split_once(':')) == Some((self.cfg.local_ufrag.as_str(), self.cfg.remote_ufrag.as_str()));
+                let ok = m.username().and_then(|u| u.split_once(':'))
+                    == Some((
+                        self.cfg.local_ufrag.as_str(),
+                        self.cfg.remote_ufrag.as_str(),
+                    ));
                 if !ok {
                     return Err(IceError::BadUsername);
                 }
                 m.verify_integrity(h, self.cfg.local_pwd.as_bytes())?;
-                let resp = MessageBuilder::new(Class::Success, BINDING, m.transaction_id()).xor_mapped_address(from).message_integrity(h, self.cfg.local_pwd.as_bytes()).fingerprint();
+                let resp = MessageBuilder::new(Class::Success, BINDING, m.transaction_id())
+                    .xor_mapped_address(from)
+                    .message_integrity(h, self.cfg.local_pwd.as_bytes())
+                    .fingerprint();
                 if self.transmits.len() < MAX_QUEUE {
                     self.transmits.push_back((from, resp));
                 }
@@ -160,7 +199,9 @@ impl IceAgent {
             }
             Class::Success | Class::Error => {
                 let tid = m.transaction_id();
-                let Some(t) = self.pending.get(&tid) else { return Err(IceError::NotBindingRequest) };
+                let Some(t) = self.pending.get(&tid) else {
+                    return Err(IceError::NotBindingRequest);
+                };
                 if t.to != from {
                     // RFC 8445 §7.2.5.2.1: the response must come from where the request went.
                     return Err(IceError::NotBindingRequest);
@@ -168,7 +209,9 @@ impl IceAgent {
                 m.verify_integrity(h, self.cfg.remote_pwd.as_bytes())?;
                 let t = self.pending.remove(&tid).expect("looked up above");
                 if m.class() == Class::Error {
-                    if m.get(attr::ERROR_CODE).is_some_and(|v| v.len() >= 4 && v[2] == 4 && v[3] == 87) {
+                    if m.get(attr::ERROR_CODE)
+                        .is_some_and(|v| v.len() >= 4 && v[2] == 4 && v[3] == 87)
+                    {
                         return Err(IceError::RoleConflict);
                     }
                     self.fail_pair(from);
@@ -184,7 +227,9 @@ impl IceAgent {
                         self.events.push_back(IceEvent::Selected(from));
                         self.set_state(IceState::Connected);
                     }
-                    Purpose::Consent if Some(from) == self.selected => self.last_consent = Some(now),
+                    Purpose::Consent if Some(from) == self.selected => {
+                        self.last_consent = Some(now)
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -207,9 +252,16 @@ impl IceAgent {
         if self.state == IceState::Closed {
             return;
         }
-        let due: Vec<[u8; 12]> = self.pending.iter().filter(|(_, t)| t.next <= now).map(|(k, _)| *k).collect();
+        let due: Vec<[u8; 12]> = self
+            .pending
+            .iter()
+            .filter(|(_, t)| t.next <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for tid in due {
-            let Some(t) = self.pending.get_mut(&tid) else { continue };
+            let Some(t) = self.pending.get_mut(&tid) else {
+                continue;
+            };
             if t.tries >= MAX_TRIES {
                 let (to, purpose) = (t.to, t.purpose);
                 self.pending.remove(&tid);
@@ -226,7 +278,10 @@ impl IceAgent {
             }
         }
         if let (Some(sel), Some(next)) = (self.selected, self.next_consent) {
-            if self.last_consent.is_some_and(|t| now.saturating_duration_since(t) >= CONSENT_TIMEOUT) {
+            if self
+                .last_consent
+                .is_some_and(|t| now.saturating_duration_since(t) >= CONSENT_TIMEOUT)
+            {
                 self.set_state(IceState::Disconnected);
                 self.next_consent = None;
                 return;

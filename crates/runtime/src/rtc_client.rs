@@ -1,0 +1,251 @@
+//! The offering side of node-to-node WebRTC: posts an offer to a node's
+//! `/rtc/offer`, runs full ICE, DTLS and SCTP from a UDP socket of its own, and
+//! opens a data channel to a session server.
+
+use crate::Error;
+use softbus_crypto::dtls::DtlsIdentity;
+use softbus_crypto::OpenSslCrypto;
+use softbus_rtc::peer::{LocalParams, Peer, PeerEvent};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Largest HTTP response read.
+const MAX_HTTP: usize = 256 * 1024;
+
+fn random_bytes<const N: usize>(c: &mut OpenSslCrypto) -> [u8; N] {
+    let mut b = [0u8; N];
+    softbus_bus::crypto::Crypto::random(c, &mut b);
+    b
+}
+
+fn token(c: &mut OpenSslCrypto, len: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b = vec![0u8; len];
+    softbus_bus::crypto::Crypto::random(c, &mut b);
+    b.iter()
+        .map(|x| char::from(A[usize::from(*x) % 64]))
+        .collect()
+}
+
+/// `http://HOST:PORT` → `HOST:PORT`.
+fn authority(web: &str) -> Result<&str, Error> {
+    web.strip_prefix("http://")
+        .map(|r| r.trim_end_matches('/'))
+        .filter(|a| !a.contains('/'))
+        .ok_or_else(|| Error::Config(format!("web address {web:?}: expected http://HOST:PORT")))
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status, Location and body.
+async fn http(
+    web: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Result<(u16, Option<String>, String), Error> {
+    let host = authority(web)?;
+    let mut s = tokio::time::timeout(timeout, TcpStream::connect(host))
+        .await
+        .map_err(|_| Error::Timeout("HTTP connect"))??;
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        timeout,
+        (&mut s).take(MAX_HTTP as u64).read_to_end(&mut buf),
+    )
+    .await
+    .map_err(|_| Error::Timeout("HTTP response"))??;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(Error::Closed("malformed HTTP response"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(Error::Closed("malformed HTTP status"))?;
+    let location = head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    Ok((status, location, body.to_owned()))
+}
+
+/// A data channel to a node's session server.
+pub struct RtcClientSession {
+    sock: UdpSocket,
+    peer: Peer,
+    crypto: OpenSslCrypto,
+    channel: u16,
+    inbox: VecDeque<Vec<u8>>,
+    web: String,
+    location: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RtcClientSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtcClientSession")
+            .field("channel", &self.channel)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RtcClientSession {
+    /// Offers to the node at `web` (`http://HOST:PORT`) from `local_ip` and opens a
+    /// channel labelled `session`.
+    pub async fn open(
+        local_ip: Ipv4Addr,
+        web: &str,
+        session: &str,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let sock = UdpSocket::bind((local_ip, 0)).await?;
+        let mut crypto = OpenSslCrypto::new();
+        let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
+        let local = LocalParams {
+            candidate: sock.local_addr()?,
+            ice_ufrag: token(&mut crypto, 8),
+            ice_pwd: token(&mut crypto, 24),
+            fingerprint: identity
+                .fingerprint("sha-256")
+                .map_err(|e| Error::Rtc(e.to_string()))?,
+            session_id: u64::from_le_bytes(random_bytes::<8>(&mut crypto)) >> 2,
+        };
+        let factory = identity.factory().map_err(|e| Error::Rtc(e.to_string()))?;
+        let (mut peer, offer) = Peer::offer(
+            &local,
+            Box::new(factory),
+            u64::from_le_bytes(random_bytes::<8>(&mut crypto)),
+        );
+        let (status, location, answer) = http(web, "POST", "/rtc/offer", &offer, timeout).await?;
+        if status != 201 {
+            return Err(Error::Rtc(format!(
+                "offer refused ({status}): {}",
+                answer.trim()
+            )));
+        }
+        let location = location.ok_or(Error::Closed("answer without Location"))?;
+        let mut tid_rng = OpenSslCrypto::new();
+        peer.apply_answer(
+            Instant::now(),
+            &answer,
+            &crypto,
+            Box::new(move || random_bytes::<12>(&mut tid_rng)),
+        )
+        .map_err(|e| Error::Rtc(e.to_string()))?;
+        let mut s = Self {
+            sock,
+            peer,
+            crypto,
+            channel: u16::MAX,
+            inbox: VecDeque::new(),
+            web: web.to_owned(),
+            location,
+            timeout,
+        };
+        let deadline = Instant::now() + timeout;
+        s.drive_until(deadline, |_, e| matches!(e, PeerEvent::Connected))
+            .await?;
+        s.channel = s
+            .peer
+            .open_channel(Instant::now(), session)
+            .map_err(|e| Error::Rtc(e.to_string()))?;
+        let want = s.channel;
+        s.drive_until(
+            deadline,
+            |_, e| matches!(e, PeerEvent::ChannelOpen { id, .. } if *id == want),
+        )
+        .await?;
+        Ok(s)
+    }
+
+    /// Pumps I/O until `done` accepts an event, the channel closes, or `deadline`.
+    async fn drive_until(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&mut Self, &PeerEvent) -> bool,
+    ) -> Result<(), Error> {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            while let Some((to, d)) = self.peer.poll_transmit() {
+                let _ = self.sock.send_to(&d, to).await;
+            }
+            while let Some(e) = self.peer.poll_event() {
+                match &e {
+                    PeerEvent::Message { id, data, .. } if *id == self.channel => {
+                        self.inbox.push_back(data.clone())
+                    }
+                    PeerEvent::ChannelOpen { id, label } if *id != self.channel && *id % 2 == 1 => {
+                        // The node never opens channels to us; ignore one if it does.
+                        tracing::debug!(id, %label, "unexpected channel from the node");
+                    }
+                    PeerEvent::Closed(reason) => return Err(Error::Rtc(reason.clone())),
+                    PeerEvent::ChannelClosed { id } if *id == self.channel => {
+                        return Err(Error::Closed("the node closed the channel"))
+                    }
+                    _ => {}
+                }
+                if done(self, &e) {
+                    return Ok(());
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout("WebRTC"));
+            }
+            let wake = self.peer.poll_timeout().unwrap_or(deadline).min(deadline);
+            tokio::select! {
+                r = self.sock.recv_from(&mut buf) => {
+                    let (n, from): (usize, SocketAddr) = r?;
+                    self.peer.handle_datagram(Instant::now(), from, &buf[..n], &self.crypto);
+                }
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => self.peer.handle_timeout(Instant::now(), &self.crypto),
+            }
+        }
+    }
+
+    /// Sends one message (binary).
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.peer
+            .send(Instant::now(), self.channel, true, data)
+            .map_err(|e| Error::Rtc(e.to_string()))?;
+        // Send what that produced; acknowledgements and retransmissions are driven by recv.
+        while let Some((to, d)) = self.peer.poll_transmit() {
+            self.sock.send_to(&d, to).await?;
+        }
+        Ok(())
+    }
+
+    /// The next message from the session server.
+    pub async fn recv(&mut self) -> Result<Vec<u8>, Error> {
+        if let Some(m) = self.inbox.pop_front() {
+            return Ok(m);
+        }
+        let deadline = Instant::now() + self.timeout;
+        let channel = self.channel;
+        self.drive_until(
+            deadline,
+            |_, e| matches!(e, PeerEvent::Message { id, .. } if *id == channel),
+        )
+        .await?;
+        self.inbox.pop_front().ok_or(Error::Closed("no message"))
+    }
+
+    /// Closes the peer connection on the node (`DELETE` on its Location).
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.peer.close();
+        let (status, _, _) = http(&self.web, "DELETE", &self.location, "", self.timeout).await?;
+        if status == 204 {
+            Ok(())
+        } else {
+            Err(Error::Rtc(format!("DELETE answered {status}")))
+        }
+    }
+}
