@@ -27,7 +27,7 @@ pub struct BenchArgs {
     /// Idle sessions for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
-    /// Run one measurement: stream, throughput (echo), discovery or memory.
+    /// Run one measurement: stream, throughput (echo), datachannel, discovery or memory.
     #[arg(long)]
     only: Option<String>,
     /// Print one JSON object with every number.
@@ -84,6 +84,18 @@ pub async fn run(a: BenchArgs) -> ExitCode {
                 report.insert("stream".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
             }
             Err(e) => return crate::failure(format!("stream: {e}")),
+        }
+    }
+    if want("datachannel") {
+        match on_client_cpu(move || datachannel(secs)) {
+            Ok((bytes_per_s, _)) => {
+                eprintln!("data channel node to node, 16 KiB messages one way into a discard server: {:.1} MB/s", bytes_per_s / 1e6);
+                report.insert(
+                    "datachannel".into(),
+                    serde_json::json!({"softbus_bytes_per_s": bytes_per_s}),
+                );
+            }
+            Err(e) => return crate::failure(format!("datachannel: {e}")),
         }
     }
     if want("discovery") {
@@ -388,6 +400,49 @@ async fn echo_server(l: TcpListener) {
             }
         });
     }
+}
+
+/// Node-to-node data channel throughput: our WebRTC client streams 16 KiB messages
+/// into a node's discard server; the node's count is the measure.
+async fn datachannel(secs: Duration) -> Result<(f64, f64), String> {
+    let mut cfg = NodeConfig::new(
+        "bench",
+        Ipv4Addr::new(127, 0, 0, 45),
+        data_dir("dc"),
+        PinPolicy::pin(PIN),
+    );
+    cfg.discovery_port = 0;
+    cfg.cpu = Some(SERVER_CPU);
+    cfg.discard = vec!["discard".into()];
+    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let web = tokio::net::TcpListener::bind("127.0.0.45:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let web_addr = web.local_addr().map_err(|e| e.to_string())?;
+    let h = node.handle();
+    let server = tokio::spawn(async move { softbus_web::serve(web, h).await });
+    let mut s = softbus_runtime::rtc_client::RtcClientSession::open(
+        Ipv4Addr::new(127, 0, 0, 46),
+        &format!("http://{web_addr}"),
+        "discard",
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let msg = vec![0xa5u8; 16 * 1024];
+    let t0 = Instant::now();
+    s.stream(&msg, secs, 64 * 1024)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.send(b"?").await.map_err(|e| e.to_string())?;
+    let counted: u64 = String::from_utf8_lossy(&s.recv().await.map_err(|e| e.to_string())?)
+        .parse()
+        .map_err(|_| "bad count")?;
+    let rate = counted as f64 / t0.elapsed().as_secs_f64();
+    let _ = s.close().await;
+    server.abort();
+    node.shutdown().await;
+    Ok((rate, 0.0))
 }
 
 /// Sends windows of `request` to `dst` from `sock`, counting datagrams that come back.

@@ -443,6 +443,11 @@ impl Peer {
         Ok(())
     }
 
+    /// Bytes queued on a channel and not yet acknowledged.
+    pub fn buffered_amount(&mut self, id: u16) -> usize {
+        self.sctp.buffered_amount(id)
+    }
+
     /// Closes a channel.
     pub fn close_channel(&mut self, now: Instant, id: u16) {
         let _ = self.sctp.close_channel(now, id);

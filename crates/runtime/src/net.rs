@@ -58,3 +58,17 @@ pub fn bind_listener(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::TcpListe
     s.listen(LISTEN_BACKLOG)?;
     tokio::net::TcpListener::from_std(s.into())
 }
+
+/// Socket buffer for WebRTC UDP: a data channel's SCTP bursts many datagrams at once.
+pub const RTC_SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket on `ip:port` for WebRTC, with large send and receive buffers.
+pub fn bind_udp(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // The kernel caps these at net.core.[rw]mem_max; smaller buffers still work.
+    let _ = s.set_recv_buffer_size(RTC_SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(RTC_SOCKET_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::V4(SocketAddrV4::new(ip, port)).into())?;
+    tokio::net::UdpSocket::from_std(s.into())
+}

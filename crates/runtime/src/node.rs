@@ -29,6 +29,8 @@ pub const WRITE_QUEUE: usize = 256;
 pub const INPUT_QUEUE: usize = 1024;
 /// Largest single read from a socket.
 pub const READ_CHUNK: usize = 16 * 1024;
+/// WebRTC datagrams taken in per wake-up of the driver.
+pub const RTC_DRAIN: usize = 256;
 /// Largest batch of queued packets written at once.
 pub const WRITE_BATCH: usize = 64 * 1024;
 
@@ -222,10 +224,8 @@ impl Node {
         let sess = net::bind_listener(cfg.ip, cfg.session_port)
             .map_err(|e| Error::Bind(format!("session listener {}: {e}", cfg.ip)))?;
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
-        let rtc_std = std::net::UdpSocket::bind((cfg.ip, cfg.rtc_port))
+        let rtc_sock = net::bind_udp(cfg.ip, cfg.rtc_port)
             .map_err(|e| Error::Bind(format!("WebRTC UDP {}: {e}", cfg.ip)))?;
-        rtc_std.set_nonblocking(true)?;
-        let rtc_sock = UdpSocket::from_std(rtc_std)?;
         let rtc_port = rtc_sock.local_addr()?.port();
         let rtc = RtcHost::new(SocketAddr::from((cfg.ip, rtc_port))).map_err(Error::Config)?;
         // With port 0 the kernel picks one; report and use what was bound.
@@ -660,7 +660,15 @@ impl Driver {
                     Err(e) => tracing::debug!(error = %e, "discovery socket error"),
                 },
                 r = rtc_recv => if let Ok((n, from)) = r {
-                    self.rtc.handle_datagram(Instant::now(), from, &rtc_buf[..n]);
+                    let now = Instant::now();
+                    self.rtc.handle_datagram(now, from, &rtc_buf[..n]);
+                    // Drain what else is queued before flushing: a data channel sends bursts.
+                    if let Some(sock) = rtc_sock.as_ref() {
+                        for _ in 0..RTC_DRAIN {
+                            let Ok((n, from)) = sock.try_recv_from(&mut rtc_buf) else { break };
+                            self.rtc.handle_datagram(now, from, &rtc_buf[..n]);
+                        }
+                    }
                 },
                 () = sleep => {
                     self.bus.handle_timeout(Instant::now());

@@ -106,7 +106,7 @@ impl RtcClientSession {
         session: &str,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let sock = UdpSocket::bind((local_ip, 0)).await?;
+        let sock = crate::net::bind_udp(local_ip, 0)?;
         let mut crypto = OpenSslCrypto::new();
         let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
         let local = LocalParams {
@@ -221,6 +221,55 @@ impl RtcClientSession {
             self.sock.send_to(&d, to).await?;
         }
         Ok(())
+    }
+
+    /// Streams `msg` repeatedly for `duration`, keeping at most `max_buffered` bytes
+    /// unacknowledged; returns the bytes handed to SCTP.
+    pub async fn stream(
+        &mut self,
+        msg: &[u8],
+        duration: Duration,
+        max_buffered: usize,
+    ) -> Result<u64, Error> {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; 2048];
+        while start.elapsed() < duration {
+            if self.peer.buffered_amount(self.channel) < max_buffered {
+                self.peer
+                    .send(Instant::now(), self.channel, true, msg)
+                    .map_err(|e| Error::Rtc(e.to_string()))?;
+                sent += msg.len() as u64;
+            } else {
+                // Wait for acknowledgements (or a timer) before queueing more.
+                let wake = self
+                    .peer
+                    .poll_timeout()
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(5));
+                tokio::select! {
+                    r = self.sock.recv_from(&mut buf) => {
+                        let (n, from) = r?;
+                        self.peer.handle_datagram(Instant::now(), from, &buf[..n], &self.crypto);
+                    }
+                    () = tokio::time::sleep_until(wake) => self.peer.handle_timeout(Instant::now(), &self.crypto),
+                }
+            }
+            while let Some((to, d)) = self.peer.poll_transmit() {
+                self.sock.send_to(&d, to).await?;
+            }
+            // Take in whatever else arrived without waiting.
+            while let Ok((n, from)) = self.sock.try_recv_from(&mut buf) {
+                self.peer
+                    .handle_datagram(Instant::now(), from, &buf[..n], &self.crypto);
+            }
+            while let Some(e) = self.peer.poll_event() {
+                if let PeerEvent::Closed(r) = e {
+                    return Err(Error::Rtc(r));
+                }
+            }
+        }
+        Ok(sent)
     }
 
     /// The next message from the session server.

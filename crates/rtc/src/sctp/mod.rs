@@ -432,6 +432,15 @@ impl DataChannels {
         Ok(())
     }
 
+    /// Bytes queued on a channel and not yet acknowledged (for backpressure).
+    pub fn buffered_amount(&mut self, id: u16) -> usize {
+        self.assoc
+            .as_mut()
+            .and_then(|(_, a)| a.stream(id).ok())
+            .and_then(|s| s.buffered_amount().ok())
+            .unwrap_or(0)
+    }
+
     /// The label of an open channel.
     pub fn label(&self, id: u16) -> Option<&str> {
         self.channels.get(&id).map(|c| c.label.as_str())
