@@ -318,6 +318,7 @@ async fn node(a: NodeArgs) -> ExitCode {
         discovery_port: i.discovery_port,
         auth_port: i.auth_port,
         session_port: i.session_port,
+        rtc_port: i.rtc_port,
         web: web.clone(),
     };
     if a.json {

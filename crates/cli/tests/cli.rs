@@ -373,3 +373,62 @@ fn send_over_webrtc_between_loopback_addresses() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Garbage on the WebRTC port (junk, forged STUN, DTLS-looking bytes) from another
+/// address disturbs none of the open WebRTC sessions.
+#[test]
+fn webrtc_garbage_does_not_disturb_peers() {
+    use softbus_runtime::rtc_client::RtcClientSession;
+    use std::net::{Ipv4Addr, UdpSocket};
+    use std::time::Duration;
+    let dir = temp_dir("rtcgarbage");
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.47",
+            "--web",
+            "127.0.0.1:0",
+            "--pin",
+            "1",
+            "--echo",
+            "echo",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let rtc_port = node.port("rtc_port");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let t = Duration::from_secs(5);
+        let mut a = RtcClientSession::open(Ipv4Addr::new(127, 0, 0, 48), &web, "echo", t)
+            .await
+            .unwrap();
+        let mut b = RtcClientSession::open(Ipv4Addr::new(127, 0, 0, 49), &web, "echo", t)
+            .await
+            .unwrap();
+        let junk = UdpSocket::bind("127.0.0.50:0").unwrap();
+        let mut forged_stun = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+        forged_stun.extend_from_slice(&[7; 12]);
+        forged_stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x04, b'x', b':', b'y', b'z']);
+        for d in [
+            vec![0xffu8; 1200],
+            vec![],
+            forged_stun,
+            vec![22u8; 300],
+            vec![0x80; 100],
+        ] {
+            for _ in 0..50 {
+                junk.send_to(&d, ("127.0.0.47", rtc_port)).unwrap();
+            }
+        }
+        for (s, msg) in [(&mut a, b"still a".to_vec()), (&mut b, b"still b".to_vec())] {
+            s.send(&msg).await.unwrap();
+            assert_eq!(s.recv().await.unwrap(), msg);
+        }
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,6 +15,8 @@ pub enum NodeEvent {
         discovery_port: u16,
         auth_port: u16,
         session_port: u16,
+        /// UDP port of WebRTC (ICE-lite host candidate).
+        rtc_port: u16,
         web: Option<String>,
     },
     DeviceFound {
