@@ -1,20 +1,21 @@
-//! Sans-IO WebRTC pieces for softbus (in progress; see the project's issue on the
-//! WebRTC transport):
+//! Sans-IO WebRTC for softbus:
 //!
 //! - [`sdp`]: a lossless SDP line model (RFC 8866: unknown lines and their order
-//!   survive a round trip) with typed views of what JSEP (RFC 8829) negotiates:
-//!   origin, BUNDLE groups, media lines, mid, direction, ICE credentials and
-//!   options, candidates (RFC 8839), fingerprints and setup (RFC 8122/8842),
-//!   rtcp-mux, rtpmap/fmtp/rtcp-fb, extmap, msid, ssrc, sctp-port and
-//!   max-message-size (RFC 8841).
-//! - [`stun`]: STUN messages (RFC 8489) with the ICE attributes (RFC 8445):
-//!   checked views, a builder, MESSAGE-INTEGRITY and FINGERPRINT.
-//! - [`ice`]: the ICE-lite agent of the node's server role, with consent
-//!   freshness (RFC 7675).
-//! - [`demux`]: RFC 7983 classification of datagrams on one port.
+//!   survive a round trip) with typed views of what JSEP negotiates.
+//! - [`jsep`]: the offer/answer engine (RFC 8829) as libwebrtc builds it: signaling
+//!   states, transceivers, mid generation and recycling, data section last, BUNDLE,
+//!   ICE restart, session versions, rollback.
+//! - [`stun`]: STUN (RFC 8489) with MESSAGE-INTEGRITY and FINGERPRINT.
+//! - [`ice`]: the ICE-lite agent of the answering node and a full controlling agent
+//!   ([`ice::agent`]) for the offering side, with consent freshness (RFC 7675).
+//! - [`dtls`]: the DTLS transport state machine (mediasoup's role logic, fingerprint
+//!   check, DTLS-SRTP key export) over a backend trait.
+//! - [`sctp`]: data channels over SCTP (sctp-proto) with DCEP (RFC 8832).
+//! - [`demux`] and [`peer`]: RFC 7983 demultiplexing and the [`peer::Peer`] facade.
 //!
-//! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`].
-//! Every parser returns a typed error and never panics; each has a fuzz target.
+//! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`],
+//! the DTLS library through [`dtls::DtlsFactory`]. Every parser returns a typed
+//! error and never panics; each has a fuzz target (`fuzz/`).
 #![forbid(unsafe_code)]
 
 pub mod crypto;

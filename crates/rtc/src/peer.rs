@@ -423,6 +423,7 @@ impl Peer {
 
     fn close_with(&mut self, reason: &str) {
         if !self.closed {
+            tracing::info!(%reason, "peer connection closed");
             self.closed = true;
             self.ice.close();
             self.dtls.close();

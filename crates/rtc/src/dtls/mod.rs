@@ -265,6 +265,8 @@ impl DtlsTransport {
     }
 
     fn fail(&mut self, e: DtlsError) {
+        // The backend's error text names the alert (sent or received) or the library reason.
+        tracing::warn!(error = %e, role = ?self.running_as_client.map(|c| if c { "client" } else { "server" }), "DTLS failed");
         self.backend = None;
         self.next_tick = None;
         self.events.push_back(DtlsEvent::Failed(e));
