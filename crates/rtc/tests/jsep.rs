@@ -217,13 +217,13 @@ fn rollback_and_invalid_transitions() {
         a.set_local_description(SdpType::Rollback, ""),
         Err(JsepError::InvalidState(SignalingState::Stable))
     );
-    // Remote offer rolled back too.
+    // Remote offer rolled back too, including the mids an answer had taken.
     b.set_remote_description(SdpType::Offer, &offer).unwrap();
+    b.create_answer().unwrap();
+    assert_eq!(b.transceivers()[0].mid.as_deref(), Some("0"));
     b.set_remote_description(SdpType::Rollback, "").unwrap();
-    assert_eq!(
-        (b.state(), b.remote_description().is_none()),
-        (SignalingState::Stable, true)
-    );
+    assert_eq!((b.state(), b.remote_description().is_none()), (SignalingState::Stable, true));
+    assert_eq!(b.transceivers()[0].mid, None);
     assert_eq!(
         b.set_remote_description(SdpType::Answer, &offer),
         Err(JsepError::InvalidState(SignalingState::Stable))

@@ -618,37 +618,24 @@ impl Jsep {
     fn rollback(&mut self) -> Result<(), JsepError> {
         use SignalingState::*;
         match self.state {
-            HaveLocalOffer => {
-                // Transceivers that got their mid from this offer lose it again.
-                let keep: Vec<String> = [&self.current_local, &self.current_remote]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|d| d.media.iter().filter_map(|m| m.mid().map(str::to_owned)))
-                    .collect();
-                for t in &mut self.transceivers {
-                    if t.mid.as_ref().is_some_and(|m| !keep.contains(m)) {
-                        t.mid = None;
-                    }
-                }
-                if self.data_mid.as_ref().is_some_and(|m| !keep.contains(m)) {
-                    self.data_mid = None;
-                }
-                self.pending_local = None;
-            }
-            HaveRemoteOffer => {
-                let keep: Vec<String> = [&self.current_local, &self.current_remote]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|d| d.media.iter().filter_map(|m| m.mid().map(str::to_owned)))
-                    .collect();
-                for t in &mut self.transceivers {
-                    if t.mid.as_ref().is_some_and(|m| !keep.contains(m)) {
-                        t.mid = None;
-                    }
-                }
-                self.pending_remote = None;
-            }
+            HaveLocalOffer => self.pending_local = None,
+            HaveRemoteOffer => self.pending_remote = None,
             s => return Err(JsepError::InvalidState(s)),
+        }
+        // mids given out by the rolled-back offer (or by an answer we created for a
+        // rolled-back remote offer) are unassigned again; negotiated ones stay.
+        let keep: Vec<String> = [&self.current_local, &self.current_remote]
+            .into_iter()
+            .flatten()
+            .flat_map(|d| d.media.iter().filter_map(|m| m.mid().map(str::to_owned)))
+            .collect();
+        for t in &mut self.transceivers {
+            if t.mid.as_ref().is_some_and(|m| !keep.contains(m)) {
+                t.mid = None;
+            }
+        }
+        if self.data_mid.as_ref().is_some_and(|m| !keep.contains(m)) {
+            self.data_mid = None;
         }
         self.state = Stable;
         Ok(())
