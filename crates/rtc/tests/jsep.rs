@@ -222,7 +222,10 @@ fn rollback_and_invalid_transitions() {
     b.create_answer().unwrap();
     assert_eq!(b.transceivers()[0].mid.as_deref(), Some("0"));
     b.set_remote_description(SdpType::Rollback, "").unwrap();
-    assert_eq!((b.state(), b.remote_description().is_none()), (SignalingState::Stable, true));
+    assert_eq!(
+        (b.state(), b.remote_description().is_none()),
+        (SignalingState::Stable, true)
+    );
     assert_eq!(b.transceivers()[0].mid, None);
     assert_eq!(
         b.set_remote_description(SdpType::Answer, &offer),

@@ -179,19 +179,23 @@ impl IceAgent {
         m.verify_fingerprint()?;
         match m.class() {
             Class::Request if m.method() == BINDING => {
-                let ok = m.username().and_then(|u| u.split_once(':'))
-                    == Some((
-                        self.cfg.local_ufrag.as_str(),
-                        self.cfg.remote_ufrag.as_str(),
-                    ));
-                if !ok {
-                    return Err(IceError::BadUsername);
-                }
-                m.verify_integrity(h, self.cfg.local_pwd.as_bytes())?;
-                let resp = MessageBuilder::new(Class::Success, BINDING, m.transaction_id())
-                    .xor_mapped_address(from)
-                    .message_integrity(h, self.cfg.local_pwd.as_bytes())
-                    .fingerprint();
+                let resp = match super::authenticate_check(
+                    &m,
+                    &self.cfg.local_ufrag,
+                    Some(&self.cfg.remote_ufrag),
+                    &self.cfg.local_pwd,
+                    h,
+                ) {
+                    Ok(()) => {
+                        super::check_response(m.transaction_id(), from, &self.cfg.local_pwd, h)
+                    }
+                    Err((e, resp)) => {
+                        if self.transmits.len() < MAX_QUEUE {
+                            self.transmits.push_back((from, resp));
+                        }
+                        return Err(e);
+                    }
+                };
                 if self.transmits.len() < MAX_QUEUE {
                     self.transmits.push_back((from, resp));
                 }

@@ -88,6 +88,45 @@ fn error_response(tid: [u8; 12], code: u16, reason: &str) -> Vec<u8> {
         .fingerprint()
 }
 
+/// Authenticates a Binding request (RFC 8445 §7.3): USERNAME must be `local:remote`
+/// (any remote part while the remote ufrag is unknown) and MESSAGE-INTEGRITY must
+/// verify with the local password. On failure, also the 401 response to send.
+pub(crate) fn authenticate_check(
+    m: &Message<'_>,
+    local_ufrag: &str,
+    remote_ufrag: Option<&str>,
+    local_pwd: &str,
+    h: &dyn Hmac,
+) -> Result<(), (IceError, Vec<u8>)> {
+    let tid = m.transaction_id();
+    let named = match (m.username().and_then(|u| u.split_once(':')), remote_ufrag) {
+        (Some((l, r)), Some(want)) => l == local_ufrag && r == want,
+        (Some((l, _)), None) => l == local_ufrag,
+        (None, _) => false,
+    };
+    if !named {
+        return Err((
+            IceError::BadUsername,
+            error_response(tid, 401, "Unauthorized"),
+        ));
+    }
+    m.verify_integrity(h, local_pwd.as_bytes())
+        .map_err(|e| (e.into(), error_response(tid, 401, "Unauthorized")))
+}
+
+/// The success response to a check from `from`: XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY, FINGERPRINT.
+pub(crate) fn check_response(
+    tid: [u8; 12],
+    from: SocketAddr,
+    local_pwd: &str,
+    h: &dyn Hmac,
+) -> Vec<u8> {
+    MessageBuilder::new(Class::Success, BINDING, tid)
+        .xor_mapped_address(from)
+        .message_integrity(h, local_pwd.as_bytes())
+        .fingerprint()
+}
+
 impl IceLite {
     /// A new agent.
     pub fn new(creds: Credentials) -> Self {
@@ -148,22 +187,15 @@ impl IceLite {
         }
         m.verify_fingerprint()?;
         let tid = m.transaction_id();
-        let username_ok = match (m.username(), &self.creds.remote_ufrag) {
-            (Some(u), Some(r)) => {
-                u.split_once(':') == Some((self.creds.local_ufrag.as_str(), r.as_str()))
-            }
-            (Some(u), None) => u
-                .split_once(':')
-                .is_some_and(|(l, _)| l == self.creds.local_ufrag),
-            (None, _) => false,
-        };
-        if !username_ok {
-            self.respond(from, error_response(tid, 401, "Unauthorized"));
-            return Err(IceError::BadUsername);
-        }
-        if let Err(e) = m.verify_integrity(h, self.creds.local_pwd.as_bytes()) {
-            self.respond(from, error_response(tid, 401, "Unauthorized"));
-            return Err(e.into());
+        if let Err((e, resp)) = authenticate_check(
+            &m,
+            &self.creds.local_ufrag,
+            self.creds.remote_ufrag.as_deref(),
+            &self.creds.local_pwd,
+            h,
+        ) {
+            self.respond(from, resp);
+            return Err(e);
         }
         // A lite agent is always controlled; a controlled peer is a conflict it cannot win.
         if m.get(attr::ICE_CONTROLLING).is_none() {
@@ -174,10 +206,7 @@ impl IceLite {
             return Err(IceError::TooManyPairs);
         }
         self.seen.insert(from, now);
-        let ok = MessageBuilder::new(Class::Success, BINDING, tid)
-            .xor_mapped_address(from)
-            .message_integrity(h, self.creds.local_pwd.as_bytes())
-            .fingerprint();
+        let ok = check_response(tid, from, &self.creds.local_pwd, h);
         self.respond(from, ok);
         if m.get(attr::USE_CANDIDATE).is_some() && self.selected != Some(from) {
             self.selected = Some(from);
