@@ -22,31 +22,21 @@ impl Drop for Ns {
     }
 }
 
-fn skip(why: &str) {
-    if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
-
-#[test]
-fn chromium_data_channel_echo() {
-    if !std::path::Path::new("/usr/bin/chromium").exists() {
-        return skip("Chromium is not installed (apt-get install chromium)");
-    }
-    let ns = Ns(format!("sbcr{}", std::process::id() % 100_000));
-    let ok = Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+/// A loopback-only network namespace (named `tag` + pid) with a node on 127.0.0.1 in it,
+/// echo server `echo`, data in `data`. `None` (after a skip message) where namespaces
+/// cannot be made.
+fn node_in_loopback_ns(tag: &str, data: &std::path::Path) -> Option<(Ns, NodeProc)> {
+    let ns = Ns(format!("{tag}{}", std::process::id() % 100_000));
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
             .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        return skip("cannot create a network namespace (needs root)");
+            .is_ok_and(|s| s.success())
+    };
+    if !(ip(&["netns", "add", &ns.0]) && ip(&["-n", &ns.0, "link", "set", "lo", "up"])) {
+        skip("cannot create a network namespace (needs root)");
+        return None;
     }
-    let dir = temp_dir("chromium");
     let node = NodeProc::start(
         &["ip", "netns", "exec", &ns.0],
         &[
@@ -59,9 +49,28 @@ fn chromium_data_channel_echo() {
             "--echo",
             "echo",
             "--data-dir",
-            dir.to_str().unwrap(),
+            data.to_str().unwrap(),
         ],
     );
+    Some((ns, node))
+}
+
+fn skip(why: &str) {
+    if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+#[test]
+fn chromium_data_channel_echo() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let dir = temp_dir("chromium");
+    let Some((ns, node)) = node_in_loopback_ns("sbcr", &dir) else {
+        return;
+    };
     let web = node.ready["web"].as_str().unwrap().to_owned();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -149,34 +158,10 @@ fn aiortc_data_channel_echo() {
     if !has_aiortc {
         return skip("aiortc is not installed (tools/test.sh makes target/interop-venv)");
     }
-    let ns = Ns(format!("sbai{}", std::process::id() % 100_000));
-    let ok = Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        return skip("cannot create a network namespace (needs root)");
-    }
     let dir = temp_dir("aiortc");
-    let node = NodeProc::start(
-        &["ip", "netns", "exec", &ns.0],
-        &[
-            "--ip",
-            "127.0.0.1",
-            "--web",
-            "127.0.0.1:0",
-            "--pin",
-            "1",
-            "--echo",
-            "echo",
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ],
-    );
+    let Some((ns, node)) = node_in_loopback_ns("sbai", &dir) else {
+        return;
+    };
     let web = node.ready["web"].as_str().unwrap().to_owned();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -205,34 +190,10 @@ fn dashboard_chats_over_a_data_channel() {
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         return skip("Chromium is not installed (apt-get install chromium)");
     }
-    let ns = Ns(format!("sbdb{}", std::process::id() % 100_000));
-    let ok = Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        return skip("cannot create a network namespace (needs root)");
-    }
     let dir = temp_dir("dashboard");
-    let node = NodeProc::start(
-        &["ip", "netns", "exec", &ns.0],
-        &[
-            "--ip",
-            "127.0.0.1",
-            "--web",
-            "127.0.0.1:0",
-            "--pin",
-            "1",
-            "--echo",
-            "echo",
-            "--data-dir",
-            dir.join("n").to_str().unwrap(),
-        ],
-    );
+    let Some((ns, node)) = node_in_loopback_ns("sbdb", &dir.join("n")) else {
+        return;
+    };
     let web = node.ready["web"].as_str().unwrap().to_owned();
     let profile = dir.join("profile");
     let mut chrome = Command::new("ip")

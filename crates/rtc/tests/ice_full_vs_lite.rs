@@ -155,14 +155,27 @@ fn full_agent_answers_checks() {
     let (mut full, _) = agents(1);
     let t = VirtualClock::new().now();
     let from: SocketAddr = L.parse().unwrap();
-    let check = |pwd: &str| MessageBuilder::new(Class::Request, BINDING, [3; 12]).attribute(attr::USERNAME, b"full:lite").attribute(attr::ICE_CONTROLLED, &1u64.to_be_bytes()).message_integrity(&h, pwd.as_bytes()).fingerprint();
-    full.handle_stun(t, from, &check("full-password-000000000"), &h).unwrap();
+    let check = |pwd: &str| {
+        MessageBuilder::new(Class::Request, BINDING, [3; 12])
+            .attribute(attr::USERNAME, b"full:lite")
+            .attribute(attr::ICE_CONTROLLED, &1u64.to_be_bytes())
+            .message_integrity(&h, pwd.as_bytes())
+            .fingerprint()
+    };
+    full.handle_stun(t, from, &check("full-password-000000000"), &h)
+        .unwrap();
     let (to, resp) = full.poll_transmit().unwrap();
     let m = Message::parse(&resp).unwrap();
-    assert_eq!((to, m.class(), m.xor_mapped_address().unwrap()), (from, Class::Success, from));
+    assert_eq!(
+        (to, m.class(), m.xor_mapped_address().unwrap()),
+        (from, Class::Success, from)
+    );
     m.verify_integrity(&h, b"full-password-000000000").unwrap();
     assert!(full.handle_stun(t, from, &check("wrong"), &h).is_err());
     let (_, resp) = full.poll_transmit().unwrap();
     let m = Message::parse(&resp).unwrap();
-    assert_eq!((m.class(), &m.get(attr::ERROR_CODE).unwrap()[2..4]), (Class::Error, &[4u8, 1][..]));
+    assert_eq!(
+        (m.class(), &m.get(attr::ERROR_CODE).unwrap()[2..4]),
+        (Class::Error, &[4u8, 1][..])
+    );
 }
