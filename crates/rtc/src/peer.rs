@@ -4,12 +4,15 @@
 //! data channel events.
 //!
 //! Media sections are rejected (port 0) for now; data channels are accepted.
+//! The offering side (node to node) builds its offer and applies the answer
+//! through the [`crate::jsep`] engine.
 
 use crate::crypto::Hmac;
 use crate::demux::{classify, PacketKind};
 use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
 use crate::ice::agent::{AgentConfig, IceAgent};
 use crate::ice::{Credentials, IceEvent, IceLite, IceState};
+use crate::jsep::{Jsep, JsepError, LocalTransport, SdpType};
 use crate::sctp::{ChannelEvent, DataChannels, DEFAULT_MAX_MESSAGE};
 use crate::sdp::{Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
 use std::collections::VecDeque;
@@ -26,6 +29,8 @@ pub enum PeerError {
     NoDataChannel,
     #[error("the offer lacks {0}")]
     Missing(&'static str),
+    #[error("signaling: {0}")]
+    Jsep(#[from] JsepError),
 }
 
 /// What the peer reports.
@@ -128,6 +133,8 @@ pub struct Peer {
     ice: Ice,
     dtls: DtlsTransport,
     sctp: DataChannels,
+    /// The offering side's signaling state; `None` when answering.
+    jsep: Option<Jsep>,
     selected: Option<SocketAddr>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<PeerEvent>,
@@ -193,6 +200,7 @@ impl Peer {
                 ice: Ice::Lite(ice),
                 dtls,
                 sctp,
+                jsep: None,
                 selected: None,
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
@@ -202,40 +210,48 @@ impl Peer {
         ))
     }
 
-    /// Makes an offer with one data m-section (actpass, our host candidate, no
-    /// trickle), as the offering side of node-to-node connections.
+    /// Makes an offer through the JSEP engine: one data m-section (actpass, our
+    /// host candidate, end-of-candidates), as the offering side of node-to-node
+    /// connections. `random(n)` gives `n` ICE characters for the credentials
+    /// and session id; `candidate` is the local socket's address.
     pub fn offer(
-        local: &LocalParams,
+        candidate: SocketAddr,
+        fingerprint: &Fingerprint,
         factory: Box<dyn DtlsFactory>,
         tie_breaker: u64,
-    ) -> (Self, String) {
-        let ip = local.candidate.ip();
-        let port = local.candidate.port();
-        let sdp = format!(
-            "v=0\r\no=- {} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
-             m=application {port} UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 {ip}\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\n\
-             a=fingerprint:{}\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:{DEFAULT_MAX_MESSAGE}\r\n\
-             a=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\na=end-of-candidates\r\n",
-            local.session_id,
-            local.ice_ufrag,
-            local.ice_pwd,
-            local.fingerprint.to_value()
+        random: Box<dyn FnMut(usize) -> String + Send>,
+    ) -> Result<(Self, String), PeerError> {
+        let (ip, port) = (candidate.ip(), candidate.port());
+        let mut jsep = Jsep::new(
+            LocalTransport {
+                fingerprint: fingerprint.to_value(),
+                candidates: vec![
+                    format!("candidate:1 1 udp 2130706431 {ip} {port} typ host"),
+                    "end-of-candidates".to_owned(),
+                ],
+            },
+            random,
         );
+        jsep.create_data_channel();
+        let sdp = jsep.create_offer()?;
+        jsep.set_local_description(SdpType::Offer, &sdp)?;
+        let (ufrag, pwd) = jsep.ice_credentials();
         let creds = Credentials {
-            local_ufrag: local.ice_ufrag.clone(),
-            local_pwd: local.ice_pwd.clone(),
+            local_ufrag: ufrag.to_owned(),
+            local_pwd: pwd.to_owned(),
             remote_ufrag: None,
         };
         let peer = Self {
             ice: Ice::AwaitingAnswer(creds, tie_breaker),
             dtls: DtlsTransport::new(factory, DtlsRole::Auto),
             sctp: DataChannels::new(true, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_MESSAGE),
+            jsep: Some(jsep),
             selected: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
         };
-        (peer, sdp)
+        Ok((peer, sdp))
     }
 
     /// Applies the answer to our offer: credentials, candidates, fingerprint, and the
@@ -248,6 +264,10 @@ impl Peer {
         random: Box<dyn FnMut() -> [u8; 12] + Send>,
     ) -> Result<(), PeerError> {
         let a = SdpAnswer::parse(answer)?;
+        // The JSEP engine checks the signaling state and moves to stable.
+        if let Some(j) = &mut self.jsep {
+            j.set_remote_description(SdpType::Answer, answer)?;
+        }
         let m = a
             .media
             .iter()
@@ -427,6 +447,9 @@ impl Peer {
             self.closed = true;
             self.ice.close();
             self.dtls.close();
+            if let Some(j) = &mut self.jsep {
+                j.close();
+            }
             self.events.push_back(PeerEvent::Closed(reason.to_owned()));
         }
     }

@@ -79,7 +79,8 @@ impl std::fmt::Debug for RtcHost {
     }
 }
 
-fn token(c: &mut OpenSslCrypto, len: usize) -> String {
+/// `len` random ICE characters (RFC 8839 ice-char).
+pub(crate) fn token(c: &mut OpenSslCrypto, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b = vec![0u8; len];
     softbus_bus::crypto::Crypto::random(c, &mut b);

@@ -2,10 +2,11 @@
 //! `/rtc/offer`, runs full ICE, DTLS and SCTP from a UDP socket of its own, and
 //! opens a data channel to a session server.
 
+use crate::rtc::token;
 use crate::Error;
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
-use softbus_rtc::peer::{LocalParams, Peer, PeerEvent};
+use softbus_rtc::peer::{Peer, PeerEvent};
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -19,15 +20,6 @@ fn random_bytes<const N: usize>(c: &mut OpenSslCrypto) -> [u8; N] {
     let mut b = [0u8; N];
     softbus_bus::crypto::Crypto::random(c, &mut b);
     b
-}
-
-fn token(c: &mut OpenSslCrypto, len: usize) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b = vec![0u8; len];
-    softbus_bus::crypto::Crypto::random(c, &mut b);
-    b.iter()
-        .map(|x| char::from(A[usize::from(*x) % 64]))
-        .collect()
 }
 
 /// `http://HOST:PORT` → `HOST:PORT`.
@@ -109,21 +101,19 @@ impl RtcClientSession {
         let sock = crate::net::bind_udp(local_ip, 0)?;
         let mut crypto = OpenSslCrypto::new();
         let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
-        let local = LocalParams {
-            candidate: sock.local_addr()?,
-            ice_ufrag: token(&mut crypto, 8),
-            ice_pwd: token(&mut crypto, 24),
-            fingerprint: identity
-                .fingerprint("sha-256")
-                .map_err(|e| Error::Rtc(e.to_string()))?,
-            session_id: u64::from_le_bytes(random_bytes::<8>(&mut crypto)) >> 2,
-        };
+        let fingerprint = identity
+            .fingerprint("sha-256")
+            .map_err(|e| Error::Rtc(e.to_string()))?;
         let factory = identity.factory().map_err(|e| Error::Rtc(e.to_string()))?;
+        let mut jsep_rng = OpenSslCrypto::new();
         let (mut peer, offer) = Peer::offer(
-            &local,
+            sock.local_addr()?,
+            &fingerprint,
             Box::new(factory),
             u64::from_le_bytes(random_bytes::<8>(&mut crypto)),
-        );
+            Box::new(move |n| token(&mut jsep_rng, n)),
+        )
+        .map_err(|e| Error::Rtc(e.to_string()))?;
         let (status, location, answer) = http(web, "POST", "/rtc/offer", &offer, timeout).await?;
         if status != 201 {
             return Err(Error::Rtc(format!(

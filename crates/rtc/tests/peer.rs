@@ -1,0 +1,189 @@
+//! The two `Peer` roles against each other in memory: the offering side builds its
+//! offer through the JSEP engine, the answering side answers as ICE-lite/passive,
+//! and a data channel carries bytes both ways. A second answer is refused by the
+//! signaling state.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+use softbus_crypto::dtls::DtlsIdentity;
+use softbus_crypto::OpenSslCrypto;
+use softbus_rtc::jsep::{JsepError, SignalingState};
+use softbus_rtc::peer::{LocalParams, Peer, PeerError, PeerEvent};
+use softbus_rtc::sdp::{SdpOffer, Setup};
+use softbus_testkit::VirtualClock;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const OFFERER: &str = "127.0.0.1:40000";
+const ANSWERER: &str = "127.0.0.1:50000";
+
+fn chars() -> Box<dyn FnMut(usize) -> String + Send> {
+    let mut n = 7u64;
+    Box::new(move |len| {
+        (0..len)
+            .map(|_| {
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + (n >> 59) as u8 % 26)
+            })
+            .collect()
+    })
+}
+
+fn pair(clock: &VirtualClock) -> (Peer, Peer, String) {
+    let (o_addr, a_addr): (SocketAddr, SocketAddr) =
+        (OFFERER.parse().unwrap(), ANSWERER.parse().unwrap());
+    let oid = DtlsIdentity::generate().unwrap();
+    let (mut offerer, offer) = Peer::offer(
+        o_addr,
+        &oid.fingerprint("sha-256").unwrap(),
+        Box::new(oid.factory().unwrap()),
+        42,
+        chars(),
+    )
+    .unwrap();
+    let aid = DtlsIdentity::generate().unwrap();
+    let local = LocalParams {
+        candidate: a_addr,
+        ice_ufrag: "answ".into(),
+        ice_pwd: "answerer-password-000000".into(),
+        fingerprint: aid.fingerprint("sha-256").unwrap(),
+        session_id: 9,
+    };
+    let parsed = SdpOffer::parse(&offer).unwrap();
+    let (answerer, answer) =
+        Peer::answer(&parsed, &local, Box::new(aid.factory().unwrap())).unwrap();
+    let mut tid = 0u8;
+    offerer
+        .apply_answer(
+            clock.now(),
+            &answer,
+            &OpenSslCrypto::new(),
+            Box::new(move || {
+                tid = tid.wrapping_add(1);
+                [tid; 12]
+            }),
+        )
+        .unwrap();
+    (offerer, answerer, offer)
+}
+
+/// Moves datagrams both ways (no loss: DTLS needs no retransmission, whose timer
+/// is OpenSSL's) until `done` holds or 2,000 rounds of 10 ms virtual time pass.
+fn run(
+    clock: &mut VirtualClock,
+    o: &mut Peer,
+    a: &mut Peer,
+    mut done: impl FnMut(&PeerEvent, bool) -> bool,
+) -> bool {
+    let h = OpenSslCrypto::new();
+    let (o_addr, a_addr): (SocketAddr, SocketAddr) =
+        (OFFERER.parse().unwrap(), ANSWERER.parse().unwrap());
+    for _ in 0..2_000 {
+        let now = clock.now();
+        while let Some((to, d)) = o.poll_transmit() {
+            assert_eq!(to, a_addr);
+            a.handle_datagram(now, o_addr, &d, &h);
+        }
+        while let Some((to, d)) = a.poll_transmit() {
+            assert_eq!(to, o_addr);
+            o.handle_datagram(now, a_addr, &d, &h);
+        }
+        let mut hit = false;
+        while let Some(e) = o.poll_event() {
+            hit |= done(&e, true);
+        }
+        while let Some(e) = a.poll_event() {
+            hit |= done(&e, false);
+        }
+        if hit {
+            return true;
+        }
+        clock.advance(Duration::from_millis(10));
+        let now = clock.now();
+        o.handle_timeout(now, &h);
+        a.handle_timeout(now, &h);
+    }
+    false
+}
+
+#[test]
+fn offer_is_built_by_jsep_with_the_data_section_and_our_candidate() {
+    let (_, _, offer) = pair(&VirtualClock::new());
+    let o = SdpOffer::parse(&offer).unwrap();
+    assert_eq!(o.media.len(), 1);
+    let m = &o.media[0];
+    assert_eq!(m.mid(), Some("0"));
+    assert_eq!(m.setup().unwrap(), Some(Setup::ActPass));
+    assert!(offer.contains("a=group:BUNDLE 0\r\n"));
+    assert!(offer.contains("a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"));
+    assert_eq!(o.ice_ufrag(m).map(str::len), Some(8));
+}
+
+#[test]
+fn offerer_and_answerer_connect_and_exchange_bytes() {
+    let mut clock = VirtualClock::new();
+    let (mut o, mut a, _) = pair(&clock);
+    let mut up = (false, false);
+    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
+        if *e == PeerEvent::Connected {
+            if offerer {
+                up.0 = true
+            } else {
+                up.1 = true
+            }
+        }
+        up == (true, true)
+    }));
+    let id = o.open_channel(clock.now(), "echo").unwrap();
+    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| !offerer
+        && *e
+            == PeerEvent::ChannelOpen {
+                id,
+                label: "echo".into()
+            }));
+    let payload: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+    o.send(clock.now(), id, true, &payload).unwrap();
+    let mut got = None;
+    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
+        if let (false, PeerEvent::Message { data, binary, .. }) = (offerer, e) {
+            got = Some((*binary, data.clone()));
+        }
+        got.is_some()
+    }));
+    assert_eq!(got, Some((true, payload)));
+}
+
+#[test]
+fn a_second_answer_is_refused_by_the_signaling_state() {
+    let clock = VirtualClock::new();
+    let (mut o, _, _) = pair(&clock);
+    let (_, answer) = {
+        let (_, _, offer) = pair(&clock);
+        let aid = DtlsIdentity::generate().unwrap();
+        let local = LocalParams {
+            candidate: ANSWERER.parse().unwrap(),
+            ice_ufrag: "other".into(),
+            ice_pwd: "other-password-000000000".into(),
+            fingerprint: aid.fingerprint("sha-256").unwrap(),
+            session_id: 10,
+        };
+        Peer::answer(
+            &SdpOffer::parse(&offer).unwrap(),
+            &local,
+            Box::new(aid.factory().unwrap()),
+        )
+        .unwrap()
+    };
+    let err = o
+        .apply_answer(
+            clock.now(),
+            &answer,
+            &OpenSslCrypto::new(),
+            Box::new(|| [1; 12]),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PeerError::Jsep(JsepError::InvalidState(SignalingState::Stable))
+    );
+}
