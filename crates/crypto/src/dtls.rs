@@ -5,6 +5,11 @@
 //! from PEM. Peer certificates are not checked against any CA: WebRTC
 //! authenticates them by the SDP fingerprint, which the transport checks once the
 //! handshake completes. The use_srtp extension offers the four profiles.
+//!
+//! OpenSSL's own retransmission timer reads the wall clock, which a sans-IO
+//! engine must not depend on; it is set beyond any handshake deadline with
+//! `DTLS_set_timer_cb`, and the transport retransmits flights on the caller's
+//! clock instead (docs/adr/0006).
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
@@ -13,7 +18,8 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslStream, SslVerifyMode, SslVersion,
+    ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::{X509NameBuilder, X509};
 use softbus_rtc::dtls::{DtlsBackend, DtlsError, DtlsFactory, SrtpProfile};
@@ -25,6 +31,35 @@ use std::io::{Read, Write};
 pub const DTLS_MTU: u32 = 1200;
 /// Received datagrams queued before the oldest is dropped.
 const MAX_RX: usize = 64;
+
+/// OpenSSL's retransmission timeout: longer than any handshake deadline, so the
+/// library never retransmits on its own.
+const LIBRARY_TIMER_US: std::os::raw::c_uint = 3_600_000_000;
+
+#[allow(unsafe_code)]
+mod timer {
+    use std::os::raw::{c_uint, c_void};
+
+    extern "C" {
+        // libssl since 1.1.1: `void DTLS_set_timer_cb(SSL *s, DTLS_timer_cb cb)`.
+        fn DTLS_set_timer_cb(
+            s: *mut c_void,
+            cb: Option<unsafe extern "C" fn(*mut c_void, c_uint) -> c_uint>,
+        );
+    }
+
+    unsafe extern "C" fn library_timer(_s: *mut c_void, _previous_us: c_uint) -> c_uint {
+        super::LIBRARY_TIMER_US
+    }
+
+    /// Replaces the library's doubling timer with [`super::LIBRARY_TIMER_US`].
+    pub(super) fn disable(ssl: &mut openssl::ssl::SslRef) {
+        use foreign_types::ForeignTypeRef;
+        // SAFETY: `ssl` is a live SSL owned by the caller; the callback is a plain
+        // function with the C signature libssl expects and touches no state.
+        unsafe { DTLS_set_timer_cb(ssl.as_ptr().cast(), Some(library_timer)) }
+    }
+}
 
 fn err(e: impl std::fmt::Display) -> DtlsError {
     DtlsError::Backend(e.to_string())
@@ -114,6 +149,9 @@ impl DtlsIdentity {
         b.set_certificate(&self.cert).map_err(err)?;
         b.check_private_key().map_err(err)?;
         b.set_tlsext_use_srtp(SrtpProfile::OFFER).map_err(err)?;
+        // The memory BIO cannot answer an MTU query; without this OpenSSL ignores
+        // `set_mtu` and cuts flights into 256-byte datagrams.
+        b.set_options(SslOptions::NO_QUERY_MTU);
         // Any certificate is accepted here; the transport compares it with the SDP fingerprint.
         b.set_verify_callback(
             SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
@@ -186,6 +224,7 @@ impl DtlsFactory for OpenSslDtlsFactory {
     fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError> {
         let mut ssl = Ssl::new(&self.ctx).map_err(err)?;
         ssl.set_mtu(DTLS_MTU).map_err(err)?;
+        timer::disable(&mut ssl);
         if client {
             ssl.set_connect_state();
         } else {

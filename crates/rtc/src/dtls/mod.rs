@@ -8,13 +8,25 @@
 //!
 //! The record layer and handshake are a backend ([`DtlsBackend`], OpenSSL in
 //! `softbus-crypto`); this engine owns the state machine and does no I/O.
+//!
+//! Retransmission (RFC 6347 §4.2.4) runs on the caller's clock, not the
+//! library's: the datagrams a backend writes in answer to one input are a
+//! flight; while connecting, the last flight is sent again when its timer (1 s,
+//! doubling to 60 s) fires, and once connected it is sent again when the peer
+//! repeats handshake records that the backend does not answer (our final flight
+//! was lost). Resent datagrams are byte-identical: a receiver that has them
+//! drops them as replays, one that lost them takes them.
 
 use crate::sdp::{Fingerprint, Setup};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// While connecting, the backend's retransmission timer is checked this often.
-pub const HANDSHAKE_TICK: Duration = Duration::from_millis(50);
+/// First retransmission timeout of a flight (RFC 6347 §4.2.4.1).
+pub const INITIAL_RTO: Duration = Duration::from_secs(1);
+/// The timeout doubles up to this.
+pub const MAX_RTO: Duration = Duration::from_secs(60);
+/// Times the final flight is sent again after the handshake, at most.
+pub const MAX_FINAL_RESENDS: u32 = 8;
 /// The handshake fails if not done within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound of the output queues.
@@ -166,8 +178,9 @@ pub fn split_srtp_keys(
 pub trait DtlsBackend: Send {
     /// Feeds one received datagram.
     fn handle_datagram(&mut self, datagram: &[u8]) -> Result<(), DtlsError>;
-    /// Advances the handshake (sends the first flight as client, retransmits on
-    /// the library's timer). Returns whether the handshake is complete.
+    /// Advances the handshake (writes the first flight as client, the next
+    /// flight after input). The backend does not retransmit on a timer of its
+    /// own: the transport does. Returns whether the handshake is complete.
     fn drive(&mut self) -> Result<bool, DtlsError>;
     /// Next datagram to send.
     fn poll_datagram(&mut self) -> Option<Vec<u8>>;
@@ -215,7 +228,11 @@ pub struct DtlsTransport {
     remote_fingerprint: Option<Fingerprint>,
     ice_connected: bool,
     started: Option<Instant>,
-    next_tick: Option<Instant>,
+    /// The last flight we wrote, kept for retransmission.
+    flight: Vec<Vec<u8>>,
+    rto: Duration,
+    retransmit_at: Option<Instant>,
+    final_resends: u32,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<DtlsEvent>,
 }
@@ -241,7 +258,10 @@ impl DtlsTransport {
             remote_fingerprint: None,
             ice_connected: false,
             started: None,
-            next_tick: None,
+            flight: Vec::new(),
+            rto: INITIAL_RTO,
+            retransmit_at: None,
+            final_resends: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -268,7 +288,8 @@ impl DtlsTransport {
         // The backend's error text names the alert (sent or received) or the library reason.
         tracing::warn!(error = %e, role = ?self.running_as_client.map(|c| if c { "client" } else { "server" }), "DTLS failed");
         self.backend = None;
-        self.next_tick = None;
+        self.retransmit_at = None;
+        self.flight.clear();
         self.events.push_back(DtlsEvent::Failed(e));
         self.set_state(DtlsState::Failed);
     }
@@ -289,6 +310,8 @@ impl DtlsTransport {
         if self.running_as_client.is_some() && self.running_as_client != Some(wanted) {
             self.backend = None;
             self.running_as_client = None;
+            self.retransmit_at = None;
+            self.flight.clear();
             self.set_state(DtlsState::New);
         }
         self.maybe_start(now);
@@ -321,15 +344,24 @@ impl DtlsTransport {
         }
     }
 
-    fn pump(&mut self, now: Instant) {
+    /// Runs the backend; returns whether it wrote any datagram.
+    fn pump(&mut self, now: Instant) -> bool {
         let Some(b) = self.backend.as_mut() else {
-            return;
+            return false;
         };
         let done = match b.drive() {
             Ok(d) => d,
-            Err(e) => return self.fail(e),
+            Err(e) => {
+                self.fail(e);
+                return false;
+            }
         };
+        let connecting = self.state == DtlsState::Connecting;
+        let mut wrote = Vec::new();
         while let Some(d) = b.poll_datagram() {
+            if connecting && wrote.len() < MAX_QUEUE {
+                wrote.push(d.clone());
+            }
             if self.transmits.len() < MAX_QUEUE {
                 self.transmits.push_back(d);
             }
@@ -339,8 +371,15 @@ impl DtlsTransport {
                 self.events.push_back(DtlsEvent::Data(d));
             }
         }
-        if done && self.state == DtlsState::Connecting {
-            self.next_tick = None;
+        let any = !wrote.is_empty();
+        if any {
+            // A new flight replaces the last one and restarts its timer.
+            self.flight = wrote;
+            self.rto = INITIAL_RTO;
+            self.retransmit_at = Some(now + self.rto);
+        }
+        if done && connecting {
+            self.retransmit_at = None;
             match self.finish() {
                 Ok(ev) => {
                     self.events.push_back(ev);
@@ -348,8 +387,16 @@ impl DtlsTransport {
                 }
                 Err(e) => self.fail(e),
             }
-        } else if self.state == DtlsState::Connecting {
-            self.next_tick = Some(now + HANDSHAKE_TICK);
+        }
+        any
+    }
+
+    /// Queues the last flight again.
+    fn resend_flight(&mut self) {
+        for d in &self.flight {
+            if self.transmits.len() < MAX_QUEUE {
+                self.transmits.push_back(d.clone());
+            }
         }
     }
 
@@ -381,7 +428,18 @@ impl DtlsTransport {
             if let Err(e) = b.handle_datagram(datagram) {
                 return self.fail(e);
             }
-            self.pump(now);
+            let was_connected = self.state == DtlsState::Connected;
+            let wrote = self.pump(now);
+            // Handshake (22) or ChangeCipherSpec (20) records after we finished,
+            // not answered by the backend: the peer lacks our final flight.
+            if !wrote
+                && was_connected
+                && matches!(datagram.first(), Some(20 | 22))
+                && self.final_resends < MAX_FINAL_RESENDS
+            {
+                self.final_resends += 1;
+                self.resend_flight();
+            }
         }
     }
 
@@ -396,14 +454,24 @@ impl DtlsTransport {
         {
             return self.fail(DtlsError::Timeout);
         }
-        if self.next_tick.is_some_and(|t| t <= now) {
-            self.pump(now);
+        if self.retransmit_at.is_some_and(|t| t <= now) {
+            self.rto = (self.rto * 2).min(MAX_RTO);
+            self.retransmit_at = Some(now + self.rto);
+            tracing::debug!(datagrams = self.flight.len(), rto = ?self.rto, "DTLS flight retransmitted");
+            self.resend_flight();
         }
     }
 
-    /// Next timer.
+    /// Next timer: the flight's retransmission or the handshake deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_tick
+        if self.state != DtlsState::Connecting {
+            return None;
+        }
+        let deadline = self.started.map(|t| t + HANDSHAKE_TIMEOUT);
+        match (self.retransmit_at, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Sends application data (one record).
@@ -430,7 +498,8 @@ impl DtlsTransport {
     /// Closes the transport.
     pub fn close(&mut self) {
         self.backend = None;
-        self.next_tick = None;
+        self.retransmit_at = None;
+        self.flight.clear();
         self.set_state(DtlsState::Closed);
     }
 }
