@@ -1,7 +1,7 @@
 //! The two `Peer` roles against each other in memory: the offering side builds its
 //! offer through the JSEP engine, the answering side answers as ICE-lite/passive,
 //! and a data channel carries bytes both ways. A second answer is refused by the
-//! signaling state.
+//! signaling state. When the path goes silent, consent expires and both close.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
@@ -186,4 +186,55 @@ fn a_second_answer_is_refused_by_the_signaling_state() {
         err,
         PeerError::Jsep(JsepError::InvalidState(SignalingState::Stable))
     );
+}
+
+/// Once connected, silence both ways (the path is gone): each side's consent
+/// expires (RFC 7675: 30 s without a successful check) and the peer closes.
+#[test]
+fn consent_loss_closes_both_peers() {
+    let mut clock = VirtualClock::new();
+    let (mut o, mut a, _) = pair(&clock);
+    let mut up = (false, false);
+    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
+        if *e == PeerEvent::Connected {
+            if offerer {
+                up.0 = true
+            } else {
+                up.1 = true
+            }
+        }
+        up == (true, true)
+    }));
+    let h = OpenSslCrypto::new();
+    let start = clock.now();
+    let mut closed_at = (None, None);
+    for _ in 0..1_000 {
+        clock.advance(Duration::from_millis(100));
+        let now = clock.now();
+        o.handle_timeout(now, &h);
+        a.handle_timeout(now, &h);
+        // Everything sent is lost.
+        while o.poll_transmit().is_some() {}
+        while a.poll_transmit().is_some() {}
+        while let Some(e) = o.poll_event() {
+            if let PeerEvent::Closed(r) = e {
+                assert_eq!(r, "ICE consent expired");
+                closed_at.0 = Some(now - start);
+            }
+        }
+        while let Some(e) = a.poll_event() {
+            if let PeerEvent::Closed(r) = e {
+                assert_eq!(r, "ICE consent expired");
+                closed_at.1 = Some(now - start);
+            }
+        }
+    }
+    assert!(o.is_closed() && a.is_closed());
+    let (co, ca) = (closed_at.0.unwrap(), closed_at.1.unwrap());
+    for t in [co, ca] {
+        assert!(
+            t >= Duration::from_secs(25) && t <= Duration::from_secs(40),
+            "{co:?} {ca:?}"
+        );
+    }
 }
