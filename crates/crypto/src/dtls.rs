@@ -337,3 +337,56 @@ pub fn fuzz_server(now: std::time::Instant, data: &[u8]) {
     while t.poll_transmit().is_some() {}
     while t.poll_event().is_some() {}
 }
+
+/// Fuzz entry point for a whole answered peer (RFC 7983 demux into ICE-lite, DTLS
+/// and SCTP): `data` is datagrams, each prefixed by its big-endian u16 length. The
+/// ICE credentials are RFC 5769's, so its sample request is a valid check. Returns
+/// how many datagrams the peer sent, for tests.
+pub fn fuzz_peer(now: std::time::Instant, data: &[u8]) -> usize {
+    use softbus_rtc::peer::{LocalParams, Peer};
+    use softbus_rtc::sdp::SdpOffer;
+    thread_local! {
+        static ID: Option<DtlsIdentity> = DtlsIdentity::generate().ok();
+    }
+    let Some((factory, fingerprint)) = ID.with(|id| {
+        let id = id.as_ref()?;
+        Some((id.factory().ok()?, id.fingerprint("sha-256").ok()?))
+    }) else {
+        return 0;
+    };
+    let offer = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:h6vY\r\na=ice-pwd:remote-password-000000\r\na=fingerprint:{}\r\n\
+         a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n",
+        fingerprint.to_value()
+    );
+    let Ok(offer) = SdpOffer::parse(&offer) else {
+        return 0;
+    };
+    let local = LocalParams {
+        candidate: std::net::SocketAddr::from(([127, 0, 0, 1], 5000)),
+        ice_ufrag: "evtj".into(),
+        ice_pwd: "VOkJxbRl1RmTxUk/WvJxBt".into(),
+        fingerprint,
+        session_id: 1,
+    };
+    let Ok((mut peer, _)) = Peer::answer(&offer, &local, Box::new(factory)) else {
+        return 0;
+    };
+    let h = crate::OpenSslCrypto::new();
+    let from = std::net::SocketAddr::from(([127, 0, 0, 1], 6000));
+    let (mut rest, mut sent) = (data, 0);
+    for _ in 0..16 {
+        let [a, b, tail @ ..] = rest else { break };
+        let n = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        peer.handle_datagram(now, from, &tail[..n], &h);
+        peer.handle_timeout(now, &h);
+        rest = &tail[n..];
+        while peer.poll_transmit().is_some() {
+            sent += 1;
+        }
+        while peer.poll_event().is_some() {}
+    }
+    sent
+}
