@@ -12,7 +12,7 @@ use crate::demux::{classify, PacketKind};
 use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
 use crate::ice::agent::{AgentConfig, IceAgent};
 use crate::ice::{Credentials, IceEvent, IceLite, IceState};
-use crate::jsep::{Jsep, JsepError, LocalTransport, SdpType};
+use crate::jsep::{Jsep, JsepError, LocalTransport, SdpType, SignalingState};
 use crate::sctp::{ChannelEvent, DataChannels, DEFAULT_MAX_MESSAGE};
 use crate::sdp::{Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
 use std::collections::VecDeque;
@@ -263,11 +263,13 @@ impl Peer {
         h: &dyn Hmac,
         random: Box<dyn FnMut() -> [u8; 12] + Send>,
     ) -> Result<(), PeerError> {
-        let a = SdpAnswer::parse(answer)?;
-        // The JSEP engine checks the signaling state and moves to stable.
-        if let Some(j) = &mut self.jsep {
-            j.set_remote_description(SdpType::Answer, answer)?;
+        // Only an offer of ours awaiting its answer takes one.
+        if let Some(j) = &self.jsep {
+            if j.state() != SignalingState::HaveLocalOffer {
+                return Err(JsepError::InvalidState(j.state()).into());
+            }
         }
+        let a = SdpAnswer::parse(answer)?;
         let m = a
             .media
             .iter()
@@ -316,6 +318,10 @@ impl Peer {
         remotes.truncate(crate::ice::agent::MAX_REMOTE);
         for r in remotes {
             agent.add_remote_candidate(now, r, h);
+        }
+        // Everything checked: the JSEP engine takes the answer and moves to stable.
+        if let Some(j) = &mut self.jsep {
+            j.set_remote_description(SdpType::Answer, answer)?;
         }
         self.ice = Ice::Full(agent);
         self.dtls.set_remote_fingerprint(fp);

@@ -29,11 +29,12 @@ fn chars() -> Box<dyn FnMut(usize) -> String + Send> {
     })
 }
 
-fn pair(clock: &VirtualClock) -> (Peer, Peer, String) {
+/// An offering peer, the answering peer and its answer, not yet applied.
+fn offer_and_answer() -> (Peer, Peer, String, String) {
     let (o_addr, a_addr): (SocketAddr, SocketAddr) =
         (OFFERER.parse().unwrap(), ANSWERER.parse().unwrap());
     let oid = DtlsIdentity::generate().unwrap();
-    let (mut offerer, offer) = Peer::offer(
+    let (offerer, offer) = Peer::offer(
         o_addr,
         &oid.fingerprint("sha-256").unwrap(),
         Box::new(oid.factory().unwrap()),
@@ -52,23 +53,43 @@ fn pair(clock: &VirtualClock) -> (Peer, Peer, String) {
     let parsed = SdpOffer::parse(&offer).unwrap();
     let (answerer, answer) =
         Peer::answer(&parsed, &local, Box::new(aid.factory().unwrap())).unwrap();
+    (offerer, answerer, offer, answer)
+}
+
+fn tids() -> Box<dyn FnMut() -> [u8; 12] + Send> {
     let mut tid = 0u8;
+    Box::new(move || {
+        tid = tid.wrapping_add(1);
+        [tid; 12]
+    })
+}
+
+fn pair(clock: &VirtualClock) -> (Peer, Peer, String) {
+    let (mut offerer, answerer, offer, answer) = offer_and_answer();
     offerer
-        .apply_answer(
-            clock.now(),
-            &answer,
-            &OpenSslCrypto::new(),
-            Box::new(move || {
-                tid = tid.wrapping_add(1);
-                [tid; 12]
-            }),
-        )
+        .apply_answer(clock.now(), &answer, &OpenSslCrypto::new(), tids())
         .unwrap();
     (offerer, answerer, offer)
 }
 
-/// Moves datagrams both ways (no loss: DTLS needs no retransmission, whose timer
-/// is OpenSSL's) until `done` holds or 2,000 rounds of 10 ms virtual time pass.
+#[test]
+fn a_rejected_answer_leaves_the_offer_pending() {
+    let (mut o, _, _, answer) = offer_and_answer();
+    let now = VirtualClock::new().now();
+    let h = OpenSslCrypto::new();
+    let no_candidates: String = answer
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("a=candidate"))
+        .collect();
+    assert_eq!(
+        o.apply_answer(now, &no_candidates, &h, tids()),
+        Err(PeerError::Missing("a usable a=candidate"))
+    );
+    o.apply_answer(now, &answer, &h, tids()).unwrap();
+}
+
+/// Moves datagrams both ways, without loss, until `done` holds or 2,000 rounds of
+/// 10 ms virtual time pass.
 fn run(
     clock: &mut VirtualClock,
     o: &mut Peer,
