@@ -127,6 +127,23 @@ fn run(
     false
 }
 
+/// A pair with ICE, DTLS and SCTP up on both sides.
+fn connected(clock: &mut VirtualClock) -> (Peer, Peer) {
+    let (mut o, mut a, _) = pair(clock);
+    let mut up = (false, false);
+    assert!(run(clock, &mut o, &mut a, |e, offerer| {
+        if *e == PeerEvent::Connected {
+            if offerer {
+                up.0 = true
+            } else {
+                up.1 = true
+            }
+        }
+        up == (true, true)
+    }));
+    (o, a)
+}
+
 #[test]
 fn offer_is_built_by_jsep_with_the_data_section_and_our_candidate() {
     let (_, _, offer) = pair(&VirtualClock::new());
@@ -143,18 +160,7 @@ fn offer_is_built_by_jsep_with_the_data_section_and_our_candidate() {
 #[test]
 fn offerer_and_answerer_connect_and_exchange_bytes() {
     let mut clock = VirtualClock::new();
-    let (mut o, mut a, _) = pair(&clock);
-    let mut up = (false, false);
-    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
-        if *e == PeerEvent::Connected {
-            if offerer {
-                up.0 = true
-            } else {
-                up.1 = true
-            }
-        }
-        up == (true, true)
-    }));
+    let (mut o, mut a) = connected(&mut clock);
     let id = o.open_channel(clock.now(), "echo").unwrap();
     assert!(run(&mut clock, &mut o, &mut a, |e, offerer| !offerer
         && *e
@@ -178,23 +184,8 @@ fn offerer_and_answerer_connect_and_exchange_bytes() {
 fn a_second_answer_is_refused_by_the_signaling_state() {
     let clock = VirtualClock::new();
     let (mut o, _, _) = pair(&clock);
-    let (_, answer) = {
-        let (_, _, offer) = pair(&clock);
-        let aid = DtlsIdentity::generate().unwrap();
-        let local = LocalParams {
-            candidate: ANSWERER.parse().unwrap(),
-            ice_ufrag: "other".into(),
-            ice_pwd: "other-password-000000000".into(),
-            fingerprint: aid.fingerprint("sha-256").unwrap(),
-            session_id: 10,
-        };
-        Peer::answer(
-            &SdpOffer::parse(&offer).unwrap(),
-            &local,
-            Box::new(aid.factory().unwrap()),
-        )
-        .unwrap()
-    };
+    // An answer to another offer: the state is refused before its content is read.
+    let (_, _, _, answer) = offer_and_answer();
     let err = o
         .apply_answer(
             clock.now(),
@@ -214,18 +205,7 @@ fn a_second_answer_is_refused_by_the_signaling_state() {
 #[test]
 fn consent_loss_closes_both_peers() {
     let mut clock = VirtualClock::new();
-    let (mut o, mut a, _) = pair(&clock);
-    let mut up = (false, false);
-    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
-        if *e == PeerEvent::Connected {
-            if offerer {
-                up.0 = true
-            } else {
-                up.1 = true
-            }
-        }
-        up == (true, true)
-    }));
+    let (mut o, mut a) = connected(&mut clock);
     let h = OpenSslCrypto::new();
     let start = clock.now();
     let mut closed_at = (None, None);
@@ -237,16 +217,12 @@ fn consent_loss_closes_both_peers() {
         // Everything sent is lost.
         while o.poll_transmit().is_some() {}
         while a.poll_transmit().is_some() {}
-        while let Some(e) = o.poll_event() {
-            if let PeerEvent::Closed(r) = e {
-                assert_eq!(r, "ICE consent expired");
-                closed_at.0 = Some(now - start);
-            }
-        }
-        while let Some(e) = a.poll_event() {
-            if let PeerEvent::Closed(r) = e {
-                assert_eq!(r, "ICE consent expired");
-                closed_at.1 = Some(now - start);
+        for (p, at) in [(&mut o, &mut closed_at.0), (&mut a, &mut closed_at.1)] {
+            while let Some(e) = p.poll_event() {
+                if let PeerEvent::Closed(r) = e {
+                    assert_eq!(r, "ICE consent expired");
+                    *at = Some(now - start);
+                }
             }
         }
     }
