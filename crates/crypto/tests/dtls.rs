@@ -216,6 +216,41 @@ fn tmp(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// Starts `openssl` with `args`, the PEM identity in `dir` and the DTLS-SRTP key
+/// export; returns the child, its stdin (s_server exits at EOF, so keep it open)
+/// and a thread collecting its stdout.
+fn openssl(
+    dir: &std::path::Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::thread::JoinHandle<String>,
+) {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .arg("-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("-key")
+        .arg(dir.join("key.pem"))
+        .args(["-keymatexport", "EXTRACTOR-dtls_srtp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let out = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    (child, stdin, lines)
+}
+
 #[test]
 fn our_client_against_openssl_s_server() {
     if !have_openssl() {
@@ -229,39 +264,23 @@ fn our_client_against_openssl_s_server() {
         .local_addr()
         .unwrap()
         .port();
-    let mut srv = Command::new("openssl")
-        .args(["s_server", "-dtls1_2", "-accept"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(dir.join("cert.pem"))
-        .arg("-key")
-        .arg(dir.join("key.pem"))
-        .args([
+    let (mut srv, mut stdin, lines) = openssl(
+        &dir,
+        &[
+            "s_server",
+            "-dtls1_2",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
             "-use_srtp",
             "SRTP_AES128_CM_SHA1_80",
-            "-keymatexport",
-            "EXTRACTOR-dtls_srtp",
             "-keymatexportlen",
             "60",
             "-naccept",
             "1",
             "-Verify",
             "1",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = srv.stdin.take().unwrap(); // kept open: s_server exits at EOF
-    let out = srv.stdout.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+        ],
+    );
     std::thread::sleep(Duration::from_millis(300));
     let me = DtlsIdentity::generate().unwrap();
     let mut t = DtlsTransport::new(Box::new(me.factory().unwrap()), DtlsRole::Client);
@@ -315,35 +334,19 @@ fn openssl_s_client_against_our_server() {
     t.set_remote_fingerprint(client_id.fingerprint("sha-256").unwrap());
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    let mut cli = Command::new("openssl")
-        .args(["s_client", "-dtls1_2", "-connect"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(dir.join("cert.pem"))
-        .arg("-key")
-        .arg(dir.join("key.pem"))
-        .args([
+    let (mut cli, stdin, lines) = openssl(
+        &dir,
+        &[
+            "s_client",
+            "-dtls1_2",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
             "-use_srtp",
             "SRTP_AEAD_AES_128_GCM",
-            "-keymatexport",
-            "EXTRACTOR-dtls_srtp",
             "-keymatexportlen",
             "56",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdin = cli.stdin.take().unwrap();
-    let out = cli.stdout.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+        ],
+    );
     // Learn the client's address from its first datagram, then connect to it.
     let mut buf = [0u8; 2048];
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
