@@ -17,7 +17,6 @@ use openssl::cipher_ctx::CipherCtx;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
-use openssl::symm::{Cipher, Crypter, Mode};
 use rand::{RngCore, SeedableRng};
 use softbus_bus::crypto::{Crypto, CryptoError, GcmKey};
 
@@ -108,14 +107,6 @@ impl OpenSslCrypto {
         self.aead = aead;
         self
     }
-
-    fn gcm(key: &[u8]) -> Result<Cipher, CryptoError> {
-        match key.len() {
-            16 => Ok(Cipher::aes_128_gcm()),
-            32 => Ok(Cipher::aes_256_gcm()),
-            _ => Err(CryptoError::BadLength),
-        }
-    }
 }
 
 const TAG: usize = 16;
@@ -134,6 +125,79 @@ fn gcm_cipher(key: &[u8]) -> Result<&'static CipherRef, CryptoError> {
     }
 }
 
+/// A GCM context for `key`, ready for a per-packet IV.
+fn gcm_ctx(key: &[u8], encrypt: bool) -> Result<CipherCtx, CryptoError> {
+    let cipher = gcm_cipher(key)?;
+    let mut ctx = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
+    let r = if encrypt {
+        ctx.encrypt_init(Some(cipher), Some(key), None)
+    } else {
+        ctx.decrypt_init(Some(cipher), Some(key), None)
+    };
+    r.map_err(|_| CryptoError::Backend)?;
+    Ok(ctx)
+}
+
+/// Encrypts `buf[start..]` in place with `ctx` and appends the tag.
+fn seal_with(
+    ctx: &mut CipherCtx,
+    iv: &[u8; 12],
+    buf: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CryptoError> {
+    if start > buf.len() {
+        return Err(CryptoError::BadLength);
+    }
+    let r = (|| {
+        ctx.encrypt_init(None, None, Some(iv))?;
+        let n = buf.len() - start;
+        // GCM has no padding: the output is as long as the input.
+        ctx.cipher_update_inplace(&mut buf[start..], n)?;
+        let mut tail = [0u8; 16];
+        ctx.cipher_final(&mut tail)?;
+        let mut tag = [0u8; TAG];
+        ctx.tag(&mut tag)?;
+        buf.extend_from_slice(&tag);
+        Ok::<_, openssl::error::ErrorStack>(())
+    })();
+    r.map_err(|_| {
+        buf.truncate(start);
+        CryptoError::Backend
+    })
+}
+
+/// Opens `buf[start..]` (`ciphertext || tag`) in place with `ctx`; on failure
+/// `buf` is truncated to `start`.
+fn open_with(
+    ctx: &mut CipherCtx,
+    iv: &[u8; 12],
+    buf: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CryptoError> {
+    if start > buf.len() || buf.len() - start < TAG {
+        buf.truncate(start.min(buf.len()));
+        return Err(CryptoError::AuthFailed);
+    }
+    let ct_end = buf.len() - TAG;
+    let mut tag = [0u8; TAG];
+    tag.copy_from_slice(&buf[ct_end..]);
+    buf.truncate(ct_end);
+    let r = (|| {
+        ctx.decrypt_init(None, None, Some(iv))?;
+        ctx.set_tag(&tag)?;
+        let n = buf.len() - start;
+        ctx.cipher_update_inplace(&mut buf[start..], n)?;
+        let mut tail = [0u8; 16];
+        ctx.cipher_final(&mut tail)?;
+        Ok::<_, openssl::error::ErrorStack>(())
+    })();
+    r.map_err(|_| {
+        // Never hand out unauthenticated plaintext.
+        buf.truncate(start);
+        CryptoError::AuthFailed
+    })
+}
+
 impl GcmKey for OpenSslGcmKey {
     fn seal_in_place(
         &mut self,
@@ -141,25 +205,7 @@ impl GcmKey for OpenSslGcmKey {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        if start > buf.len() {
-            return Err(CryptoError::BadLength);
-        }
-        let r = (|| {
-            self.enc.encrypt_init(None, None, Some(iv))?;
-            let n = buf.len() - start;
-            // GCM has no padding: the output is as long as the input.
-            self.enc.cipher_update_inplace(&mut buf[start..], n)?;
-            let mut tail = [0u8; 16];
-            self.enc.cipher_final(&mut tail)?;
-            let mut tag = [0u8; TAG];
-            self.enc.tag(&mut tag)?;
-            buf.extend_from_slice(&tag);
-            Ok::<_, openssl::error::ErrorStack>(())
-        })();
-        r.map_err(|_| {
-            buf.truncate(start);
-            CryptoError::Backend
-        })
+        seal_with(&mut self.enc, iv, buf, start)
     }
 
     fn open_in_place(
@@ -168,28 +214,7 @@ impl GcmKey for OpenSslGcmKey {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        if start > buf.len() || buf.len() - start < TAG {
-            buf.truncate(start.min(buf.len()));
-            return Err(CryptoError::AuthFailed);
-        }
-        let ct_end = buf.len() - TAG;
-        let mut tag = [0u8; TAG];
-        tag.copy_from_slice(&buf[ct_end..]);
-        buf.truncate(ct_end);
-        let r = (|| {
-            self.dec.decrypt_init(None, None, Some(iv))?;
-            self.dec.set_tag(&tag)?;
-            let n = buf.len() - start;
-            self.dec.cipher_update_inplace(&mut buf[start..], n)?;
-            let mut tail = [0u8; 16];
-            self.dec.cipher_final(&mut tail)?;
-            Ok::<_, openssl::error::ErrorStack>(())
-        })();
-        r.map_err(|_| {
-            // Never hand out unauthenticated plaintext.
-            buf.truncate(start);
-            CryptoError::AuthFailed
-        })
+        open_with(&mut self.dec, iv, buf, start)
     }
 }
 
@@ -263,14 +288,10 @@ impl Crypto for OpenSslCrypto {
             let k = ring::aead::UnboundKey::new(alg, key).map_err(|_| CryptoError::BadLength)?;
             return Ok(Box::new(RingGcmKey(ring::aead::LessSafeKey::new(k))));
         }
-        let cipher = gcm_cipher(key)?;
-        let mut enc = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
-        enc.encrypt_init(Some(cipher), Some(key), None)
-            .map_err(|_| CryptoError::Backend)?;
-        let mut dec = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
-        dec.decrypt_init(Some(cipher), Some(key), None)
-            .map_err(|_| CryptoError::Backend)?;
-        Ok(Box::new(OpenSslGcmKey { enc, dec }))
+        Ok(Box::new(OpenSslGcmKey {
+            enc: gcm_ctx(key, true)?,
+            dec: gcm_ctx(key, false)?,
+        }))
     }
 
     fn aes_gcm_seal(
@@ -280,22 +301,10 @@ impl Crypto for OpenSslCrypto {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        let cipher = Self::gcm(key)?;
-        let mut c =
-            Crypter::new(cipher, Mode::Encrypt, key, Some(iv)).map_err(|_| CryptoError::Backend)?;
+        let mut ctx = gcm_ctx(key, true)?;
         let start = out.len();
-        out.resize(start + plaintext.len() + cipher.block_size(), 0);
-        let n = c
-            .update(plaintext, &mut out[start..])
-            .map_err(|_| CryptoError::Backend)?;
-        let m = c
-            .finalize(&mut out[start + n..])
-            .map_err(|_| CryptoError::Backend)?;
-        out.truncate(start + n + m);
-        let mut tag = [0u8; TAG];
-        c.get_tag(&mut tag).map_err(|_| CryptoError::Backend)?;
-        out.extend_from_slice(&tag);
-        Ok(())
+        out.extend_from_slice(plaintext);
+        seal_with(&mut ctx, iv, out, start)
     }
 
     fn aes_gcm_open(
@@ -305,30 +314,10 @@ impl Crypto for OpenSslCrypto {
         sealed: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        let cipher = Self::gcm(key)?;
-        if sealed.len() < TAG {
-            return Err(CryptoError::AuthFailed);
-        }
-        let (ct, tag) = sealed.split_at(sealed.len() - TAG);
-        let mut c =
-            Crypter::new(cipher, Mode::Decrypt, key, Some(iv)).map_err(|_| CryptoError::Backend)?;
-        c.set_tag(tag).map_err(|_| CryptoError::Backend)?;
+        let mut ctx = gcm_ctx(key, false)?;
         let start = out.len();
-        out.resize(start + ct.len() + cipher.block_size(), 0);
-        let n = c
-            .update(ct, &mut out[start..])
-            .map_err(|_| CryptoError::Backend)?;
-        match c.finalize(&mut out[start + n..]) {
-            Ok(m) => {
-                out.truncate(start + n + m);
-                Ok(())
-            }
-            Err(_) => {
-                // Never hand out unauthenticated plaintext.
-                out.truncate(start);
-                Err(CryptoError::AuthFailed)
-            }
-        }
+        out.extend_from_slice(sealed);
+        open_with(&mut ctx, iv, out, start)
     }
 
     fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
