@@ -65,61 +65,99 @@ pub async fn run(a: BenchArgs) -> ExitCode {
     if let Some(addr) = a.serve_plain {
         return serve_plain(addr).await;
     }
+    match measure(&a).await {
+        Ok(report) => {
+            if a.json {
+                println!("{}", serde_json::Value::Object(report.0));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// The results so far, as the JSON report.
+#[derive(Default)]
+struct Report(serde_json::Map<String, serde_json::Value>);
+
+impl Report {
+    /// Prints a measurement's line and keeps its JSON entry; a failed measurement
+    /// ends the run with its error.
+    fn record(
+        &mut self,
+        name: &str,
+        result: Result<(f64, f64), String>,
+        show: impl FnOnce(f64, f64) -> (String, serde_json::Value),
+    ) -> Result<(), ExitCode> {
+        let (a, b) = result.map_err(|e| crate::failure(format!("{name}: {e}")))?;
+        let (line, json) = show(a, b);
+        eprintln!("{line}");
+        self.0.insert(name.into(), json);
+        Ok(())
+    }
+}
+
+async fn measure(a: &BenchArgs) -> Result<Report, ExitCode> {
     let secs = Duration::from_secs_f64(a.seconds.clamp(0.2, 600.0));
     let want = |m: &str| a.only.as_deref().is_none_or(|o| o == m);
-    let mut report = serde_json::Map::new();
-    if want("throughput") {
-        match on_client_cpu(move || throughput(secs)) {
-            Ok((sb, plain)) => {
-                eprintln!("throughput 4048 B messages, echo, window {WINDOW}: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)", sb / 1e6, plain / 1e6, sb / plain);
-                report.insert("throughput".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
-            }
-            Err(e) => return crate::failure(format!("throughput: {e}")),
+    let mut report = Report::default();
+    let vs_tcp = |what: String| {
+        move |sb: f64, plain: f64| {
+            (
+                format!(
+                    "{what}: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)",
+                    sb / 1e6,
+                    plain / 1e6,
+                    sb / plain
+                ),
+                serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}),
+            )
         }
+    };
+    if want("throughput") {
+        let r = on_client_cpu(move || throughput(secs));
+        report.record(
+            "throughput",
+            r,
+            vs_tcp(format!("throughput 4048 B messages, echo, window {WINDOW}")),
+        )?;
     }
     if want("stream") {
-        match on_client_cpu(move || stream(secs)) {
-            Ok((sb, plain)) => {
-                eprintln!("stream 4048 B messages one way into a discard server: softbus {:.1} MB/s, plain TCP {:.1} MB/s, ratio {:.2} (goal >= 0.6)", sb / 1e6, plain / 1e6, sb / plain);
-                report.insert("stream".into(), serde_json::json!({"softbus_bytes_per_s": sb, "plain_tcp_bytes_per_s": plain, "ratio": sb / plain}));
-            }
-            Err(e) => return crate::failure(format!("stream: {e}")),
-        }
+        let r = on_client_cpu(move || stream(secs));
+        report.record(
+            "stream",
+            r,
+            vs_tcp("stream 4048 B messages one way into a discard server".into()),
+        )?;
     }
     if want("datachannel") {
-        match on_client_cpu(move || datachannel(secs)) {
-            Ok((bytes_per_s, _)) => {
-                eprintln!("data channel node to node, 16 KiB messages one way into a discard server: {:.1} MB/s", bytes_per_s / 1e6);
-                report.insert(
-                    "datachannel".into(),
-                    serde_json::json!({"softbus_bytes_per_s": bytes_per_s}),
-                );
-            }
-            Err(e) => return crate::failure(format!("datachannel: {e}")),
-        }
+        let r = on_client_cpu(move || datachannel(secs));
+        report.record("datachannel", r, |bytes_per_s, _| {
+            (
+                format!("data channel node to node, 16 KiB messages one way into a discard server: {:.1} MB/s", bytes_per_s / 1e6),
+                serde_json::json!({"softbus_bytes_per_s": bytes_per_s}),
+            )
+        })?;
     }
     if want("discovery") {
-        match on_client_cpu(move || discovery(secs)) {
-            Ok((sb, echo)) => {
-                eprintln!("discovery: node {sb:.0} answers/s, raw UDP echo {echo:.0}/s, ratio {:.2} (goal >= 0.5)", sb / echo);
-                report.insert("discovery".into(), serde_json::json!({"softbus_answers_per_s": sb, "udp_echo_per_s": echo, "ratio": sb / echo}));
-            }
-            Err(e) => return crate::failure(format!("discovery: {e}")),
-        }
+        let r = on_client_cpu(move || discovery(secs));
+        report.record("discovery", r, |sb, echo| {
+            (
+                format!("discovery: node {sb:.0} answers/s, raw UDP echo {echo:.0}/s, ratio {:.2} (goal >= 0.5)", sb / echo),
+                serde_json::json!({"softbus_answers_per_s": sb, "udp_echo_per_s": echo, "ratio": sb / echo}),
+            )
+        })?;
     }
     if want("memory") {
-        match memory(a.sessions).await {
-            Ok((sb, plain)) => {
-                eprintln!("memory per idle session ({} sessions): softbus node {:.0} B, plain tokio server {:.0} B per connection, ratio {:.2} (goal < 16384 B)", a.sessions, sb, plain, sb / plain);
-                report.insert("memory".into(), serde_json::json!({"sessions": a.sessions, "softbus_bytes_per_session": sb, "plain_bytes_per_connection": plain, "ratio": sb / plain}));
-            }
-            Err(e) => return crate::failure(format!("memory: {e}")),
-        }
+        let n = a.sessions;
+        report.record("memory", memory(n).await, |sb, plain| {
+            (
+                format!("memory per idle session ({n} sessions): softbus node {sb:.0} B, plain tokio server {plain:.0} B per connection, ratio {:.2} (goal < 16384 B)", sb / plain),
+                serde_json::json!({"sessions": n, "softbus_bytes_per_session": sb, "plain_bytes_per_connection": plain, "ratio": sb / plain}),
+            )
+        })?;
     }
-    if a.json {
-        println!("{}", serde_json::Value::Object(report));
-    }
-    ExitCode::SUCCESS
+    Ok(report)
 }
 
 async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
