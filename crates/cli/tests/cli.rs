@@ -286,21 +286,7 @@ fn malformed_traffic_does_not_disturb_others() {
 #[test]
 fn send_over_webrtc_between_loopback_addresses() {
     let dir = temp_dir("rtcsend");
-    let node = NodeProc::start(
-        &[],
-        &[
-            "--ip",
-            "127.0.0.43",
-            "--web",
-            "127.0.0.1:0",
-            "--pin",
-            "1",
-            "--echo",
-            "echo",
-            "--data-dir",
-            dir.join("n").to_str().unwrap(),
-        ],
-    );
+    let node = NodeProc::webrtc_echo(&[], "127.0.0.43", &dir.join("n"));
     let web = node.ready["web"].as_str().unwrap().to_owned();
     let o = run(
         &[],
@@ -382,21 +368,7 @@ fn webrtc_garbage_does_not_disturb_peers() {
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::Duration;
     let dir = temp_dir("rtcgarbage");
-    let node = NodeProc::start(
-        &[],
-        &[
-            "--ip",
-            "127.0.0.47",
-            "--web",
-            "127.0.0.1:0",
-            "--pin",
-            "1",
-            "--echo",
-            "echo",
-            "--data-dir",
-            dir.to_str().unwrap(),
-        ],
-    );
+    let node = NodeProc::webrtc_echo(&[], "127.0.0.47", &dir);
     let web = node.ready["web"].as_str().unwrap().to_owned();
     let rtc_port = node.port("rtc_port");
     let rt = tokio::runtime::Runtime::new().unwrap();

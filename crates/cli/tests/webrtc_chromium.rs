@@ -37,21 +37,7 @@ fn node_in_loopback_ns(tag: &str, data: &std::path::Path) -> Option<(Ns, NodePro
         skip("cannot create a network namespace (needs root)");
         return None;
     }
-    let node = NodeProc::start(
-        &["ip", "netns", "exec", &ns.0],
-        &[
-            "--ip",
-            "127.0.0.1",
-            "--web",
-            "127.0.0.1:0",
-            "--pin",
-            "1",
-            "--echo",
-            "echo",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let node = NodeProc::webrtc_echo(&["ip", "netns", "exec", &ns.0], "127.0.0.1", data);
     Some((ns, node))
 }
 

@@ -66,6 +66,26 @@ impl NodeProc {
         }
     }
 
+    /// A node on `ip` with the web server on a free loopback port, PIN 1 and an
+    /// echo server named `echo`: what the WebRTC tests talk to.
+    pub fn webrtc_echo(prefix: &[&str], ip: &str, data_dir: &std::path::Path) -> NodeProc {
+        NodeProc::start(
+            prefix,
+            &[
+                "--ip",
+                ip,
+                "--web",
+                "127.0.0.1:0",
+                "--pin",
+                "1",
+                "--echo",
+                "echo",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// Waits for an event line satisfying `f`.
     pub fn wait_for(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let end = std::time::Instant::now() + Duration::from_secs(10);
