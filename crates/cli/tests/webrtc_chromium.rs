@@ -41,6 +41,18 @@ fn node_in_loopback_ns(tag: &str, data: &std::path::Path) -> Option<(Ns, NodePro
     Some((ns, node))
 }
 
+/// Runs `interop/<script>` with `python` inside namespace `ns` against the node's web
+/// address and the `echo` server; returns the JSON it prints.
+fn interop_script(ns: &str, python: &str, script: &str, web: &str) -> serde_json::Value {
+    let path = format!("{}/../../interop/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, python, &path, web, "echo"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 fn skip(why: &str) {
     if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
         panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
@@ -58,17 +70,7 @@ fn chromium_data_channel_echo() {
         return;
     };
     let web = node.ready["web"].as_str().unwrap().to_owned();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../interop/chromium_datachannel.py"
-    );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "python3", script, &web, "echo"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value =
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let r = interop_script(&ns.0, "python3", "chromium_datachannel.py", &web);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["status"], 201);
     assert_eq!(r["steps"].as_array().unwrap().len(), 3, "{r}");
@@ -149,17 +151,7 @@ fn aiortc_data_channel_echo() {
         return;
     };
     let web = node.ready["web"].as_str().unwrap().to_owned();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../interop/aiortc_datachannel.py"
-    );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, py, script, &web, "echo"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value =
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let r = interop_script(&ns.0, py, "aiortc_datachannel.py", &web);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["steps"].as_array().unwrap().len(), 3);
     assert_eq!(r["dtls_role"], "client", "the node answered passive");
