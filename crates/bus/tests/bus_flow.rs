@@ -14,19 +14,27 @@ use std::time::{Duration, Instant};
 
 const PEER: &str = "10.0.0.3:40000";
 
-fn node() -> Bus {
-    let mut bus = Bus::new(
-        BusConfig {
-            pin: PinPolicy::pin("246810"),
-            ..Default::default()
-        },
+/// A node at 10.0.0.2 with `cfg`, its randomness seeded with `seed`.
+fn bus_with(cfg: BusConfig, seed: u64) -> Bus {
+    Bus::new(
+        cfg,
         LocalConfig {
             device_id: "AB".repeat(32),
             name: "node".into(),
             device_type: 0xF2,
             ip: [10, 0, 0, 2].into(),
         },
-        Box::new(OpenSslCrypto::seeded(11)),
+        Box::new(OpenSslCrypto::seeded(seed)),
+    )
+}
+
+fn node() -> Bus {
+    let mut bus = bus_with(
+        BusConfig {
+            pin: PinPolicy::pin("246810"),
+            ..Default::default()
+        },
+        11,
     );
     bus.set_ports(40001, 40002);
     bus.create_session_server("echo").unwrap();
@@ -255,22 +263,16 @@ fn wrong_pin_is_refused() {
 
 #[test]
 fn empty_pin_needs_explicit_permission() {
-    let mut bus = Bus::new(
+    let mut bus = bus_with(
         BusConfig {
             pin: PinPolicy::pin(""),
             ..Default::default()
         },
-        LocalConfig {
-            device_id: "AB".repeat(32),
-            name: "n".into(),
-            device_type: 0xF2,
-            ip: [10, 0, 0, 2].into(),
-        },
-        Box::new(OpenSslCrypto::seeded(1)),
+        1,
     );
     let mut c = OpenSslCrypto::seeded(2);
     assert!(authenticate(&mut bus, &mut c, ConnId(1), "", 7).is_err());
-    let mut bus = Bus::new(
+    let mut bus = bus_with(
         BusConfig {
             pin: PinPolicy {
                 pin: Some(String::new().into()),
@@ -278,13 +280,7 @@ fn empty_pin_needs_explicit_permission() {
             },
             ..Default::default()
         },
-        LocalConfig {
-            device_id: "AB".repeat(32),
-            name: "n".into(),
-            device_type: 0xF2,
-            ip: [10, 0, 0, 2].into(),
-        },
-        Box::new(OpenSslCrypto::seeded(1)),
+        1,
     );
     assert!(authenticate(&mut bus, &mut c, ConnId(1), "", 7).is_ok());
 }
@@ -404,7 +400,7 @@ fn negative_battery() {
 
 #[test]
 fn limits_are_enforced() {
-    let mut bus = Bus::new(
+    let mut bus = bus_with(
         BusConfig {
             pin: PinPolicy::pin("1"),
             max_sessions: 2,
@@ -412,13 +408,7 @@ fn limits_are_enforced() {
             max_auth_conns: 1,
             ..Default::default()
         },
-        LocalConfig {
-            device_id: "AB".repeat(32),
-            name: "n".into(),
-            device_type: 0xF2,
-            ip: [10, 0, 0, 2].into(),
-        },
-        Box::new(OpenSslCrypto::seeded(1)),
+        1,
     );
     bus.create_session_server("a").unwrap();
     assert!(bus.create_session_server("a").is_err());
