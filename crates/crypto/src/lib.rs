@@ -166,6 +166,15 @@ fn seal_with(
     })
 }
 
+/// `buf[start..]` must hold at least a tag; if not, `buf` is cut to `start`.
+fn check_sealed(buf: &mut Vec<u8>, start: usize) -> Result<(), CryptoError> {
+    if start > buf.len() || buf.len() - start < TAG {
+        buf.truncate(start.min(buf.len()));
+        return Err(CryptoError::AuthFailed);
+    }
+    Ok(())
+}
+
 /// Opens `buf[start..]` (`ciphertext || tag`) in place with `ctx`; on failure
 /// `buf` is truncated to `start`.
 fn open_with(
@@ -174,10 +183,7 @@ fn open_with(
     buf: &mut Vec<u8>,
     start: usize,
 ) -> Result<(), CryptoError> {
-    if start > buf.len() || buf.len() - start < TAG {
-        buf.truncate(start.min(buf.len()));
-        return Err(CryptoError::AuthFailed);
-    }
+    check_sealed(buf, start)?;
     let ct_end = buf.len() - TAG;
     let mut tag = [0u8; TAG];
     tag.copy_from_slice(&buf[ct_end..]);
@@ -254,10 +260,7 @@ impl GcmKey for RingGcmKey {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        if start > buf.len() || buf.len() - start < TAG {
-            buf.truncate(start.min(buf.len()));
-            return Err(CryptoError::AuthFailed);
-        }
+        check_sealed(buf, start)?;
         let nonce = ring::aead::Nonce::assume_unique_for_key(*iv);
         match self
             .0
