@@ -681,6 +681,7 @@ async fn serve_plain(addr: SocketAddr) -> ExitCode {
             std::net::IpAddr::V6(_) => return crate::usage("--serve-plain takes an IPv4 address"),
         },
         addr.port(),
+        softbus_runtime::Bound::AuthListener,
     ) {
         Ok(l) => l,
         Err(e) => return crate::failure(e),

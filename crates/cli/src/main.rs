@@ -307,7 +307,13 @@ async fn node(a: NodeArgs) -> ExitCode {
                 });
                 Some(local)
             }
-            Err(e) => return failure(format!("--web {addr}: {e}")),
+            Err(source) => {
+                return failure(softbus_runtime::Error::Bind {
+                    what: softbus_runtime::Bound::Web,
+                    addr,
+                    source,
+                })
+            }
         },
     };
     let i = handle.info();

@@ -51,7 +51,13 @@ fn libcoap_client_gets_ack_and_lite_reply() {
         ],
     );
     // The requester's wlanIp: the reply goes to 127.0.0.21:5684, not to coap-client's port.
-    let listener = UdpSocket::bind("127.0.0.21:5684").unwrap();
+    // Bound as a node's discovery socket is (address reuse), so a node left
+    // running on 0.0.0.0:5684 does not take this address away.
+    let listener: UdpSocket =
+        softbus_runtime::net::bind_reusable_udp("127.0.0.21:5684".parse().unwrap())
+            .unwrap()
+            .into();
+    listener.set_nonblocking(false).unwrap();
     listener
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();

@@ -33,8 +33,7 @@ pub async fn discover(
     timeout: Duration,
     mut on_found: impl FnMut(&FoundDevice) -> bool,
 ) -> Result<Vec<FoundDevice>, Error> {
-    let sock = net::bind_discovery(me.ip, port)
-        .map_err(|e| Error::Bind(format!("discovery {}:{port}: {e}", me.ip)))?;
+    let sock = net::bind_discovery(me.ip, port)?;
     let cfg = DiscoveryConfig {
         port,
         ..Default::default()

@@ -24,14 +24,56 @@ pub mod store;
 
 pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, ServerMode};
 
+/// Which socket a [`Error::Bind`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Bound {
+    Discovery,
+    AuthListener,
+    SessionListener,
+    Rtc,
+    Web,
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bound::Discovery => "discovery socket (UDP)",
+            Bound::AuthListener => "auth listener (TCP)",
+            Bound::SessionListener => "session listener (TCP)",
+            Bound::Rtc => "WebRTC socket (UDP)",
+            Bound::Web => "web listener (TCP)",
+        })
+    }
+}
+
+impl Bound {
+    /// What the user can change to get past the error.
+    fn hint(self) -> &'static str {
+        match self {
+            Bound::Discovery => "; choose another address with --ip or port with --discovery-port",
+            Bound::AuthListener | Bound::SessionListener => {
+                "; choose another address with --ip, or let the kernel pick the port"
+            }
+            Bound::Rtc => "; choose another address with --ip",
+            Bound::Web => "; choose another address with --web, or --web off",
+        }
+    }
+}
+
 /// Runtime errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot bind {0}")]
-    Bind(String),
+    #[error("cannot bind the {what} on {addr}: {source}{}", what.hint())]
+    Bind {
+        what: Bound,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("bad configuration: {0}")]
     Config(String),
     #[error("timed out: {0}")]

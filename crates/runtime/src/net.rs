@@ -29,20 +29,43 @@ pub fn broadcast_of(ip: Ipv4Addr) -> Option<Ipv4Addr> {
     })
 }
 
-/// The discovery socket. On a loopback address it binds that address (so many
-/// nodes can share a host on 127.0.0.0/8); otherwise it binds 0.0.0.0 so that
-/// broadcasts arrive, like softbus_lite. Broadcast sending is enabled.
-pub fn bind_discovery(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_broadcast(true)?;
-    s.set_nonblocking(true)?;
+/// Where the discovery socket of a node on `ip` binds: that address on loopback
+/// (so many nodes can share a host on 127.0.0.0/8), otherwise 0.0.0.0 so that
+/// broadcasts arrive, like softbus_lite.
+pub fn discovery_bind_addr(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
     let bind = if ip.is_loopback() {
         ip
     } else {
         Ipv4Addr::UNSPECIFIED
     };
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(bind, port)).into())?;
-    tokio::net::UdpSocket::from_std(s.into())
+    SocketAddrV4::new(bind, port)
+}
+
+/// The discovery socket on [`discovery_bind_addr`], broadcast sending enabled.
+///
+/// It binds the way mDNS responders do, with address and port reuse, so a node on
+/// `0.0.0.0:5684` and nodes or tools on `127.x.y.z:5684` share one host: unicast
+/// goes to the socket bound to the most specific address, broadcasts to all.
+pub fn bind_discovery(ip: Ipv4Addr, port: u16) -> Result<tokio::net::UdpSocket, crate::Error> {
+    let addr = discovery_bind_addr(ip, port);
+    bind_reusable_udp(addr)
+        .and_then(|s| tokio::net::UdpSocket::from_std(s.into()))
+        .map_err(|source| crate::Error::Bind {
+            what: crate::Bound::Discovery,
+            addr: SocketAddr::V4(addr),
+            source,
+        })
+}
+
+/// A UDP socket with `SO_REUSEADDR` and `SO_REUSEPORT` bound to `addr`, nonblocking.
+pub fn bind_reusable_udp(addr: SocketAddrV4) -> io::Result<Socket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_broadcast(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::V4(addr).into())?;
+    Ok(s)
 }
 
 /// Connections the kernel queues before `accept` (bursts of session opens).
@@ -50,25 +73,98 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// A TCP listener on `ip:0` (kernel-chosen port), as softbus_lite binds its auth
 /// and session listeners to the device address.
-pub fn bind_listener(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::TcpListener> {
-    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(ip, port)).into())?;
-    s.listen(LISTEN_BACKLOG)?;
-    tokio::net::TcpListener::from_std(s.into())
+pub fn bind_listener(
+    ip: Ipv4Addr,
+    port: u16,
+    what: crate::Bound,
+) -> Result<tokio::net::TcpListener, crate::Error> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(ip, port));
+    let bind = || -> io::Result<tokio::net::TcpListener> {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(LISTEN_BACKLOG)?;
+        tokio::net::TcpListener::from_std(s.into())
+    };
+    bind().map_err(|source| crate::Error::Bind { what, addr, source })
 }
 
 /// Socket buffer for WebRTC UDP: a data channel's SCTP bursts many datagrams at once.
 pub const RTC_SOCKET_BUFFER: usize = 4 << 20;
 
 /// A UDP socket on `ip:port` for WebRTC, with large send and receive buffers.
-pub fn bind_udp(ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSocket> {
-    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    // The kernel caps these at net.core.[rw]mem_max; smaller buffers still work.
-    let _ = s.set_recv_buffer_size(RTC_SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(RTC_SOCKET_BUFFER);
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::V4(SocketAddrV4::new(ip, port)).into())?;
-    tokio::net::UdpSocket::from_std(s.into())
+pub fn bind_udp(ip: Ipv4Addr, port: u16) -> Result<tokio::net::UdpSocket, crate::Error> {
+    let addr = SocketAddr::V4(SocketAddrV4::new(ip, port));
+    let bind = || -> io::Result<tokio::net::UdpSocket> {
+        let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        // The kernel caps these at net.core.[rw]mem_max; smaller buffers still work.
+        let _ = s.set_recv_buffer_size(RTC_SOCKET_BUFFER);
+        let _ = s.set_send_buffer_size(RTC_SOCKET_BUFFER);
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        tokio::net::UdpSocket::from_std(s.into())
+    };
+    bind().map_err(|source| crate::Error::Bind {
+        what: crate::Bound::Rtc,
+        addr,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+    use super::*;
+    use std::time::Duration;
+
+    /// A node on the wildcard address and a node or test on a loopback address
+    /// share the discovery port; unicast reaches the specific one only.
+    #[tokio::test]
+    async fn wildcard_and_loopback_share_the_discovery_port() {
+        let wild: std::net::UdpSocket =
+            bind_reusable_udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+                .unwrap()
+                .into();
+        let port = wild.local_addr().unwrap().port();
+        let ip = Ipv4Addr::new(127, 0, 0, 91);
+        let specific = bind_discovery(ip, port).expect("binds beside the wildcard node");
+        let tx = std::net::UdpSocket::bind("127.0.0.92:0").unwrap();
+        tx.send_to(b"hello", (ip, port)).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), specific.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        wild.set_nonblocking(true).unwrap();
+        assert_eq!(
+            wild.recv_from(&mut buf).map_err(|e| e.kind()).unwrap_err(),
+            io::ErrorKind::WouldBlock,
+            "unicast goes to the most specific socket"
+        );
+    }
+
+    /// A bind error names the address really bound and the options that help.
+    #[tokio::test]
+    async fn bind_error_names_the_address_and_the_way_out() {
+        let ip = Ipv4Addr::new(127, 0, 0, 93);
+        let taken = std::net::UdpSocket::bind((ip, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let e = bind_discovery(ip, port).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, crate::Error::Bind { what: crate::Bound::Discovery, addr, .. } if addr == SocketAddr::from((ip, port))),
+            "{e:?}"
+        );
+        assert!(text.contains(&format!("127.0.0.93:{port}")), "{text}");
+        assert!(
+            text.contains("--ip") && text.contains("--discovery-port"),
+            "{text}"
+        );
+        assert_eq!(
+            discovery_bind_addr(Ipv4Addr::new(192, 0, 2, 7), 5684),
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5684)
+        );
+    }
 }

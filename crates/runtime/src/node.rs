@@ -4,7 +4,7 @@
 use crate::events::NodeEvent;
 use crate::rtc::{RtcEvent, RtcHost, RtcSession};
 use crate::store::{self, TrustStore};
-use crate::{net, Error};
+use crate::{net, Bound, Error};
 use softbus_bus::auth::PinPolicy;
 use softbus_bus::discovery::publish::PublishInfo;
 use softbus_bus::discovery::FoundDevice;
@@ -216,16 +216,11 @@ impl Node {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
         let trust = TrustStore::open(&cfg.data_dir)?;
-        let udp = net::bind_discovery(cfg.ip, cfg.discovery_port).map_err(|e| {
-            Error::Bind(format!("discovery {}:{}: {e}", cfg.ip, cfg.discovery_port))
-        })?;
-        let auth = net::bind_listener(cfg.ip, cfg.auth_port)
-            .map_err(|e| Error::Bind(format!("auth listener {}: {e}", cfg.ip)))?;
-        let sess = net::bind_listener(cfg.ip, cfg.session_port)
-            .map_err(|e| Error::Bind(format!("session listener {}: {e}", cfg.ip)))?;
+        let udp = net::bind_discovery(cfg.ip, cfg.discovery_port)?;
+        let auth = net::bind_listener(cfg.ip, cfg.auth_port, Bound::AuthListener)?;
+        let sess = net::bind_listener(cfg.ip, cfg.session_port, Bound::SessionListener)?;
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
-        let rtc_sock = net::bind_udp(cfg.ip, cfg.rtc_port)
-            .map_err(|e| Error::Bind(format!("WebRTC UDP {}: {e}", cfg.ip)))?;
+        let rtc_sock = net::bind_udp(cfg.ip, cfg.rtc_port)?;
         let rtc_port = rtc_sock.local_addr()?.port();
         let rtc = RtcHost::new(SocketAddr::from((cfg.ip, rtc_port))).map_err(Error::Config)?;
         // With port 0 the kernel picks one; report and use what was bound.
