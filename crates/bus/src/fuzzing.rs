@@ -85,13 +85,22 @@ pub fn bus_tcp(now: Instant, crypto: Box<dyn Crypto>, data: &[u8]) {
         },
         crypto,
     );
-    let _ = bus.create_session_server("echo");
     let peer = SocketAddr::from(([10, 0, 0, 3], 4000));
     let _ = bus.handle_accept(now, ConnId(1), Listener::Auth, peer);
     let _ = bus.handle_accept(now, ConnId(2), Listener::Session, peer);
     let (a, b) = data.split_at(data.len() / 2);
     let _ = bus.handle_tcp_data(now, ConnId(1), a);
     let _ = bus.handle_tcp_data(now, ConnId(2), b);
+    // Sessions to `echo` are accepted (and held packets then delivered), others refused.
+    let mut next = 1;
+    while let Some(r) = bus.poll_session_request() {
+        if r.server == "echo" {
+            let _ = bus.accept_session(now, r.conn, next);
+            next += 1;
+        } else {
+            bus.refuse_session(r.conn, "no such server");
+        }
+    }
     while bus.poll_transmit().is_some() {}
     while bus.poll_event().is_some() {}
 }

@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 pub struct BusConfig {
     pub discovery: DiscoveryConfig,
     pub pin: PinPolicy,
-    pub max_session_servers: usize,
-    pub max_sessions: usize,
     /// Auth connections held at once (`AUTH_CONN_MAX_NUM`).
     pub max_auth_conns: usize,
     /// Session connections that have not opened yet.
@@ -42,8 +40,6 @@ impl Default for BusConfig {
                 pin: None,
                 allow_empty: false,
             },
-            max_session_servers: session::DEFAULT_MAX_SERVERS,
-            max_sessions: session::DEFAULT_MAX_SESSIONS,
             max_auth_conns: 32,
             max_pending_session_conns: 16,
             max_pending_per_ip: 4,
@@ -82,6 +78,23 @@ pub struct SessionInfo {
     pub peer: SocketAddr,
     pub transport: &'static str,
 }
+
+/// A peer asks to open a session: its open packet decrypted under the key of an
+/// auth connection of the same address. The application decides with
+/// [`Bus::accept_session`] or [`Bus::refuse_session`]; until then the connection
+/// holds what the peer sent after the open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    pub conn: ConnId,
+    /// The session server asked for (`BUS_NAME`).
+    pub server: String,
+    /// `TEData` of the auth connection whose key opened it.
+    pub peer_device_id: String,
+    pub peer: SocketAddr,
+}
+
+/// Frames a connection holds while its open request awaits a decision.
+const MAX_HELD_FRAMES: usize = 16;
 
 /// Events for the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +149,27 @@ enum ConnState {
     Session {
         conn: SessionConn,
         session: Option<i32>,
+        /// An open request awaiting the application's decision, and the frames
+        /// that followed it.
+        awaiting: Option<Box<AwaitingOpen>>,
     },
+}
+
+struct AwaitingOpen {
+    request: session::OpenRequest,
+    auth_key: zeroize::Zeroizing<[u8; 16]>,
+    index: i32,
+    peer_device_id: String,
+    held: Vec<Frame>,
+}
+
+impl std::fmt::Debug for AwaitingOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwaitingOpen")
+            .field("server", &self.request.bus_name)
+            .field("held", &self.held.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -176,9 +209,8 @@ pub struct Bus {
     pending: BTreeSet<ConnId>,
     /// Auth connections (at most `max_auth_conns`), where session keys live.
     auth_conns: BTreeSet<ConnId>,
-    servers: Vec<String>,
     sessions: BTreeMap<i32, Session>,
-    next_session: i32,
+    requests: VecDeque<SessionRequest>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<BusEvent>,
 }
@@ -226,9 +258,8 @@ impl Bus {
             conns: HashMap::new(),
             pending: BTreeSet::new(),
             auth_conns: BTreeSet::new(),
-            servers: Vec::new(),
             sessions: BTreeMap::new(),
-            next_session: 0,
+            requests: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -262,44 +293,17 @@ impl Bus {
         self.drain_discovery();
     }
 
-    /// CreateSessionServer. Unlike softbus_lite, a duplicate name is refused.
-    pub fn create_session_server(&mut self, name: &str) -> Result<(), SessionError> {
-        session::check_name(name)?;
-        if self.servers.iter().any(|s| s == name) {
-            return Err(SessionError::DuplicateServer(name.to_owned()));
-        }
-        if self.servers.len() >= self.config.max_session_servers {
-            return Err(SessionError::TooManyServers(
-                self.config.max_session_servers,
-            ));
-        }
-        self.servers.push(name.to_owned());
-        Ok(())
-    }
-
-    /// RemoveSessionServer: closes every session of that server first.
-    pub fn remove_session_server(&mut self, name: &str) -> Result<(), SessionError> {
-        let pos = self
-            .servers
-            .iter()
-            .position(|s| s == name)
-            .ok_or_else(|| SessionError::UnknownServer(name.to_owned()))?;
-        self.servers.remove(pos);
+    /// Closes every session open on `server` (RemoveSessionServer).
+    pub fn close_sessions_of(&mut self, server: &str, reason: &str) {
         let ids: Vec<i32> = self
             .sessions
             .values()
-            .filter(|s| s.info.session == name)
+            .filter(|s| s.info.session == server)
             .map(|s| s.info.session_id)
             .collect();
         for id in ids {
-            self.close_session_with(id, "server removed");
+            self.close_session_with(id, reason);
         }
-        Ok(())
-    }
-
-    /// Names of the session servers.
-    pub fn session_servers(&self) -> &[String] {
-        &self.servers
     }
 
     /// Open sessions.
@@ -350,6 +354,7 @@ impl Bus {
 
     fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
         self.pending.remove(&conn);
+        self.requests.retain(|r| r.conn != conn);
         self.auth_conns.remove(&conn);
         self.conns.remove(&conn)
     }
@@ -413,6 +418,7 @@ impl Bus {
                 ConnState::Session {
                     conn: SessionConn::new(),
                     session: None,
+                    awaiting: None,
                 }
             }
         };
@@ -553,12 +559,39 @@ impl Bus {
             };
             sc.push(data)?
         };
+        self.handle_session_frames(conn, peer, frames)
+    }
+
+    fn handle_session_frames(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        frames: Vec<Frame>,
+    ) -> Result<(), SessionError> {
         for f in frames {
+            // While the open awaits its decision, what follows it waits too.
+            if let Some(Conn {
+                state:
+                    ConnState::Session {
+                        awaiting: Some(a), ..
+                    },
+                ..
+            }) = self.conns.get_mut(&conn)
+            {
+                if a.held.len() >= MAX_HELD_FRAMES {
+                    return Err(SessionError::Malformed("packets before the session opened"));
+                }
+                a.held.push(f);
+                continue;
+            }
             match f {
-                Frame::Auth(_, body) => self.open_session(conn, peer, &body)?,
+                Frame::Auth(_, body) => self.request_session(conn, peer, &body)?,
                 Frame::Session(h, body) => {
                     let Some(Conn {
-                        state: ConnState::Session { conn: sc, session },
+                        state:
+                            ConnState::Session {
+                                conn: sc, session, ..
+                            },
                         ..
                     }) = self.conns.get_mut(&conn)
                     else {
@@ -583,14 +616,22 @@ impl Bus {
         Ok(())
     }
 
-    fn open_session(
+    /// Decrypts an open request with the keys of this address's auth
+    /// connections and asks the application.
+    fn request_session(
         &mut self,
         conn: ConnId,
         peer: SocketAddr,
         body: &[u8],
     ) -> Result<(), SessionError> {
-        if self.sessions.len() >= self.config.max_sessions {
-            return Err(SessionError::TooManySessions(self.config.max_sessions));
+        if let Some(Conn {
+            state: ConnState::Session {
+                session: Some(_), ..
+            },
+            ..
+        }) = self.conns.get(&conn)
+        {
+            return Err(SessionError::Malformed("a second open on one connection"));
         }
         let index = frame::auth_key_index(body)?;
         let candidates = self.candidate_keys(peer.ip(), index);
@@ -605,70 +646,134 @@ impl Bus {
                 break;
             }
         }
-        let (req, key, peer_device_id) = opened?;
-        if !self.servers.contains(&req.bus_name) {
-            return Err(SessionError::UnknownServer(req.bus_name));
-        }
-        let reply = session::open_reply_json(&self.local.device_id, &req.bus_name);
-        let bytes = frame::auth_sealed(
-            self.crypto.as_mut(),
-            &key,
+        let (request, key, peer_device_id) = opened?;
+        let Some(Conn {
+            state: ConnState::Session { awaiting, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+        else {
+            return Ok(());
+        };
+        self.requests.push_back(SessionRequest {
+            conn,
+            server: request.bus_name.clone(),
+            peer_device_id: peer_device_id.clone(),
+            peer,
+        });
+        *awaiting = Some(Box::new(AwaitingOpen {
+            request,
+            auth_key: zeroize::Zeroizing::new(key),
             index,
+            peer_device_id,
+            held: Vec::new(),
+        }));
+        Ok(())
+    }
+
+    /// Next session open awaiting a decision.
+    pub fn poll_session_request(&mut self) -> Option<SessionRequest> {
+        self.requests.pop_front()
+    }
+
+    /// Opens the session `conn` asked for, as `session_id` (the application's id
+    /// space): the open reply goes out, `SessionOpened` follows, and the packets
+    /// held since the open are delivered.
+    pub fn accept_session(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        session_id: i32,
+    ) -> Result<SessionInfo, BusError> {
+        let Some(Conn {
+            peer,
+            state:
+                ConnState::Session {
+                    conn: sc,
+                    session,
+                    awaiting,
+                },
+            deadline,
+        }) = self.conns.get_mut(&conn)
+        else {
+            return Err(BusError::UnknownConn);
+        };
+        let a = awaiting.take().ok_or(BusError::UnknownConn)?;
+        let peer = *peer;
+        let reply = session::open_reply_json(&self.local.device_id, &a.request.bus_name);
+        let sealed = frame::auth_sealed(
+            self.crypto.as_mut(),
+            a.auth_key.as_slice(),
+            a.index,
             Module::SESSION,
             session::OPEN_REPLY_SEQ,
             FLAG_REPLY,
             &reply,
-        )?;
-        let id = self.allocate_session_id();
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return Ok(());
+        )
+        .map_err(SessionError::from)
+        .and_then(|bytes| {
+            DataChannel::new(self.crypto.as_ref(), &a.request.key).map(|ch| (bytes, ch))
+        });
+        let (bytes, channel) = match sealed {
+            Ok(x) => x,
+            Err(e) => {
+                self.drop_conn(conn, e.to_string());
+                return Err(e.into());
+            }
         };
-        let ConnState::Session { conn: sc, session } = &mut c.state else {
-            return Ok(());
-        };
-        sc.channel = Some(DataChannel::new(self.crypto.as_ref(), &req.key)?);
-        *session = Some(id);
-        c.deadline = None;
+        sc.channel = Some(channel);
+        *session = Some(session_id);
+        *deadline = None;
         self.pending.remove(&conn);
+        self.requests.retain(|r| r.conn != conn);
         let info = SessionInfo {
-            session_id: id,
-            session: req.bus_name,
-            peer_device_id,
+            session_id,
+            session: a.request.bus_name.clone(),
+            peer_device_id: a.peer_device_id.clone(),
             peer,
             transport: "tcp",
         };
         self.sessions.insert(
-            id,
+            session_id,
             Session {
                 info: info.clone(),
                 conn,
             },
         );
         self.transmits.push_back(Transmit::Tcp { conn, bytes });
-        self.events.push_back(BusEvent::SessionOpened(info));
-        Ok(())
-    }
-
-    fn allocate_session_id(&mut self) -> i32 {
-        loop {
-            self.next_session = if self.next_session == i32::MAX {
-                1
-            } else {
-                self.next_session + 1
-            };
-            if !self.sessions.contains_key(&self.next_session) {
-                return self.next_session;
-            }
+        self.events.push_back(BusEvent::SessionOpened(info.clone()));
+        if let Err(e) = self.handle_session_frames(conn, peer, a.held) {
+            self.drop_conn(conn, e.to_string());
         }
+        tracing::trace!(?now, session = session_id, "session accepted");
+        Ok(info)
     }
 
-    /// A discovery datagram arrived.
+    /// Refuses the session `conn` asked for: the connection is closed (softbus_lite
+    /// has no refusal message) and `ConnDropped` carries `reason`.
+    pub fn refuse_session(&mut self, conn: ConnId, reason: &str) {
+        self.requests.retain(|r| r.conn != conn);
+        self.drop_conn(conn, reason.to_owned());
+    }
+
+    /// A discovery datagram from `from` arrived, addressed to `to` when the driver
+    /// knows it (a node bound to 0.0.0.0 hears every address of its host). Only
+    /// datagrams to this node's address or to a broadcast address are handled.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
+        to: Option<IpAddr>,
         data: &[u8],
     ) -> Result<(), DiscoveryError> {
+        if let Some(IpAddr::V4(dst)) = to {
+            let ours = dst == self.local.ip
+                || dst.is_broadcast()
+                || Some(dst) == self.config.discovery.directed_broadcast;
+            if !ours {
+                self.discovery.count_dropped();
+                return Err(DiscoveryError::NotForUs(IpAddr::V4(dst)));
+            }
+        }
         let r = self.discovery.handle_datagram(now, from, data);
         self.drain_discovery();
         r

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 mod common;
 use softbus_bus::auth::{AuthClient, AuthError, Authenticated, LocalAuthInfo, PinPolicy};
-use softbus_bus::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent, LocalDevice};
+use softbus_bus::discovery::{
+    Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice,
+};
 use softbus_bus::frame::{self, Module};
 use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Transmit};
 use softbus_bus::session::{ClientEvent, SessionClient};
@@ -37,8 +39,26 @@ fn node() -> Bus {
         11,
     );
     bus.set_ports(40001, 40002);
-    bus.create_session_server("echo").unwrap();
     bus
+}
+
+/// The application's side of a session open: `echo` is accepted (ids from 1),
+/// anything else refused.
+fn decide(bus: &mut Bus) {
+    while let Some(r) = bus.poll_session_request() {
+        if r.server == "echo" {
+            let id = bus
+                .sessions()
+                .iter()
+                .map(|s| s.session_id)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            bus.accept_session(Instant::now(), r.conn, id).unwrap();
+        } else {
+            bus.refuse_session(r.conn, "no such session server");
+        }
+    }
 }
 
 fn client_info() -> LocalAuthInfo {
@@ -109,6 +129,7 @@ fn open(
     let mut s = SessionClient::new(c, name, auth.key_index, &auth.key).unwrap();
     let pkt = s.poll_transmit().unwrap();
     bus.handle_tcp_data(now, conn, &pkt).unwrap();
+    decide(bus);
     let (out, closed) = out_for(bus, conn);
     (s, out, closed)
 }
@@ -186,8 +207,25 @@ fn discover_then_authenticate_then_echo() {
     let now = Instant::now();
     disc.start_discovery(now, vec!["10.0.0.2:5684".parse().unwrap()]);
     let req = disc.poll_transmit().unwrap();
-    bus.handle_datagram(now, "10.0.0.3:5684".parse().unwrap(), &req.payload)
-        .unwrap();
+    // A node bound to 0.0.0.0 hears every address of its host: a request sent to
+    // another one is not for it.
+    let from = "10.0.0.3:5684".parse().unwrap();
+    let elsewhere = Some("127.0.0.15".parse().unwrap());
+    assert_eq!(
+        bus.handle_datagram(now, from, elsewhere, &req.payload),
+        Err(DiscoveryError::NotForUs("127.0.0.15".parse().unwrap()))
+    );
+    assert_eq!(bus.poll_transmit(), None);
+    assert_eq!(bus.discovery().dropped(), 1);
+    for to in ["255.255.255.255", "10.0.0.2"] {
+        bus.handle_datagram(now, from, Some(to.parse().unwrap()), &req.payload)
+            .unwrap();
+        assert!(
+            matches!(bus.poll_transmit(), Some(Transmit::Udp(_))),
+            "{to}"
+        );
+    }
+    bus.handle_datagram(now, from, None, &req.payload).unwrap();
     let Some(Transmit::Udp(reply)) = bus.poll_transmit() else {
         panic!()
     };
@@ -301,6 +339,7 @@ fn negative_battery() {
     };
     let closed_after = |bus: &mut Bus, conn: ConnId, bytes: &[u8]| -> bool {
         bus.handle_tcp_data(now, conn, bytes).unwrap();
+        decide(bus);
         out_for(bus, conn).1
     };
     let mut hdr = Vec::new();
@@ -382,7 +421,12 @@ fn negative_battery() {
     assert!(!out_for(&mut bus, ConnId(2)).1);
     // oversize CoAP
     assert!(bus
-        .handle_datagram(now, "10.0.0.3:5684".parse().unwrap(), &vec![0x50; 1500])
+        .handle_datagram(
+            now,
+            "10.0.0.3:5684".parse().unwrap(),
+            None,
+            &vec![0x50; 1500]
+        )
         .is_err());
 
     // The good session and a brand-new client still work.
@@ -403,18 +447,11 @@ fn limits_are_enforced() {
     let mut bus = bus_with(
         BusConfig {
             pin: PinPolicy::pin("1"),
-            max_sessions: 2,
-            max_session_servers: 2,
             max_auth_conns: 1,
             ..Default::default()
         },
         1,
     );
-    bus.create_session_server("a").unwrap();
-    assert!(bus.create_session_server("a").is_err());
-    bus.create_session_server("b").unwrap();
-    assert!(bus.create_session_server("c").is_err());
-    assert!(bus.create_session_server(&"x".repeat(64)).is_err());
     let now = Instant::now();
     bus.handle_accept(now, ConnId(1), Listener::Auth, PEER.parse().unwrap())
         .unwrap();
@@ -425,8 +462,6 @@ fn limits_are_enforced() {
         bus.poll_transmit(),
         Some(Transmit::Close { conn: ConnId(2) })
     ));
-    bus.remove_session_server("a").unwrap();
-    assert!(bus.remove_session_server("a").is_err());
 }
 
 #[test]

@@ -169,7 +169,7 @@ async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node,
     );
     cfg.discovery_port = 0;
     cfg.cpu = Some(SERVER_CPU);
-    cfg.bus.max_sessions = max_sessions;
+    cfg.limits.max_sessions = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
     Node::start(cfg).await.map_err(|e| e.to_string())
 }

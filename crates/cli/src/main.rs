@@ -280,7 +280,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.auth_port = a.auth_port;
     cfg.session_port = a.session_port;
     cfg.capabilities = caps;
-    cfg.bus.max_sessions = a.max_sessions;
+    cfg.limits.max_sessions = a.max_sessions;
     if !a.echo.is_empty() {
         cfg.echo = a.echo;
     }

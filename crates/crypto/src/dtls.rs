@@ -157,7 +157,10 @@ impl DtlsIdentity {
             SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
             |_, _| true,
         );
-        Ok(OpenSslDtlsFactory { ctx: b.build() })
+        Ok(OpenSslDtlsFactory {
+            ctx: b.build(),
+            identity: self.clone(),
+        })
     }
 }
 
@@ -165,6 +168,7 @@ impl DtlsIdentity {
 #[derive(Clone)]
 pub struct OpenSslDtlsFactory {
     ctx: SslContext,
+    identity: DtlsIdentity,
 }
 
 impl std::fmt::Debug for OpenSslDtlsFactory {
@@ -221,6 +225,14 @@ impl std::fmt::Debug for OpenSslDtls {
 }
 
 impl DtlsFactory for OpenSslDtlsFactory {
+    fn clone_box(&self) -> Box<dyn DtlsFactory> {
+        Box::new(self.clone())
+    }
+
+    fn fingerprint(&self, algorithm: &str) -> Result<Fingerprint, DtlsError> {
+        self.identity.fingerprint(algorithm)
+    }
+
     fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError> {
         let mut ssl = Ssl::new(&self.ctx).map_err(err)?;
         ssl.set_mtu(DTLS_MTU).map_err(err)?;

@@ -396,6 +396,12 @@ impl Crypto for OpenSslCrypto {
     }
 }
 
+impl softbus_rtc::crypto::Random for OpenSslCrypto {
+    fn fill(&mut self, buf: &mut [u8]) {
+        softbus_bus::crypto::Crypto::random(self, buf);
+    }
+}
+
 impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
     fn hmac_sha1(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
         // HMAC zero-pads keys, so an empty key equals one zero byte (OpenSSL refuses empty).

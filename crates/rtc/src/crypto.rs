@@ -5,3 +5,32 @@ pub trait Hmac {
     /// HMAC-SHA1 of the concatenation of `parts` under `key`.
     fn hmac_sha1(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 20];
 }
+
+/// Randomness for ICE credentials and identifiers.
+pub trait Random: Send {
+    /// Fills `buf` with cryptographically strong random bytes.
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// `len` random ICE characters (RFC 8839 ice-char).
+pub fn ice_chars(r: &mut dyn Random, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b = vec![0u8; len];
+    r.fill(&mut b);
+    b.iter()
+        .map(|x| char::from(ALPHABET[usize::from(*x) % 64]))
+        .collect()
+}
+
+/// What an engine is given at construction: HMAC, randomness and DTLS sessions.
+pub struct Provider {
+    pub hmac: Box<dyn Hmac + Send>,
+    pub random: Box<dyn Random>,
+    pub dtls: Box<dyn crate::dtls::DtlsFactory>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider").finish_non_exhaustive()
+    }
+}

@@ -12,6 +12,7 @@
 //!   check, DTLS-SRTP key export) over a backend trait.
 //! - [`sctp`]: data channels over SCTP (sctp-proto) with DCEP (RFC 8832).
 //! - [`demux`] and [`peer`]: RFC 7983 demultiplexing and the [`peer::Peer`] facade.
+//! - [`host`]: many answered peers on one port, routed by ufrag, then by address.
 //!
 //! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`],
 //! the DTLS library through [`dtls::DtlsFactory`]. Every parser returns a typed
@@ -22,6 +23,7 @@ pub mod crypto;
 pub mod demux;
 pub mod dtls;
 pub mod fuzzing;
+pub mod host;
 pub mod ice;
 pub mod jsep;
 pub mod peer;

@@ -50,8 +50,29 @@ pub enum PeerEvent {
     ChannelClosed {
         id: u16,
     },
-    /// Failed or lost (consent, DTLS, SCTP).
-    Closed(String),
+    /// Failed, lost or closed; why.
+    Closed(CloseReason),
+}
+
+/// Why a peer connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    #[error("closed locally")]
+    Local,
+    /// The signaling side ended it (`DELETE /rtc/<id>`).
+    #[error("closed by DELETE")]
+    Deleted,
+    #[error("ICE consent expired")]
+    ConsentExpired,
+    #[error("DTLS: {0}")]
+    Dtls(#[from] crate::dtls::DtlsError),
+    /// The SCTP association failed or was lost (sctp-proto's reason text).
+    #[error("SCTP: {0}")]
+    Sctp(String),
+    /// ICE did not connect in time after the answer.
+    #[error("ICE did not connect in time")]
+    ConnectTimeout,
 }
 
 /// What this side answers with.
@@ -394,7 +415,7 @@ impl Peer {
                     self.dtls.set_ice_connected(now, true);
                 }
                 IceEvent::StateChanged(IceState::Disconnected) => {
-                    self.close_with("ICE consent expired")
+                    self.close_with(CloseReason::ConsentExpired)
                 }
                 IceEvent::StateChanged(_) => {}
             }
@@ -414,7 +435,7 @@ impl Peer {
                             let _ = self.sctp.connect(now, DEFAULT_MAX_MESSAGE);
                         }
                     }
-                    DtlsEvent::Failed(e) => self.close_with(&format!("DTLS: {e}")),
+                    DtlsEvent::Failed(e) => self.close_with(CloseReason::Dtls(e)),
                     DtlsEvent::StateChanged(_) => {}
                 }
             }
@@ -433,7 +454,7 @@ impl Peer {
                         PeerEvent::Message { id, binary, data }
                     }
                     ChannelEvent::Closed { id } => PeerEvent::ChannelClosed { id },
-                    ChannelEvent::Lost(r) => PeerEvent::Closed(format!("SCTP: {r}")),
+                    ChannelEvent::Lost(r) => PeerEvent::Closed(CloseReason::Sctp(r)),
                 });
             }
             if !progressed {
@@ -447,7 +468,7 @@ impl Peer {
         }
     }
 
-    fn close_with(&mut self, reason: &str) {
+    fn close_with(&mut self, reason: CloseReason) {
         if !self.closed {
             tracing::info!(%reason, "peer connection closed");
             self.closed = true;
@@ -456,7 +477,7 @@ impl Peer {
             if let Some(j) = &mut self.jsep {
                 j.close();
             }
-            self.events.push_back(PeerEvent::Closed(reason.to_owned()));
+            self.events.push_back(PeerEvent::Closed(reason));
         }
     }
 
@@ -491,7 +512,17 @@ impl Peer {
 
     /// Closes everything.
     pub fn close(&mut self) {
-        self.close_with("closed locally");
+        self.close_with(CloseReason::Local);
+    }
+
+    /// Closes everything, for `reason`.
+    pub fn close_because(&mut self, reason: CloseReason) {
+        self.close_with(reason);
+    }
+
+    /// The address of the selected (last nominated) candidate pair.
+    pub fn selected(&self) -> Option<SocketAddr> {
+        self.selected
     }
 
     /// Next `(destination, datagram)`.

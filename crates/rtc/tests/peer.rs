@@ -220,7 +220,7 @@ fn consent_loss_closes_both_peers() {
         for (p, at) in [(&mut o, &mut closed_at.0), (&mut a, &mut closed_at.1)] {
             while let Some(e) = p.poll_event() {
                 if let PeerEvent::Closed(r) = e {
-                    assert_eq!(r, "ICE consent expired");
+                    assert_eq!(r, softbus_rtc::peer::CloseReason::ConsentExpired);
                     *at = Some(now - start);
                 }
             }

@@ -105,6 +105,48 @@ impl NodeEvent {
         })
     }
 
+    /// The public form of a node core event, if it has one.
+    pub fn from_node(e: &softbus_node::Event) -> Option<Self> {
+        use softbus_node::Event;
+        Some(match e {
+            Event::Bus(b) => return Self::from_bus(b),
+            Event::SessionOpened(i) => NodeEvent::SessionOpened {
+                session_id: i.session_id,
+                session: i.session.clone(),
+                peer_device_id: i.peer_device_id.clone(),
+                transport: i.transport.to_owned(),
+            },
+            Event::BytesReceived { session, data, .. } => NodeEvent::BytesReceived {
+                session_id: session.0,
+                len: data.len(),
+            },
+            Event::SessionClosed {
+                session, reason, ..
+            } => NodeEvent::SessionClosed {
+                session_id: session.0,
+                reason: reason.to_string(),
+            },
+            Event::SessionRefused {
+                transport,
+                server,
+                peer,
+                reason,
+            } => NodeEvent::Error {
+                message: match peer {
+                    Some(ip) => format!(
+                        "refused a {} session to {server:?} from {ip}: {reason}",
+                        transport.as_str()
+                    ),
+                    None => format!(
+                        "refused a {} session to {server:?}: {reason}",
+                        transport.as_str()
+                    ),
+                },
+            },
+            _ => return None,
+        })
+    }
+
     /// One JSON line.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain enum serializes")

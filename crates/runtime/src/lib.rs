@@ -18,7 +18,7 @@ pub mod client;
 pub mod events;
 pub mod net;
 pub mod node;
-pub mod rtc;
+
 pub mod rtc_client;
 pub mod store;
 
@@ -84,8 +84,12 @@ pub enum Error {
     Auth(#[from] softbus_bus::auth::AuthError),
     #[error("session: {0}")]
     Session(#[from] softbus_bus::session::SessionError),
+    #[error("{0}")]
+    Node(#[from] softbus_node::NodeError),
     #[error("the node has stopped")]
     Stopped,
     #[error("WebRTC: {0}")]
     Rtc(String),
+    #[error("WebRTC peer connection closed: {0}")]
+    PeerClosed(softbus_rtc::peer::CloseReason),
 }

@@ -112,6 +112,122 @@ pub fn bind_udp(ip: Ipv4Addr, port: u16) -> Result<tokio::net::UdpSocket, crate:
     })
 }
 
+/// Datagrams taken in by one receive call (`recvmmsg`).
+pub const RECV_BATCH: usize = 32;
+/// Room for one datagram, or one GRO-coalesced train of them.
+pub const RECV_SLOT: usize = 64 * 1024;
+
+/// One received datagram: where from, which local address it was sent to (when the
+/// kernel says), and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub from: SocketAddr,
+    pub to: Option<std::net::IpAddr>,
+    pub data: &'a [u8],
+}
+
+/// A UDP socket read and written in batches: `recvmmsg` (and UDP GRO where the
+/// kernel has it) in, `sendmsg` with UDP GSO out, the destination address of
+/// every datagram reported (`IP_PKTINFO`). quinn-udp does the system calls.
+#[derive(Debug)]
+pub struct BatchUdp {
+    io: tokio::net::UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<quinn_udp::RecvMeta>,
+    filled: usize,
+}
+
+impl BatchUdp {
+    /// Wraps a bound socket.
+    pub fn new(io: tokio::net::UdpSocket) -> io::Result<Self> {
+        let state = quinn_udp::UdpSocketState::new((&io).into())?;
+        Ok(Self {
+            io,
+            state,
+            bufs: Vec::new(),
+            meta: vec![quinn_udp::RecvMeta::default(); RECV_BATCH],
+            filled: 0,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// Waits for datagrams and takes in up to [`RECV_BATCH`] of them; read them
+    /// with [`BatchUdp::received`]. Returns how many receive slots were filled.
+    pub async fn recv_batch(&mut self) -> io::Result<usize> {
+        self.filled = 0;
+        if self.bufs.is_empty() {
+            // Allocated on first use: an idle socket holds no buffers.
+            self.bufs = vec![vec![0u8; RECV_SLOT]; RECV_BATCH];
+        }
+        let n = loop {
+            self.io.readable().await?;
+            let mut slices: Vec<io::IoSliceMut<'_>> = self
+                .bufs
+                .iter_mut()
+                .map(|b| io::IoSliceMut::new(b))
+                .collect();
+            let (io, state, meta) = (&self.io, &self.state, &mut self.meta);
+            match io.try_io(tokio::io::Interest::READABLE, || {
+                state.recv(io.into(), &mut slices, meta)
+            }) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        self.filled = n;
+        Ok(n)
+    }
+
+    /// The datagrams of the last [`BatchUdp::recv_batch`], GRO trains split.
+    pub fn received(&self) -> impl Iterator<Item = Received<'_>> {
+        self.meta
+            .iter()
+            .zip(&self.bufs)
+            .take(self.filled)
+            .flat_map(|(m, buf)| {
+                buf[..m.len.min(buf.len())]
+                    .chunks(m.stride.max(1))
+                    .map(move |data| Received {
+                        from: m.addr,
+                        to: m.dst_ip,
+                        data,
+                    })
+            })
+    }
+
+    /// Sends one datagram, or `contents` split into datagrams of `segment` bytes
+    /// (the last may be shorter) with one system call where the kernel has GSO.
+    /// A full socket buffer drops the datagrams (UDP: the protocols above retransmit).
+    pub fn try_send(
+        &self,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+    ) -> io::Result<()> {
+        let t = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: segment,
+            src_ip: None,
+        };
+        self.io.try_io(tokio::io::Interest::WRITABLE, || {
+            self.state.try_send((&self.io).into(), &t)
+        })
+    }
+
+    /// Datagrams one GSO send may carry on this socket.
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion

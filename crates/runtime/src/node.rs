@@ -1,17 +1,24 @@
-//! The node driver: one task owns the [`Bus`]; per-connection tasks read and
-//! write sockets and talk to it through bounded channels.
+//! The node driver: plumbing around the sans-IO node core
+//! ([`softbus_node::Node`]). One task owns the core; per-connection tasks read
+//! and write sockets and talk to it through bounded channels; the UDP sockets
+//! are read and written in batches. It forwards events and never decides.
 
 use crate::events::NodeEvent;
-use crate::rtc::{RtcEvent, RtcHost, RtcSession};
 use crate::store::{self, TrustStore};
 use crate::{net, Bound, Error};
 use softbus_bus::auth::PinPolicy;
 use softbus_bus::discovery::publish::PublishInfo;
 use softbus_bus::discovery::FoundDevice;
-use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, SessionInfo, Transmit};
-use softbus_bus::session::SessionError;
+use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, SessionInfo};
 use softbus_bus::ConnId;
+use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
+pub use softbus_node::ServerMode;
+use softbus_node::{
+    Event as CoreEvent, Limits, Node as CoreNode, NodeError, SessionId, Socket, Transmit,
+};
+use softbus_rtc::crypto::Provider;
+use softbus_rtc::host::{Host, HostConfig, PeerId};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -19,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -29,8 +36,6 @@ pub const WRITE_QUEUE: usize = 256;
 pub const INPUT_QUEUE: usize = 1024;
 /// Largest single read from a socket.
 pub const READ_CHUNK: usize = 16 * 1024;
-/// WebRTC datagrams taken in per wake-up of the driver.
-pub const RTC_DRAIN: usize = 256;
 /// Largest batch of queued packets written at once.
 pub const WRITE_BATCH: usize = 64 * 1024;
 
@@ -52,6 +57,8 @@ pub struct NodeConfig {
     pub pin: PinPolicy,
     pub data_dir: PathBuf,
     pub bus: BusConfig,
+    /// Sessions (TCP and WebRTC together) and session servers.
+    pub limits: Limits,
     /// Pin the node's thread to this CPU (index into the CPUs this process may use).
     pub cpu: Option<usize>,
     /// UDP port for WebRTC (0: kernel-chosen).
@@ -74,21 +81,11 @@ impl NodeConfig {
             pin,
             data_dir,
             bus: BusConfig::default(),
+            limits: Limits::default(),
             cpu: None,
             rtc_port: 0,
         }
     }
-}
-
-/// What a session server does with the messages it receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerMode {
-    /// Nothing built in: the application reacts to events.
-    App,
-    /// Sends every message back on the same session.
-    Echo,
-    /// Counts and drops messages; a message `?` is answered with the count in decimal.
-    Discard,
 }
 
 /// What the node is, once started.
@@ -106,16 +103,12 @@ pub struct NodeInfo {
 }
 
 enum Command {
-    CreateServer(
-        String,
-        ServerMode,
-        oneshot::Sender<Result<(), SessionError>>,
-    ),
-    RemoveServer(String, oneshot::Sender<Result<(), SessionError>>),
-    Send(i32, Vec<u8>, oneshot::Sender<Result<(), SessionError>>),
-    Close(i32, oneshot::Sender<Result<(), SessionError>>),
+    CreateServer(String, ServerMode, oneshot::Sender<Result<(), NodeError>>),
+    RemoveServer(String, oneshot::Sender<Result<(), NodeError>>),
+    Send(i32, Vec<u8>, oneshot::Sender<Result<(), NodeError>>),
+    Close(i32, oneshot::Sender<Result<(), NodeError>>),
     Discover(Vec<SocketAddrV4>),
-    RtcOffer(String, oneshot::Sender<Result<(u64, String), String>>),
+    RtcOffer(String, oneshot::Sender<Result<(PeerId, String), NodeError>>),
     RtcClose(u64, oneshot::Sender<bool>),
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown,
@@ -216,18 +209,28 @@ impl Node {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
         let trust = TrustStore::open(&cfg.data_dir)?;
-        let udp = net::bind_discovery(cfg.ip, cfg.discovery_port)?;
+        let udp = net::BatchUdp::new(net::bind_discovery(cfg.ip, cfg.discovery_port)?)?;
         let auth = net::bind_listener(cfg.ip, cfg.auth_port, Bound::AuthListener)?;
         let sess = net::bind_listener(cfg.ip, cfg.session_port, Bound::SessionListener)?;
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
-        let rtc_sock = net::bind_udp(cfg.ip, cfg.rtc_port)?;
+        let rtc_sock = net::BatchUdp::new(net::bind_udp(cfg.ip, cfg.rtc_port)?)?;
         let rtc_port = rtc_sock.local_addr()?.port();
-        let rtc = RtcHost::new(SocketAddr::from((cfg.ip, rtc_port))).map_err(Error::Config)?;
+        let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
+        let factory = identity.factory().map_err(|e| Error::Rtc(e.to_string()))?;
+        let host = Host::new(
+            HostConfig::new(SocketAddr::from((cfg.ip, rtc_port))),
+            Provider {
+                hmac: Box::new(OpenSslCrypto::new()),
+                random: Box::new(OpenSslCrypto::new()),
+                dtls: Box::new(factory),
+            },
+        );
         // With port 0 the kernel picks one; report and use what was bound.
         let discovery_port = udp.local_addr()?.port();
         let mut bus_cfg = cfg.bus.clone();
         bus_cfg.pin = cfg.pin.clone();
         bus_cfg.discovery.port = discovery_port;
+        bus_cfg.discovery.directed_broadcast = net::broadcast_of(cfg.ip);
         let mut bus = Bus::new(
             bus_cfg,
             LocalConfig {
@@ -244,16 +247,15 @@ impl Node {
                 .publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap))
                 .map_err(|e| Error::Config(format!("capability {cap}: {e}")))?;
         }
-        let mut modes = HashMap::new();
-        for name in &cfg.discard {
-            bus.create_session_server(name)
-                .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
-            modes.insert(name.clone(), ServerMode::Discard);
-        }
-        for name in &cfg.echo {
-            bus.create_session_server(name)
-                .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
-            modes.insert(name.clone(), ServerMode::Echo);
+        let mut node = CoreNode::new(bus, host, cfg.limits.clone());
+        for (names, mode) in [
+            (&cfg.discard, ServerMode::Discard),
+            (&cfg.echo, ServerMode::Echo),
+        ] {
+            for name in names {
+                node.create_session_server(name, mode)
+                    .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
+            }
         }
         let info = Arc::new(NodeInfo {
             device_id,
@@ -279,19 +281,13 @@ impl Node {
             tokio::spawn(accept_loop(sess, Listener::Session, in_tx, next_conn)),
         ];
         let driver = Driver {
-            bus,
+            node,
             udp,
-            modes,
-            discarded: HashMap::new(),
+            rtc_sock: Some(rtc_sock),
             trust,
             events: ev_tx.clone(),
             writers: HashMap::new(),
             readers: HashMap::new(),
-            rtc,
-            rtc_sock: Some(rtc_sock),
-            rtc_sessions: HashMap::new(),
-            rtc_next: crate::rtc::FIRST_SESSION_ID,
-            max_sessions: cfg.bus.max_sessions,
         };
         let handle = NodeHandle {
             info,
@@ -368,7 +364,10 @@ impl NodeHandle {
     }
 
     /// Answers a WebRTC offer: `(peer id, answer SDP)`, or why not.
-    pub async fn rtc_offer(&self, sdp: String) -> Result<Result<(u64, String), String>, Error> {
+    pub async fn rtc_offer(
+        &self,
+        sdp: String,
+    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
         self.call(|tx| Command::RtcOffer(sdp, tx)).await
     }
 
@@ -472,165 +471,28 @@ async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Recei
 }
 
 struct Driver {
-    bus: Bus,
-    udp: UdpSocket,
-    modes: HashMap<String, ServerMode>,
-    /// Bytes received per discard session.
-    discarded: HashMap<i32, u64>,
+    node: CoreNode,
+    udp: net::BatchUdp,
+    rtc_sock: Option<net::BatchUdp>,
     trust: TrustStore,
     events: broadcast::Sender<NodeEvent>,
     writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
     readers: HashMap<ConnId, tokio::task::AbortHandle>,
-    rtc: RtcHost,
-    rtc_sock: Option<UdpSocket>,
-    rtc_sessions: HashMap<i32, RtcSession>,
-    rtc_next: i32,
-    max_sessions: usize,
 }
 
 impl Driver {
-    fn flush_rtc(&mut self, sock: Option<&UdpSocket>) {
-        let (mut out, mut events) = (Vec::new(), Vec::new());
-        for _ in 0..8 {
-            self.rtc.drain(&mut out, &mut events);
-            if let Some(sock) = sock {
-                for (to, d) in out.drain(..) {
-                    if let Err(e) = sock.try_send_to(&d, to) {
-                        tracing::debug!(%to, error = %e, "WebRTC send failed");
-                    }
-                }
-            }
-            if events.is_empty() {
-                break;
-            }
-            for e in events.drain(..) {
-                self.rtc_event(e);
-            }
-        }
-    }
-
-    fn rtc_event(&mut self, e: RtcEvent) {
-        let now = Instant::now();
-        match e {
-            RtcEvent::ChannelOpen {
-                peer,
-                channel,
-                label,
-            } => {
-                if !self.modes.contains_key(&label) || self.rtc_sessions.len() >= self.max_sessions
-                {
-                    // A label with no such session server is closed.
-                    self.rtc.close_channel(now, peer, channel);
-                    return;
-                }
-                let id = self.rtc_next;
-                self.rtc_next = self
-                    .rtc_next
-                    .checked_add(1)
-                    .unwrap_or(crate::rtc::FIRST_SESSION_ID);
-                self.rtc_sessions.insert(
-                    id,
-                    RtcSession {
-                        peer,
-                        channel,
-                        server: label.clone(),
-                        remote: self.rtc.remote(peer),
-                    },
-                );
-                let _ = self.events.send(NodeEvent::SessionOpened {
-                    session_id: id,
-                    session: label,
-                    peer_device_id: String::new(),
-                    transport: "webrtc".into(),
-                });
-            }
-            RtcEvent::Message {
-                peer,
-                channel,
-                binary,
-                data,
-            } => {
-                let Some((&id, s)) = self
-                    .rtc_sessions
-                    .iter()
-                    .find(|(_, s)| s.peer == peer && s.channel == channel)
-                else {
-                    return;
-                };
-                let _ = self.events.send(NodeEvent::BytesReceived {
-                    session_id: id,
-                    len: data.len(),
-                });
-                match self.modes.get(&s.server).copied() {
-                    // Text comes back as text, binary as binary.
-                    Some(ServerMode::Echo) => {
-                        if let Err(e) = self.rtc.send(now, peer, channel, binary, &data) {
-                            tracing::debug!(error = %e, "WebRTC echo failed");
-                        }
-                    }
-                    Some(ServerMode::Discard) => {
-                        let n = self.discarded.entry(id).or_default();
-                        if data.as_slice() == b"?" {
-                            let _ =
-                                self.rtc
-                                    .send(now, peer, channel, binary, n.to_string().as_bytes());
-                        } else {
-                            *n += data.len() as u64;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            RtcEvent::ChannelClosed { peer, channel } => {
-                if let Some(id) = self
-                    .rtc_sessions
-                    .iter()
-                    .find(|(_, s)| s.peer == peer && s.channel == channel)
-                    .map(|(id, _)| *id)
-                {
-                    self.rtc_sessions.remove(&id);
-                    let _ = self.events.send(NodeEvent::SessionClosed {
-                        session_id: id,
-                        reason: "channel closed".into(),
-                    });
-                }
-            }
-            RtcEvent::PeerClosed { peer, reason } => self.rtc_peer_gone(peer, &reason),
-        }
-    }
-
-    fn rtc_peer_gone(&mut self, peer: u64, reason: &str) {
-        let ids: Vec<i32> = self
-            .rtc_sessions
-            .iter()
-            .filter(|(_, s)| s.peer == peer)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            self.rtc_sessions.remove(&id);
-            self.discarded.remove(&id);
-            let _ = self.events.send(NodeEvent::SessionClosed {
-                session_id: id,
-                reason: reason.to_owned(),
-            });
-        }
-    }
-
     async fn run(
         mut self,
         mut cmds: mpsc::Receiver<Command>,
         mut inputs: mpsc::Receiver<Input>,
         acceptors: Vec<JoinHandle<()>>,
     ) {
-        let mut buf = vec![0u8; 2048];
-        let mut rtc_buf = vec![0u8; 2048];
-        let rtc_sock = self.rtc_sock.take();
+        let mut rtc_sock = self.rtc_sock.take();
         loop {
-            let deadline = softbus_bus::earliest(self.bus.poll_timeout(), self.rtc.poll_timeout())
-                .map(tokio::time::Instant::from_std);
+            let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
             let rtc_recv = async {
-                match &rtc_sock {
-                    Some(s) => s.recv_from(&mut rtc_buf).await,
+                match rtc_sock.as_mut() {
+                    Some(s) => s.recv_batch().await,
                     None => std::future::pending().await,
                 }
             };
@@ -646,32 +508,28 @@ impl Driver {
                     Some(c) => self.command(c),
                 },
                 Some(input) = inputs.recv() => self.input(input),
-                r = self.udp.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => {
-                        if let Err(e) = self.bus.handle_datagram(Instant::now(), from, &buf[..n]) {
-                            tracing::debug!(%from, error = %e, "discovery datagram dropped");
+                r = self.udp.recv_batch() => match r {
+                    Ok(_) => {
+                        let now = Instant::now();
+                        for d in self.udp.received() {
+                            if let Err(e) = self.node.handle_datagram(now, Socket::Discovery, d.from, d.to, d.data) {
+                                tracing::debug!(from = %d.from, error = %e, "discovery datagram dropped");
+                            }
                         }
                     }
                     Err(e) => tracing::debug!(error = %e, "discovery socket error"),
                 },
-                r = rtc_recv => if let Ok((n, from)) = r {
+                r = rtc_recv => if r.is_ok() {
                     let now = Instant::now();
-                    self.rtc.handle_datagram(now, from, &rtc_buf[..n]);
-                    // Drain what else is queued before flushing: a data channel sends bursts.
                     if let Some(sock) = rtc_sock.as_ref() {
-                        for _ in 0..RTC_DRAIN {
-                            let Ok((n, from)) = sock.try_recv_from(&mut rtc_buf) else { break };
-                            self.rtc.handle_datagram(now, from, &rtc_buf[..n]);
+                        for d in sock.received() {
+                            let _ = self.node.handle_datagram(now, Socket::Rtc, d.from, d.to, d.data);
                         }
                     }
                 },
-                () = sleep => {
-                    self.bus.handle_timeout(Instant::now());
-                    self.rtc.handle_timeout(Instant::now());
-                }
+                () = sleep => self.node.handle_timeout(Instant::now()),
             }
-            self.flush().await;
-            self.flush_rtc(rtc_sock.as_ref());
+            self.flush(rtc_sock.as_ref());
         }
         for a in acceptors {
             a.abort();
@@ -683,68 +541,35 @@ impl Driver {
     }
 
     fn command(&mut self, c: Command) {
+        let now = Instant::now();
         match c {
             Command::CreateServer(name, mode, tx) => {
-                let r = self.bus.create_session_server(&name);
-                if r.is_ok() {
-                    self.modes.insert(name, mode);
-                }
-                let _ = tx.send(r);
+                let _ = tx.send(self.node.create_session_server(&name, mode));
             }
             Command::RemoveServer(name, tx) => {
-                self.modes.remove(&name);
-                let _ = tx.send(self.bus.remove_session_server(&name));
+                let _ = tx.send(self.node.remove_session_server(now, &name));
             }
             Command::Send(id, data, tx) => {
-                let r = match self.rtc_sessions.get(&id) {
-                    Some(s) => self
-                        .rtc
-                        .send(Instant::now(), s.peer, s.channel, true, &data)
-                        .map_err(|_| SessionError::NoSession),
-                    None => self.bus.send_bytes(id, &data),
-                };
-                let _ = tx.send(r);
+                let _ = tx.send(self.node.send_bytes(now, SessionId(id), &data));
             }
             Command::Close(id, tx) => {
-                let r = match self.rtc_sessions.remove(&id) {
-                    Some(s) => {
-                        self.rtc.close_channel(Instant::now(), s.peer, s.channel);
-                        let _ = self.events.send(NodeEvent::SessionClosed {
-                            session_id: id,
-                            reason: "closed locally".into(),
-                        });
-                        Ok(())
-                    }
-                    None => self.bus.close_session(id),
-                };
-                let _ = tx.send(r);
+                let _ = tx.send(self.node.close_session(now, SessionId(id)));
             }
-            Command::Discover(targets) => self.bus.start_discovery(Instant::now(), targets),
+            Command::Discover(targets) => self.node.start_discovery(now, targets),
             Command::RtcOffer(sdp, tx) => {
-                let _ = tx.send(self.rtc.offer(&sdp));
+                let _ = tx.send(self.node.rtc_answer(now, &sdp));
             }
             Command::RtcClose(id, tx) => {
-                let closed = self.rtc.close(id);
-                if closed {
-                    self.rtc_peer_gone(id, "closed by DELETE");
-                }
-                let _ = tx.send(closed);
+                let _ = tx.send(self.node.rtc_close(now, PeerId(id)));
             }
             Command::Snapshot(tx) => {
-                let mut sessions = self.bus.sessions();
-                sessions.extend(self.rtc_sessions.iter().map(|(id, s)| SessionInfo {
-                    session_id: *id,
-                    session: s.server.clone(),
-                    peer_device_id: String::new(),
-                    peer: s.remote.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                    transport: "webrtc",
-                }));
+                let bus = self.node.bus();
                 let _ = tx.send(Snapshot {
-                    devices: self.bus.discovery().devices(),
-                    sessions,
-                    servers: self.bus.session_servers().to_vec(),
+                    devices: bus.discovery().devices(),
+                    sessions: self.node.sessions(),
+                    servers: self.node.session_servers(),
                     trusted: self.trust.devices().to_vec(),
-                    dropped_datagrams: self.bus.discovery().dropped(),
+                    dropped_datagrams: bus.discovery().dropped(),
                 });
             }
             Command::Shutdown => {}
@@ -761,7 +586,7 @@ impl Driver {
                 writer,
                 reader,
             } => {
-                if self.bus.handle_accept(now, conn, listener, peer).is_ok() {
+                if self.node.handle_accept(now, conn, listener, peer).is_ok() {
                     self.writers.insert(conn, writer);
                     self.readers.insert(conn, reader);
                 } else {
@@ -769,26 +594,40 @@ impl Driver {
                     reader.abort();
                 }
             }
-            Input::Data { conn, bytes } => {
-                let _ = self.bus.handle_tcp_data(now, conn, &bytes);
-            }
+            Input::Data { conn, bytes } => self.node.handle_tcp_data(now, conn, &bytes),
             Input::Closed { conn } => {
-                self.bus.handle_tcp_closed(now, conn);
+                self.node.handle_tcp_closed(now, conn);
                 self.writers.remove(&conn);
                 self.readers.remove(&conn);
             }
         }
     }
 
-    async fn flush(&mut self) {
+    /// Writes what the node queued and forwards its events.
+    fn flush(&mut self, rtc_sock: Option<&net::BatchUdp>) {
         loop {
             let mut progressed = false;
-            while let Some(t) = self.bus.poll_transmit() {
+            while let Some(t) = self.node.poll_transmit() {
                 progressed = true;
                 match t {
-                    Transmit::Udp(d) => {
-                        if let Err(e) = self.udp.try_send_to(&d.payload, SocketAddr::V4(d.dst)) {
-                            tracing::debug!(dst = %d.dst, error = %e, "discovery send failed");
+                    Transmit::Datagram {
+                        socket: Socket::Discovery,
+                        destination,
+                        payload,
+                    } => {
+                        if let Err(e) = self.udp.try_send(destination, &payload, None) {
+                            tracing::debug!(dst = %destination, error = %e, "discovery send failed");
+                        }
+                    }
+                    Transmit::Datagram {
+                        socket: Socket::Rtc,
+                        destination,
+                        payload,
+                    } => {
+                        if let Some(sock) = rtc_sock {
+                            if let Err(e) = sock.try_send(destination, &payload, None) {
+                                tracing::debug!(dst = %destination, error = %e, "WebRTC send failed");
+                            }
                         }
                     }
                     Transmit::Tcp { conn, bytes } => {
@@ -800,7 +639,7 @@ impl Driver {
                                 if let Some(r) = self.readers.remove(&conn) {
                                     r.abort();
                                 }
-                                self.bus.handle_tcp_closed(Instant::now(), conn);
+                                self.node.handle_tcp_closed(Instant::now(), conn);
                             }
                         }
                     }
@@ -812,7 +651,7 @@ impl Driver {
                     }
                 }
             }
-            while let Some(e) = self.bus.poll_event() {
+            while let Some(e) = self.node.poll_event() {
                 progressed = true;
                 self.event(e);
             }
@@ -822,54 +661,23 @@ impl Driver {
         }
     }
 
-    fn event(&mut self, e: BusEvent) {
-        match &e {
-            BusEvent::BytesReceived { session_id, data } => {
-                let mode = self
-                    .bus
-                    .session(*session_id)
-                    .and_then(|s| self.modes.get(&s.session))
-                    .copied();
-                let reply = match mode {
-                    Some(ServerMode::Echo) => Some(data.clone()),
-                    Some(ServerMode::Discard) => {
-                        let n = self.discarded.entry(*session_id).or_default();
-                        if data.as_slice() == b"?" {
-                            Some(n.to_string().into_bytes())
-                        } else {
-                            *n += data.len() as u64;
-                            None
-                        }
-                    }
-                    Some(ServerMode::App) | None => None,
-                };
-                if let Some(r) = reply {
-                    if let Err(err) = self.bus.send_bytes(*session_id, &r) {
-                        tracing::debug!(session = session_id, error = %err, "built-in server reply failed");
-                    }
-                }
+    fn event(&mut self, e: CoreEvent) {
+        if let CoreEvent::Bus(BusEvent::PeerVerified { ip, peer, .. }) = &e {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if let Err(err) = self.trust.record(
+                &peer.device_id,
+                &peer.device_name,
+                &peer.device_type,
+                &ip.to_string(),
+                now,
+            ) {
+                tracing::warn!(error = %err, "could not persist trusted device");
             }
-            BusEvent::SessionClosed { session_id, .. } => {
-                self.discarded.remove(session_id);
-            }
-            BusEvent::PeerVerified { ip, peer, .. } => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                if let Err(err) = self.trust.record(
-                    &peer.device_id,
-                    &peer.device_name,
-                    &peer.device_type,
-                    &ip.to_string(),
-                    now,
-                ) {
-                    tracing::warn!(error = %err, "could not persist trusted device");
-                }
-            }
-            _ => {}
         }
-        if let Some(ev) = NodeEvent::from_bus(&e) {
+        if let Some(ev) = NodeEvent::from_node(&e) {
             let _ = self.events.send(ev);
         }
     }

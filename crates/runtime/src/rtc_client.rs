@@ -2,10 +2,10 @@
 //! `/rtc/offer`, runs full ICE, DTLS and SCTP from a UDP socket of its own, and
 //! opens a data channel to a session server.
 
-use crate::rtc::token;
 use crate::Error;
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
+use softbus_rtc::crypto::ice_chars;
 use softbus_rtc::peer::{Peer, PeerEvent};
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -111,7 +111,7 @@ impl RtcClientSession {
             &fingerprint,
             Box::new(factory),
             u64::from_le_bytes(random_bytes::<8>(&mut crypto)),
-            Box::new(move |n| token(&mut jsep_rng, n)),
+            Box::new(move |n| ice_chars(&mut jsep_rng, n)),
         )
         .map_err(|e| Error::Rtc(e.to_string()))?;
         let (status, location, answer) = http(web, "POST", "/rtc/offer", &offer, timeout).await?;
@@ -176,7 +176,7 @@ impl RtcClientSession {
                         // The node never opens channels to us; ignore one if it does.
                         tracing::debug!(id, %label, "unexpected channel from the node");
                     }
-                    PeerEvent::Closed(reason) => return Err(Error::Rtc(reason.clone())),
+                    PeerEvent::Closed(reason) => return Err(Error::PeerClosed(reason.clone())),
                     PeerEvent::ChannelClosed { id } if *id == self.channel => {
                         return Err(Error::Closed("the node closed the channel"))
                     }
@@ -255,7 +255,7 @@ impl RtcClientSession {
             }
             while let Some(e) = self.peer.poll_event() {
                 if let PeerEvent::Closed(r) = e {
-                    return Err(Error::Rtc(r));
+                    return Err(Error::PeerClosed(r));
                 }
             }
         }

@@ -31,6 +31,8 @@ pub enum DiscoveryError {
     RateLimited,
     #[error("datagram from ourselves")]
     Own,
+    #[error("datagram addressed to {0}, neither our address nor a broadcast")]
+    NotForUs(std::net::IpAddr),
 }
 
 /// Engine settings.
@@ -48,6 +50,10 @@ pub struct DiscoveryConfig {
     pub queue_limit: usize,
     /// Intervals between discovery requests; the first is sent at once.
     pub schedule: Vec<Duration>,
+    /// The directed broadcast address of the node's subnet, if it has one: a
+    /// datagram to it (or to 255.255.255.255, or to the node's own address) is
+    /// for this node; one to any other address of the host is not answered.
+    pub directed_broadcast: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for DiscoveryConfig {
@@ -66,6 +72,7 @@ impl Default for DiscoveryConfig {
             device_ttl: Duration::from_secs(60),
             queue_limit: 1024,
             schedule,
+            directed_broadcast: None,
         }
     }
 }
@@ -349,6 +356,11 @@ impl Discovery {
         } else {
             false
         }
+    }
+
+    /// Counts a datagram dropped before it reached the engine.
+    pub fn count_dropped(&mut self) {
+        self.dropped += 1;
     }
 
     /// Handles one datagram. An error means the datagram was dropped.

@@ -202,6 +202,10 @@ pub trait DtlsBackend: Send {
 pub trait DtlsFactory: Send {
     /// A session as client or server.
     fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError>;
+    /// The same factory (same certificate) for another peer connection.
+    fn clone_box(&self) -> Box<dyn DtlsFactory>;
+    /// The local certificate's fingerprint with a hash named as in SDP (`sha-256`).
+    fn fingerprint(&self, algorithm: &str) -> Result<crate::sdp::Fingerprint, DtlsError>;
 }
 
 /// What the transport reports.

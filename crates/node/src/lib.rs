@@ -1,0 +1,715 @@
+//! The node core: one sans-IO engine that decides every session of a softbus
+//! node, over TCP (the soft bus) or WebRTC (data channels).
+//!
+//! [`Node`] owns the [`Bus`] (discovery, auth, TCP sessions), the WebRTC
+//! [`Host`] (many peers on one UDP port) and the built-in services (echo,
+//! discard, and the bridge from a data channel to the session server named by
+//! its label). It keeps **one** session table with one id space ([`SessionId`]),
+//! **one** limits table ([`Limits`]) and **one** decision point,
+//! [`Node::admit`]: may this peer, authenticated this way, open this session
+//! over this transport? Every refusal has a typed [`Refusal`].
+//!
+//! Same vocabulary as the engines it composes: `handle_*(now, ..)` for input,
+//! commands that only change state and queue output, `poll_transmit`,
+//! `poll_event`, `poll_timeout`, `handle_timeout(now)`. No clock, socket, tokio
+//! or OpenSSL here: crypto comes in when the engines are built.
+//!
+//! ```no_run
+//! # fn drive(node: &mut softbus_node::Node, now: std::time::Instant) {
+//! // after any input or command:
+//! while let Some(t) = node.poll_transmit() { /* write it */ let _ = t; }
+//! while let Some(e) = node.poll_event() { /* report it */ let _ = e; }
+//! let _sleep_until = node.poll_timeout();
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+use softbus_bus::discovery::DiscoveryError;
+use softbus_bus::node::{Bus, BusError, BusEvent, Listener, SessionInfo};
+use softbus_bus::session::{self, SessionError};
+use softbus_bus::ConnId;
+use softbus_rtc::host::{ChannelId, Host, HostError, HostEvent, PeerId};
+use softbus_rtc::peer::CloseReason;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+pub use softbus_bus::node::Transmit as BusTransmit;
+
+/// One session, whatever its transport. Ids count from 1 and are never reused
+/// while the session is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub i32);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How a session reaches the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    WebRtc,
+}
+
+impl Transport {
+    /// As JSON events and the API name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::WebRtc => "webrtc",
+        }
+    }
+}
+
+/// How the peer asking for a session proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Authenticated {
+    /// A soft bus key agreement: the session open decrypted under the key of an
+    /// auth connection of this device.
+    Device { device_id: String },
+    /// A WebRTC peer whose offer came through the node's signaling.
+    Signaling,
+}
+
+/// What a session server does with the messages it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMode {
+    /// Nothing built in: the application reacts to events.
+    App,
+    /// Sends every message back on the same session (text as text, binary as binary).
+    Echo,
+    /// Counts and drops messages; a message `?` is answered with the count in decimal.
+    Discard,
+}
+
+/// The one limits table of a node.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open sessions, TCP and WebRTC together (softbus_lite: 24).
+    pub max_sessions: usize,
+    /// Session servers (softbus_lite: 8).
+    pub max_session_servers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: session::DEFAULT_MAX_SESSIONS,
+            max_session_servers: session::DEFAULT_MAX_SERVERS,
+        }
+    }
+}
+
+/// Why a session was not opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("no session server named {0:?}")]
+    UnknownServer(String),
+    #[error("session limit of {0} reached")]
+    TooManySessions(usize),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionClosed {
+    #[error("closed locally")]
+    Local,
+    #[error("server removed")]
+    ServerRemoved,
+    #[error("channel closed")]
+    ChannelClosed,
+    /// The WebRTC peer connection ended.
+    #[error("{0}")]
+    PeerConnection(CloseReason),
+    /// The TCP connection ended (the soft bus engine's reason).
+    #[error("{0}")]
+    Connection(String),
+}
+
+/// Which of the node's UDP sockets a datagram uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Socket {
+    /// CoAP discovery (port 5684).
+    Discovery,
+    /// WebRTC (ICE, DTLS, SCTP), one port for every peer.
+    Rtc,
+}
+
+/// Output for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A datagram from one of the node's sockets.
+    Datagram {
+        socket: Socket,
+        destination: SocketAddr,
+        payload: Vec<u8>,
+    },
+    /// Bytes for a TCP connection, one write.
+    Tcp { conn: ConnId, bytes: Vec<u8> },
+    /// Close this TCP connection.
+    Close { conn: ConnId },
+}
+
+/// What the node reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Discovery, verification and connection events of the soft bus.
+    Bus(BusEvent),
+    SessionOpened(SessionInfo),
+    BytesReceived {
+        session: SessionId,
+        binary: bool,
+        data: Vec<u8>,
+    },
+    SessionClosed {
+        session: SessionId,
+        server: String,
+        reason: SessionClosed,
+    },
+    /// A session was asked for and refused.
+    SessionRefused {
+        transport: Transport,
+        server: String,
+        peer: Option<IpAddr>,
+        reason: Refusal,
+    },
+    /// A WebRTC peer connection ended.
+    PeerClosed {
+        peer: PeerId,
+        reason: CloseReason,
+    },
+}
+
+/// Errors of the node's commands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] HostError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Tcp,
+    Rtc { peer: PeerId, channel: ChannelId },
+}
+
+#[derive(Debug)]
+struct Entry {
+    info: SessionInfo,
+    route: Route,
+    /// Bytes a discard server has counted.
+    discarded: u64,
+}
+
+/// The node core.
+pub struct Node {
+    bus: Bus,
+    host: Host,
+    limits: Limits,
+    servers: BTreeMap<String, ServerMode>,
+    sessions: BTreeMap<SessionId, Entry>,
+    by_channel: HashMap<(PeerId, ChannelId), SessionId>,
+    next_session: i32,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("bus", &self.bus)
+            .field("host", &self.host)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node over a built soft bus and WebRTC host.
+    pub fn new(bus: Bus, host: Host, limits: Limits) -> Self {
+        Self {
+            bus,
+            host,
+            limits,
+            servers: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            by_channel: HashMap::new(),
+            next_session: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The soft bus engine (discovery table, identity).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The soft bus engine, mutably (publishing capabilities).
+    pub fn bus_mut(&mut self) -> &mut Bus {
+        &mut self.bus
+    }
+
+    /// The WebRTC host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The one decision point: may a peer, authenticated as `who`, open a
+    /// session on `server` over `transport`? The access policy fills this in.
+    pub fn admit(
+        &self,
+        transport: Transport,
+        who: &Authenticated,
+        server: &str,
+    ) -> Result<(), Refusal> {
+        let _ = (transport, who);
+        if !self.servers.contains_key(server) {
+            return Err(Refusal::UnknownServer(server.to_owned()));
+        }
+        if self.sessions.len() >= self.limits.max_sessions {
+            return Err(Refusal::TooManySessions(self.limits.max_sessions));
+        }
+        Ok(())
+    }
+
+    // ---- input ----
+
+    /// A datagram arrived on one of the node's sockets, from `from`, sent to
+    /// `to` when the driver knows it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: Socket,
+        from: SocketAddr,
+        to: Option<IpAddr>,
+        data: &[u8],
+    ) -> Result<(), DiscoveryError> {
+        let r = match socket {
+            Socket::Discovery => self.bus.handle_datagram(now, from, to, data),
+            Socket::Rtc => {
+                self.host.handle_datagram(now, from, data);
+                Ok(())
+            }
+        };
+        self.process(now);
+        r
+    }
+
+    /// A listener accepted `conn` from `peer`. Over a limit it is closed at once.
+    pub fn handle_accept(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        listener: Listener,
+        peer: SocketAddr,
+    ) -> Result<(), NodeError> {
+        let r = self.bus.handle_accept(now, conn, listener, peer);
+        self.process(now);
+        Ok(r?)
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        // An unknown connection was closed by the engine already; nothing to do.
+        let _ = self.bus.handle_tcp_data(now, conn, data);
+        self.process(now);
+    }
+
+    /// The peer closed `conn`, or the socket failed.
+    pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
+        self.bus.handle_tcp_closed(now, conn);
+        self.process(now);
+    }
+
+    /// Timers of every engine.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.bus.handle_timeout(now);
+        self.host.handle_timeout(now);
+        self.process(now);
+    }
+
+    /// When to call [`Node::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        softbus_bus::earliest(self.bus.poll_timeout(), self.host.poll_timeout())
+    }
+
+    /// Next output for the driver.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- commands ----
+
+    /// CreateSessionServer with a built-in behaviour, or `App` for events only.
+    /// Unlike softbus_lite, a duplicate name is refused.
+    pub fn create_session_server(&mut self, name: &str, mode: ServerMode) -> Result<(), NodeError> {
+        session::check_name(name)?;
+        if self.servers.contains_key(name) {
+            return Err(SessionError::DuplicateServer(name.to_owned()).into());
+        }
+        if self.servers.len() >= self.limits.max_session_servers {
+            return Err(SessionError::TooManyServers(self.limits.max_session_servers).into());
+        }
+        self.servers.insert(name.to_owned(), mode);
+        Ok(())
+    }
+
+    /// RemoveSessionServer: every session of that server is closed first.
+    pub fn remove_session_server(&mut self, now: Instant, name: &str) -> Result<(), NodeError> {
+        if self.servers.remove(name).is_none() {
+            return Err(SessionError::UnknownServer(name.to_owned()).into());
+        }
+        let ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, e)| e.info.session == name)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.close_with(now, id, SessionClosed::ServerRemoved);
+        }
+        self.process(now);
+        Ok(())
+    }
+
+    /// Names of the session servers, in order.
+    pub fn session_servers(&self) -> Vec<String> {
+        self.servers.keys().cloned().collect()
+    }
+
+    /// Open sessions, both transports.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions.values().map(|e| e.info.clone()).collect()
+    }
+
+    /// One session (GetMySessionName, GetPeerSessionName, GetPeerDeviceId).
+    pub fn session(&self, id: SessionId) -> Option<&SessionInfo> {
+        self.sessions.get(&id).map(|e| &e.info)
+    }
+
+    /// SendBytes: one message on a session, whatever its transport (binary on a
+    /// data channel).
+    pub fn send_bytes(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        data: &[u8],
+    ) -> Result<(), NodeError> {
+        self.send_as(now, id, true, data)?;
+        self.process(now);
+        Ok(())
+    }
+
+    fn send_as(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+        binary: bool,
+        data: &[u8],
+    ) -> Result<(), NodeError> {
+        let e = self.sessions.get(&id).ok_or(SessionError::NoSession)?;
+        match e.route {
+            Route::Tcp => self.bus.send_bytes(id.0, data)?,
+            Route::Rtc { peer, channel } => self.host.send(now, peer, channel, binary, data)?,
+        }
+        Ok(())
+    }
+
+    /// CloseSession.
+    pub fn close_session(&mut self, now: Instant, id: SessionId) -> Result<(), NodeError> {
+        if !self.sessions.contains_key(&id) {
+            return Err(SessionError::NoSession.into());
+        }
+        self.close_with(now, id, SessionClosed::Local);
+        self.process(now);
+        Ok(())
+    }
+
+    /// Sends discovery requests to `targets`.
+    pub fn start_discovery(&mut self, now: Instant, targets: Vec<std::net::SocketAddrV4>) {
+        self.bus.start_discovery(now, targets);
+        self.process(now);
+    }
+
+    /// Answers a WebRTC offer: the peer and the answer SDP.
+    pub fn rtc_answer(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), NodeError> {
+        Ok(self.host.answer(now, offer)?)
+    }
+
+    /// Closes a WebRTC peer connection and its sessions (the signaling side's
+    /// `DELETE`); false if unknown.
+    pub fn rtc_close(&mut self, now: Instant, peer: PeerId) -> bool {
+        let closed = self.host.close(peer, CloseReason::Deleted);
+        self.process(now);
+        closed
+    }
+
+    // ---- inside ----
+
+    fn close_with(&mut self, now: Instant, id: SessionId, reason: SessionClosed) {
+        let Some(e) = self.sessions.remove(&id) else {
+            return;
+        };
+        match e.route {
+            // The bus reports its own SessionClosed, which finds no entry then.
+            Route::Tcp => {
+                let _ = self.bus.close_session(id.0);
+            }
+            Route::Rtc { peer, channel } => {
+                self.by_channel.remove(&(peer, channel));
+                self.host.close_channel(now, peer, channel);
+            }
+        }
+        self.events.push_back(Event::SessionClosed {
+            session: id,
+            server: e.info.session,
+            reason,
+        });
+    }
+
+    fn allocate(&mut self) -> SessionId {
+        loop {
+            self.next_session = if self.next_session == i32::MAX {
+                1
+            } else {
+                self.next_session + 1
+            };
+            let id = SessionId(self.next_session);
+            if !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Moves every engine's output on, deciding what asks for a decision.
+    fn process(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(r) = self.bus.poll_session_request() {
+                progressed = true;
+                let who = Authenticated::Device {
+                    device_id: r.peer_device_id.clone(),
+                };
+                match self.admit(Transport::Tcp, &who, &r.server) {
+                    Ok(()) => {
+                        let id = self.allocate();
+                        if let Ok(info) = self.bus.accept_session(now, r.conn, id.0) {
+                            self.sessions.insert(
+                                id,
+                                Entry {
+                                    info: info.clone(),
+                                    route: Route::Tcp,
+                                    discarded: 0,
+                                },
+                            );
+                            self.events.push_back(Event::SessionOpened(info));
+                        }
+                    }
+                    Err(reason) => {
+                        self.bus.refuse_session(r.conn, &reason.to_string());
+                        self.events.push_back(Event::SessionRefused {
+                            transport: Transport::Tcp,
+                            server: r.server,
+                            peer: Some(r.peer.ip()),
+                            reason,
+                        });
+                    }
+                }
+            }
+            while let Some(t) = self.bus.poll_transmit() {
+                progressed = true;
+                self.transmits.push_back(match t {
+                    BusTransmit::Udp(d) => Transmit::Datagram {
+                        socket: Socket::Discovery,
+                        destination: SocketAddr::V4(d.dst),
+                        payload: d.payload,
+                    },
+                    BusTransmit::Tcp { conn, bytes } => Transmit::Tcp { conn, bytes },
+                    BusTransmit::Close { conn } => Transmit::Close { conn },
+                });
+            }
+            while let Some(e) = self.bus.poll_event() {
+                progressed = true;
+                self.bus_event(now, e);
+            }
+            while let Some(e) = self.host.poll_event() {
+                progressed = true;
+                self.host_event(now, e);
+            }
+            while let Some(t) = self.host.poll_transmit() {
+                progressed = true;
+                self.transmits.push_back(Transmit::Datagram {
+                    socket: Socket::Rtc,
+                    destination: t.destination,
+                    payload: t.payload,
+                });
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn bus_event(&mut self, now: Instant, e: BusEvent) {
+        match e {
+            // Registered when accepted.
+            BusEvent::SessionOpened(_) => {}
+            BusEvent::BytesReceived { session_id, data } => {
+                self.received(now, SessionId(session_id), true, data)
+            }
+            BusEvent::SessionClosed {
+                session_id, reason, ..
+            } => {
+                if let Some(e) = self.sessions.remove(&SessionId(session_id)) {
+                    self.events.push_back(Event::SessionClosed {
+                        session: SessionId(session_id),
+                        server: e.info.session,
+                        reason: SessionClosed::Connection(reason),
+                    });
+                }
+            }
+            other => self.events.push_back(Event::Bus(other)),
+        }
+    }
+
+    fn host_event(&mut self, now: Instant, e: HostEvent) {
+        match e {
+            HostEvent::Connected { .. } => {}
+            HostEvent::ChannelOpen {
+                peer,
+                channel,
+                label,
+            } => match self.admit(Transport::WebRtc, &Authenticated::Signaling, &label) {
+                Ok(()) => {
+                    let id = self.allocate();
+                    let info = SessionInfo {
+                        session_id: id.0,
+                        session: label,
+                        peer_device_id: String::new(),
+                        peer: self
+                            .host
+                            .remote(peer)
+                            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                        transport: Transport::WebRtc.as_str(),
+                    };
+                    self.by_channel.insert((peer, channel), id);
+                    self.sessions.insert(
+                        id,
+                        Entry {
+                            info: info.clone(),
+                            route: Route::Rtc { peer, channel },
+                            discarded: 0,
+                        },
+                    );
+                    self.events.push_back(Event::SessionOpened(info));
+                }
+                Err(reason) => {
+                    // A data channel has no refusal message: it is closed.
+                    self.host.close_channel(now, peer, channel);
+                    let remote = self.host.remote(peer).map(|a| a.ip());
+                    self.events.push_back(Event::SessionRefused {
+                        transport: Transport::WebRtc,
+                        server: label,
+                        peer: remote,
+                        reason,
+                    });
+                }
+            },
+            HostEvent::Message {
+                peer,
+                channel,
+                binary,
+                data,
+            } => {
+                if let Some(id) = self.by_channel.get(&(peer, channel)).copied() {
+                    self.received(now, id, binary, data);
+                }
+            }
+            HostEvent::ChannelClosed { peer, channel } => {
+                if let Some(id) = self.by_channel.remove(&(peer, channel)) {
+                    if let Some(e) = self.sessions.remove(&id) {
+                        self.events.push_back(Event::SessionClosed {
+                            session: id,
+                            server: e.info.session,
+                            reason: SessionClosed::ChannelClosed,
+                        });
+                    }
+                }
+            }
+            HostEvent::PeerClosed { peer, reason } => {
+                let ids: Vec<SessionId> = self
+                    .by_channel
+                    .iter()
+                    .filter(|((p, _), _)| *p == peer)
+                    .map(|(_, id)| *id)
+                    .collect();
+                for id in ids {
+                    if let Some(e) = self.sessions.remove(&id) {
+                        if let Route::Rtc { peer, channel } = e.route {
+                            self.by_channel.remove(&(peer, channel));
+                        }
+                        self.events.push_back(Event::SessionClosed {
+                            session: id,
+                            server: e.info.session,
+                            reason: SessionClosed::PeerConnection(reason.clone()),
+                        });
+                    }
+                }
+                self.events.push_back(Event::PeerClosed { peer, reason });
+            }
+        }
+    }
+
+    /// A message on a session: reported, then the built-in service answers.
+    fn received(&mut self, now: Instant, id: SessionId, binary: bool, data: Vec<u8>) {
+        let Some(e) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let mode = self.servers.get(&e.info.session).copied();
+        let reply = match mode {
+            Some(ServerMode::Echo) => Some(data.clone()),
+            Some(ServerMode::Discard) => {
+                if data.as_slice() == b"?" {
+                    Some(e.discarded.to_string().into_bytes())
+                } else {
+                    e.discarded += data.len() as u64;
+                    None
+                }
+            }
+            Some(ServerMode::App) | None => None,
+        };
+        self.events.push_back(Event::BytesReceived {
+            session: id,
+            binary,
+            data,
+        });
+        if let Some(r) = reply {
+            if let Err(err) = self.send_as(now, id, binary, &r) {
+                tracing::debug!(session = id.0, error = %err, "built-in server reply failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The node core in virtual time, with no sockets: a soft bus client over TCP
+//! and a WebRTC peer reach the same echo server through one session table, one
+//! limit and one decision point.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+use softbus_bus::auth::{AuthClient, Authenticated as AuthDone, LocalAuthInfo, PinPolicy};
+use softbus_bus::node::{Bus, BusConfig, Listener, LocalConfig};
+use softbus_bus::session::{ClientEvent, SessionClient};
+use softbus_bus::ConnId;
+use softbus_crypto::dtls::DtlsIdentity;
+use softbus_crypto::OpenSslCrypto;
+use softbus_node::{
+    Event, Limits, Node, Refusal, ServerMode, SessionClosed, SessionId, Socket, Transmit, Transport,
+};
+use softbus_rtc::crypto::Provider;
+use softbus_rtc::host::{Host, HostConfig};
+use softbus_rtc::peer::{CloseReason, Peer, PeerEvent};
+use softbus_testkit::VirtualClock;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const TCP_PEER: &str = "10.0.0.3:40000";
+const RTC_PEER: &str = "10.0.0.4:40000";
+const RTC_HOST: &str = "10.0.0.2:50000";
+
+fn node(max_sessions: usize) -> Node {
+    let mut bus = Bus::new(
+        BusConfig {
+            pin: PinPolicy::pin("246810"),
+            ..Default::default()
+        },
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "node".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
+        Box::new(OpenSslCrypto::seeded(11)),
+    );
+    bus.set_ports(40001, 40002);
+    let id = DtlsIdentity::generate().unwrap();
+    let host = Host::new(
+        HostConfig::new(RTC_HOST.parse().unwrap()),
+        Provider {
+            hmac: Box::new(OpenSslCrypto::new()),
+            random: Box::new(OpenSslCrypto::seeded(3)),
+            dtls: Box::new(id.factory().unwrap()),
+        },
+    );
+    let mut n = Node::new(
+        bus,
+        host,
+        Limits {
+            max_sessions,
+            ..Default::default()
+        },
+    );
+    n.create_session_server("echo", ServerMode::Echo).unwrap();
+    n
+}
+
+/// Everything the node has said, sorted for the tests.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    tcp: Vec<(ConnId, Vec<u8>)>,
+    closed: Vec<ConnId>,
+    rtc: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+fn drain(n: &mut Node, seen: &mut Seen) {
+    while let Some(t) = n.poll_transmit() {
+        match t {
+            Transmit::Tcp { conn, bytes } => seen.tcp.push((conn, bytes)),
+            Transmit::Close { conn } => seen.closed.push(conn),
+            Transmit::Datagram {
+                socket: Socket::Rtc,
+                destination,
+                payload,
+            } => seen.rtc.push((destination, payload)),
+            Transmit::Datagram { .. } => {}
+        }
+    }
+    while let Some(e) = n.poll_event() {
+        seen.events.push(e);
+    }
+}
+
+fn take_tcp(seen: &mut Seen, conn: ConnId) -> Vec<Vec<u8>> {
+    let (mine, rest) = std::mem::take(&mut seen.tcp)
+        .into_iter()
+        .partition(|(c, _)| *c == conn);
+    seen.tcp = rest;
+    mine.into_iter().map(|(_, b)| b).collect()
+}
+
+/// A PIN key agreement on `conn`, as softbus_lite clients run it.
+fn authenticate(n: &mut Node, seen: &mut Seen, clock: &VirtualClock, conn: ConnId) -> AuthDone {
+    let mut c = OpenSslCrypto::seeded(21);
+    n.handle_accept(clock.now(), conn, Listener::Auth, TCP_PEER.parse().unwrap())
+        .unwrap();
+    let info = LocalAuthInfo {
+        device_id: "CD".repeat(32),
+        device_name: "phone".into(),
+        device_type: "DEV_L1".into(),
+        auth_port: 0,
+        session_port: 0,
+    };
+    let mut client = AuthClient::new(info, b"246810", 900);
+    for _ in 0..10 {
+        while let Some(b) = client.poll_transmit() {
+            n.handle_tcp_data(clock.now(), conn, &b);
+        }
+        drain(n, seen);
+        for r in take_tcp(seen, conn) {
+            if let Some(done) = client.handle_data(&mut c, &r).unwrap() {
+                return done;
+            }
+        }
+    }
+    panic!("auth did not finish")
+}
+
+/// Asks for a session on `conn`; the client once the open reply came, or None.
+fn open_tcp(
+    n: &mut Node,
+    seen: &mut Seen,
+    clock: &VirtualClock,
+    auth: &AuthDone,
+    conn: ConnId,
+    server: &str,
+) -> Option<SessionClient> {
+    let mut c = OpenSslCrypto::seeded(22);
+    n.handle_accept(
+        clock.now(),
+        conn,
+        Listener::Session,
+        TCP_PEER.parse().unwrap(),
+    )
+    .unwrap();
+    let mut s = SessionClient::new(&mut c, server, auth.key_index, &auth.key).unwrap();
+    n.handle_tcp_data(clock.now(), conn, &s.poll_transmit().unwrap());
+    drain(n, seen);
+    let reply = take_tcp(seen, conn);
+    if seen.closed.contains(&conn) {
+        return None;
+    }
+    let ev = s.handle_data(&mut c, &reply[0]).unwrap();
+    assert!(matches!(ev[0], ClientEvent::Opened(_)));
+    Some(s)
+}
+
+/// An offering WebRTC peer, connected to the node's host.
+struct RtcClient {
+    peer: Peer,
+    hmac: OpenSslCrypto,
+    events: Vec<PeerEvent>,
+}
+
+impl RtcClient {
+    fn connect(n: &mut Node, seen: &mut Seen, clock: &mut VirtualClock) -> Self {
+        let id = DtlsIdentity::generate().unwrap();
+        let mut rng = OpenSslCrypto::seeded(5);
+        let (mut peer, offer) = Peer::offer(
+            RTC_PEER.parse().unwrap(),
+            &id.fingerprint("sha-256").unwrap(),
+            Box::new(id.factory().unwrap()),
+            42,
+            Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+        )
+        .unwrap();
+        let (_, answer) = n.rtc_answer(clock.now(), &offer).unwrap();
+        let hmac = OpenSslCrypto::new();
+        let mut tid = 0u8;
+        peer.apply_answer(
+            clock.now(),
+            &answer,
+            &hmac,
+            Box::new(move || {
+                tid = tid.wrapping_add(1);
+                [tid; 12]
+            }),
+        )
+        .unwrap();
+        let mut c = Self {
+            peer,
+            hmac,
+            events: Vec::new(),
+        };
+        c.pump_until(n, seen, clock, |e, _| e.contains(&PeerEvent::Connected));
+        c
+    }
+
+    /// Moves datagrams both ways, jumping to the earliest timer, until `done`.
+    fn pump_until(
+        &mut self,
+        n: &mut Node,
+        seen: &mut Seen,
+        clock: &mut VirtualClock,
+        done: impl Fn(&[PeerEvent], &Seen) -> bool,
+    ) {
+        let (me, host): (SocketAddr, SocketAddr) =
+            (RTC_PEER.parse().unwrap(), RTC_HOST.parse().unwrap());
+        for _ in 0..10_000 {
+            let mut moved = false;
+            while let Some((to, d)) = self.peer.poll_transmit() {
+                assert_eq!(to, host);
+                n.handle_datagram(clock.now(), Socket::Rtc, me, None, &d)
+                    .unwrap();
+                moved = true;
+            }
+            drain(n, seen);
+            for (to, d) in std::mem::take(&mut seen.rtc) {
+                assert_eq!(to, me);
+                self.peer.handle_datagram(clock.now(), host, &d, &self.hmac);
+                moved = true;
+            }
+            while let Some(e) = self.peer.poll_event() {
+                self.events.push(e);
+            }
+            if done(&self.events, seen) {
+                return;
+            }
+            if !moved {
+                let next = [self.peer.poll_timeout(), n.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(clock.now() + Duration::from_millis(10));
+                clock.advance_to(next);
+                self.peer.handle_timeout(clock.now(), &self.hmac);
+                n.handle_timeout(clock.now());
+            }
+        }
+        panic!("not done: {:?}", self.events);
+    }
+}
+
+fn opened(seen: &Seen) -> Vec<(SessionId, Transport)> {
+    seen.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SessionOpened(i) => Some((
+                SessionId(i.session_id),
+                if i.transport == "tcp" {
+                    Transport::Tcp
+                } else {
+                    Transport::WebRtc
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refusals(seen: &Seen) -> Vec<(Transport, Refusal)> {
+    seen.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SessionRefused {
+                transport, reason, ..
+            } => Some((*transport, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_and_webrtc_reach_the_same_echo_server() {
+    let mut clock = VirtualClock::new();
+    let (mut n, mut seen) = (node(24), Seen::default());
+    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
+    let mut s = open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "echo").unwrap();
+    let mut c = OpenSslCrypto::seeded(23);
+    s.send(&mut c, b"over tcp").unwrap();
+    n.handle_tcp_data(clock.now(), ConnId(2), &s.poll_transmit().unwrap());
+    drain(&mut n, &mut seen);
+    let back = take_tcp(&mut seen, ConnId(2));
+    let ev = s.handle_data(&mut c, &back[0]).unwrap();
+    assert_eq!(ev, vec![ClientEvent::Bytes(b"over tcp".to_vec())]);
+
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    let ch = r.peer.open_channel(clock.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut clock, |_, s| opened(s).len() == 2);
+    r.peer.send(clock.now(), ch, false, b"over webrtc").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
+        e.contains(&PeerEvent::Message {
+            id: ch,
+            binary: false,
+            data: b"over webrtc".to_vec(),
+        })
+    });
+    let o = opened(&seen);
+    assert_eq!(o.len(), 2, "{:?}", seen.events);
+    assert_eq!(o[0], (SessionId(1), Transport::Tcp));
+    assert_eq!(o[1], (SessionId(2), Transport::WebRtc), "one id space");
+    assert_eq!(n.sessions().len(), 2);
+    assert!(refusals(&seen).is_empty());
+}
+
+#[test]
+fn max_sessions_holds_across_transports() {
+    // N TCP sessions open: the next data channel is refused.
+    let mut clock = VirtualClock::new();
+    let (mut n, mut seen) = (node(1), Seen::default());
+    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "echo").is_some());
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    r.peer.open_channel(clock.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut clock, |_, s| {
+        !refusals(s).is_empty()
+    });
+    assert_eq!(
+        refusals(&seen),
+        vec![(Transport::WebRtc, Refusal::TooManySessions(1))]
+    );
+    assert_eq!(n.sessions().len(), 1);
+
+    // And the other way round: a data channel open, the next TCP session is refused.
+    let mut clock = VirtualClock::new();
+    let (mut n, mut seen) = (node(1), Seen::default());
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    r.peer.open_channel(clock.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut clock, |_, s| opened(s).len() == 1);
+    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "echo").is_none());
+    assert_eq!(
+        refusals(&seen),
+        vec![(Transport::Tcp, Refusal::TooManySessions(1))]
+    );
+    assert_eq!(
+        seen.closed,
+        vec![ConnId(2)],
+        "the refused connection is closed"
+    );
+
+    // Closing the peer frees its session: now the TCP session opens.
+    let peer = n.sessions()[0].clone();
+    assert_eq!(peer.transport, "webrtc");
+    assert!(n.rtc_close(clock.now(), softbus_rtc::host::PeerId(1)));
+    drain(&mut n, &mut seen);
+    assert!(seen.events.iter().any(|e| matches!(
+        e,
+        Event::SessionClosed {
+            reason: SessionClosed::PeerConnection(CloseReason::Deleted),
+            ..
+        }
+    )));
+    assert!(seen.events.iter().any(|e| matches!(
+        e,
+        Event::PeerClosed {
+            reason: CloseReason::Deleted,
+            ..
+        }
+    )));
+    assert!(n.sessions().is_empty());
+    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(3), "echo").is_some());
+    assert_eq!(opened(&seen).last(), Some(&(SessionId(2), Transport::Tcp)));
+}
+
+#[test]
+fn every_refusal_has_a_typed_reason() {
+    let clock = VirtualClock::new();
+    let (mut n, mut seen) = (node(24), Seen::default());
+    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "nope").is_none());
+    assert_eq!(
+        refusals(&seen),
+        vec![(Transport::Tcp, Refusal::UnknownServer("nope".into()))]
+    );
+    // A removed server closes its sessions and refuses new ones.
+    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(3), "echo").is_some());
+    n.remove_session_server(clock.now(), "echo").unwrap();
+    drain(&mut n, &mut seen);
+    assert!(seen.events.iter().any(|e| matches!(
+        e,
+        Event::SessionClosed {
+            reason: SessionClosed::ServerRemoved,
+            ..
+        }
+    )));
+    assert!(seen.closed.contains(&ConnId(3)));
+    assert!(n.sessions().is_empty());
+    assert!(n.create_session_server("echo", ServerMode::Echo).is_ok());
+    assert!(n.create_session_server("echo", ServerMode::Echo).is_err());
+}
+
+#[test]
+fn an_answered_peer_that_never_connects_is_freed() {
+    let mut clock = VirtualClock::new();
+    let (mut n, mut seen) = (node(24), Seen::default());
+    let id = DtlsIdentity::generate().unwrap();
+    let mut rng = OpenSslCrypto::seeded(5);
+    let (_peer, offer) = Peer::offer(
+        RTC_PEER.parse().unwrap(),
+        &id.fingerprint("sha-256").unwrap(),
+        Box::new(id.factory().unwrap()),
+        42,
+        Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+    )
+    .unwrap();
+    let (pid, _) = n.rtc_answer(clock.now(), &offer).unwrap();
+    assert_eq!(n.host().peer_count(), 1);
+    let t = n.poll_timeout().unwrap();
+    assert_eq!(t, clock.now() + Duration::from_secs(30));
+    clock.advance_to(t);
+    n.handle_timeout(clock.now());
+    drain(&mut n, &mut seen);
+    assert_eq!(n.host().peer_count(), 0);
+    assert_eq!(
+        seen.events,
+        vec![Event::PeerClosed {
+            peer: pid,
+            reason: CloseReason::ConnectTimeout
+        }]
+    );
+}

@@ -1,0 +1,374 @@
+//! The WebRTC host of a node: many answered peer connections on one UDP port.
+//!
+//! A datagram is routed the way quinn-proto's `Endpoint` and str0m's `accepts()`
+//! route: by source address once a peer is known there, else by the local ufrag
+//! in a STUN check's USERNAME (RFC 8445 §7.2.2). A peer that nominates another
+//! pair is followed: its remote address is always the selected pair's.
+//!
+//! Sans-IO like every engine here: `answer`, `handle_datagram(now, ..)`,
+//! `handle_timeout(now)`, `poll_transmit`, `poll_event`, `poll_timeout`. Crypto
+//! (HMAC, randomness, DTLS sessions) is the [`Provider`] given at construction.
+
+use crate::crypto::{ice_chars, Provider};
+use crate::demux::{classify, PacketKind};
+use crate::peer::{CloseReason, LocalParams, Peer, PeerError, PeerEvent};
+use crate::sdp::SdpOffer;
+use crate::stun::Message;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Names one peer connection of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A data channel's SCTP stream id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId(pub u16);
+
+/// Limits of a host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The host candidate: the node's address and its WebRTC UDP port.
+    pub local: SocketAddr,
+    /// Peer connections held at once.
+    pub max_peers: usize,
+    /// Source addresses remembered at once (all peers together).
+    pub max_addrs: usize,
+    /// An answered peer whose ICE has not connected by then is freed.
+    pub connect_timeout: Duration,
+}
+
+impl HostConfig {
+    /// Defaults for a host on `local`: 64 peers, 1024 addresses, 30 s to connect.
+    pub fn new(local: SocketAddr) -> Self {
+        Self {
+            local,
+            max_peers: 64,
+            max_addrs: 1024,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an offer is not answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    #[error("peer connection limit of {0} reached")]
+    TooManyPeers(usize),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error("DTLS identity: {0}")]
+    Identity(crate::dtls::DtlsError),
+    #[error("no such peer connection")]
+    UnknownPeer,
+    #[error("data channel: {0}")]
+    Channel(#[from] crate::sctp::ChannelError),
+}
+
+/// A datagram to send: from which local address, to where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// What the host reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    /// ICE, DTLS and SCTP are up.
+    Connected {
+        peer: PeerId,
+    },
+    /// The remote opened a channel; the application accepts it or closes it.
+    ChannelOpen {
+        peer: PeerId,
+        channel: ChannelId,
+        label: String,
+    },
+    Message {
+        peer: PeerId,
+        channel: ChannelId,
+        binary: bool,
+        data: Vec<u8>,
+    },
+    ChannelClosed {
+        peer: PeerId,
+        channel: ChannelId,
+    },
+    /// The peer connection is gone, and why.
+    PeerClosed {
+        peer: PeerId,
+        reason: CloseReason,
+    },
+}
+
+struct Entry {
+    peer: Peer,
+    ufrag: String,
+    /// Until ICE connects: when the peer is freed.
+    connect_by: Option<Instant>,
+}
+
+/// All answered peer connections of a node, on one port.
+pub struct Host {
+    cfg: HostConfig,
+    provider: Provider,
+    peers: BTreeMap<PeerId, Entry>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    next: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<HostEvent>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("local", &self.cfg.local)
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host with `cfg`; DTLS sessions, HMAC and randomness from `provider`.
+    pub fn new(cfg: HostConfig, provider: Provider) -> Self {
+        Self {
+            cfg,
+            provider,
+            peers: BTreeMap::new(),
+            by_addr: HashMap::new(),
+            next: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The host candidate's address.
+    pub fn local(&self) -> SocketAddr {
+        self.cfg.local
+    }
+
+    /// Peer connections held.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Answers an offer as ICE-lite with one host candidate: the new peer and
+    /// the answer SDP. The peer is freed if ICE does not connect in time.
+    pub fn answer(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), HostError> {
+        if self.peers.len() >= self.cfg.max_peers {
+            return Err(HostError::TooManyPeers(self.cfg.max_peers));
+        }
+        let offer = SdpOffer::parse(offer).map_err(PeerError::from)?;
+        let random = self.provider.random.as_mut();
+        let ufrag = ice_chars(random, 8);
+        let mut sid = [0u8; 8];
+        random.fill(&mut sid);
+        let local = LocalParams {
+            candidate: self.cfg.local,
+            ice_ufrag: ufrag.clone(),
+            ice_pwd: ice_chars(random, 24),
+            fingerprint: self
+                .provider
+                .dtls
+                .fingerprint("sha-256")
+                .map_err(HostError::Identity)?,
+            // o= session ids are below 2^62 (RFC 8829 §5.2.1).
+            session_id: u64::from_le_bytes(sid) >> 2,
+        };
+        let (peer, answer) = Peer::answer(&offer, &local, self.provider.dtls.clone_box())?;
+        let id = PeerId(self.next);
+        self.next += 1;
+        self.peers.insert(
+            id,
+            Entry {
+                peer,
+                ufrag,
+                connect_by: Some(now + self.cfg.connect_timeout),
+            },
+        );
+        Ok((id, answer))
+    }
+
+    /// Which peer a datagram from `from` belongs to, if any: by address, or for
+    /// a STUN check by the local ufrag of its USERNAME.
+    pub fn accepts(&self, from: SocketAddr, data: &[u8]) -> Option<PeerId> {
+        if let Some(id) = self.by_addr.get(&from) {
+            return Some(*id);
+        }
+        if classify(data) != PacketKind::Stun {
+            return None;
+        }
+        let m = Message::parse(data).ok()?;
+        let local_ufrag = m.username()?.split_once(':')?.0;
+        self.peers
+            .iter()
+            .find(|(_, e)| e.ufrag == local_ufrag)
+            .map(|(id, _)| *id)
+    }
+
+    /// A datagram arrived on the host's port; false if no peer took it.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
+        let Some(id) = self.accepts(from, data) else {
+            return false;
+        };
+        if !self.by_addr.contains_key(&from) && self.by_addr.len() < self.cfg.max_addrs {
+            self.by_addr.insert(from, id);
+        }
+        if let Some(e) = self.peers.get_mut(&id) {
+            e.peer
+                .handle_datagram(now, from, data, self.provider.hmac.as_ref());
+        }
+        self.drain(id);
+        true
+    }
+
+    /// Timers of every peer, and the connect deadline of answered peers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| {
+                e.peer.poll_timeout().is_some_and(|t| t <= now)
+                    || e.connect_by.is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(e) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if e.connect_by.is_some_and(|t| t <= now) {
+                self.remove(id, CloseReason::ConnectTimeout);
+                continue;
+            }
+            e.peer.handle_timeout(now, self.provider.hmac.as_ref());
+            self.drain(id);
+        }
+    }
+
+    /// The earliest timer of all peers.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .flat_map(|e| [e.peer.poll_timeout(), e.connect_by])
+            .flatten()
+            .min()
+    }
+
+    /// Sends a message on a channel.
+    pub fn send(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        channel: ChannelId,
+        binary: bool,
+        data: &[u8],
+    ) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        let r = e.peer.send(now, channel.0, binary, data);
+        self.drain(peer);
+        Ok(r?)
+    }
+
+    /// Closes one channel.
+    pub fn close_channel(&mut self, now: Instant, peer: PeerId, channel: ChannelId) {
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.peer.close_channel(now, channel.0);
+            self.drain(peer);
+        }
+    }
+
+    /// Closes a peer connection for `reason`; false if there is none.
+    /// `PeerClosed` follows.
+    pub fn close(&mut self, peer: PeerId, reason: CloseReason) -> bool {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        e.peer.close_because(reason);
+        self.drain(peer);
+        true
+    }
+
+    /// The remote address of a peer's selected pair.
+    pub fn remote(&self, peer: PeerId) -> Option<SocketAddr> {
+        self.peers.get(&peer).and_then(|e| e.peer.selected())
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<HostEvent> {
+        self.events.pop_front()
+    }
+
+    fn remove(&mut self, id: PeerId, reason: CloseReason) {
+        if self.peers.remove(&id).is_some() {
+            self.by_addr.retain(|_, p| *p != id);
+            self.events
+                .push_back(HostEvent::PeerClosed { peer: id, reason });
+        }
+    }
+
+    /// Moves a peer's output into the host's queues; a closed peer is removed.
+    fn drain(&mut self, id: PeerId) {
+        let Some(e) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if e.peer.selected().is_some() {
+            e.connect_by = None;
+        }
+        let source = self.cfg.local;
+        while let Some((destination, payload)) = e.peer.poll_transmit() {
+            self.transmits.push_back(Transmit {
+                source,
+                destination,
+                payload,
+            });
+        }
+        let mut closed = None;
+        while let Some(ev) = e.peer.poll_event() {
+            self.events.push_back(match ev {
+                PeerEvent::Connected => HostEvent::Connected { peer: id },
+                PeerEvent::ChannelOpen { id: c, label } => HostEvent::ChannelOpen {
+                    peer: id,
+                    channel: ChannelId(c),
+                    label,
+                },
+                PeerEvent::Message {
+                    id: c,
+                    binary,
+                    data,
+                } => HostEvent::Message {
+                    peer: id,
+                    channel: ChannelId(c),
+                    binary,
+                    data,
+                },
+                PeerEvent::ChannelClosed { id: c } => HostEvent::ChannelClosed {
+                    peer: id,
+                    channel: ChannelId(c),
+                },
+                PeerEvent::Closed(reason) => {
+                    closed = Some(reason);
+                    continue;
+                }
+            });
+        }
+        if let Some(reason) = closed {
+            self.remove(id, reason);
+        }
+    }
+}
