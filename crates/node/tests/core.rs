@@ -149,6 +149,20 @@ fn open_tcp(
     Some(s)
 }
 
+/// An offering peer (full ICE, DTLS client or server as the answer says) and its offer.
+fn offerer() -> (Peer, String) {
+    let id = DtlsIdentity::generate().unwrap();
+    let mut rng = OpenSslCrypto::seeded(5);
+    Peer::offer(
+        RTC_PEER.parse().unwrap(),
+        &id.fingerprint("sha-256").unwrap(),
+        Box::new(id.factory().unwrap()),
+        42,
+        Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+    )
+    .unwrap()
+}
+
 /// An offering WebRTC peer, connected to the node's host.
 struct RtcClient {
     peer: Peer,
@@ -158,16 +172,7 @@ struct RtcClient {
 
 impl RtcClient {
     fn connect(n: &mut Node, seen: &mut Seen, clock: &mut VirtualClock) -> Self {
-        let id = DtlsIdentity::generate().unwrap();
-        let mut rng = OpenSslCrypto::seeded(5);
-        let (mut peer, offer) = Peer::offer(
-            RTC_PEER.parse().unwrap(),
-            &id.fingerprint("sha-256").unwrap(),
-            Box::new(id.factory().unwrap()),
-            42,
-            Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
-        )
-        .unwrap();
+        let (mut peer, offer) = offerer();
         let (_, answer) = n.rtc_answer(clock.now(), &offer).unwrap();
         let hmac = OpenSslCrypto::new();
         let mut tid = 0u8;
@@ -388,16 +393,7 @@ fn every_refusal_has_a_typed_reason() {
 fn an_answered_peer_that_never_connects_is_freed() {
     let mut clock = VirtualClock::new();
     let (mut n, mut seen) = (node(24), Seen::default());
-    let id = DtlsIdentity::generate().unwrap();
-    let mut rng = OpenSslCrypto::seeded(5);
-    let (_peer, offer) = Peer::offer(
-        RTC_PEER.parse().unwrap(),
-        &id.fingerprint("sha-256").unwrap(),
-        Box::new(id.factory().unwrap()),
-        42,
-        Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
-    )
-    .unwrap();
+    let (_peer, offer) = offerer();
     let (pid, _) = n.rtc_answer(clock.now(), &offer).unwrap();
     assert_eq!(n.host().peer_count(), 1);
     let t = n.poll_timeout().unwrap();
