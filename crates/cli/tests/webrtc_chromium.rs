@@ -126,6 +126,16 @@ fn rtc_offer_rejections() {
         r.starts_with("HTTP/1.1 400") && r.contains("data channel"),
         "{r}"
     );
+    // Strict offers (RFC 8839 §5.4, RFC 8841, RFC 8843): refused with the reason.
+    let chrome = include_str!("../../rtc/tests/fixtures/chrome-offer-datachannel.sdp");
+    for (from, to, reason) in [
+        ("a=ice-pwd:", "a=x-no-pwd:", "a=ice-pwd"),
+        ("a=sctp-port:5000", "a=sctp-port:0", "a=sctp-port"),
+        ("a=mid:0", "a=mid:0\u{1}", "a=mid"),
+    ] {
+        let r = post("application/sdp", &chrome.replace(from, to));
+        assert!(r.starts_with("HTTP/1.1 400") && r.contains(reason), "{r}");
+    }
     let r = post("text/plain", "v=0\r\n");
     assert!(r.starts_with("HTTP/1.1 415"), "{r}");
     drop(node);

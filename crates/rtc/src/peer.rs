@@ -29,6 +29,9 @@ pub enum PeerError {
     NoDataChannel,
     #[error("the offer lacks {0}")]
     Missing(&'static str),
+    /// A value the description may not carry (RFC 8839, 8841, 8843).
+    #[error("invalid {0}")]
+    Invalid(&'static str),
     #[error("signaling: {0}")]
     Jsep(#[from] JsepError),
 }
@@ -73,6 +76,35 @@ pub enum CloseReason {
     /// ICE did not connect in time after the answer.
     #[error("ICE did not connect in time")]
     ConnectTimeout,
+}
+
+/// Checks what RFC 8839, 8841 and 8843 require of a description before any of it
+/// is used: `a=ice-pwd` beside `a=ice-ufrag` for the data section, an
+/// `a=sctp-port` in 1..=65535, and no control character in any `a=mid`.
+fn check_strict(
+    sdp: &crate::sdp::SessionDescription,
+    data: &crate::sdp::MediaSection,
+) -> Result<(), PeerError> {
+    for m in &sdp.media {
+        for mid in m.attribute_values("mid") {
+            let mid = mid.ok_or(PeerError::Invalid("a=mid without a value"))?;
+            if mid.is_empty() || mid.chars().any(char::is_control) {
+                return Err(PeerError::Invalid(
+                    "a=mid: empty or with a control character",
+                ));
+            }
+        }
+    }
+    sdp.ice_pwd(data).ok_or(PeerError::Missing("a=ice-pwd"))?;
+    for port in data.attribute_values("sctp-port") {
+        let ok = port
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .is_some_and(|p| (1..=65535).contains(&p));
+        if !ok {
+            return Err(PeerError::Invalid("a=sctp-port: not in 1..=65535"));
+        }
+    }
+    Ok(())
 }
 
 /// What this side answers with.
@@ -189,6 +221,7 @@ impl Peer {
                 })
             })
             .ok_or(PeerError::NoDataChannel)?;
+        check_strict(offer, data)?;
         let mid = data.mid().ok_or(PeerError::Missing("a=mid"))?.to_owned();
         let remote_ufrag = offer
             .ice_ufrag(data)
@@ -301,6 +334,7 @@ impl Peer {
                 })
             })
             .ok_or(PeerError::NoDataChannel)?;
+        check_strict(&a, m)?;
         let Ice::AwaitingAnswer(creds, tie) = &self.ice else {
             return Err(PeerError::Missing("an offer of ours"));
         };
