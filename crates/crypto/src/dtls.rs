@@ -279,9 +279,7 @@ impl DtlsBackend for OpenSslDtls {
             match self.stream.ssl_read(&mut buf) {
                 Ok(n) => self.app.push_back(buf[..n].to_vec()),
                 Err(e) if retry(&e) => break,
-                Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
-                    return Err(err("peer closed (close_notify)"))
-                }
+                Err(e) if e.code() == ErrorCode::ZERO_RETURN => return Err(DtlsError::PeerClosed),
                 Err(e) => return Err(err(e)),
             }
             if self.stream.get_ref().rx.is_empty() && self.app.len() > 1024 {
@@ -329,6 +327,11 @@ impl DtlsBackend for OpenSslDtls {
 
     fn recv(&mut self) -> Option<Vec<u8>> {
         self.app.pop_front()
+    }
+
+    fn close(&mut self) {
+        // One call writes close_notify; the peer's reply is not waited for (RFC 5246 §7.2.1).
+        let _ = self.stream.shutdown();
     }
 }
 

@@ -111,6 +111,85 @@ fn wrong_fingerprint_fails_the_handshake() {
     assert_eq!(a.send(Instant::now(), b"x"), Err(DtlsError::NotConnected));
 }
 
+/// A server that packs its last flight and an application record into one
+/// datagram does not get the record delivered to a client whose fingerprint check
+/// fails (mediasoup drops data until the handshake is verified).
+#[test]
+fn data_before_the_fingerprint_check_is_not_delivered() {
+    for corrupt in [true, false] {
+        let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, corrupt);
+        let now = Instant::now();
+        a.set_ice_connected(now, true);
+        b.set_ice_connected(now, true);
+        let mut ea = Vec::new();
+        let mut packed = Vec::new();
+        for _ in 0..20 {
+            while let Some(d) = a.poll_transmit() {
+                b.handle_datagram(now, &d);
+            }
+            if b.state() == DtlsState::Connected {
+                break;
+            }
+            while let Some(d) = b.poll_transmit() {
+                a.handle_datagram(now, &d);
+            }
+            ea.extend(std::iter::from_fn(|| a.poll_event()));
+        }
+        assert_eq!(b.state(), DtlsState::Connected);
+        b.send(now, b"secret").unwrap();
+        while let Some(d) = b.poll_transmit() {
+            packed.extend_from_slice(&d);
+        }
+        a.handle_datagram(now, &packed);
+        ea.extend(std::iter::from_fn(|| a.poll_event()));
+        let data: Vec<&DtlsEvent> = ea
+            .iter()
+            .filter(|e| matches!(e, DtlsEvent::Data(_)))
+            .collect();
+        if corrupt {
+            assert!(data.is_empty(), "{ea:?}");
+            assert!(ea.contains(&DtlsEvent::Failed(DtlsError::FingerprintMismatch)));
+        } else {
+            // Verified: the same record is delivered, after the keys.
+            assert_eq!(data, vec![&DtlsEvent::Data(b"secret".to_vec())], "{ea:?}");
+            let keys_at = ea.iter().position(|e| matches!(e, DtlsEvent::SrtpKeys(_)));
+            let data_at = ea.iter().position(|e| matches!(e, DtlsEvent::Data(_)));
+            assert!(keys_at < data_at);
+        }
+    }
+}
+
+/// close() sends close_notify; the peer ends in `Closed`, not `Failed`.
+#[test]
+fn close_sends_close_notify_and_the_peer_sees_closed() {
+    for closer_is_client in [true, false] {
+        let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, false);
+        run(&mut a, &mut b);
+        let (closer, other) = if closer_is_client {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        closer.close();
+        assert_eq!(closer.state(), DtlsState::Closed);
+        let alert: Vec<Vec<u8>> = std::iter::from_fn(|| closer.poll_transmit()).collect();
+        assert_eq!(alert.len(), 1, "one close_notify record");
+        assert_eq!(alert[0][0], 21, "an alert record");
+        other.handle_datagram(Instant::now(), &alert[0]);
+        let ev: Vec<DtlsEvent> = std::iter::from_fn(|| other.poll_event()).collect();
+        assert_eq!(other.state(), DtlsState::Closed);
+        assert!(ev.contains(&DtlsEvent::Closed), "{ev:?}");
+        assert!(
+            !ev.iter().any(|e| matches!(e, DtlsEvent::Failed(_))),
+            "{ev:?}"
+        );
+    }
+    // A transport that never connected sends nothing when closed.
+    let (mut a, _) = pair(DtlsRole::Client, DtlsRole::Server, false);
+    a.close();
+    assert_eq!(a.poll_transmit(), None);
+}
+
 #[test]
 fn nothing_before_ice_and_role_change_resets() {
     let (mut a, _) = pair(DtlsRole::Client, DtlsRole::Server, false);

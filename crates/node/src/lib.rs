@@ -462,9 +462,20 @@ impl Node {
     /// Closes a WebRTC peer connection and its sessions (the signaling side's
     /// `DELETE`); false if unknown.
     pub fn rtc_close(&mut self, now: Instant, peer: PeerId) -> bool {
-        let closed = self.host.close(peer, CloseReason::Deleted);
+        let closed = self.host.close(now, peer, CloseReason::Deleted);
         self.process(now);
         closed
+    }
+
+    /// Shutting down: every WebRTC peer is told (SCTP SHUTDOWN, DTLS
+    /// close_notify) and every TCP connection closed. Flush the transmits after.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.host.close_all(now);
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.close_with(now, id, SessionClosed::Local);
+        }
+        self.process(now);
     }
 
     // ---- inside ----

@@ -248,7 +248,8 @@ impl Host {
                 continue;
             };
             if e.connect_by.is_some_and(|t| t <= now) {
-                self.remove(id, CloseReason::ConnectTimeout);
+                e.peer.close_because(now, CloseReason::ConnectTimeout);
+                self.drain(id);
                 continue;
             }
             e.peer.handle_timeout(now, self.provider.hmac.as_ref());
@@ -290,13 +291,21 @@ impl Host {
 
     /// Closes a peer connection for `reason`; false if there is none.
     /// `PeerClosed` follows.
-    pub fn close(&mut self, peer: PeerId, reason: CloseReason) -> bool {
+    pub fn close(&mut self, now: Instant, peer: PeerId, reason: CloseReason) -> bool {
         let Some(e) = self.peers.get_mut(&peer) else {
             return false;
         };
-        e.peer.close_because(reason);
+        e.peer.close_because(now, reason);
         self.drain(peer);
         true
+    }
+
+    /// Closes every peer connection (node shutdown), telling each peer.
+    pub fn close_all(&mut self, now: Instant) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.close(now, id, CloseReason::Shutdown);
+        }
     }
 
     /// The remote address of a peer's selected pair.

@@ -76,6 +76,22 @@ pub enum CloseReason {
     /// ICE did not connect in time after the answer.
     #[error("ICE did not connect in time")]
     ConnectTimeout,
+    /// The peer closed DTLS with close_notify.
+    #[error("closed by the peer")]
+    RemoteClosed,
+    /// The node is shutting down.
+    #[error("node shutting down")]
+    Shutdown,
+}
+
+impl CloseReason {
+    /// Whether this side ends the connection on purpose, and tells the peer.
+    fn tells_peer(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::Local | CloseReason::Deleted | CloseReason::Shutdown
+        )
+    }
 }
 
 /// Checks what RFC 8839, 8841 and 8843 require of a description before any of it
@@ -357,7 +373,17 @@ impl Peer {
             .into_iter()
             .next()
             .ok_or(PeerError::Missing("a=fingerprint"))?;
-        let client = !matches!(m.setup()?, Some(Setup::Active));
+        // RFC 8842 §5.3: the answerer is active unless it says passive; a missing
+        // a=setup means active (RFC 4145 §4), so then we are the DTLS server.
+        let client = match m.setup()? {
+            Some(Setup::Passive) => true,
+            Some(Setup::Active) | None => false,
+            Some(_) => {
+                return Err(PeerError::Invalid(
+                    "a=setup in an answer: actpass or holdconn",
+                ))
+            }
+        };
         let peer_max = m.max_message_size()?.unwrap_or(65536) as usize;
         let mut agent = IceAgent::new(cfg, random);
         let mut remotes: Vec<SocketAddr> = m
@@ -449,7 +475,7 @@ impl Peer {
                     self.dtls.set_ice_connected(now, true);
                 }
                 IceEvent::StateChanged(IceState::Disconnected) => {
-                    self.close_with(CloseReason::ConsentExpired)
+                    self.close_with(now, CloseReason::ConsentExpired)
                 }
                 IceEvent::StateChanged(_) => {}
             }
@@ -469,7 +495,8 @@ impl Peer {
                             let _ = self.sctp.connect(now, DEFAULT_MAX_MESSAGE);
                         }
                     }
-                    DtlsEvent::Failed(e) => self.close_with(CloseReason::Dtls(e)),
+                    DtlsEvent::Failed(e) => self.close_with(now, CloseReason::Dtls(e)),
+                    DtlsEvent::Closed => self.close_with(now, CloseReason::RemoteClosed),
                     DtlsEvent::StateChanged(_) => {}
                 }
             }
@@ -502,17 +529,31 @@ impl Peer {
         }
     }
 
-    fn close_with(&mut self, reason: CloseReason) {
-        if !self.closed {
-            tracing::info!(%reason, "peer connection closed");
-            self.closed = true;
-            self.ice.close();
-            self.dtls.close();
-            if let Some(j) = &mut self.jsep {
-                j.close();
-            }
-            self.events.push_back(PeerEvent::Closed(reason));
+    fn close_with(&mut self, now: Instant, reason: CloseReason) {
+        if self.closed {
+            return;
         }
+        tracing::info!(%reason, "peer connection closed");
+        self.closed = true;
+        if reason.tells_peer() && self.dtls.state() == DtlsState::Connected {
+            // SCTP SHUTDOWN closes the peer's channels, then close_notify its
+            // DTLS transport, both to the selected pair (RFC 8831 §6.7, RFC 5246 §7.2.1).
+            self.sctp.shutdown(now);
+            while let Some(p) = self.sctp.poll_packet() {
+                let _ = self.dtls.send(now, &p);
+            }
+        }
+        self.dtls.close();
+        if let Some(to) = self.selected {
+            while let Some(d) = self.dtls.poll_transmit() {
+                self.transmits.push_back((to, d));
+            }
+        }
+        self.ice.close();
+        if let Some(j) = &mut self.jsep {
+            j.close();
+        }
+        self.events.push_back(PeerEvent::Closed(reason));
     }
 
     /// Sends a message on a channel.
@@ -544,14 +585,19 @@ impl Peer {
         self.closed
     }
 
-    /// Closes everything.
-    pub fn close(&mut self) {
-        self.close_with(CloseReason::Local);
+    /// Closes everything, telling the peer (SCTP SHUTDOWN, DTLS close_notify).
+    pub fn close(&mut self, now: Instant) {
+        self.close_with(now, CloseReason::Local);
     }
 
-    /// Closes everything, for `reason`.
-    pub fn close_because(&mut self, reason: CloseReason) {
-        self.close_with(reason);
+    /// Closes everything, for `reason`; the peer is told when the reason is ours.
+    pub fn close_because(&mut self, now: Instant, reason: CloseReason) {
+        self.close_with(now, reason);
+    }
+
+    /// The DTLS role negotiated (or asked for, before negotiation).
+    pub fn dtls_role(&self) -> DtlsRole {
+        self.dtls.role()
     }
 
     /// The address of the selected (last nominated) candidate pair.

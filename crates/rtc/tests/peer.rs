@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
+use softbus_rtc::dtls::DtlsRole;
 use softbus_rtc::jsep::{JsepError, SignalingState};
 use softbus_rtc::peer::{LocalParams, Peer, PeerError, PeerEvent};
 use softbus_rtc::sdp::{SdpOffer, Setup};
@@ -234,4 +235,77 @@ fn consent_loss_closes_both_peers() {
             "{co:?} {ca:?}"
         );
     }
+}
+
+/// Closing one side tells the other: its channels close (SCTP SHUTDOWN) and the
+/// peer connection ends as closed by the peer (DTLS close_notify), at once rather
+/// than when consent would expire.
+#[test]
+fn close_tells_the_other_side() {
+    for offerer_closes in [true, false] {
+        let mut clock = VirtualClock::new();
+        let (mut o, mut a) = connected(&mut clock);
+        let id = o.open_channel(clock.now(), "echo").unwrap();
+        assert!(run(&mut clock, &mut o, &mut a, |e, offerer| !offerer
+            && matches!(e, PeerEvent::ChannelOpen { .. })));
+        let start = clock.now();
+        if offerer_closes {
+            o.close(clock.now());
+        } else {
+            a.close(clock.now());
+        }
+        let mut closed = None;
+        assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
+            if let (true, PeerEvent::Closed(r)) = (offerer != offerer_closes, e) {
+                closed = Some(r.clone());
+            }
+            closed.is_some()
+        }));
+        assert_eq!(closed, Some(softbus_rtc::peer::CloseReason::RemoteClosed));
+        assert!(clock.now() - start < Duration::from_secs(1), "at once");
+        assert!(o.is_closed() && a.is_closed());
+        assert!(
+            o.send(clock.now(), id, false, b"late").is_err(),
+            "the offerer's channel is gone"
+        );
+    }
+}
+
+/// The offerer's DTLS role from the answer's a=setup (RFC 8842 §5.3): passive
+/// makes it client, active server, and a missing a=setup means active (RFC 4145
+/// §4), so the offerer is then the server. actpass is not an answer's value.
+#[test]
+fn the_answers_setup_decides_the_offerers_role() {
+    let clock = VirtualClock::new();
+    let h = OpenSslCrypto::new();
+    let (_, _, _, answer) = offer_and_answer();
+    assert!(answer.contains("a=setup:passive\r\n"));
+    let no_setup: String = answer
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("a=setup"))
+        .collect();
+    for (sdp, role) in [
+        (answer.clone(), DtlsRole::Client),
+        (
+            answer.replace("a=setup:passive", "a=setup:active"),
+            DtlsRole::Server,
+        ),
+        (no_setup, DtlsRole::Server),
+    ] {
+        let (mut o, _, _, _) = offer_and_answer();
+        o.apply_answer(clock.now(), &sdp, &h, tids()).unwrap();
+        assert_eq!(o.dtls_role(), role, "{sdp}");
+    }
+    let (mut o, _, _, _) = offer_and_answer();
+    assert_eq!(
+        o.apply_answer(
+            clock.now(),
+            &answer.replace("a=setup:passive", "a=setup:actpass"),
+            &h,
+            tids()
+        ),
+        Err(PeerError::Invalid(
+            "a=setup in an answer: actpass or holdconn"
+        ))
+    );
 }

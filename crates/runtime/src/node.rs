@@ -531,6 +531,9 @@ impl Driver {
             }
             self.flush(rtc_sock.as_ref());
         }
+        // Tell WebRTC peers (SCTP SHUTDOWN, DTLS close_notify) before the sockets go.
+        self.node.shutdown(Instant::now());
+        self.flush(rtc_sock.as_ref());
         for a in acceptors {
             a.abort();
         }

@@ -277,10 +277,11 @@ impl RtcClientSession {
         self.inbox.pop_front().ok_or(Error::Closed("no message"))
     }
 
-    /// Closes the peer connection on the node (`DELETE` on its Location).
+    /// Closes the peer connection with `DELETE` on its Location; the node then
+    /// ends SCTP and DTLS toward us, and our side is dropped.
     pub async fn close(mut self) -> Result<(), Error> {
-        self.peer.close();
         let (status, _, _) = http(&self.web, "DELETE", &self.location, "", self.timeout).await?;
+        self.peer.close(Instant::now());
         if status == 204 {
             Ok(())
         } else {

@@ -48,6 +48,9 @@ pub enum DtlsError {
     NotConnected,
     #[error("handshake timed out")]
     Timeout,
+    /// The peer sent close_notify: an orderly close, not a failure.
+    #[error("closed by the peer (close_notify)")]
+    PeerClosed,
 }
 
 /// Local DTLS role.
@@ -196,6 +199,8 @@ pub trait DtlsBackend: Send {
     fn send(&mut self, data: &[u8]) -> Result<(), DtlsError>;
     /// Decrypted application data received.
     fn recv(&mut self) -> Option<Vec<u8>>;
+    /// Sends close_notify (the datagram comes out of `poll_datagram`).
+    fn close(&mut self);
 }
 
 /// Makes backend sessions (one per handshake; a role change makes a new one).
@@ -216,10 +221,12 @@ pub enum DtlsEvent {
     SrtpKeys(SrtpKeys),
     /// Handshake done and fingerprint verified, no SRTP negotiated (data channels only).
     Connected,
-    /// Application data (SCTP packets).
+    /// Application data (SCTP packets), only after the fingerprint is verified.
     Data(Vec<u8>),
     /// Why the transport failed.
     Failed(DtlsError),
+    /// The peer closed the association with close_notify.
+    Closed,
 }
 
 /// The DTLS transport of one peer connection.
@@ -237,6 +244,9 @@ pub struct DtlsTransport {
     rto: Duration,
     retransmit_at: Option<Instant>,
     final_resends: u32,
+    /// Application data that arrived before the peer's certificate was checked
+    /// against the SDP fingerprint: delivered after the check, dropped if it fails.
+    unverified: VecDeque<Vec<u8>>,
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<DtlsEvent>,
 }
@@ -266,6 +276,7 @@ impl DtlsTransport {
             rto: INITIAL_RTO,
             retransmit_at: None,
             final_resends: 0,
+            unverified: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -274,6 +285,11 @@ impl DtlsTransport {
     /// Current state.
     pub fn state(&self) -> DtlsState {
         self.state
+    }
+
+    /// The role asked for.
+    pub fn role(&self) -> DtlsRole {
+        self.role
     }
 
     /// Whether we run (or will run) as client.
@@ -289,6 +305,16 @@ impl DtlsTransport {
     }
 
     fn fail(&mut self, e: DtlsError) {
+        if e == DtlsError::PeerClosed {
+            tracing::debug!("DTLS closed by the peer");
+            self.backend = None;
+            self.retransmit_at = None;
+            self.flight.clear();
+            self.unverified.clear();
+            self.events.push_back(DtlsEvent::Closed);
+            return self.set_state(DtlsState::Closed);
+        }
+        self.unverified.clear();
         // The backend's error text names the alert (sent or received) or the library reason.
         tracing::warn!(error = %e, role = ?self.running_as_client.map(|c| if c { "client" } else { "server" }), "DTLS failed");
         self.backend = None;
@@ -356,6 +382,14 @@ impl DtlsTransport {
         let done = match b.drive() {
             Ok(d) => d,
             Err(e) => {
+                // Records that came before the peer's close_notify are still delivered.
+                if e == DtlsError::PeerClosed && self.state == DtlsState::Connected {
+                    while let Some(d) = b.recv() {
+                        if self.events.len() < MAX_QUEUE {
+                            self.events.push_back(DtlsEvent::Data(d));
+                        }
+                    }
+                }
                 self.fail(e);
                 return false;
             }
@@ -370,9 +404,14 @@ impl DtlsTransport {
                 self.transmits.push_back(d);
             }
         }
+        let verified = self.state == DtlsState::Connected;
         while let Some(d) = b.recv() {
-            if self.events.len() < MAX_QUEUE {
-                self.events.push_back(DtlsEvent::Data(d));
+            if verified {
+                if self.events.len() < MAX_QUEUE {
+                    self.events.push_back(DtlsEvent::Data(d));
+                }
+            } else if self.unverified.len() < MAX_QUEUE {
+                self.unverified.push_back(d);
             }
         }
         let any = !wrote.is_empty();
@@ -388,6 +427,9 @@ impl DtlsTransport {
                 Ok(ev) => {
                     self.events.push_back(ev);
                     self.set_state(DtlsState::Connected);
+                    while let Some(d) = self.unverified.pop_front() {
+                        self.events.push_back(DtlsEvent::Data(d));
+                    }
                 }
                 Err(e) => self.fail(e),
             }
@@ -499,11 +541,23 @@ impl DtlsTransport {
         self.events.pop_front()
     }
 
-    /// Closes the transport.
+    /// Closes the transport. A connected one first sends close_notify (take it
+    /// from [`DtlsTransport::poll_transmit`]), so the peer sees an orderly close.
     pub fn close(&mut self) {
+        if let Some(b) = self.backend.as_mut() {
+            if self.state == DtlsState::Connected {
+                b.close();
+                while let Some(d) = b.poll_datagram() {
+                    if self.transmits.len() < MAX_QUEUE {
+                        self.transmits.push_back(d);
+                    }
+                }
+            }
+        }
         self.backend = None;
         self.retransmit_at = None;
         self.flight.clear();
+        self.unverified.clear();
         self.set_state(DtlsState::Closed);
     }
 }

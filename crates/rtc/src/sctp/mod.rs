@@ -432,6 +432,18 @@ impl DataChannels {
         Ok(())
     }
 
+    /// Ends the association gracefully (SHUTDOWN): the peer closes every channel.
+    /// Returns whether a SHUTDOWN was queued.
+    pub fn shutdown(&mut self, now: Instant) -> bool {
+        let sent = self
+            .assoc
+            .as_mut()
+            .is_some_and(|(_, a)| a.shutdown().is_ok());
+        self.channels.clear();
+        self.flush(now);
+        sent
+    }
+
     /// Bytes queued on a channel and not yet acknowledged (for backpressure).
     pub fn buffered_amount(&mut self, id: u16) -> usize {
         self.assoc
