@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """aiortc (PyPI) as the offerer against a softbus node: POST /rtc/offer, open a data
 channel to the session server LABEL, check the echo of text and binary messages of
-1 B, 16 KiB and 64 KiB, DELETE the peer connection. Prints a JSON result; exit 0 if ok.
+1 B, 16 KiB and 64 KiB, DELETE the peer connection and time how soon the channel and
+the connection close. Prints a JSON result; exit 0 if ok.
 
 usage: aiortc_datachannel.py NODE_URL [LABEL]"""
 import asyncio, json, sys, time, urllib.request
@@ -59,7 +60,30 @@ async def main():
                 raise RuntimeError(f"binary echo differs at {n}")
             res["steps"].append(f"echo {n} text+binary")
         res["dtls_role"] = pc.sctp.transport._role if pc.sctp else None
+        # DELETE: the node ends SCTP and DTLS; time how soon the channel and the
+        # connection close here (not when ICE consent would expire).
+        closed = asyncio.Event()
+        ch.on("close", closed.set)
+        left = asyncio.Event()
+        pc.on("connectionstatechange", lambda: left.set() if pc.connectionState != "connected" else None)
+        t_del = time.monotonic()
         res["delete_status"] = (await asyncio.get_running_loop().run_in_executor(None, http, "DELETE", node + res["location"]))[0]
+        try:
+            await asyncio.wait_for(closed.wait(), 5)
+            res["channel_closed_ms"] = round((time.monotonic() - t_del) * 1000)
+        except asyncio.TimeoutError:
+            res["steps"].append("channel not closed 5 s after DELETE")
+        try:
+            await asyncio.wait_for(left.wait(), 5)
+            res["connection_left_ms"] = round((time.monotonic() - t_del) * 1000)
+        except asyncio.TimeoutError:
+            res["steps"].append("connection still connected 5 s after DELETE")
+        for _ in range(100):
+            if pc.sctp.transport.state == "closed":
+                res["dtls_closed_ms"] = round((time.monotonic() - t_del) * 1000)
+                break
+            await asyncio.sleep(0.01)
+        res["connection_state"] = pc.connectionState
         res["ok"] = True
     except Exception as e:  # report, never hang
         res["error"] = repr(e)

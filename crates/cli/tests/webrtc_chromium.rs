@@ -53,6 +53,22 @@ fn interop_script(ns: &str, python: &str, script: &str, web: &str) -> serde_json
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// After `DELETE /rtc/<id>` the remote peer sees its channel close, its DTLS
+/// transport close and its connection leave "connected" within 2 s (the node sends
+/// SCTP SHUTDOWN and DTLS close_notify, and answers the next ICE check with an
+/// error), instead of when ICE consent would expire (~30 s).
+fn deleted_closes_within_2s(r: &serde_json::Value) {
+    for key in ["channel_closed_ms", "dtls_closed_ms", "connection_left_ms"] {
+        let ms = r[key].as_u64().unwrap_or_else(|| panic!("no {key}: {r}"));
+        assert!(ms <= 2000, "{key} = {ms} ms: {r}");
+    }
+    assert_ne!(r["connection_state"], "connected", "{r}");
+    eprintln!(
+        "after DELETE: channel closed in {} ms, DTLS in {} ms, connection {} in {} ms",
+        r["channel_closed_ms"], r["dtls_closed_ms"], r["connection_state"], r["connection_left_ms"]
+    );
+}
+
 fn skip(why: &str) {
     if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
         panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
@@ -76,6 +92,7 @@ fn chromium_data_channel_echo() {
     assert_eq!(r["steps"].as_array().unwrap().len(), 3, "{r}");
     assert_eq!(r["dtls"], "FEFD", "DTLS 1.2");
     assert_eq!(r["delete_status"], 204);
+    deleted_closes_within_2s(&r);
     let opened = node.wait_for(|v| v["event"] == "session_opened");
     assert_eq!(
         (opened["session"].as_str(), opened["transport"].as_str()),
@@ -166,6 +183,7 @@ fn aiortc_data_channel_echo() {
     assert_eq!(r["steps"].as_array().unwrap().len(), 3);
     assert_eq!(r["dtls_role"], "client", "the node answered passive");
     assert_eq!(r["delete_status"], 204);
+    deleted_closes_within_2s(&r);
     let opened = node.wait_for(|v| v["event"] == "session_opened");
     assert_eq!(opened["transport"], "webrtc");
     drop(node);

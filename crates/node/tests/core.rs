@@ -168,12 +168,14 @@ struct RtcClient {
     peer: Peer,
     hmac: OpenSslCrypto,
     events: Vec<PeerEvent>,
+    answer: String,
 }
 
 impl RtcClient {
     fn connect(n: &mut Node, seen: &mut Seen, clock: &mut VirtualClock) -> Self {
         let (mut peer, offer) = offerer();
         let (_, answer) = n.rtc_answer(clock.now(), &offer).unwrap();
+        let answer_sdp = answer.clone();
         let hmac = OpenSslCrypto::new();
         let mut tid = 0u8;
         peer.apply_answer(
@@ -190,6 +192,7 @@ impl RtcClient {
             peer,
             hmac,
             events: Vec::new(),
+            answer: answer_sdp,
         };
         c.pump_until(n, seen, clock, |e, _| e.contains(&PeerEvent::Connected));
         c
@@ -409,4 +412,58 @@ fn an_answered_peer_that_never_connects_is_freed() {
             reason: CloseReason::ConnectTimeout
         }]
     );
+}
+
+/// DELETE tells the peer (SCTP SHUTDOWN, DTLS close_notify: it closes at once),
+/// and a later ICE check on the closed connection gets an authenticated 403, so an
+/// agent that ignores close_notify fails the pair at its next check.
+#[test]
+fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
+    use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, BINDING};
+    let mut clock = VirtualClock::new();
+    let (mut n, mut seen) = (node(24), Seen::default());
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    let pid = softbus_rtc::host::PeerId(1);
+    let start = clock.now();
+    assert!(n.rtc_close(clock.now(), pid));
+    r.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
+        e.iter().any(|e| matches!(e, PeerEvent::Closed(_)))
+    });
+    assert!(r.events.contains(&PeerEvent::Closed(CloseReason::RemoteClosed)));
+    assert_eq!(clock.now(), start, "no timer needed: the close is sent at once");
+
+    let answer = softbus_rtc::sdp::SdpAnswer::parse(&r.answer).unwrap();
+    let m = &answer.media[0];
+    let (ufrag, pwd) = (answer.ice_ufrag(m).unwrap(), answer.ice_pwd(m).unwrap());
+    let h = OpenSslCrypto::new();
+    let check = MessageBuilder::new(Class::Request, BINDING, [7; 12])
+        .attribute(attr::USERNAME, format!("{ufrag}:peer").as_bytes())
+        .message_integrity(&h, pwd.as_bytes())
+        .fingerprint();
+    let me: SocketAddr = RTC_PEER.parse().unwrap();
+    n.handle_datagram(clock.now(), Socket::Rtc, me, None, &check)
+        .unwrap();
+    drain(&mut n, &mut seen);
+    let (to, reply) = seen.rtc.pop().expect("an answer to the check");
+    assert_eq!(to, me);
+    let msg = Message::parse(&reply).unwrap();
+    assert_eq!(msg.class(), Class::Error);
+    assert_eq!(msg.transaction_id(), [7; 12]);
+    assert_eq!(&msg.get(attr::ERROR_CODE).unwrap()[2..4], &[4, 3]);
+    msg.verify_integrity(&h, pwd.as_bytes()).unwrap();
+    // A check with the wrong password gets nothing.
+    let forged = MessageBuilder::new(Class::Request, BINDING, [8; 12])
+        .attribute(attr::USERNAME, format!("{ufrag}:peer").as_bytes())
+        .message_integrity(&h, b"not the password")
+        .fingerprint();
+    n.handle_datagram(clock.now(), Socket::Rtc, me, None, &forged)
+        .unwrap();
+    drain(&mut n, &mut seen);
+    assert!(seen.rtc.is_empty());
+    // After the tombstone time, checks are ignored.
+    clock.advance(softbus_rtc::host::TOMBSTONE);
+    n.handle_datagram(clock.now(), Socket::Rtc, me, None, &check)
+        .unwrap();
+    drain(&mut n, &mut seen);
+    assert!(seen.rtc.is_empty());
 }

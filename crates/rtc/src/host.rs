@@ -114,9 +114,21 @@ pub enum HostEvent {
 struct Entry {
     peer: Peer,
     ufrag: String,
+    pwd: String,
     /// Until ICE connects: when the peer is freed.
     connect_by: Option<Instant>,
 }
+
+/// A peer connection this side closed: its checks are answered with an error
+/// for a while, so the remote agent fails the pair at once.
+struct Tombstone {
+    ufrag: String,
+    pwd: String,
+    until: Instant,
+}
+
+/// How long checks of a closed peer connection are answered with an error.
+pub const TOMBSTONE: Duration = Duration::from_secs(10);
 
 /// All answered peer connections of a node, on one port.
 pub struct Host {
@@ -124,6 +136,7 @@ pub struct Host {
     provider: Provider,
     peers: BTreeMap<PeerId, Entry>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    tombstones: VecDeque<Tombstone>,
     next: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<HostEvent>,
@@ -146,6 +159,7 @@ impl Host {
             provider,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),
+            tombstones: VecDeque::new(),
             next: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -171,12 +185,13 @@ impl Host {
         let offer = SdpOffer::parse(offer).map_err(PeerError::from)?;
         let random = self.provider.random.as_mut();
         let ufrag = ice_chars(random, 8);
+        let pwd = ice_chars(random, 24);
         let mut sid = [0u8; 8];
         random.fill(&mut sid);
         let local = LocalParams {
             candidate: self.cfg.local,
             ice_ufrag: ufrag.clone(),
-            ice_pwd: ice_chars(random, 24),
+            ice_pwd: pwd.clone(),
             fingerprint: self
                 .provider
                 .dtls
@@ -193,6 +208,7 @@ impl Host {
             Entry {
                 peer,
                 ufrag,
+                pwd,
                 connect_by: Some(now + self.cfg.connect_timeout),
             },
         );
@@ -219,6 +235,7 @@ impl Host {
     /// A datagram arrived on the host's port; false if no peer took it.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
         let Some(id) = self.accepts(from, data) else {
+            self.answer_closed(now, from, data);
             return false;
         };
         if !self.by_addr.contains_key(&from) && self.by_addr.len() < self.cfg.max_addrs {
@@ -228,7 +245,7 @@ impl Host {
             e.peer
                 .handle_datagram(now, from, data, self.provider.hmac.as_ref());
         }
-        self.drain(id);
+        self.drain(now, id);
         true
     }
 
@@ -249,11 +266,11 @@ impl Host {
             };
             if e.connect_by.is_some_and(|t| t <= now) {
                 e.peer.close_because(now, CloseReason::ConnectTimeout);
-                self.drain(id);
+                self.drain(now, id);
                 continue;
             }
             e.peer.handle_timeout(now, self.provider.hmac.as_ref());
-            self.drain(id);
+            self.drain(now, id);
         }
     }
 
@@ -277,7 +294,7 @@ impl Host {
     ) -> Result<(), HostError> {
         let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
         let r = e.peer.send(now, channel.0, binary, data);
-        self.drain(peer);
+        self.drain(now, peer);
         Ok(r?)
     }
 
@@ -285,7 +302,7 @@ impl Host {
     pub fn close_channel(&mut self, now: Instant, peer: PeerId, channel: ChannelId) {
         if let Some(e) = self.peers.get_mut(&peer) {
             e.peer.close_channel(now, channel.0);
-            self.drain(peer);
+            self.drain(now, peer);
         }
     }
 
@@ -296,7 +313,7 @@ impl Host {
             return false;
         };
         e.peer.close_because(now, reason);
-        self.drain(peer);
+        self.drain(now, peer);
         true
     }
 
@@ -323,16 +340,53 @@ impl Host {
         self.events.pop_front()
     }
 
-    fn remove(&mut self, id: PeerId, reason: CloseReason) {
-        if self.peers.remove(&id).is_some() {
-            self.by_addr.retain(|_, p| *p != id);
-            self.events
-                .push_back(HostEvent::PeerClosed { peer: id, reason });
+    /// A check for a peer connection this side closed gets an error response.
+    fn answer_closed(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        while self.tombstones.front().is_some_and(|t| t.until <= now) {
+            self.tombstones.pop_front();
+        }
+        if classify(data) != PacketKind::Stun {
+            return;
+        }
+        let Ok(m) = Message::parse(data) else { return };
+        let Some(local) = m.username().and_then(|u| u.split_once(':')).map(|u| u.0) else {
+            return;
+        };
+        let Some(t) = self.tombstones.iter().find(|t| t.ufrag == local) else {
+            return;
+        };
+        if let Some(payload) =
+            crate::ice::closed_response(&m, &t.ufrag, &t.pwd, self.provider.hmac.as_ref())
+        {
+            self.transmits.push_back(Transmit {
+                source: self.cfg.local,
+                destination: from,
+                payload,
+            });
         }
     }
 
+    fn remove(&mut self, now: Instant, id: PeerId, reason: CloseReason) {
+        let Some(e) = self.peers.remove(&id) else {
+            return;
+        };
+        self.by_addr.retain(|_, p| *p != id);
+        if reason.told_peer() {
+            if self.tombstones.len() >= self.cfg.max_peers {
+                self.tombstones.pop_front();
+            }
+            self.tombstones.push_back(Tombstone {
+                ufrag: e.ufrag,
+                pwd: e.pwd,
+                until: now + TOMBSTONE,
+            });
+        }
+        self.events
+            .push_back(HostEvent::PeerClosed { peer: id, reason });
+    }
+
     /// Moves a peer's output into the host's queues; a closed peer is removed.
-    fn drain(&mut self, id: PeerId) {
+    fn drain(&mut self, now: Instant, id: PeerId) {
         let Some(e) = self.peers.get_mut(&id) else {
             return;
         };
@@ -377,7 +431,7 @@ impl Host {
             });
         }
         if let Some(reason) = closed {
-            self.remove(id, reason);
+            self.remove(now, id, reason);
         }
     }
 }

@@ -85,6 +85,11 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Whether this side ended the connection on purpose and told the peer.
+    pub fn told_peer(&self) -> bool {
+        self.tells_peer()
+    }
+
     /// Whether this side ends the connection on purpose, and tells the peer.
     fn tells_peer(&self) -> bool {
         matches!(

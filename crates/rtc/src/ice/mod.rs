@@ -114,6 +114,28 @@ pub(crate) fn authenticate_check(
         .map_err(|e| (e.into(), error_response(tid, 401, "Unauthorized")))
 }
 
+/// The answer to a check on a peer connection this side has closed: an
+/// authenticated error response (403), so the remote agent fails the pair at once
+/// instead of waiting for consent to expire (libwebrtc destroys a connection on
+/// such an error). `None` if the check does not authenticate.
+pub fn closed_response(
+    m: &Message<'_>,
+    local_ufrag: &str,
+    local_pwd: &str,
+    h: &dyn Hmac,
+) -> Option<Vec<u8>> {
+    authenticate_check(m, local_ufrag, None, local_pwd, h).ok()?;
+    let reason = b"Forbidden: peer connection closed";
+    let mut v = vec![0, 0, 4, 3];
+    v.extend_from_slice(reason);
+    Some(
+        MessageBuilder::new(Class::Error, BINDING, m.transaction_id())
+            .attribute(attr::ERROR_CODE, &v)
+            .message_integrity(h, local_pwd.as_bytes())
+            .fingerprint(),
+    )
+}
+
 /// The success response to a check from `from`: XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY, FINGERPRINT.
 pub(crate) fn check_response(
     tid: [u8; 12],
