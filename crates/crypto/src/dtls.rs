@@ -65,6 +65,9 @@ fn err(e: impl std::fmt::Display) -> DtlsError {
     DtlsError::Backend(e.to_string())
 }
 
+/// Days a generated certificate is valid; the WebRTC host renews it before.
+pub const CERT_DAYS: u32 = 30;
+
 /// A certificate and its key.
 #[derive(Clone)]
 pub struct DtlsIdentity {
@@ -91,7 +94,8 @@ pub fn digest_for(algorithm: &str) -> Option<MessageDigest> {
 }
 
 impl DtlsIdentity {
-    /// A fresh ECDSA P-256 key and a self-signed certificate valid for 30 days.
+    /// A fresh ECDSA P-256 key and a self-signed certificate valid for
+    /// [`CERT_DAYS`] days.
     pub fn generate() -> Result<Self, DtlsError> {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(err)?;
         let key = PKey::from_ec_key(EcKey::generate(&group).map_err(err)?).map_err(err)?;
@@ -110,7 +114,7 @@ impl DtlsIdentity {
         b.set_pubkey(&key).map_err(err)?;
         let (from, until) = (
             Asn1Time::days_from_now(0).map_err(err)?,
-            Asn1Time::days_from_now(30).map_err(err)?,
+            Asn1Time::days_from_now(CERT_DAYS).map_err(err)?,
         );
         b.set_not_before(&from).map_err(err)?;
         b.set_not_after(&until).map_err(err)?;
@@ -231,6 +235,14 @@ impl DtlsFactory for OpenSslDtlsFactory {
 
     fn fingerprint(&self, algorithm: &str) -> Result<Fingerprint, DtlsError> {
         self.identity.fingerprint(algorithm)
+    }
+
+    fn lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(CERT_DAYS) * 86_400)
+    }
+
+    fn renew(&self) -> Result<Box<dyn DtlsFactory>, DtlsError> {
+        Ok(Box::new(DtlsIdentity::generate()?.factory()?))
     }
 
     fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError> {
@@ -386,7 +398,9 @@ pub fn fuzz_peer(now: std::time::Instant, data: &[u8]) -> usize {
         fingerprint,
         session_id: 1,
     };
-    let Ok((mut peer, _)) = Peer::answer(&offer, &local, Box::new(factory)) else {
+    let mut r = crate::OpenSslCrypto::seeded(1);
+    let random = Box::new(move |n| softbus_rtc::crypto::ice_chars(&mut r, n));
+    let Ok((mut peer, _)) = Peer::answer(&offer, &local, Box::new(factory), random) else {
         return 0;
     };
     let h = crate::OpenSslCrypto::new();

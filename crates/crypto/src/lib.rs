@@ -400,6 +400,18 @@ impl softbus_rtc::crypto::Random for OpenSslCrypto {
     fn fill(&mut self, buf: &mut [u8]) {
         softbus_bus::crypto::Crypto::random(self, buf);
     }
+
+    fn fork(&mut self) -> Box<dyn softbus_rtc::crypto::Random> {
+        match self.source {
+            // Tests: a seeded source forks into seeded sources, reproducibly.
+            Source::Seeded(_) => {
+                let mut seed = [0u8; 8];
+                self.fill(&mut seed);
+                Box::new(OpenSslCrypto::seeded(u64::from_le_bytes(seed)))
+            }
+            Source::Drbg { .. } => Box::new(OpenSslCrypto::new()),
+        }
+    }
 }
 
 impl softbus_rtc::crypto::Hmac for OpenSslCrypto {

@@ -23,6 +23,10 @@ const RTC_PEER: &str = "10.0.0.4:40000";
 const RTC_HOST: &str = "10.0.0.2:50000";
 
 fn node(max_sessions: usize) -> Node {
+    node_with(max_sessions, HostConfig::new(RTC_HOST.parse().unwrap()))
+}
+
+fn node_with(max_sessions: usize, host_cfg: HostConfig) -> Node {
     let mut bus = Bus::new(
         BusConfig {
             pin: PinPolicy::pin("246810"),
@@ -39,7 +43,7 @@ fn node(max_sessions: usize) -> Node {
     bus.set_ports(40001, 40002);
     let id = DtlsIdentity::generate().unwrap();
     let host = Host::new(
-        HostConfig::new(RTC_HOST.parse().unwrap()),
+        host_cfg,
         Provider {
             hmac: Box::new(OpenSslCrypto::new()),
             random: Box::new(OpenSslCrypto::seeded(3)),
@@ -151,10 +155,14 @@ fn open_tcp(
 
 /// An offering peer (full ICE, DTLS client or server as the answer says) and its offer.
 fn offerer() -> (Peer, String) {
+    offerer_at(RTC_PEER.parse().unwrap())
+}
+
+fn offerer_at(addr: SocketAddr) -> (Peer, String) {
     let id = DtlsIdentity::generate().unwrap();
     let mut rng = OpenSslCrypto::seeded(5);
     Peer::offer(
-        RTC_PEER.parse().unwrap(),
+        addr,
         &id.fingerprint("sha-256").unwrap(),
         Box::new(id.factory().unwrap()),
         42,
@@ -165,6 +173,7 @@ fn offerer() -> (Peer, String) {
 
 /// An offering WebRTC peer, connected to the node's host.
 struct RtcClient {
+    addr: SocketAddr,
     peer: Peer,
     hmac: OpenSslCrypto,
     events: Vec<PeerEvent>,
@@ -173,7 +182,16 @@ struct RtcClient {
 
 impl RtcClient {
     fn connect(n: &mut Node, seen: &mut Seen, clock: &mut VirtualClock) -> Self {
-        let (mut peer, offer) = offerer();
+        Self::connect_from(n, seen, clock, RTC_PEER.parse().unwrap())
+    }
+
+    fn connect_from(
+        n: &mut Node,
+        seen: &mut Seen,
+        clock: &mut VirtualClock,
+        addr: SocketAddr,
+    ) -> Self {
+        let (mut peer, offer) = offerer_at(addr);
         let (_, answer) = n.rtc_answer(clock.now(), &offer).unwrap();
         let answer_sdp = answer.clone();
         let hmac = OpenSslCrypto::new();
@@ -189,6 +207,7 @@ impl RtcClient {
         )
         .unwrap();
         let mut c = Self {
+            addr,
             peer,
             hmac,
             events: Vec::new(),
@@ -206,8 +225,7 @@ impl RtcClient {
         clock: &mut VirtualClock,
         done: impl Fn(&[PeerEvent], &Seen) -> bool,
     ) {
-        let (me, host): (SocketAddr, SocketAddr) =
-            (RTC_PEER.parse().unwrap(), RTC_HOST.parse().unwrap());
+        let (me, host): (SocketAddr, SocketAddr) = (self.addr, RTC_HOST.parse().unwrap());
         for _ in 0..10_000 {
             let mut moved = false;
             while let Some((to, d)) = self.peer.poll_transmit() {
@@ -217,8 +235,12 @@ impl RtcClient {
                 moved = true;
             }
             drain(n, seen);
-            for (to, d) in std::mem::take(&mut seen.rtc) {
-                assert_eq!(to, me);
+            // Datagrams for other peers stay for them.
+            let (mine, others) = std::mem::take(&mut seen.rtc)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(to, _)| *to == me);
+            seen.rtc = others;
+            for (_, d) in mine {
                 self.peer.handle_datagram(clock.now(), host, &d, &self.hmac);
                 moved = true;
             }
@@ -429,8 +451,14 @@ fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
     r.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
         e.iter().any(|e| matches!(e, PeerEvent::Closed(_)))
     });
-    assert!(r.events.contains(&PeerEvent::Closed(CloseReason::RemoteClosed)));
-    assert_eq!(clock.now(), start, "no timer needed: the close is sent at once");
+    assert!(r
+        .events
+        .contains(&PeerEvent::Closed(CloseReason::RemoteClosed)));
+    assert_eq!(
+        clock.now(),
+        start,
+        "no timer needed: the close is sent at once"
+    );
 
     let answer = softbus_rtc::sdp::SdpAnswer::parse(&r.answer).unwrap();
     let m = &answer.media[0];
@@ -466,4 +494,60 @@ fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
         .unwrap();
     drain(&mut n, &mut seen);
     assert!(seen.rtc.is_empty());
+}
+
+fn fingerprint_of(answer: &str) -> Vec<u8> {
+    let a = softbus_rtc::sdp::SdpAnswer::parse(answer).unwrap();
+    a.fingerprints(&a.media[0]).unwrap()[0].digest.clone()
+}
+
+/// The DTLS certificate is renewed for new peers before it expires, and a peer
+/// connected with the old one keeps working.
+#[test]
+fn the_certificate_is_renewed_without_dropping_live_connections() {
+    let mut clock = VirtualClock::new();
+    let mut cfg = HostConfig::new(RTC_HOST.parse().unwrap());
+    cfg.renew_certificate_after = Some(Duration::from_secs(60));
+    let (mut n, mut seen) = (node_with(24, cfg), Seen::default());
+    let mut old = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    // A minute passes with the connection alive (consent checks keep flowing).
+    let until = clock.now() + Duration::from_secs(61);
+    while clock.now() < until {
+        clock.advance(Duration::from_millis(500));
+        n.handle_timeout(clock.now());
+        old.peer.handle_timeout(clock.now(), &old.hmac);
+        old.pump_until(&mut n, &mut seen, &mut clock, |_, _| true);
+    }
+    let new = RtcClient::connect_from(
+        &mut n,
+        &mut seen,
+        &mut clock,
+        "10.0.0.5:40000".parse().unwrap(),
+    );
+    assert_ne!(
+        fingerprint_of(&old.answer),
+        fingerprint_of(&new.answer),
+        "a new certificate for the new peer"
+    );
+    // The old peer still opens a channel and gets its echo.
+    let ch = old.peer.open_channel(clock.now(), "echo").unwrap();
+    old.pump_until(&mut n, &mut seen, &mut clock, |_, s| opened(s).len() == 1);
+    old.peer.send(clock.now(), ch, true, b"still here").unwrap();
+    old.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
+        e.contains(&PeerEvent::Message {
+            id: ch,
+            binary: true,
+            data: b"still here".to_vec(),
+        })
+    });
+    assert!(!old.events.iter().any(|e| matches!(e, PeerEvent::Closed(_))));
+    // Before the renewal time, answers keep the certificate.
+    let mut clock = VirtualClock::new();
+    let mut n = node(24);
+    let (_, o1) = offerer_at("10.0.0.6:1".parse().unwrap());
+    let (_, o2) = offerer_at("10.0.0.7:1".parse().unwrap());
+    let (_, a1) = n.rtc_answer(clock.now(), &o1).unwrap();
+    clock.advance(Duration::from_secs(26 * 86_400));
+    let (_, a2) = n.rtc_answer(clock.now(), &o2).unwrap();
+    assert_eq!(fingerprint_of(&a1), fingerprint_of(&a2));
 }

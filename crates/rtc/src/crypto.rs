@@ -10,6 +10,8 @@ pub trait Hmac {
 pub trait Random: Send {
     /// Fills `buf` with cryptographically strong random bytes.
     fn fill(&mut self, buf: &mut [u8]);
+    /// An independent source for one peer connection's engines.
+    fn fork(&mut self) -> Box<dyn Random>;
 }
 
 /// `len` random ICE characters (RFC 8839 ice-char).

@@ -43,6 +43,9 @@ pub struct HostConfig {
     pub max_addrs: usize,
     /// An answered peer whose ICE has not connected by then is freed.
     pub connect_timeout: Duration,
+    /// When the DTLS certificate is replaced for new peers; `None`: 3 days
+    /// before it expires. Live connections keep the one they started with.
+    pub renew_certificate_after: Option<Duration>,
 }
 
 impl HostConfig {
@@ -53,6 +56,7 @@ impl HostConfig {
             max_peers: 64,
             max_addrs: 1024,
             connect_timeout: Duration::from_secs(30),
+            renew_certificate_after: None,
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct Host {
     peers: BTreeMap<PeerId, Entry>,
     by_addr: HashMap<SocketAddr, PeerId>,
     tombstones: VecDeque<Tombstone>,
+    /// When the current certificate started serving (the first answer).
+    certificate_since: Option<Instant>,
     next: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<HostEvent>,
@@ -160,6 +166,7 @@ impl Host {
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),
             tombstones: VecDeque::new(),
+            certificate_since: None,
             next: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -183,6 +190,7 @@ impl Host {
             return Err(HostError::TooManyPeers(self.cfg.max_peers));
         }
         let offer = SdpOffer::parse(offer).map_err(PeerError::from)?;
+        self.renew_certificate(now)?;
         let random = self.provider.random.as_mut();
         let ufrag = ice_chars(random, 8);
         let pwd = ice_chars(random, 24);
@@ -200,7 +208,13 @@ impl Host {
             // o= session ids are below 2^62 (RFC 8829 §5.2.1).
             session_id: u64::from_le_bytes(sid) >> 2,
         };
-        let (peer, answer) = Peer::answer(&offer, &local, self.provider.dtls.clone_box())?;
+        let mut r = self.provider.random.fork();
+        let (peer, answer) = Peer::answer(
+            &offer,
+            &local,
+            self.provider.dtls.clone_box(),
+            Box::new(move |n| ice_chars(r.as_mut(), n)),
+        )?;
         let id = PeerId(self.next);
         self.next += 1;
         self.peers.insert(
@@ -213,6 +227,24 @@ impl Host {
             },
         );
         Ok((id, answer))
+    }
+
+    /// Replaces the DTLS certificate for new peers when it is due; peers that
+    /// are connected keep theirs (each holds its own factory).
+    fn renew_certificate(&mut self, now: Instant) -> Result<(), HostError> {
+        let since = *self.certificate_since.get_or_insert(now);
+        let after = self.cfg.renew_certificate_after.unwrap_or_else(|| {
+            self.provider
+                .dtls
+                .lifetime()
+                .saturating_sub(Duration::from_secs(3 * 86_400))
+        });
+        if now.saturating_duration_since(since) >= after {
+            self.provider.dtls = self.provider.dtls.renew().map_err(HostError::Identity)?;
+            self.certificate_since = Some(now);
+            tracing::info!("DTLS certificate renewed");
+        }
+        Ok(())
     }
 
     /// Which peer a datagram from `from` belongs to, if any: by address, or for

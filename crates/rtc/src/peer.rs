@@ -12,9 +12,11 @@ use crate::demux::{classify, PacketKind};
 use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
 use crate::ice::agent::{AgentConfig, IceAgent};
 use crate::ice::{Credentials, IceEvent, IceLite, IceState};
-use crate::jsep::{Jsep, JsepError, LocalTransport, SdpType, SignalingState};
+use crate::jsep::{
+    AnswerPolicy, DtlsSide, Jsep, JsepError, LocalTransport, SdpType, SignalingState,
+};
 use crate::sctp::{ChannelEvent, DataChannels, DEFAULT_MAX_MESSAGE};
-use crate::sdp::{Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
+use crate::sdp::{Candidate, Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -225,25 +227,30 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    /// Answers `offer`. The answer keeps the offer's mids and order, accepts the
-    /// first `webrtc-datachannel` section and rejects the rest.
+    /// Answers `offer` through the JSEP engine with the data-only policy: the
+    /// answer keeps the offer's mids and order, accepts the first
+    /// `webrtc-datachannel` section and rejects media (port 0); ICE-lite with one
+    /// host candidate and end-of-candidates. `random(n)` gives `n` ICE characters
+    /// for a later ICE restart.
     pub fn answer(
         offer: &SdpOffer,
         local: &LocalParams,
         factory: Box<dyn DtlsFactory>,
+        random: Box<dyn FnMut(usize) -> String + Send>,
     ) -> Result<(Self, String), PeerError> {
         let data = offer
             .media
             .iter()
             .find(|m| {
                 m.media_line().is_ok_and(|l| {
-                    l.proto.ends_with("DTLS/SCTP")
+                    l.port != 0
+                        && l.proto.ends_with("DTLS/SCTP")
                         && l.formats.first().map(String::as_str) == Some("webrtc-datachannel")
                 })
             })
             .ok_or(PeerError::NoDataChannel)?;
         check_strict(offer, data)?;
-        let mid = data.mid().ok_or(PeerError::Missing("a=mid"))?.to_owned();
+        data.mid().ok_or(PeerError::Missing("a=mid"))?;
         let remote_ufrag = offer
             .ice_ufrag(data)
             .ok_or(PeerError::Missing("a=ice-ufrag"))?
@@ -253,12 +260,31 @@ impl Peer {
             .into_iter()
             .next()
             .ok_or(PeerError::Missing("a=fingerprint"))?;
-        // Our role: passive (DTLS server) unless the offerer insists on being passive.
-        let (role, our_setup) = match data.setup()? {
-            Some(Setup::Passive) => (DtlsRole::Client, "active"),
-            _ => (DtlsRole::Server, "passive"),
-        };
         let peer_max = data.max_message_size()?.unwrap_or(65536) as usize;
+        let mut transport = LocalTransport::new(local.fingerprint.to_value());
+        transport.candidates = vec![Candidate::host("1", local.candidate, 2_130_706_431)];
+        transport.end_of_candidates = true;
+        transport.default_address = Some(local.candidate);
+        transport.ice_lite = true;
+        transport.ice_options = vec!["ice2".into()];
+        transport.max_message_size = DEFAULT_MAX_MESSAGE;
+        let mut jsep = Jsep::with_identity(
+            transport,
+            local.ice_ufrag.clone(),
+            local.ice_pwd.clone(),
+            local.session_id,
+            random,
+        );
+        jsep.set_answer_policy(AnswerPolicy::DataOnly);
+        jsep.set_answer_side(DtlsSide::Server);
+        jsep.set_remote_description(SdpType::Offer, &offer.to_string())?;
+        let sdp = jsep.create_answer()?;
+        jsep.set_local_description(SdpType::Answer, &sdp)?;
+        // Our role is what the answer said: passive (server) unless the offer was passive.
+        let role = match jsep.dtls_side() {
+            Some(DtlsSide::Client) => DtlsRole::Client,
+            _ => DtlsRole::Server,
+        };
         let mut dtls = DtlsTransport::new(factory, role);
         dtls.set_remote_fingerprint(fp);
         let ice = IceLite::new(Credentials {
@@ -267,15 +293,12 @@ impl Peer {
             remote_ufrag: Some(remote_ufrag),
         });
         let sctp = DataChannels::new(role == DtlsRole::Client, DEFAULT_MAX_MESSAGE, peer_max);
-        let sdp = build_answer(offer, &mid, local, our_setup)?;
-        // Parse our own answer as a check that it is well-formed.
-        SdpAnswer::parse(&sdp)?;
         Ok((
             Self {
                 ice: Ice::Lite(ice),
                 dtls,
                 sctp,
-                jsep: None,
+                jsep: Some(jsep),
                 selected: None,
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
@@ -296,17 +319,10 @@ impl Peer {
         tie_breaker: u64,
         random: Box<dyn FnMut(usize) -> String + Send>,
     ) -> Result<(Self, String), PeerError> {
-        let (ip, port) = (candidate.ip(), candidate.port());
-        let mut jsep = Jsep::new(
-            LocalTransport {
-                fingerprint: fingerprint.to_value(),
-                candidates: vec![
-                    format!("candidate:1 1 udp 2130706431 {ip} {port} typ host"),
-                    "end-of-candidates".to_owned(),
-                ],
-            },
-            random,
-        );
+        let mut transport = LocalTransport::new(fingerprint.to_value());
+        transport.candidates = vec![Candidate::host("1", candidate, 2_130_706_431)];
+        transport.end_of_candidates = true;
+        let mut jsep = Jsep::new(transport, random);
         jsep.create_data_channel();
         let sdp = jsep.create_offer()?;
         jsep.set_local_description(SdpType::Offer, &sdp)?;
@@ -619,65 +635,4 @@ impl Peer {
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
         self.events.pop_front()
     }
-}
-
-/// Builds the answer text.
-fn build_answer(
-    offer: &SdpOffer,
-    data_mid: &str,
-    local: &LocalParams,
-    setup: &str,
-) -> Result<String, PeerError> {
-    let ip = local.candidate.ip();
-    let port = local.candidate.port();
-    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut s = String::new();
-    s.push_str("v=0\r\n");
-    s.push_str(&format!("o=- {} 2 IN IP4 127.0.0.1\r\n", local.session_id));
-    s.push_str("s=-\r\nt=0 0\r\n");
-    s.push_str(&format!("a=group:BUNDLE {data_mid}\r\n"));
-    s.push_str("a=ice-lite\r\n");
-    s.push_str("a=msid-semantic: WMS\r\n");
-    for m in &offer.media {
-        let line = m.media_line()?;
-        let mid = m.mid().unwrap_or_default();
-        if mid == data_mid {
-            s.push_str(&format!(
-                "m=application {port} {} webrtc-datachannel\r\n",
-                line.proto
-            ));
-            s.push_str(&format!("c=IN {fam} {ip}\r\n"));
-            s.push_str(&format!(
-                "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
-                local.ice_ufrag, local.ice_pwd
-            ));
-            s.push_str("a=ice-options:ice2\r\n");
-            s.push_str(&format!(
-                "a=fingerprint:{}\r\n",
-                local.fingerprint.to_value()
-            ));
-            s.push_str(&format!("a=setup:{setup}\r\n"));
-            s.push_str(&format!("a=mid:{mid}\r\n"));
-            s.push_str("a=sctp-port:5000\r\n");
-            s.push_str(&format!("a=max-message-size:{DEFAULT_MAX_MESSAGE}\r\n"));
-            s.push_str(&format!(
-                "a=candidate:1 1 udp 2130706431 {ip} {port} typ host\r\n"
-            ));
-            s.push_str("a=end-of-candidates\r\n");
-        } else {
-            // Rejected: port 0, same kind/proto/formats and mid (RFC 8829 §5.3.1).
-            s.push_str(&format!(
-                "m={} 0 {} {}\r\n",
-                line.kind,
-                line.proto,
-                line.formats.join(" ")
-            ));
-            s.push_str(&format!("c=IN {fam} 0.0.0.0\r\n"));
-            if !mid.is_empty() {
-                s.push_str(&format!("a=mid:{mid}\r\n"));
-            }
-            s.push_str("a=inactive\r\n");
-        }
-    }
-    Ok(s)
 }

@@ -4,16 +4,15 @@
 //! ICE restart and session versions, rollback, invalid transitions, and answering a
 //! captured Chromium offer.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_rtc::jsep::{Jsep, JsepError, LocalTransport, MediaKind, SdpType, SignalingState};
+use softbus_rtc::jsep::{
+    DtlsSide, Jsep, JsepError, LocalTransport, MediaKind, SdpType, SignalingState,
+};
 use softbus_rtc::sdp::{Direction, SessionDescription, Setup};
 
 fn engine(seed: u8) -> Jsep {
     let mut n = u32::from(seed);
     Jsep::new(
-        LocalTransport {
-            fingerprint: format!("sha-256 {}", vec!["AB"; 32].join(":")),
-            candidates: vec![],
-        },
+        LocalTransport::new(format!("sha-256 {}", vec!["AB"; 32].join(":"))),
         Box::new(move |len| {
             n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
             (0..len)
@@ -226,7 +225,10 @@ fn rollback_and_invalid_transitions() {
         (b.state(), b.remote_description().is_none()),
         (SignalingState::Stable, true)
     );
-    assert_eq!(b.transceivers()[0].mid, None);
+    assert!(
+        b.transceivers().is_empty(),
+        "the transceiver the offer created goes with it"
+    );
     assert_eq!(
         b.set_remote_description(SdpType::Answer, &offer),
         Err(JsepError::InvalidState(SignalingState::Stable))
@@ -268,4 +270,188 @@ fn answers_a_captured_chromium_offer() {
     );
     b.set_local_description(SdpType::Answer, &answer).unwrap();
     assert_eq!(b.state(), SignalingState::Stable);
+}
+
+fn creds(sdp: &str) -> (String, String) {
+    let d = SessionDescription::parse(sdp).unwrap();
+    let m = &d.media[0];
+    (
+        d.ice_ufrag(m).unwrap().to_owned(),
+        d.ice_pwd(m).unwrap().to_owned(),
+    )
+}
+
+fn setup(sdp: &str) -> Option<Setup> {
+    SessionDescription::parse(sdp).unwrap().media[0]
+        .setup()
+        .unwrap()
+}
+
+/// negotiate; A.restart_ice(); negotiate: both sides change their credentials
+/// (RFC 8445 §9), not only the offerer.
+#[test]
+fn the_answerer_follows_a_remote_ice_restart() {
+    let (mut a, mut b) = (engine(11), engine(12));
+    a.create_data_channel();
+    let (o1, a1) = negotiate(&mut a, &mut b);
+    a.restart_ice();
+    let (o2, a2) = negotiate(&mut a, &mut b);
+    assert_ne!(creds(&o1), creds(&o2), "the offerer restarted");
+    assert_ne!(creds(&a1), creds(&a2), "the answerer restarted too");
+    // No restart asked: the next round keeps both.
+    let (o3, a3) = negotiate(&mut a, &mut b);
+    assert_eq!((creds(&o3), creds(&a3)), (creds(&o2), creds(&a2)));
+}
+
+/// A offered first and B answered active (B client, A server). When B re-offers
+/// (actpass), A's answer keeps the role of the existing association: passive
+/// (RFC 8842 §5.3), not a hard-coded active that would flip it.
+#[test]
+fn a_re_offer_keeps_the_dtls_roles() {
+    let (mut a, mut b) = (engine(13), engine(14));
+    a.create_data_channel();
+    let (o1, a1) = negotiate(&mut a, &mut b);
+    assert_eq!(
+        (setup(&o1), setup(&a1)),
+        (Some(Setup::ActPass), Some(Setup::Active))
+    );
+    assert_eq!(
+        (a.dtls_side(), b.dtls_side()),
+        (Some(DtlsSide::Server), Some(DtlsSide::Client))
+    );
+    let (o2, a2) = negotiate(&mut b, &mut a);
+    assert_eq!(setup(&o2), Some(Setup::ActPass));
+    assert_eq!(setup(&a2), Some(Setup::Passive), "A stays the DTLS server");
+    assert_eq!(
+        (a.dtls_side(), b.dtls_side()),
+        (Some(DtlsSide::Server), Some(DtlsSide::Client))
+    );
+    // An offer that says active still gets passive, one that says passive active.
+    let mut c = engine(15);
+    let o = o1.replace("a=setup:actpass", "a=setup:passive");
+    c.set_remote_description(SdpType::Offer, &o).unwrap();
+    assert_eq!(setup(&c.create_answer().unwrap()), Some(Setup::Active));
+}
+
+/// X offers audio+video; Y applies it (the transceivers exist now, RFC 8829
+/// §5.10), answers, rolls back (they go, §4.1.10.2), then offers: no m-lines,
+/// as Chromium does.
+#[test]
+fn transceivers_of_a_remote_offer_come_with_it_and_go_with_its_rollback() {
+    let (mut x, mut y) = (engine(16), engine(17));
+    x.add_transceiver(MediaKind::Audio, Direction::SendRecv);
+    x.add_transceiver(MediaKind::Video, Direction::SendRecv);
+    let offer = x.create_offer().unwrap();
+    x.set_local_description(SdpType::Offer, &offer).unwrap();
+    y.set_remote_description(SdpType::Offer, &offer).unwrap();
+    assert_eq!(
+        y.transceivers().len(),
+        2,
+        "created when the offer is applied"
+    );
+    assert_eq!(
+        y.transceivers()
+            .iter()
+            .map(|t| (t.kind, t.direction, t.mid.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (MediaKind::Audio, Direction::RecvOnly, Some("0".to_owned())),
+            (MediaKind::Video, Direction::RecvOnly, Some("1".to_owned()))
+        ]
+    );
+    y.create_answer().unwrap();
+    y.set_remote_description(SdpType::Rollback, "").unwrap();
+    assert!(y.transceivers().is_empty());
+    let own = y.create_offer().unwrap();
+    assert!(
+        SessionDescription::parse(&own).unwrap().media.is_empty(),
+        "{own}"
+    );
+}
+
+/// restart_ice() credentials take effect when the offer carrying them is
+/// applied: a restart offer created and discarded does not make the next answer
+/// restart ICE unasked, and a rolled-back restart offer restores the credentials.
+#[test]
+fn restart_credentials_take_effect_when_applied() {
+    let (mut a, mut b) = (engine(18), engine(19));
+    a.create_data_channel();
+    let (o1, _) = negotiate(&mut a, &mut b);
+    a.restart_ice();
+    let discarded = a.create_offer().unwrap();
+    assert_ne!(
+        creds(&discarded),
+        creds(&o1),
+        "the restart offer has new credentials"
+    );
+    // B offers instead; A's answer keeps A's credentials.
+    let (_, a_answer) = negotiate(&mut b, &mut a);
+    assert_eq!(creds(&a_answer), creds(&o1), "no restart unasked");
+    // Applied, then rolled back: the old credentials are back, the restart still pending.
+    let restart = a.create_offer().unwrap();
+    a.set_local_description(SdpType::Offer, &restart).unwrap();
+    assert_eq!(a.ice_credentials().0, creds(&restart).0);
+    a.set_local_description(SdpType::Rollback, "").unwrap();
+    assert_eq!(a.ice_credentials().0, creds(&o1).0);
+    let (o3, _) = negotiate(&mut a, &mut b);
+    assert_ne!(
+        creds(&o3),
+        creds(&o1),
+        "restart_ice() still applies to the next offer"
+    );
+}
+
+/// The answer policy of an answering node: data accepted, media rejected with
+/// port 0 and no transceiver; ICE-lite and its one host candidate written by the
+/// SDP types.
+#[test]
+fn a_data_only_ice_lite_answer() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/chrome-offer-av.sdp"
+    ))
+    .unwrap();
+    let mut t = LocalTransport::new(format!("sha-256 {}", vec!["AB"; 32].join(":")));
+    let addr: std::net::SocketAddr = "192.0.2.5:50000".parse().unwrap();
+    t.candidates = vec![softbus_rtc::sdp::Candidate::host("1", addr, 2_130_706_431)];
+    t.end_of_candidates = true;
+    t.default_address = Some(addr);
+    t.ice_lite = true;
+    let mut b = Jsep::new(t, Box::new(|n| "x".repeat(n)));
+    b.set_answer_policy(softbus_rtc::jsep::AnswerPolicy::DataOnly);
+    b.set_answer_side(DtlsSide::Server);
+    b.set_remote_description(SdpType::Offer, &text).unwrap();
+    assert!(b.transceivers().is_empty());
+    let answer = b.create_answer().unwrap();
+    let ans = SessionDescription::parse(&answer).unwrap();
+    let ports: Vec<(String, u16)> = ans
+        .media
+        .iter()
+        .map(|m| {
+            let l = m.media_line().unwrap();
+            (l.kind, l.port)
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("audio".into(), 0),
+            ("video".into(), 0),
+            ("application".into(), 50000)
+        ]
+    );
+    assert_eq!(ans.bundle().unwrap(), vec!["2"]);
+    assert!(answer.contains("a=ice-lite\r\n"));
+    let data = &ans.media[2];
+    assert_eq!(data.setup().unwrap(), Some(Setup::Passive));
+    assert!(answer.contains("c=IN IP4 192.0.2.5\r\n"));
+    let c = data.candidates();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].as_ref().unwrap().to_value(),
+        "1 1 udp 2130706431 192.0.2.5 50000 typ host"
+    );
+    assert!(data.end_of_candidates());
+    b.set_local_description(SdpType::Answer, &answer).unwrap();
+    assert_eq!(b.dtls_side(), Some(DtlsSide::Server));
 }

@@ -53,7 +53,7 @@ fn offer_and_answer() -> (Peer, Peer, String, String) {
     };
     let parsed = SdpOffer::parse(&offer).unwrap();
     let (answerer, answer) =
-        Peer::answer(&parsed, &local, Box::new(aid.factory().unwrap())).unwrap();
+        Peer::answer(&parsed, &local, Box::new(aid.factory().unwrap()), chars()).unwrap();
     (offerer, answerer, offer, answer)
 }
 

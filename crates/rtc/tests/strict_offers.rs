@@ -17,7 +17,9 @@ fn answer(offer: &str) -> Result<String, PeerError> {
         session_id: 9,
     };
     let offer = SdpOffer::parse(offer)?;
-    Peer::answer(&offer, &local, Box::new(id.factory().unwrap())).map(|(_, a)| a)
+    let mut r = softbus_crypto::OpenSslCrypto::seeded(2);
+    let random = Box::new(move |n| softbus_rtc::crypto::ice_chars(&mut r, n));
+    Peer::answer(&offer, &local, Box::new(id.factory().unwrap()), random).map(|(_, a)| a)
 }
 
 fn edit(from: &str, to: &str) -> String {

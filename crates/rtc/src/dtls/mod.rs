@@ -211,6 +211,11 @@ pub trait DtlsFactory: Send {
     fn clone_box(&self) -> Box<dyn DtlsFactory>;
     /// The local certificate's fingerprint with a hash named as in SDP (`sha-256`).
     fn fingerprint(&self, algorithm: &str) -> Result<crate::sdp::Fingerprint, DtlsError>;
+    /// How long the certificate was made valid for, from its creation.
+    fn lifetime(&self) -> std::time::Duration;
+    /// A factory with a fresh certificate (the old one keeps serving the
+    /// connections made with it).
+    fn renew(&self) -> Result<Box<dyn DtlsFactory>, DtlsError>;
 }
 
 /// What the transport reports.

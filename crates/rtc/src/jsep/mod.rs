@@ -9,7 +9,8 @@
 //! is the operations chain of the asynchronous browser API. Randomness for ICE
 //! credentials and the session id comes in through [`Jsep::new`].
 
-use crate::sdp::{Direction, MediaSection, SdpError, SessionDescription};
+use crate::sdp::{Candidate, Direction, MediaSection, SdpError, SessionDescription, Setup};
+use std::net::SocketAddr;
 
 /// JSEP errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,8 +78,51 @@ pub struct Transceiver {
 pub struct LocalTransport {
     /// `a=fingerprint` value, e.g. `sha-256 AB:…`.
     pub fingerprint: String,
-    /// Candidate lines (without `a=`), if any.
-    pub candidates: Vec<String>,
+    /// Candidates written in every section; `a=end-of-candidates` follows when
+    /// `end_of_candidates` is set (no trickling).
+    pub candidates: Vec<Candidate>,
+    pub end_of_candidates: bool,
+    /// The default candidate (RFC 8839 §4.2.1.2): the m= port and c= address;
+    /// port 9 and 0.0.0.0 without one.
+    pub default_address: Option<SocketAddr>,
+    /// `a=ice-lite` at session level (RFC 8839 §5.3).
+    pub ice_lite: bool,
+    /// `a=ice-options` values.
+    pub ice_options: Vec<String>,
+    /// Our `a=max-message-size` (RFC 8841).
+    pub max_message_size: usize,
+}
+
+impl LocalTransport {
+    /// libwebrtc's defaults: trickle ICE, no candidates yet, 256 KiB messages.
+    pub fn new(fingerprint: String) -> Self {
+        Self {
+            fingerprint,
+            candidates: Vec::new(),
+            end_of_candidates: false,
+            default_address: None,
+            ice_lite: false,
+            ice_options: vec!["trickle".into()],
+            max_message_size: 262_144,
+        }
+    }
+}
+
+/// What an answer accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerPolicy {
+    /// Audio, video and data, as a browser answers.
+    All,
+    /// The data section only; audio and video sections are rejected (port 0),
+    /// and no transceiver is created for them.
+    DataOnly,
+}
+
+/// The DTLS role this side has negotiated (RFC 8842): kept across re-offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsSide {
+    Client,
+    Server,
 }
 
 /// The JSEP engine of one peer connection.
@@ -97,9 +141,22 @@ pub struct Jsep {
     last_created: Option<String>,
     session_id: u64,
     session_version: u64,
+    /// Credentials of the current local description (or the first one to come).
     ufrag: String,
     pwd: String,
+    /// New credentials written by the last created description (an ICE restart,
+    /// ours or the remote's); they take effect when that description is applied.
+    pending_creds: Option<(String, String)>,
+    /// The credentials an applied, not yet answered restarting offer replaced.
+    rollback_creds: Option<(String, String)>,
+    /// restartIce() was called and no restarting offer has been applied since.
     restart: bool,
+    /// Transceivers created by the pending remote offer (removed if it is rolled back).
+    remote_created: Vec<usize>,
+    dtls_side: Option<DtlsSide>,
+    /// The role a first answer to an actpass offer takes.
+    answer_side: DtlsSide,
+    policy: AnswerPolicy,
     random: Box<dyn FnMut(usize) -> String + Send>,
     next_mid: u32,
     transport: LocalTransport,
@@ -157,11 +214,33 @@ impl Jsep {
             session_version: 1,
             ufrag,
             pwd,
+            pending_creds: None,
+            rollback_creds: None,
             restart: false,
+            remote_created: Vec::new(),
+            dtls_side: None,
+            answer_side: DtlsSide::Client,
+            policy: AnswerPolicy::All,
             random,
             next_mid: 0,
             transport,
         }
+    }
+
+    /// An engine with given ICE credentials and `o=` session id (an answering
+    /// host draws them itself); `random` serves later ICE restarts.
+    pub fn with_identity(
+        transport: LocalTransport,
+        ufrag: String,
+        pwd: String,
+        session_id: u64,
+        random: Box<dyn FnMut(usize) -> String + Send>,
+    ) -> Self {
+        let mut j = Self::new(transport, random);
+        j.ufrag = ufrag;
+        j.pwd = pwd;
+        j.session_id = session_id;
+        j
     }
 
     /// Signaling state.
@@ -196,9 +275,29 @@ impl Jsep {
         (self.pending_local.as_ref(), self.pending_remote.as_ref())
     }
 
-    /// The ICE credentials the next description carries.
+    /// The ICE credentials of the last created description (pending ones if it
+    /// restarts ICE), else the current ones.
     pub fn ice_credentials(&self) -> (&str, &str) {
-        (&self.ufrag, &self.pwd)
+        match &self.pending_creds {
+            Some((u, p)) => (u, p),
+            None => (&self.ufrag, &self.pwd),
+        }
+    }
+
+    /// The DTLS role negotiated so far, if any.
+    pub fn dtls_side(&self) -> Option<DtlsSide> {
+        self.dtls_side
+    }
+
+    /// The role a first answer to an actpass offer takes: client (active, as
+    /// libwebrtc, the default) or server (passive, as ICE-lite servers answer).
+    pub fn set_answer_side(&mut self, side: DtlsSide) {
+        self.answer_side = side;
+    }
+
+    /// What answers accept (default: everything).
+    pub fn set_answer_policy(&mut self, policy: AnswerPolicy) {
+        self.policy = policy;
     }
 
     /// addTransceiver.
@@ -295,14 +394,49 @@ impl Jsep {
         if !mids.is_empty() {
             s.push_str(&format!("a=group:BUNDLE {}\r\n", mids.join(" ")));
         }
+        if self.transport.ice_lite {
+            s.push_str("a=ice-lite\r\n");
+        }
         s.push_str("a=extmap-allow-mixed\r\na=msid-semantic: WMS\r\n");
         s
     }
 
+    fn connection_line(&self) -> String {
+        match self.transport.default_address {
+            Some(SocketAddr::V4(a)) => format!("c=IN IP4 {}\r\n", a.ip()),
+            Some(SocketAddr::V6(a)) => format!("c=IN IP6 {}\r\n", a.ip()),
+            None => "c=IN IP4 0.0.0.0\r\n".to_owned(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.transport.default_address.map_or(9, |a| a.port())
+    }
+
     fn transport_lines(&self, setup: &str) -> String {
-        let mut s = format!("c=IN IP4 0.0.0.0\r\na=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=ice-options:trickle\r\na=fingerprint:{}\r\na=setup:{setup}\r\n", self.ufrag, self.pwd, self.transport.fingerprint);
+        let (ufrag, pwd) = self.ice_credentials();
+        let mut s = self.connection_line();
+        s.push_str(&format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"));
+        if !self.transport.ice_options.is_empty() {
+            s.push_str(&format!(
+                "a=ice-options:{}\r\n",
+                self.transport.ice_options.join(" ")
+            ));
+        }
+        s.push_str(&format!(
+            "a=fingerprint:{}\r\na=setup:{setup}\r\n",
+            self.transport.fingerprint
+        ));
+        s
+    }
+
+    fn candidate_lines(&self) -> String {
+        let mut s = String::new();
         for c in &self.transport.candidates {
-            s.push_str(&format!("a={c}\r\n"));
+            s.push_str(&format!("a=candidate:{}\r\n", c.to_value()));
+        }
+        if self.transport.end_of_candidates {
+            s.push_str("a=end-of-candidates\r\n");
         }
         s
     }
@@ -312,7 +446,11 @@ impl Jsep {
             MediaKind::Audio => "111",
             MediaKind::Video => "96 97",
         };
-        let mut s = format!("m={} 9 UDP/TLS/RTP/SAVPF {fmts}\r\n", kind.name());
+        let mut s = format!(
+            "m={} {} UDP/TLS/RTP/SAVPF {fmts}\r\n",
+            kind.name(),
+            self.port()
+        );
         s.push_str(&self.transport_lines(setup));
         s.push_str(&format!(
             "a=mid:{mid}\r\na={}\r\na=rtcp-mux\r\na=rtcp-rsize\r\n",
@@ -326,11 +464,18 @@ impl Jsep {
             s.push_str(l);
             s.push_str("\r\n");
         }
+        s.push_str(&self.candidate_lines());
         s
     }
 
-    fn data_section(&self, mid: &str, setup: &str) -> String {
-        format!("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n{}a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n", self.transport_lines(setup))
+    fn data_section(&self, proto: &str, mid: &str, setup: &str) -> String {
+        format!(
+            "m=application {} {proto} webrtc-datachannel\r\n{}a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:{}\r\n{}",
+            self.port(),
+            self.transport_lines(setup),
+            self.transport.max_message_size,
+            self.candidate_lines()
+        )
     }
 
     fn rejected_section(kind: &str, proto: &str, fmts: &str, mid: &str) -> String {
@@ -345,11 +490,13 @@ impl Jsep {
         ) {
             return Err(JsepError::InvalidState(self.state));
         }
-        if self.restart {
-            self.ufrag = (self.random)(8);
-            self.pwd = (self.random)(24);
-            self.restart = false;
-        }
+        // restartIce(): new credentials, in effect once this offer is applied
+        // (RFC 8829 §4.1.10); an offer created and discarded restarts nothing.
+        self.pending_creds = if self.restart {
+            Some(((self.random)(8), (self.random)(24)))
+        } else {
+            None
+        };
         // Sections of the current description keep their place.
         enum Slot {
             Transceiver(usize, String),
@@ -430,7 +577,7 @@ impl Jsep {
                     let t = &self.transceivers[*i];
                     self.media_section(t.kind, mid, t.direction, "actpass")
                 }
-                Slot::Data(mid) => self.data_section(mid, "actpass"),
+                Slot::Data(mid) => self.data_section("UDP/DTLS/SCTP", mid, "actpass"),
                 Slot::Rejected(k, p, f, mid) => Self::rejected_section(k, p, f, mid),
             });
         }
@@ -438,7 +585,8 @@ impl Jsep {
         Ok(sdp)
     }
 
-    /// createAnswer (have-remote-offer or have-local-pranswer).
+    /// createAnswer (have-remote-offer or have-local-pranswer). Transceivers were
+    /// associated when the offer was applied; the policy decides what is accepted.
     pub fn create_answer(&mut self) -> Result<String, JsepError> {
         if !matches!(
             self.state,
@@ -450,73 +598,49 @@ impl Jsep {
             .pending_remote
             .clone()
             .ok_or(JsepError::InvalidState(self.state))?;
+        // A remote ICE restart (new ufrag/pwd on a transport we already had) is
+        // answered with new credentials too (RFC 8445 §9, RFC 8839 §4.4.1.1.1).
+        self.pending_creds = if self.remote_restarts(&offer) {
+            Some(((self.random)(8), (self.random)(24)))
+        } else {
+            None
+        };
+        let setup = self.answer_setup(&offer)?;
         let offered_bundle = offer.bundle().unwrap_or_default();
         let mut body = String::new();
         let mut accepted = Vec::new();
         for m in &offer.media {
             let line = m.media_line()?;
             let mid = m.mid().unwrap_or_default().to_owned();
-            let kind = match line.kind.as_str() {
-                "audio" => Some(MediaKind::Audio),
-                "video" => Some(MediaKind::Video),
-                _ => None,
-            };
+            let rejected =
+                || Self::rejected_section(&line.kind, &line.proto, &line.formats.join(" "), &mid);
             if line.port == 0 {
-                body.push_str(&Self::rejected_section(
-                    &line.kind,
-                    &line.proto,
-                    &line.formats.join(" "),
-                    &mid,
-                ));
+                body.push_str(&rejected());
                 continue;
             }
-            match kind {
+            match media_kind(&line.kind) {
                 Some(k) => {
-                    // The transceiver with this mid, else the first unassociated one of
-                    // the kind, else a new recvonly one (RFC 8829 §5.10).
-                    let i = match self
+                    let t = self
                         .transceivers
                         .iter()
-                        .position(|t| t.mid.as_deref() == Some(&mid))
-                    {
-                        Some(i) => i,
-                        None => match self
-                            .transceivers
-                            .iter()
-                            .position(|t| t.mid.is_none() && !t.stopped && t.kind == k)
-                        {
-                            Some(i) => i,
-                            None => self.add_transceiver(k, Direction::RecvOnly),
-                        },
-                    };
-                    self.transceivers[i].mid = Some(mid.clone());
-                    let t = &self.transceivers[i];
-                    if t.stopped {
-                        body.push_str(&Self::rejected_section(
-                            &line.kind,
-                            &line.proto,
-                            &line.formats.join(" "),
-                            &mid,
-                        ));
-                        continue;
+                        .find(|t| t.mid.as_deref() == Some(&mid));
+                    match t {
+                        Some(t) if !t.stopped && self.policy == AnswerPolicy::All => {
+                            let dir = intersect(t.direction, m.direction().reverse());
+                            body.push_str(&self.media_section(k, &mid, dir, setup));
+                            accepted.push(mid);
+                        }
+                        _ => body.push_str(&rejected()),
                     }
-                    let dir = intersect(t.direction, m.direction().reverse());
-                    body.push_str(&self.media_section(k, &mid, dir, "active"));
-                    accepted.push(mid);
                 }
                 None if line.formats.first().map(String::as_str) == Some("webrtc-datachannel")
                     && self.data_mid.as_deref().is_none_or(|d| d == mid) =>
                 {
                     self.data_mid = Some(mid.clone());
-                    body.push_str(&self.data_section(&mid, "active"));
+                    body.push_str(&self.data_section(&line.proto, &mid, setup));
                     accepted.push(mid);
                 }
-                None => body.push_str(&Self::rejected_section(
-                    &line.kind,
-                    &line.proto,
-                    &line.formats.join(" "),
-                    &mid,
-                )),
+                None => body.push_str(&rejected()),
             }
         }
         let bundle: Vec<String> = accepted
@@ -527,6 +651,113 @@ impl Jsep {
         sdp.push_str(&body);
         self.last_created = Some(sdp.clone());
         Ok(sdp)
+    }
+
+    /// Whether `offer` restarts ICE: a transport we negotiated before with other
+    /// credentials now.
+    fn remote_restarts(&self, offer: &SessionDescription) -> bool {
+        let Some(current) = &self.current_remote else {
+            return false;
+        };
+        let creds = |d: &SessionDescription| {
+            d.media
+                .iter()
+                .find(|m| m.media_line().is_ok_and(|l| l.port != 0))
+                .map(|m| {
+                    (
+                        d.ice_ufrag(m).map(str::to_owned),
+                        d.ice_pwd(m).map(str::to_owned),
+                    )
+                })
+        };
+        matches!((creds(current), creds(offer)), (Some(a), Some(b)) if a != b)
+    }
+
+    /// Our a=setup in an answer (RFC 8842 §5.2-5.3): the opposite of an offer that
+    /// says active or passive; for actpass the role negotiated before is kept, and
+    /// the first time it is [`Jsep::set_answer_side`]'s (active by default).
+    fn answer_setup(&self, offer: &SessionDescription) -> Result<&'static str, JsepError> {
+        let offered = offer
+            .media
+            .iter()
+            .find(|m| m.media_line().is_ok_and(|l| l.port != 0))
+            .map(MediaSection::setup)
+            .transpose()?
+            .flatten();
+        Ok(
+            match (offered, self.dtls_side.unwrap_or(self.answer_side)) {
+                (Some(Setup::Active), _) => "passive",
+                (Some(Setup::Passive), _) => "active",
+                (_, DtlsSide::Server) => "passive",
+                (_, DtlsSide::Client) => "active",
+            },
+        )
+    }
+
+    /// Associates the transceivers with a remote offer's sections (RFC 8829
+    /// §5.10): the one with the mid, else the first unassociated one of the kind,
+    /// else a new recvonly one, which a rollback removes again.
+    fn associate_remote_offer(&mut self, offer: &SessionDescription) -> Result<(), JsepError> {
+        if self.policy == AnswerPolicy::DataOnly {
+            return Ok(());
+        }
+        for m in &offer.media {
+            let line = m.media_line()?;
+            let Some(k) = media_kind(&line.kind) else {
+                continue;
+            };
+            if line.port == 0 {
+                continue;
+            }
+            let mid = m.mid().unwrap_or_default().to_owned();
+            if self
+                .transceivers
+                .iter()
+                .any(|t| t.mid.as_deref() == Some(&mid))
+            {
+                continue;
+            }
+            let i = match self
+                .transceivers
+                .iter()
+                .position(|t| t.mid.is_none() && !t.stopped && t.kind == k)
+            {
+                Some(i) => i,
+                None => {
+                    let i = self.add_transceiver(k, Direction::RecvOnly);
+                    self.remote_created.push(i);
+                    i
+                }
+            };
+            self.transceivers[i].mid = Some(mid);
+        }
+        Ok(())
+    }
+
+    /// Records the DTLS role an applied answer gives us.
+    fn learn_dtls_side(&mut self, answer: &SessionDescription, answer_is_local: bool) {
+        let setup = answer
+            .media
+            .iter()
+            .find(|m| m.media_line().is_ok_and(|l| l.port != 0))
+            .and_then(|m| m.setup().ok().flatten());
+        // A missing a=setup in an answer means active (RFC 4145 §4).
+        let answerer_active = !matches!(setup, Some(Setup::Passive));
+        self.dtls_side = Some(if answerer_active == answer_is_local {
+            DtlsSide::Client
+        } else {
+            DtlsSide::Server
+        });
+    }
+
+    /// The credentials of the description just applied take effect.
+    fn commit_creds(&mut self) {
+        if let Some((u, p)) = self.pending_creds.take() {
+            self.rollback_creds = Some((
+                std::mem::replace(&mut self.ufrag, u),
+                std::mem::replace(&mut self.pwd, p),
+            ));
+        }
     }
 
     /// setLocalDescription. The description must be the last one created.
@@ -547,6 +778,11 @@ impl Jsep {
                 if let Some(m) = self.proposed_data_mid.take() {
                     self.data_mid = Some(m);
                 }
+                if self.pending_creds.is_some() {
+                    self.restart = false;
+                }
+                self.rollback_creds = None;
+                self.commit_creds();
                 self.pending_local = Some(desc);
                 HaveLocalOffer
             }
@@ -556,6 +792,10 @@ impl Jsep {
             }
             (HaveRemoteOffer | HaveLocalPranswer, SdpType::Answer) => {
                 self.apply_answer(&desc, true);
+                self.learn_dtls_side(&desc, true);
+                self.commit_creds();
+                self.rollback_creds = None;
+                self.remote_created.clear();
                 self.current_local = Some(desc);
                 self.current_remote = self.pending_remote.take();
                 self.pending_local = None;
@@ -575,6 +815,7 @@ impl Jsep {
         let desc = SessionDescription::parse(sdp)?;
         self.state = match (self.state, t) {
             (Stable | HaveRemoteOffer, SdpType::Offer) => {
+                self.associate_remote_offer(&desc)?;
                 self.pending_remote = Some(desc);
                 HaveRemoteOffer
             }
@@ -584,6 +825,8 @@ impl Jsep {
             }
             (HaveLocalOffer | HaveRemotePranswer, SdpType::Answer) => {
                 self.apply_answer(&desc, false);
+                self.learn_dtls_side(&desc, false);
+                self.rollback_creds = None;
                 self.current_remote = Some(desc);
                 self.current_local = self.pending_local.take();
                 self.pending_remote = None;
@@ -618,10 +861,28 @@ impl Jsep {
     fn rollback(&mut self) -> Result<(), JsepError> {
         use SignalingState::*;
         match self.state {
-            HaveLocalOffer => self.pending_local = None,
-            HaveRemoteOffer => self.pending_remote = None,
+            HaveLocalOffer => {
+                self.pending_local = None;
+                // A rolled-back restarting offer restarts nothing: the old
+                // credentials are back and restartIce() is still pending.
+                if let Some((u, p)) = self.rollback_creds.take() {
+                    self.ufrag = u;
+                    self.pwd = p;
+                    self.restart = true;
+                }
+            }
+            HaveRemoteOffer => {
+                self.pending_remote = None;
+                // Transceivers the offer created go with it (RFC 8829 §4.1.10.2).
+                for i in std::mem::take(&mut self.remote_created).into_iter().rev() {
+                    if i < self.transceivers.len() {
+                        self.transceivers.remove(i);
+                    }
+                }
+            }
             s => return Err(JsepError::InvalidState(s)),
         }
+        self.pending_creds = None;
         // mids given out by the rolled-back offer (or by an answer we created for a
         // rolled-back remote offer) are unassigned again; negotiated ones stay.
         let keep: Vec<String> = [&self.current_local, &self.current_remote]
@@ -644,6 +905,14 @@ impl Jsep {
     /// close().
     pub fn close(&mut self) {
         self.state = SignalingState::Closed;
+    }
+}
+
+fn media_kind(kind: &str) -> Option<MediaKind> {
+    match kind {
+        "audio" => Some(MediaKind::Audio),
+        "video" => Some(MediaKind::Video),
+        _ => None,
     }
 }
 

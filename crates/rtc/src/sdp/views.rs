@@ -255,6 +255,22 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A UDP host candidate of component 1 at `addr` (RFC 8839 §5.1).
+    pub fn host(foundation: &str, addr: std::net::SocketAddr, priority: u32) -> Self {
+        Candidate {
+            foundation: foundation.to_owned(),
+            component: 1,
+            transport: "udp".into(),
+            priority,
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            typ: "host".into(),
+            related_address: None,
+            related_port: None,
+            extensions: Vec::new(),
+        }
+    }
+
     /// Parses the value after `candidate:`.
     pub fn parse(s: &str) -> Result<Self, SdpError> {
         let bad = || SdpError::Malformed("a=candidate");
