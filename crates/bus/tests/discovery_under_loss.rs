@@ -3,10 +3,10 @@
 //! expires after its TTL.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 use softbus_bus::discovery::publish::PublishInfo;
-use softbus_bus::discovery::{Datagram, Discovery, DiscoveryConfig, DiscoveryEvent, LocalDevice};
-use softbus_testkit::{LinkConfig, LossyLink, VirtualClock};
+use softbus_bus::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent, LocalDevice};
+use softbus_testkit::{Datagram as TestDatagram, Driven, LinkConfig, Net, Step};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn dev(id: &str, ip: [u8; 4]) -> LocalDevice {
     LocalDevice {
@@ -18,66 +18,82 @@ fn dev(id: &str, ip: [u8; 4]) -> LocalDevice {
     }
 }
 
+/// A discovery engine on the shared test network at `ip:5684`; `broadcast` also
+/// receives the subnet's broadcasts.
+struct Disc<'a> {
+    d: &'a mut Discovery,
+    ip: [u8; 4],
+    broadcast: bool,
+}
+
+impl Driven for Disc<'_> {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a.ip() == std::net::IpAddr::from(self.ip)
+            || (self.broadcast && a.ip() == std::net::IpAddr::from([10, 0, 0, 255]))
+    }
+    fn poll_datagram(&mut self) -> Option<TestDatagram> {
+        let d = self.d.poll_transmit()?;
+        Some(TestDatagram {
+            from: SocketAddr::from((self.ip, 5684)),
+            to: SocketAddr::V4(d.dst),
+            payload: d.payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: TestDatagram) {
+        let _ = self.d.handle_datagram(now, d.from, &d.payload);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.d.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.d.handle_timeout(now);
+    }
+}
+
 /// Returns when (after start) the device was found, if at all.
 fn run(seed: u64, loss: f64) -> Option<Duration> {
-    let mut clock = VirtualClock::new();
-    let t0 = clock.now();
     let mut server = Discovery::new(DiscoveryConfig::default(), dev("AB", [10, 0, 0, 2]));
     server
         .publish(Some("m"), &PublishInfo::coap(1, "dvKit"))
         .unwrap();
     let mut client = Discovery::new(DiscoveryConfig::default(), dev("CD", [10, 0, 0, 3]));
-    let cfg = LinkConfig {
-        loss,
-        delay: Duration::from_millis(3),
-        jitter: Duration::from_millis(40),
-    };
-    let (mut up, mut down): (LossyLink<Datagram>, LossyLink<Datagram>) = (
-        LossyLink::new(cfg, seed),
-        LossyLink::new(cfg, seed ^ 0xdead),
+    let mut net = Net::new(
+        LinkConfig {
+            loss,
+            delay: Duration::from_millis(3),
+            jitter: Duration::from_millis(40),
+        },
+        seed,
     );
-    client.start_discovery(clock.now(), vec!["10.0.0.255:5684".parse().unwrap()]);
-    for _ in 0..10_000 {
-        while let Some(d) = client.poll_transmit() {
-            up.send(clock.now(), d);
-        }
-        while let Some(d) = up.recv(clock.now()) {
-            let _ = server.handle_datagram(
-                clock.now(),
-                SocketAddr::from(([10, 0, 0, 3], 5684)),
-                &d.payload,
-            );
-        }
-        while let Some(d) = server.poll_transmit() {
-            down.send(clock.now(), d);
-        }
-        while let Some(d) = down.recv(clock.now()) {
-            let _ = client.handle_datagram(
-                clock.now(),
-                SocketAddr::from(([10, 0, 0, 2], 5684)),
-                &d.payload,
-            );
-        }
+    let t0 = net.now();
+    let deadline = net.deadline(Duration::from_secs(10));
+    client.start_discovery(net.now(), vec!["10.0.0.255:5684".parse().unwrap()]);
+    loop {
+        let step = net.step(
+            &mut [
+                &mut Disc {
+                    d: &mut client,
+                    ip: [10, 0, 0, 3],
+                    broadcast: false,
+                },
+                &mut Disc {
+                    d: &mut server,
+                    ip: [10, 0, 0, 2],
+                    broadcast: true,
+                },
+            ],
+            deadline,
+        );
         while let Some(e) = client.poll_event() {
             if let DiscoveryEvent::DeviceFound(f) = e {
                 assert_eq!(f.auth_port, Some(7));
-                return Some(clock.now() - t0);
+                return Some(net.now() - t0);
             }
         }
-        let next = [client.poll_timeout(), up.next_due(), down.next_due()]
-            .into_iter()
-            .flatten()
-            .min();
-        match next {
-            Some(t) if t < t0 + Duration::from_secs(10) => {
-                clock.advance_to(t.max(clock.now() + Duration::from_micros(1)))
-            }
-            _ => return None,
+        if step == Step::Idle {
+            return None;
         }
-        client.handle_timeout(clock.now());
-        server.handle_timeout(clock.now());
     }
-    None
 }
 
 #[test]

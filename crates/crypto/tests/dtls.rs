@@ -500,56 +500,78 @@ fn replay_peer_fuzz_corpus() {
     assert_eq!(sent.get("check_then_client_hello"), Some(&2));
 }
 
-/// Steps two transports over two links in virtual time until both connect or
-/// `limit` of virtual time passes; returns the virtual time it took.
-fn run_links(
+/// A DTLS transport on the shared test network, at `me`, talking to `peer`.
+struct Tr<'a> {
+    t: &'a mut DtlsTransport,
+    me: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+    sent: &'a mut u64,
+}
+
+impl softbus_testkit::Driven for Tr<'_> {
+    fn owns(&self, a: std::net::SocketAddr) -> bool {
+        a == self.me
+    }
+    fn poll_datagram(&mut self) -> Option<softbus_testkit::Datagram> {
+        let payload = self.t.poll_transmit()?;
+        *self.sent += 1;
+        Some(softbus_testkit::Datagram {
+            from: self.me,
+            to: self.peer,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: softbus_testkit::Datagram) {
+        self.t.handle_datagram(now, &d.payload);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.t.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.t.handle_timeout(now);
+    }
+}
+
+/// Drives two transports on `net` until both connect or `limit` of virtual time
+/// passes; returns the virtual time it took and the datagrams each sent.
+fn run_net(
     a: &mut DtlsTransport,
     b: &mut DtlsTransport,
-    ab: &mut softbus_testkit::LossyLink<Vec<u8>>,
-    ba: &mut softbus_testkit::LossyLink<Vec<u8>>,
+    net: &mut softbus_testkit::Net,
     limit: Duration,
-) -> Option<Duration> {
-    let mut clock = softbus_testkit::VirtualClock::new();
-    let start = clock.now();
+) -> (Option<Duration>, (u64, u64)) {
+    let (x, y): (std::net::SocketAddr, std::net::SocketAddr) =
+        ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:1".parse().unwrap());
+    let start = net.now();
+    let deadline = net.deadline(limit);
     a.set_ice_connected(start, true);
     b.set_ice_connected(start, true);
-    for _ in 0..100_000 {
-        let now = clock.now();
+    let (mut sa, mut sb) = (0, 0);
+    loop {
         if a.state() == DtlsState::Connected && b.state() == DtlsState::Connected {
-            return Some(now - start);
+            return (Some(net.now() - start), (sa, sb));
         }
-        if now - start > limit {
-            return None;
-        }
-        a.handle_timeout(now);
-        b.handle_timeout(now);
-        while let Some(d) = ab.recv(now) {
-            b.handle_datagram(now, &d);
-        }
-        while let Some(d) = ba.recv(now) {
-            a.handle_datagram(now, &d);
-        }
-        // Links have a delay, so what is sent now arrives at a later step.
-        while let Some(d) = a.poll_transmit() {
-            ab.send(now, d);
-        }
-        while let Some(d) = b.poll_transmit() {
-            ba.send(now, d);
-        }
-        let next = [
-            a.poll_timeout(),
-            b.poll_timeout(),
-            ab.next_due(),
-            ba.next_due(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(next) = next {
-            clock.advance_to(next.max(now));
+        let step = net.step(
+            &mut [
+                &mut Tr {
+                    t: a,
+                    me: x,
+                    peer: y,
+                    sent: &mut sa,
+                },
+                &mut Tr {
+                    t: b,
+                    me: y,
+                    peer: x,
+                    sent: &mut sb,
+                },
+            ],
+            deadline,
+        );
+        if step == softbus_testkit::Step::Idle {
+            return (None, (sa, sb));
         }
     }
-    None
 }
 
 /// The handshake completes in virtual time over seeded links that drop 20% of
@@ -557,7 +579,7 @@ fn run_links(
 /// retransmits flights on the caller's clock, not OpenSSL's.
 #[test]
 fn handshake_survives_loss_and_reordering() {
-    use softbus_testkit::{LinkConfig, LossyLink};
+    use softbus_testkit::{LinkConfig, Net};
     let cfg = LinkConfig {
         loss: 0.2,
         delay: Duration::from_millis(2),
@@ -566,18 +588,17 @@ fn handshake_survives_loss_and_reordering() {
     let mut lost_any = false;
     for seed in 1u64..=20 {
         let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, false);
-        let (mut ab, mut ba): (LossyLink<Vec<u8>>, LossyLink<Vec<u8>>) =
-            (LossyLink::new(cfg, seed), LossyLink::new(cfg, seed + 100));
-        let took = run_links(&mut a, &mut b, &mut ab, &mut ba, Duration::from_secs(29));
-        let ((sa, da), (sb, db)) = (ab.stats(), ba.stats());
+        let mut net = Net::new(cfg, seed);
+        let (took, _) = run_net(&mut a, &mut b, &mut net, Duration::from_secs(29));
+        let (sent, dropped) = net.link_stats();
         assert!(
             took.is_some(),
             "seed {seed}: {:?} {:?}",
             a.state(),
             b.state()
         );
-        lost_any |= da + db > 0;
-        eprintln!("seed {seed}: connected in {took:?} virtual, dropped {da}/{sa} and {db}/{sb}");
+        lost_any |= dropped > 0;
+        eprintln!("seed {seed}: connected in {took:?} virtual, dropped {dropped}/{sent}");
     }
     assert!(
         lost_any,
@@ -588,18 +609,18 @@ fn handshake_survives_loss_and_reordering() {
 /// Without loss nothing is retransmitted, and nothing is timed once connected.
 #[test]
 fn no_loss_no_retransmission() {
-    use softbus_testkit::{LinkConfig, LossyLink};
+    use softbus_testkit::{LinkConfig, Net};
     let cfg = LinkConfig {
         loss: 0.0,
         delay: Duration::from_millis(5),
         jitter: Duration::ZERO,
     };
     let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, false);
-    let (mut ab, mut ba) = (LossyLink::new(cfg, 1), LossyLink::new(cfg, 2));
-    let took = run_links(&mut a, &mut b, &mut ab, &mut ba, Duration::from_secs(1)).unwrap();
+    let mut net = Net::new(cfg, 1);
+    let (took, (sent_a, sent_b)) = run_net(&mut a, &mut b, &mut net, Duration::from_secs(1));
+    let took = took.unwrap();
     assert!(took < Duration::from_millis(100), "{took:?}");
     // ClientHello, the client's second flight; the server's two flights.
-    let (sent_a, sent_b) = (ab.stats().0, ba.stats().0);
     assert!(sent_a <= 4 && sent_b <= 6, "{sent_a} {sent_b}");
     assert_eq!((a.poll_timeout(), b.poll_timeout()), (None, None));
 }

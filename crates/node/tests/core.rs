@@ -14,9 +14,9 @@ use softbus_node::{
 use softbus_rtc::crypto::Provider;
 use softbus_rtc::host::{Host, HostConfig};
 use softbus_rtc::peer::{CloseReason, Peer, PeerEvent};
-use softbus_testkit::VirtualClock;
+use softbus_testkit::{Datagram, Driven, Net, Step};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TCP_PEER: &str = "10.0.0.3:40000";
 const RTC_PEER: &str = "10.0.0.4:40000";
@@ -98,9 +98,9 @@ fn take_tcp(seen: &mut Seen, conn: ConnId) -> Vec<Vec<u8>> {
 }
 
 /// A PIN key agreement on `conn`, as softbus_lite clients run it.
-fn authenticate(n: &mut Node, seen: &mut Seen, clock: &VirtualClock, conn: ConnId) -> AuthDone {
+fn authenticate(n: &mut Node, seen: &mut Seen, net: &Net, conn: ConnId) -> AuthDone {
     let mut c = OpenSslCrypto::seeded(21);
-    n.handle_accept(clock.now(), conn, Listener::Auth, TCP_PEER.parse().unwrap())
+    n.handle_accept(net.now(), conn, Listener::Auth, TCP_PEER.parse().unwrap())
         .unwrap();
     let info = LocalAuthInfo {
         device_id: "CD".repeat(32),
@@ -112,7 +112,7 @@ fn authenticate(n: &mut Node, seen: &mut Seen, clock: &VirtualClock, conn: ConnI
     let mut client = AuthClient::new(info, b"246810", 900);
     for _ in 0..10 {
         while let Some(b) = client.poll_transmit() {
-            n.handle_tcp_data(clock.now(), conn, &b);
+            n.handle_tcp_data(net.now(), conn, &b);
         }
         drain(n, seen);
         for r in take_tcp(seen, conn) {
@@ -128,21 +128,21 @@ fn authenticate(n: &mut Node, seen: &mut Seen, clock: &VirtualClock, conn: ConnI
 fn open_tcp(
     n: &mut Node,
     seen: &mut Seen,
-    clock: &VirtualClock,
+    net: &Net,
     auth: &AuthDone,
     conn: ConnId,
     server: &str,
 ) -> Option<SessionClient> {
     let mut c = OpenSslCrypto::seeded(22);
     n.handle_accept(
-        clock.now(),
+        net.now(),
         conn,
         Listener::Session,
         TCP_PEER.parse().unwrap(),
     )
     .unwrap();
     let mut s = SessionClient::new(&mut c, server, auth.key_index, &auth.key).unwrap();
-    n.handle_tcp_data(clock.now(), conn, &s.poll_transmit().unwrap());
+    n.handle_tcp_data(net.now(), conn, &s.poll_transmit().unwrap());
     drain(n, seen);
     let reply = take_tcp(seen, conn);
     if seen.closed.contains(&conn) {
@@ -181,23 +181,18 @@ struct RtcClient {
 }
 
 impl RtcClient {
-    fn connect(n: &mut Node, seen: &mut Seen, clock: &mut VirtualClock) -> Self {
-        Self::connect_from(n, seen, clock, RTC_PEER.parse().unwrap())
+    fn connect(n: &mut Node, seen: &mut Seen, net: &mut Net) -> Self {
+        Self::connect_from(n, seen, net, RTC_PEER.parse().unwrap())
     }
 
-    fn connect_from(
-        n: &mut Node,
-        seen: &mut Seen,
-        clock: &mut VirtualClock,
-        addr: SocketAddr,
-    ) -> Self {
+    fn connect_from(n: &mut Node, seen: &mut Seen, net: &mut Net, addr: SocketAddr) -> Self {
         let (mut peer, offer) = offerer_at(addr);
-        let (_, answer) = n.rtc_answer(clock.now(), &offer).unwrap();
+        let (_, answer) = n.rtc_answer(net.now(), &offer).unwrap();
         let answer_sdp = answer.clone();
         let hmac = OpenSslCrypto::new();
         let mut tid = 0u8;
         peer.apply_answer(
-            clock.now(),
+            net.now(),
             &answer,
             &hmac,
             Box::new(move || {
@@ -213,55 +208,102 @@ impl RtcClient {
             events: Vec::new(),
             answer: answer_sdp,
         };
-        c.pump_until(n, seen, clock, |e, _| e.contains(&PeerEvent::Connected));
+        c.pump_until(n, seen, net, |e, _| e.contains(&PeerEvent::Connected));
         c
     }
 
-    /// Moves datagrams both ways, jumping to the earliest timer, until `done`.
+    /// Drives the client and the node on the shared test network until `done`
+    /// (at most a minute of virtual time).
     fn pump_until(
         &mut self,
         n: &mut Node,
         seen: &mut Seen,
-        clock: &mut VirtualClock,
+        net: &mut Net,
         done: impl Fn(&[PeerEvent], &Seen) -> bool,
     ) {
-        let (me, host): (SocketAddr, SocketAddr) = (self.addr, RTC_HOST.parse().unwrap());
-        for _ in 0..10_000 {
-            let mut moved = false;
-            while let Some((to, d)) = self.peer.poll_transmit() {
-                assert_eq!(to, host);
-                n.handle_datagram(clock.now(), Socket::Rtc, me, None, &d)
-                    .unwrap();
-                moved = true;
-            }
-            drain(n, seen);
-            // Datagrams for other peers stay for them.
-            let (mine, others) = std::mem::take(&mut seen.rtc)
-                .into_iter()
-                .partition::<Vec<_>, _>(|(to, _)| *to == me);
-            seen.rtc = others;
-            for (_, d) in mine {
-                self.peer.handle_datagram(clock.now(), host, &d, &self.hmac);
-                moved = true;
-            }
+        let deadline = net.deadline(Duration::from_secs(60));
+        loop {
+            let step = net.step(&mut [&mut NodeSide { n, seen }, &mut *self], deadline);
             while let Some(e) = self.peer.poll_event() {
                 self.events.push(e);
             }
+            drain(n, seen);
             if done(&self.events, seen) {
                 return;
             }
-            if !moved {
-                let next = [self.peer.poll_timeout(), n.poll_timeout()]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .unwrap_or(clock.now() + Duration::from_millis(10));
-                clock.advance_to(next);
-                self.peer.handle_timeout(clock.now(), &self.hmac);
-                n.handle_timeout(clock.now());
+            assert_ne!(step, Step::Idle, "not done: {:?}", self.events);
+        }
+    }
+
+    /// Drives the client and the node for `d` of virtual time.
+    fn pump_for(&mut self, n: &mut Node, seen: &mut Seen, net: &mut Net, d: Duration) {
+        let deadline = net.deadline(d);
+        while net.step(&mut [&mut NodeSide { n, seen }, &mut *self], deadline) != Step::Idle {
+            while let Some(e) = self.peer.poll_event() {
+                self.events.push(e);
             }
         }
-        panic!("not done: {:?}", self.events);
+        drain(n, seen);
+    }
+}
+
+impl Driven for RtcClient {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == self.addr
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        let (to, payload) = self.peer.poll_transmit()?;
+        Some(Datagram {
+            from: self.addr,
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        self.peer
+            .handle_datagram(now, d.from, &d.payload, &self.hmac);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.peer.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.peer.handle_timeout(now, &self.hmac);
+    }
+}
+
+/// The node's WebRTC port on the shared test network; its TCP output and events
+/// go to `seen`.
+struct NodeSide<'a> {
+    n: &'a mut Node,
+    seen: &'a mut Seen,
+}
+
+impl Driven for NodeSide<'_> {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == RTC_HOST.parse().unwrap()
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        drain(self.n, self.seen);
+        if self.seen.rtc.is_empty() {
+            return None;
+        }
+        let (to, payload) = self.seen.rtc.remove(0);
+        Some(Datagram {
+            from: RTC_HOST.parse().unwrap(),
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        self.n
+            .handle_datagram(now, Socket::Rtc, d.from, None, &d.payload)
+            .unwrap();
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.n.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.n.handle_timeout(now);
     }
 }
 
@@ -296,23 +338,23 @@ fn refusals(seen: &Seen) -> Vec<(Transport, Refusal)> {
 
 #[test]
 fn tcp_and_webrtc_reach_the_same_echo_server() {
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let (mut n, mut seen) = (node(24), Seen::default());
-    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
-    let mut s = open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "echo").unwrap();
+    let auth = authenticate(&mut n, &mut seen, &net, ConnId(1));
+    let mut s = open_tcp(&mut n, &mut seen, &net, &auth, ConnId(2), "echo").unwrap();
     let mut c = OpenSslCrypto::seeded(23);
     s.send(&mut c, b"over tcp").unwrap();
-    n.handle_tcp_data(clock.now(), ConnId(2), &s.poll_transmit().unwrap());
+    n.handle_tcp_data(net.now(), ConnId(2), &s.poll_transmit().unwrap());
     drain(&mut n, &mut seen);
     let back = take_tcp(&mut seen, ConnId(2));
     let ev = s.handle_data(&mut c, &back[0]).unwrap();
     assert_eq!(ev, vec![ClientEvent::Bytes(b"over tcp".to_vec())]);
 
-    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
-    let ch = r.peer.open_channel(clock.now(), "echo").unwrap();
-    r.pump_until(&mut n, &mut seen, &mut clock, |_, s| opened(s).len() == 2);
-    r.peer.send(clock.now(), ch, false, b"over webrtc").unwrap();
-    r.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
+    let ch = r.peer.open_channel(net.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |_, s| opened(s).len() == 2);
+    r.peer.send(net.now(), ch, false, b"over webrtc").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |e, _| {
         e.contains(&PeerEvent::Message {
             id: ch,
             binary: false,
@@ -330,15 +372,13 @@ fn tcp_and_webrtc_reach_the_same_echo_server() {
 #[test]
 fn max_sessions_holds_across_transports() {
     // N TCP sessions open: the next data channel is refused.
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let (mut n, mut seen) = (node(1), Seen::default());
-    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
-    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "echo").is_some());
-    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
-    r.peer.open_channel(clock.now(), "echo").unwrap();
-    r.pump_until(&mut n, &mut seen, &mut clock, |_, s| {
-        !refusals(s).is_empty()
-    });
+    let auth = authenticate(&mut n, &mut seen, &net, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(2), "echo").is_some());
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
+    r.peer.open_channel(net.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |_, s| !refusals(s).is_empty());
     assert_eq!(
         refusals(&seen),
         vec![(Transport::WebRtc, Refusal::TooManySessions(1))]
@@ -346,13 +386,13 @@ fn max_sessions_holds_across_transports() {
     assert_eq!(n.sessions().len(), 1);
 
     // And the other way round: a data channel open, the next TCP session is refused.
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let (mut n, mut seen) = (node(1), Seen::default());
-    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
-    r.peer.open_channel(clock.now(), "echo").unwrap();
-    r.pump_until(&mut n, &mut seen, &mut clock, |_, s| opened(s).len() == 1);
-    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
-    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "echo").is_none());
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
+    r.peer.open_channel(net.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |_, s| opened(s).len() == 1);
+    let auth = authenticate(&mut n, &mut seen, &net, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(2), "echo").is_none());
     assert_eq!(
         refusals(&seen),
         vec![(Transport::Tcp, Refusal::TooManySessions(1))]
@@ -366,7 +406,7 @@ fn max_sessions_holds_across_transports() {
     // Closing the peer frees its session: now the TCP session opens.
     let peer = n.sessions()[0].clone();
     assert_eq!(peer.transport, "webrtc");
-    assert!(n.rtc_close(clock.now(), softbus_rtc::host::PeerId(1)));
+    assert!(n.rtc_close(net.now(), softbus_rtc::host::PeerId(1)));
     drain(&mut n, &mut seen);
     assert!(seen.events.iter().any(|e| matches!(
         e,
@@ -383,23 +423,23 @@ fn max_sessions_holds_across_transports() {
         }
     )));
     assert!(n.sessions().is_empty());
-    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(3), "echo").is_some());
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(3), "echo").is_some());
     assert_eq!(opened(&seen).last(), Some(&(SessionId(2), Transport::Tcp)));
 }
 
 #[test]
 fn every_refusal_has_a_typed_reason() {
-    let clock = VirtualClock::new();
+    let net = Net::perfect();
     let (mut n, mut seen) = (node(24), Seen::default());
-    let auth = authenticate(&mut n, &mut seen, &clock, ConnId(1));
-    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(2), "nope").is_none());
+    let auth = authenticate(&mut n, &mut seen, &net, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(2), "nope").is_none());
     assert_eq!(
         refusals(&seen),
         vec![(Transport::Tcp, Refusal::UnknownServer("nope".into()))]
     );
     // A removed server closes its sessions and refuses new ones.
-    assert!(open_tcp(&mut n, &mut seen, &clock, &auth, ConnId(3), "echo").is_some());
-    n.remove_session_server(clock.now(), "echo").unwrap();
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(3), "echo").is_some());
+    n.remove_session_server(net.now(), "echo").unwrap();
     drain(&mut n, &mut seen);
     assert!(seen.events.iter().any(|e| matches!(
         e,
@@ -416,15 +456,15 @@ fn every_refusal_has_a_typed_reason() {
 
 #[test]
 fn an_answered_peer_that_never_connects_is_freed() {
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let (mut n, mut seen) = (node(24), Seen::default());
     let (_peer, offer) = offerer();
-    let (pid, _) = n.rtc_answer(clock.now(), &offer).unwrap();
+    let (pid, _) = n.rtc_answer(net.now(), &offer).unwrap();
     assert_eq!(n.host().peer_count(), 1);
     let t = n.poll_timeout().unwrap();
-    assert_eq!(t, clock.now() + Duration::from_secs(30));
-    clock.advance_to(t);
-    n.handle_timeout(clock.now());
+    assert_eq!(t, net.now() + Duration::from_secs(30));
+    net.advance(&mut [], Duration::from_secs(30));
+    n.handle_timeout(net.now());
     drain(&mut n, &mut seen);
     assert_eq!(n.host().peer_count(), 0);
     assert_eq!(
@@ -442,20 +482,20 @@ fn an_answered_peer_that_never_connects_is_freed() {
 #[test]
 fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
     use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, BINDING};
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let (mut n, mut seen) = (node(24), Seen::default());
-    let mut r = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
     let pid = softbus_rtc::host::PeerId(1);
-    let start = clock.now();
-    assert!(n.rtc_close(clock.now(), pid));
-    r.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
+    let start = net.now();
+    assert!(n.rtc_close(net.now(), pid));
+    r.pump_until(&mut n, &mut seen, &mut net, |e, _| {
         e.iter().any(|e| matches!(e, PeerEvent::Closed(_)))
     });
     assert!(r
         .events
         .contains(&PeerEvent::Closed(CloseReason::RemoteClosed)));
     assert_eq!(
-        clock.now(),
+        net.now(),
         start,
         "no timer needed: the close is sent at once"
     );
@@ -469,7 +509,7 @@ fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
         .message_integrity(&h, pwd.as_bytes())
         .fingerprint();
     let me: SocketAddr = RTC_PEER.parse().unwrap();
-    n.handle_datagram(clock.now(), Socket::Rtc, me, None, &check)
+    n.handle_datagram(net.now(), Socket::Rtc, me, None, &check)
         .unwrap();
     drain(&mut n, &mut seen);
     let (to, reply) = seen.rtc.pop().expect("an answer to the check");
@@ -484,13 +524,13 @@ fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
         .attribute(attr::USERNAME, format!("{ufrag}:peer").as_bytes())
         .message_integrity(&h, b"not the password")
         .fingerprint();
-    n.handle_datagram(clock.now(), Socket::Rtc, me, None, &forged)
+    n.handle_datagram(net.now(), Socket::Rtc, me, None, &forged)
         .unwrap();
     drain(&mut n, &mut seen);
     assert!(seen.rtc.is_empty());
     // After the tombstone time, checks are ignored.
-    clock.advance(softbus_rtc::host::TOMBSTONE);
-    n.handle_datagram(clock.now(), Socket::Rtc, me, None, &check)
+    net.advance(&mut [], softbus_rtc::host::TOMBSTONE);
+    n.handle_datagram(net.now(), Socket::Rtc, me, None, &check)
         .unwrap();
     drain(&mut n, &mut seen);
     assert!(seen.rtc.is_empty());
@@ -505,23 +545,17 @@ fn fingerprint_of(answer: &str) -> Vec<u8> {
 /// connected with the old one keeps working.
 #[test]
 fn the_certificate_is_renewed_without_dropping_live_connections() {
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let mut cfg = HostConfig::new(RTC_HOST.parse().unwrap());
     cfg.renew_certificate_after = Some(Duration::from_secs(60));
     let (mut n, mut seen) = (node_with(24, cfg), Seen::default());
-    let mut old = RtcClient::connect(&mut n, &mut seen, &mut clock);
+    let mut old = RtcClient::connect(&mut n, &mut seen, &mut net);
     // A minute passes with the connection alive (consent checks keep flowing).
-    let until = clock.now() + Duration::from_secs(61);
-    while clock.now() < until {
-        clock.advance(Duration::from_millis(500));
-        n.handle_timeout(clock.now());
-        old.peer.handle_timeout(clock.now(), &old.hmac);
-        old.pump_until(&mut n, &mut seen, &mut clock, |_, _| true);
-    }
+    old.pump_for(&mut n, &mut seen, &mut net, Duration::from_secs(61));
     let new = RtcClient::connect_from(
         &mut n,
         &mut seen,
-        &mut clock,
+        &mut net,
         "10.0.0.5:40000".parse().unwrap(),
     );
     assert_ne!(
@@ -530,10 +564,10 @@ fn the_certificate_is_renewed_without_dropping_live_connections() {
         "a new certificate for the new peer"
     );
     // The old peer still opens a channel and gets its echo.
-    let ch = old.peer.open_channel(clock.now(), "echo").unwrap();
-    old.pump_until(&mut n, &mut seen, &mut clock, |_, s| opened(s).len() == 1);
-    old.peer.send(clock.now(), ch, true, b"still here").unwrap();
-    old.pump_until(&mut n, &mut seen, &mut clock, |e, _| {
+    let ch = old.peer.open_channel(net.now(), "echo").unwrap();
+    old.pump_until(&mut n, &mut seen, &mut net, |_, s| opened(s).len() == 1);
+    old.peer.send(net.now(), ch, true, b"still here").unwrap();
+    old.pump_until(&mut n, &mut seen, &mut net, |e, _| {
         e.contains(&PeerEvent::Message {
             id: ch,
             binary: true,
@@ -542,12 +576,12 @@ fn the_certificate_is_renewed_without_dropping_live_connections() {
     });
     assert!(!old.events.iter().any(|e| matches!(e, PeerEvent::Closed(_))));
     // Before the renewal time, answers keep the certificate.
-    let mut clock = VirtualClock::new();
+    let mut net = Net::perfect();
     let mut n = node(24);
     let (_, o1) = offerer_at("10.0.0.6:1".parse().unwrap());
     let (_, o2) = offerer_at("10.0.0.7:1".parse().unwrap());
-    let (_, a1) = n.rtc_answer(clock.now(), &o1).unwrap();
-    clock.advance(Duration::from_secs(26 * 86_400));
-    let (_, a2) = n.rtc_answer(clock.now(), &o2).unwrap();
+    let (_, a1) = n.rtc_answer(net.now(), &o1).unwrap();
+    net.advance(&mut [], Duration::from_secs(26 * 86_400));
+    let (_, a2) = n.rtc_answer(net.now(), &o2).unwrap();
     assert_eq!(fingerprint_of(&a1), fingerprint_of(&a2));
 }

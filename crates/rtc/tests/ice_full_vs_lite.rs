@@ -5,9 +5,9 @@
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::ice::agent::{AgentConfig, IceAgent};
 use softbus_rtc::ice::{Credentials, IceEvent, IceLite, IceState};
-use softbus_testkit::{LinkConfig, LossyLink, VirtualClock};
+use softbus_testkit::{Datagram, Driven, LinkConfig, Net, Step};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const C: &str = "10.0.0.1:40000";
 const L: &str = "10.0.0.2:50000";
@@ -40,7 +40,62 @@ fn agents(seed: u64) -> (IceAgent, IceLite) {
     (full, lite)
 }
 
-/// Runs until `until` (virtual); `lite_answers` false makes the lite side silent from `silence_at`.
+/// The full agent on the shared test network.
+struct Full<'a>(&'a mut IceAgent, &'a OpenSslCrypto);
+
+impl Driven for Full<'_> {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == C.parse().unwrap()
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        let (to, payload) = self.0.poll_transmit()?;
+        Some(Datagram {
+            from: C.parse().unwrap(),
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        let _ = self.0.handle_stun(now, d.from, &d.payload, self.1);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.0.handle_timeout(now, self.1);
+    }
+}
+
+/// The lite agent, which stops answering from `silent_from`.
+struct Lite<'a>(&'a mut IceLite, &'a OpenSslCrypto, Option<Instant>);
+
+impl Driven for Lite<'_> {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == L.parse().unwrap()
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        let (to, payload) = self.0.poll_transmit()?;
+        Some(Datagram {
+            from: L.parse().unwrap(),
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        if self.2.is_none_or(|t| now < t) {
+            let _ = self.0.handle_stun(now, d.from, &d.payload, self.1);
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.0.handle_timeout(now);
+    }
+}
+
+/// Runs `secs` of virtual time with `loss` each way (5 ms delay, up to 40 ms
+/// jitter); the lite side goes silent after `silence_after`.
 fn run(
     seed: u64,
     loss: f64,
@@ -49,53 +104,32 @@ fn run(
 ) -> (IceAgent, Vec<(Duration, IceEvent)>) {
     let h = OpenSslCrypto::new();
     let (mut full, mut lite) = agents(seed);
-    let mut clock = VirtualClock::new();
-    let t0 = clock.now();
-    let cfg = LinkConfig {
-        loss,
-        delay: Duration::from_millis(5),
-        jitter: Duration::from_millis(40),
-    };
-    let (mut up, mut down) = (
-        LossyLink::<Vec<u8>>::new(cfg, seed),
-        LossyLink::<Vec<u8>>::new(cfg, seed ^ 0x55),
+    let mut net = Net::new(
+        LinkConfig {
+            loss,
+            delay: Duration::from_millis(5),
+            jitter: Duration::from_millis(40),
+        },
+        seed,
     );
-    let (c, l): (SocketAddr, SocketAddr) = (C.parse().unwrap(), L.parse().unwrap());
-    full.add_remote_candidate(clock.now(), l, &h);
+    let t0 = net.now();
+    let deadline = net.deadline(Duration::from_secs(secs));
+    full.add_remote_candidate(net.now(), L.parse().unwrap(), &h);
+    let silent_from = silence_after.map(|s| t0 + s);
     let mut events = Vec::new();
-    for _ in 0..100_000 {
-        let now = clock.now();
-        while let Some((to, d)) = full.poll_transmit() {
-            assert_eq!(to, l);
-            up.send(now, d);
-        }
-        while let Some((to, d)) = lite.poll_transmit() {
-            assert_eq!(to, c);
-            down.send(now, d);
-        }
-        let silent = silence_after.is_some_and(|s| now - t0 >= s);
-        while let Some(d) = up.recv(now) {
-            if !silent {
-                let _ = lite.handle_stun(now, c, &d, &h);
-            }
-        }
-        while let Some(d) = down.recv(now) {
-            let _ = full.handle_stun(now, l, &d, &h);
-        }
+    loop {
+        let step = net.step(
+            &mut [
+                &mut Full(&mut full, &h),
+                &mut Lite(&mut lite, &h, silent_from),
+            ],
+            deadline,
+        );
         while let Some(e) = full.poll_event() {
-            events.push((now - t0, e));
+            events.push((net.now() - t0, e));
         }
-        let next = [full.poll_timeout(), up.next_due(), down.next_due()]
-            .into_iter()
-            .flatten()
-            .min();
-        match next {
-            Some(t) if t - t0 <= Duration::from_secs(secs) => {
-                clock.advance_to(t.max(now + Duration::from_micros(1)));
-                full.handle_timeout(clock.now(), &h);
-                lite.handle_timeout(clock.now());
-            }
-            _ => break,
+        if step == Step::Idle {
+            break;
         }
     }
     (full, events)
@@ -153,7 +187,7 @@ fn full_agent_answers_checks() {
     use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, BINDING};
     let h = OpenSslCrypto::new();
     let (mut full, _) = agents(1);
-    let t = VirtualClock::new().now();
+    let t = Net::perfect().now();
     let from: SocketAddr = L.parse().unwrap();
     let check = |pwd: &str| {
         MessageBuilder::new(Class::Request, BINDING, [3; 12])

@@ -9,9 +9,9 @@ use softbus_rtc::dtls::DtlsRole;
 use softbus_rtc::jsep::{JsepError, SignalingState};
 use softbus_rtc::peer::{LocalParams, Peer, PeerError, PeerEvent};
 use softbus_rtc::sdp::{SdpOffer, Setup};
-use softbus_testkit::VirtualClock;
+use softbus_testkit::{Datagram, Driven, LinkConfig, Net, Step};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const OFFERER: &str = "127.0.0.1:40000";
 const ANSWERER: &str = "127.0.0.1:50000";
@@ -65,10 +65,10 @@ fn tids() -> Box<dyn FnMut() -> [u8; 12] + Send> {
     })
 }
 
-fn pair(clock: &VirtualClock) -> (Peer, Peer, String) {
+fn pair(net: &Net) -> (Peer, Peer, String) {
     let (mut offerer, answerer, offer, answer) = offer_and_answer();
     offerer
-        .apply_answer(clock.now(), &answer, &OpenSslCrypto::new(), tids())
+        .apply_answer(net.now(), &answer, &OpenSslCrypto::new(), tids())
         .unwrap();
     (offerer, answerer, offer)
 }
@@ -76,7 +76,7 @@ fn pair(clock: &VirtualClock) -> (Peer, Peer, String) {
 #[test]
 fn a_rejected_answer_leaves_the_offer_pending() {
     let (mut o, _, _, answer) = offer_and_answer();
-    let now = VirtualClock::new().now();
+    let now = Net::perfect().now();
     let h = OpenSslCrypto::new();
     let no_candidates: String = answer
         .split_inclusive("\r\n")
@@ -89,27 +89,74 @@ fn a_rejected_answer_leaves_the_offer_pending() {
     o.apply_answer(now, &answer, &h, tids()).unwrap();
 }
 
-/// Moves datagrams both ways, without loss, until `done` holds or 2,000 rounds of
-/// 10 ms virtual time pass.
+/// A peer on the shared test network (testkit's `Net`).
+struct Side<'a> {
+    addr: SocketAddr,
+    peer: &'a mut Peer,
+    h: &'a OpenSslCrypto,
+}
+
+impl Driven for Side<'_> {
+    fn owns(&self, addr: SocketAddr) -> bool {
+        addr == self.addr
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        let (to, payload) = self.peer.poll_transmit()?;
+        Some(Datagram {
+            from: self.addr,
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        self.peer.handle_datagram(now, d.from, &d.payload, self.h);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.peer.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.peer.handle_timeout(now, self.h);
+    }
+}
+
+/// Drives both peers on `net` until `done` holds for an event (`true`: the
+/// offerer's) or 20 s of virtual time pass.
 fn run(
-    clock: &mut VirtualClock,
+    net: &mut Net,
     o: &mut Peer,
     a: &mut Peer,
+    done: impl FnMut(&PeerEvent, bool) -> bool,
+) -> bool {
+    run_for(net, o, a, Duration::from_secs(20), done)
+}
+
+fn run_for(
+    net: &mut Net,
+    o: &mut Peer,
+    a: &mut Peer,
+    limit: Duration,
     mut done: impl FnMut(&PeerEvent, bool) -> bool,
 ) -> bool {
     let h = OpenSslCrypto::new();
     let (o_addr, a_addr): (SocketAddr, SocketAddr) =
         (OFFERER.parse().unwrap(), ANSWERER.parse().unwrap());
-    for _ in 0..2_000 {
-        let now = clock.now();
-        while let Some((to, d)) = o.poll_transmit() {
-            assert_eq!(to, a_addr);
-            a.handle_datagram(now, o_addr, &d, &h);
-        }
-        while let Some((to, d)) = a.poll_transmit() {
-            assert_eq!(to, o_addr);
-            o.handle_datagram(now, a_addr, &d, &h);
-        }
+    let deadline = net.deadline(limit);
+    loop {
+        let step = net.step(
+            &mut [
+                &mut Side {
+                    addr: o_addr,
+                    peer: o,
+                    h: &h,
+                },
+                &mut Side {
+                    addr: a_addr,
+                    peer: a,
+                    h: &h,
+                },
+            ],
+            deadline,
+        );
         let mut hit = false;
         while let Some(e) = o.poll_event() {
             hit |= done(&e, true);
@@ -120,19 +167,17 @@ fn run(
         if hit {
             return true;
         }
-        clock.advance(Duration::from_millis(10));
-        let now = clock.now();
-        o.handle_timeout(now, &h);
-        a.handle_timeout(now, &h);
+        if step == Step::Idle {
+            return false;
+        }
     }
-    false
 }
 
 /// A pair with ICE, DTLS and SCTP up on both sides.
-fn connected(clock: &mut VirtualClock) -> (Peer, Peer) {
-    let (mut o, mut a, _) = pair(clock);
+fn connected(net: &mut Net) -> (Peer, Peer) {
+    let (mut o, mut a, _) = pair(net);
     let mut up = (false, false);
-    assert!(run(clock, &mut o, &mut a, |e, offerer| {
+    assert!(run(net, &mut o, &mut a, |e, offerer| {
         if *e == PeerEvent::Connected {
             if offerer {
                 up.0 = true
@@ -147,7 +192,7 @@ fn connected(clock: &mut VirtualClock) -> (Peer, Peer) {
 
 #[test]
 fn offer_is_built_by_jsep_with_the_data_section_and_our_candidate() {
-    let (_, _, offer) = pair(&VirtualClock::new());
+    let (_, _, offer) = pair(&Net::perfect());
     let o = SdpOffer::parse(&offer).unwrap();
     assert_eq!(o.media.len(), 1);
     let m = &o.media[0];
@@ -160,19 +205,19 @@ fn offer_is_built_by_jsep_with_the_data_section_and_our_candidate() {
 
 #[test]
 fn offerer_and_answerer_connect_and_exchange_bytes() {
-    let mut clock = VirtualClock::new();
-    let (mut o, mut a) = connected(&mut clock);
-    let id = o.open_channel(clock.now(), "echo").unwrap();
-    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| !offerer
+    let mut net = Net::perfect();
+    let (mut o, mut a) = connected(&mut net);
+    let id = o.open_channel(net.now(), "echo").unwrap();
+    assert!(run(&mut net, &mut o, &mut a, |e, offerer| !offerer
         && *e
             == PeerEvent::ChannelOpen {
                 id,
                 label: "echo".into()
             }));
     let payload: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
-    o.send(clock.now(), id, true, &payload).unwrap();
+    o.send(net.now(), id, true, &payload).unwrap();
     let mut got = None;
-    assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
+    assert!(run(&mut net, &mut o, &mut a, |e, offerer| {
         if let (false, PeerEvent::Message { data, binary, .. }) = (offerer, e) {
             got = Some((*binary, data.clone()));
         }
@@ -183,13 +228,13 @@ fn offerer_and_answerer_connect_and_exchange_bytes() {
 
 #[test]
 fn a_second_answer_is_refused_by_the_signaling_state() {
-    let clock = VirtualClock::new();
-    let (mut o, _, _) = pair(&clock);
+    let net = Net::perfect();
+    let (mut o, _, _) = pair(&net);
     // An answer to another offer: the state is refused before its content is read.
     let (_, _, _, answer) = offer_and_answer();
     let err = o
         .apply_answer(
-            clock.now(),
+            net.now(),
             &answer,
             &OpenSslCrypto::new(),
             Box::new(|| [1; 12]),
@@ -205,36 +250,38 @@ fn a_second_answer_is_refused_by_the_signaling_state() {
 /// expires (RFC 7675: 30 s without a successful check) and the peer closes.
 #[test]
 fn consent_loss_closes_both_peers() {
-    let mut clock = VirtualClock::new();
-    let (mut o, mut a) = connected(&mut clock);
-    let h = OpenSslCrypto::new();
-    let start = clock.now();
+    let mut net = Net::perfect();
+    let (mut o, mut a) = connected(&mut net);
+    net.set_link(LinkConfig {
+        loss: 1.0,
+        delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+    });
+    let start = net.now();
     let mut closed_at = (None, None);
-    for _ in 0..1_000 {
-        clock.advance(Duration::from_millis(100));
-        let now = clock.now();
-        o.handle_timeout(now, &h);
-        a.handle_timeout(now, &h);
-        // Everything sent is lost.
-        while o.poll_transmit().is_some() {}
-        while a.poll_transmit().is_some() {}
-        for (p, at) in [(&mut o, &mut closed_at.0), (&mut a, &mut closed_at.1)] {
-            while let Some(e) = p.poll_event() {
-                if let PeerEvent::Closed(r) = e {
-                    assert_eq!(r, softbus_rtc::peer::CloseReason::ConsentExpired);
-                    *at = Some(now - start);
+    assert!(run_for(
+        &mut net,
+        &mut o,
+        &mut a,
+        Duration::from_secs(60),
+        |e, offerer| {
+            if let PeerEvent::Closed(r) = e {
+                assert_eq!(*r, softbus_rtc::peer::CloseReason::ConsentExpired);
+                if offerer {
+                    closed_at.0 = Some(());
+                } else {
+                    closed_at.1 = Some(());
                 }
             }
+            closed_at.0.is_some() && closed_at.1.is_some()
         }
-    }
+    ));
     assert!(o.is_closed() && a.is_closed());
-    let (co, ca) = (closed_at.0.unwrap(), closed_at.1.unwrap());
-    for t in [co, ca] {
-        assert!(
-            t >= Duration::from_secs(25) && t <= Duration::from_secs(40),
-            "{co:?} {ca:?}"
-        );
-    }
+    let t = net.now() - start;
+    assert!(
+        t >= Duration::from_secs(25) && t <= Duration::from_secs(40),
+        "{t:?}"
+    );
 }
 
 /// Closing one side tells the other: its channels close (SCTP SHUTDOWN) and the
@@ -243,29 +290,29 @@ fn consent_loss_closes_both_peers() {
 #[test]
 fn close_tells_the_other_side() {
     for offerer_closes in [true, false] {
-        let mut clock = VirtualClock::new();
-        let (mut o, mut a) = connected(&mut clock);
-        let id = o.open_channel(clock.now(), "echo").unwrap();
-        assert!(run(&mut clock, &mut o, &mut a, |e, offerer| !offerer
+        let mut net = Net::perfect();
+        let (mut o, mut a) = connected(&mut net);
+        let id = o.open_channel(net.now(), "echo").unwrap();
+        assert!(run(&mut net, &mut o, &mut a, |e, offerer| !offerer
             && matches!(e, PeerEvent::ChannelOpen { .. })));
-        let start = clock.now();
+        let start = net.now();
         if offerer_closes {
-            o.close(clock.now());
+            o.close(net.now());
         } else {
-            a.close(clock.now());
+            a.close(net.now());
         }
         let mut closed = None;
-        assert!(run(&mut clock, &mut o, &mut a, |e, offerer| {
+        assert!(run(&mut net, &mut o, &mut a, |e, offerer| {
             if let (true, PeerEvent::Closed(r)) = (offerer != offerer_closes, e) {
                 closed = Some(r.clone());
             }
             closed.is_some()
         }));
         assert_eq!(closed, Some(softbus_rtc::peer::CloseReason::RemoteClosed));
-        assert!(clock.now() - start < Duration::from_secs(1), "at once");
+        assert!(net.now() - start < Duration::from_secs(1), "at once");
         assert!(o.is_closed() && a.is_closed());
         assert!(
-            o.send(clock.now(), id, false, b"late").is_err(),
+            o.send(net.now(), id, false, b"late").is_err(),
             "the offerer's channel is gone"
         );
     }
@@ -276,7 +323,7 @@ fn close_tells_the_other_side() {
 /// §4), so the offerer is then the server. actpass is not an answer's value.
 #[test]
 fn the_answers_setup_decides_the_offerers_role() {
-    let clock = VirtualClock::new();
+    let net = Net::perfect();
     let h = OpenSslCrypto::new();
     let (_, _, _, answer) = offer_and_answer();
     assert!(answer.contains("a=setup:passive\r\n"));
@@ -293,13 +340,13 @@ fn the_answers_setup_decides_the_offerers_role() {
         (no_setup, DtlsRole::Server),
     ] {
         let (mut o, _, _, _) = offer_and_answer();
-        o.apply_answer(clock.now(), &sdp, &h, tids()).unwrap();
+        o.apply_answer(net.now(), &sdp, &h, tids()).unwrap();
         assert_eq!(o.dtls_role(), role, "{sdp}");
     }
     let (mut o, _, _, _) = offer_and_answer();
     assert_eq!(
         o.apply_answer(
-            clock.now(),
+            net.now(),
             &answer.replace("a=setup:passive", "a=setup:actpass"),
             &h,
             tids()
