@@ -1,14 +1,12 @@
 //! `softbus`: run a node, discover devices, send to a session server.
 #![forbid(unsafe_code)]
 
-mod bench;
-
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
-use softbus_bus::auth::PinPolicy;
-use softbus_bus::discovery::publish::{capability_bit, device_type_from_name};
 use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
+use softbus_runtime::wire::{capability_bit, device_type_from_name};
+use softbus_runtime::PinPolicy;
 use softbus_runtime::{net, Node, NodeConfig};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -35,8 +33,13 @@ enum Cmd {
     Discover(DiscoverArgs),
     /// Authenticate to a peer, open a session, send a message, print the replies.
     Send(SendArgs),
-    /// Measure throughput, discovery rate and per-session memory against baselines.
-    Bench(bench::BenchArgs),
+    /// Measure throughput, discovery rate and per-session memory against baselines
+    /// (runs `softbus-bench` from beside this binary; `softbus bench --help` for its options).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -140,6 +143,22 @@ struct SendArgs {
     message: String,
 }
 
+/// `softbus bench`: the harness is its own binary (`softbus-bench`, crates/bench),
+/// run from beside this one with the same arguments.
+fn bench(args: &[String]) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(me) => me.with_file_name("softbus-bench"),
+        Err(e) => return failure(format!("cannot find softbus-bench: {e}")),
+    };
+    match std::process::Command::new(&exe).args(args).status() {
+        Ok(s) => ExitCode::from(s.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1)),
+        Err(e) => failure(format!(
+            "cannot run {}: {e} (build it with cargo build --release -p softbus-bench)",
+            exe.display()
+        )),
+    }
+}
+
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("softbus: {msg}");
     ExitCode::from(2)
@@ -196,16 +215,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,sctp_proto=off".into()),
         )
         .init();
-    // The bench client runs on one thread, like each server it measures (see bench.rs).
-    let rt = if matches!(cli.cmd, Cmd::Bench(_)) {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    };
+    if let Cmd::Bench { args } = &cli.cmd {
+        return bench(args);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => return failure(format!("cannot start the runtime: {e}")),
@@ -215,7 +230,7 @@ fn main() -> ExitCode {
             Cmd::Node(a) => node(a).await,
             Cmd::Discover(a) => discover(a).await,
             Cmd::Send(a) => send(a).await,
-            Cmd::Bench(a) => bench::run(a).await,
+            Cmd::Bench { .. } => ExitCode::SUCCESS,
         }
     })
 }
@@ -535,7 +550,7 @@ async fn send(a: SendArgs) -> ExitCode {
     let Some(timeout) = timeout_arg(a.timeout) else {
         return usage("--timeout must be a positive number of seconds");
     };
-    if a.message.is_empty() || a.message.len() > softbus_bus::frame::MAX_SEND_BYTES {
+    if a.message.is_empty() || a.message.len() > softbus_runtime::wire::MAX_SEND_BYTES {
         return usage("MESSAGE must be 1..=4048 bytes");
     }
     if a.count == 0 {

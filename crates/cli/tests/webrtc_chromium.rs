@@ -57,10 +57,19 @@ fn interop_script(ns: &str, python: &str, script: &str, web: &str) -> serde_json
 /// transport close and its connection leave "connected" within 2 s (the node sends
 /// SCTP SHUTDOWN and DTLS close_notify, and answers the next ICE check with an
 /// error), instead of when ICE consent would expire (~30 s).
+///
+/// The peer connection's own state follows the W3C aggregation: a closed DTLS
+/// transport counts as "connected" while ICE is, so it leaves at the peer's next
+/// consent check, which gets the node's 403. Chromium checks a stable pair every
+/// 2.5 s, so that bound is 3 s (measured 1.06-2.11 s); aiortc closes at once.
 fn deleted_closes_within_2s(r: &serde_json::Value) {
-    for key in ["channel_closed_ms", "dtls_closed_ms", "connection_left_ms"] {
+    for (key, bound) in [
+        ("channel_closed_ms", 2000),
+        ("dtls_closed_ms", 2000),
+        ("connection_left_ms", 3000),
+    ] {
         let ms = r[key].as_u64().unwrap_or_else(|| panic!("no {key}: {r}"));
-        assert!(ms <= 2000, "{key} = {ms} ms: {r}");
+        assert!(ms <= bound, "{key} = {ms} ms: {r}");
     }
     assert_ne!(r["connection_state"], "connected", "{r}");
     eprintln!(

@@ -23,6 +23,13 @@ pub mod rtc_client;
 pub mod store;
 
 pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, ServerMode};
+pub use softbus_bus::auth::PinPolicy;
+
+/// Wire facts the command line checks its arguments against.
+pub mod wire {
+    pub use softbus_bus::discovery::publish::{capability_bit, device_type_from_name};
+    pub use softbus_bus::frame::MAX_SEND_BYTES;
+}
 
 /// Which socket a [`Error::Bind`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

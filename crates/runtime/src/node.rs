@@ -4,7 +4,7 @@
 //! are read and written in batches. It forwards events and never decides.
 
 use crate::events::NodeEvent;
-use crate::store::{self, TrustStore};
+use crate::store::{self, TrustRecord, TrustStore, TrustWriter};
 use crate::{net, Bound, Error};
 use softbus_bus::auth::PinPolicy;
 use softbus_bus::discovery::publish::PublishInfo;
@@ -208,7 +208,7 @@ impl Node {
         let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
-        let trust = TrustStore::open(&cfg.data_dir)?;
+        let trust = TrustWriter::start(TrustStore::open(&cfg.data_dir)?)?;
         let udp = net::BatchUdp::new(net::bind_discovery(cfg.ip, cfg.discovery_port)?)?;
         let auth = net::bind_listener(cfg.ip, cfg.auth_port, Bound::AuthListener)?;
         let sess = net::bind_listener(cfg.ip, cfg.session_port, Bound::SessionListener)?;
@@ -474,7 +474,7 @@ struct Driver {
     node: CoreNode,
     udp: net::BatchUdp,
     rtc_sock: Option<net::BatchUdp>,
-    trust: TrustStore,
+    trust: TrustWriter,
     events: broadcast::Sender<NodeEvent>,
     writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
     readers: HashMap<ConnId, tokio::task::AbortHandle>,
@@ -541,6 +541,8 @@ impl Driver {
             r.abort();
         }
         self.writers.clear();
+        // Every verification is on disk before the node reports it has stopped.
+        self.trust.finish();
     }
 
     fn command(&mut self, c: Command) {
@@ -571,7 +573,7 @@ impl Driver {
                     devices: bus.discovery().devices(),
                     sessions: self.node.sessions(),
                     servers: self.node.session_servers(),
-                    trusted: self.trust.devices().to_vec(),
+                    trusted: self.trust.devices(),
                     dropped_datagrams: bus.discovery().dropped(),
                 });
             }
@@ -670,15 +672,13 @@ impl Driver {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            if let Err(err) = self.trust.record(
-                &peer.device_id,
-                &peer.device_name,
-                &peer.device_type,
-                &ip.to_string(),
-                now,
-            ) {
-                tracing::warn!(error = %err, "could not persist trusted device");
-            }
+            self.trust.record(TrustRecord {
+                device_id: peer.device_id.clone(),
+                name: peer.device_name.clone(),
+                device_type: peer.device_type.clone(),
+                ip: ip.to_string(),
+                seen: now,
+            });
         }
         if let Some(ev) = NodeEvent::from_node(&e) {
             let _ = self.events.send(ev);

@@ -128,6 +128,43 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// Records written on the trust thread are on disk once it has finished,
+    /// and the shared list follows them.
+    #[test]
+    fn trust_writer_persists_off_the_caller_thread() {
+        let d = tmp("writer");
+        let w = TrustWriter::start(TrustStore::open(&d).unwrap()).unwrap();
+        for (i, id) in ["A", "B", "A"].iter().enumerate() {
+            w.record(TrustRecord {
+                device_id: (*id).into(),
+                name: format!("n{i}"),
+                device_type: "DEV_L1".into(),
+                ip: "10.0.0.1".into(),
+                seen: i as u64,
+            });
+        }
+        w.finish();
+        let s = TrustStore::open(&d).unwrap();
+        let got: Vec<(&str, &str)> = s
+            .devices()
+            .iter()
+            .map(|t| (t.device_id.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.contains(&("A", "n2")) && got.contains(&("B", "n1")),
+            "{got:?}"
+        );
+        let w = TrustWriter::start(s).unwrap();
+        assert_eq!(
+            w.devices().len(),
+            2,
+            "the shared list starts from the store"
+        );
+        w.finish();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn trust_store_round_trip_and_corruption() {
         let d = tmp("trust");
@@ -147,5 +184,72 @@ mod tests {
         assert!(TrustStore::open(&d).unwrap().devices().is_empty());
         assert!(d.join("trusted.corrupt").exists());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+}
+
+/// A trust store on a thread of its own, so a slow disk never stalls the node's
+/// engine task: records go in through a bounded queue (when it is full the record
+/// is dropped with a warning; the device is recorded again at its next
+/// verification), and the list is read from a shared copy.
+#[derive(Debug)]
+pub struct TrustWriter {
+    tx: std::sync::mpsc::SyncSender<TrustRecord>,
+    list: std::sync::Arc<std::sync::Mutex<Vec<TrustedDevice>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// One verification to persist.
+#[derive(Debug, Clone)]
+pub struct TrustRecord {
+    pub device_id: String,
+    pub name: String,
+    pub device_type: String,
+    pub ip: String,
+    pub seen: u64,
+}
+
+/// Records queued to the trust store's thread at most.
+pub const TRUST_QUEUE: usize = 256;
+
+impl TrustWriter {
+    /// Starts the writer thread over `store`.
+    pub fn start(mut store: TrustStore) -> io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<TrustRecord>(TRUST_QUEUE);
+        let list = std::sync::Arc::new(std::sync::Mutex::new(store.devices().to_vec()));
+        let shared = list.clone();
+        let thread = std::thread::Builder::new()
+            .name("softbus-trust".into())
+            .spawn(move || {
+                // Ends when every sender is gone (the node stopped).
+                for r in rx {
+                    if let Err(e) =
+                        store.record(&r.device_id, &r.name, &r.device_type, &r.ip, r.seen)
+                    {
+                        tracing::warn!(error = %e, "could not persist trusted device");
+                    }
+                    if let Ok(mut l) = shared.lock() {
+                        *l = store.devices().to_vec();
+                    }
+                }
+            })?;
+        Ok(Self { tx, list, thread })
+    }
+
+    /// Writes what is queued, then stops the thread.
+    pub fn finish(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
+
+    /// Queues a record; never blocks.
+    pub fn record(&self, r: TrustRecord) {
+        if let Err(e) = self.tx.try_send(r) {
+            tracing::warn!(error = %e, "trust store queue full; record dropped");
+        }
+    }
+
+    /// The trusted devices as last written.
+    pub fn devices(&self) -> Vec<TrustedDevice> {
+        self.list.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }

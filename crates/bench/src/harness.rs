@@ -1,4 +1,4 @@
-//! `softbus bench`: end-to-end measurements over loopback, each against a baseline
+//! The measurements of `softbus bench`: end-to-end, over loopback, each against a baseline
 //! measured in the same run (BENCHMARKS.md explains how to read them).
 //!
 //! - throughput: 4048-byte messages through an encrypted echo session vs the same
@@ -7,9 +7,9 @@
 //! - memory: RSS per idle open session of a `softbus node` process holding N sessions
 //!   vs a plain tokio server holding N idle TCP connections.
 
-use softbus_bus::auth::PinPolicy;
 use softbus_bus::discovery::{Discovery, DiscoveryConfig, LocalDevice};
 use softbus_runtime::client::{self, ClientIdentity};
+use softbus_runtime::PinPolicy;
 use softbus_runtime::{Node, NodeConfig};
 use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Arguments of `softbus bench`.
 #[derive(clap::Args, Debug)]
+#[allow(clippy::struct_field_names)]
 pub struct BenchArgs {
     /// Seconds per throughput / discovery measurement.
     #[arg(long, default_value_t = 3.0)]
@@ -578,8 +579,22 @@ impl Drop for Child {
     }
 }
 
-fn spawn(args: &[&str]) -> Result<(Child, String), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+/// The `softbus` binary beside this one (`node` runs in its own process).
+fn softbus_exe() -> Result<std::path::PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = me.with_file_name("softbus");
+    if exe.exists() {
+        Ok(exe)
+    } else {
+        Err(format!(
+            "{} not found: build it with cargo build --release -p softbus-cli",
+            exe.display()
+        ))
+    }
+}
+
+/// Starts `exe args` and returns it with the first line it prints.
+fn spawn(exe: std::path::PathBuf, args: &[&str]) -> Result<(Child, String), String> {
     let mut c = std::process::Command::new(exe)
         .args(args)
         .stdout(Stdio::piped())
@@ -604,22 +619,25 @@ async fn settle_rss(pid: u32) -> Result<f64, String> {
 async fn memory(n: usize) -> Result<(f64, f64), String> {
     let dir = data_dir("mem");
     let max = (n + 64).to_string(); // the measured sessions plus the warm-up ones
-    let (child, ready) = spawn(&[
-        "node",
-        "--json",
-        "--ip",
-        "127.0.0.37",
-        "--pin",
-        PIN,
-        "--web",
-        "off",
-        "--discovery-port",
-        "0",
-        "--max-sessions",
-        &max,
-        "--data-dir",
-        dir.to_str().unwrap_or("/tmp"),
-    ])?;
+    let (child, ready) = spawn(
+        softbus_exe()?,
+        &[
+            "node",
+            "--json",
+            "--ip",
+            "127.0.0.37",
+            "--pin",
+            PIN,
+            "--web",
+            "off",
+            "--discovery-port",
+            "0",
+            "--max-sessions",
+            &max,
+            "--data-dir",
+            dir.to_str().unwrap_or("/tmp"),
+        ],
+    )?;
     let ready: serde_json::Value =
         serde_json::from_str(&ready).map_err(|e| format!("node did not start: {e}"))?;
     let auth_port = ready["auth_port"].as_u64().ok_or("no auth port")? as u16;
@@ -653,7 +671,8 @@ async fn memory(n: usize) -> Result<(f64, f64), String> {
     drop(warm);
     drop(child);
 
-    let (child, line) = spawn(&["bench", "--serve-plain", "127.0.0.39:0"])?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let (child, line) = spawn(me, &["--serve-plain", "127.0.0.39:0"])?;
     let addr: SocketAddr = line
         .trim()
         .parse()
