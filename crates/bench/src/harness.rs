@@ -7,8 +7,9 @@
 //! - memory: RSS per idle open session of a `softbus node` process holding N sessions
 //!   vs a plain tokio server holding N idle TCP connections.
 
+use crate::load as client;
 use softbus_bus::discovery::{Discovery, DiscoveryConfig, LocalDevice};
-use softbus_runtime::client::{self, ClientIdentity};
+use softbus_runtime::client::ClientIdentity;
 use softbus_runtime::PinPolicy;
 use softbus_runtime::{Node, NodeConfig};
 use std::io::BufRead;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod harness;
+mod load;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,13 +1,15 @@
 //! The [`Bus`] facade: one node's discovery responder/discoverer, auth server
 //! and session server, composed behind one sans-IO interface.
 
-use crate::auth::{AuthConn, AuthConnEvent, LocalAuthInfo, PeerInfo, PinPolicy};
+use crate::auth::{
+    AuthClient, AuthConn, AuthConnEvent, Authenticated, LocalAuthInfo, PeerInfo, PinPolicy,
+};
 use crate::crypto::Crypto;
 use crate::discovery::{
     Datagram, Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice,
 };
 use crate::frame::{self, Frame, FrameError, Module, FLAG_REPLY};
-use crate::session::{self, DataChannel, SessionConn, SessionError};
+use crate::session::{self, ClientEvent, DataChannel, SessionClient, SessionConn, SessionError};
 use crate::ConnId;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -65,6 +67,10 @@ pub enum Transmit {
     Tcp { conn: ConnId, bytes: Vec<u8> },
     /// Close this TCP connection.
     Close { conn: ConnId },
+    /// Open a TCP connection to `addr` for `conn` (a client role); answer with
+    /// [`Bus::handle_dialed`]. Write its packets one per write: softbus_lite's
+    /// receive path needs that.
+    Dial { conn: ConnId, addr: SocketAddr },
 }
 
 /// An open session as the API shows it.
@@ -92,6 +98,10 @@ pub struct SessionRequest {
     pub peer_device_id: String,
     pub peer: SocketAddr,
 }
+
+/// Connection ids the engine gives to connections it dials (the driver numbers
+/// accepted ones below this).
+pub const DIALED: u64 = 1 << 63;
 
 /// Frames a connection holds while its open request awaits a decision.
 const MAX_HELD_FRAMES: usize = 16;
@@ -121,14 +131,44 @@ pub enum BusEvent {
     SessionClosed {
         session_id: i32,
         session: String,
-        reason: String,
+        reason: ConnClosed,
+    },
+    /// A connection we dialed finished the key agreement and verification: the
+    /// peer's identity; sessions can be opened with [`Bus::open_session_to`].
+    Authenticated {
+        conn: ConnId,
+        peer: PeerInfo,
     },
     /// A connection was dropped because its peer misbehaved or timed out.
     ConnDropped {
         conn: ConnId,
         ip: IpAddr,
-        reason: String,
+        reason: ConnClosed,
     },
+}
+
+/// Why a connection (and the session on it) ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnClosed {
+    #[error("peer closed")]
+    PeerClosed,
+    #[error("closed locally")]
+    Local,
+    #[error("server removed")]
+    ServerRemoved,
+    #[error("handshake timed out")]
+    Timeout,
+    /// A dialed connection did not connect (the system's error text).
+    #[error("connect failed: {0}")]
+    ConnectFailed(String),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The application refused the session (its reason).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Errors of the facade's commands.
@@ -146,6 +186,20 @@ pub enum BusError {
 #[derive(Debug)]
 enum ConnState {
     Auth(Box<AuthConn>),
+    /// Our auth client on a dialed connection; `done` once verified (the key
+    /// lives as long as the connection).
+    AuthClient {
+        client: Box<AuthClient>,
+        done: Option<Box<Authenticated>>,
+    },
+    /// Our session client on a dialed connection.
+    SessionClient {
+        engine: Box<SessionClient>,
+        session: i32,
+        server: String,
+        peer_device_id: String,
+        opened: bool,
+    },
     Session {
         conn: SessionConn,
         session: Option<i32>,
@@ -211,6 +265,9 @@ pub struct Bus {
     auth_conns: BTreeSet<ConnId>,
     sessions: BTreeMap<i32, Session>,
     requests: VecDeque<SessionRequest>,
+    /// Dialed connections (client roles) held at once.
+    dialed: BTreeSet<ConnId>,
+    next_dial: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<BusEvent>,
 }
@@ -260,6 +317,8 @@ impl Bus {
             auth_conns: BTreeSet::new(),
             sessions: BTreeMap::new(),
             requests: VecDeque::new(),
+            dialed: BTreeSet::new(),
+            next_dial: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -294,7 +353,7 @@ impl Bus {
     }
 
     /// Closes every session open on `server` (RemoveSessionServer).
-    pub fn close_sessions_of(&mut self, server: &str, reason: &str) {
+    pub fn close_sessions_of(&mut self, server: &str, reason: ConnClosed) {
         let ids: Vec<i32> = self
             .sessions
             .values()
@@ -302,7 +361,7 @@ impl Bus {
             .map(|s| s.info.session_id)
             .collect();
         for id in ids {
-            self.close_session_with(id, reason);
+            self.close_session_with(id, reason.clone());
         }
     }
 
@@ -324,15 +383,26 @@ impl Bus {
             .conns
             .get_mut(&conn_id)
             .ok_or(SessionError::NoSession)?;
-        let ConnState::Session { conn: sc, .. } = &mut conn.state else {
-            return Err(SessionError::NoSession);
-        };
-        let ch = sc.channel.as_mut().ok_or(SessionError::NotOpen)?;
-        let bytes = ch.seal(self.crypto.as_mut(), data)?;
-        self.transmits.push_back(Transmit::Tcp {
-            conn: conn_id,
-            bytes,
-        });
+        match &mut conn.state {
+            ConnState::Session { conn: sc, .. } => {
+                let ch = sc.channel.as_mut().ok_or(SessionError::NotOpen)?;
+                let bytes = ch.seal(self.crypto.as_mut(), data)?;
+                self.transmits.push_back(Transmit::Tcp {
+                    conn: conn_id,
+                    bytes,
+                });
+            }
+            ConnState::SessionClient { engine, .. } => {
+                engine.send(self.crypto.as_mut(), data)?;
+                while let Some(bytes) = engine.poll_transmit() {
+                    self.transmits.push_back(Transmit::Tcp {
+                        conn: conn_id,
+                        bytes,
+                    });
+                }
+            }
+            _ => return Err(SessionError::NoSession),
+        }
         Ok(())
     }
 
@@ -341,11 +411,11 @@ impl Bus {
         if !self.sessions.contains_key(&id) {
             return Err(SessionError::NoSession);
         }
-        self.close_session_with(id, "closed locally");
+        self.close_session_with(id, ConnClosed::Local);
         Ok(())
     }
 
-    fn close_session_with(&mut self, id: i32, reason: &str) {
+    fn close_session_with(&mut self, id: i32, reason: ConnClosed) {
         if let Some(conn) = self.sessions.get(&id).map(|s| s.conn) {
             self.forget_conn(conn, reason);
             self.transmits.push_back(Transmit::Close { conn });
@@ -354,6 +424,7 @@ impl Bus {
 
     fn remove_conn(&mut self, conn: ConnId) -> Option<Conn> {
         self.pending.remove(&conn);
+        self.dialed.remove(&conn);
         self.requests.retain(|r| r.conn != conn);
         self.auth_conns.remove(&conn);
         self.conns.remove(&conn)
@@ -437,31 +508,49 @@ impl Bus {
         Ok(())
     }
 
-    /// The peer closed `conn` (or the socket failed).
+    /// The peer closed `conn` (or the socket failed). For a connection we
+    /// dialed that had not finished its handshake, `ConnDropped` says so.
     pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
-        self.forget_conn(conn, "peer closed");
+        let unfinished = self.dialed.contains(&conn) && self.pending.contains(&conn);
+        if let Some(c) = self.forget_conn(conn, ConnClosed::PeerClosed) {
+            if unfinished {
+                self.events.push_back(BusEvent::ConnDropped {
+                    conn,
+                    ip: c.peer.ip(),
+                    reason: ConnClosed::PeerClosed,
+                });
+            }
+        }
     }
 
     /// Forgets `conn`; a session open on it is closed with `reason`.
-    fn forget_conn(&mut self, conn: ConnId, reason: &str) -> Option<Conn> {
+    fn forget_conn(&mut self, conn: ConnId, reason: ConnClosed) -> Option<Conn> {
         let c = self.remove_conn(conn)?;
-        if let ConnState::Session {
-            session: Some(id), ..
-        } = &c.state
-        {
+        let open_session = match &c.state {
+            ConnState::Session {
+                session: Some(id), ..
+            } => Some(id),
+            ConnState::SessionClient {
+                session,
+                opened: true,
+                ..
+            } => Some(session),
+            _ => None,
+        };
+        if let Some(id) = open_session {
             if let Some(s) = self.sessions.remove(id) {
                 self.events.push_back(BusEvent::SessionClosed {
                     session_id: *id,
                     session: s.info.session,
-                    reason: reason.to_owned(),
+                    reason,
                 });
             }
         }
         Some(c)
     }
 
-    fn drop_conn(&mut self, conn: ConnId, reason: String) {
-        let Some(c) = self.forget_conn(conn, &reason) else {
+    fn drop_conn(&mut self, conn: ConnId, reason: ConnClosed) {
+        let Some(c) = self.forget_conn(conn, reason.clone()) else {
             return;
         };
         tracing::debug!(conn = conn.0, %reason, "dropping connection");
@@ -514,16 +603,188 @@ impl Bus {
                             }
                         }
                     }
-                    Err(e) => self.drop_conn(conn, e.to_string()),
+                    Err(e) => self.drop_conn(conn, e.into()),
                 }
             }
             ConnState::Session { .. } => {
                 if let Err(e) = self.handle_session_data(now, conn, peer, data) {
-                    self.drop_conn(conn, e.to_string());
+                    self.drop_conn(conn, e.into());
                 }
             }
+            ConnState::AuthClient { client, done } => {
+                if done.is_some() {
+                    // Nothing more is expected on a verified auth connection.
+                    return Ok(());
+                }
+                match client.handle_data(self.crypto.as_mut(), data) {
+                    Ok(result) => {
+                        while let Some(bytes) = client.poll_transmit() {
+                            self.transmits.push_back(Transmit::Tcp { conn, bytes });
+                        }
+                        if let Some(auth) = result {
+                            let peer = auth.peer.clone();
+                            *done = Some(Box::new(auth));
+                            c.deadline = None;
+                            self.pending.remove(&conn);
+                            self.events
+                                .push_back(BusEvent::Authenticated { conn, peer });
+                        }
+                    }
+                    Err(e) => self.drop_conn(conn, e.into()),
+                }
+            }
+            ConnState::SessionClient {
+                engine,
+                session,
+                server,
+                peer_device_id,
+                opened,
+            } => match engine.handle_data(self.crypto.as_mut(), data) {
+                Ok(events) => {
+                    let id = *session;
+                    for e in events {
+                        match e {
+                            ClientEvent::Opened(_) if !*opened => {
+                                *opened = true;
+                                c.deadline = None;
+                                let info = SessionInfo {
+                                    session_id: id,
+                                    session: server.clone(),
+                                    peer_device_id: peer_device_id.clone(),
+                                    peer,
+                                    transport: "tcp",
+                                };
+                                self.pending.remove(&conn);
+                                self.sessions.insert(
+                                    id,
+                                    Session {
+                                        info: info.clone(),
+                                        conn,
+                                    },
+                                );
+                                self.events.push_back(BusEvent::SessionOpened(info));
+                            }
+                            ClientEvent::Opened(_) => {}
+                            ClientEvent::Bytes(data) => {
+                                self.events.push_back(BusEvent::BytesReceived {
+                                    session_id: id,
+                                    data,
+                                })
+                            }
+                        }
+                    }
+                }
+                Err(e) => self.drop_conn(conn, e.into()),
+            },
         }
         Ok(())
+    }
+
+    /// Dials `addr` and runs the auth client there (getAuthInfo, the PIN key
+    /// agreement with `pin`, VerifyIp, VerifyDeviceId; a random auth seq becomes
+    /// the key index). `Authenticated` or `ConnDropped` follows for the returned id.
+    pub fn connect_auth(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        pin: &[u8],
+    ) -> Result<ConnId, BusError> {
+        let mut r = [0u8; 4];
+        self.crypto.random(&mut r);
+        // 1..=i32::MAX: the key index is the seq as an i32.
+        let seq = i64::from((u32::from_le_bytes(r) >> 1).max(1));
+        if self.dialed.len() >= self.config.max_auth_conns {
+            return Err(BusError::TooManyConnections);
+        }
+        let local = LocalAuthInfo {
+            device_id: self.local.device_id.clone(),
+            device_name: self.local.name.clone(),
+            device_type: device_type_string(self.local.device_type).to_owned(),
+            auth_port: self.auth_port,
+            session_port: self.session_port,
+        };
+        let state = ConnState::AuthClient {
+            client: Box::new(AuthClient::new(local, pin, seq)),
+            done: None,
+        };
+        Ok(self.dial(now, addr, state))
+    }
+
+    /// Opens a session to `server` on the peer verified on `auth` (a connection
+    /// from [`Bus::connect_auth`]), as `session_id` of the application's id
+    /// space. `SessionOpened` or `ConnDropped` (of the returned id) follows.
+    pub fn open_session_to(
+        &mut self,
+        now: Instant,
+        auth: ConnId,
+        server: &str,
+        session_id: i32,
+    ) -> Result<ConnId, BusError> {
+        let Some(Conn {
+            peer,
+            state: ConnState::AuthClient { done: Some(a), .. },
+            ..
+        }) = self.conns.get(&auth)
+        else {
+            return Err(BusError::UnknownConn);
+        };
+        let addr = SocketAddr::new(peer.ip(), a.peer.session_port);
+        let peer_device_id = a.peer.device_id.clone();
+        let engine = SessionClient::new(self.crypto.as_mut(), server, a.key_index, &a.key)?;
+        if self.dialed.len() >= self.config.max_auth_conns + self.config.max_pending_session_conns {
+            return Err(BusError::TooManyConnections);
+        }
+        let state = ConnState::SessionClient {
+            engine: Box::new(engine),
+            session: session_id,
+            server: server.to_owned(),
+            peer_device_id,
+            opened: false,
+        };
+        Ok(self.dial(now, addr, state))
+    }
+
+    fn dial(&mut self, now: Instant, addr: SocketAddr, state: ConnState) -> ConnId {
+        self.next_dial += 1;
+        let conn = ConnId(DIALED | self.next_dial);
+        self.conns.insert(
+            conn,
+            Conn {
+                peer: addr,
+                deadline: Some(now + self.config.handshake_timeout),
+                state,
+            },
+        );
+        self.pending.insert(conn);
+        self.dialed.insert(conn);
+        self.transmits.push_back(Transmit::Dial { conn, addr });
+        conn
+    }
+
+    /// The driver connected (or failed to connect) a [`Transmit::Dial`].
+    pub fn handle_dialed(&mut self, _now: Instant, conn: ConnId, result: Result<(), String>) {
+        if let Err(reason) = result {
+            return self.drop_conn(conn, ConnClosed::ConnectFailed(reason));
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let first = match &mut c.state {
+            ConnState::AuthClient { client, .. } => client.poll_transmit(),
+            ConnState::SessionClient { engine, .. } => engine.poll_transmit(),
+            _ => None,
+        };
+        if let Some(bytes) = first {
+            self.transmits.push_back(Transmit::Tcp { conn, bytes });
+        }
+    }
+
+    /// The peer verified on a dialed auth connection.
+    pub fn authenticated(&self, conn: ConnId) -> Option<&PeerInfo> {
+        match self.conns.get(&conn).map(|c| &c.state) {
+            Some(ConnState::AuthClient { done: Some(a), .. }) => Some(&a.peer),
+            _ => None,
+        }
     }
 
     /// Keys with this index held by auth connections from the same IP. Two
@@ -716,7 +977,7 @@ impl Bus {
         let (bytes, channel) = match sealed {
             Ok(x) => x,
             Err(e) => {
-                self.drop_conn(conn, e.to_string());
+                self.drop_conn(conn, e.clone().into());
                 return Err(e.into());
             }
         };
@@ -742,7 +1003,7 @@ impl Bus {
         self.transmits.push_back(Transmit::Tcp { conn, bytes });
         self.events.push_back(BusEvent::SessionOpened(info.clone()));
         if let Err(e) = self.handle_session_frames(conn, peer, a.held) {
-            self.drop_conn(conn, e.to_string());
+            self.drop_conn(conn, e.into());
         }
         tracing::trace!(?now, session = session_id, "session accepted");
         Ok(info)
@@ -752,7 +1013,7 @@ impl Bus {
     /// has no refusal message) and `ConnDropped` carries `reason`.
     pub fn refuse_session(&mut self, conn: ConnId, reason: &str) {
         self.requests.retain(|r| r.conn != conn);
-        self.drop_conn(conn, reason.to_owned());
+        self.drop_conn(conn, ConnClosed::Refused(reason.to_owned()));
     }
 
     /// A discovery datagram from `from` arrived, addressed to `to` when the driver
@@ -804,7 +1065,7 @@ impl Bus {
             .copied()
             .collect();
         for conn in late {
-            self.drop_conn(conn, "handshake timed out".into());
+            self.drop_conn(conn, ConnClosed::Timeout);
         }
     }
 

@@ -569,64 +569,101 @@ async fn send(a: SendArgs) -> ExitCode {
         "webrtc" => return send_webrtc(&a, peer_ip, local_ip, timeout).await,
         t => return usage(format!("--transport {t:?}: expected tcp or webrtc")),
     }
-    let me = match client_identity(a.data_dir, local_ip) {
-        Ok(m) => m,
-        Err(c) => return c,
+    // The client side is a node of its own (the same engines and driver as
+    // `softbus node`), with no session servers and no PIN of its own.
+    let dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(default_data_dir)
+        .join("client");
+    let mut cfg = NodeConfig::new(
+        &host_name(),
+        local_ip,
+        dir,
+        PinPolicy {
+            pin: None,
+            allow_empty: false,
+        },
+    );
+    cfg.device_type = 0x0E;
+    cfg.discovery_port = a.discovery_port;
+    cfg.capabilities.clear();
+    cfg.echo.clear();
+    let node = match Node::start(cfg).await {
+        Ok(n) => n,
+        Err(e) => return failure(e),
     };
+    let code = send_through(&a, &node.handle(), peer_ip, port, timeout).await;
+    node.shutdown().await;
+    code
+}
+
+/// Finds the auth port (unless given), authenticates, opens the session and
+/// sends `count` messages, printing each reply.
+async fn send_through(
+    a: &SendArgs,
+    h: &softbus_runtime::NodeHandle,
+    peer_ip: Ipv4Addr,
+    port: Option<u16>,
+    timeout: Duration,
+) -> ExitCode {
     let auth_port = match port {
         Some(p) => p,
         None => {
             eprintln!("softbus: discovering the auth port of {peer_ip}");
-            let found = client::discover(
-                &me,
-                a.discovery_port,
-                vec![SocketAddrV4::new(peer_ip, a.discovery_port)],
-                timeout,
-                |d| d.ip != peer_ip,
-            )
+            let mut events = h.subscribe();
+            let target = SocketAddrV4::new(peer_ip, a.discovery_port);
+            if let Err(e) = h.discover(vec![target]).await {
+                return failure(e);
+            }
+            let found = tokio::time::timeout(timeout, async {
+                loop {
+                    match events.recv().await {
+                        Ok(NodeEvent::DeviceFound { ip, auth_port, .. })
+                            if ip == peer_ip.to_string() =>
+                        {
+                            return auth_port;
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return None,
+                    }
+                }
+            })
             .await;
-            match found.map(|f| {
-                f.into_iter()
-                    .find(|d| d.ip == peer_ip)
-                    .and_then(|d| d.auth_port)
-            }) {
+            match found {
                 Ok(Some(p)) => p,
-                Ok(None) => {
+                _ => {
                     return failure(format!(
                         "{peer_ip} did not answer discovery; give --peer IP:AUTH_PORT"
                     ))
                 }
-                Err(e) => return failure(e),
             }
         }
     };
-    let seq = i64::from(rand::Rng::random_range(&mut rand::rng(), 1..i32::MAX));
-    let mut peer = match client::authenticate(
-        &me,
-        SocketAddrV4::new(peer_ip, auth_port),
-        &a.pin,
-        seq,
-        timeout,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return failure(e),
+    let addr = SocketAddr::from((peer_ip, auth_port));
+    let peer = match tokio::time::timeout(timeout, h.connect(addr, &a.pin)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return failure(format!("authenticating to {addr}: {e}")),
+        Err(_) => return failure(format!("authenticating to {addr}: timed out")),
     };
-    let mut s = match peer.open_session(&a.session).await {
-        Ok(s) => s,
-        Err(e) => return failure(format!("opening session {:?}: {e}", a.session)),
+    let mut s = match tokio::time::timeout(timeout, h.open_session(&peer, &a.session)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return failure(format!("opening session {:?}: {e}", a.session)),
+        Err(_) => return failure(format!("opening session {:?}: timed out", a.session)),
     };
     for i in 0..a.count {
         let t0 = Instant::now();
         if let Err(e) = s.send(a.message.as_bytes()).await {
             return failure(e);
         }
-        let reply = match s.recv().await {
+        let reply = match s.recv(timeout).await {
             Ok(r) => r,
             Err(e) => return failure(format!("message {i}: {e}")),
         };
         print_reply(a.json, i, &reply, t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    if let Err(e) = s.close().await {
+        eprintln!("softbus: closing: {e}");
     }
     ExitCode::SUCCESS
 }

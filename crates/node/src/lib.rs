@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 use softbus_bus::discovery::DiscoveryError;
+pub use softbus_bus::node::ConnClosed;
 use softbus_bus::node::{Bus, BusError, BusEvent, Listener, SessionInfo};
 use softbus_bus::session::{self, SessionError};
 use softbus_bus::ConnId;
@@ -129,7 +130,7 @@ pub enum SessionClosed {
     PeerConnection(CloseReason),
     /// The TCP connection ended (the soft bus engine's reason).
     #[error("{0}")]
-    Connection(String),
+    Connection(ConnClosed),
 }
 
 /// Which of the node's UDP sockets a datagram uses.
@@ -154,6 +155,9 @@ pub enum Transmit {
     Tcp { conn: ConnId, bytes: Vec<u8> },
     /// Close this TCP connection.
     Close { conn: ConnId },
+    /// Connect to `addr` for `conn` (a client role); answer with
+    /// [`Node::handle_dialed`]. Its packets go one per write.
+    Dial { conn: ConnId, addr: SocketAddr },
 }
 
 /// What the node reports.
@@ -185,6 +189,11 @@ pub enum Event {
         peer: PeerId,
         reason: CloseReason,
     },
+    /// A session this node asked for did not open.
+    OpenFailed {
+        session: SessionId,
+        reason: ConnClosed,
+    },
 }
 
 /// Errors of the node's commands.
@@ -209,6 +218,9 @@ enum Route {
 struct Entry {
     info: SessionInfo,
     route: Route,
+    /// We opened it to a server of the peer (client role): no built-in service
+    /// of ours answers on it.
+    outgoing: bool,
     /// Bytes a discard server has counted.
     discarded: u64,
 }
@@ -220,6 +232,8 @@ pub struct Node {
     limits: Limits,
     servers: BTreeMap<String, ServerMode>,
     sessions: BTreeMap<SessionId, Entry>,
+    /// Sessions this node asked for that have not opened yet, by their connection.
+    opening: BTreeMap<SessionId, ConnId>,
     by_channel: HashMap<(PeerId, ChannelId), SessionId>,
     next_session: i32,
     transmits: VecDeque<Transmit>,
@@ -245,6 +259,7 @@ impl Node {
             limits,
             servers: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            opening: BTreeMap::new(),
             by_channel: HashMap::new(),
             next_session: 0,
             transmits: VecDeque::new(),
@@ -284,7 +299,12 @@ impl Node {
         if !self.servers.contains_key(server) {
             return Err(Refusal::UnknownServer(server.to_owned()));
         }
-        if self.sessions.len() >= self.limits.max_sessions {
+        self.has_room()
+    }
+
+    /// The session limit, counting sessions open and being opened by us.
+    fn has_room(&self) -> Result<(), Refusal> {
+        if self.sessions.len() + self.opening.len() >= self.limits.max_sessions {
             return Err(Refusal::TooManySessions(self.limits.max_sessions));
         }
         Ok(())
@@ -448,6 +468,45 @@ impl Node {
         Ok(())
     }
 
+    /// Client role: dials `addr` and authenticates with the PIN key agreement.
+    /// `Event::Bus(BusEvent::Authenticated)` or `ConnDropped` follows for the
+    /// returned connection.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        pin: &[u8],
+    ) -> Result<ConnId, NodeError> {
+        let conn = self.bus.connect_auth(now, addr, pin)?;
+        self.process(now);
+        Ok(conn)
+    }
+
+    /// Client role: opens a session to `server` on the peer authenticated on
+    /// `auth`, in this node's one session table and limit. `SessionOpened` or
+    /// `OpenFailed` follows for the returned id.
+    pub fn open_session(
+        &mut self,
+        now: Instant,
+        auth: ConnId,
+        server: &str,
+    ) -> Result<SessionId, NodeError> {
+        session::check_name(server)?;
+        self.has_room()
+            .map_err(|r| SessionError::Refused(r.to_string()))?;
+        let id = self.allocate();
+        let conn = self.bus.open_session_to(now, auth, server, id.0)?;
+        self.opening.insert(id, conn);
+        self.process(now);
+        Ok(id)
+    }
+
+    /// The driver connected (or failed to connect) a [`Transmit::Dial`].
+    pub fn handle_dialed(&mut self, now: Instant, conn: ConnId, result: Result<(), String>) {
+        self.bus.handle_dialed(now, conn, result);
+        self.process(now);
+    }
+
     /// Sends discovery requests to `targets`.
     pub fn start_discovery(&mut self, now: Instant, targets: Vec<std::net::SocketAddrV4>) {
         self.bus.start_discovery(now, targets);
@@ -509,7 +568,7 @@ impl Node {
                 self.next_session + 1
             };
             let id = SessionId(self.next_session);
-            if !self.sessions.contains_key(&id) {
+            if !self.sessions.contains_key(&id) && !self.opening.contains_key(&id) {
                 return id;
             }
         }
@@ -533,6 +592,7 @@ impl Node {
                                 Entry {
                                     info: info.clone(),
                                     route: Route::Tcp,
+                                    outgoing: false,
                                     discarded: 0,
                                 },
                             );
@@ -560,6 +620,7 @@ impl Node {
                     },
                     BusTransmit::Tcp { conn, bytes } => Transmit::Tcp { conn, bytes },
                     BusTransmit::Close { conn } => Transmit::Close { conn },
+                    BusTransmit::Dial { conn, addr } => Transmit::Dial { conn, addr },
                 });
             }
             while let Some(e) = self.bus.poll_event() {
@@ -586,8 +647,39 @@ impl Node {
 
     fn bus_event(&mut self, now: Instant, e: BusEvent) {
         match e {
-            // Registered when accepted.
-            BusEvent::SessionOpened(_) => {}
+            // A session we asked for opened; those we accepted are registered already.
+            BusEvent::SessionOpened(info) => {
+                let id = SessionId(info.session_id);
+                if self.opening.remove(&id).is_some() {
+                    self.sessions.insert(
+                        id,
+                        Entry {
+                            info: info.clone(),
+                            route: Route::Tcp,
+                            outgoing: true,
+                            discarded: 0,
+                        },
+                    );
+                    self.events.push_back(Event::SessionOpened(info));
+                }
+            }
+            BusEvent::ConnDropped { conn, ip, reason } => {
+                let failed: Vec<SessionId> = self
+                    .opening
+                    .iter()
+                    .filter(|(_, c)| **c == conn)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in failed {
+                    self.opening.remove(&id);
+                    self.events.push_back(Event::OpenFailed {
+                        session: id,
+                        reason: reason.clone(),
+                    });
+                }
+                self.events
+                    .push_back(Event::Bus(BusEvent::ConnDropped { conn, ip, reason }));
+            }
             BusEvent::BytesReceived { session_id, data } => {
                 self.received(now, SessionId(session_id), true, data)
             }
@@ -632,6 +724,7 @@ impl Node {
                         Entry {
                             info: info.clone(),
                             route: Route::Rtc { peer, channel },
+                            outgoing: false,
                             discarded: 0,
                         },
                     );
@@ -699,7 +792,11 @@ impl Node {
         let Some(e) = self.sessions.get_mut(&id) else {
             return;
         };
-        let mode = self.servers.get(&e.info.session).copied();
+        let mode = if e.outgoing {
+            None
+        } else {
+            self.servers.get(&e.info.session).copied()
+        };
         let reply = match mode {
             Some(ServerMode::Echo) => Some(data.clone()),
             Some(ServerMode::Discard) => {

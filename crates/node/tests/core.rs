@@ -82,6 +82,7 @@ fn drain(n: &mut Node, seen: &mut Seen) {
                 payload,
             } => seen.rtc.push((destination, payload)),
             Transmit::Datagram { .. } => {}
+            Transmit::Dial { conn, addr } => panic!("no dial expected: {conn:?} {addr}"),
         }
     }
     while let Some(e) = n.poll_event() {
@@ -584,4 +585,183 @@ fn the_certificate_is_renewed_without_dropping_live_connections() {
     net.advance(&mut [], Duration::from_secs(26 * 86_400));
     let (_, a2) = n.rtc_answer(net.now(), &o2).unwrap();
     assert_eq!(fingerprint_of(&a1), fingerprint_of(&a2));
+}
+
+/// Two node cores joined by in-memory TCP: the client's dials are accepted by
+/// the server's listener of that port, bytes are carried both ways.
+struct Tcp {
+    /// (client conn, server conn)
+    links: Vec<(ConnId, ConnId)>,
+    next: u64,
+}
+
+const CLIENT_IP: [u8; 4] = [10, 0, 0, 9];
+
+impl Tcp {
+    fn pump(&mut self, c: &mut Node, s: &mut Node, net: &Net) -> (Vec<Event>, Vec<Event>) {
+        let (mut ce, mut se) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(t) = c.poll_transmit() {
+                moved = true;
+                match t {
+                    Transmit::Dial { conn, addr } => {
+                        self.next += 1;
+                        let sc = ConnId(self.next);
+                        let listener = if addr.port() == 40001 {
+                            Listener::Auth
+                        } else {
+                            Listener::Session
+                        };
+                        let from = SocketAddr::from((CLIENT_IP, 50000 + self.next as u16));
+                        s.handle_accept(net.now(), sc, listener, from).unwrap();
+                        self.links.push((conn, sc));
+                        c.handle_dialed(net.now(), conn, Ok(()));
+                    }
+                    Transmit::Tcp { conn, bytes } => {
+                        if let Some((_, sc)) = self.links.iter().find(|(cc, _)| *cc == conn) {
+                            s.handle_tcp_data(net.now(), *sc, &bytes);
+                        }
+                    }
+                    Transmit::Close { conn } => {
+                        if let Some((_, sc)) = self.links.iter().find(|(cc, _)| *cc == conn) {
+                            s.handle_tcp_closed(net.now(), *sc);
+                        }
+                    }
+                    Transmit::Datagram { .. } => {}
+                }
+            }
+            while let Some(t) = s.poll_transmit() {
+                moved = true;
+                match t {
+                    Transmit::Tcp { conn, bytes } => {
+                        if let Some((cc, _)) = self.links.iter().find(|(_, sc)| *sc == conn) {
+                            c.handle_tcp_data(net.now(), *cc, &bytes);
+                        }
+                    }
+                    Transmit::Close { conn } => {
+                        if let Some((cc, _)) = self.links.iter().find(|(_, sc)| *sc == conn) {
+                            c.handle_tcp_closed(net.now(), *cc);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ce.extend(std::iter::from_fn(|| c.poll_event()));
+            se.extend(std::iter::from_fn(|| s.poll_event()));
+            if !moved {
+                break;
+            }
+        }
+        (ce, se)
+    }
+}
+
+/// The client role runs through the same core: connect (PIN key agreement),
+/// open a session in the client's own table, echo through the server's core.
+#[test]
+fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
+    use softbus_bus::node::BusEvent;
+    let net = Net::perfect();
+    let (mut server, mut client) = (node(24), node(1));
+    let mut tcp = Tcp {
+        links: Vec::new(),
+        next: 0,
+    };
+    let auth = client
+        .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"246810")
+        .unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(
+        ce.iter().any(|e| matches!(e, Event::Bus(BusEvent::Authenticated { conn, peer }) if *conn == auth && peer.device_id == "AB".repeat(32))),
+        "{ce:?}"
+    );
+    assert!(se
+        .iter()
+        .any(|e| matches!(e, Event::Bus(BusEvent::PeerVerified { .. }))));
+    let id = client.open_session(net.now(), auth, "echo").unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(
+        ce.iter().any(
+            |e| matches!(e, Event::SessionOpened(i) if i.session_id == id.0 && i.session == "echo")
+        ),
+        "{ce:?}"
+    );
+    assert!(se.iter().any(|e| matches!(e, Event::SessionOpened(_))));
+    // The client's limit (1) counts the sessions it opened.
+    assert!(matches!(
+        client.open_session(net.now(), auth, "echo"),
+        Err(softbus_node::NodeError::Session(
+            softbus_bus::session::SessionError::Refused(_)
+        ))
+    ));
+    client.send_bytes(net.now(), id, b"ping").unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(ce.contains(&Event::BytesReceived {
+        session: id,
+        binary: true,
+        data: b"ping".to_vec()
+    }));
+    // The client's own `echo` server does not answer on a session it opened.
+    let count = |ev: &[Event]| {
+        ev.iter()
+            .filter(|e| matches!(e, Event::BytesReceived { .. }))
+            .count()
+    };
+    assert_eq!((count(&ce), count(&se)), (1, 1));
+    // A session to a server that does not exist fails on the client with a reason.
+    // (Its connection ids are its own: a link table of its own, server ids go on.)
+    let mut client2 = node(24);
+    let mut tcp2 = Tcp {
+        links: Vec::new(),
+        next: tcp.next,
+    };
+    let auth2 = client2
+        .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"246810")
+        .unwrap();
+    tcp2.pump(&mut client2, &mut server, &net);
+    let id2 = client2.open_session(net.now(), auth2, "nope").unwrap();
+    let (ce, se) = tcp2.pump(&mut client2, &mut server, &net);
+    assert!(
+        se.iter().any(|e| matches!(
+            e,
+            Event::SessionRefused {
+                reason: Refusal::UnknownServer(_),
+                ..
+            }
+        )),
+        "{se:?} {ce:?}"
+    );
+    assert!(
+        ce.iter()
+            .any(|e| matches!(e, Event::OpenFailed { session, .. } if *session == id2)),
+        "{ce:?}"
+    );
+}
+
+/// A wrong PIN fails the client's connect with a dropped connection.
+#[test]
+fn a_client_with_a_wrong_pin_is_dropped() {
+    use softbus_bus::node::BusEvent;
+    let net = Net::perfect();
+    let (mut server, mut client) = (node(24), node(24));
+    let mut tcp = Tcp {
+        links: Vec::new(),
+        next: 0,
+    };
+    let auth = client
+        .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"000000")
+        .unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(
+        se.iter()
+            .any(|e| matches!(e, Event::Bus(BusEvent::PakeFailed { .. }))),
+        "{se:?}"
+    );
+    assert!(
+        ce.iter()
+            .any(|e| matches!(e, Event::Bus(BusEvent::ConnDropped { conn, .. }) if *conn == auth)),
+        "{ce:?}"
+    );
+    assert!(client.open_session(net.now(), auth, "echo").is_err());
 }

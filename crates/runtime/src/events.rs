@@ -97,8 +97,10 @@ impl NodeEvent {
                 session_id, reason, ..
             } => NodeEvent::SessionClosed {
                 session_id: *session_id,
-                reason: reason.clone(),
+                reason: reason.to_string(),
             },
+            // Our own client role; the caller hears of it directly.
+            BusEvent::Authenticated { .. } => return None,
             BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error {
                 message: format!("dropped connection from {ip}: {reason}"),
             },
@@ -125,6 +127,9 @@ impl NodeEvent {
             } => NodeEvent::SessionClosed {
                 session_id: session.0,
                 reason: reason.to_string(),
+            },
+            Event::OpenFailed { session, reason } => NodeEvent::Error {
+                message: format!("session {session} did not open: {reason}"),
             },
             Event::SessionRefused {
                 transport,

@@ -22,8 +22,9 @@ pub mod node;
 pub mod rtc_client;
 pub mod store;
 
-pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, ServerMode};
+pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, RemoteDevice, ServerMode, SessionHandle};
 pub use softbus_bus::auth::PinPolicy;
+pub use softbus_node::SessionId;
 
 /// Wire facts the command line checks its arguments against.
 pub mod wire {
@@ -95,6 +96,9 @@ pub enum Error {
     Node(#[from] softbus_node::NodeError),
     #[error("the node has stopped")]
     Stopped,
+    /// The connection or session ended before it was up, and why.
+    #[error("{0}")]
+    Refused(softbus_node::ConnClosed),
     #[error("WebRTC: {0}")]
     Rtc(String),
     #[error("WebRTC peer connection closed: {0}")]

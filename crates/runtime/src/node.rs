@@ -6,6 +6,7 @@
 use crate::events::NodeEvent;
 use crate::store::{self, TrustRecord, TrustStore, TrustWriter};
 use crate::{net, Bound, Error};
+use softbus_bus::auth::PeerInfo;
 use softbus_bus::auth::PinPolicy;
 use softbus_bus::discovery::publish::PublishInfo;
 use softbus_bus::discovery::FoundDevice;
@@ -30,6 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+/// Time a dialed connection has to connect.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes queued toward one connection before it counts as too slow and is closed.
 pub const WRITE_QUEUE: usize = 256;
 /// Inputs queued from all connections to the engine task.
@@ -109,6 +112,16 @@ enum Command {
     Close(i32, oneshot::Sender<Result<(), NodeError>>),
     Discover(Vec<SocketAddrV4>),
     RtcOffer(String, oneshot::Sender<Result<(PeerId, String), NodeError>>),
+    Connect(
+        SocketAddr,
+        Vec<u8>,
+        oneshot::Sender<Result<RemoteDevice, Error>>,
+    ),
+    OpenSession(
+        ConnId,
+        String,
+        oneshot::Sender<Result<SessionHandle, Error>>,
+    ),
     RtcClose(u64, oneshot::Sender<bool>),
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown,
@@ -139,7 +152,53 @@ enum Input {
     Closed {
         conn: ConnId,
     },
+    /// A connection the node asked to dial is up (or failed).
+    Dialed {
+        conn: ConnId,
+        result: Result<(mpsc::Sender<Vec<u8>>, tokio::task::AbortHandle), String>,
+    },
 }
+
+/// A peer this node authenticated to (client role): its auth connection, which
+/// holds the key for sessions, and what it said about itself.
+#[derive(Debug, Clone)]
+pub struct RemoteDevice {
+    pub conn: ConnId,
+    pub peer: PeerInfo,
+}
+
+/// A session this node opened (client role): send with [`SessionHandle::send`],
+/// receive with [`SessionHandle::recv`].
+#[derive(Debug)]
+pub struct SessionHandle {
+    pub id: SessionId,
+    inbox: mpsc::Receiver<Vec<u8>>,
+    node: NodeHandle,
+}
+
+impl SessionHandle {
+    /// SendBytes.
+    pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
+        self.node.send_bytes(self.id.0, data.to_vec()).await
+    }
+
+    /// The next message, waiting at most `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Vec<u8>, Error> {
+        match tokio::time::timeout(timeout, self.inbox.recv()).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(Error::Closed("the session closed")),
+            Err(_) => Err(Error::Timeout("a message on the session")),
+        }
+    }
+
+    /// CloseSession.
+    pub async fn close(self) -> Result<(), Error> {
+        self.node.close_session(self.id.0).await
+    }
+}
+
+/// Messages queued toward one client session's reader before more are dropped.
+pub const SESSION_INBOX: usize = 256;
 
 /// A cheap, cloneable handle to a running node.
 #[derive(Debug, Clone)]
@@ -278,10 +337,21 @@ impl Node {
                 in_tx.clone(),
                 next_conn.clone(),
             )),
-            tokio::spawn(accept_loop(sess, Listener::Session, in_tx, next_conn)),
+            tokio::spawn(accept_loop(
+                sess,
+                Listener::Session,
+                in_tx.clone(),
+                next_conn,
+            )),
         ];
         let driver = Driver {
             node,
+            ip: cfg.ip,
+            handle: None,
+            inputs: in_tx.clone(),
+            pending_auth: HashMap::new(),
+            pending_open: HashMap::new(),
+            inboxes: HashMap::new(),
             udp,
             rtc_sock: Some(rtc_sock),
             trust,
@@ -294,6 +364,8 @@ impl Node {
             commands: cmd_tx,
             events: ev_tx,
         };
+        let mut driver = driver;
+        driver.handle = Some(handle.clone());
         Ok((handle, driver.run(cmd_rx, in_rx, acceptors)))
     }
 
@@ -371,6 +443,22 @@ impl NodeHandle {
         self.call(|tx| Command::RtcOffer(sdp, tx)).await
     }
 
+    /// Client role: connects to a peer's auth port and runs the PIN key agreement.
+    pub async fn connect(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
+        self.call(|tx| Command::Connect(addr, pin.as_bytes().to_vec(), tx))
+            .await?
+    }
+
+    /// Client role: opens a session to `server` on an authenticated peer.
+    pub async fn open_session(
+        &self,
+        peer: &RemoteDevice,
+        server: &str,
+    ) -> Result<SessionHandle, Error> {
+        self.call(|tx| Command::OpenSession(peer.conn, server.to_owned(), tx))
+            .await?
+    }
+
     /// Closes a WebRTC peer connection; false if unknown.
     pub async fn rtc_close(&self, id: u64) -> Result<bool, Error> {
         self.call(|tx| Command::RtcClose(id, tx)).await
@@ -441,6 +529,17 @@ async fn read_loop(rd: tokio::net::tcp::OwnedReadHalf, conn: ConnId, tx: mpsc::S
     let _ = tx.send(Input::Closed { conn }).await;
 }
 
+/// The writer of a connection we dialed: one packet per write, as softbus_lite's
+/// receive path needs.
+async fn write_each(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(p) = rx.recv().await {
+        if wr.write_all(&p).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
 async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
     // The node writes only to its clients (softbus_lite devices never open a
     // session or auth connection to us), so queued packets may share one write.
@@ -470,8 +569,20 @@ async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Recei
     let _ = wr.shutdown().await;
 }
 
+/// A session open a caller waits for, and the inbox it will read.
+type PendingOpen = (
+    oneshot::Sender<Result<SessionHandle, Error>>,
+    mpsc::Receiver<Vec<u8>>,
+);
+
 struct Driver {
     node: CoreNode,
+    ip: Ipv4Addr,
+    handle: Option<NodeHandle>,
+    inputs: mpsc::Sender<Input>,
+    pending_auth: HashMap<ConnId, oneshot::Sender<Result<RemoteDevice, Error>>>,
+    pending_open: HashMap<SessionId, PendingOpen>,
+    inboxes: HashMap<SessionId, mpsc::Sender<Vec<u8>>>,
     udp: net::BatchUdp,
     rtc_sock: Option<net::BatchUdp>,
     trust: TrustWriter,
@@ -564,6 +675,26 @@ impl Driver {
             Command::RtcOffer(sdp, tx) => {
                 let _ = tx.send(self.node.rtc_answer(now, &sdp));
             }
+            Command::Connect(addr, pin, tx) => match self.node.connect(now, addr, &pin) {
+                Ok(conn) => {
+                    self.pending_auth.insert(conn, tx);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                }
+            },
+            Command::OpenSession(auth, server, tx) => {
+                match self.node.open_session(now, auth, &server) {
+                    Ok(id) => {
+                        let (itx, irx) = mpsc::channel(SESSION_INBOX);
+                        self.inboxes.insert(id, itx);
+                        self.pending_open.insert(id, (tx, irx));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                    }
+                }
+            }
             Command::RtcClose(id, tx) => {
                 let _ = tx.send(self.node.rtc_close(now, PeerId(id)));
             }
@@ -605,7 +736,34 @@ impl Driver {
                 self.writers.remove(&conn);
                 self.readers.remove(&conn);
             }
+            Input::Dialed { conn, result } => match result {
+                Ok((writer, reader)) => {
+                    self.writers.insert(conn, writer);
+                    self.readers.insert(conn, reader);
+                    self.node.handle_dialed(now, conn, Ok(()));
+                }
+                Err(e) => self.node.handle_dialed(now, conn, Err(e)),
+            },
         }
+    }
+
+    /// Connects a dialed connection in the background; the result comes back as
+    /// an input. Its writer sends one packet per write (softbus_lite needs it).
+    fn dial(&self, conn: ConnId, addr: SocketAddr) {
+        let (ip, inputs) = (self.ip, self.inputs.clone());
+        tokio::spawn(async move {
+            let result = match connect(ip, addr, DIAL_TIMEOUT).await {
+                Ok(stream) => {
+                    let (rd, wr) = stream.into_split();
+                    let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
+                    tokio::spawn(write_each(wr, wrx));
+                    let reader = tokio::spawn(read_loop(rd, conn, inputs.clone()));
+                    Ok((wtx, reader.abort_handle()))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = inputs.send(Input::Dialed { conn, result }).await;
+        });
     }
 
     /// Writes what the node queued and forwards its events.
@@ -654,6 +812,7 @@ impl Driver {
                             r.abort();
                         }
                     }
+                    Transmit::Dial { conn, addr } => self.dial(conn, addr),
                 }
             }
             while let Some(e) = self.node.poll_event() {
@@ -667,6 +826,49 @@ impl Driver {
     }
 
     fn event(&mut self, e: CoreEvent) {
+        match &e {
+            CoreEvent::Bus(BusEvent::Authenticated { conn, peer }) => {
+                if let Some(tx) = self.pending_auth.remove(conn) {
+                    let _ = tx.send(Ok(RemoteDevice {
+                        conn: *conn,
+                        peer: peer.clone(),
+                    }));
+                }
+            }
+            CoreEvent::Bus(BusEvent::ConnDropped { conn, reason, .. }) => {
+                if let Some(tx) = self.pending_auth.remove(conn) {
+                    let _ = tx.send(Err(Error::Refused(reason.clone())));
+                }
+            }
+            CoreEvent::SessionOpened(info) => {
+                let id = SessionId(info.session_id);
+                if let (Some((tx, inbox)), Some(node)) =
+                    (self.pending_open.remove(&id), self.handle.clone())
+                {
+                    let _ = tx.send(Ok(SessionHandle { id, inbox, node }));
+                }
+            }
+            CoreEvent::OpenFailed { session, reason } => {
+                self.inboxes.remove(session);
+                if let Some((tx, _)) = self.pending_open.remove(session) {
+                    let _ = tx.send(Err(Error::Refused(reason.clone())));
+                }
+            }
+            CoreEvent::BytesReceived { session, data, .. } => {
+                if let Some(inbox) = self.inboxes.get(session) {
+                    if inbox.try_send(data.clone()).is_err() {
+                        tracing::warn!(
+                            session = session.0,
+                            "session reader too slow; message dropped"
+                        );
+                    }
+                }
+            }
+            CoreEvent::SessionClosed { session, .. } => {
+                self.inboxes.remove(session);
+            }
+            _ => {}
+        }
         if let CoreEvent::Bus(BusEvent::PeerVerified { ip, peer, .. }) = &e {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -1,12 +1,12 @@
 //! The seed's two acceptance tests between two nodes on loopback addresses:
 //! 1. discovery returns device info and the auth port (the session port comes from VerifyIp);
-//! 2. the echo server returns the same bytes.
+//! 2. the echo server returns the same bytes. Node B is the client: it
+//!    authenticates and opens sessions through its own node core.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_bus::auth::PinPolicy;
-use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
 use softbus_runtime::{Node, NodeConfig};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -75,42 +75,34 @@ async fn node_discovers_node_then_echo() {
         .iter()
         .any(|d| d.device_id == ai.device_id));
 
-    // Test 2: authenticate from B's address, learn the session port, echo.
-    let me = ClientIdentity {
-        device_id: bh.info().device_id.clone(),
-        name: "node-b".into(),
-        device_type: 0xF2,
-        ip: Ipv4Addr::new(127, 0, 0, 3),
-    };
-    let mut peer = client::authenticate(
-        &me,
-        SocketAddrV4::new(ai.ip, found.3.unwrap()),
-        "135790",
-        900,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    assert_eq!(peer.info().session_port, ai.session_port);
-    assert_eq!(peer.info().device_id, ai.device_id);
-    assert_eq!(peer.info().device_name, "node-a");
-    let mut s = peer.open_session("echo-server").await.unwrap();
-    assert_eq!(s.open_reply().unwrap()["DEVICE_ID"], ai.device_id.as_str());
+    // Test 2: B authenticates to A, learns the session port, echoes.
+    let peer = bh
+        .connect(SocketAddr::from((ai.ip, found.3.unwrap())), "135790")
+        .await
+        .unwrap();
+    assert_eq!(peer.peer.session_port, ai.session_port);
+    assert_eq!(peer.peer.device_id, ai.device_id);
+    assert_eq!(peer.peer.device_name, "node-a");
+    let mut s = bh.open_session(&peer, "echo-server").await.unwrap();
     for msg in [
         b"hello softbus".to_vec(),
         vec![0u8; 1],
         (0..4048u32).map(|i| i as u8).collect(),
     ] {
         s.send(&msg).await.unwrap();
-        assert_eq!(s.recv().await.unwrap(), msg);
+        assert_eq!(s.recv(Duration::from_secs(5)).await.unwrap(), msg);
     }
+    // B's own table has the session, transport tcp, A's device id.
+    let mine = bh.snapshot().await.unwrap().sessions;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].peer_device_id, ai.device_id);
     // The node shows the session with B's device id, and A trusts B from now on.
     let snap = a.handle().snapshot().await.unwrap();
     assert_eq!(snap.sessions.len(), 1);
     assert_eq!(snap.sessions[0].peer_device_id, bh.info().device_id);
     assert_eq!(snap.trusted[0].device_id, bh.info().device_id);
     assert_eq!(snap.trusted[0].ip, "127.0.0.3");
-    drop(s);
+    s.close().await.unwrap();
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -118,32 +110,39 @@ async fn node_discovers_node_then_echo() {
 #[tokio::test]
 async fn wrong_pin_and_unknown_server_are_refused_and_node_keeps_serving() {
     let a = start("node-c", [127, 0, 0, 4], "c").await;
-    let ai = a.handle().info().clone();
-    let me = ClientIdentity {
-        device_id: "EF".repeat(32),
-        name: "c".into(),
-        device_type: 0x0E,
-        ip: Ipv4Addr::new(127, 0, 0, 5),
-    };
-    let addr = SocketAddrV4::new(ai.ip, ai.auth_port);
-    let err = client::authenticate(&me, addr, "000000", 1, Duration::from_secs(5))
+    let c = start("client-c", [127, 0, 0, 5], "c-client").await;
+    let (ai, ch) = (a.handle().info().clone(), c.handle());
+    let addr = SocketAddr::from((ai.ip, ai.auth_port));
+    let err = ch.connect(addr, "000000").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            softbus_runtime::Error::Refused(softbus_node::ConnClosed::Auth(
+                softbus_bus::auth::AuthError::WrongPin
+            ))
+        ),
+        "{err}"
+    );
+    let peer = ch.connect(addr, "135790").await.unwrap();
+    let err = ch.open_session(&peer, "nope").await.unwrap_err();
+    assert!(matches!(err, softbus_runtime::Error::Refused(_)), "{err}");
+    let mut s = ch.open_session(&peer, "echo-server").await.unwrap();
+    s.send(b"ok").await.unwrap();
+    assert_eq!(s.recv(Duration::from_secs(5)).await.unwrap(), b"ok");
+    // A refused TCP connect names the reason.
+    let err = ch
+        .connect(SocketAddr::from((ai.ip, 1)), "135790")
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            softbus_runtime::Error::Auth(softbus_bus::auth::AuthError::WrongPin)
+            softbus_runtime::Error::Refused(softbus_node::ConnClosed::ConnectFailed(_))
         ),
         "{err}"
     );
-    let mut peer = client::authenticate(&me, addr, "135790", 2, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(peer.open_session("nope").await.is_err());
-    let mut s = peer.open_session("echo-server").await.unwrap();
-    s.send(b"ok").await.unwrap();
-    assert_eq!(s.recv().await.unwrap(), b"ok");
     a.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test]
@@ -161,30 +160,21 @@ async fn discard_server_counts_and_reports() {
         .create_session_server("app", softbus_runtime::ServerMode::App)
         .await
         .unwrap();
-    let me = ClientIdentity {
-        device_id: "EE".repeat(32),
-        name: "d".into(),
-        device_type: 0x0E,
-        ip: Ipv4Addr::new(127, 0, 0, 7),
-    };
-    let mut peer = client::authenticate(
-        &me,
-        SocketAddrV4::new(ai.ip, ai.auth_port),
-        "1",
-        3,
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let mut s = peer.open_session("sink").await.unwrap();
+    let d = start("client-d", [127, 0, 0, 7], "d-client").await;
+    let dh = d.handle();
+    let peer = dh
+        .connect(SocketAddr::from((ai.ip, ai.auth_port)), "1")
+        .await
+        .unwrap();
+    let mut s = dh.open_session(&peer, "sink").await.unwrap();
     for len in [1usize, 100, 4048] {
         s.send(&vec![7u8; len]).await.unwrap();
     }
     s.send(b"?").await.unwrap();
-    assert_eq!(s.recv().await.unwrap(), b"4149");
+    assert_eq!(s.recv(Duration::from_secs(5)).await.unwrap(), b"4149");
     // An application server gets events and nothing is sent back by the node.
     let mut events = a.handle().subscribe();
-    let mut app = peer.open_session("app").await.unwrap();
+    let mut app = dh.open_session(&peer, "app").await.unwrap();
     app.send(b"hi").await.unwrap();
     let id = loop {
         if let Ok(NodeEvent::BytesReceived { session_id, len: 2 }) = events.recv().await {
@@ -195,8 +185,18 @@ async fn discard_server_counts_and_reports() {
         .send_bytes(id, b"from the app".to_vec())
         .await
         .unwrap();
-    assert_eq!(app.recv().await.unwrap(), b"from the app");
+    assert_eq!(
+        app.recv(Duration::from_secs(5)).await.unwrap(),
+        b"from the app"
+    );
     a.handle().close_session(id).await.unwrap();
-    assert!(app.recv().await.is_err(), "closed by the node");
+    assert!(
+        matches!(
+            app.recv(Duration::from_secs(5)).await,
+            Err(softbus_runtime::Error::Closed(_))
+        ),
+        "closed by the node"
+    );
     a.shutdown().await;
+    d.shutdown().await;
 }
