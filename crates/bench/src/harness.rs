@@ -461,7 +461,7 @@ async fn datachannel(secs: Duration) -> Result<(f64, f64), String> {
     let web_addr = web.local_addr().map_err(|e| e.to_string())?;
     let h = node.handle();
     let server = tokio::spawn(async move { softbus_web::serve(web, h).await });
-    let mut s = softbus_runtime::rtc_client::RtcClientSession::open(
+    let mut s = crate::rtc_load::RtcClientSession::open(
         Ipv4Addr::new(127, 0, 0, 46),
         &format!("http://{web_addr}"),
         "discard",

@@ -4,6 +4,7 @@
 
 mod harness;
 mod load;
+mod rtc_load;
 
 use clap::Parser;
 use std::process::ExitCode;

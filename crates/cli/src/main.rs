@@ -485,40 +485,6 @@ fn print_reply(json: bool, i: u32, reply: &[u8], rtt_ms: f64) {
     }
 }
 
-async fn send_webrtc(
-    a: &SendArgs,
-    peer_ip: Ipv4Addr,
-    local_ip: Ipv4Addr,
-    timeout: Duration,
-) -> ExitCode {
-    let web = a
-        .web
-        .clone()
-        .unwrap_or_else(|| format!("http://{peer_ip}:8080"));
-    let mut s = match softbus_runtime::rtc_client::RtcClientSession::open(
-        local_ip, &web, &a.session, timeout,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => return failure(format!("WebRTC session {:?} via {web}: {e}", a.session)),
-    };
-    for i in 0..a.count {
-        let t0 = Instant::now();
-        if let Err(e) = s.send(a.message.as_bytes()).await {
-            return failure(e);
-        }
-        match s.recv().await {
-            Ok(reply) => print_reply(a.json, i, &reply, t0.elapsed().as_secs_f64() * 1000.0),
-            Err(e) => return failure(format!("message {i}: {e}")),
-        }
-    }
-    if let Err(e) = s.close().await {
-        eprintln!("softbus: closing: {e}");
-    }
-    ExitCode::SUCCESS
-}
-
 /// `softbus send --json` line, keys in the documented order.
 #[derive(serde::Serialize)]
 struct Reply {
@@ -564,10 +530,11 @@ async fn send(a: SendArgs) -> ExitCode {
     let local_ip =
         a.ip.or_else(|| local_ip_toward(peer_ip))
             .unwrap_or(Ipv4Addr::LOCALHOST);
-    match a.transport.as_str() {
-        "tcp" => {}
-        "webrtc" => return send_webrtc(&a, peer_ip, local_ip, timeout).await,
-        t => return usage(format!("--transport {t:?}: expected tcp or webrtc")),
+    if !matches!(a.transport.as_str(), "tcp" | "webrtc") {
+        return usage(format!(
+            "--transport {:?}: expected tcp or webrtc",
+            a.transport
+        ));
     }
     // The client side is a node of its own (the same engines and driver as
     // `softbus node`), with no session servers and no PIN of its own.
@@ -598,8 +565,9 @@ async fn send(a: SendArgs) -> ExitCode {
     code
 }
 
-/// Finds the auth port (unless given), authenticates, opens the session and
-/// sends `count` messages, printing each reply.
+/// Opens the session (over TCP: finds the auth port unless given and
+/// authenticates; over WebRTC: offers to the peer's web side), sends `count`
+/// messages and prints each reply.
 async fn send_through(
     a: &SendArgs,
     h: &softbus_runtime::NodeHandle,
@@ -607,6 +575,32 @@ async fn send_through(
     port: Option<u16>,
     timeout: Duration,
 ) -> ExitCode {
+    let s = if a.transport == "webrtc" {
+        let web = a
+            .web
+            .clone()
+            .unwrap_or_else(|| format!("http://{peer_ip}:8080"));
+        match h.open_webrtc_session(&web, &a.session, timeout).await {
+            Ok(s) => s,
+            Err(e) => return failure(format!("WebRTC session {:?} via {web}: {e}", a.session)),
+        }
+    } else {
+        match open_tcp(a, h, peer_ip, port, timeout).await {
+            Ok(s) => s,
+            Err(code) => return code,
+        }
+    };
+    exchange(a, s, timeout).await
+}
+
+/// Over TCP: finds the auth port (unless given), authenticates, opens the session.
+async fn open_tcp(
+    a: &SendArgs,
+    h: &softbus_runtime::NodeHandle,
+    peer_ip: Ipv4Addr,
+    port: Option<u16>,
+    timeout: Duration,
+) -> Result<softbus_runtime::SessionHandle, ExitCode> {
     let auth_port = match port {
         Some(p) => p,
         None => {
@@ -614,7 +608,7 @@ async fn send_through(
             let mut events = h.subscribe();
             let target = SocketAddrV4::new(peer_ip, a.discovery_port);
             if let Err(e) = h.discover(vec![target]).await {
-                return failure(e);
+                return Err(failure(e));
             }
             let found = tokio::time::timeout(timeout, async {
                 loop {
@@ -633,9 +627,9 @@ async fn send_through(
             match found {
                 Ok(Some(p)) => p,
                 _ => {
-                    return failure(format!(
+                    return Err(failure(format!(
                         "{peer_ip} did not answer discovery; give --peer IP:AUTH_PORT"
-                    ))
+                    )))
                 }
             }
         }
@@ -643,14 +637,25 @@ async fn send_through(
     let addr = SocketAddr::from((peer_ip, auth_port));
     let peer = match tokio::time::timeout(timeout, h.connect(addr, &a.pin)).await {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return failure(format!("authenticating to {addr}: {e}")),
-        Err(_) => return failure(format!("authenticating to {addr}: timed out")),
+        Ok(Err(e)) => return Err(failure(format!("authenticating to {addr}: {e}"))),
+        Err(_) => return Err(failure(format!("authenticating to {addr}: timed out"))),
     };
-    let mut s = match tokio::time::timeout(timeout, h.open_session(&peer, &a.session)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return failure(format!("opening session {:?}: {e}", a.session)),
-        Err(_) => return failure(format!("opening session {:?}: timed out", a.session)),
-    };
+    match tokio::time::timeout(timeout, h.open_session(&peer, &a.session)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(failure(format!("opening session {:?}: {e}", a.session))),
+        Err(_) => Err(failure(format!(
+            "opening session {:?}: timed out",
+            a.session
+        ))),
+    }
+}
+
+/// Sends the message `count` times on `s`, printing each reply, then closes.
+async fn exchange(
+    a: &SendArgs,
+    mut s: softbus_runtime::SessionHandle,
+    timeout: Duration,
+) -> ExitCode {
     for i in 0..a.count {
         let t0 = Instant::now();
         if let Err(e) = s.send(a.message.as_bytes()).await {

@@ -364,7 +364,7 @@ fn send_over_webrtc_between_loopback_addresses() {
 /// address disturbs none of the open WebRTC sessions.
 #[test]
 fn webrtc_garbage_does_not_disturb_peers() {
-    use softbus_runtime::rtc_client::RtcClientSession;
+    use softbus_runtime::{Node, NodeConfig, PinPolicy};
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::Duration;
     let dir = temp_dir("rtcgarbage");
@@ -374,10 +374,34 @@ fn webrtc_garbage_does_not_disturb_peers() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let t = Duration::from_secs(5);
-        let mut a = RtcClientSession::open(Ipv4Addr::new(127, 0, 0, 48), &web, "echo", t)
+        // Two client nodes offer from their own WebRTC ports.
+        let client = |ip: [u8; 4], tag: &str| {
+            let mut cfg = NodeConfig::new(
+                tag,
+                Ipv4Addr::from(ip),
+                dir.join(tag),
+                PinPolicy {
+                    pin: None,
+                    allow_empty: false,
+                },
+            );
+            cfg.discovery_port = 0;
+            cfg.echo.clear();
+            cfg.capabilities.clear();
+            Node::start(cfg)
+        };
+        let (na, nb) = (
+            client([127, 0, 0, 48], "a").await.unwrap(),
+            client([127, 0, 0, 49], "b").await.unwrap(),
+        );
+        let mut a = na
+            .handle()
+            .open_webrtc_session(&web, "echo", t)
             .await
             .unwrap();
-        let mut b = RtcClientSession::open(Ipv4Addr::new(127, 0, 0, 49), &web, "echo", t)
+        let mut b = nb
+            .handle()
+            .open_webrtc_session(&web, "echo", t)
             .await
             .unwrap();
         let junk = UdpSocket::bind("127.0.0.50:0").unwrap();
@@ -397,10 +421,12 @@ fn webrtc_garbage_does_not_disturb_peers() {
         }
         for (s, msg) in [(&mut a, b"still a".to_vec()), (&mut b, b"still b".to_vec())] {
             s.send(&msg).await.unwrap();
-            assert_eq!(s.recv().await.unwrap(), msg);
+            assert_eq!(s.recv(t).await.unwrap(), msg);
         }
         a.close().await.unwrap();
         b.close().await.unwrap();
+        na.shutdown().await;
+        nb.shutdown().await;
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -192,7 +192,7 @@ pub enum Event {
     /// A session this node asked for did not open.
     OpenFailed {
         session: SessionId,
-        reason: ConnClosed,
+        reason: SessionClosed,
     },
 }
 
@@ -206,6 +206,19 @@ pub enum NodeError {
     Bus(#[from] BusError),
     #[error("WebRTC: {0}")]
     Rtc(#[from] HostError),
+}
+
+/// A session this node asked for, on its way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Opening {
+    /// A session connection dialed to the peer's session port.
+    Tcp(ConnId),
+    /// A data channel on an offering peer; `None` until the peer connects.
+    Rtc {
+        peer: PeerId,
+        label: String,
+        channel: Option<ChannelId>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,8 +245,10 @@ pub struct Node {
     limits: Limits,
     servers: BTreeMap<String, ServerMode>,
     sessions: BTreeMap<SessionId, Entry>,
-    /// Sessions this node asked for that have not opened yet, by their connection.
-    opening: BTreeMap<SessionId, ConnId>,
+    /// Sessions this node asked for that have not opened yet.
+    opening: BTreeMap<SessionId, Opening>,
+    /// WebRTC peers whose SCTP association is up.
+    connected: std::collections::BTreeSet<PeerId>,
     by_channel: HashMap<(PeerId, ChannelId), SessionId>,
     next_session: i32,
     transmits: VecDeque<Transmit>,
@@ -260,6 +275,7 @@ impl Node {
             servers: BTreeMap::new(),
             sessions: BTreeMap::new(),
             opening: BTreeMap::new(),
+            connected: std::collections::BTreeSet::new(),
             by_channel: HashMap::new(),
             next_session: 0,
             transmits: VecDeque::new(),
@@ -496,9 +512,92 @@ impl Node {
             .map_err(|r| SessionError::Refused(r.to_string()))?;
         let id = self.allocate();
         let conn = self.bus.open_session_to(now, auth, server, id.0)?;
-        self.opening.insert(id, conn);
+        self.opening.insert(id, Opening::Tcp(conn));
         self.process(now);
         Ok(id)
+    }
+
+    /// Offering role (node to node over WebRTC): an offer from this node's
+    /// WebRTC port; send it to the other node's signaling, then
+    /// [`Node::rtc_apply_answer`].
+    pub fn rtc_offer(&mut self, now: Instant) -> Result<(PeerId, String), NodeError> {
+        Ok(self.host.offer(now)?)
+    }
+
+    /// The answer to an offer of ours.
+    pub fn rtc_apply_answer(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        answer: &str,
+    ) -> Result<(), NodeError> {
+        self.host.apply_answer(now, peer, answer)?;
+        self.process(now);
+        Ok(())
+    }
+
+    /// Opens a session to the session server `server` of the node at the other
+    /// end of an offering peer (a data channel labelled so), in this node's one
+    /// table and limit; the channel opens once the peer connects.
+    /// `SessionOpened` or `OpenFailed` follows for the returned id.
+    pub fn open_rtc_session(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        server: &str,
+    ) -> Result<SessionId, NodeError> {
+        session::check_name(server)?;
+        self.has_room()
+            .map_err(|r| SessionError::Refused(r.to_string()))?;
+        if !self.host.has_peer(peer) {
+            return Err(HostError::UnknownPeer.into());
+        }
+        let id = self.allocate();
+        self.opening.insert(
+            id,
+            Opening::Rtc {
+                peer,
+                label: server.to_owned(),
+                channel: None,
+            },
+        );
+        if self.connected.contains(&peer) {
+            self.open_waiting_channels(now, peer);
+        }
+        self.process(now);
+        Ok(id)
+    }
+
+    fn open_waiting_channels(&mut self, now: Instant, peer: PeerId) {
+        let waiting: Vec<(SessionId, String)> = self
+            .opening
+            .iter()
+            .filter_map(|(id, o)| match o {
+                Opening::Rtc {
+                    peer: p,
+                    label,
+                    channel: None,
+                } if *p == peer => Some((*id, label.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, label) in waiting {
+            match self.host.open_channel(now, peer, &label) {
+                Ok(c) => {
+                    if let Some(Opening::Rtc { channel, .. }) = self.opening.get_mut(&id) {
+                        *channel = Some(c);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(session = id.0, error = %e, "data channel not opened");
+                    self.opening.remove(&id);
+                    self.events.push_back(Event::OpenFailed {
+                        session: id,
+                        reason: SessionClosed::ChannelClosed,
+                    });
+                }
+            }
+        }
     }
 
     /// The driver connected (or failed to connect) a [`Transmit::Dial`].
@@ -667,14 +766,14 @@ impl Node {
                 let failed: Vec<SessionId> = self
                     .opening
                     .iter()
-                    .filter(|(_, c)| **c == conn)
+                    .filter(|(_, o)| **o == Opening::Tcp(conn))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in failed {
                     self.opening.remove(&id);
                     self.events.push_back(Event::OpenFailed {
                         session: id,
-                        reason: reason.clone(),
+                        reason: SessionClosed::Connection(reason.clone()),
                     });
                 }
                 self.events
@@ -700,13 +799,60 @@ impl Node {
 
     fn host_event(&mut self, now: Instant, e: HostEvent) {
         match e {
-            HostEvent::Connected { .. } => {}
+            HostEvent::Connected { peer } => {
+                self.connected.insert(peer);
+                self.open_waiting_channels(now, peer);
+            }
+            HostEvent::ChannelOpen {
+                peer,
+                channel,
+                label,
+            } if self.opening.values().any(|o| {
+                matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel)
+            }) =>
+            {
+                // A channel we opened was acknowledged: our outgoing session is up.
+                let Some(id) = self
+                    .opening
+                    .iter()
+                    .find(|(_, o)| matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel))
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                self.opening.remove(&id);
+                let info = SessionInfo {
+                    session_id: id.0,
+                    session: label,
+                    peer_device_id: String::new(),
+                    peer: self
+                        .host
+                        .remote(peer)
+                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                    transport: Transport::WebRtc.as_str(),
+                };
+                self.by_channel.insert((peer, channel), id);
+                self.sessions.insert(
+                    id,
+                    Entry {
+                        info: info.clone(),
+                        route: Route::Rtc { peer, channel },
+                        outgoing: true,
+                        discarded: 0,
+                    },
+                );
+                self.events.push_back(Event::SessionOpened(info));
+            }
             HostEvent::ChannelOpen {
                 peer,
                 channel,
                 label,
             } => match self.admit(Transport::WebRtc, &Authenticated::Signaling, &label) {
                 Ok(()) => {
+                    if let Err(e) = self.host.accept_channel(now, peer, channel) {
+                        tracing::debug!(error = %e, "data channel gone before it was accepted");
+                        return;
+                    }
                     let id = self.allocate();
                     let info = SessionInfo {
                         session_id: id.0,
@@ -753,6 +899,19 @@ impl Node {
                 }
             }
             HostEvent::ChannelClosed { peer, channel } => {
+                let refused: Vec<SessionId> = self
+                    .opening
+                    .iter()
+                    .filter(|(_, o)| matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in refused {
+                    self.opening.remove(&id);
+                    self.events.push_back(Event::OpenFailed {
+                        session: id,
+                        reason: SessionClosed::ChannelClosed,
+                    });
+                }
                 if let Some(id) = self.by_channel.remove(&(peer, channel)) {
                     if let Some(e) = self.sessions.remove(&id) {
                         self.events.push_back(Event::SessionClosed {
@@ -764,6 +923,20 @@ impl Node {
                 }
             }
             HostEvent::PeerClosed { peer, reason } => {
+                self.connected.remove(&peer);
+                let failed: Vec<SessionId> = self
+                    .opening
+                    .iter()
+                    .filter(|(_, o)| matches!(o, Opening::Rtc { peer: p, .. } if *p == peer))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in failed {
+                    self.opening.remove(&id);
+                    self.events.push_back(Event::OpenFailed {
+                        session: id,
+                        reason: SessionClosed::PeerConnection(reason.clone()),
+                    });
+                }
                 let ids: Vec<SessionId> = self
                     .by_channel
                     .iter()

@@ -281,7 +281,7 @@ struct NodeSide<'a> {
 
 impl Driven for NodeSide<'_> {
     fn owns(&self, a: SocketAddr) -> bool {
-        a == RTC_HOST.parse().unwrap()
+        a == self.n.host().local()
     }
     fn poll_datagram(&mut self) -> Option<Datagram> {
         drain(self.n, self.seen);
@@ -290,7 +290,7 @@ impl Driven for NodeSide<'_> {
         }
         let (to, payload) = self.seen.rtc.remove(0);
         Some(Datagram {
-            from: RTC_HOST.parse().unwrap(),
+            from: self.n.host().local(),
             to,
             payload,
         })
@@ -764,4 +764,101 @@ fn a_client_with_a_wrong_pin_is_dropped() {
         "{ce:?}"
     );
     assert!(client.open_session(net.now(), auth, "echo").is_err());
+}
+
+/// Node to node over WebRTC through both cores: A offers from its WebRTC port,
+/// B answers, A opens a session to B's echo server (a data channel), in A's one
+/// session table; B's echo comes back and A's own echo server stays silent.
+#[test]
+fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
+    let mut net = Net::perfect();
+    let mut b = node(24);
+    let mut cfg = HostConfig::new("10.0.0.8:50000".parse().unwrap());
+    cfg.max_peers = 4;
+    let mut a = node_with(24, cfg);
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let (pa, offer) = a.rtc_offer(net.now()).unwrap();
+    let (_, answer) = b.rtc_answer(net.now(), &offer).unwrap();
+    a.rtc_apply_answer(net.now(), pa, &answer).unwrap();
+    let id = a.open_rtc_session(net.now(), pa, "echo").unwrap();
+    let deadline = net.deadline(Duration::from_secs(30));
+    let done = |s: &Seen| opened(s).iter().any(|(i, _)| *i == id);
+    while !done(&sa) {
+        let step = net.step(
+            &mut [
+                &mut NodeSide {
+                    n: &mut a,
+                    seen: &mut sa,
+                },
+                &mut NodeSide {
+                    n: &mut b,
+                    seen: &mut sb,
+                },
+            ],
+            deadline,
+        );
+        assert_ne!(step, Step::Idle, "{:?} / {:?}", sa.events, sb.events);
+    }
+    assert_eq!(opened(&sa), vec![(id, Transport::WebRtc)]);
+    assert_eq!(
+        opened(&sb).len(),
+        1,
+        "B accepted it through its decision point"
+    );
+    a.send_bytes(net.now(), id, b"over webrtc").unwrap();
+    let got = |s: &Seen| {
+        s.events
+            .iter()
+            .filter(|e| matches!(e, Event::BytesReceived { .. }))
+            .count()
+    };
+    while got(&sa) == 0 {
+        let step = net.step(
+            &mut [
+                &mut NodeSide {
+                    n: &mut a,
+                    seen: &mut sa,
+                },
+                &mut NodeSide {
+                    n: &mut b,
+                    seen: &mut sb,
+                },
+            ],
+            deadline,
+        );
+        assert_ne!(step, Step::Idle);
+    }
+    assert!(sa.events.contains(&Event::BytesReceived {
+        session: id,
+        binary: true,
+        data: b"over webrtc".to_vec()
+    }));
+    assert_eq!((got(&sa), got(&sb)), (1, 1), "no echo loop");
+    // A session to a server B does not have never opens.
+    let missing = a.open_rtc_session(net.now(), pa, "nope").unwrap();
+    for _ in 0..50 {
+        net.step(
+            &mut [
+                &mut NodeSide {
+                    n: &mut a,
+                    seen: &mut sa,
+                },
+                &mut NodeSide {
+                    n: &mut b,
+                    seen: &mut sb,
+                },
+            ],
+            deadline,
+        );
+    }
+    assert!(!opened(&sa).iter().any(|(i, _)| *i == missing));
+    assert!(
+        sa.events.contains(&Event::OpenFailed {
+            session: missing,
+            reason: SessionClosed::ChannelClosed
+        }),
+        "the refusal reaches the opener: {:?}",
+        sa.events
+    );
+    assert!(refusals(&sb).contains(&(Transport::WebRtc, Refusal::UnknownServer("nope".into()))));
 }

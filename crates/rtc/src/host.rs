@@ -183,6 +183,11 @@ impl Host {
         self.peers.len()
     }
 
+    /// Whether `peer` is held.
+    pub fn has_peer(&self, peer: PeerId) -> bool {
+        self.peers.contains_key(&peer)
+    }
+
     /// Answers an offer as ICE-lite with one host candidate: the new peer and
     /// the answer SDP. The peer is freed if ICE does not connect in time.
     pub fn answer(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), HostError> {
@@ -227,6 +232,103 @@ impl Host {
             },
         );
         Ok((id, answer))
+    }
+
+    /// The offering role (node to node): a peer that offers from the host's
+    /// candidate as a full controlling ICE agent; apply the remote answer with
+    /// [`Host::apply_answer`]. The peer is freed if ICE does not connect in time.
+    pub fn offer(&mut self, now: Instant) -> Result<(PeerId, String), HostError> {
+        if self.peers.len() >= self.cfg.max_peers {
+            return Err(HostError::TooManyPeers(self.cfg.max_peers));
+        }
+        self.renew_certificate(now)?;
+        let fingerprint = self
+            .provider
+            .dtls
+            .fingerprint("sha-256")
+            .map_err(HostError::Identity)?;
+        let mut tie = [0u8; 8];
+        self.provider.random.fill(&mut tie);
+        let mut r = self.provider.random.fork();
+        let (peer, sdp) = Peer::offer(
+            self.cfg.local,
+            &fingerprint,
+            self.provider.dtls.clone_box(),
+            u64::from_le_bytes(tie),
+            Box::new(move |n| ice_chars(r.as_mut(), n)),
+        )?;
+        let parsed = SdpOffer::parse(&sdp).map_err(PeerError::from)?;
+        let m = parsed.media.first().ok_or(PeerError::NoDataChannel)?;
+        let (ufrag, pwd) = (
+            parsed.ice_ufrag(m).unwrap_or_default().to_owned(),
+            parsed.ice_pwd(m).unwrap_or_default().to_owned(),
+        );
+        let id = PeerId(self.next);
+        self.next += 1;
+        self.peers.insert(
+            id,
+            Entry {
+                peer,
+                ufrag,
+                pwd,
+                connect_by: Some(now + self.cfg.connect_timeout),
+            },
+        );
+        Ok((id, sdp))
+    }
+
+    /// Applies the remote answer to an offering peer: its candidates become
+    /// addresses of this peer and connectivity checks start.
+    pub fn apply_answer(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        answer: &str,
+    ) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&id).ok_or(HostError::UnknownPeer)?;
+        let mut r = self.provider.random.fork();
+        e.peer.apply_answer(
+            now,
+            answer,
+            self.provider.hmac.as_ref(),
+            Box::new(move || {
+                let mut t = [0u8; 12];
+                r.fill(&mut t);
+                t
+            }),
+        )?;
+        // Responses to our checks carry no USERNAME: they are routed by address.
+        let remotes: Vec<SocketAddr> = crate::sdp::SdpAnswer::parse(answer)
+            .map(|a| {
+                a.media
+                    .iter()
+                    .flat_map(|m| m.candidates())
+                    .flatten()
+                    .filter_map(|c| c.ip().map(|ip| SocketAddr::new(ip, c.port)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for a in remotes.into_iter().take(crate::ice::agent::MAX_REMOTE) {
+            if self.by_addr.len() < self.cfg.max_addrs {
+                self.by_addr.insert(a, id);
+            }
+        }
+        self.drain(now, id);
+        Ok(())
+    }
+
+    /// Opens a data channel on a connected peer (DCEP); `ChannelOpen` follows
+    /// when the other side acknowledges it.
+    pub fn open_channel(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        label: &str,
+    ) -> Result<ChannelId, HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        let c = e.peer.open_channel(now, label)?;
+        self.drain(now, peer);
+        Ok(ChannelId(c))
     }
 
     /// Replaces the DTLS certificate for new peers when it is due; peers that
@@ -326,6 +428,19 @@ impl Host {
     ) -> Result<(), HostError> {
         let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
         let r = e.peer.send(now, channel.0, binary, data);
+        self.drain(now, peer);
+        Ok(r?)
+    }
+
+    /// Accepts a channel the remote opened.
+    pub fn accept_channel(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        channel: ChannelId,
+    ) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        let r = e.peer.accept_channel(now, channel.0);
         self.drain(now, peer);
         Ok(r?)
     }

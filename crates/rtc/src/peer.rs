@@ -595,6 +595,17 @@ impl Peer {
         self.sctp.buffered_amount(id)
     }
 
+    /// Accepts a channel the remote opened (sends DATA_CHANNEL_ACK).
+    pub fn accept_channel(
+        &mut self,
+        now: Instant,
+        id: u16,
+    ) -> Result<(), crate::sctp::ChannelError> {
+        self.sctp.accept_channel(now, id)?;
+        self.process(now);
+        Ok(())
+    }
+
     /// Closes a channel.
     pub fn close_channel(&mut self, now: Instant, id: u16) {
         let _ = self.sctp.close_channel(now, id);

@@ -79,6 +79,12 @@ fn open_ack_and_messages_both_ways() {
     let (ea, eb) = pump(&mut a, &mut b, &mut now);
     assert!(eb.iter().any(|e| matches!(e, ChannelEvent::Open { id: i, label, ordered: true, reliability: Reliability::Reliable, .. } if *i == id && label == "echo")), "{eb:?}");
     assert!(
+        !ea.iter().any(|e| matches!(e, ChannelEvent::Open { .. })),
+        "no ACK before the application accepts: {ea:?}"
+    );
+    b.accept_channel(now, id).unwrap();
+    let (ea, _) = pump(&mut a, &mut b, &mut now);
+    assert!(
         ea.iter()
             .any(|e| matches!(e, ChannelEvent::Open { id: i, .. } if *i == id)),
         "ack reported: {ea:?}"
@@ -164,4 +170,23 @@ fn limits_and_unknown_channels() {
     a.send(now, id, false, b"still fine").unwrap();
     let (_, eb) = pump(&mut a, &mut b, &mut now);
     assert!(messages(&eb).iter().any(|m| m.2 == b"still fine"));
+}
+
+/// A channel the application refuses is reset without an ACK: the opener sees
+/// it closed, never open.
+#[test]
+fn a_refused_channel_is_closed_for_the_opener() {
+    let (mut a, mut b, mut now) = connected();
+    let id = a
+        .open_channel(now, "nope", true, Reliability::Reliable)
+        .unwrap();
+    let (_, eb) = pump(&mut a, &mut b, &mut now);
+    assert!(eb.iter().any(|e| matches!(e, ChannelEvent::Open { .. })));
+    b.close_channel(now, id).unwrap();
+    let (ea, _) = pump(&mut a, &mut b, &mut now);
+    assert!(ea.contains(&ChannelEvent::Closed { id }), "{ea:?}");
+    assert!(
+        !ea.iter().any(|e| matches!(e, ChannelEvent::Open { .. })),
+        "{ea:?}"
+    );
 }

@@ -19,7 +19,7 @@ pub mod events;
 pub mod net;
 pub mod node;
 
-pub mod rtc_client;
+pub mod signaling;
 pub mod store;
 
 pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, RemoteDevice, ServerMode, SessionHandle};
@@ -96,9 +96,12 @@ pub enum Error {
     Node(#[from] softbus_node::NodeError),
     #[error("the node has stopped")]
     Stopped,
-    /// The connection or session ended before it was up, and why.
+    /// The connection ended before it was up, and why.
     #[error("{0}")]
     Refused(softbus_node::ConnClosed),
+    /// The session did not open, and why.
+    #[error("the session did not open: {0}")]
+    NotOpened(softbus_node::SessionClosed),
     #[error("WebRTC: {0}")]
     Rtc(String),
     #[error("WebRTC peer connection closed: {0}")]

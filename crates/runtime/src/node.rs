@@ -117,6 +117,13 @@ enum Command {
         Vec<u8>,
         oneshot::Sender<Result<RemoteDevice, Error>>,
     ),
+    RtcMakeOffer(oneshot::Sender<Result<(PeerId, String), NodeError>>),
+    RtcTakeAnswer(PeerId, String, oneshot::Sender<Result<(), NodeError>>),
+    OpenRtcSession(
+        PeerId,
+        String,
+        oneshot::Sender<Result<SessionHandle, Error>>,
+    ),
     OpenSession(
         ConnId,
         String,
@@ -174,6 +181,15 @@ pub struct SessionHandle {
     pub id: SessionId,
     inbox: mpsc::Receiver<Vec<u8>>,
     node: NodeHandle,
+    /// For a session over WebRTC we offered: where to DELETE the peer connection.
+    signaling: Option<Signaling>,
+}
+
+#[derive(Debug)]
+struct Signaling {
+    web: String,
+    location: String,
+    timeout: Duration,
 }
 
 impl SessionHandle {
@@ -191,9 +207,24 @@ impl SessionHandle {
         }
     }
 
-    /// CloseSession.
+    /// CloseSession. Over WebRTC, the peer connection is ended with `DELETE` on
+    /// the other node's signaling (it then ends SCTP and DTLS toward us).
     pub async fn close(self) -> Result<(), Error> {
-        self.node.close_session(self.id.0).await
+        match self.signaling {
+            Some(s) => {
+                let (status, _, body) =
+                    crate::signaling::http(&s.web, "DELETE", &s.location, "", s.timeout).await?;
+                if status == 204 {
+                    Ok(())
+                } else {
+                    Err(Error::Rtc(format!(
+                        "DELETE answered {status}: {}",
+                        body.trim()
+                    )))
+                }
+            }
+            None => self.node.close_session(self.id.0).await,
+        }
     }
 }
 
@@ -459,6 +490,47 @@ impl NodeHandle {
             .await?
     }
 
+    /// Opens a session to the session server `server` of the node whose web
+    /// side is `web` (`http://HOST:PORT`) over WebRTC: this node offers (full
+    /// ICE, DTLS, SCTP from its WebRTC port) and opens a data channel so labelled.
+    pub async fn open_webrtc_session(
+        &self,
+        web: &str,
+        server: &str,
+        timeout: Duration,
+    ) -> Result<SessionHandle, Error> {
+        let (peer, offer) = self.call(Command::RtcMakeOffer).await??;
+        let opened = tokio::time::timeout(timeout, async {
+            let (status, location, answer) =
+                crate::signaling::http(web, "POST", "/rtc/offer", &offer, timeout).await?;
+            if status != 201 {
+                return Err(Error::Rtc(format!(
+                    "offer refused ({status}): {}",
+                    answer.trim()
+                )));
+            }
+            let location = location.ok_or(Error::Closed("answer without Location"))?;
+            self.call(|tx| Command::RtcTakeAnswer(peer, answer, tx))
+                .await??;
+            let mut s = self
+                .call(|tx| Command::OpenRtcSession(peer, server.to_owned(), tx))
+                .await??;
+            s.signaling = Some(Signaling {
+                web: web.to_owned(),
+                location,
+                timeout,
+            });
+            Ok(s)
+        })
+        .await
+        .unwrap_or(Err(Error::Timeout("WebRTC session")));
+        if opened.is_err() {
+            // Nothing of it stays behind on this node.
+            let _ = self.rtc_close(peer.0).await;
+        }
+        opened
+    }
+
     /// Closes a WebRTC peer connection; false if unknown.
     pub async fn rtc_close(&self, id: u64) -> Result<bool, Error> {
         self.call(|tx| Command::RtcClose(id, tx)).await
@@ -683,6 +755,24 @@ impl Driver {
                     let _ = tx.send(Err(e.into()));
                 }
             },
+            Command::RtcMakeOffer(tx) => {
+                let _ = tx.send(self.node.rtc_offer(now));
+            }
+            Command::RtcTakeAnswer(peer, sdp, tx) => {
+                let _ = tx.send(self.node.rtc_apply_answer(now, peer, &sdp));
+            }
+            Command::OpenRtcSession(peer, server, tx) => {
+                match self.node.open_rtc_session(now, peer, &server) {
+                    Ok(id) => {
+                        let (itx, irx) = mpsc::channel(SESSION_INBOX);
+                        self.inboxes.insert(id, itx);
+                        self.pending_open.insert(id, (tx, irx));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                    }
+                }
+            }
             Command::OpenSession(auth, server, tx) => {
                 match self.node.open_session(now, auth, &server) {
                     Ok(id) => {
@@ -845,13 +935,18 @@ impl Driver {
                 if let (Some((tx, inbox)), Some(node)) =
                     (self.pending_open.remove(&id), self.handle.clone())
                 {
-                    let _ = tx.send(Ok(SessionHandle { id, inbox, node }));
+                    let _ = tx.send(Ok(SessionHandle {
+                        id,
+                        inbox,
+                        node,
+                        signaling: None,
+                    }));
                 }
             }
             CoreEvent::OpenFailed { session, reason } => {
                 self.inboxes.remove(session);
                 if let Some((tx, _)) = self.pending_open.remove(session) {
-                    let _ = tx.send(Err(Error::Refused(reason.clone())));
+                    let _ = tx.send(Err(Error::NotOpened(reason.clone())));
                 }
             }
             CoreEvent::BytesReceived { session, data, .. } => {

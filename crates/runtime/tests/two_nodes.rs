@@ -125,7 +125,15 @@ async fn wrong_pin_and_unknown_server_are_refused_and_node_keeps_serving() {
     );
     let peer = ch.connect(addr, "135790").await.unwrap();
     let err = ch.open_session(&peer, "nope").await.unwrap_err();
-    assert!(matches!(err, softbus_runtime::Error::Refused(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            softbus_runtime::Error::NotOpened(softbus_node::SessionClosed::Connection(
+                softbus_node::ConnClosed::PeerClosed
+            ))
+        ),
+        "{err}"
+    );
     let mut s = ch.open_session(&peer, "echo-server").await.unwrap();
     s.send(b"ok").await.unwrap();
     assert_eq!(s.recv(Duration::from_secs(5)).await.unwrap(), b"ok");

@@ -229,7 +229,11 @@ impl DataChannels {
                             }
                         }
                     }
-                    Event::Stream(StreamEvent::Stopped { id, .. }) => {
+                    // The peer reset its side of the stream (closed the channel),
+                    // or asked us to stop sending on ours.
+                    Event::Stream(
+                        StreamEvent::Stopped { id, .. } | StreamEvent::Finished { id },
+                    ) if self.channels.remove(&id).is_some() => {
                         self.events.push_back(ChannelEvent::Closed { id })
                     }
                     _ => {}
@@ -289,14 +293,15 @@ impl DataChannels {
                                 Reliability::MaxLifetimeMs(n) => (ReliabilityType::Timed, n),
                             };
                             let _ = s.set_reliability_params(!open.ordered, rt, rv);
-                            let _ = s.write_sctp(&Bytes::from_static(&[dcep::ACK]), Ppi::Dcep);
                         }
                     }
+                    // The ACK waits for the application's decision (accept_channel);
+                    // a refused channel is reset instead, so the opener learns of it.
                     self.channels.insert(
                         id,
                         Channel {
                             label: open.label.clone(),
-                            acked: true,
+                            acked: false,
                         },
                     );
                     self.events.push_back(ChannelEvent::Open {
@@ -413,6 +418,26 @@ impl DataChannels {
             (true, true) => (Ppi::BinaryEmpty, Bytes::from_static(&[0])),
         };
         s.write_sctp(&payload, ppi)
+            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        self.flush(now);
+        Ok(())
+    }
+
+    /// Accepts a channel the peer opened: DATA_CHANNEL_ACK goes out (RFC 8832 §5.2).
+    pub fn accept_channel(&mut self, now: Instant, id: u16) -> Result<(), ChannelError> {
+        let c = self
+            .channels
+            .get_mut(&id)
+            .ok_or(ChannelError::NoChannel(id))?;
+        if c.acked {
+            return Ok(());
+        }
+        c.acked = true;
+        let (_, a) = self.assoc.as_mut().ok_or(ChannelError::NotConnected)?;
+        let mut s = a
+            .stream(id)
+            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        s.write_sctp(&Bytes::from_static(&[dcep::ACK]), Ppi::Dcep)
             .map_err(|e| ChannelError::Sctp(e.to_string()))?;
         self.flush(now);
         Ok(())

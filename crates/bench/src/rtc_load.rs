@@ -1,71 +1,22 @@
-//! The offering side of node-to-node WebRTC: posts an offer to a node's
-//! `/rtc/offer`, runs full ICE, DTLS and SCTP from a UDP socket of its own, and
-//! opens a data channel to a session server.
+//! The benchmark's WebRTC load generator: an offering peer driven straight over
+//! a UDP socket of its own (no node in between), streaming into a node's data
+//! channel with a bound on unacknowledged bytes.
 
-use crate::Error;
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::crypto::ice_chars;
 use softbus_rtc::peer::{Peer, PeerEvent};
+use softbus_runtime::signaling::http;
+use softbus_runtime::Error;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
-
-/// Largest HTTP response read.
-const MAX_HTTP: usize = 256 * 1024;
+use tokio::net::UdpSocket;
 
 fn random_bytes<const N: usize>(c: &mut OpenSslCrypto) -> [u8; N] {
     let mut b = [0u8; N];
     softbus_bus::crypto::Crypto::random(c, &mut b);
     b
-}
-
-/// `http://HOST:PORT` → `HOST:PORT`.
-fn authority(web: &str) -> Result<&str, Error> {
-    web.strip_prefix("http://")
-        .map(|r| r.trim_end_matches('/'))
-        .filter(|a| !a.contains('/'))
-        .ok_or_else(|| Error::Config(format!("web address {web:?}: expected http://HOST:PORT")))
-}
-
-/// One HTTP/1.1 request with `Connection: close`; returns status, Location and body.
-async fn http(
-    web: &str,
-    method: &str,
-    path: &str,
-    body: &str,
-    timeout: Duration,
-) -> Result<(u16, Option<String>, String), Error> {
-    let host = authority(web)?;
-    let mut s = tokio::time::timeout(timeout, TcpStream::connect(host))
-        .await
-        .map_err(|_| Error::Timeout("HTTP connect"))??;
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(
-        timeout,
-        (&mut s).take(MAX_HTTP as u64).read_to_end(&mut buf),
-    )
-    .await
-    .map_err(|_| Error::Timeout("HTTP response"))??;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or(Error::Closed("malformed HTTP response"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or(Error::Closed("malformed HTTP status"))?;
-    let location = head.lines().find_map(|l| {
-        l.split_once(':')
-            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-            .map(|(_, v)| v.trim().to_owned())
-    });
-    Ok((status, location, body.to_owned()))
 }
 
 /// A data channel to a node's session server.
@@ -98,7 +49,7 @@ impl RtcClientSession {
         session: &str,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let sock = crate::net::bind_udp(local_ip, 0)?;
+        let sock = softbus_runtime::net::bind_udp(local_ip, 0)?;
         let mut crypto = OpenSslCrypto::new();
         let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
         let fingerprint = identity
