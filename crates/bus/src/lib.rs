@@ -33,16 +33,7 @@ pub mod session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
-/// The earlier of two optional deadlines.
-pub fn earliest(
-    a: Option<std::time::Instant>,
-    b: Option<std::time::Instant>,
-) -> Option<std::time::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
+pub use softbus_proto::earliest;
 
 /// Shortens an identifier for logs (device ids, keys are never logged whole).
 pub fn redact(s: &str) -> String {

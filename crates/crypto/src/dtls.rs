@@ -419,3 +419,57 @@ pub fn fuzz_peer(now: std::time::Instant, data: &[u8]) -> usize {
     }
     sent
 }
+
+/// Fuzz entry point for the WebRTC host of a node (routing by address and ufrag,
+/// the answers to checks on a closed peer): two answered peers on one port, one
+/// of them closed; `data` is datagrams, each a source byte (one of four
+/// addresses) and a big-endian u16 length before it. Returns how many datagrams
+/// the host sent, for tests.
+pub fn fuzz_host(now: std::time::Instant, data: &[u8]) -> usize {
+    use softbus_rtc::crypto::Provider;
+    use softbus_rtc::host::{Host, HostConfig, PeerId};
+    use softbus_rtc::peer::CloseReason;
+    thread_local! {
+        static ID: Option<DtlsIdentity> = DtlsIdentity::generate().ok();
+    }
+    let Some((factory, fingerprint)) = ID.with(|id| {
+        let id = id.as_ref()?;
+        Some((id.factory().ok()?, id.fingerprint("sha-256").ok()?))
+    }) else {
+        return 0;
+    };
+    let mut host = Host::new(
+        HostConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 5000))),
+        Provider {
+            hmac: Box::new(crate::OpenSslCrypto::seeded(1)),
+            random: Box::new(crate::OpenSslCrypto::seeded(2)),
+            dtls: Box::new(factory),
+        },
+    );
+    let offer = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:h6vY\r\na=ice-pwd:remote-password-000000\r\na=fingerprint:{}\r\n\
+         a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n",
+        fingerprint.to_value()
+    );
+    if host.answer(now, &offer).is_err() || host.answer(now, &offer).is_err() {
+        return 0;
+    }
+    host.close(now, PeerId(2), CloseReason::Deleted);
+    let (mut rest, mut sent) = (data, 0);
+    for i in 0..16u32 {
+        let [src, a, b, tail @ ..] = rest else { break };
+        let n = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        let from = std::net::SocketAddr::from(([127, 0, 0, 2], 6000 + u16::from(*src % 4)));
+        let t = now + std::time::Duration::from_millis(u64::from(i) * 100);
+        host.handle_datagram(t, from, &tail[..n]);
+        host.handle_timeout(t);
+        rest = &tail[n..];
+        while host.poll_transmit().is_some() {
+            sent += 1;
+        }
+        while host.poll_event().is_some() {}
+    }
+    sent
+}

@@ -484,6 +484,18 @@ fn replay_dtls_fuzz_corpus() {
     assert!(t.poll_transmit().is_some(), "ServerHello flight");
 }
 
+/// The host's corpus (checks from two source addresses, junk) replays without
+/// a panic.
+#[test]
+fn replay_host_fuzz_corpus() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/host");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let data = std::fs::read(e.path()).unwrap();
+        softbus_crypto::dtls::fuzz_host(Instant::now(), &data);
+    }
+}
+
 #[test]
 fn replay_peer_fuzz_corpus() {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/peer");

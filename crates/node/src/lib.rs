@@ -384,7 +384,7 @@ impl Node {
 
     /// When to call [`Node::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        softbus_bus::earliest(self.bus.poll_timeout(), self.host.poll_timeout())
+        softbus_proto::earliest(self.bus.poll_timeout(), self.host.poll_timeout())
     }
 
     /// Next output for the driver.

@@ -77,13 +77,7 @@ pub enum HostError {
     Channel(#[from] crate::sctp::ChannelError),
 }
 
-/// A datagram to send: from which local address, to where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    pub source: SocketAddr,
-    pub destination: SocketAddr,
-    pub payload: Vec<u8>,
-}
+pub use softbus_proto::Transmit;
 
 /// What the host reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,13 +31,4 @@ pub mod sctp;
 pub mod sdp;
 pub mod stun;
 
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest(
-    a: Option<std::time::Instant>,
-    b: Option<std::time::Instant>,
-) -> Option<std::time::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
+pub(crate) use softbus_proto::earliest;
