@@ -112,6 +112,8 @@ pub fn bind_udp(ip: Ipv4Addr, port: u16) -> Result<tokio::net::UdpSocket, crate:
     })
 }
 
+/// Bytes one GSO send carries at most (a UDP payload).
+pub const GSO_BYTES: usize = 65_000;
 /// Datagrams taken in by one receive call (`recvmmsg`).
 pub const RECV_BATCH: usize = 32;
 /// Room for one datagram, or one GRO-coalesced train of them.
@@ -159,27 +161,31 @@ impl BatchUdp {
     /// Waits for datagrams and takes in up to [`RECV_BATCH`] of them; read them
     /// with [`BatchUdp::received`]. Returns how many receive slots were filled.
     pub async fn recv_batch(&mut self) -> io::Result<usize> {
+        loop {
+            self.io.readable().await?;
+            match self.try_recv_batch() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Takes in what is queued without waiting (`WouldBlock` if nothing is).
+    pub fn try_recv_batch(&mut self) -> io::Result<usize> {
         self.filled = 0;
         if self.bufs.is_empty() {
             // Allocated on first use: an idle socket holds no buffers.
             self.bufs = vec![vec![0u8; RECV_SLOT]; RECV_BATCH];
         }
-        let n = loop {
-            self.io.readable().await?;
-            let mut slices: Vec<io::IoSliceMut<'_>> = self
-                .bufs
-                .iter_mut()
-                .map(|b| io::IoSliceMut::new(b))
-                .collect();
-            let (io, state, meta) = (&self.io, &self.state, &mut self.meta);
-            match io.try_io(tokio::io::Interest::READABLE, || {
-                state.recv(io.into(), &mut slices, meta)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        };
+        let mut slices: Vec<io::IoSliceMut<'_>> = self
+            .bufs
+            .iter_mut()
+            .map(|b| io::IoSliceMut::new(b))
+            .collect();
+        let (io, state, meta) = (&self.io, &self.state, &mut self.meta);
+        let n = io.try_io(tokio::io::Interest::READABLE, || {
+            state.recv(io.into(), &mut slices, meta)
+        })?;
         self.filled = n;
         Ok(n)
     }
@@ -217,14 +223,67 @@ impl BatchUdp {
             segment_size: segment,
             src_ip: None,
         };
-        self.io.try_io(tokio::io::Interest::WRITABLE, || {
-            self.state.try_send((&self.io).into(), &t)
-        })
+        // Straight to the nonblocking socket: the engines' output is written
+        // when it is produced, not when tokio last saw the socket writable.
+        self.state.try_send((&self.io).into(), &t)
     }
 
     /// Datagrams one GSO send may carry on this socket.
     pub fn max_segments(&self) -> usize {
         self.state.max_gso_segments()
+    }
+
+    /// Sends `out` in order with as few system calls as the kernel allows: a run
+    /// of same-size datagrams to one destination goes as one GSO send. Returns
+    /// the number of system calls made. What cannot be sent is dropped (UDP:
+    /// the protocols above retransmit) and logged.
+    pub fn send_batch(&self, out: &mut Vec<(SocketAddr, Vec<u8>)>, buf: &mut Vec<u8>) -> usize {
+        let max = self.max_segments().max(1);
+        let mut calls = 0;
+        let mut i = 0;
+        while i < out.len() {
+            let (dst, len) = (out[i].0, out[i].1.len());
+            // A train: same destination, same size (the last may be shorter),
+            // at most `max` segments and 64 KB in all.
+            let limit = max.min(GSO_BYTES / len.max(1)).max(1);
+            let mut j = i + 1;
+            while j < out.len() && j - i < limit && out[j].0 == dst {
+                let l = out[j].1.len();
+                if l <= len {
+                    j += 1;
+                }
+                if l != len {
+                    break;
+                }
+            }
+            calls += 1;
+            let sent = if j - i > 1 && len > 0 {
+                buf.clear();
+                for (_, d) in &out[i..j] {
+                    buf.extend_from_slice(d);
+                }
+                self.try_send(dst, buf, Some(len))
+            } else {
+                self.try_send(dst, &out[i].1, None)
+            };
+            if let Err(e) = sent {
+                if j - i > 1 {
+                    // GSO refused (some kernels and devices): one by one instead.
+                    tracing::debug!(%dst, error = %e, "GSO send failed; sending singly");
+                    for (_, d) in &out[i..j] {
+                        calls += 1;
+                        if let Err(e) = self.try_send(dst, d, None) {
+                            tracing::debug!(%dst, error = %e, "datagram not sent");
+                        }
+                    }
+                } else {
+                    tracing::debug!(%dst, error = %e, "datagram not sent");
+                }
+            }
+            i = j;
+        }
+        out.clear();
+        calls
     }
 }
 
@@ -262,6 +321,50 @@ mod tests {
     }
 
     /// A bind error names the address really bound and the options that help.
+    /// Runs of same-size datagrams to one destination leave in one system call
+    /// (GSO) and arrive as separate datagrams, in order; other sizes and
+    /// destinations split the runs.
+    #[tokio::test]
+    async fn send_batch_groups_trains_and_keeps_datagrams_apart() {
+        let tx = BatchUdp::new(bind_udp(Ipv4Addr::new(127, 0, 0, 94), 0).unwrap()).unwrap();
+        let mut rx = BatchUdp::new(bind_udp(Ipv4Addr::new(127, 0, 0, 95), 0).unwrap()).unwrap();
+        let mut other = BatchUdp::new(bind_udp(Ipv4Addr::new(127, 0, 0, 96), 0).unwrap()).unwrap();
+        let (to, elsewhere) = (rx.local_addr().unwrap(), other.local_addr().unwrap());
+        let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        for i in 0..10u8 {
+            out.push((to, vec![i; 1200]));
+        }
+        out.push((to, vec![10; 300])); // shorter: ends the train
+        out.push((elsewhere, vec![11; 1200]));
+        out.push((to, vec![12; 1200]));
+        let mut buf = Vec::new();
+        let calls = tx.send_batch(&mut out, &mut buf);
+        assert!(out.is_empty());
+        if tx.max_segments() > 1 {
+            assert_eq!(calls, 3, "one train of 11, one datagram, one datagram");
+        }
+        let mut got = Vec::new();
+        while got.len() < 12 {
+            tokio::time::timeout(Duration::from_secs(5), rx.recv_batch())
+                .await
+                .unwrap()
+                .unwrap();
+            got.extend(rx.received().map(|d| (d.data.len(), d.data[0])));
+        }
+        let mut want: Vec<(usize, u8)> = (0..10).map(|i| (1200, i)).collect();
+        want.push((300, 10));
+        want.push((1200, 12));
+        assert_eq!(got, want);
+        tokio::time::timeout(Duration::from_secs(5), other.recv_batch())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            other.received().map(|d| d.data[0]).collect::<Vec<_>>(),
+            vec![11]
+        );
+    }
+
     #[tokio::test]
     async fn bind_error_names_the_address_and_the_way_out() {
         let ip = Ipv4Addr::new(127, 0, 0, 93);

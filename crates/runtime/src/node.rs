@@ -31,6 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+/// Receive batches taken in per wake-up of the WebRTC socket (32 datagrams each).
+pub const RTC_DRAIN: usize = 8;
 /// Time a dialed connection has to connect.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes queued toward one connection before it counts as too slow and is closed.
@@ -377,6 +379,9 @@ impl Node {
         ];
         let driver = Driver {
             node,
+            udp_out: Vec::new(),
+            rtc_out: Vec::new(),
+            gso_buf: Vec::new(),
             ip: cfg.ip,
             handle: None,
             inputs: in_tx.clone(),
@@ -649,6 +654,10 @@ type PendingOpen = (
 
 struct Driver {
     node: CoreNode,
+    /// Datagrams of one flush, per socket, and the buffer GSO trains are built in.
+    udp_out: Vec<(SocketAddr, Vec<u8>)>,
+    rtc_out: Vec<(SocketAddr, Vec<u8>)>,
+    gso_buf: Vec<u8>,
     ip: Ipv4Addr,
     handle: Option<NodeHandle>,
     inputs: mpsc::Sender<Input>,
@@ -704,9 +713,16 @@ impl Driver {
                 },
                 r = rtc_recv => if r.is_ok() {
                     let now = Instant::now();
-                    if let Some(sock) = rtc_sock.as_ref() {
-                        for d in sock.received() {
-                            let _ = self.node.handle_datagram(now, Socket::Rtc, d.from, d.to, d.data);
+                    if let Some(sock) = rtc_sock.as_mut() {
+                        // A data channel sends bursts: take in what else is queued
+                        // (up to RTC_DRAIN batches) before the output is flushed.
+                        for _ in 0..RTC_DRAIN {
+                            for d in sock.received() {
+                                let _ = self.node.handle_datagram(now, Socket::Rtc, d.from, d.to, d.data);
+                            }
+                            if sock.try_recv_batch().is_err() {
+                                break;
+                            }
                         }
                     }
                 },
@@ -864,25 +880,13 @@ impl Driver {
                 progressed = true;
                 match t {
                     Transmit::Datagram {
-                        socket: Socket::Discovery,
+                        socket,
                         destination,
                         payload,
-                    } => {
-                        if let Err(e) = self.udp.try_send(destination, &payload, None) {
-                            tracing::debug!(dst = %destination, error = %e, "discovery send failed");
-                        }
-                    }
-                    Transmit::Datagram {
-                        socket: Socket::Rtc,
-                        destination,
-                        payload,
-                    } => {
-                        if let Some(sock) = rtc_sock {
-                            if let Err(e) = sock.try_send(destination, &payload, None) {
-                                tracing::debug!(dst = %destination, error = %e, "WebRTC send failed");
-                            }
-                        }
-                    }
+                    } => match socket {
+                        Socket::Discovery => self.udp_out.push((destination, payload)),
+                        Socket::Rtc => self.rtc_out.push((destination, payload)),
+                    },
                     Transmit::Tcp { conn, bytes } => {
                         if let Some(w) = self.writers.get(&conn) {
                             if w.try_send(bytes).is_err() {
@@ -913,6 +917,14 @@ impl Driver {
                 break;
             }
         }
+        // Datagrams leave in as few system calls as the kernel allows (GSO trains).
+        if !self.udp_out.is_empty() {
+            self.udp.send_batch(&mut self.udp_out, &mut self.gso_buf);
+        }
+        if let Some(sock) = rtc_sock {
+            sock.send_batch(&mut self.rtc_out, &mut self.gso_buf);
+        }
+        self.rtc_out.clear();
     }
 
     fn event(&mut self, e: CoreEvent) {
