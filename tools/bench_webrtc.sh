@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
-cargo build --release -q -p softbus-cli
+cargo build --release -q -p softbus-cli -p softbus-bench
 cargo build --release -q --manifest-path bench/webrtc-baseline/Cargo.toml
 for round in 1 2 3; do
   ./target/release/softbus bench --only datachannel --seconds "$secs" --json 2>/dev/null

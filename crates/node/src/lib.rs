@@ -227,9 +227,11 @@ enum Route {
     Rtc { peer: PeerId, channel: ChannelId },
 }
 
+/// A session in the table. A TCP session's info lives in the soft bus engine
+/// (kept once: this table holds many thousand sessions); a WebRTC one's here.
 #[derive(Debug)]
 struct Entry {
-    info: SessionInfo,
+    rtc_info: Option<Box<SessionInfo>>,
     route: Route,
     /// We opened it to a server of the peer (client role): no built-in service
     /// of ours answers on it.
@@ -420,9 +422,9 @@ impl Node {
         }
         let ids: Vec<SessionId> = self
             .sessions
-            .iter()
-            .filter(|(_, e)| e.info.session == name)
-            .map(|(id, _)| *id)
+            .keys()
+            .copied()
+            .filter(|id| self.session(*id).is_some_and(|i| i.session == name))
             .collect();
         for id in ids {
             self.close_with(now, id, SessionClosed::ServerRemoved);
@@ -438,12 +440,19 @@ impl Node {
 
     /// Open sessions, both transports.
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.sessions.values().map(|e| e.info.clone()).collect()
+        self.sessions
+            .keys()
+            .filter_map(|id| self.session(*id).cloned())
+            .collect()
     }
 
     /// One session (GetMySessionName, GetPeerSessionName, GetPeerDeviceId).
     pub fn session(&self, id: SessionId) -> Option<&SessionInfo> {
-        self.sessions.get(&id).map(|e| &e.info)
+        let e = self.sessions.get(&id)?;
+        match e.route {
+            Route::Tcp => self.bus.session(id.0),
+            Route::Rtc { .. } => e.rtc_info.as_deref(),
+        }
     }
 
     /// SendBytes: one message on a session, whatever its transport (binary on a
@@ -639,6 +648,10 @@ impl Node {
     // ---- inside ----
 
     fn close_with(&mut self, now: Instant, id: SessionId, reason: SessionClosed) {
+        let server = self
+            .session(id)
+            .map(|i| i.session.clone())
+            .unwrap_or_default();
         let Some(e) = self.sessions.remove(&id) else {
             return;
         };
@@ -654,7 +667,7 @@ impl Node {
         }
         self.events.push_back(Event::SessionClosed {
             session: id,
-            server: e.info.session,
+            server,
             reason,
         });
     }
@@ -689,7 +702,7 @@ impl Node {
                             self.sessions.insert(
                                 id,
                                 Entry {
-                                    info: info.clone(),
+                                    rtc_info: None,
                                     route: Route::Tcp,
                                     outgoing: false,
                                     discarded: 0,
@@ -753,7 +766,7 @@ impl Node {
                     self.sessions.insert(
                         id,
                         Entry {
-                            info: info.clone(),
+                            rtc_info: None,
                             route: Route::Tcp,
                             outgoing: true,
                             discarded: 0,
@@ -783,12 +796,14 @@ impl Node {
                 self.received(now, SessionId(session_id), true, data)
             }
             BusEvent::SessionClosed {
-                session_id, reason, ..
+                session_id,
+                session,
+                reason,
             } => {
-                if let Some(e) = self.sessions.remove(&SessionId(session_id)) {
+                if self.sessions.remove(&SessionId(session_id)).is_some() {
                     self.events.push_back(Event::SessionClosed {
                         session: SessionId(session_id),
-                        server: e.info.session,
+                        server: session,
                         reason: SessionClosed::Connection(reason),
                     });
                 }
@@ -835,7 +850,7 @@ impl Node {
                 self.sessions.insert(
                     id,
                     Entry {
-                        info: info.clone(),
+                        rtc_info: Some(Box::new(info.clone())),
                         route: Route::Rtc { peer, channel },
                         outgoing: true,
                         discarded: 0,
@@ -868,7 +883,7 @@ impl Node {
                     self.sessions.insert(
                         id,
                         Entry {
-                            info: info.clone(),
+                            rtc_info: Some(Box::new(info.clone())),
                             route: Route::Rtc { peer, channel },
                             outgoing: false,
                             discarded: 0,
@@ -916,7 +931,7 @@ impl Node {
                     if let Some(e) = self.sessions.remove(&id) {
                         self.events.push_back(Event::SessionClosed {
                             session: id,
-                            server: e.info.session,
+                            server: e.rtc_info.map(|i| i.session).unwrap_or_default(),
                             reason: SessionClosed::ChannelClosed,
                         });
                     }
@@ -950,7 +965,7 @@ impl Node {
                         }
                         self.events.push_back(Event::SessionClosed {
                             session: id,
-                            server: e.info.session,
+                            server: e.rtc_info.map(|i| i.session).unwrap_or_default(),
                             reason: SessionClosed::PeerConnection(reason.clone()),
                         });
                     }
@@ -962,13 +977,15 @@ impl Node {
 
     /// A message on a session: reported, then the built-in service answers.
     fn received(&mut self, now: Instant, id: SessionId, binary: bool, data: Vec<u8>) {
+        let mode = match self.sessions.get(&id) {
+            Some(e) if !e.outgoing => self
+                .session(id)
+                .and_then(|i| self.servers.get(&i.session))
+                .copied(),
+            _ => None,
+        };
         let Some(e) = self.sessions.get_mut(&id) else {
             return;
-        };
-        let mode = if e.outgoing {
-            None
-        } else {
-            self.servers.get(&e.info.session).copied()
         };
         let reply = match mode {
             Some(ServerMode::Echo) => Some(data.clone()),

@@ -43,6 +43,33 @@ pub struct TrustedDevice {
     pub last_seen: u64,
 }
 
+/// Records a verification in a list, most recent first, at most [`MAX_TRUSTED`].
+fn upsert(
+    devices: &mut Vec<TrustedDevice>,
+    device_id: &str,
+    name: &str,
+    device_type: &str,
+    ip: &str,
+    now: u64,
+) {
+    let first_seen = match devices.iter().position(|d| d.device_id == device_id) {
+        Some(i) => devices.remove(i).first_seen,
+        None => now,
+    };
+    devices.insert(
+        0,
+        TrustedDevice {
+            device_id: device_id.into(),
+            name: name.into(),
+            device_type: device_type.into(),
+            ip: ip.into(),
+            first_seen,
+            last_seen: now,
+        },
+    );
+    devices.truncate(MAX_TRUSTED);
+}
+
 /// `<dir>/trusted.json`, rewritten on every change.
 #[derive(Debug)]
 pub struct TrustStore {
@@ -80,22 +107,7 @@ impl TrustStore {
         ip: &str,
         now: u64,
     ) -> io::Result<()> {
-        let first_seen = match self.devices.iter().position(|d| d.device_id == device_id) {
-            Some(i) => self.devices.remove(i).first_seen,
-            None => now,
-        };
-        self.devices.insert(
-            0,
-            TrustedDevice {
-                device_id: device_id.into(),
-                name: name.into(),
-                device_type: device_type.into(),
-                ip: ip.into(),
-                first_seen,
-                last_seen: now,
-            },
-        );
-        self.devices.truncate(MAX_TRUSTED);
+        upsert(&mut self.devices, device_id, name, device_type, ip, now);
         write_atomic(
             &self.path,
             &serde_json::to_vec_pretty(&self.devices).map_err(io::Error::other)?,
@@ -216,7 +228,6 @@ impl TrustWriter {
     pub fn start(mut store: TrustStore) -> io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<TrustRecord>(TRUST_QUEUE);
         let list = std::sync::Arc::new(std::sync::Mutex::new(store.devices().to_vec()));
-        let shared = list.clone();
         let thread = std::thread::Builder::new()
             .name("softbus-trust".into())
             .spawn(move || {
@@ -226,9 +237,6 @@ impl TrustWriter {
                         store.record(&r.device_id, &r.name, &r.device_type, &r.ip, r.seen)
                     {
                         tracing::warn!(error = %e, "could not persist trusted device");
-                    }
-                    if let Ok(mut l) = shared.lock() {
-                        *l = store.devices().to_vec();
                     }
                 }
             })?;
@@ -241,14 +249,17 @@ impl TrustWriter {
         let _ = self.thread.join();
     }
 
-    /// Queues a record; never blocks.
+    /// Queues a record for the disk (never blocks); the list is updated at once.
     pub fn record(&self, r: TrustRecord) {
+        if let Ok(mut l) = self.list.lock() {
+            upsert(&mut l, &r.device_id, &r.name, &r.device_type, &r.ip, r.seen);
+        }
         if let Err(e) = self.tx.try_send(r) {
             tracing::warn!(error = %e, "trust store queue full; record dropped");
         }
     }
 
-    /// The trusted devices as last written.
+    /// The trusted devices (what is on disk plus what is being written).
     pub fn devices(&self) -> Vec<TrustedDevice> {
         self.list.lock().map(|l| l.clone()).unwrap_or_default()
     }
