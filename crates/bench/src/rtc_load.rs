@@ -11,7 +11,7 @@ use softbus_runtime::Error;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
+use softbus_runtime::net::BatchUdp;
 
 fn random_bytes<const N: usize>(c: &mut OpenSslCrypto) -> [u8; N] {
     let mut b = [0u8; N];
@@ -21,7 +21,9 @@ fn random_bytes<const N: usize>(c: &mut OpenSslCrypto) -> [u8; N] {
 
 /// A data channel to a node's session server.
 pub struct RtcClientSession {
-    sock: UdpSocket,
+    sock: BatchUdp,
+    out: Vec<(SocketAddr, Vec<u8>)>,
+    gso: Vec<u8>,
     peer: Peer,
     crypto: OpenSslCrypto,
     channel: u16,
@@ -49,7 +51,7 @@ impl RtcClientSession {
         session: &str,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let sock = softbus_runtime::net::bind_udp(local_ip, 0)?;
+        let sock = BatchUdp::new(softbus_runtime::net::bind_udp(local_ip, 0)?)?;
         let mut crypto = OpenSslCrypto::new();
         let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
         let fingerprint = identity
@@ -83,6 +85,8 @@ impl RtcClientSession {
         .map_err(|e| Error::Rtc(e.to_string()))?;
         let mut s = Self {
             sock,
+            out: Vec::new(),
+            gso: Vec::new(),
             peer,
             crypto,
             channel: u16::MAX,
@@ -113,11 +117,8 @@ impl RtcClientSession {
         deadline: Instant,
         mut done: impl FnMut(&mut Self, &PeerEvent) -> bool,
     ) -> Result<(), Error> {
-        let mut buf = vec![0u8; 2048];
         loop {
-            while let Some((to, d)) = self.peer.poll_transmit() {
-                let _ = self.sock.send_to(&d, to).await;
-            }
+            self.flush();
             while let Some(e) = self.peer.poll_event() {
                 match &e {
                     PeerEvent::Message { id, data, .. } if *id == self.channel => {
@@ -143,9 +144,9 @@ impl RtcClientSession {
             }
             let wake = self.peer.poll_timeout().unwrap_or(deadline).min(deadline);
             tokio::select! {
-                r = self.sock.recv_from(&mut buf) => {
-                    let (n, from): (usize, SocketAddr) = r?;
-                    self.peer.handle_datagram(Instant::now(), from, &buf[..n], &self.crypto);
+                r = self.sock.recv_batch() => {
+                    r?;
+                    self.take_in();
                 }
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => self.peer.handle_timeout(Instant::now(), &self.crypto),
             }
@@ -158,10 +159,24 @@ impl RtcClientSession {
             .send(Instant::now(), self.channel, true, data)
             .map_err(|e| Error::Rtc(e.to_string()))?;
         // Send what that produced; acknowledgements and retransmissions are driven by recv.
-        while let Some((to, d)) = self.peer.poll_transmit() {
-            self.sock.send_to(&d, to).await?;
-        }
+        self.flush();
         Ok(())
+    }
+
+    /// Writes what the peer queued, in GSO trains.
+    fn flush(&mut self) {
+        while let Some(t) = self.peer.poll_transmit() {
+            self.out.push(t);
+        }
+        self.sock.send_batch(&mut self.out, &mut self.gso);
+    }
+
+    /// Hands the last received batch to the peer.
+    fn take_in(&mut self) {
+        let now = Instant::now();
+        for d in self.sock.received() {
+            self.peer.handle_datagram(now, d.from, d.data, &self.crypto);
+        }
     }
 
     /// Streams `msg` repeatedly for `duration`, keeping at most `max_buffered` bytes
@@ -174,7 +189,6 @@ impl RtcClientSession {
     ) -> Result<u64, Error> {
         let start = Instant::now();
         let mut sent = 0u64;
-        let mut buf = vec![0u8; 2048];
         while start.elapsed() < duration {
             if self.peer.buffered_amount(self.channel) < max_buffered {
                 self.peer
@@ -189,20 +203,17 @@ impl RtcClientSession {
                     .map(tokio::time::Instant::from_std)
                     .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(5));
                 tokio::select! {
-                    r = self.sock.recv_from(&mut buf) => {
-                        let (n, from) = r?;
-                        self.peer.handle_datagram(Instant::now(), from, &buf[..n], &self.crypto);
+                    r = self.sock.recv_batch() => {
+                        r?;
+                        self.take_in();
                     }
                     () = tokio::time::sleep_until(wake) => self.peer.handle_timeout(Instant::now(), &self.crypto),
                 }
             }
-            while let Some((to, d)) = self.peer.poll_transmit() {
-                self.sock.send_to(&d, to).await?;
-            }
+            self.flush();
             // Take in whatever else arrived without waiting.
-            while let Ok((n, from)) = self.sock.try_recv_from(&mut buf) {
-                self.peer
-                    .handle_datagram(Instant::now(), from, &buf[..n], &self.crypto);
+            while self.sock.try_recv_batch().is_ok_and(|n| n > 0) {
+                self.take_in();
             }
             while let Some(e) = self.peer.poll_event() {
                 if let PeerEvent::Closed(r) = e {
