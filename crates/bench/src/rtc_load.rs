@@ -6,12 +6,12 @@ use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::crypto::ice_chars;
 use softbus_rtc::peer::{Peer, PeerEvent};
+use softbus_runtime::net::BatchUdp;
 use softbus_runtime::signaling::http;
 use softbus_runtime::Error;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use softbus_runtime::net::BatchUdp;
 
 fn random_bytes<const N: usize>(c: &mut OpenSslCrypto) -> [u8; N] {
     let mut b = [0u8; N];
@@ -53,11 +53,9 @@ impl RtcClientSession {
     ) -> Result<Self, Error> {
         let sock = BatchUdp::new(softbus_runtime::net::bind_udp(local_ip, 0)?)?;
         let mut crypto = OpenSslCrypto::new();
-        let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
-        let fingerprint = identity
-            .fingerprint("sha-256")
-            .map_err(|e| Error::Rtc(e.to_string()))?;
-        let factory = identity.factory().map_err(|e| Error::Rtc(e.to_string()))?;
+        let identity = DtlsIdentity::generate()?;
+        let fingerprint = identity.fingerprint("sha-256")?;
+        let factory = identity.factory()?;
         let mut jsep_rng = OpenSslCrypto::new();
         let (mut peer, offer) = Peer::offer(
             sock.local_addr()?,
@@ -65,14 +63,13 @@ impl RtcClientSession {
             Box::new(factory),
             u64::from_le_bytes(random_bytes::<8>(&mut crypto)),
             Box::new(move |n| ice_chars(&mut jsep_rng, n)),
-        )
-        .map_err(|e| Error::Rtc(e.to_string()))?;
+        )?;
         let (status, location, answer) = http(web, "POST", "/rtc/offer", &offer, timeout).await?;
         if status != 201 {
-            return Err(Error::Rtc(format!(
-                "offer refused ({status}): {}",
-                answer.trim()
-            )));
+            return Err(Error::Signaling {
+                status,
+                reason: answer.trim().to_owned(),
+            });
         }
         let location = location.ok_or(Error::Closed("answer without Location"))?;
         let mut tid_rng = OpenSslCrypto::new();
@@ -81,8 +78,7 @@ impl RtcClientSession {
             &answer,
             &crypto,
             Box::new(move || random_bytes::<12>(&mut tid_rng)),
-        )
-        .map_err(|e| Error::Rtc(e.to_string()))?;
+        )?;
         let mut s = Self {
             sock,
             out: Vec::new(),
@@ -98,10 +94,7 @@ impl RtcClientSession {
         let deadline = Instant::now() + timeout;
         s.drive_until(deadline, |_, e| matches!(e, PeerEvent::Connected))
             .await?;
-        s.channel = s
-            .peer
-            .open_channel(Instant::now(), session)
-            .map_err(|e| Error::Rtc(e.to_string()))?;
+        s.channel = s.peer.open_channel(Instant::now(), session)?;
         let want = s.channel;
         s.drive_until(
             deadline,
@@ -155,9 +148,7 @@ impl RtcClientSession {
 
     /// Sends one message (binary).
     pub async fn send(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.peer
-            .send(Instant::now(), self.channel, true, data)
-            .map_err(|e| Error::Rtc(e.to_string()))?;
+        self.peer.send(Instant::now(), self.channel, true, data)?;
         // Send what that produced; acknowledgements and retransmissions are driven by recv.
         self.flush();
         Ok(())
@@ -191,9 +182,7 @@ impl RtcClientSession {
         let mut sent = 0u64;
         while start.elapsed() < duration {
             if self.peer.buffered_amount(self.channel) < max_buffered {
-                self.peer
-                    .send(Instant::now(), self.channel, true, msg)
-                    .map_err(|e| Error::Rtc(e.to_string()))?;
+                self.peer.send(Instant::now(), self.channel, true, msg)?;
                 sent += msg.len() as u64;
             } else {
                 // Wait for acknowledgements (or a timer) before queueing more.
@@ -247,7 +236,10 @@ impl RtcClientSession {
         if status == 204 {
             Ok(())
         } else {
-            Err(Error::Rtc(format!("DELETE answered {status}")))
+            Err(Error::Signaling {
+                status,
+                reason: String::new(),
+            })
         }
     }
 }

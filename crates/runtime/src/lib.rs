@@ -82,8 +82,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("bad configuration: {0}")]
-    Config(String),
     #[error("timed out: {0}")]
     Timeout(&'static str),
     #[error("connection closed: {0}")]
@@ -102,8 +100,29 @@ pub enum Error {
     /// The session did not open, and why.
     #[error("the session did not open: {0}")]
     NotOpened(softbus_node::SessionClosed),
+    #[error("DTLS: {0}")]
+    Dtls(#[from] softbus_rtc::dtls::DtlsError),
     #[error("WebRTC: {0}")]
-    Rtc(String),
+    Peer(#[from] softbus_rtc::peer::PeerError),
+    #[error("data channel: {0}")]
+    Channel(#[from] softbus_rtc::sctp::ChannelError),
+    /// The other node's signaling answered with an error status (its reason).
+    #[error("the other node answered {status}: {reason}")]
+    Signaling { status: u16, reason: String },
+    #[error("web address {0:?}: expected http://HOST:PORT")]
+    WebAddress(String),
+    #[error("capability {name:?}: {source}")]
+    Capability {
+        name: String,
+        #[source]
+        source: softbus_bus::discovery::publish::PublishError,
+    },
+    #[error("session server {name:?}: {source}")]
+    SessionServer {
+        name: String,
+        #[source]
+        source: softbus_node::NodeError,
+    },
     #[error("WebRTC peer connection closed: {0}")]
     PeerClosed(softbus_rtc::peer::CloseReason),
 }

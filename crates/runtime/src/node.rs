@@ -219,10 +219,10 @@ impl SessionHandle {
                 if status == 204 {
                     Ok(())
                 } else {
-                    Err(Error::Rtc(format!(
-                        "DELETE answered {status}: {}",
-                        body.trim()
-                    )))
+                    Err(Error::Signaling {
+                        status,
+                        reason: body.trim().to_owned(),
+                    })
                 }
             }
             None => self.node.close_session(self.id.0).await,
@@ -307,8 +307,7 @@ impl Node {
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
         let rtc_sock = net::BatchUdp::new(net::bind_udp(cfg.ip, cfg.rtc_port)?)?;
         let rtc_port = rtc_sock.local_addr()?.port();
-        let identity = DtlsIdentity::generate().map_err(|e| Error::Rtc(e.to_string()))?;
-        let factory = identity.factory().map_err(|e| Error::Rtc(e.to_string()))?;
+        let factory = DtlsIdentity::generate()?.factory()?;
         let host = Host::new(
             HostConfig::new(SocketAddr::from((cfg.ip, rtc_port))),
             Provider {
@@ -337,7 +336,10 @@ impl Node {
         for (i, cap) in cfg.capabilities.iter().enumerate() {
             bus.discovery_mut()
                 .publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap))
-                .map_err(|e| Error::Config(format!("capability {cap}: {e}")))?;
+                .map_err(|source| Error::Capability {
+                    name: cap.clone(),
+                    source,
+                })?;
         }
         let mut node = CoreNode::new(bus, host, cfg.limits.clone());
         for (names, mode) in [
@@ -346,7 +348,10 @@ impl Node {
         ] {
             for name in names {
                 node.create_session_server(name, mode)
-                    .map_err(|e| Error::Config(format!("session server {name}: {e}")))?;
+                    .map_err(|source| Error::SessionServer {
+                        name: name.clone(),
+                        source,
+                    })?;
             }
         }
         let info = Arc::new(NodeInfo {
@@ -509,10 +514,10 @@ impl NodeHandle {
             let (status, location, answer) =
                 crate::signaling::http(web, "POST", "/rtc/offer", &offer, timeout).await?;
             if status != 201 {
-                return Err(Error::Rtc(format!(
-                    "offer refused ({status}): {}",
-                    answer.trim()
-                )));
+                return Err(Error::Signaling {
+                    status,
+                    reason: answer.trim().to_owned(),
+                });
             }
             let location = location.ok_or(Error::Closed("answer without Location"))?;
             self.call(|tx| Command::RtcTakeAnswer(peer, answer, tx))

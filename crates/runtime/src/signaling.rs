@@ -14,7 +14,7 @@ fn authority(web: &str) -> Result<&str, Error> {
     web.strip_prefix("http://")
         .map(|r| r.trim_end_matches('/'))
         .filter(|a| !a.contains('/'))
-        .ok_or_else(|| Error::Config(format!("web address {web:?}: expected http://HOST:PORT")))
+        .ok_or_else(|| Error::WebAddress(web.to_owned()))
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns status, Location and body.
