@@ -290,11 +290,6 @@ impl Node {
         &self.bus
     }
 
-    /// The soft bus engine, mutably (publishing capabilities).
-    pub fn bus_mut(&mut self) -> &mut Bus {
-        &mut self.bus
-    }
-
     /// The WebRTC host.
     pub fn host(&self) -> &Host {
         &self.host
