@@ -162,7 +162,8 @@ async fn measure(a: &BenchArgs) -> Result<Report, ExitCode> {
     Ok(report)
 }
 
-async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
+/// A node under test: on `ip`, pinned to the server CPU, kernel-chosen ports.
+fn bench_config(ip: [u8; 4], tag: &str) -> NodeConfig {
     let mut cfg = NodeConfig::new(
         "bench",
         Ipv4Addr::from(ip),
@@ -171,6 +172,11 @@ async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node,
     );
     cfg.discovery_port = 0;
     cfg.cpu = Some(SERVER_CPU);
+    cfg
+}
+
+async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
+    let mut cfg = bench_config(ip, tag);
     cfg.limits.max_sessions = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
     Node::start(cfg).await.map_err(|e| e.to_string())
@@ -346,17 +352,22 @@ async fn plain_discard_server(l: TcpListener) {
     }
 }
 
-async fn stream(secs: Duration) -> Result<(f64, f64), String> {
+/// A node with a discard server `discard`, pinned to the server CPU.
+async fn discard_node(ip: [u8; 4], tag: &str) -> Result<Node, String> {
     let mut cfg = NodeConfig::new(
         "bench",
-        Ipv4Addr::new(127, 0, 0, 40),
-        data_dir("st"),
+        Ipv4Addr::from(ip),
+        data_dir(tag),
         PinPolicy::pin(PIN),
     );
     cfg.discovery_port = 0;
     cfg.cpu = Some(SERVER_CPU);
     cfg.discard = vec!["discard".into()];
-    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    Node::start(cfg).await.map_err(|e| e.to_string())
+}
+
+async fn stream(secs: Duration) -> Result<(f64, f64), String> {
+    let node = discard_node([127, 0, 0, 40], "st").await?;
     let info = node.handle().info().clone();
     let addr = SocketAddrV4::new(info.ip, info.auth_port);
     let mut peer = client::authenticate(&me([127, 0, 0, 41]), addr, PIN, 1, Duration::from_secs(5))
@@ -445,16 +456,7 @@ async fn echo_server(l: TcpListener) {
 /// Node-to-node data channel throughput: our WebRTC client streams 16 KiB messages
 /// into a node's discard server; the node's count is the measure.
 async fn datachannel(secs: Duration) -> Result<(f64, f64), String> {
-    let mut cfg = NodeConfig::new(
-        "bench",
-        Ipv4Addr::new(127, 0, 0, 45),
-        data_dir("dc"),
-        PinPolicy::pin(PIN),
-    );
-    cfg.discovery_port = 0;
-    cfg.cpu = Some(SERVER_CPU);
-    cfg.discard = vec!["discard".into()];
-    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let node = discard_node([127, 0, 0, 45], "dc").await?;
     let web = tokio::net::TcpListener::bind("127.0.0.45:0")
         .await
         .map_err(|e| e.to_string())?;

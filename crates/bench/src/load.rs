@@ -6,23 +6,13 @@ use softbus_bus::auth::{AuthClient, Authenticated, LocalAuthInfo};
 use softbus_bus::session::{ClientEvent, SessionClient};
 use softbus_crypto::OpenSslCrypto;
 use softbus_runtime::client::ClientIdentity;
+use softbus_runtime::node::connect;
 use softbus_runtime::Error;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Connects from `local` (port chosen by the kernel) with a timeout.
-async fn connect(local: Ipv4Addr, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Error> {
-    let sock = tokio::net::TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::from((local, 0)))?;
-    let s = tokio::time::timeout(timeout, sock.connect(addr))
-        .await
-        .map_err(|_| Error::Timeout("connect"))??;
-    s.set_nodelay(true)?;
-    Ok(s)
-}
 
 /// An authenticated link to a peer. The auth connection stays open: the peer
 /// forgets the key when it closes.

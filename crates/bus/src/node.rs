@@ -324,6 +324,17 @@ impl Bus {
         }
     }
 
+    /// What this node says about itself on the auth channel.
+    fn local_auth_info(&self) -> LocalAuthInfo {
+        LocalAuthInfo {
+            device_id: self.local.device_id.clone(),
+            device_name: self.local.name.clone(),
+            device_type: device_type_string(self.local.device_type).to_owned(),
+            auth_port: self.auth_port,
+            session_port: self.session_port,
+        }
+    }
+
     /// Records the bound ports (advertised in discovery and VerifyIp).
     pub fn set_ports(&mut self, auth_port: u16, session_port: u16) {
         self.auth_port = auth_port;
@@ -466,15 +477,8 @@ impl Bus {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
-                let local = LocalAuthInfo {
-                    device_id: self.local.device_id.clone(),
-                    device_name: self.local.name.clone(),
-                    device_type: device_type_string(self.local.device_type).to_owned(),
-                    auth_port: self.auth_port,
-                    session_port: self.session_port,
-                };
                 ConnState::Auth(Box::new(AuthConn::new(
-                    local,
+                    self.local_auth_info(),
                     &self.config.pin,
                     self.config.auth_max_data,
                 )))
@@ -696,15 +700,8 @@ impl Bus {
         if self.dialed.len() >= self.config.max_auth_conns {
             return Err(BusError::TooManyConnections);
         }
-        let local = LocalAuthInfo {
-            device_id: self.local.device_id.clone(),
-            device_name: self.local.name.clone(),
-            device_type: device_type_string(self.local.device_type).to_owned(),
-            auth_port: self.auth_port,
-            session_port: self.session_port,
-        };
         let state = ConnState::AuthClient {
-            client: Box::new(AuthClient::new(local, pin, seq)),
+            client: Box::new(AuthClient::new(self.local_auth_info(), pin, seq)),
             done: None,
         };
         Ok(self.dial(now, addr, state))

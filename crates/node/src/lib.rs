@@ -315,6 +315,13 @@ impl Node {
         self.has_room()
     }
 
+    /// Whether this node may ask for a session to `server` (name, limit).
+    fn may_open(&self, server: &str) -> Result<(), NodeError> {
+        session::check_name(server)?;
+        self.has_room()
+            .map_err(|r| SessionError::Refused(r.to_string()).into())
+    }
+
     /// The session limit, counting sessions open and being opened by us.
     fn has_room(&self) -> Result<(), Refusal> {
         if self.sessions.len() + self.opening.len() >= self.limits.max_sessions {
@@ -511,9 +518,7 @@ impl Node {
         auth: ConnId,
         server: &str,
     ) -> Result<SessionId, NodeError> {
-        session::check_name(server)?;
-        self.has_room()
-            .map_err(|r| SessionError::Refused(r.to_string()))?;
+        self.may_open(server)?;
         let id = self.allocate();
         let conn = self.bus.open_session_to(now, auth, server, id.0)?;
         self.opening.insert(id, Opening::Tcp(conn));
@@ -550,9 +555,7 @@ impl Node {
         peer: PeerId,
         server: &str,
     ) -> Result<SessionId, NodeError> {
-        session::check_name(server)?;
-        self.has_room()
-            .map_err(|r| SessionError::Refused(r.to_string()))?;
+        self.may_open(server)?;
         if !self.host.has_peer(peer) {
             return Err(HostError::UnknownPeer.into());
         }
@@ -771,19 +774,10 @@ impl Node {
                 }
             }
             BusEvent::ConnDropped { conn, ip, reason } => {
-                let failed: Vec<SessionId> = self
-                    .opening
-                    .iter()
-                    .filter(|(_, o)| **o == Opening::Tcp(conn))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in failed {
-                    self.opening.remove(&id);
-                    self.events.push_back(Event::OpenFailed {
-                        session: id,
-                        reason: SessionClosed::Connection(reason.clone()),
-                    });
-                }
+                self.fail_openings(
+                    |o| *o == Opening::Tcp(conn),
+                    SessionClosed::Connection(reason.clone()),
+                );
                 self.events
                     .push_back(Event::Bus(BusEvent::ConnDropped { conn, ip, reason }));
             }
@@ -817,87 +811,20 @@ impl Node {
                 peer,
                 channel,
                 label,
-            } if self.opening.values().any(|o| {
-                matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel)
-            }) =>
-            {
-                // A channel we opened was acknowledged: our outgoing session is up.
-                let Some(id) = self
+            } => {
+                // A channel we opened and the other side acknowledged: our outgoing
+                // session is up. Any other is the remote's request, decided here.
+                let ours = self
                     .opening
                     .iter()
                     .find(|(_, o)| matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel))
-                    .map(|(id, _)| *id)
-                else {
-                    return;
-                };
-                self.opening.remove(&id);
-                let info = SessionInfo {
-                    session_id: id.0,
-                    session: label,
-                    peer_device_id: String::new(),
-                    peer: self
-                        .host
-                        .remote(peer)
-                        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                    transport: Transport::WebRtc.as_str(),
-                };
-                self.by_channel.insert((peer, channel), id);
-                self.sessions.insert(
-                    id,
-                    Entry {
-                        rtc_info: Some(Box::new(info.clone())),
-                        route: Route::Rtc { peer, channel },
-                        outgoing: true,
-                        discarded: 0,
-                    },
-                );
-                self.events.push_back(Event::SessionOpened(info));
+                    .map(|(id, _)| *id);
+                if let Some(id) = ours {
+                    self.opening.remove(&id);
+                    return self.add_rtc_session(id, peer, channel, label, true);
+                }
+                self.decide_channel(now, peer, channel, label);
             }
-            HostEvent::ChannelOpen {
-                peer,
-                channel,
-                label,
-            } => match self.admit(Transport::WebRtc, &Authenticated::Signaling, &label) {
-                Ok(()) => {
-                    if let Err(e) = self.host.accept_channel(now, peer, channel) {
-                        tracing::debug!(error = %e, "data channel gone before it was accepted");
-                        return;
-                    }
-                    let id = self.allocate();
-                    let info = SessionInfo {
-                        session_id: id.0,
-                        session: label,
-                        peer_device_id: String::new(),
-                        peer: self
-                            .host
-                            .remote(peer)
-                            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-                        transport: Transport::WebRtc.as_str(),
-                    };
-                    self.by_channel.insert((peer, channel), id);
-                    self.sessions.insert(
-                        id,
-                        Entry {
-                            rtc_info: Some(Box::new(info.clone())),
-                            route: Route::Rtc { peer, channel },
-                            outgoing: false,
-                            discarded: 0,
-                        },
-                    );
-                    self.events.push_back(Event::SessionOpened(info));
-                }
-                Err(reason) => {
-                    // A data channel has no refusal message: it is closed.
-                    self.host.close_channel(now, peer, channel);
-                    let remote = self.host.remote(peer).map(|a| a.ip());
-                    self.events.push_back(Event::SessionRefused {
-                        transport: Transport::WebRtc,
-                        server: label,
-                        peer: remote,
-                        reason,
-                    });
-                }
-            },
             HostEvent::Message {
                 peer,
                 channel,
@@ -909,19 +836,10 @@ impl Node {
                 }
             }
             HostEvent::ChannelClosed { peer, channel } => {
-                let refused: Vec<SessionId> = self
-                    .opening
-                    .iter()
-                    .filter(|(_, o)| matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in refused {
-                    self.opening.remove(&id);
-                    self.events.push_back(Event::OpenFailed {
-                        session: id,
-                        reason: SessionClosed::ChannelClosed,
-                    });
-                }
+                self.fail_openings(
+                    |o| matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel),
+                    SessionClosed::ChannelClosed,
+                );
                 if let Some(id) = self.by_channel.remove(&(peer, channel)) {
                     if let Some(e) = self.sessions.remove(&id) {
                         self.events.push_back(Event::SessionClosed {
@@ -934,19 +852,10 @@ impl Node {
             }
             HostEvent::PeerClosed { peer, reason } => {
                 self.connected.remove(&peer);
-                let failed: Vec<SessionId> = self
-                    .opening
-                    .iter()
-                    .filter(|(_, o)| matches!(o, Opening::Rtc { peer: p, .. } if *p == peer))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in failed {
-                    self.opening.remove(&id);
-                    self.events.push_back(Event::OpenFailed {
-                        session: id,
-                        reason: SessionClosed::PeerConnection(reason.clone()),
-                    });
-                }
+                self.fail_openings(
+                    |o| matches!(o, Opening::Rtc { peer: p, .. } if *p == peer),
+                    SessionClosed::PeerConnection(reason.clone()),
+                );
                 let ids: Vec<SessionId> = self
                     .by_channel
                     .iter()
@@ -966,6 +875,81 @@ impl Node {
                     }
                 }
                 self.events.push_back(Event::PeerClosed { peer, reason });
+            }
+        }
+    }
+
+    /// Sessions we asked for that match `which` will not open: `OpenFailed`.
+    fn fail_openings(&mut self, which: impl Fn(&Opening) -> bool, reason: SessionClosed) {
+        let failed: Vec<SessionId> = self
+            .opening
+            .iter()
+            .filter(|(_, o)| which(o))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            self.opening.remove(&id);
+            self.events.push_back(Event::OpenFailed {
+                session: id,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    /// A session over a data channel, into the table.
+    fn add_rtc_session(
+        &mut self,
+        id: SessionId,
+        peer: PeerId,
+        channel: ChannelId,
+        label: String,
+        outgoing: bool,
+    ) {
+        let info = SessionInfo {
+            session_id: id.0,
+            session: label,
+            peer_device_id: String::new(),
+            peer: self
+                .host
+                .remote(peer)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            transport: Transport::WebRtc.as_str(),
+        };
+        self.by_channel.insert((peer, channel), id);
+        self.sessions.insert(
+            id,
+            Entry {
+                rtc_info: Some(Box::new(info.clone())),
+                route: Route::Rtc { peer, channel },
+                outgoing,
+                discarded: 0,
+            },
+        );
+        self.events.push_back(Event::SessionOpened(info));
+    }
+
+    /// The remote opened a data channel: accepted (ACKed) and bridged to the
+    /// server its label names, or reset.
+    fn decide_channel(&mut self, now: Instant, peer: PeerId, channel: ChannelId, label: String) {
+        match self.admit(Transport::WebRtc, &Authenticated::Signaling, &label) {
+            Ok(()) => {
+                if let Err(e) = self.host.accept_channel(now, peer, channel) {
+                    tracing::debug!(error = %e, "data channel gone before it was accepted");
+                    return;
+                }
+                let id = self.allocate();
+                self.add_rtc_session(id, peer, channel, label, false);
+            }
+            Err(reason) => {
+                // A data channel has no refusal message: it is closed.
+                self.host.close_channel(now, peer, channel);
+                let remote = self.host.remote(peer).map(|a| a.ip());
+                self.events.push_back(Event::SessionRefused {
+                    transport: Transport::WebRtc,
+                    server: label,
+                    peer: remote,
+                    reason,
+                });
             }
         }
     }

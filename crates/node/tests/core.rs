@@ -664,10 +664,7 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
     use softbus_bus::node::BusEvent;
     let net = Net::perfect();
     let (mut server, mut client) = (node(24), node(1));
-    let mut tcp = Tcp {
-        links: Vec::new(),
-        next: 0,
-    };
+    let mut tcp = tcp();
     let auth = client
         .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"246810")
         .unwrap();
@@ -745,10 +742,7 @@ fn a_client_with_a_wrong_pin_is_dropped() {
     use softbus_bus::node::BusEvent;
     let net = Net::perfect();
     let (mut server, mut client) = (node(24), node(24));
-    let mut tcp = Tcp {
-        links: Vec::new(),
-        next: 0,
-    };
+    let mut tcp = tcp();
     let auth = client
         .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"000000")
         .unwrap();
@@ -764,6 +758,30 @@ fn a_client_with_a_wrong_pin_is_dropped() {
         "{ce:?}"
     );
     assert!(client.open_session(net.now(), auth, "echo").is_err());
+}
+
+/// One step of two node cores on the shared network.
+fn step2(
+    net: &mut Net,
+    (a, sa): (&mut Node, &mut Seen),
+    (b, sb): (&mut Node, &mut Seen),
+    deadline: Instant,
+) -> Step {
+    net.step(
+        &mut [
+            &mut NodeSide { n: a, seen: sa },
+            &mut NodeSide { n: b, seen: sb },
+        ],
+        deadline,
+    )
+}
+
+/// A client core and a server core joined by in-memory TCP, fresh links.
+fn tcp() -> Tcp {
+    Tcp {
+        links: Vec::new(),
+        next: 0,
+    }
 }
 
 /// Node to node over WebRTC through both cores: A offers from its WebRTC port,
@@ -784,19 +802,7 @@ fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
     let deadline = net.deadline(Duration::from_secs(30));
     let done = |s: &Seen| opened(s).iter().any(|(i, _)| *i == id);
     while !done(&sa) {
-        let step = net.step(
-            &mut [
-                &mut NodeSide {
-                    n: &mut a,
-                    seen: &mut sa,
-                },
-                &mut NodeSide {
-                    n: &mut b,
-                    seen: &mut sb,
-                },
-            ],
-            deadline,
-        );
+        let step = step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline);
         assert_ne!(step, Step::Idle, "{:?} / {:?}", sa.events, sb.events);
     }
     assert_eq!(opened(&sa), vec![(id, Transport::WebRtc)]);
@@ -813,19 +819,7 @@ fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
             .count()
     };
     while got(&sa) == 0 {
-        let step = net.step(
-            &mut [
-                &mut NodeSide {
-                    n: &mut a,
-                    seen: &mut sa,
-                },
-                &mut NodeSide {
-                    n: &mut b,
-                    seen: &mut sb,
-                },
-            ],
-            deadline,
-        );
+        let step = step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline);
         assert_ne!(step, Step::Idle);
     }
     assert!(sa.events.contains(&Event::BytesReceived {
@@ -837,19 +831,7 @@ fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
     // A session to a server B does not have never opens.
     let missing = a.open_rtc_session(net.now(), pa, "nope").unwrap();
     for _ in 0..50 {
-        net.step(
-            &mut [
-                &mut NodeSide {
-                    n: &mut a,
-                    seen: &mut sa,
-                },
-                &mut NodeSide {
-                    n: &mut b,
-                    seen: &mut sb,
-                },
-            ],
-            deadline,
-        );
+        step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline);
     }
     assert!(!opened(&sa).iter().any(|(i, _)| *i == missing));
     assert!(

@@ -214,6 +214,12 @@ impl Host {
             self.provider.dtls.clone_box(),
             Box::new(move |n| ice_chars(r.as_mut(), n)),
         )?;
+        Ok((self.insert(now, peer, ufrag, pwd), answer))
+    }
+
+    /// A new peer with our ICE credentials `ufrag`/`pwd`, freed if ICE has not
+    /// connected by the connect timeout.
+    fn insert(&mut self, now: Instant, peer: Peer, ufrag: String, pwd: String) -> PeerId {
         let id = PeerId(self.next);
         self.next += 1;
         self.peers.insert(
@@ -225,7 +231,7 @@ impl Host {
                 connect_by: Some(now + self.cfg.connect_timeout),
             },
         );
-        Ok((id, answer))
+        id
     }
 
     /// The offering role (node to node): a peer that offers from the host's
@@ -257,18 +263,7 @@ impl Host {
             parsed.ice_ufrag(m).unwrap_or_default().to_owned(),
             parsed.ice_pwd(m).unwrap_or_default().to_owned(),
         );
-        let id = PeerId(self.next);
-        self.next += 1;
-        self.peers.insert(
-            id,
-            Entry {
-                peer,
-                ufrag,
-                pwd,
-                connect_by: Some(now + self.cfg.connect_timeout),
-            },
-        );
-        Ok((id, sdp))
+        Ok((self.insert(now, peer, ufrag, pwd), sdp))
     }
 
     /// Applies the remote answer to an offering peer: its candidates become

@@ -783,28 +783,12 @@ impl Driver {
                 let _ = tx.send(self.node.rtc_apply_answer(now, peer, &sdp));
             }
             Command::OpenRtcSession(peer, server, tx) => {
-                match self.node.open_rtc_session(now, peer, &server) {
-                    Ok(id) => {
-                        let (itx, irx) = mpsc::channel(SESSION_INBOX);
-                        self.inboxes.insert(id, itx);
-                        self.pending_open.insert(id, (tx, irx));
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into()));
-                    }
-                }
+                let r = self.node.open_rtc_session(now, peer, &server);
+                self.await_open(r, tx);
             }
             Command::OpenSession(auth, server, tx) => {
-                match self.node.open_session(now, auth, &server) {
-                    Ok(id) => {
-                        let (itx, irx) = mpsc::channel(SESSION_INBOX);
-                        self.inboxes.insert(id, itx);
-                        self.pending_open.insert(id, (tx, irx));
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into()));
-                    }
-                }
+                let r = self.node.open_session(now, auth, &server);
+                self.await_open(r, tx);
             }
             Command::RtcClose(id, tx) => {
                 let _ = tx.send(self.node.rtc_close(now, PeerId(id)));
@@ -820,6 +804,25 @@ impl Driver {
                 });
             }
             Command::Shutdown => {}
+        }
+    }
+
+    /// A session open the core took: its caller is answered when it opens (or
+    /// fails), with an inbox for its messages.
+    fn await_open(
+        &mut self,
+        r: Result<SessionId, NodeError>,
+        tx: oneshot::Sender<Result<SessionHandle, Error>>,
+    ) {
+        match r {
+            Ok(id) => {
+                let (itx, irx) = mpsc::channel(SESSION_INBOX);
+                self.inboxes.insert(id, itx);
+                self.pending_open.insert(id, (tx, irx));
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
+            }
         }
     }
 
@@ -1014,7 +1017,7 @@ pub fn pin_to_cpu(cpu: Option<usize>) {
 }
 
 /// Connects from `local` (port chosen by the kernel) with a timeout.
-pub(crate) async fn connect(
+pub async fn connect(
     local: Ipv4Addr,
     addr: SocketAddr,
     timeout: Duration,
