@@ -88,7 +88,9 @@ impl NodeProc {
 
     /// Waits for an event line satisfying `f`.
     pub fn wait_for(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let end = std::time::Instant::now() + Duration::from_secs(10);
+        // Generous: on a loaded 2-core machine a headless Chromium can take seconds
+        // to start before the event it causes can happen.
+        let end = std::time::Instant::now() + Duration::from_secs(20);
         while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(l) => {
