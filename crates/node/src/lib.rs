@@ -803,6 +803,16 @@ impl Node {
 
     fn host_event(&mut self, now: Instant, e: HostEvent) {
         match e {
+            HostEvent::Moved { peer, remote } => {
+                for e in self.sessions.values_mut() {
+                    if let (Route::Rtc { peer: p, .. }, Some(info)) = (e.route, e.rtc_info.as_mut())
+                    {
+                        if p == peer {
+                            info.peer = remote;
+                        }
+                    }
+                }
+            }
             HostEvent::Connected { peer } => {
                 self.connected.insert(peer);
                 self.open_waiting_channels(now, peer);

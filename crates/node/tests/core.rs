@@ -178,6 +178,7 @@ struct RtcClient {
     peer: Peer,
     hmac: OpenSslCrypto,
     events: Vec<PeerEvent>,
+    offer: String,
     answer: String,
 }
 
@@ -207,6 +208,7 @@ impl RtcClient {
             peer,
             hmac,
             events: Vec::new(),
+            offer: offer.clone(),
             answer: answer_sdp,
         };
         c.pump_until(n, seen, net, |e, _| e.contains(&PeerEvent::Connected));
@@ -843,4 +845,61 @@ fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
         sa.events
     );
     assert!(refusals(&sb).contains(&(Transport::WebRtc, Refusal::UnknownServer("nope".into()))));
+}
+
+/// The remote agent nominates a pair from a new address (it moved networks):
+/// the host follows it, so the node's messages go to the new address and the
+/// session stays up.
+#[test]
+fn the_host_follows_a_renominated_pair() {
+    use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, BINDING};
+    let mut net = Net::perfect();
+    let (mut n, mut seen) = (node(24), Seen::default());
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
+    let ch = r.peer.open_channel(net.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |_, s| opened(s).len() == 1);
+    let session = opened(&seen)[0].0;
+    let old: SocketAddr = RTC_PEER.parse().unwrap();
+    assert_eq!(n.sessions()[0].peer, old);
+    // A nominating check from the new address, with the session's credentials.
+    let answer = softbus_rtc::sdp::SdpAnswer::parse(&r.answer).unwrap();
+    let m = &answer.media[0];
+    let (ufrag, pwd) = (answer.ice_ufrag(m).unwrap(), answer.ice_pwd(m).unwrap());
+    let offer = softbus_rtc::sdp::SdpOffer::parse(&r.offer).unwrap();
+    let theirs = offer.ice_ufrag(&offer.media[0]).unwrap();
+    let h = OpenSslCrypto::new();
+    let check = MessageBuilder::new(Class::Request, BINDING, [9; 12])
+        .attribute(attr::USERNAME, format!("{ufrag}:{theirs}").as_bytes())
+        .attribute(attr::PRIORITY, &2_130_706_431u32.to_be_bytes())
+        .attribute(attr::ICE_CONTROLLING, &7u64.to_be_bytes())
+        .attribute(attr::USE_CANDIDATE, &[])
+        .message_integrity(&h, pwd.as_bytes())
+        .fingerprint();
+    let moved: SocketAddr = "10.0.0.44:40444".parse().unwrap();
+    drain(&mut n, &mut seen);
+    seen.rtc.clear();
+    n.handle_datagram(net.now(), Socket::Rtc, moved, None, &check)
+        .unwrap();
+    drain(&mut n, &mut seen);
+    let (to, reply) = seen.rtc.pop().expect("the check is answered");
+    assert_eq!(to, moved);
+    assert_eq!(Message::parse(&reply).unwrap().class(), Class::Success);
+    assert!(seen.rtc.is_empty(), "only the answer");
+    // The node's next message on the session goes to the nominated address.
+    n.send_bytes(net.now(), session, b"to the new pair")
+        .unwrap();
+    drain(&mut n, &mut seen);
+    assert!(!seen.rtc.is_empty());
+    assert!(
+        seen.rtc.iter().all(|(to, _)| *to == moved),
+        "{:?}",
+        seen.rtc.iter().map(|(t, _)| t).collect::<Vec<_>>()
+    );
+    assert!(n.host().remote(softbus_rtc::host::PeerId(1)) == Some(moved));
+    assert_eq!(
+        n.sessions()[0].peer,
+        moved,
+        "the session shows where the peer is now"
+    );
+    let _ = ch;
 }

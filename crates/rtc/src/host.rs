@@ -107,12 +107,19 @@ pub enum HostEvent {
         peer: PeerId,
         reason: CloseReason,
     },
+    /// The remote nominated another pair: this is its address now.
+    Moved {
+        peer: PeerId,
+        remote: SocketAddr,
+    },
 }
 
 struct Entry {
     peer: Peer,
     ufrag: String,
     pwd: String,
+    /// The selected pair's address as last reported.
+    remote: Option<SocketAddr>,
     /// Until ICE connects: when the peer is freed.
     connect_by: Option<Instant>,
 }
@@ -228,6 +235,7 @@ impl Host {
                 peer,
                 ufrag,
                 pwd,
+                remote: None,
                 connect_by: Some(now + self.cfg.connect_timeout),
             },
         );
@@ -526,8 +534,15 @@ impl Host {
         let Some(e) = self.peers.get_mut(&id) else {
             return;
         };
-        if e.peer.selected().is_some() {
+        if let Some(now_at) = e.peer.selected() {
             e.connect_by = None;
+            if e.remote.is_some_and(|was| was != now_at) {
+                self.events.push_back(HostEvent::Moved {
+                    peer: id,
+                    remote: now_at,
+                });
+            }
+            e.remote = Some(now_at);
         }
         let source = self.cfg.local;
         while let Some((destination, payload)) = e.peer.poll_transmit() {
