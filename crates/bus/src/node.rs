@@ -32,6 +32,100 @@ pub struct BusConfig {
     pub handshake_timeout: Duration,
     /// Largest auth-channel body accepted (softbus_lite: 1512).
     pub auth_max_data: usize,
+    /// How PIN guessing is bounded.
+    pub guard: PinGuardConfig,
+}
+
+/// Bounds on PIN guessing and on unauthenticated key agreements.
+#[derive(Debug, Clone)]
+pub struct PinGuardConfig {
+    /// Failed key confirmations one address may cause per `window`; then its auth
+    /// connections are refused until the window has room again.
+    pub failures_per_address: usize,
+    pub window: Duration,
+    /// Failed confirmations over the life of one PIN; then PIN pairing stops: a
+    /// renewable (random) PIN is replaced, an operator's PIN stays locked.
+    pub failures_per_pin: u32,
+    /// The PIN was drawn at random (and may be replaced when locked).
+    pub renewable: bool,
+    /// Auth connections (each may start key agreements) accepted from one
+    /// address: a burst, then this many per second.
+    pub accepts_per_address: RateLimit,
+    /// The same, for all addresses together.
+    pub accepts_total: RateLimit,
+    /// Addresses whose failures and rates are remembered at once.
+    pub table_limit: usize,
+}
+
+/// A token bucket: `burst` at once, then `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub burst: u32,
+    pub per_second: u32,
+}
+
+impl Default for PinGuardConfig {
+    fn default() -> Self {
+        Self {
+            failures_per_address: 5,
+            window: Duration::from_secs(60),
+            failures_per_pin: 100,
+            renewable: false,
+            accepts_per_address: RateLimit {
+                burst: 16,
+                per_second: 4,
+            },
+            accepts_total: RateLimit {
+                burst: 128,
+                per_second: 64,
+            },
+            table_limit: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(limit: RateLimit, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(limit.burst),
+            at: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * f64::from(limit.per_second)).min(f64::from(limit.burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What the guard remembers of one address.
+#[derive(Debug)]
+struct AddressRecord {
+    failures: VecDeque<Instant>,
+    accepts: Bucket,
+}
+
+/// The PIN guard's state.
+#[derive(Debug)]
+struct PinGuard {
+    by_ip: HashMap<IpAddr, AddressRecord>,
+    total: Option<Bucket>,
+    pin_failures: u32,
+    locked: bool,
 }
 
 impl Default for BusConfig {
@@ -47,6 +141,7 @@ impl Default for BusConfig {
             max_pending_per_ip: 4,
             handshake_timeout: Duration::from_secs(10),
             auth_max_data: frame::LITE_MAX_AUTH_DATA,
+            guard: PinGuardConfig::default(),
         }
     }
 }
@@ -116,11 +211,21 @@ pub enum BusEvent {
         ip: IpAddr,
         peer: PeerInfo,
     },
-    /// A key agreement failed (17 = wrong PIN).
+    /// A key agreement failed (17 = wrong PIN); the connection is closed.
     PakeFailed {
         conn: ConnId,
         ip: IpAddr,
         code: u32,
+    },
+    /// Too many failed key confirmations for this PIN: PIN pairing stopped. With
+    /// a renewable PIN it was replaced (`PinReplaced` follows); an operator's PIN
+    /// stays locked until restart.
+    PinLocked {
+        failures: u32,
+    },
+    /// A new random PIN replaces the locked one; show it to the operator.
+    PinReplaced {
+        pin: zeroize::Zeroizing<String>,
     },
     /// A session opened; close it to refuse.
     SessionOpened(SessionInfo),
@@ -179,6 +284,12 @@ pub enum BusError {
     Session(#[from] SessionError),
     #[error("connection limit reached")]
     TooManyConnections,
+    /// Too many failed key confirmations from this address lately.
+    #[error("too many failed PIN attempts from this address; try later")]
+    TooManyFailures,
+    /// Auth connections come faster than the rate limit allows.
+    #[error("auth connections over the rate limit")]
+    RateLimited,
     #[error("unknown connection")]
     UnknownConn,
 }
@@ -267,6 +378,7 @@ pub struct Bus {
     requests: VecDeque<SessionRequest>,
     /// Dialed connections (client roles) held at once.
     dialed: BTreeSet<ConnId>,
+    guard: PinGuard,
     next_dial: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<BusEvent>,
@@ -318,10 +430,95 @@ impl Bus {
             sessions: BTreeMap::new(),
             requests: VecDeque::new(),
             dialed: BTreeSet::new(),
+            guard: PinGuard {
+                by_ip: HashMap::new(),
+                total: None,
+                pin_failures: 0,
+                locked: false,
+            },
             next_dial: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Whether an auth connection from `ip` may start: not after too many
+    /// failures from it lately, not over the per-address or node-wide rate.
+    fn guard_accept(&mut self, now: Instant, ip: IpAddr) -> Result<(), BusError> {
+        let cfg = &self.config.guard;
+        let g = &mut self.guard;
+        if g.by_ip.len() >= cfg.table_limit && !g.by_ip.contains_key(&ip) {
+            // Forget addresses with no recent failure first, else any one.
+            let window = cfg.window;
+            g.by_ip.retain(|_, r| {
+                r.failures
+                    .back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < window)
+            });
+            if g.by_ip.len() >= cfg.table_limit {
+                if let Some(k) = g.by_ip.keys().next().copied() {
+                    g.by_ip.remove(&k);
+                }
+            }
+        }
+        let rec = g.by_ip.entry(ip).or_insert_with(|| AddressRecord {
+            failures: VecDeque::new(),
+            accepts: Bucket::full(cfg.accepts_per_address, now),
+        });
+        while rec
+            .failures
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= cfg.window)
+        {
+            rec.failures.pop_front();
+        }
+        if rec.failures.len() >= cfg.failures_per_address {
+            return Err(BusError::TooManyFailures);
+        }
+        if !rec.accepts.take(cfg.accepts_per_address, now) {
+            return Err(BusError::RateLimited);
+        }
+        let total = g
+            .total
+            .get_or_insert_with(|| Bucket::full(cfg.accepts_total, now));
+        if !total.take(cfg.accepts_total, now) {
+            return Err(BusError::RateLimited);
+        }
+        Ok(())
+    }
+
+    /// A failed key confirmation from `ip`: counted for the address and the PIN.
+    fn count_failure(&mut self, now: Instant, ip: IpAddr) {
+        let cfg = self.config.guard.clone();
+        if let Some(r) = self.guard.by_ip.get_mut(&ip) {
+            if r.failures.len() >= cfg.failures_per_address {
+                r.failures.pop_front();
+            }
+            r.failures.push_back(now);
+        }
+        self.guard.pin_failures += 1;
+        if self.guard.locked || self.guard.pin_failures < cfg.failures_per_pin {
+            return;
+        }
+        tracing::warn!(failures = self.guard.pin_failures, "PIN pairing locked");
+        self.events.push_back(BusEvent::PinLocked {
+            failures: self.guard.pin_failures,
+        });
+        if cfg.renewable {
+            let mut b = [0u8; 4];
+            self.crypto.random(&mut b);
+            let pin = zeroize::Zeroizing::new(format!("{:06}", u32::from_le_bytes(b) % 1_000_000));
+            self.config.pin = PinPolicy::pin(&pin);
+            self.guard.pin_failures = 0;
+            self.events.push_back(BusEvent::PinReplaced { pin });
+        } else {
+            self.guard.locked = true;
+        }
+    }
+
+    /// Whether PIN pairing is locked (too many failures for the operator's PIN).
+    pub fn pin_locked(&self) -> bool {
+        self.guard.locked
     }
 
     /// What this node says about itself on the auth channel.
@@ -477,11 +674,20 @@ impl Bus {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
-                ConnState::Auth(Box::new(AuthConn::new(
+                if let Err(e) = self.guard_accept(now, peer.ip()) {
+                    self.transmits.push_back(Transmit::Close { conn });
+                    return Err(e);
+                }
+                let mut a = AuthConn::new(
                     self.local_auth_info(),
                     &self.config.pin,
                     self.config.auth_max_data,
-                )))
+                );
+                if self.guard.locked {
+                    // No key agreement can succeed here any more.
+                    a.refuse_pairing("PIN pairing locked after too many failed attempts");
+                }
+                ConnState::Auth(Box::new(a))
             }
             Listener::Session => {
                 if self.count_pending(|c| matches!(c.state, ConnState::Session { .. }))
@@ -579,6 +785,7 @@ impl Bus {
         let peer = c.peer;
         match &mut c.state {
             ConnState::Auth(a) => {
+                let mut failed = false;
                 let r = a.handle_data(self.crypto.as_mut(), data);
                 while let Some(bytes) = a.poll_transmit() {
                     self.transmits.push_back(Transmit::Tcp { conn, bytes });
@@ -601,13 +808,20 @@ impl Bus {
                                         conn,
                                         ip: peer.ip(),
                                         code,
-                                    })
+                                    });
+                                    failed = true;
                                 }
                                 AuthConnEvent::KeyEstablished { .. } => {}
                             }
                         }
                     }
                     Err(e) => self.drop_conn(conn, e.into()),
+                }
+                if failed {
+                    // A failed key confirmation costs the connection (the error
+                    // reply is queued before the close) and counts against the PIN.
+                    self.drop_conn(conn, ConnClosed::Auth(crate::auth::AuthError::WrongPin));
+                    self.count_failure(now, peer.ip());
                 }
             }
             ConnState::Session { .. } => {

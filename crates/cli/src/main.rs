@@ -257,6 +257,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     if caps.len() > 3 {
         return usage("at most 3 --capability values (softbus publishes 3 services)");
     }
+    let renewable = a.pin.is_none();
     let pin = match a.pin {
         Some(p) if p.is_empty() && !a.allow_empty_pin => {
             return usage(
@@ -290,6 +291,7 @@ async fn node(a: NodeArgs) -> ExitCode {
             allow_empty: a.allow_empty_pin,
         },
     );
+    cfg.pin_renewable = renewable;
     cfg.device_type = device_type;
     cfg.discovery_port = a.discovery_port;
     cfg.auth_port = a.auth_port;
@@ -361,6 +363,17 @@ async fn node(a: NodeArgs) -> ExitCode {
             _ = tokio::signal::ctrl_c() => break,
             ev = events.recv() => match ev {
                 Ok(e) => {
+                    match &e {
+                        NodeEvent::PinReplaced {} => {
+                            if let Some(p) = handle.current_pin() {
+                                eprintln!("softbus: pairing PIN {} (the previous one was locked after too many failed attempts)", p.as_str());
+                            }
+                        }
+                        NodeEvent::PinLocked { failures } if !renewable => eprintln!(
+                            "softbus: PIN pairing locked after {failures} failed attempts; restart the node to pair again"
+                        ),
+                        _ => {}
+                    }
                     emit(&if a.json { e.to_json() } else { human(&e) });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("softbus: {n} events not shown (output too slow)"),

@@ -52,6 +52,13 @@ pub enum NodeEvent {
     Error {
         message: String,
     },
+    /// Too many failed PIN attempts: PIN pairing stopped (an operator's PIN stays
+    /// locked until restart; a random one is replaced, see `pin_replaced`).
+    PinLocked {
+        failures: u32,
+    },
+    /// A new random PIN replaced the locked one (shown on stderr, never here).
+    PinReplaced {},
 }
 
 impl NodeEvent {
@@ -101,6 +108,10 @@ impl NodeEvent {
             },
             // Our own client role; the caller hears of it directly.
             BusEvent::Authenticated { .. } => return None,
+            BusEvent::PinLocked { failures } => NodeEvent::PinLocked {
+                failures: *failures,
+            },
+            BusEvent::PinReplaced { .. } => NodeEvent::PinReplaced {},
             BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error {
                 message: format!("dropped connection from {ip}: {reason}"),
             },

@@ -60,6 +60,8 @@ pub struct NodeConfig {
     /// Session servers that discard every message and answer `?` with the byte count.
     pub discard: Vec<String>,
     pub pin: PinPolicy,
+    /// The PIN was drawn at random: replace it when too many attempts failed.
+    pub pin_renewable: bool,
     pub data_dir: PathBuf,
     pub bus: BusConfig,
     /// Sessions (TCP and WebRTC together) and session servers.
@@ -84,6 +86,7 @@ impl NodeConfig {
             echo: vec!["echo".into()],
             discard: Vec::new(),
             pin,
+            pin_renewable: false,
             data_dir,
             bus: BusConfig::default(),
             limits: Limits::default(),
@@ -237,6 +240,8 @@ pub const SESSION_INBOX: usize = 256;
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     info: Arc<NodeInfo>,
+    /// The pairing PIN in force, for the operator (never in events).
+    pin: Arc<std::sync::Mutex<Option<zeroize::Zeroizing<String>>>>,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<NodeEvent>,
 }
@@ -320,6 +325,7 @@ impl Node {
         let discovery_port = udp.local_addr()?.port();
         let mut bus_cfg = cfg.bus.clone();
         bus_cfg.pin = cfg.pin.clone();
+        bus_cfg.guard.renewable = cfg.pin_renewable;
         bus_cfg.discovery.port = discovery_port;
         bus_cfg.discovery.directed_broadcast = net::broadcast_of(cfg.ip);
         let mut bus = Bus::new(
@@ -402,6 +408,7 @@ impl Node {
         };
         let handle = NodeHandle {
             info,
+            pin: Arc::new(std::sync::Mutex::new(cfg.pin.pin.clone())),
             commands: cmd_tx,
             events: ev_tx,
         };
@@ -426,6 +433,11 @@ impl NodeHandle {
     /// Identity and ports.
     pub fn info(&self) -> &NodeInfo {
         &self.info
+    }
+
+    /// The pairing PIN in force (it changes when a random PIN was replaced).
+    pub fn current_pin(&self) -> Option<zeroize::Zeroizing<String>> {
+        self.pin.lock().ok().and_then(|p| p.clone())
     }
 
     /// Subscribes to node events.
@@ -981,6 +993,13 @@ impl Driver {
             }
             CoreEvent::SessionClosed { session, .. } => {
                 self.inboxes.remove(session);
+            }
+            CoreEvent::Bus(BusEvent::PinReplaced { pin }) => {
+                if let Some(h) = &self.handle {
+                    if let Ok(mut p) = h.pin.lock() {
+                        *p = Some(pin.clone());
+                    }
+                }
             }
             _ => {}
         }

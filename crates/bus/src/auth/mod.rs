@@ -227,6 +227,12 @@ impl AuthConn {
         }
     }
 
+    /// Refuses every key agreement on this connection (with softbus_lite's
+    /// wrong-PIN error to the peer), for `why`.
+    pub fn refuse_pairing(&mut self, why: &'static str) {
+        self.pin = Err(AuthError::Refused(why));
+    }
+
     /// The key stored under `index`.
     pub fn key(&self, index: i32) -> Option<&[u8; 16]> {
         self.keys

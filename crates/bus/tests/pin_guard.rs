@@ -1,0 +1,243 @@
+//! PIN guessing is bounded (issue 7, item 3), in virtual time: a failed key
+//! confirmation closes its connection and counts; an address with 5 failures in a
+//! minute is refused; 100 failures lock PIN pairing (a random PIN is replaced);
+//! auth connections are rate-limited per address and node-wide.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
+use softbus_bus::auth::{AuthClient, AuthError, LocalAuthInfo, PinPolicy};
+use softbus_bus::node::{Bus, BusConfig, BusError, BusEvent, Listener, LocalConfig, Transmit};
+use softbus_bus::ConnId;
+use softbus_crypto::OpenSslCrypto;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+fn bus(cfg: BusConfig) -> Bus {
+    let mut b = Bus::new(
+        cfg,
+        LocalConfig {
+            device_id: "AB".repeat(32),
+            name: "node".into(),
+            device_type: 0xF2,
+            ip: [10, 0, 0, 2].into(),
+        },
+        Box::new(OpenSslCrypto::seeded(3)),
+    );
+    b.set_ports(40001, 40002);
+    b
+}
+
+fn config(pin: &str) -> BusConfig {
+    BusConfig {
+        pin: PinPolicy::pin(pin),
+        ..Default::default()
+    }
+}
+
+/// One key agreement with `pin` from `ip` on a new connection `conn` at `now`:
+/// `Ok(true)` verified, `Ok(false)` refused at accept, `Err` the client's error.
+/// Also whether the node closed the connection.
+fn attempt(
+    b: &mut Bus,
+    now: Instant,
+    conn: u64,
+    ip: [u8; 4],
+    pin: &str,
+) -> (Result<bool, AuthError>, bool) {
+    let conn = ConnId(conn);
+    let peer = SocketAddr::from((ip, 40000));
+    if b.handle_accept(now, conn, Listener::Auth, peer).is_err() {
+        while b.poll_transmit().is_some() {}
+        return (Ok(false), true);
+    }
+    let mut c = OpenSslCrypto::seeded(u64::from(ip[3]));
+    let mut client = AuthClient::new(
+        LocalAuthInfo {
+            device_id: "CD".repeat(32),
+            device_name: "phone".into(),
+            device_type: "DEV_L1".into(),
+            auth_port: 0,
+            session_port: 0,
+        },
+        pin.as_bytes(),
+        5,
+    );
+    let mut closed = false;
+    for _ in 0..10 {
+        while let Some(bytes) = client.poll_transmit() {
+            b.handle_tcp_data(now, conn, &bytes).unwrap();
+        }
+        let mut replies = Vec::new();
+        while let Some(t) = b.poll_transmit() {
+            match t {
+                Transmit::Tcp { conn: c, bytes } if c == conn => replies.push(bytes),
+                Transmit::Close { conn: c } if c == conn => closed = true,
+                _ => {}
+            }
+        }
+        for r in replies {
+            match client.handle_data(&mut c, &r) {
+                Ok(Some(_)) => return (Ok(true), closed),
+                Ok(None) => {}
+                Err(e) => return (Err(e), closed),
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    (Err(AuthError::Misbehaved("no answer")), closed)
+}
+
+fn events(b: &mut Bus) -> Vec<BusEvent> {
+    std::iter::from_fn(|| b.poll_event()).collect()
+}
+
+#[test]
+fn a_wrong_pin_closes_the_connection_and_counts() {
+    let mut b = bus(config("246810"));
+    let now = Instant::now();
+    let (r, closed) = attempt(&mut b, now, 1, [10, 0, 0, 3], "000000");
+    assert_eq!(r, Err(AuthError::WrongPin));
+    assert!(closed, "the node hangs up after a failed confirmation");
+    assert!(events(&mut b)
+        .iter()
+        .any(|e| matches!(e, BusEvent::PakeFailed { code: 17, .. })));
+    // The right PIN still works from there.
+    assert_eq!(attempt(&mut b, now, 2, [10, 0, 0, 3], "246810").0, Ok(true));
+}
+
+#[test]
+fn five_failures_a_minute_from_one_address_then_refused() {
+    let mut b = bus(config("246810"));
+    let t0 = Instant::now();
+    for i in 0..5 {
+        let (r, _) = attempt(
+            &mut b,
+            t0 + Duration::from_secs(i),
+            i + 1,
+            [10, 0, 0, 4],
+            "1",
+        );
+        assert_eq!(r, Err(AuthError::WrongPin), "attempt {i}");
+    }
+    // The sixth, even with the right PIN, is refused at accept...
+    let now = t0 + Duration::from_secs(10);
+    assert_eq!(
+        b.handle_accept(
+            now,
+            ConnId(9),
+            Listener::Auth,
+            SocketAddr::from(([10, 0, 0, 4], 1))
+        ),
+        Err(BusError::TooManyFailures)
+    );
+    // ...while another address is served,
+    assert_eq!(
+        attempt(&mut b, now, 10, [10, 0, 0, 5], "246810").0,
+        Ok(true)
+    );
+    // and a minute after the first failure the address may try again.
+    let later = t0 + Duration::from_secs(61);
+    assert_eq!(
+        attempt(&mut b, later, 11, [10, 0, 0, 4], "246810").0,
+        Ok(true)
+    );
+}
+
+#[test]
+fn the_hundred_and_first_failure_finds_pin_pairing_locked() {
+    let mut b = bus(config("246810"));
+    let t0 = Instant::now();
+    // 100 failures from 25 addresses (4 each, under the per-address bound).
+    for i in 0..100u64 {
+        let ip = [10, 1, (i / 4) as u8, 1];
+        let now = t0 + Duration::from_millis(i * 300);
+        assert_eq!(
+            attempt(&mut b, now, i + 1, ip, "1").0,
+            Err(AuthError::WrongPin),
+            "{i}"
+        );
+    }
+    let ev = events(&mut b);
+    assert!(
+        ev.contains(&BusEvent::PinLocked { failures: 100 }),
+        "{ev:?}"
+    );
+    assert!(b.pin_locked());
+    // Now even the right PIN gets nothing, from any address.
+    let now = t0 + Duration::from_secs(40);
+    let (r, closed) = attempt(&mut b, now, 200, [10, 2, 0, 1], "246810");
+    assert!(r.is_err() && closed, "{r:?}");
+    assert!(events(&mut b).iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            reason: softbus_bus::node::ConnClosed::Auth(AuthError::Refused(why)),
+            ..
+        } if why.contains("locked")
+    )));
+}
+
+#[test]
+fn a_random_pin_is_replaced_when_locked() {
+    let mut cfg = config("246810");
+    cfg.guard.renewable = true;
+    cfg.guard.failures_per_pin = 3;
+    let mut b = bus(cfg);
+    let t0 = Instant::now();
+    for i in 0..3u64 {
+        let (r, _) = attempt(&mut b, t0, i + 1, [10, 3, i as u8, 1], "1");
+        assert_eq!(r, Err(AuthError::WrongPin));
+    }
+    let ev = events(&mut b);
+    let pin = ev
+        .iter()
+        .find_map(|e| match e {
+            BusEvent::PinReplaced { pin } => Some(pin.to_string()),
+            _ => None,
+        })
+        .expect("a new PIN");
+    assert_eq!(pin.len(), 6);
+    assert!(!b.pin_locked());
+    assert!(
+        attempt(&mut b, t0, 10, [10, 3, 9, 1], "246810").0.is_err(),
+        "the old PIN is gone"
+    );
+    assert_eq!(attempt(&mut b, t0, 11, [10, 3, 9, 2], &pin).0, Ok(true));
+}
+
+#[test]
+fn auth_connections_are_rate_limited_per_address_and_node_wide() {
+    let mut b = bus(config("1"));
+    let now = Instant::now();
+    let accept = |b: &mut Bus, conn: u64, ip: [u8; 4], at: Instant| {
+        let r = b.handle_accept(at, ConnId(conn), Listener::Auth, SocketAddr::from((ip, 1)));
+        // Free the slot again: this test counts accepts, not open connections.
+        b.handle_tcp_closed(at, ConnId(conn));
+        while b.poll_transmit().is_some() {}
+        r
+    };
+    for i in 0..16 {
+        assert_eq!(accept(&mut b, i, [10, 4, 0, 1], now), Ok(()), "{i}");
+    }
+    assert_eq!(
+        accept(&mut b, 99, [10, 4, 0, 1], now),
+        Err(BusError::RateLimited)
+    );
+    // A quarter second later the address has one more token.
+    let later = now + Duration::from_millis(250);
+    assert_eq!(accept(&mut b, 100, [10, 4, 0, 1], later), Ok(()));
+    assert_eq!(
+        accept(&mut b, 101, [10, 4, 0, 1], later),
+        Err(BusError::RateLimited)
+    );
+    // Node-wide: 128 at once from many addresses, then no more.
+    let mut b = bus(config("1"));
+    let mut ok = 0;
+    for i in 0..200u64 {
+        let ip: IpAddr = [10, 5, (i / 8) as u8, (i % 8) as u8].into();
+        let IpAddr::V4(v4) = ip else { unreachable!() };
+        if accept(&mut b, i, v4.octets(), now).is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 128);
+}
