@@ -379,6 +379,8 @@ pub struct Bus {
     /// Dialed connections (client roles) held at once.
     dialed: BTreeSet<ConnId>,
     guard: PinGuard,
+    /// Session opens refused as replays.
+    replayed_opens: u64,
     next_dial: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<BusEvent>,
@@ -436,6 +438,7 @@ impl Bus {
                 pin_failures: 0,
                 locked: false,
             },
+            replayed_opens: 0,
             next_dial: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -514,6 +517,11 @@ impl Bus {
         } else {
             self.guard.locked = true;
         }
+    }
+
+    /// Session opens refused as replays so far.
+    pub fn replayed_opens(&self) -> u64 {
+        self.replayed_opens
     }
 
     /// Whether PIN pairing is locked (too many failures for the operator's PIN).
@@ -1000,15 +1008,15 @@ impl Bus {
 
     /// Keys with this index held by auth connections from the same IP. Two
     /// clients may pick the same index; the open packet's tag tells which key is right.
-    fn candidate_keys(&self, ip: IpAddr, index: i32) -> Vec<([u8; 16], String)> {
+    fn candidate_keys(&self, ip: IpAddr, index: i32) -> Vec<(ConnId, [u8; 16], String)> {
         self.auth_conns
             .iter()
-            .filter_map(|id| self.conns.get(id))
-            .filter(|c| c.peer.ip() == ip)
-            .filter_map(|c| match &c.state {
+            .filter_map(|id| Some((*id, self.conns.get(id)?)))
+            .filter(|(_, c)| c.peer.ip() == ip)
+            .filter_map(|(id, c)| match &c.state {
                 ConnState::Auth(a) => a
                     .key(index)
-                    .map(|k| (*k, a.peer_device_id().unwrap_or_default().to_owned())),
+                    .map(|k| (id, *k, a.peer_device_id().unwrap_or_default().to_owned())),
                 _ => None,
             })
             .collect()
@@ -1111,14 +1119,26 @@ impl Bus {
             return Err(SessionError::UnknownKey(index));
         }
         let mut opened = Err(SessionError::UnknownKey(index));
-        for (key, peer_device_id) in candidates {
+        for (auth, key, peer_device_id) in candidates {
             opened = SessionConn::open_request(self.crypto.as_ref(), body, &key)
-                .map(|r| (r, key, peer_device_id));
+                .map(|r| (r, auth, key, peer_device_id));
             if opened.is_ok() {
                 break;
             }
         }
-        let (request, key, peer_device_id) = opened?;
+        let (request, auth, key, peer_device_id) = opened?;
+        // A session key is drawn afresh for every open: one seen before under
+        // this auth key is a recorded open played again (issue 7, item 6).
+        if let Some(Conn {
+            state: ConnState::Auth(a),
+            ..
+        }) = self.conns.get_mut(&auth)
+        {
+            if !a.first_open(&request.key) {
+                self.replayed_opens += 1;
+                return Err(SessionError::Replay);
+            }
+        }
         let Some(Conn {
             state: ConnState::Session { awaiting, .. },
             ..

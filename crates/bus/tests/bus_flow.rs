@@ -495,3 +495,56 @@ fn one_address_cannot_take_every_pending_slot() {
     )
     .unwrap();
 }
+
+/// A recorded session open and its data, played again on a new connection from
+/// the same address while the auth connection lives, is refused and counted
+/// (issue 7, item 6); nothing is delivered twice.
+#[test]
+fn a_replayed_session_open_is_refused() {
+    let mut bus = node();
+    let mut c = OpenSslCrypto::seeded(8);
+    let auth = authenticate(&mut bus, &mut c, ConnId(1), "246810", 900).unwrap();
+    let now = Instant::now();
+    bus.handle_accept(now, ConnId(2), Listener::Session, PEER.parse().unwrap())
+        .unwrap();
+    let mut s = SessionClient::new(&mut c, "echo", auth.key_index, &auth.key).unwrap();
+    let open = s.poll_transmit().unwrap();
+    bus.handle_tcp_data(now, ConnId(2), &open).unwrap();
+    decide(&mut bus);
+    let (out, closed) = out_for(&mut bus, ConnId(2));
+    assert!(!closed);
+    s.handle_data(&mut c, &out[0]).unwrap();
+    s.send(&mut c, b"pay once").unwrap();
+    let data = s.poll_transmit().unwrap();
+    bus.handle_tcp_data(now, ConnId(2), &data).unwrap();
+    let delivered = |ev: &[BusEvent]| {
+        ev.iter()
+            .filter(|e| matches!(e, BusEvent::BytesReceived { .. }))
+            .count()
+    };
+    assert_eq!(delivered(&events(&mut bus)), 1);
+    // The attacker replays both on a new connection.
+    bus.handle_accept(now, ConnId(3), Listener::Session, PEER.parse().unwrap())
+        .unwrap();
+    bus.handle_tcp_data(now, ConnId(3), &[open, data].concat())
+        .unwrap();
+    decide(&mut bus);
+    assert!(
+        out_for(&mut bus, ConnId(3)).1,
+        "the replay's connection is closed"
+    );
+    let ev = events(&mut bus);
+    assert_eq!(delivered(&ev), 0, "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            conn: ConnId(3),
+            reason: softbus_bus::node::ConnClosed::Session(
+                softbus_bus::session::SessionError::Replay
+            ),
+            ..
+        }
+    )));
+    assert_eq!(bus.replayed_opens(), 1);
+    assert_eq!(bus.sessions().len(), 1, "the first session is untouched");
+}

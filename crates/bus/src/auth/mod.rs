@@ -208,8 +208,15 @@ pub struct AuthConn {
     keys: VecDeque<(i32, Zeroizing<[u8; 16]>)>,
     verified: Option<PeerInfo>,
     ignored: u32,
+    /// The session keys of the opens made under this connection's keys (their
+    /// first 8 bytes: random, so enough to tell a replay), at most
+    /// [`MAX_OPENS_REMEMBERED`].
+    opens: std::collections::HashSet<u64>,
     out: VecDeque<Vec<u8>>,
 }
+
+/// Session opens one auth connection remembers for replay detection.
+pub const MAX_OPENS_REMEMBERED: usize = 1 << 20;
 
 impl AuthConn {
     /// A fresh connection; bodies larger than `max_data` close it.
@@ -223,8 +230,23 @@ impl AuthConn {
             keys: VecDeque::new(),
             verified: None,
             ignored: 0,
+            opens: std::collections::HashSet::new(),
             out: VecDeque::new(),
         }
+    }
+
+    /// Records a session open by its session key: false if it was seen before
+    /// (a replay). Past [`MAX_OPENS_REMEMBERED`] opens every further open is
+    /// refused: the peer authenticates again.
+    pub fn first_open(&mut self, session_key: &[u8; 32]) -> bool {
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&session_key[..8]);
+        let fp = u64::from_le_bytes(fp);
+        if self.opens.contains(&fp) || self.opens.len() >= MAX_OPENS_REMEMBERED {
+            return false;
+        }
+        self.opens.insert(fp);
+        true
     }
 
     /// Refuses every key agreement on this connection (with softbus_lite's
