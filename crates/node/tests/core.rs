@@ -134,7 +134,9 @@ fn open_tcp(
     conn: ConnId,
     server: &str,
 ) -> Option<SessionClient> {
-    let mut c = OpenSslCrypto::seeded(22);
+    // A fresh session key for every open, as a real client draws (a repeated
+    // one is a replay).
+    let mut c = OpenSslCrypto::seeded(22 + conn.0);
     n.handle_accept(
         net.now(),
         conn,
