@@ -548,3 +548,37 @@ fn a_replayed_session_open_is_refused() {
     assert_eq!(bus.replayed_opens(), 1);
     assert_eq!(bus.sessions().len(), 1, "the first session is untouched");
 }
+
+/// A verified connection cannot re-announce another device id (issue 7, item 7):
+/// the connection is dropped.
+#[test]
+fn a_verified_peer_keeps_its_device_id() {
+    let mut bus = node();
+    let mut c = OpenSslCrypto::seeded(9);
+    authenticate(&mut bus, &mut c, ConnId(1), "246810", 900).unwrap();
+    let again = |id: &str| {
+        frame::auth_plain(
+            Module::TRUST_ENGINE,
+            901,
+            0,
+            format!(r#"{{"TECmd":"getAuthInfo","TEData":"{id}","TEDeviceId":"{id}"}}"#).as_bytes(),
+        )
+    };
+    // The same id again is answered as before.
+    bus.handle_tcp_data(Instant::now(), ConnId(1), &again(&"CD".repeat(32)))
+        .unwrap();
+    let (out, closed) = out_for(&mut bus, ConnId(1));
+    assert!(!closed && out.len() == 1);
+    // Another id: dropped.
+    bus.handle_tcp_data(Instant::now(), ConnId(1), &again(&"EE".repeat(32)))
+        .unwrap();
+    assert!(out_for(&mut bus, ConnId(1)).1, "the connection is closed");
+    assert!(events(&mut bus).iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            conn: ConnId(1),
+            reason: softbus_bus::node::ConnClosed::Auth(AuthError::Misbehaved(_)),
+            ..
+        }
+    )));
+}

@@ -313,6 +313,16 @@ impl AuthConn {
                 }
                 let te_data = str_field(&v, "TEData", MAX_TE_FIELD)?;
                 str_field(&v, "TEDeviceId", MAX_TE_FIELD)?;
+                // A verified peer keeps the identity it announced (issue 7, item 7).
+                if self
+                    .verified
+                    .as_ref()
+                    .is_some_and(|p| p.device_id != te_data)
+                {
+                    return Err(AuthError::Misbehaved(
+                        "a verified peer announced another device id",
+                    ));
+                }
                 self.te_data = Some(te_data);
                 let reply = json!({"TECmd": "retAuthInfo", "TEData": self.local.device_id});
                 self.out.push_back(frame::auth_plain(
@@ -409,6 +419,13 @@ impl AuthConn {
             Some(CODE_VERIFY_IP) => {
                 let (mut info, peer_max, peer_min) = parse_verify_ip(&v)?;
                 info.device_id = self.te_data.clone().unwrap_or(info.device_id);
+                if let Some(was) = &self.verified {
+                    if was.device_id != info.device_id || was.device_name != info.device_name {
+                        return Err(AuthError::Misbehaved(
+                            "a verified peer announced another device id or name",
+                        ));
+                    }
+                }
                 let json = verify_ip_json(&self.local, peer_max.min(BUS_V2), peer_min.max(BUS_V2));
                 self.out.push_back(frame::auth_sealed(
                     c,
