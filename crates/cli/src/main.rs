@@ -87,6 +87,10 @@ struct NodeArgs {
     /// Machine-readable events on stdout, one JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Forget this node's device id and trusted devices and start with a new
+    /// identity (peers must pair again). Needed after a corrupt identity file.
+    #[arg(long)]
+    reset_identity: bool,
 }
 
 #[derive(clap::Args)]
@@ -282,10 +286,20 @@ async fn node(a: NodeArgs) -> ExitCode {
         },
     };
     let ip = a.ip.unwrap_or_else(net::default_ipv4);
+    let data_dir = a.data_dir.unwrap_or_else(default_data_dir);
+    if a.reset_identity {
+        if let Err(e) = softbus_runtime::store::reset_identity(&data_dir) {
+            return failure(e);
+        }
+        eprintln!(
+            "softbus: identity and trusted devices in {} reset",
+            data_dir.display()
+        );
+    }
     let mut cfg = NodeConfig::new(
         &name,
         ip,
-        a.data_dir.unwrap_or_else(default_data_dir),
+        data_dir,
         PinPolicy {
             pin: Some(Zeroizing::new(pin)),
             allow_empty: a.allow_empty_pin,

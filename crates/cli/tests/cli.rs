@@ -430,3 +430,44 @@ fn webrtc_garbage_does_not_disturb_peers() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A corrupt identity stops the node with an error that names the file and the
+/// way out; `--reset-identity` starts over with a new one.
+#[test]
+fn a_corrupt_identity_stops_the_node_until_reset() {
+    let dir = temp_dir("identity");
+    std::fs::write(dir.join("deviceid"), "not an id").unwrap();
+    let d = dir.to_str().unwrap();
+    let args = [
+        "--ip",
+        "127.0.0.61",
+        "--pin",
+        "1",
+        "--web",
+        "off",
+        "--discovery-port",
+        "0",
+        "--data-dir",
+        d,
+    ];
+    let o = run(&[], &[&["node"][..], &args[..]].concat());
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("deviceid") && err.contains("--reset-identity"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("deviceid")).unwrap(),
+        "not an id",
+        "left as it was"
+    );
+    let mut reset = args.to_vec();
+    reset.push("--reset-identity");
+    let node = NodeProc::start(&[], &reset);
+    let id = node.ready["device_id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 64);
+    drop(node);
+    assert_eq!(std::fs::read_to_string(dir.join("deviceid")).unwrap(), id);
+    let _ = std::fs::remove_dir_all(&dir);
+}

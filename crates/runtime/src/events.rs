@@ -59,6 +59,13 @@ pub enum NodeEvent {
     },
     /// A new random PIN replaced the locked one (shown on stderr, never here).
     PinReplaced {},
+    /// The trust store changed: a device was `added`, or `updated` (seen again).
+    TrustChanged {
+        device_id: String,
+        name: String,
+        ip: String,
+        change: String,
+    },
 }
 
 impl NodeEvent {

@@ -94,6 +94,9 @@ pub enum Error {
     Node(#[from] softbus_node::NodeError),
     #[error("the node has stopped")]
     Stopped,
+    /// The node's files (identity, trust store) cannot be used.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// The connection ended before it was up, and why.
     #[error("{0}")]
     Refused(softbus_node::ConnClosed),

@@ -1008,12 +1008,18 @@ impl Driver {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            self.trust.record(TrustRecord {
+            let added = self.trust.record(TrustRecord {
                 device_id: peer.device_id.clone(),
                 name: peer.device_name.clone(),
                 device_type: peer.device_type.clone(),
                 ip: ip.to_string(),
                 seen: now,
+            });
+            let _ = self.events.send(NodeEvent::TrustChanged {
+                device_id: peer.device_id.clone(),
+                name: peer.device_name.clone(),
+                ip: ip.to_string(),
+                change: if added { "added" } else { "updated" }.into(),
             });
         }
         if let Some(ev) = NodeEvent::from_node(&e) {

@@ -7,28 +7,119 @@ use std::path::{Path, PathBuf};
 /// Most trusted devices remembered; the least recently seen are forgotten first.
 pub const MAX_TRUSTED: usize = 1024;
 
-/// Loads `<dir>/deviceid` if it holds exactly 64 hex characters, else creates it
-/// from 32 random bytes (upper-case hex), as softbus_lite does.
-pub fn load_or_create_device_id(dir: &Path, random: impl FnOnce(&mut [u8])) -> io::Result<String> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("deviceid");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        let s = s.trim();
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(s.to_ascii_uppercase());
-        }
-    }
-    let mut b = [0u8; 32];
-    random(&mut b);
-    let id = hex::encode_upper(b);
-    write_atomic(&path, id.as_bytes())?;
-    Ok(id)
+/// Largest trust store loaded (1024 devices take about 300 KB).
+pub const MAX_STORE_BYTES: u64 = 1 << 20;
+/// The trust store's format version.
+pub const STORE_VERSION: u32 = 1;
+
+/// Why the node's files cannot be used: each names the file and what to do.
+/// A node never replaces an identity or a store it cannot read without a word.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: not a device id ({what}); to start over with a new identity (paired devices must pair again), run the node with --reset-identity", path.display())]
+    CorruptIdentity { path: PathBuf, what: &'static str },
+    #[error("{}: not a readable trust store ({what}); move it away, or run the node with --reset-identity to start over", path.display())]
+    CorruptTrust { path: PathBuf, what: String },
+    #[error("{}: {size} bytes, over the {max}-byte limit of a trust store; move it away, or run the node with --reset-identity to start over", path.display())]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
 }
 
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `dir` if needed and makes it private (0700).
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_at(dir))
+}
+
+/// Loads `<dir>/deviceid` (64 hex characters), or creates it from 32 random bytes
+/// (upper-case hex) when there is none, as softbus_lite does. One that cannot be
+/// read is an error, never silently replaced.
+pub fn load_or_create_device_id(
+    dir: &Path,
+    random: impl FnOnce(&mut [u8]),
+) -> Result<String, StoreError> {
+    private_dir(dir)?;
+    let path = dir.join("deviceid");
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut b = [0u8; 32];
+            random(&mut b);
+            let id = hex::encode_upper(b);
+            write_atomic(&path, id.as_bytes()).map_err(io_at(&path))?;
+            Ok(id)
+        }
+        Err(e) => Err(io_at(&path)(e)),
+        Ok(m) if !m.is_file() => Err(StoreError::CorruptIdentity {
+            path,
+            what: "not a file",
+        }),
+        Ok(m) if m.len() > 256 => Err(StoreError::CorruptIdentity {
+            path,
+            what: "too large",
+        }),
+        Ok(_) => {
+            let s = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+            let s = s.trim();
+            if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(s.to_ascii_uppercase())
+            } else {
+                Err(StoreError::CorruptIdentity {
+                    path,
+                    what: "not 64 hex characters",
+                })
+            }
+        }
+    }
+}
+
+/// `--reset-identity`: removes the device id and the trust store of `dir`, so
+/// the next start makes a new identity. Peers must pair again.
+pub fn reset_identity(dir: &Path) -> Result<(), StoreError> {
+    for name in ["deviceid", "trusted.json", "deviceid.tmp", "trusted.tmp"] {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes `path` so that a crash at any point leaves the old or the new
+/// contents: a private temporary file, written and synced, renamed over
+/// `path`, and the directory synced.
 fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(tmp, path)
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A device that completed key agreement and VerifyIp with this node.
@@ -51,10 +142,10 @@ fn upsert(
     device_type: &str,
     ip: &str,
     now: u64,
-) {
-    let first_seen = match devices.iter().position(|d| d.device_id == device_id) {
-        Some(i) => devices.remove(i).first_seen,
-        None => now,
+) -> bool {
+    let (first_seen, added) = match devices.iter().position(|d| d.device_id == device_id) {
+        Some(i) => (devices.remove(i).first_seen, false),
+        None => (now, true),
     };
     devices.insert(
         0,
@@ -68,6 +159,14 @@ fn upsert(
         },
     );
     devices.truncate(MAX_TRUSTED);
+    added
+}
+
+/// The file's form: a version and the devices.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: u32,
+    devices: Vec<TrustedDevice>,
 }
 
 /// `<dir>/trusted.json`, rewritten on every change.
@@ -78,18 +177,49 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
-    /// Opens (or starts) the store; a corrupt file is set aside, not trusted.
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+    /// Opens (or starts) the store. One that cannot be read (corrupt, too
+    /// large, not a file) is an error that names it; nothing is set aside or
+    /// replaced silently. The first format (a bare list) is read too.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        private_dir(dir)?;
         let path = dir.join("trusted.json");
-        let devices = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "trust store unreadable; starting empty");
-                let _ = std::fs::rename(&path, path.with_extension("corrupt"));
-                Vec::new()
-            }),
-            Err(_) => Vec::new(),
+        let devices = match std::fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_at(&path)(e)),
+            Ok(m) if m.len() > MAX_STORE_BYTES => {
+                return Err(StoreError::TooLarge {
+                    size: m.len(),
+                    max: MAX_STORE_BYTES,
+                    path,
+                })
+            }
+            Ok(_) => {
+                let b = std::fs::read(&path).map_err(io_at(&path))?;
+                match serde_json::from_slice::<Stored>(&b) {
+                    Ok(s) if s.version == STORE_VERSION => s.devices,
+                    Ok(s) => {
+                        return Err(StoreError::CorruptTrust {
+                            path,
+                            what: format!(
+                                "version {} (this softbus reads {STORE_VERSION})",
+                                s.version
+                            ),
+                        })
+                    }
+                    Err(e) => match serde_json::from_slice::<Vec<TrustedDevice>>(&b) {
+                        Ok(legacy) => legacy,
+                        Err(_) => {
+                            return Err(StoreError::CorruptTrust {
+                                path,
+                                what: e.to_string(),
+                            })
+                        }
+                    },
+                }
+            }
         };
+        let mut devices = devices;
+        devices.truncate(MAX_TRUSTED);
         Ok(Self { path, devices })
     }
 
@@ -108,10 +238,13 @@ impl TrustStore {
         now: u64,
     ) -> io::Result<()> {
         upsert(&mut self.devices, device_id, name, device_type, ip, now);
-        write_atomic(
-            &self.path,
-            &serde_json::to_vec_pretty(&self.devices).map_err(io::Error::other)?,
-        )
+        let stored = Stored {
+            version: STORE_VERSION,
+            devices: std::mem::take(&mut self.devices),
+        };
+        let bytes = serde_json::to_vec_pretty(&stored).map_err(io::Error::other);
+        self.devices = stored.devices;
+        write_atomic(&self.path, &bytes?)
     }
 }
 
@@ -126,13 +259,30 @@ mod tests {
     }
 
     #[test]
-    fn device_id_persists() {
+    fn device_id_persists_and_a_corrupt_one_is_an_error() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tmp("id");
         let a = load_or_create_device_id(&d, |b| b.fill(0xab)).unwrap();
         assert_eq!(a, "AB".repeat(32));
         let b = load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap();
         assert_eq!(a, b);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d.join("deviceid")), 0o600);
+        assert_eq!(mode(&d), 0o700);
+        // Corrupt: an error that names the file and the way out, never a new id.
         std::fs::write(d.join("deviceid"), "short").unwrap();
+        let e = load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap_err();
+        assert!(matches!(e, StoreError::CorruptIdentity { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("deviceid") && text.contains("--reset-identity"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.join("deviceid")).unwrap(),
+            "short"
+        );
+        reset_identity(&d).unwrap();
         assert_eq!(
             load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap(),
             "01".repeat(32)
@@ -179,11 +329,20 @@ mod tests {
 
     #[test]
     fn trust_store_round_trip_and_corruption() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tmp("trust");
         let mut s = TrustStore::open(&d).unwrap();
         s.record("A", "a", "DEV_L1", "10.0.0.1", 5).unwrap();
         s.record("B", "b", "DEV_L1", "10.0.0.2", 6).unwrap();
         s.record("A", "a2", "DEV_L1", "10.0.0.1", 9).unwrap();
+        let path = d.join("trusted.json");
+        let stored: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(stored["version"], STORE_VERSION);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let s = TrustStore::open(&d).unwrap();
         assert_eq!(
             s.devices()
@@ -192,10 +351,90 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![("A", 5, 9), ("B", 6, 6)]
         );
-        std::fs::write(d.join("trusted.json"), "{garbage").unwrap();
-        assert!(TrustStore::open(&d).unwrap().devices().is_empty());
-        assert!(d.join("trusted.corrupt").exists());
+        // The first format (a bare list) still loads.
+        std::fs::write(&path, serde_json::to_vec(&stored["devices"]).unwrap()).unwrap();
+        assert_eq!(TrustStore::open(&d).unwrap().devices().len(), 2);
+        // Corrupt, too large, or a directory: an error naming the file; nothing moved.
+        std::fs::write(&path, "{garbage").unwrap();
+        let e = TrustStore::open(&d).unwrap_err();
+        assert!(matches!(e, StoreError::CorruptTrust { .. }), "{e}");
+        assert!(e.to_string().contains("trusted.json"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{garbage");
+        std::fs::write(&path, vec![b' '; MAX_STORE_BYTES as usize + 1]).unwrap();
+        assert!(matches!(
+            TrustStore::open(&d),
+            Err(StoreError::TooLarge { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let e = TrustStore::open(&d).unwrap_err();
+        assert!(e.to_string().contains("trusted.json"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A process writing the store, killed at random points many times: the
+    /// store always reloads the old or the new contents, never a mix or nothing.
+    #[test]
+    fn a_store_killed_mid_write_reloads_old_or_new() {
+        let d = tmp("crash");
+        // Two stores the writer alternates between, recognisable by the last_seen.
+        let mut s = TrustStore::open(&d).unwrap();
+        s.record("A", "a", "DEV_L1", "10.0.0.1", 1).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut grown = 0;
+        for round in 0..30 {
+            let mut child = std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::tests::writer_child",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env("SOFTBUS_STORE_WRITER", &d)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(std::time::Duration::from_micros(2_000 + seed % 30_000));
+            let _ = child.kill();
+            let _ = child.wait();
+            let s = TrustStore::open(&d)
+                .unwrap_or_else(|e| panic!("round {round}: the store did not reload: {e}"));
+            let devices = s.devices();
+            assert!(
+                !devices.is_empty()
+                    && devices
+                        .iter()
+                        .all(|x| x.device_id == "A" || x.device_id.starts_with('D')),
+                "round {round}: {devices:?}"
+            );
+            if devices.len() > 1 {
+                grown += 1;
+            }
+        }
+        assert!(
+            grown >= 10,
+            "the writer wrote in only {grown} of 30 rounds: the test proves little"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The writer the crash test kills: records devices as fast as it can.
+    #[test]
+    #[ignore = "run by a_store_killed_mid_write_reloads_old_or_new"]
+    fn writer_child() {
+        let Some(dir) = std::env::var_os("SOFTBUS_STORE_WRITER") else {
+            return;
+        };
+        let mut s = TrustStore::open(Path::new(&dir)).unwrap();
+        for i in 0..u64::MAX {
+            s.record(&format!("D{}", i % 500), "writer", "DEV_L1", "10.0.0.9", i)
+                .unwrap();
+        }
     }
 }
 
@@ -249,14 +488,18 @@ impl TrustWriter {
         let _ = self.thread.join();
     }
 
-    /// Queues a record for the disk (never blocks); the list is updated at once.
-    pub fn record(&self, r: TrustRecord) {
-        if let Ok(mut l) = self.list.lock() {
-            upsert(&mut l, &r.device_id, &r.name, &r.device_type, &r.ip, r.seen);
-        }
+    /// Queues a record for the disk (never blocks); the list is updated at
+    /// once. Returns whether the device is new to the store.
+    pub fn record(&self, r: TrustRecord) -> bool {
+        let added = self
+            .list
+            .lock()
+            .map(|mut l| upsert(&mut l, &r.device_id, &r.name, &r.device_type, &r.ip, r.seen))
+            .unwrap_or(false);
         if let Err(e) = self.tx.try_send(r) {
             tracing::warn!(error = %e, "trust store queue full; record dropped");
         }
+        added
     }
 
     /// The trusted devices (what is on disk plus what is being written).
