@@ -178,6 +178,7 @@ fn bench_config(ip: [u8; 4], tag: &str) -> NodeConfig {
 async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
     let mut cfg = bench_config(ip, tag);
     cfg.limits.max_sessions = max_sessions;
+    cfg.limits.max_sessions_per_peer = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
     Node::start(cfg).await.map_err(|e| e.to_string())
 }
@@ -641,6 +642,8 @@ async fn memory(n: usize) -> Result<(f64, f64), String> {
             "--discovery-port",
             "0",
             "--max-sessions",
+            &max,
+            "--max-sessions-per-peer",
             &max,
             "--data-dir",
             dir.to_str().unwrap_or("/tmp"),

@@ -32,6 +32,11 @@ pub struct BusConfig {
     pub handshake_timeout: Duration,
     /// Largest auth-channel body accepted (softbus_lite: 1512).
     pub auth_max_data: usize,
+    /// Auth connections one address may hold (of `max_auth_conns`).
+    pub max_auth_per_ip: usize,
+    /// A verified auth connection with no traffic and no session opened with its
+    /// key for this long is closed (the peer authenticates again when it needs to).
+    pub auth_idle_timeout: Duration,
     /// How PIN guessing is bounded.
     pub guard: PinGuardConfig,
 }
@@ -141,6 +146,8 @@ impl Default for BusConfig {
             max_pending_per_ip: 4,
             handshake_timeout: Duration::from_secs(10),
             auth_max_data: frame::LITE_MAX_AUTH_DATA,
+            max_auth_per_ip: 8,
+            auth_idle_timeout: Duration::from_secs(600),
             guard: PinGuardConfig::default(),
         }
     }
@@ -264,6 +271,8 @@ pub enum ConnClosed {
     ServerRemoved,
     #[error("handshake timed out")]
     Timeout,
+    #[error("idle")]
+    Idle,
     /// A dialed connection did not connect (the system's error text).
     #[error("connect failed: {0}")]
     ConnectFailed(String),
@@ -341,6 +350,9 @@ impl std::fmt::Debug for AwaitingOpen {
 struct Conn {
     peer: SocketAddr,
     deadline: Option<Instant>,
+    /// Last traffic (for an auth connection: also the last session opened with
+    /// its key); a verified auth connection idle for `auth_idle_timeout` is closed.
+    active: Instant,
     state: ConnState,
 }
 
@@ -678,7 +690,15 @@ impl Bus {
         }
         let state = match listener {
             Listener::Auth => {
-                if self.auth_conns.len() >= self.config.max_auth_conns {
+                let from_here = self
+                    .auth_conns
+                    .iter()
+                    .filter_map(|id| self.conns.get(id))
+                    .filter(|c| c.peer.ip() == peer.ip())
+                    .count();
+                if self.auth_conns.len() >= self.config.max_auth_conns
+                    || from_here >= self.config.max_auth_per_ip
+                {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
@@ -720,6 +740,7 @@ impl Bus {
             Conn {
                 peer,
                 deadline,
+                active: now,
                 state,
             },
         );
@@ -790,6 +811,7 @@ impl Bus {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Err(BusError::UnknownConn);
         };
+        c.active = now;
         let peer = c.peer;
         match &mut c.state {
             ConnState::Auth(a) => {
@@ -971,6 +993,7 @@ impl Bus {
             Conn {
                 peer: addr,
                 deadline: Some(now + self.config.handshake_timeout),
+                active: now,
                 state,
             },
         );
@@ -1024,7 +1047,7 @@ impl Bus {
 
     fn handle_session_data(
         &mut self,
-        _now: Instant,
+        now: Instant,
         conn: ConnId,
         peer: SocketAddr,
         data: &[u8],
@@ -1039,11 +1062,12 @@ impl Bus {
             };
             sc.push(data)?
         };
-        self.handle_session_frames(conn, peer, frames)
+        self.handle_session_frames(now, conn, peer, frames)
     }
 
     fn handle_session_frames(
         &mut self,
+        now: Instant,
         conn: ConnId,
         peer: SocketAddr,
         frames: Vec<Frame>,
@@ -1065,7 +1089,7 @@ impl Bus {
                 continue;
             }
             match f {
-                Frame::Auth(_, body) => self.request_session(conn, peer, &body)?,
+                Frame::Auth(_, body) => self.request_session(now, conn, peer, &body)?,
                 Frame::Session(h, body) => {
                     let Some(Conn {
                         state:
@@ -1100,6 +1124,7 @@ impl Bus {
     /// connections and asks the application.
     fn request_session(
         &mut self,
+        now: Instant,
         conn: ConnId,
         peer: SocketAddr,
         body: &[u8],
@@ -1131,9 +1156,11 @@ impl Bus {
         // this auth key is a recorded open played again (issue 7, item 6).
         if let Some(Conn {
             state: ConnState::Auth(a),
+            active,
             ..
         }) = self.conns.get_mut(&auth)
         {
+            *active = now;
             if !a.first_open(&request.key) {
                 self.replayed_opens += 1;
                 return Err(SessionError::Replay);
@@ -1185,6 +1212,7 @@ impl Bus {
                     awaiting,
                 },
             deadline,
+            ..
         }) = self.conns.get_mut(&conn)
         else {
             return Err(BusError::UnknownConn);
@@ -1233,7 +1261,7 @@ impl Bus {
         );
         self.transmits.push_back(Transmit::Tcp { conn, bytes });
         self.events.push_back(BusEvent::SessionOpened(info.clone()));
-        if let Err(e) = self.handle_session_frames(conn, peer, a.held) {
+        if let Err(e) = self.handle_session_frames(now, conn, peer, a.held) {
             self.drop_conn(conn, e.into());
         }
         tracing::trace!(?now, session = session_id, "session accepted");
@@ -1298,6 +1326,20 @@ impl Bus {
         for conn in late {
             self.drop_conn(conn, ConnClosed::Timeout);
         }
+        let idle: Vec<ConnId> = self
+            .auth_conns
+            .iter()
+            .filter(|id| !self.pending.contains(id))
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|c| c.active + self.config.auth_idle_timeout <= now)
+            })
+            .copied()
+            .collect();
+        for conn in idle {
+            self.drop_conn(conn, ConnClosed::Idle);
+        }
     }
 
     /// When to call [`Bus::handle_timeout`] next.
@@ -1307,7 +1349,13 @@ impl Bus {
             .iter()
             .filter_map(|id| self.conns.get(id)?.deadline)
             .min();
-        crate::earliest(self.discovery.poll_timeout(), conns)
+        let idle = self
+            .auth_conns
+            .iter()
+            .filter(|id| !self.pending.contains(id))
+            .filter_map(|id| Some(self.conns.get(id)?.active + self.config.auth_idle_timeout))
+            .min();
+        crate::earliest(self.discovery.poll_timeout(), crate::earliest(conns, idle))
     }
 
     /// Next output for the driver.

@@ -241,3 +241,58 @@ fn auth_connections_are_rate_limited_per_address_and_node_wide() {
     }
     assert_eq!(ok, 128);
 }
+
+/// No single address takes every auth slot (issue 7, item 5): 8 auth connections
+/// from one address, then it is refused while another address is served.
+#[test]
+fn one_address_holds_at_most_eight_auth_connections() {
+    let mut b = bus(config("246810"));
+    let now = Instant::now();
+    for i in 0..8 {
+        assert_eq!(
+            attempt(&mut b, now, i + 1, [10, 6, 0, 1], "246810").0,
+            Ok(true),
+            "{i}"
+        );
+    }
+    assert_eq!(
+        b.handle_accept(
+            now,
+            ConnId(50),
+            Listener::Auth,
+            SocketAddr::from(([10, 6, 0, 1], 9))
+        ),
+        Err(BusError::TooManyConnections)
+    );
+    assert_eq!(
+        attempt(&mut b, now, 51, [10, 6, 0, 2], "246810").0,
+        Ok(true)
+    );
+}
+
+/// A verified auth connection with no traffic is closed after the idle timeout
+/// (issue 7, item 5); the timer is announced by poll_timeout.
+#[test]
+fn an_idle_verified_connection_is_closed() {
+    let mut b = bus(config("246810"));
+    let t0 = Instant::now();
+    assert_eq!(attempt(&mut b, t0, 1, [10, 7, 0, 1], "246810").0, Ok(true));
+    events(&mut b);
+    let idle = BusConfig::default().auth_idle_timeout;
+    assert_eq!(b.poll_timeout(), Some(t0 + idle));
+    b.handle_timeout(t0 + idle - Duration::from_secs(1));
+    assert!(events(&mut b).is_empty(), "not yet");
+    b.handle_timeout(t0 + idle);
+    assert!(matches!(
+        b.poll_transmit(),
+        Some(Transmit::Close { conn: ConnId(1) })
+    ));
+    assert!(events(&mut b).iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            conn: ConnId(1),
+            reason: softbus_bus::node::ConnClosed::Idle,
+            ..
+        }
+    )));
+}

@@ -84,6 +84,9 @@ struct NodeArgs {
     /// Most open sessions (softbus_lite: 24).
     #[arg(long, default_value_t = 24)]
     max_sessions: usize,
+    /// Most sessions one peer (device, or browser connection) may open to this node.
+    #[arg(long, default_value_t = 16)]
+    max_sessions_per_peer: usize,
     /// Machine-readable events on stdout, one JSON object per line.
     #[arg(long)]
     json: bool,
@@ -312,6 +315,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.session_port = a.session_port;
     cfg.capabilities = caps;
     cfg.limits.max_sessions = a.max_sessions;
+    cfg.limits.max_sessions_per_peer = a.max_sessions_per_peer;
     if !a.echo.is_empty() {
         cfg.echo = a.echo;
     }

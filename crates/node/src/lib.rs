@@ -73,7 +73,18 @@ pub enum Authenticated {
     /// auth connection of this device.
     Device { device_id: String },
     /// A WebRTC peer whose offer came through the node's signaling.
-    Signaling,
+    Signaling { peer: PeerId },
+}
+
+/// The per-peer limit's key of an identity.
+fn peer_key(who: &Authenticated) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match who {
+        Authenticated::Device { device_id } => (0u8, device_id).hash(&mut h),
+        Authenticated::Signaling { peer } => (1u8, peer.0).hash(&mut h),
+    }
+    h.finish()
 }
 
 /// What a session server does with the messages it receives.
@@ -94,6 +105,9 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Session servers (softbus_lite: 8).
     pub max_session_servers: usize,
+    /// Sessions one peer (a device over TCP, a peer connection over WebRTC) may
+    /// open to this node, so no single peer takes every slot.
+    pub max_sessions_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -101,6 +115,7 @@ impl Default for Limits {
         Self {
             max_sessions: session::DEFAULT_MAX_SESSIONS,
             max_session_servers: session::DEFAULT_MAX_SERVERS,
+            max_sessions_per_peer: 16,
         }
     }
 }
@@ -113,6 +128,8 @@ pub enum Refusal {
     UnknownServer(String),
     #[error("session limit of {0} reached")]
     TooManySessions(usize),
+    #[error("this peer's session limit of {0} reached")]
+    TooManyForPeer(usize),
 }
 
 /// Why a session ended.
@@ -236,6 +253,8 @@ struct Entry {
     /// We opened it to a server of the peer (client role): no built-in service
     /// of ours answers on it.
     outgoing: bool,
+    /// Which peer opened it, for the per-peer limit (none for our own).
+    peer_key: Option<u64>,
     /// Bytes a discard server has counted.
     discarded: u64,
 }
@@ -252,6 +271,8 @@ pub struct Node {
     /// WebRTC peers whose SCTP association is up.
     connected: std::collections::BTreeSet<PeerId>,
     by_channel: HashMap<(PeerId, ChannelId), SessionId>,
+    /// Sessions each peer has opened to us.
+    per_peer: HashMap<u64, usize>,
     next_session: i32,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -279,6 +300,7 @@ impl Node {
             opening: BTreeMap::new(),
             connected: std::collections::BTreeSet::new(),
             by_channel: HashMap::new(),
+            per_peer: HashMap::new(),
             next_session: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -308,11 +330,17 @@ impl Node {
         who: &Authenticated,
         server: &str,
     ) -> Result<(), Refusal> {
-        let _ = (transport, who);
+        let _ = transport;
         if !self.servers.contains_key(server) {
             return Err(Refusal::UnknownServer(server.to_owned()));
         }
-        self.has_room()
+        self.has_room()?;
+        if self.per_peer.get(&peer_key(who)).copied().unwrap_or(0)
+            >= self.limits.max_sessions_per_peer
+        {
+            return Err(Refusal::TooManyForPeer(self.limits.max_sessions_per_peer));
+        }
+        Ok(())
     }
 
     /// Whether this node may ask for a session to `server` (name, limit).
@@ -650,7 +678,7 @@ impl Node {
             .session(id)
             .map(|i| i.session.clone())
             .unwrap_or_default();
-        let Some(e) = self.sessions.remove(&id) else {
+        let Some(e) = self.remove_session(&id) else {
             return;
         };
         match e.route {
@@ -697,12 +725,13 @@ impl Node {
                     Ok(()) => {
                         let id = self.allocate();
                         if let Ok(info) = self.bus.accept_session(now, r.conn, id.0) {
-                            self.sessions.insert(
+                            self.insert_session(
                                 id,
                                 Entry {
                                     rtc_info: None,
                                     route: Route::Tcp,
                                     outgoing: false,
+                                    peer_key: Some(peer_key(&who)),
                                     discarded: 0,
                                 },
                             );
@@ -761,12 +790,13 @@ impl Node {
             BusEvent::SessionOpened(info) => {
                 let id = SessionId(info.session_id);
                 if self.opening.remove(&id).is_some() {
-                    self.sessions.insert(
+                    self.insert_session(
                         id,
                         Entry {
                             rtc_info: None,
                             route: Route::Tcp,
                             outgoing: true,
+                            peer_key: None,
                             discarded: 0,
                         },
                     );
@@ -789,7 +819,7 @@ impl Node {
                 session,
                 reason,
             } => {
-                if self.sessions.remove(&SessionId(session_id)).is_some() {
+                if self.remove_session(&SessionId(session_id)).is_some() {
                     self.events.push_back(Event::SessionClosed {
                         session: SessionId(session_id),
                         server: session,
@@ -851,7 +881,7 @@ impl Node {
                     SessionClosed::ChannelClosed,
                 );
                 if let Some(id) = self.by_channel.remove(&(peer, channel)) {
-                    if let Some(e) = self.sessions.remove(&id) {
+                    if let Some(e) = self.remove_session(&id) {
                         self.events.push_back(Event::SessionClosed {
                             session: id,
                             server: e.rtc_info.map(|i| i.session).unwrap_or_default(),
@@ -873,7 +903,7 @@ impl Node {
                     .map(|(_, id)| *id)
                     .collect();
                 for id in ids {
-                    if let Some(e) = self.sessions.remove(&id) {
+                    if let Some(e) = self.remove_session(&id) {
                         if let Route::Rtc { peer, channel } = e.route {
                             self.by_channel.remove(&(peer, channel));
                         }
@@ -887,6 +917,28 @@ impl Node {
                 self.events.push_back(Event::PeerClosed { peer, reason });
             }
         }
+    }
+
+    /// Into the table, counted for the peer that opened it.
+    fn insert_session(&mut self, id: SessionId, e: Entry) {
+        if let Some(k) = e.peer_key {
+            *self.per_peer.entry(k).or_default() += 1;
+        }
+        self.sessions.insert(id, e);
+    }
+
+    /// Out of the table, and out of its peer's count.
+    fn remove_session(&mut self, id: &SessionId) -> Option<Entry> {
+        let e = self.sessions.remove(id)?;
+        if let Some(k) = e.peer_key {
+            if let Some(n) = self.per_peer.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_peer.remove(&k);
+                }
+            }
+        }
+        Some(e)
     }
 
     /// Sessions we asked for that match `which` will not open: `OpenFailed`.
@@ -926,12 +978,13 @@ impl Node {
             transport: Transport::WebRtc.as_str(),
         };
         self.by_channel.insert((peer, channel), id);
-        self.sessions.insert(
+        self.insert_session(
             id,
             Entry {
                 rtc_info: Some(Box::new(info.clone())),
                 route: Route::Rtc { peer, channel },
                 outgoing,
+                peer_key: (!outgoing).then(|| peer_key(&Authenticated::Signaling { peer })),
                 discarded: 0,
             },
         );
@@ -941,7 +994,11 @@ impl Node {
     /// The remote opened a data channel: accepted (ACKed) and bridged to the
     /// server its label names, or reset.
     fn decide_channel(&mut self, now: Instant, peer: PeerId, channel: ChannelId, label: String) {
-        match self.admit(Transport::WebRtc, &Authenticated::Signaling, &label) {
+        match self.admit(
+            Transport::WebRtc,
+            &Authenticated::Signaling { peer },
+            &label,
+        ) {
             Ok(()) => {
                 if let Err(e) = self.host.accept_channel(now, peer, channel) {
                     tracing::debug!(error = %e, "data channel gone before it was accepted");

@@ -27,6 +27,16 @@ fn node(max_sessions: usize) -> Node {
 }
 
 fn node_with(max_sessions: usize, host_cfg: HostConfig) -> Node {
+    node_limits(
+        Limits {
+            max_sessions,
+            ..Default::default()
+        },
+        host_cfg,
+    )
+}
+
+fn node_limits(limits: Limits, host_cfg: HostConfig) -> Node {
     let mut bus = Bus::new(
         BusConfig {
             pin: PinPolicy::pin("246810"),
@@ -50,14 +60,7 @@ fn node_with(max_sessions: usize, host_cfg: HostConfig) -> Node {
             dtls: Box::new(id.factory().unwrap()),
         },
     );
-    let mut n = Node::new(
-        bus,
-        host,
-        Limits {
-            max_sessions,
-            ..Default::default()
-        },
-    );
+    let mut n = Node::new(bus, host, limits);
     n.create_session_server("echo", ServerMode::Echo).unwrap();
     n
 }
@@ -904,4 +907,37 @@ fn the_host_follows_a_renominated_pair() {
         "the session shows where the peer is now"
     );
     let _ = ch;
+}
+
+/// No single peer takes every session slot (issue 7, item 5): a device that
+/// opened its share is refused with a typed reason while another peer is served.
+#[test]
+fn one_peer_holds_at_most_its_share_of_sessions() {
+    let mut net = Net::perfect();
+    let mut n = node_limits(
+        Limits {
+            max_sessions: 24,
+            max_sessions_per_peer: 2,
+            ..Default::default()
+        },
+        HostConfig::new(RTC_HOST.parse().unwrap()),
+    );
+    n.create_session_server("echo", ServerMode::Echo).ok();
+    let mut seen = Seen::default();
+    let auth = authenticate(&mut n, &mut seen, &net, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(2), "echo").is_some());
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(3), "echo").is_some());
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(4), "echo").is_none());
+    assert_eq!(
+        refusals(&seen),
+        vec![(Transport::Tcp, Refusal::TooManyForPeer(2))]
+    );
+    // Another peer (over WebRTC) is still served.
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
+    r.peer.open_channel(net.now(), "echo").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |_, s| opened(s).len() == 3);
+    // A closed session gives the peer its slot back.
+    n.close_session(net.now(), SessionId(1)).unwrap();
+    drain(&mut n, &mut seen);
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(5), "echo").is_some());
 }
