@@ -335,8 +335,15 @@ async fn node(a: NodeArgs) -> ExitCode {
                     .map(|a| format!("http://{a}"))
                     .unwrap_or_default();
                 let h = handle.clone();
+                // HTTP gets a share of the descriptors, the soft bus keeps a reserve.
+                let limits = softbus_web::WebLimits {
+                    max_connections: net::web_connection_budget(net::raise_descriptor_limit(
+                        65_536,
+                    )),
+                    ..Default::default()
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = softbus_web::serve(l, h).await {
+                    if let Err(e) = softbus_web::serve_with(l, h, limits).await {
                         tracing::error!(error = %e, "web server stopped");
                     }
                 });

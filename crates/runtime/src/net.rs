@@ -68,6 +68,37 @@ pub fn bind_reusable_udp(addr: SocketAddrV4) -> io::Result<Socket> {
     Ok(s)
 }
 
+/// TCP keepalive on a connection: a peer that vanished (powered off, unplugged)
+/// is noticed in about 90 s instead of never.
+pub fn keepalive(s: &tokio::net::TcpStream) -> io::Result<()> {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10))
+        .with_retries(3);
+    socket2::SockRef::from(s).set_tcp_keepalive(&ka)
+}
+
+/// File descriptors this process may open: the soft limit raised toward the
+/// hard one (at most `want`). Returns the limit now in force.
+pub fn raise_descriptor_limit(want: u64) -> u64 {
+    match rlimit::increase_nofile_limit(want) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the descriptor limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// Descriptors kept for the soft bus (listeners, auth and session connections,
+/// UDP sockets) out of the budget: HTTP may use at most a quarter of the rest.
+pub fn web_connection_budget(limit: u64) -> usize {
+    let reserve = 512;
+    usize::try_from(limit.saturating_sub(reserve) / 4)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 1024)
+}
+
 /// Connections the kernel queues before `accept` (bursts of session opens).
 pub const LISTEN_BACKLOG: i32 = 1024;
 
@@ -363,6 +394,26 @@ mod tests {
             other.received().map(|d| d.data[0]).collect::<Vec<_>>(),
             vec![11]
         );
+    }
+
+    /// Accepted and dialed connections get TCP keepalive.
+    #[tokio::test]
+    async fn connections_get_keepalive() {
+        let l = bind_listener(Ipv4Addr::new(127, 0, 0, 99), 0, crate::Bound::AuthListener).unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        for t in [&c, &s] {
+            assert!(!socket2::SockRef::from(t).keepalive().unwrap());
+            keepalive(t).unwrap();
+            let r = socket2::SockRef::from(t);
+            assert!(r.keepalive().unwrap());
+            assert_eq!(r.keepalive_time().unwrap(), Duration::from_secs(60));
+        }
+        assert!(raise_descriptor_limit(4096) >= 1024);
+        assert_eq!(web_connection_budget(1024), 128);
+        assert_eq!(web_connection_budget(100), 16);
+        assert_eq!(web_connection_budget(1 << 20), 1024);
     }
 
     #[tokio::test]

@@ -581,6 +581,9 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        if let Err(e) = net::keepalive(&stream) {
+            tracing::debug!(error = %e, "no TCP keepalive");
+        }
         let conn = ConnId(next.fetch_add(1, Ordering::Relaxed));
         let (rd, wr) = stream.into_split();
         let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
@@ -1053,5 +1056,6 @@ pub async fn connect(
         .await
         .map_err(|_| Error::Timeout("connect"))??;
     s.set_nodelay(true)?;
+    net::keepalive(&s)?;
     Ok(s)
 }

@@ -44,9 +44,67 @@ pub fn router(node: NodeHandle) -> Router {
         .with_state(node)
 }
 
-/// Serves `router(node)` on `listener` until the task is dropped.
+/// Bounds of the HTTP side, so slow or many clients cannot hold the node.
+#[derive(Debug, Clone, Copy)]
+pub struct WebLimits {
+    /// A request's headers must arrive within this (also the idle time between
+    /// requests on a kept-alive connection).
+    pub header_timeout: std::time::Duration,
+    /// HTTP connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+}
+
+impl Default for WebLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: std::time::Duration::from_secs(10),
+            max_connections: 256,
+        }
+    }
+}
+
+/// Serves `router(node)` on `listener` with the default [`WebLimits`] until the
+/// task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).await
+    serve_with(listener, node, WebLimits::default()).await
+}
+
+/// Serves `router(node)` on `listener` within `limits`: each connection has its
+/// header timeout, and connections over the cap are closed at once.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    node: NodeHandle,
+    limits: WebLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let app = router(node);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "web accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "HTTP connection limit reached; closed");
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            }
+            drop(permit);
+        });
+    }
 }
 
 async fn dashboard() -> Html<&'static str> {
