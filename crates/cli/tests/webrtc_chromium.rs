@@ -162,6 +162,17 @@ fn rtc_offer_rejections() {
         let r = post("application/sdp", &chrome.replace(from, to));
         assert!(r.starts_with("HTTP/1.1 400") && r.contains(reason), "{r}");
     }
+    // A full node (64 peer connections) says so with 503, not 400.
+    let mut full = None;
+    for _ in 0..70 {
+        let r = post("application/sdp", chrome);
+        if !r.starts_with("HTTP/1.1 201") {
+            full = Some(r);
+            break;
+        }
+    }
+    let r = full.expect("the node fills up");
+    assert!(r.starts_with("HTTP/1.1 503") && r.contains("limit"), "{r}");
     let r = post("text/plain", "v=0\r\n");
     assert!(r.starts_with("HTTP/1.1 415"), "{r}");
     drop(node);

@@ -24,7 +24,8 @@ pub mod store;
 
 pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, RemoteDevice, ServerMode, SessionHandle};
 pub use softbus_bus::auth::PinPolicy;
-pub use softbus_node::SessionId;
+pub use softbus_node::{NodeError, SessionId};
+pub use softbus_rtc::host::HostError;
 
 /// Wire facts the command line checks its arguments against.
 pub mod wire {

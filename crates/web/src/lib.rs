@@ -190,12 +190,21 @@ async fn rtc_offer(
             answer,
         )
             .into_response(),
-        Ok(Err(reason)) => (
-            StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "text/plain".to_owned())],
-            format!("{reason}\n"),
-        )
-            .into_response(),
+        Ok(Err(reason)) => {
+            // A full node is not the offer's fault: 503, and the reason.
+            let status = match reason {
+                softbus_runtime::NodeError::Rtc(softbus_runtime::HostError::TooManyPeers(_)) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain".to_owned())],
+                format!("{reason}\n"),
+            )
+                .into_response()
+        }
         Err(_) => unavailable(),
     }
 }
