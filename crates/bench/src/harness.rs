@@ -355,14 +355,7 @@ async fn plain_discard_server(l: TcpListener) {
 
 /// A node with a discard server `discard`, pinned to the server CPU.
 async fn discard_node(ip: [u8; 4], tag: &str) -> Result<Node, String> {
-    let mut cfg = NodeConfig::new(
-        "bench",
-        Ipv4Addr::from(ip),
-        data_dir(tag),
-        PinPolicy::pin(PIN),
-    );
-    cfg.discovery_port = 0;
-    cfg.cpu = Some(SERVER_CPU);
+    let mut cfg = bench_config(ip, tag);
     cfg.discard = vec!["discard".into()];
     Node::start(cfg).await.map_err(|e| e.to_string())
 }

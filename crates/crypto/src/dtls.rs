@@ -365,6 +365,28 @@ pub fn fuzz_server(now: std::time::Instant, data: &[u8]) {
     while t.poll_event().is_some() {}
 }
 
+/// One DTLS identity per fuzzing thread: its factory and fingerprint.
+fn fuzz_identity() -> Option<(OpenSslDtlsFactory, Fingerprint)> {
+    thread_local! {
+        static ID: Option<DtlsIdentity> = DtlsIdentity::generate().ok();
+    }
+    ID.with(|id| {
+        let id = id.as_ref()?;
+        Some((id.factory().ok()?, id.fingerprint("sha-256").ok()?))
+    })
+}
+
+/// The fixed offer the fuzz targets answer (RFC 5769's remote credentials).
+fn fuzz_offer(fingerprint: &Fingerprint) -> String {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+         a=ice-ufrag:h6vY\r\na=ice-pwd:remote-password-000000\r\na=fingerprint:{}\r\n\
+         a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n",
+        fingerprint.to_value()
+    )
+}
+
 /// Fuzz entry point for a whole answered peer (RFC 7983 demux into ICE-lite, DTLS
 /// and SCTP): `data` is datagrams, each prefixed by its big-endian u16 length. The
 /// ICE credentials are RFC 5769's, so its sample request is a valid check. Returns
@@ -372,22 +394,10 @@ pub fn fuzz_server(now: std::time::Instant, data: &[u8]) {
 pub fn fuzz_peer(now: std::time::Instant, data: &[u8]) -> usize {
     use softbus_rtc::peer::{LocalParams, Peer};
     use softbus_rtc::sdp::SdpOffer;
-    thread_local! {
-        static ID: Option<DtlsIdentity> = DtlsIdentity::generate().ok();
-    }
-    let Some((factory, fingerprint)) = ID.with(|id| {
-        let id = id.as_ref()?;
-        Some((id.factory().ok()?, id.fingerprint("sha-256").ok()?))
-    }) else {
+    let Some((factory, fingerprint)) = fuzz_identity() else {
         return 0;
     };
-    let offer = format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-         a=ice-ufrag:h6vY\r\na=ice-pwd:remote-password-000000\r\na=fingerprint:{}\r\n\
-         a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n",
-        fingerprint.to_value()
-    );
+    let offer = fuzz_offer(&fingerprint);
     let Ok(offer) = SdpOffer::parse(&offer) else {
         return 0;
     };
@@ -429,13 +439,7 @@ pub fn fuzz_host(now: std::time::Instant, data: &[u8]) -> usize {
     use softbus_rtc::crypto::Provider;
     use softbus_rtc::host::{Host, HostConfig, PeerId};
     use softbus_rtc::peer::CloseReason;
-    thread_local! {
-        static ID: Option<DtlsIdentity> = DtlsIdentity::generate().ok();
-    }
-    let Some((factory, fingerprint)) = ID.with(|id| {
-        let id = id.as_ref()?;
-        Some((id.factory().ok()?, id.fingerprint("sha-256").ok()?))
-    }) else {
+    let Some((factory, fingerprint)) = fuzz_identity() else {
         return 0;
     };
     let mut host = Host::new(
@@ -446,13 +450,7 @@ pub fn fuzz_host(now: std::time::Instant, data: &[u8]) -> usize {
             dtls: Box::new(factory),
         },
     );
-    let offer = format!(
-        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
-         a=ice-ufrag:h6vY\r\na=ice-pwd:remote-password-000000\r\na=fingerprint:{}\r\n\
-         a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n",
-        fingerprint.to_value()
-    );
+    let offer = fuzz_offer(&fingerprint);
     if host.answer(now, &offer).is_err() || host.answer(now, &offer).is_err() {
         return 0;
     }
