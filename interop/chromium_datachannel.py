@@ -2,7 +2,8 @@
 """Runs datachannel.html in headless Chromium against a softbus node.
 
 usage: chromium_datachannel.py NODE_URL [LABEL]
-Serves this folder on 127.0.0.1, starts Debian's chromium with the flags that make it
+Serves this folder on 127.0.0.1 (port $PAGE_PORT; the node must allow that origin
+with --web-origin), starts Debian's chromium with the flags that make it
 gather loopback candidates, waits (at most 60 s) for the page to POST its result, stops
 the browser (its own process group only) and prints the result as JSON.
 Exit 0 when the page reports ok."""
@@ -29,7 +30,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         done.set()
 
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+# The node lets only known origins call it (CORS): PAGE_PORT fixes this page's.
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PAGE_PORT", "0"))), Handler)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 url = f"http://127.0.0.1:{srv.server_port}/datachannel.html?node={node}&label={label}"
 profile = tempfile.mkdtemp(prefix="softbus-chromium-")

@@ -12,11 +12,11 @@ cleanup() { ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true;
 trap cleanup EXIT
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-ip netns exec "$ns" "$bin" node --ip 127.0.0.1 --web 127.0.0.1:0 --pin bench --json --data-dir "$dir/n" > "$dir/out" 2> "$dir/err" &
+ip netns exec "$ns" "$bin" node --ip 127.0.0.1 --web 127.0.0.1:0 --web-origin http://127.0.0.1:18091 --pin bench --json --data-dir "$dir/n" > "$dir/out" 2> "$dir/err" &
 for _ in $(seq 50); do [ -s "$dir/out" ] && break; sleep 0.1; done
 web=$(head -1 "$dir/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["web"])')
 for i in $(seq "$runs"); do
-  ip netns exec "$ns" python3 interop/chromium_datachannel.py "$web" echo | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["ok"], r; print(r["open_ms"])'
+  PAGE_PORT=18091 ip netns exec "$ns" python3 interop/chromium_datachannel.py "$web" echo | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["ok"], r; print(r["open_ms"])'
 done > "$dir/times"
 python3 - "$dir/times" <<'PY'
 import statistics, sys

@@ -73,6 +73,14 @@ struct NodeArgs {
     /// Dashboard and signaling address, or `off`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     web: String,
+    /// A host name requests to the web side may carry besides its address and
+    /// `localhost` (repeatable).
+    #[arg(long = "web-host")]
+    web_hosts: Vec<String>,
+    /// An origin (`http://HOST:PORT`) whose pages may call the web side (CORS;
+    /// repeatable; none by default).
+    #[arg(long = "web-origin")]
+    web_origins: Vec<String>,
     /// Device id, keys and trust store (default: the user's data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -342,8 +350,12 @@ async fn node(a: NodeArgs) -> ExitCode {
                     )),
                     ..Default::default()
                 };
+                let access = softbus_web::WebAccess {
+                    hosts: a.web_hosts.clone(),
+                    origins: a.web_origins.clone(),
+                };
                 tokio::spawn(async move {
-                    if let Err(e) = softbus_web::serve_with(l, h, limits).await {
+                    if let Err(e) = softbus_web::serve_with(l, h, limits, access).await {
                         tracing::error!(error = %e, "web server stopped");
                     }
                 });

@@ -47,6 +47,7 @@ fn interop_script(ns: &str, python: &str, script: &str, web: &str) -> serde_json
     let path = format!("{}/../../interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("ip")
         .args(["netns", "exec", ns, python, &path, web, "echo"])
+        .env("PAGE_PORT", PAGE_PORT)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -138,7 +139,7 @@ fn rtc_offer_rejections() {
     let post = |ct: &str, body: &str| -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&web).unwrap();
-        write!(s, "POST /rtc/offer HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        write!(s, "POST /rtc/offer HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out

@@ -1,5 +1,7 @@
 //! HTTP for a node (spec/interfaces.md): the dashboard page, the JSON API and
-//! live events, with CORS open to any origin.
+//! live events. A request must name this node in its Host header (the bound
+//! address, `localhost`, or a `--web-host` name); CORS answers only the origins
+//! given with `--web-origin` (none by default).
 //!
 //! - `GET /` dashboard (with a data channel chat to any session server);
 //!   `GET /api/device`, `/api/devices`, `/api/sessions`, `/api/servers`,
@@ -26,8 +28,82 @@ use tower_http::cors::CorsLayer;
 
 const DASHBOARD: &str = include_str!("../assets/dashboard.html");
 
-/// The router for `node`.
+/// Who may talk to the web side: which Host names a request may carry (besides
+/// the bound address and `localhost`), and which other origins a browser may
+/// call from (none by default: CORS never answers `*`).
+#[derive(Debug, Clone, Default)]
+pub struct WebAccess {
+    pub hosts: Vec<String>,
+    pub origins: Vec<String>,
+}
+
+/// Refuses a request whose Host is not the bound address, `localhost` or a
+/// name allowed by `--web-host` (a DNS-rebinding page names its own host).
+async fn check_host(
+    State(allowed): State<std::sync::Arc<Vec<String>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    // The name without the port (an IPv6 literal keeps its brackets).
+    let name = match host.rsplit_once(':') {
+        Some((n, p)) if !n.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            format!("Host {host:?} is not this node's; use its address, localhost, or a name given with --web-host\n"),
+        )
+            .into_response()
+    }
+}
+
+/// The router for `node`, served on `bound`, within `access`.
+pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAccess) -> Router {
+    let mut hosts = vec![bound.ip().to_string(), "localhost".to_owned()];
+    if let std::net::IpAddr::V6(v6) = bound.ip() {
+        hosts.push(format!("[{v6}]"));
+    }
+    hosts.extend(access.hosts.iter().cloned());
+    let mut app = routes(node).layer(axum::middleware::from_fn_with_state(
+        std::sync::Arc::new(hosts),
+        check_host,
+    ));
+    let origins: Vec<axum::http::HeaderValue> = access
+        .origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    if !origins.is_empty() {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+                .allow_methods([
+                    axum::http::Method::GET,
+                    axum::http::Method::POST,
+                    axum::http::Method::DELETE,
+                ])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .expose_headers([header::LOCATION]),
+        );
+    }
+    app
+}
+
+/// The router for `node` with no Host check and no CORS (for embedding behind
+/// another server that checks them).
 pub fn router(node: NodeHandle) -> Router {
+    routes(node)
+}
+
+fn routes(node: NodeHandle) -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/api/device", get(device))
@@ -40,7 +116,6 @@ pub fn router(node: NodeHandle) -> Router {
         .route("/rtc/{id}", delete(rtc_close))
         .route("/whip/{stream}", post(not_yet))
         .route("/whep/{stream}", post(not_yet))
-        .layer(CorsLayer::permissive())
         .with_state(node)
 }
 
@@ -63,21 +138,23 @@ impl Default for WebLimits {
     }
 }
 
-/// Serves `router(node)` on `listener` with the default [`WebLimits`] until the
-/// task is dropped.
+/// Serves the node on `listener` with the default [`WebLimits`] and
+/// [`WebAccess`] until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) -> std::io::Result<()> {
-    serve_with(listener, node, WebLimits::default()).await
+    serve_with(listener, node, WebLimits::default(), WebAccess::default()).await
 }
 
-/// Serves `router(node)` on `listener` within `limits`: each connection has its
-/// header timeout, and connections over the cap are closed at once.
+/// Serves the node on `listener` within `limits` (each connection has its
+/// header timeout, connections over the cap are closed at once) and `access`
+/// (the Host check, the origins CORS allows).
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     node: NodeHandle,
     limits: WebLimits,
+    access: WebAccess,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let app = router(node);
+    let app = router_for(node, listener.local_addr()?, &access);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {

@@ -6,6 +6,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Where interop/chromium_datachannel.py serves its page (PAGE_PORT), the one
+/// origin the WebRTC test nodes let call them.
+pub const PAGE_PORT: &str = "18091";
+pub const PAGE_ORIGIN: &str = "http://127.0.0.1:18091";
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_softbus")
 }
@@ -76,6 +81,9 @@ impl NodeProc {
                 ip,
                 "--web",
                 "127.0.0.1:0",
+                // The interop page's own origin (interop/chromium_datachannel.py).
+                "--web-origin",
+                PAGE_ORIGIN,
                 "--pin",
                 "1",
                 "--echo",
