@@ -437,7 +437,7 @@ pub fn fuzz_peer(now: std::time::Instant, data: &[u8]) -> usize {
 /// the host sent, for tests.
 pub fn fuzz_host(now: std::time::Instant, data: &[u8]) -> usize {
     use softbus_rtc::crypto::Provider;
-    use softbus_rtc::host::{Host, HostConfig, PeerId};
+    use softbus_rtc::host::{Host, HostConfig};
     use softbus_rtc::peer::CloseReason;
     let Some((factory, fingerprint)) = fuzz_identity() else {
         return 0;
@@ -451,10 +451,10 @@ pub fn fuzz_host(now: std::time::Instant, data: &[u8]) -> usize {
         },
     );
     let offer = fuzz_offer(&fingerprint);
-    if host.answer(now, &offer).is_err() || host.answer(now, &offer).is_err() {
+    let (Ok(_), Ok((second, _))) = (host.answer(now, &offer), host.answer(now, &offer)) else {
         return 0;
-    }
-    host.close(now, PeerId(2), CloseReason::Deleted);
+    };
+    host.close(now, second, CloseReason::Deleted);
     let (mut rest, mut sent) = (data, 0);
     for i in 0..16u32 {
         let [src, a, b, tail @ ..] = rest else { break };

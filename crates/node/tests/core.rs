@@ -179,6 +179,8 @@ fn offerer_at(addr: SocketAddr) -> (Peer, String) {
 
 /// An offering WebRTC peer, connected to the node's host.
 struct RtcClient {
+    /// The node's id for this peer (`/rtc/<id>`).
+    id: softbus_rtc::host::PeerId,
     addr: SocketAddr,
     peer: Peer,
     hmac: OpenSslCrypto,
@@ -194,7 +196,7 @@ impl RtcClient {
 
     fn connect_from(n: &mut Node, seen: &mut Seen, net: &mut Net, addr: SocketAddr) -> Self {
         let (mut peer, offer) = offerer_at(addr);
-        let (_, answer) = n.rtc_answer(net.now(), &offer).unwrap();
+        let (id, answer) = n.rtc_answer(net.now(), &offer).unwrap();
         let answer_sdp = answer.clone();
         let hmac = OpenSslCrypto::new();
         let mut tid = 0u8;
@@ -209,6 +211,7 @@ impl RtcClient {
         )
         .unwrap();
         let mut c = Self {
+            id,
             addr,
             peer,
             hmac,
@@ -414,7 +417,7 @@ fn max_sessions_holds_across_transports() {
     // Closing the peer frees its session: now the TCP session opens.
     let peer = n.sessions()[0].clone();
     assert_eq!(peer.transport, "webrtc");
-    assert!(n.rtc_close(net.now(), softbus_rtc::host::PeerId(1)));
+    assert!(n.rtc_close(net.now(), r.id));
     drain(&mut n, &mut seen);
     assert!(seen.events.iter().any(|e| matches!(
         e,
@@ -493,7 +496,15 @@ fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
     let mut net = Net::perfect();
     let (mut n, mut seen) = (node(24), Seen::default());
     let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
-    let pid = softbus_rtc::host::PeerId(1);
+    let pid = r.id;
+    // Peer ids (the `/rtc/<id>` a DELETE names) are random, not a counter.
+    let (other, _) = n
+        .rtc_answer(net.now(), &offerer_at("10.0.0.9:9".parse().unwrap()).1)
+        .unwrap();
+    assert!(
+        pid.0 > 1 << 32 && other.0 > 1 << 32 && other.0.abs_diff(pid.0) > 1,
+        "{pid} {other}"
+    );
     let start = net.now();
     assert!(n.rtc_close(net.now(), pid));
     r.pump_until(&mut n, &mut seen, &mut net, |e, _| {
@@ -900,7 +911,7 @@ fn the_host_follows_a_renominated_pair() {
         "{:?}",
         seen.rtc.iter().map(|(t, _)| t).collect::<Vec<_>>()
     );
-    assert!(n.host().remote(softbus_rtc::host::PeerId(1)) == Some(moved));
+    assert!(n.host().remote(r.id) == Some(moved));
     assert_eq!(
         n.sessions()[0].peer,
         moved,

@@ -144,7 +144,6 @@ pub struct Host {
     tombstones: VecDeque<Tombstone>,
     /// When the current certificate started serving (the first answer).
     certificate_since: Option<Instant>,
-    next: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<HostEvent>,
 }
@@ -168,7 +167,6 @@ impl Host {
             by_addr: HashMap::new(),
             tombstones: VecDeque::new(),
             certificate_since: None,
-            next: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -227,8 +225,15 @@ impl Host {
     /// A new peer with our ICE credentials `ufrag`/`pwd`, freed if ICE has not
     /// connected by the connect timeout.
     fn insert(&mut self, now: Instant, peer: Peer, ufrag: String, pwd: String) -> PeerId {
-        let id = PeerId(self.next);
-        self.next += 1;
+        // Random ids: a peer's `/rtc/<id>` cannot be guessed from another's.
+        let id = loop {
+            let mut b = [0u8; 8];
+            self.provider.random.fill(&mut b);
+            let id = PeerId(u64::from_le_bytes(b) >> 1);
+            if id.0 != 0 && !self.peers.contains_key(&id) {
+                break id;
+            }
+        };
         self.peers.insert(
             id,
             Entry {
