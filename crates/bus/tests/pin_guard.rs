@@ -296,3 +296,30 @@ fn an_idle_verified_connection_is_closed() {
         }
     )));
 }
+
+/// The replay check remembers a bounded number of opens per auth connection:
+/// a key seen before is refused, and past the bound every open is, until the
+/// peer authenticates again (memory stays bounded).
+#[test]
+fn the_replay_memory_is_bounded() {
+    use softbus_bus::auth::{AuthConn, MAX_OPENS_REMEMBERED};
+    let info = LocalAuthInfo {
+        device_id: "AB".repeat(32),
+        device_name: "node".into(),
+        device_type: "DEV_L1".into(),
+        auth_port: 1,
+        session_port: 2,
+    };
+    let mut a = AuthConn::new(info, &PinPolicy::pin("1"), 1512);
+    let key = |i: usize| {
+        let mut k = [0u8; 32];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        k
+    };
+    assert!(a.first_open(&key(0)));
+    assert!(!a.first_open(&key(0)), "a replay");
+    for i in 1..MAX_OPENS_REMEMBERED {
+        assert!(a.first_open(&key(i)));
+    }
+    assert!(!a.first_open(&key(MAX_OPENS_REMEMBERED)), "past the bound");
+}

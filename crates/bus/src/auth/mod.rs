@@ -216,7 +216,7 @@ pub struct AuthConn {
 }
 
 /// Session opens one auth connection remembers for replay detection.
-pub const MAX_OPENS_REMEMBERED: usize = 1 << 20;
+pub const MAX_OPENS_REMEMBERED: usize = 1 << 16;
 
 impl AuthConn {
     /// A fresh connection; bodies larger than `max_data` close it.
