@@ -76,7 +76,11 @@ pub enum ChannelEvent {
 #[derive(Debug)]
 struct Channel {
     label: String,
+    /// Our open was acknowledged, or we acknowledged the peer's.
     acked: bool,
+    /// The peer opened it (a DATA_CHANNEL_ACK from the peer applies only to
+    /// channels we opened).
+    incoming: bool,
 }
 
 /// The data channels of one peer connection.
@@ -282,6 +286,10 @@ impl DataChannels {
             Ppi::Dcep => match data.first() {
                 Some(&dcep::OPEN) => {
                     let Ok(open) = Open::parse(&data) else { return };
+                    // One OPEN per stream: a repeated one is ignored.
+                    if self.channels.contains_key(&id) {
+                        return;
+                    }
                     if self.channels.len() >= MAX_CHANNELS {
                         return;
                     }
@@ -302,6 +310,7 @@ impl DataChannels {
                         Channel {
                             label: open.label.clone(),
                             acked: false,
+                            incoming: true,
                         },
                     );
                     self.events.push_back(ChannelEvent::Open {
@@ -314,7 +323,7 @@ impl DataChannels {
                 }
                 Some(&dcep::ACK) => {
                     if let Some(c) = self.channels.get_mut(&id) {
-                        if !c.acked {
+                        if !c.acked && !c.incoming {
                             c.acked = true;
                             let label = c.label.clone();
                             self.events.push_back(ChannelEvent::Open {
@@ -383,6 +392,7 @@ impl DataChannels {
             Channel {
                 label: label.to_owned(),
                 acked: false,
+                incoming: false,
             },
         );
         self.flush(now);
