@@ -214,6 +214,24 @@ where
     rx.recv().map_err(|e| e.to_string())?
 }
 
+/// The baseline side of a comparison: `serve` on its own thread and runtime at
+/// `bind`, and a plain TCP client (Nagle off, like the node's sockets) connected to it.
+async fn plain_client<Fut>(
+    bind: &'static str,
+    serve: fn(TcpListener) -> Fut,
+) -> Result<TcpStream, String>
+where
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let addr = spawn_server(move || {
+        let l = std_listener(bind)?;
+        Ok((l.local_addr()?, serve(l)))
+    })?;
+    let c = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    c.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
 fn std_listener(addr: &str) -> std::io::Result<TcpListener> {
     let l = std::net::TcpListener::bind(addr)?;
     l.set_nonblocking(true)?;
@@ -371,14 +389,7 @@ async fn stream(secs: Duration) -> Result<(f64, f64), String> {
         .open_session("discard")
         .await
         .map_err(|e| e.to_string())?;
-    let plain_addr = spawn_server(|| {
-        let l = std_listener("127.0.0.42:0")?;
-        Ok((l.local_addr()?, plain_discard_server(l)))
-    })?;
-    let mut c = TcpStream::connect(plain_addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    c.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut c = plain_client("127.0.0.42:0", plain_discard_server).await?;
     let msg = vec![0xa5u8; MSG];
     let dt = secs / ROUNDS;
     let (mut sb, mut plain, mut counted) = (Vec::new(), Vec::new(), 0u64);
@@ -406,14 +417,7 @@ async fn throughput(secs: Duration) -> Result<(f64, f64), String> {
         .map_err(|e| e.to_string())?;
     let mut s = peer.open_session("echo").await.map_err(|e| e.to_string())?;
 
-    let plain_addr = spawn_server(|| {
-        let l = std_listener("127.0.0.33:0")?;
-        Ok((l.local_addr()?, echo_server(l)))
-    })?;
-    let mut c = TcpStream::connect(plain_addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    c.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut c = plain_client("127.0.0.33:0", echo_server).await?;
     let mut buf = vec![0u8; 16 * 1024];
 
     let msg = vec![0xa5u8; MSG];
