@@ -91,6 +91,37 @@ pub trait Crypto: Send {
     /// `base ^ exp mod modulus` on big-endian unsigned integers; the result is
     /// left-padded to the modulus width.
     fn mod_exp(&self, base: &[u8], exp: &[u8], modulus: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// AES-GCM with additional authenticated data (hichain's exchange and STS
+    /// seals): appends `ciphertext || tag(16)` to `out`.
+    fn aes_gcm_seal_aad(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError>;
+    /// Opens `ciphertext || tag(16)` sealed with `aad`; appends the plaintext to `out`.
+    fn aes_gcm_open_aad(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError>;
+    /// SHA-256 over the concatenation of `parts`.
+    fn sha256(&self, parts: &[&[u8]]) -> Result<[u8; 32], CryptoError>;
+    /// The Ed25519 public key of the private key `seed` (RFC 8032).
+    fn ed25519_public(&self, seed: &[u8; 32]) -> Result<[u8; 32], CryptoError>;
+    /// An Ed25519 signature of `msg` (pure Ed25519, no pre-hash).
+    fn ed25519_sign(&self, seed: &[u8; 32], msg: &[u8]) -> Result<[u8; 64], CryptoError>;
+    /// Whether `sig` is `public`'s Ed25519 signature of `msg`.
+    fn ed25519_verify(&self, public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool;
+    /// The X25519 public key of `secret` (RFC 7748).
+    fn x25519_public(&self, secret: &[u8; 32]) -> Result<[u8; 32], CryptoError>;
+    /// The X25519 shared secret; an all-zero result (a low-order peer key) is an error.
+    fn x25519(&self, secret: &[u8; 32], peer: &[u8; 32]) -> Result<[u8; 32], CryptoError>;
     /// Constant-time equality.
     fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool;
     /// Fills `buf` with random bytes.

@@ -111,6 +111,10 @@ impl OpenSslCrypto {
 
 const TAG: usize = 16;
 
+fn raw32(v: &[u8]) -> Result<[u8; 32], CryptoError> {
+    v.try_into().map_err(|_| CryptoError::Backend)
+}
+
 /// One key schedule per direction, re-initialised with a new IV per packet.
 struct OpenSslGcmKey {
     enc: CipherCtx,
@@ -377,6 +381,120 @@ impl Crypto for OpenSslCrypto {
         r.to_vec_padded(width).map_err(|_| CryptoError::Backend)
     }
 
+    fn aes_gcm_seal_aad(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        let cipher = gcm_cipher(key)?;
+        let mut ctx = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
+        let r = (|| {
+            ctx.encrypt_init(Some(cipher), Some(key), Some(iv))?;
+            ctx.cipher_update(aad, None)?;
+            let start = out.len();
+            out.resize(start + plaintext.len() + 16, 0);
+            let n = ctx.cipher_update(plaintext, Some(&mut out[start..]))?;
+            let mut tail = [0u8; 16];
+            ctx.cipher_final(&mut tail)?;
+            out.truncate(start + n);
+            let mut tag = [0u8; TAG];
+            ctx.tag(&mut tag)?;
+            out.extend_from_slice(&tag);
+            Ok::<_, openssl::error::ErrorStack>(())
+        })();
+        r.map_err(|_| CryptoError::Backend)
+    }
+
+    fn aes_gcm_open_aad(
+        &self,
+        key: &[u8],
+        iv: &[u8; 12],
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        if sealed.len() < TAG {
+            return Err(CryptoError::AuthFailed);
+        }
+        let (ct, tag) = sealed.split_at(sealed.len() - TAG);
+        let cipher = gcm_cipher(key)?;
+        let mut ctx = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
+        let start = out.len();
+        let r = (|| {
+            ctx.decrypt_init(Some(cipher), Some(key), Some(iv))?;
+            ctx.set_tag(tag)?;
+            ctx.cipher_update(aad, None)?;
+            out.resize(start + ct.len() + 16, 0);
+            let n = ctx.cipher_update(ct, Some(&mut out[start..]))?;
+            out.truncate(start + n);
+            let mut tail = [0u8; 16];
+            ctx.cipher_final(&mut tail)?;
+            Ok::<_, openssl::error::ErrorStack>(())
+        })();
+        r.map_err(|_| {
+            // Never hand out unauthenticated plaintext.
+            out.truncate(start);
+            CryptoError::AuthFailed
+        })
+    }
+
+    fn sha256(&self, parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+        let mut h = openssl::sha::Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        Ok(h.finish())
+    }
+
+    fn ed25519_public(&self, seed: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+        let k = PKey::private_key_from_raw_bytes(seed, openssl::pkey::Id::ED25519)
+            .map_err(|_| CryptoError::BadLength)?;
+        raw32(&k.raw_public_key().map_err(|_| CryptoError::Backend)?)
+    }
+
+    fn ed25519_sign(&self, seed: &[u8; 32], msg: &[u8]) -> Result<[u8; 64], CryptoError> {
+        let k = PKey::private_key_from_raw_bytes(seed, openssl::pkey::Id::ED25519)
+            .map_err(|_| CryptoError::BadLength)?;
+        let mut s = Signer::new_without_digest(&k).map_err(|_| CryptoError::Backend)?;
+        let sig = s
+            .sign_oneshot_to_vec(msg)
+            .map_err(|_| CryptoError::Backend)?;
+        sig.try_into().map_err(|_| CryptoError::Backend)
+    }
+
+    fn ed25519_verify(&self, public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
+        let Ok(k) = PKey::public_key_from_raw_bytes(public, openssl::pkey::Id::ED25519) else {
+            return false;
+        };
+        openssl::sign::Verifier::new_without_digest(&k)
+            .and_then(|mut v| v.verify_oneshot(sig, msg))
+            .unwrap_or(false)
+    }
+
+    fn x25519_public(&self, secret: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+        let k = PKey::private_key_from_raw_bytes(secret, openssl::pkey::Id::X25519)
+            .map_err(|_| CryptoError::BadLength)?;
+        raw32(&k.raw_public_key().map_err(|_| CryptoError::Backend)?)
+    }
+
+    fn x25519(&self, secret: &[u8; 32], peer: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+        let k = PKey::private_key_from_raw_bytes(secret, openssl::pkey::Id::X25519)
+            .map_err(|_| CryptoError::BadLength)?;
+        let p = PKey::public_key_from_raw_bytes(peer, openssl::pkey::Id::X25519)
+            .map_err(|_| CryptoError::BadLength)?;
+        let mut d = openssl::derive::Deriver::new(&k).map_err(|_| CryptoError::Backend)?;
+        d.set_peer(&p).map_err(|_| CryptoError::Backend)?;
+        let shared = raw32(&d.derive_to_vec().map_err(|_| CryptoError::Backend)?)?;
+        // A low-order peer point gives all zeros (RFC 7748 §6.1).
+        if openssl::memcmp::eq(&shared, &[0u8; 32]) {
+            return Err(CryptoError::BadLength);
+        }
+        Ok(shared)
+    }
+
     fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool {
         a.len() == b.len() && openssl::memcmp::eq(a, b)
     }
@@ -436,6 +554,83 @@ impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn a32(s: &str) -> [u8; 32] {
+        h(s).try_into().unwrap()
+    }
+
+    /// RFC 8032 §7.1, test 2 (one-byte message).
+    #[test]
+    fn ed25519_rfc8032_vector() {
+        let c = OpenSslCrypto::new();
+        let seed = a32("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+        let public = c.ed25519_public(&seed).unwrap();
+        assert_eq!(
+            public.to_vec(),
+            h("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
+        );
+        let sig = c.ed25519_sign(&seed, &[0x72]).unwrap();
+        assert_eq!(sig.to_vec(), h("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"));
+        assert!(c.ed25519_verify(&public, &[0x72], &sig));
+        assert!(!c.ed25519_verify(&public, &[0x73], &sig));
+        assert!(!c.ed25519_verify(&public, &[0x72], &sig[..63]));
+    }
+
+    /// RFC 7748 §6.1: Alice and Bob agree; a low-order point is refused.
+    #[test]
+    fn x25519_rfc7748_vector() {
+        let c = OpenSslCrypto::new();
+        let a = a32("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let b = a32("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+        let pa = c.x25519_public(&a).unwrap();
+        let pb = c.x25519_public(&b).unwrap();
+        assert_eq!(
+            pa.to_vec(),
+            h("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+        );
+        let k = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742";
+        assert_eq!(c.x25519(&a, &pb).unwrap().to_vec(), h(k));
+        assert_eq!(c.x25519(&b, &pa).unwrap().to_vec(), h(k));
+        assert!(c.x25519(&a, &[0u8; 32]).is_err());
+    }
+
+    /// GCM with AAD: round trip; a wrong AAD or a flipped bit does not open.
+    #[test]
+    fn gcm_with_aad() {
+        let c = OpenSslCrypto::new();
+        let key = [7u8; 16];
+        let iv = [1u8; 12];
+        let mut sealed = Vec::new();
+        c.aes_gcm_seal_aad(
+            &key,
+            &iv,
+            b"hichain_exchange_request",
+            b"hello",
+            &mut sealed,
+        )
+        .unwrap();
+        assert_eq!(sealed.len(), 5 + 16);
+        let mut out = Vec::new();
+        c.aes_gcm_open_aad(&key, &iv, b"hichain_exchange_request", &sealed, &mut out)
+            .unwrap();
+        assert_eq!(out, b"hello");
+        let mut out = Vec::new();
+        assert_eq!(
+            c.aes_gcm_open_aad(&key, &iv, b"hichain_exchange_response", &sealed, &mut out),
+            Err(CryptoError::AuthFailed)
+        );
+        assert!(out.is_empty());
+        sealed[0] ^= 1;
+        assert!(c
+            .aes_gcm_open_aad(&key, &iv, b"hichain_exchange_request", &sealed, &mut out)
+            .is_err());
+        // The same as the no-AAD path when the AAD is empty.
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        c.aes_gcm_seal_aad(&key, &iv, b"", b"xyz", &mut a).unwrap();
+        c.aes_gcm_seal(&key, &iv, b"xyz", &mut b).unwrap();
+        assert_eq!(a, b);
+    }
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()

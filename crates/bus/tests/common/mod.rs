@@ -63,6 +63,44 @@ impl Crypto for ScriptedCrypto {
     fn mod_exp(&self, b: &[u8], e: &[u8], m: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.inner.mod_exp(b, e, m)
     }
+    fn aes_gcm_seal_aad(
+        &self,
+        k: &[u8],
+        iv: &[u8; 12],
+        a: &[u8],
+        p: &[u8],
+        o: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        self.inner.aes_gcm_seal_aad(k, iv, a, p, o)
+    }
+    fn aes_gcm_open_aad(
+        &self,
+        k: &[u8],
+        iv: &[u8; 12],
+        a: &[u8],
+        s: &[u8],
+        o: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        self.inner.aes_gcm_open_aad(k, iv, a, s, o)
+    }
+    fn sha256(&self, p: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
+        self.inner.sha256(p)
+    }
+    fn ed25519_public(&self, s: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+        self.inner.ed25519_public(s)
+    }
+    fn ed25519_sign(&self, s: &[u8; 32], m: &[u8]) -> Result<[u8; 64], CryptoError> {
+        self.inner.ed25519_sign(s, m)
+    }
+    fn ed25519_verify(&self, p: &[u8; 32], m: &[u8], s: &[u8]) -> bool {
+        self.inner.ed25519_verify(p, m, s)
+    }
+    fn x25519_public(&self, s: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+        self.inner.x25519_public(s)
+    }
+    fn x25519(&self, s: &[u8; 32], p: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+        self.inner.x25519(s, p)
+    }
     fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool {
         self.inner.ct_eq(a, b)
     }
