@@ -115,13 +115,13 @@ fn pake_bench(c: &mut Criterion) {
             let mut s = PakeServer::new(b"123456");
             let mut cl = PakeClient::new(b"123456");
             let req = cl.start(&mut crypto);
-            let ServerStep::Reply(r) = s.handle(&mut crypto, &req).unwrap() else {
+            let ServerStep::Reply(r) = s.handle(&mut crypto, &req, None).unwrap() else {
                 unreachable!()
             };
             let ClientStep::Send(conf) = cl.handle(&mut crypto, &r).unwrap() else {
                 unreachable!()
             };
-            let ServerStep::Done(fin, _) = s.handle(&mut crypto, &conf).unwrap() else {
+            let ServerStep::Done(fin, _) = s.handle(&mut crypto, &conf, None).unwrap() else {
                 unreachable!()
             };
             cl.handle(&mut crypto, &fin).unwrap()

@@ -59,15 +59,27 @@ pub fn auth_conn(crypto: &mut dyn Crypto, data: &[u8]) {
         auth_port: 1,
         session_port: 2,
     };
-    let mut a = AuthConn::new(local, &PinPolicy::pin("1234"), 1512);
-    let _ = a.handle_data(crypto, data);
+    // With an identity and one pairing, so BIND and STS are reached too.
+    let identity = crate::auth::hichain::Identity::new(crypto, &local.device_id, [7; 32])
+        .ok()
+        .map(std::sync::Arc::new);
+    let mut pairings = crate::auth::hichain::Pairings::new();
+    pairings.insert("CD".repeat(32), [9; 32]);
+    let mut a = AuthConn::new(local, &PinPolicy::pin("1234"), 1512, identity);
+    let _ = a.handle_data(crypto, data, &pairings);
     while a.poll_transmit().is_some() {}
 }
 
-/// A hichain server exchange fed one message.
+/// A hichain server exchange (PAKE or BIND, and STS) fed one message.
 pub fn hichain(crypto: &mut dyn Crypto, data: &[u8]) {
+    use crate::auth::hichain::{Identity, Pairings, StsServer};
+    let Ok(id) = Identity::new(crypto, &"AB".repeat(32), [7; 32]) else {
+        return;
+    };
     let mut s = crate::auth::pake::PakeServer::new(b"1234");
-    let _ = s.handle(crypto, data);
+    let _ = s.handle(crypto, data, Some(&id));
+    let mut sts = StsServer::new();
+    let _ = sts.handle(crypto, data, &id, &"CD".repeat(32), &Pairings::new());
 }
 
 /// A whole node fed bytes on an auth and a session connection.

@@ -1,8 +1,10 @@
 //! The [`Bus`] facade: one node's discovery responder/discoverer, auth server
 //! and session server, composed behind one sans-IO interface.
 
+use crate::auth::hichain::{Identity, Pairings};
 use crate::auth::{
-    AuthClient, AuthConn, AuthConnEvent, Authenticated, LocalAuthInfo, PeerInfo, PinPolicy,
+    AuthClient, AuthConn, AuthConnEvent, AuthMethod, Authenticated, ClientAuth, LocalAuthInfo,
+    PeerInfo, PinPolicy,
 };
 use crate::crypto::Crypto;
 use crate::discovery::{
@@ -14,6 +16,7 @@ use crate::ConnId;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Node settings; defaults are softbus_lite's limits.
@@ -185,6 +188,8 @@ pub struct SessionInfo {
     pub peer_device_id: String,
     pub peer: SocketAddr,
     pub transport: &'static str,
+    /// How the peer proved who it is.
+    pub auth: AuthMethod,
 }
 
 /// A peer asks to open a session: its open packet decrypted under the key of an
@@ -199,6 +204,8 @@ pub struct SessionRequest {
     /// `TEData` of the auth connection whose key opened it.
     pub peer_device_id: String,
     pub peer: SocketAddr,
+    /// How that auth connection's key was agreed.
+    pub method: AuthMethod,
 }
 
 /// Connection ids the engine gives to connections it dials (the driver numbers
@@ -217,6 +224,13 @@ pub enum BusEvent {
         conn: ConnId,
         ip: IpAddr,
         peer: PeerInfo,
+    },
+    /// A device paired with this one (BIND, either role): keep its key.
+    Paired {
+        conn: ConnId,
+        ip: IpAddr,
+        device_id: String,
+        public_key: [u8; 32],
     },
     /// A key agreement failed (17 = wrong PIN); the connection is closed.
     PakeFailed {
@@ -301,6 +315,9 @@ pub enum BusError {
     RateLimited,
     #[error("unknown connection")]
     UnknownConn,
+    /// Pairing needs this device's long-term key ([`Bus::set_identity`]).
+    #[error("this device has no long-term identity to pair with")]
+    NoIdentity,
 }
 
 #[derive(Debug)]
@@ -318,6 +335,7 @@ enum ConnState {
         session: i32,
         server: String,
         peer_device_id: String,
+        method: AuthMethod,
         opened: bool,
     },
     Session {
@@ -334,6 +352,7 @@ struct AwaitingOpen {
     auth_key: zeroize::Zeroizing<[u8; 16]>,
     index: i32,
     peer_device_id: String,
+    method: AuthMethod,
     held: Vec<Frame>,
 }
 
@@ -391,6 +410,10 @@ pub struct Bus {
     /// Dialed connections (client roles) held at once.
     dialed: BTreeSet<ConnId>,
     guard: PinGuard,
+    /// This device's long-term key (pairing and STS), once set.
+    identity: Option<Arc<Identity>>,
+    /// Paired devices and their keys.
+    pairings: Arc<Pairings>,
     /// Session opens refused as replays.
     replayed_opens: u64,
     next_dial: u64,
@@ -450,11 +473,59 @@ impl Bus {
                 pin_failures: 0,
                 locked: false,
             },
+            identity: None,
+            pairings: Arc::new(Pairings::new()),
             replayed_opens: 0,
             next_dial: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Gives this device its long-term Ed25519 key (`seed`): from then on it
+    /// pairs (BIND) and authenticates paired devices without a PIN (STS).
+    pub fn set_identity(&mut self, seed: [u8; 32]) -> Result<(), crate::auth::AuthError> {
+        let id = Identity::new(self.crypto.as_ref(), &self.local.device_id, seed)?;
+        self.identity = Some(Arc::new(id));
+        Ok(())
+    }
+
+    /// This device's long-term identity, if set.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
+    }
+
+    /// Replaces the paired devices (e.g. loaded from disk, or after an unpair).
+    pub fn set_pairings(&mut self, pairings: Pairings) {
+        self.pairings = Arc::new(pairings);
+    }
+
+    /// The paired devices.
+    pub fn pairings(&self) -> &Pairings {
+        &self.pairings
+    }
+
+    /// Signs the concatenation of `parts` with this device's long-term key.
+    pub fn sign(&self, parts: &[&[u8]]) -> Result<[u8; 64], BusError> {
+        let id = self.identity.as_ref().ok_or(BusError::NoIdentity)?;
+        id.sign(self.crypto.as_ref(), parts)
+            .map_err(|_| BusError::NoIdentity)
+    }
+
+    /// Whether `sig` is the paired device `device_id`'s signature of the
+    /// concatenation of `parts`; false for a device that is not paired.
+    pub fn verify_paired(&self, device_id: &str, parts: &[&[u8]], sig: &[u8]) -> bool {
+        self.pairings
+            .get(device_id)
+            .is_some_and(|pk| crate::auth::hichain::verify(self.crypto.as_ref(), pk, parts, sig))
+    }
+
+    /// Forgets a paired device; true if it was paired. Its open auth
+    /// connections keep their keys until they close.
+    pub fn unpair(&mut self, device_id: &str) -> bool {
+        Arc::make_mut(&mut self.pairings)
+            .remove(device_id)
+            .is_some()
     }
 
     /// Whether an auth connection from `ip` may start: not after too many
@@ -710,6 +781,7 @@ impl Bus {
                     self.local_auth_info(),
                     &self.config.pin,
                     self.config.auth_max_data,
+                    self.identity.clone(),
                 );
                 if self.guard.locked {
                     // No key agreement can succeed here any more.
@@ -816,7 +888,8 @@ impl Bus {
         match &mut c.state {
             ConnState::Auth(a) => {
                 let mut failed = false;
-                let r = a.handle_data(self.crypto.as_mut(), data);
+                let mut sts_failed = None;
+                let r = a.handle_data(self.crypto.as_mut(), data, &self.pairings);
                 while let Some(bytes) = a.poll_transmit() {
                     self.transmits.push_back(Transmit::Tcp { conn, bytes });
                 }
@@ -841,11 +914,36 @@ impl Bus {
                                     });
                                     failed = true;
                                 }
+                                AuthConnEvent::StsFailed { code } => {
+                                    sts_failed = Some(code);
+                                }
+                                AuthConnEvent::Paired(key) => {
+                                    Arc::make_mut(&mut self.pairings)
+                                        .insert(key.auth_id.clone(), key.public);
+                                    self.events.push_back(BusEvent::Paired {
+                                        conn,
+                                        ip: peer.ip(),
+                                        device_id: key.auth_id,
+                                        public_key: key.public,
+                                    });
+                                }
                                 AuthConnEvent::KeyEstablished { .. } => {}
                             }
                         }
                     }
                     Err(e) => self.drop_conn(conn, e.into()),
+                }
+                if let Some(code) = sts_failed {
+                    // Not a PIN guess: the connection ends, the PIN is not charged.
+                    self.events.push_back(BusEvent::PakeFailed {
+                        conn,
+                        ip: peer.ip(),
+                        code,
+                    });
+                    self.drop_conn(
+                        conn,
+                        ConnClosed::Auth(crate::auth::AuthError::Refused("not a paired device")),
+                    );
                 }
                 if failed {
                     // A failed key confirmation costs the connection (the error
@@ -871,6 +969,16 @@ impl Bus {
                         }
                         if let Some(auth) = result {
                             let peer = auth.peer.clone();
+                            if let Some(key) = &auth.paired {
+                                Arc::make_mut(&mut self.pairings)
+                                    .insert(key.auth_id.clone(), key.public);
+                                self.events.push_back(BusEvent::Paired {
+                                    conn,
+                                    ip: c.peer.ip(),
+                                    device_id: key.auth_id.clone(),
+                                    public_key: key.public,
+                                });
+                            }
                             *done = Some(Box::new(auth));
                             c.deadline = None;
                             self.pending.remove(&conn);
@@ -886,6 +994,7 @@ impl Bus {
                 session,
                 server,
                 peer_device_id,
+                method,
                 opened,
             } => match engine.handle_data(self.crypto.as_mut(), data) {
                 Ok(events) => {
@@ -901,6 +1010,7 @@ impl Bus {
                                     peer_device_id: peer_device_id.clone(),
                                     peer,
                                     transport: "tcp",
+                                    auth: *method,
                                 };
                                 self.pending.remove(&conn);
                                 self.sessions.insert(
@@ -937,6 +1047,52 @@ impl Bus {
         addr: SocketAddr,
         pin: &[u8],
     ) -> Result<ConnId, BusError> {
+        self.connect_with(
+            now,
+            addr,
+            ClientAuth::Pin(zeroize::Zeroizing::new(pin.to_vec())),
+        )
+    }
+
+    /// Dials `addr` and pairs with it (BIND with `pin`), then verifies as
+    /// [`Bus::connect_auth`]. `Paired` and `Authenticated` follow.
+    pub fn connect_pair(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        pin: &[u8],
+    ) -> Result<ConnId, BusError> {
+        let identity = self.identity.clone().ok_or(BusError::NoIdentity)?;
+        self.connect_with(
+            now,
+            addr,
+            ClientAuth::Pair {
+                pin: zeroize::Zeroizing::new(pin.to_vec()),
+                identity,
+            },
+        )
+    }
+
+    /// Dials `addr` and authenticates as a paired device (STS, no PIN). The
+    /// connection is dropped if the device there is not paired with us.
+    pub fn connect_paired(&mut self, now: Instant, addr: SocketAddr) -> Result<ConnId, BusError> {
+        let identity = self.identity.clone().ok_or(BusError::NoIdentity)?;
+        self.connect_with(
+            now,
+            addr,
+            ClientAuth::Paired {
+                identity,
+                pairings: self.pairings.clone(),
+            },
+        )
+    }
+
+    fn connect_with(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        auth: ClientAuth,
+    ) -> Result<ConnId, BusError> {
         let mut r = [0u8; 4];
         self.crypto.random(&mut r);
         // 1..=i32::MAX: the key index is the seq as an i32.
@@ -945,7 +1101,7 @@ impl Bus {
             return Err(BusError::TooManyConnections);
         }
         let state = ConnState::AuthClient {
-            client: Box::new(AuthClient::new(self.local_auth_info(), pin, seq)),
+            client: Box::new(AuthClient::with_auth(self.local_auth_info(), auth, seq)),
             done: None,
         };
         Ok(self.dial(now, addr, state))
@@ -971,6 +1127,7 @@ impl Bus {
         };
         let addr = SocketAddr::new(peer.ip(), a.peer.session_port);
         let peer_device_id = a.peer.device_id.clone();
+        let method = a.method;
         let engine = SessionClient::new(self.crypto.as_mut(), server, a.key_index, &a.key)?;
         if self.dialed.len() >= self.config.max_auth_conns + self.config.max_pending_session_conns {
             return Err(BusError::TooManyConnections);
@@ -980,6 +1137,7 @@ impl Bus {
             session: session_id,
             server: server.to_owned(),
             peer_device_id,
+            method,
             opened: false,
         };
         Ok(self.dial(now, addr, state))
@@ -1031,15 +1189,22 @@ impl Bus {
 
     /// Keys with this index held by auth connections from the same IP. Two
     /// clients may pick the same index; the open packet's tag tells which key is right.
-    fn candidate_keys(&self, ip: IpAddr, index: i32) -> Vec<(ConnId, [u8; 16], String)> {
+    fn candidate_keys(
+        &self,
+        ip: IpAddr,
+        index: i32,
+    ) -> Vec<(ConnId, [u8; 16], String, AuthMethod)> {
         self.auth_conns
             .iter()
             .filter_map(|id| Some((*id, self.conns.get(id)?)))
             .filter(|(_, c)| c.peer.ip() == ip)
             .filter_map(|(id, c)| match &c.state {
-                ConnState::Auth(a) => a
-                    .key(index)
-                    .map(|k| (id, *k, a.peer_device_id().unwrap_or_default().to_owned())),
+                ConnState::Auth(a) => Some((
+                    id,
+                    *a.key(index)?,
+                    a.peer_device_id().unwrap_or_default().to_owned(),
+                    a.method(index)?,
+                )),
                 _ => None,
             })
             .collect()
@@ -1144,14 +1309,14 @@ impl Bus {
             return Err(SessionError::UnknownKey(index));
         }
         let mut opened = Err(SessionError::UnknownKey(index));
-        for (auth, key, peer_device_id) in candidates {
+        for (auth, key, peer_device_id, method) in candidates {
             opened = SessionConn::open_request(self.crypto.as_ref(), body, &key)
-                .map(|r| (r, auth, key, peer_device_id));
+                .map(|r| (r, auth, key, peer_device_id, method));
             if opened.is_ok() {
                 break;
             }
         }
-        let (request, auth, key, peer_device_id) = opened?;
+        let (request, auth, key, peer_device_id, method) = opened?;
         // A session key is drawn afresh for every open: one seen before under
         // this auth key is a recorded open played again (issue 7, item 6).
         if let Some(Conn {
@@ -1178,12 +1343,14 @@ impl Bus {
             server: request.bus_name.clone(),
             peer_device_id: peer_device_id.clone(),
             peer,
+            method,
         });
         *awaiting = Some(Box::new(AwaitingOpen {
             request,
             auth_key: zeroize::Zeroizing::new(key),
             index,
             peer_device_id,
+            method,
             held: Vec::new(),
         }));
         Ok(())
@@ -1251,6 +1418,7 @@ impl Bus {
             peer_device_id: a.peer_device_id.clone(),
             peer,
             transport: "tcp",
+            auth: a.method,
         };
         self.sessions.insert(
             session_id,

@@ -87,7 +87,7 @@ fn engines_replay_vectors() {
             String::from_utf8(req.clone()).unwrap(),
             r#"{"message":1,"payload":{"operationCode":6,"support256mod":true,"version":{"currentVersion":"1.0.0","minVersion":"1.0.0"}}}"#
         );
-        let ServerStep::Reply(resp) = server.handle(&mut sc, &req).unwrap() else {
+        let ServerStep::Reply(resp) = server.handle(&mut sc, &req, None).unwrap() else {
             panic!("{name}")
         };
         let p = payload(&resp);
@@ -103,11 +103,11 @@ fn engines_replay_vectors() {
         let p = payload(&confirm);
         assert_eq!(p["kcfData"], v["client_kcf"], "{name}");
         assert_eq!(p["epk"], v["client_epk"], "{name}");
-        let ServerStep::Done(fin, skey) = server.handle(&mut sc, &confirm).unwrap() else {
+        let ServerStep::Done(fin, skey) = server.handle(&mut sc, &confirm, None).unwrap() else {
             panic!("{name}")
         };
         assert_eq!(payload(&fin)["kcfData"], v["server_kcf"], "{name}");
-        let ClientStep::Done(ckey) = client.handle(&mut cc, &fin).unwrap() else {
+        let ClientStep::Done(ckey, _) = client.handle(&mut cc, &fin).unwrap() else {
             panic!()
         };
         assert_eq!(skey.to_vec(), hexv(&v["exported_auth_key"]));
@@ -120,16 +120,16 @@ fn run(server_pin: &[u8], client_pin: &[u8]) -> (Result<(), u32>, Result<(), Aut
     let mut server = PakeServer::new(server_pin);
     let mut client = PakeClient::new(client_pin);
     let req = client.start(&mut c);
-    let ServerStep::Reply(resp) = server.handle(&mut c, &req).unwrap() else {
+    let ServerStep::Reply(resp) = server.handle(&mut c, &req, None).unwrap() else {
         panic!()
     };
     let ClientStep::Send(confirm) = client.handle(&mut c, &resp).unwrap() else {
         panic!()
     };
-    match server.handle(&mut c, &confirm).unwrap() {
+    match server.handle(&mut c, &confirm, None).unwrap() {
         ServerStep::Failed(msg, code) => (Err(code), client.handle(&mut c, &msg).map(|_| ())),
         ServerStep::Done(msg, _) => (Ok(()), client.handle(&mut c, &msg).map(|_| ())),
-        ServerStep::Reply(_) => panic!(),
+        ServerStep::Reply(_) | ServerStep::Exchanged(..) => panic!(),
     }
 }
 
@@ -155,25 +155,34 @@ fn server_error_codes() {
         }
         _ => 0,
     };
-    assert_eq!(code(s.handle(&mut c, b"not json").unwrap()), 9);
+    assert_eq!(code(s.handle(&mut c, b"not json", None).unwrap()), 9);
     assert_eq!(
-        code(s.handle(&mut c, br#"{"message":1,"payload":{}}"#).unwrap()),
+        code(
+            s.handle(&mut c, br#"{"message":1,"payload":{}}"#, None)
+                .unwrap()
+        ),
         9
     );
-    assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{"version":{"currentVersion":"2.0.0","minVersion":"2.0.0"},"support256mod":true,"operationCode":6}}"#).unwrap()), 12);
-    assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{"version":{"currentVersion":"1.0.0","minVersion":"1.0.0"},"operationCode":6}}"#).unwrap()), 15);
+    assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{"version":{"currentVersion":"2.0.0","minVersion":"2.0.0"},"support256mod":true,"operationCode":6}}"#, None).unwrap()), 12);
+    assert_eq!(code(s.handle(&mut c, br#"{"message":1,"payload":{"version":{"currentVersion":"1.0.0","minVersion":"1.0.0"},"operationCode":6}}"#, None).unwrap()), 15);
     assert_eq!(
-        code(s.handle(&mut c, br#"{"message":2,"payload":{}}"#).unwrap()),
+        code(
+            s.handle(&mut c, br#"{"message":2,"payload":{}}"#, None)
+                .unwrap()
+        ),
         38
     );
     assert_eq!(
-        code(s.handle(&mut c, br#"{"message":99,"payload":{}}"#).unwrap()),
+        code(
+            s.handle(&mut c, br#"{"message":99,"payload":{}}"#, None)
+                .unwrap()
+        ),
         5
     );
     // A public value of 1 or p-1 is refused.
     let mut client = PakeClient::new(b"1");
     let req = client.start(&mut c);
-    let ServerStep::Reply(_) = s.handle(&mut c, &req).unwrap() else {
+    let ServerStep::Reply(_) = s.handle(&mut c, &req, None).unwrap() else {
         panic!()
     };
     let one = format!("{:0>512}", "1");
@@ -183,7 +192,7 @@ fn server_error_codes() {
         "00".repeat(16),
         one
     );
-    assert_eq!(code(s.handle(&mut c, msg.as_bytes()).unwrap()), 19);
+    assert_eq!(code(s.handle(&mut c, msg.as_bytes(), None).unwrap()), 19);
     assert!(!pake::public_value_ok(&{
         let mut p = pake::prime();
         p[255] -= 1;

@@ -310,7 +310,7 @@ fn the_replay_memory_is_bounded() {
         auth_port: 1,
         session_port: 2,
     };
-    let mut a = AuthConn::new(info, &PinPolicy::pin("1"), 1512);
+    let mut a = AuthConn::new(info, &PinPolicy::pin("1"), 1512, None);
     let key = |i: usize| {
         let mut k = [0u8; 32];
         k[..8].copy_from_slice(&(i as u64).to_le_bytes());

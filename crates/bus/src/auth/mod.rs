@@ -2,14 +2,17 @@
 //! carried in module 3, and VerifyIp / VerifyDeviceId in module 5, as server
 //! ([`AuthConn`], one per accepted connection) and as client ([`AuthClient`]).
 
+pub mod hichain;
 pub mod pake;
 
 use crate::crypto::{Crypto, CryptoError};
 use crate::frame::{self, AuthHeader, Deframer, Frame, FrameError, HeaderKind, Module, FLAG_REPLY};
+use hichain::{Identity, Pairings, PeerKey, StsClient, StsClientStep, StsServer, StsStep};
 use pake::{ClientStep, PakeClient, PakeServer, ServerStep};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Errors of the auth channel; any of them closes the connection.
@@ -186,15 +189,53 @@ pub fn parse_verify_ip(v: &Value) -> Result<(PeerInfo, i64, i64), AuthError> {
     Ok((info, max, min))
 }
 
+/// How the key of an auth connection was agreed: what a session opened with
+/// it proves about its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A paired device: STS with its long-term key, or the BIND that paired it.
+    Paired,
+    /// A PIN key agreement without pairing (what softbus_lite peers do).
+    Pin,
+    /// The empty PIN (`--allow-empty-pin`): proves nothing.
+    EmptyPin,
+    /// The node's web token (a browser or HTTP client, over WebRTC).
+    WebToken,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Paired => "paired",
+            AuthMethod::Pin => "pin",
+            AuthMethod::EmptyPin => "empty_pin",
+            AuthMethod::WebToken => "web_token",
+        }
+    }
+}
+
 /// What an accepted auth connection reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConnEvent {
     /// A key agreement finished; the key is stored under `index`.
-    KeyEstablished { index: i32 },
+    KeyEstablished { index: i32, method: AuthMethod },
     /// VerifyIp succeeded: the peer is online.
     Verified(PeerInfo),
-    /// A hichain exchange failed with this code (wrong PIN is 17).
+    /// A PIN key agreement (or a BIND) failed with this code (wrong PIN is 17).
     PakeFailed { code: u32 },
+    /// A paired device's authentication (STS) failed with this code (17: the
+    /// device is not paired, or its signature is wrong).
+    StsFailed { code: u32 },
+    /// A BIND paired the peer: keep its key.
+    Paired(PeerKey),
+}
+
+/// One hichain exchange on an auth connection.
+#[derive(Debug)]
+enum Exchange {
+    Pake(PakeServer),
+    Sts(StsServer),
 }
 
 /// Server side of one auth connection.
@@ -204,8 +245,12 @@ pub struct AuthConn {
     local: LocalAuthInfo,
     pin: Result<Zeroizing<Vec<u8>>, AuthError>,
     te_data: Option<String>,
-    pake: Vec<(i64, PakeServer)>,
-    keys: VecDeque<(i32, Zeroizing<[u8; 16]>)>,
+    /// `TEDeviceId`: the auth id STS and BIND use.
+    te_device_id: Option<String>,
+    identity: Option<Arc<Identity>>,
+    pake: Vec<(i64, Exchange)>,
+    keys: VecDeque<(i32, Zeroizing<[u8; 16]>, AuthMethod)>,
+    empty_pin: bool,
     verified: Option<PeerInfo>,
     ignored: u32,
     /// The session keys of the opens made under this connection's keys (their
@@ -219,13 +264,24 @@ pub struct AuthConn {
 pub const MAX_OPENS_REMEMBERED: usize = 1 << 16;
 
 impl AuthConn {
-    /// A fresh connection; bodies larger than `max_data` close it.
-    pub fn new(local: LocalAuthInfo, policy: &PinPolicy, max_data: usize) -> Self {
+    /// A fresh connection; bodies larger than `max_data` close it. With an
+    /// `identity` the connection also pairs (BIND) and authenticates paired
+    /// devices (STS).
+    pub fn new(
+        local: LocalAuthInfo,
+        policy: &PinPolicy,
+        max_data: usize,
+        identity: Option<Arc<Identity>>,
+    ) -> Self {
+        let pin = policy.effective().map(|p| Zeroizing::new(p.to_vec()));
         Self {
             deframer: Deframer::new(HeaderKind::Auth, max_data),
             local,
-            pin: policy.effective().map(|p| Zeroizing::new(p.to_vec())),
+            empty_pin: pin.as_ref().is_ok_and(|p| p.is_empty()),
+            pin,
             te_data: None,
+            te_device_id: None,
+            identity,
             pake: Vec::new(),
             keys: VecDeque::new(),
             verified: None,
@@ -260,8 +316,25 @@ impl AuthConn {
         self.keys
             .iter()
             .rev()
-            .find(|(i, _)| *i == index)
-            .map(|(_, k)| &**k)
+            .find(|(i, _, _)| *i == index)
+            .map(|(_, k, _)| &**k)
+    }
+
+    /// How the key under `index` was agreed.
+    pub fn method(&self, index: i32) -> Option<AuthMethod> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|(i, _, _)| *i == index)
+            .map(|(_, _, m)| *m)
+    }
+
+    fn install_key(&mut self, index: i32, key: Zeroizing<[u8; 16]>, method: AuthMethod) {
+        self.keys.retain(|(i, _, _)| *i != index);
+        if self.keys.len() >= MAX_KEYS {
+            self.keys.pop_front();
+        }
+        self.keys.push_back((index, key, method));
     }
 
     /// The peer's device id (`TEData`), once getAuthInfo arrived.
@@ -279,11 +352,13 @@ impl AuthConn {
         self.out.pop_front()
     }
 
-    /// Feeds stream bytes. An error means: close the connection.
+    /// Feeds stream bytes; `pairings` are the devices paired with this node
+    /// (for STS). An error means: close the connection.
     pub fn handle_data(
         &mut self,
         c: &mut dyn Crypto,
         data: &[u8],
+        pairings: &Pairings,
     ) -> Result<Vec<AuthConnEvent>, AuthError> {
         self.deframer.push(data);
         let mut events = Vec::new();
@@ -291,7 +366,7 @@ impl AuthConn {
             let Frame::Auth(h, body) = frame else {
                 return Err(AuthError::Misbehaved("session frame on auth channel"));
             };
-            if let Some(e) = self.handle_packet(c, h, &body)? {
+            if let Some(e) = self.handle_packet(c, h, &body, pairings)? {
                 events.push(e);
             }
         }
@@ -303,6 +378,7 @@ impl AuthConn {
         c: &mut dyn Crypto,
         h: AuthHeader,
         body: &[u8],
+        pairings: &Pairings,
     ) -> Result<Option<AuthConnEvent>, AuthError> {
         match h.module {
             Module::TRUST_ENGINE if h.flags & FLAG_REPLY == 0 => {
@@ -312,7 +388,7 @@ impl AuthConn {
                     return Err(AuthError::Malformed("TECmd"));
                 }
                 let te_data = str_field(&v, "TEData", MAX_TE_FIELD)?;
-                str_field(&v, "TEDeviceId", MAX_TE_FIELD)?;
+                let te_device_id = str_field(&v, "TEDeviceId", MAX_TE_FIELD)?;
                 // A verified peer keeps the identity it announced (issue 7, item 7).
                 if self
                     .verified
@@ -323,7 +399,16 @@ impl AuthConn {
                         "a verified peer announced another device id",
                     ));
                 }
+                // Keys were agreed for the id announced first; it cannot change.
+                if self
+                    .te_device_id
+                    .as_ref()
+                    .is_some_and(|was| *was != te_device_id)
+                {
+                    return Err(AuthError::Misbehaved("the peer announced another auth id"));
+                }
                 self.te_data = Some(te_data);
+                self.te_device_id = Some(te_device_id);
                 let reply = json!({"TECmd": "retAuthInfo", "TEData": self.local.device_id});
                 self.out.push_back(frame::auth_plain(
                     Module::TRUST_ENGINE,
@@ -333,7 +418,7 @@ impl AuthConn {
                 ));
                 Ok(None)
             }
-            Module::AUTH_SDK => self.handle_hichain(c, h.seq, body),
+            Module::AUTH_SDK => self.handle_hichain(c, h.seq, body, pairings),
             Module::CONNECTION => self.handle_connection(c, h, body),
             _ => {
                 self.ignored += 1;
@@ -345,61 +430,149 @@ impl AuthConn {
         }
     }
 
+    fn refuse_hichain(&mut self, seq: i64, code: u32) {
+        self.out.push_back(frame::auth_plain(
+            Module::AUTH_SDK,
+            seq,
+            0,
+            &pake::error_message(code),
+        ));
+    }
+
     fn handle_hichain(
         &mut self,
         c: &mut dyn Crypto,
         seq: i64,
         body: &[u8],
+        pairings: &Pairings,
     ) -> Result<Option<AuthConnEvent>, AuthError> {
-        let pin = match &self.pin {
-            Ok(p) => p.clone(),
-            Err(e) => {
-                // Tell the peer, then hang up: pairing is not possible with this node.
-                self.out.push_back(frame::auth_plain(
-                    Module::AUTH_SDK,
-                    seq,
-                    0,
-                    &pake::error_message(pake::errcode::WRONG_PIN),
-                ));
-                return Err(e.clone());
-            }
-        };
         let idx = match self.pake.iter().position(|(s, _)| *s == seq) {
             Some(i) => i,
             None => {
+                let sts = matches!(
+                    pake::envelope(body),
+                    Ok((
+                        hichain::MSG_AUTH_START_REQUEST | hichain::MSG_AUTH_ACK_REQUEST,
+                        _
+                    ))
+                );
+                let exchange = if sts {
+                    if self.identity.is_none() {
+                        self.refuse_hichain(seq, pake::errcode::WRONG_OPERATION);
+                        return Err(AuthError::Refused("this node does not pair"));
+                    }
+                    Exchange::Sts(StsServer::new())
+                } else {
+                    match &self.pin {
+                        Ok(p) => Exchange::Pake(PakeServer::new(p)),
+                        Err(e) => {
+                            // Tell the peer, then hang up: PIN pairing is not
+                            // possible with this node.
+                            let e = e.clone();
+                            self.refuse_hichain(seq, pake::errcode::WRONG_PIN);
+                            return Err(e);
+                        }
+                    }
+                };
                 if self.pake.len() >= MAX_PAKE_SESSIONS {
                     self.pake.remove(0);
                 }
-                self.pake.push((seq, PakeServer::new(&pin)));
+                self.pake.push((seq, exchange));
                 self.pake.len() - 1
             }
         };
-        let step = self.pake[idx].1.handle(c, body)?;
-        match step {
-            ServerStep::Reply(b) => {
-                self.out
-                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
-                Ok(None)
-            }
-            ServerStep::Done(b, key) => {
-                self.out
-                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
-                self.pake.remove(idx);
-                let index = seq as i32;
-                self.keys.retain(|(i, _)| *i != index);
-                if self.keys.len() >= MAX_KEYS {
-                    self.keys.pop_front();
+        let index = seq as i32;
+        let identity = self.identity.clone();
+        match &mut self.pake[idx].1 {
+            Exchange::Pake(server) => match server.handle(c, body, identity.as_deref())? {
+                ServerStep::Reply(b) => {
+                    self.out
+                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                    Ok(None)
                 }
-                self.keys.push_back((index, key));
-                Ok(Some(AuthConnEvent::KeyEstablished { index }))
-            }
-            ServerStep::Failed(b, code) => {
-                self.out
-                    .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
-                self.pake.remove(idx);
-                // softbus_lite drops the key of a failed exchange.
-                self.keys.retain(|(i, _)| *i != seq as i32);
-                Ok(Some(AuthConnEvent::PakeFailed { code }))
+                ServerStep::Done(b, key) => {
+                    self.out
+                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                    if !server.awaits_exchange() {
+                        self.pake.remove(idx);
+                    }
+                    // As softbus_lite, the key is installed at the confirm; a
+                    // BIND upgrades it once the exchange succeeds.
+                    let method = if self.empty_pin {
+                        AuthMethod::EmptyPin
+                    } else {
+                        AuthMethod::Pin
+                    };
+                    self.install_key(index, key, method);
+                    Ok(Some(AuthConnEvent::KeyEstablished { index, method }))
+                }
+                ServerStep::Exchanged(b, peer) => {
+                    self.pake.remove(idx);
+                    // Stricter than the lite: the key is filed under the auth id
+                    // the peer announced, and never replaces another device's key.
+                    let code = if self.te_device_id.as_deref() != Some(peer.auth_id.as_str()) {
+                        Some(pake::errcode::BAD_SEAL)
+                    } else if pairings
+                        .get(&peer.auth_id)
+                        .is_some_and(|k| *k != peer.public)
+                    {
+                        Some(pake::errcode::STORE_FAILED)
+                    } else {
+                        None
+                    };
+                    if let Some(code) = code {
+                        self.keys.retain(|(i, _, _)| *i != index);
+                        self.refuse_hichain(seq, code);
+                        return Ok(Some(AuthConnEvent::PakeFailed { code }));
+                    }
+                    self.out
+                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                    if let Some(k) = self.keys.iter_mut().find(|(i, _, _)| *i == index) {
+                        k.2 = AuthMethod::Paired;
+                    }
+                    Ok(Some(AuthConnEvent::Paired(peer)))
+                }
+                ServerStep::Failed(b, code) => {
+                    self.out
+                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                    self.pake.remove(idx);
+                    // softbus_lite drops the key of a failed exchange.
+                    self.keys.retain(|(i, _, _)| *i != index);
+                    Ok(Some(AuthConnEvent::PakeFailed { code }))
+                }
+            },
+            Exchange::Sts(server) => {
+                let (Some(id), Some(peer_id)) = (identity, self.te_device_id.clone()) else {
+                    self.pake.remove(idx);
+                    self.refuse_hichain(seq, pake::errcode::BAD_BODY);
+                    return Ok(Some(AuthConnEvent::StsFailed {
+                        code: pake::errcode::BAD_BODY,
+                    }));
+                };
+                match server.handle(c, body, &id, &peer_id, pairings)? {
+                    StsStep::Reply(b) => {
+                        self.out
+                            .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                        Ok(None)
+                    }
+                    StsStep::Done(b, key) => {
+                        self.out
+                            .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                        self.pake.remove(idx);
+                        self.install_key(index, key, AuthMethod::Paired);
+                        Ok(Some(AuthConnEvent::KeyEstablished {
+                            index,
+                            method: AuthMethod::Paired,
+                        }))
+                    }
+                    StsStep::Failed(b, code) => {
+                        self.out
+                            .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
+                        self.pake.remove(idx);
+                        self.keys.retain(|(i, _, _)| *i != index);
+                        Ok(Some(AuthConnEvent::StsFailed { code }))
+                    }
+                }
             }
         }
     }
@@ -466,12 +639,34 @@ pub struct Authenticated {
     pub key: Zeroizing<[u8; 16]>,
     /// From retAuthInfo, VerifyIp and VerifyDeviceId.
     pub peer: PeerInfo,
+    pub method: AuthMethod,
+    /// The peer's long-term key, when this authentication paired (BIND).
+    pub paired: Option<PeerKey>,
+}
+
+/// How a client authenticates to a peer.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// The PIN key agreement without pairing (softbus_lite's way).
+    Pin(Zeroizing<Vec<u8>>),
+    /// BIND with the PIN: the devices pair (exchange long-term keys).
+    Pair {
+        pin: Zeroizing<Vec<u8>>,
+        identity: Arc<Identity>,
+    },
+    /// STS with the long-term keys, no PIN: the peer must be among `pairings`.
+    Paired {
+        identity: Arc<Identity>,
+        pairings: Arc<Pairings>,
+    },
 }
 
 #[derive(Debug)]
 enum ClientState {
     AuthInfo,
     Pake(PakeClient),
+    Exchange(Zeroizing<[u8; 16]>, hichain::ExchangeKeys),
+    Sts(StsClient),
     VerifyIp(Zeroizing<[u8; 16]>),
     VerifyDeviceId(Zeroizing<[u8; 16]>, PeerInfo),
     Done,
@@ -483,16 +678,23 @@ enum ClientState {
 pub struct AuthClient {
     deframer: Deframer,
     local: LocalAuthInfo,
-    pin: Zeroizing<Vec<u8>>,
+    auth: ClientAuth,
     seq: i64,
     peer_device_id: String,
+    method: AuthMethod,
+    paired: Option<PeerKey>,
     state: ClientState,
     out: VecDeque<Vec<u8>>,
 }
 
 impl AuthClient {
-    /// Starts the exchange; `seq` becomes the key index. The first packet is queued.
+    /// Starts the PIN exchange; `seq` becomes the key index. The first packet is queued.
     pub fn new(local: LocalAuthInfo, pin: &[u8], seq: i64) -> Self {
+        Self::with_auth(local, ClientAuth::Pin(Zeroizing::new(pin.to_vec())), seq)
+    }
+
+    /// Starts the exchange with `auth`; `seq` becomes the key index.
+    pub fn with_auth(local: LocalAuthInfo, auth: ClientAuth, seq: i64) -> Self {
         let req = json!({"TECmd": "getAuthInfo", "TEData": local.device_id, "TEDeviceId": local.device_id});
         let mut out = VecDeque::new();
         out.push_back(frame::auth_plain(
@@ -504,9 +706,15 @@ impl AuthClient {
         Self {
             deframer: Deframer::new(HeaderKind::Auth, frame::LITE_MAX_AUTH_DATA),
             local,
-            pin: Zeroizing::new(pin.to_vec()),
+            method: match &auth {
+                ClientAuth::Pin(p) if p.is_empty() => AuthMethod::EmptyPin,
+                ClientAuth::Pin(_) => AuthMethod::Pin,
+                _ => AuthMethod::Paired,
+            },
+            auth,
             seq,
             peer_device_id: String::new(),
+            paired: None,
             state: ClientState::AuthInfo,
             out,
         }
@@ -535,6 +743,23 @@ impl AuthClient {
         Ok(None)
     }
 
+    /// The key is agreed: VerifyIp goes out under it.
+    fn verify_ip(&mut self, c: &mut dyn Crypto, key: Zeroizing<[u8; 16]>) -> Result<(), AuthError> {
+        let seq = self.seq;
+        let json = verify_ip_json(&self.local, BUS_V2, BUS_V1);
+        self.out.push_back(frame::auth_sealed(
+            c,
+            &key[..],
+            seq as i32,
+            Module::CONNECTION,
+            seq,
+            0,
+            &json,
+        )?);
+        self.state = ClientState::VerifyIp(key);
+        Ok(())
+    }
+
     fn handle_packet(
         &mut self,
         c: &mut dyn Crypto,
@@ -553,11 +778,30 @@ impl AuthClient {
                     return Err(AuthError::Malformed("TECmd"));
                 }
                 self.peer_device_id = str_field(&v, "TEData", MAX_TE_FIELD)?;
-                let mut pake = PakeClient::new(&self.pin);
-                let msg = pake.start(c);
+                let (state, msg) = match &self.auth {
+                    ClientAuth::Pin(pin) => {
+                        let mut pake = PakeClient::new(pin);
+                        let msg = pake.start(c);
+                        (ClientState::Pake(pake), msg)
+                    }
+                    ClientAuth::Pair { pin, .. } => {
+                        let mut pake = PakeClient::with_operation(pin, pake::OP_BIND);
+                        let msg = pake.start(c);
+                        (ClientState::Pake(pake), msg)
+                    }
+                    ClientAuth::Paired { identity, pairings } => {
+                        let Some(key) = pairings.get(&self.peer_device_id) else {
+                            return Err(AuthError::Refused(
+                                "not paired with this device (pair with softbus pair first)",
+                            ));
+                        };
+                        let (sts, msg) = StsClient::start(c, identity, &self.peer_device_id, *key)?;
+                        (ClientState::Sts(sts), msg)
+                    }
+                };
                 self.out
                     .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
-                self.state = ClientState::Pake(pake);
+                self.state = state;
                 Ok(None)
             }
             (ClientState::Pake(mut pake), Module::AUTH_SDK) => match pake.handle(c, body)? {
@@ -567,21 +811,44 @@ impl AuthClient {
                     self.state = ClientState::Pake(pake);
                     Ok(None)
                 }
-                ClientStep::Done(key) => {
-                    let json = verify_ip_json(&self.local, BUS_V2, BUS_V1);
-                    self.out.push_back(frame::auth_sealed(
-                        c,
-                        &key[..],
-                        seq as i32,
-                        Module::CONNECTION,
-                        seq,
-                        0,
-                        &json,
-                    )?);
-                    self.state = ClientState::VerifyIp(key);
+                ClientStep::Done(key, exchange) => {
+                    if let ClientAuth::Pair { identity, .. } = &self.auth {
+                        let msg = hichain::exchange_request(c, &exchange, identity)?;
+                        self.out
+                            .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
+                        self.state = ClientState::Exchange(key, exchange);
+                        return Ok(None);
+                    }
+                    self.verify_ip(c, key)?;
                     Ok(None)
                 }
             },
+            (ClientState::Exchange(key, exchange), Module::AUTH_SDK) => {
+                let peer = hichain::exchange_response(c, &exchange, body)?;
+                if peer.auth_id != self.peer_device_id {
+                    return Err(AuthError::Misbehaved(
+                        "the peer paired under another id than it announced",
+                    ));
+                }
+                self.paired = Some(peer);
+                self.verify_ip(c, key)?;
+                Ok(None)
+            }
+            (ClientState::Sts(mut sts), Module::AUTH_SDK) => {
+                let ClientAuth::Paired { identity, .. } = &self.auth else {
+                    return Err(AuthError::Misbehaved("unexpected STS state"));
+                };
+                let identity = identity.clone();
+                match sts.handle(c, &identity, body)? {
+                    StsClientStep::Send(msg) => {
+                        self.out
+                            .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
+                        self.state = ClientState::Sts(sts);
+                    }
+                    StsClientStep::Done(key) => self.verify_ip(c, key)?,
+                }
+                Ok(None)
+            }
             (ClientState::VerifyIp(key), Module::CONNECTION) => {
                 let plain = frame::auth_open(c, body, &key[..])?;
                 let v: Value = serde_json::from_slice(&plain)
@@ -620,6 +887,8 @@ impl AuthClient {
                     key_index: seq as i32,
                     key,
                     peer: info,
+                    method: self.method,
+                    paired: self.paired.take(),
                 }))
             }
             (_, m) => {

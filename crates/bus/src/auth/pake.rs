@@ -35,6 +35,8 @@ pub const MSG_PAKE_SERVER_CONFIRM: u64 = 0x8002;
 pub const MSG_INFORM: u64 = 0x8080;
 /// `operationCode` of AUTH_KEY_AGREEMENT.
 pub const OP_AUTH_KEY_AGREEMENT: u64 = 6;
+/// `operationCode` of BIND: the PAKE, then the long-term keys are exchanged.
+pub const OP_BIND: u64 = 1;
 
 /// hichain error codes seen from deviceauth_lite.
 pub mod errcode {
@@ -44,7 +46,16 @@ pub mod errcode {
     pub const NO_256_MOD: u32 = 15;
     pub const WRONG_PIN: u32 = 17;
     pub const BAD_PUBLIC_VALUE: u32 = 19;
+    pub const X25519_FAILED: u32 = 21;
+    pub const HKDF_FAILED: u32 = 22;
+    pub const BAD_SEAL: u32 = 26;
+    pub const SHORT_EXCHANGE: u32 = 28;
+    pub const BAD_SIGNATURE: u32 = 29;
+    pub const SIGN_FAILED: u32 = 30;
+    pub const STORE_FAILED: u32 = 31;
     pub const CONFIRM_WITHOUT_REQUEST: u32 = 38;
+    pub const WRONG_OPERATION: u32 = 39;
+    pub const SIGNATURE_TOO_LONG: u32 = 40;
 }
 
 /// The prime as bytes.
@@ -184,8 +195,12 @@ pub fn check_version(p: &Value) -> Result<(), u32> {
 pub enum ServerStep {
     /// Send this and keep going.
     Reply(Vec<u8>),
-    /// Send this; the key agreement succeeded with this exported key.
+    /// Send this; the key agreement succeeded with this exported key. For a
+    /// BIND the same exchange then expects EXCHANGE_REQUEST
+    /// ([`PakeServer::awaits_exchange`]).
     Done(Vec<u8>, Zeroizing<[u8; 16]>),
+    /// Send this; a BIND's exchange succeeded: the peer's auth id and Ed25519 key.
+    Exchanged(Vec<u8>, super::hichain::PeerKey),
     /// Send this error; the exchange failed with this hichain code.
     Failed(Vec<u8>, u32),
 }
@@ -197,7 +212,10 @@ enum ServerState {
         salt: [u8; SALT_LEN],
         challenge: [u8; CHALLENGE_LEN],
         esk: Zeroizing<Vec<u8>>,
+        bind: bool,
     },
+    /// BIND: the PAKE is confirmed; the exchange comes next.
+    AwaitExchange(super::hichain::ExchangeKeys),
     Finished,
 }
 
@@ -217,8 +235,19 @@ impl PakeServer {
         }
     }
 
-    /// Handles one hichain message from the client.
-    pub fn handle(&mut self, c: &mut dyn Crypto, body: &[u8]) -> Result<ServerStep, AuthError> {
+    /// Whether this is a BIND whose PAKE is confirmed and whose exchange is due.
+    pub fn awaits_exchange(&self) -> bool {
+        matches!(self.state, ServerState::AwaitExchange(_))
+    }
+
+    /// Handles one hichain message from the client. `identity` answers a BIND
+    /// (without one, BIND is refused as an unknown operation).
+    pub fn handle(
+        &mut self,
+        c: &mut dyn Crypto,
+        body: &[u8],
+        identity: Option<&super::hichain::Identity>,
+    ) -> Result<ServerStep, AuthError> {
         let fail = |code| Ok(ServerStep::Failed(error_message(code), code));
         let (msg, p) = match envelope(body) {
             Ok(x) => x,
@@ -232,10 +261,11 @@ impl PakeServer {
                 if p.get("support256mod").and_then(Value::as_bool) != Some(true) {
                     return fail(errcode::NO_256_MOD);
                 }
-                if p.get("operationCode").and_then(Value::as_u64) != Some(OP_AUTH_KEY_AGREEMENT) {
-                    // BIND and the STS operations are not offered by this node.
-                    return fail(errcode::UNKNOWN_MESSAGE);
-                }
+                let bind = match p.get("operationCode").and_then(Value::as_u64) {
+                    Some(OP_AUTH_KEY_AGREEMENT) => false,
+                    Some(OP_BIND) if identity.is_some() => true,
+                    _ => return fail(errcode::WRONG_OPERATION),
+                };
                 let mut salt = [0u8; SALT_LEN];
                 let mut challenge = [0u8; CHALLENGE_LEN];
                 let mut esk = Zeroizing::new(vec![0u8; SERVER_ESK_LEN]);
@@ -254,6 +284,7 @@ impl PakeServer {
                     salt,
                     challenge,
                     esk,
+                    bind,
                 };
                 Ok(ServerStep::Reply(reply.to_string().into_bytes()))
             }
@@ -262,7 +293,7 @@ impl PakeServer {
                     salt,
                     challenge,
                     esk,
-                    ..
+                    bind,
                 } = std::mem::replace(&mut self.state, ServerState::Finished)
                 else {
                     return fail(errcode::CONFIRM_WITHOUT_REQUEST);
@@ -286,7 +317,28 @@ impl PakeServer {
                 let proof = kcf(c, &keys, &challenge, &peer_challenge)?;
                 let key = export(c, &keys, &salt)?;
                 let reply = json!({"message": MSG_PAKE_SERVER_CONFIRM, "payload": {"kcfData": hex::encode_upper(proof)}});
+                if bind {
+                    self.state = ServerState::AwaitExchange(super::hichain::ExchangeKeys {
+                        session_key: keys.session_key.clone(),
+                        own_challenge: challenge,
+                        peer_challenge: peer_challenge.try_into().unwrap_or_default(),
+                    });
+                }
                 Ok(ServerStep::Done(reply.to_string().into_bytes(), key))
+            }
+            super::hichain::MSG_EXCHANGE_REQUEST => {
+                let ServerState::AwaitExchange(keys) =
+                    std::mem::replace(&mut self.state, ServerState::Finished)
+                else {
+                    return fail(errcode::CONFIRM_WITHOUT_REQUEST);
+                };
+                let Some(id) = identity else {
+                    return fail(errcode::WRONG_OPERATION);
+                };
+                match super::hichain::answer_exchange(c, &keys, id, &p) {
+                    Ok((reply, peer)) => Ok(ServerStep::Exchanged(reply, peer)),
+                    Err(code) => fail(code),
+                }
             }
             _ => fail(errcode::UNKNOWN_MESSAGE),
         }
@@ -314,22 +366,30 @@ enum ClientState {
 pub enum ClientStep {
     /// Send this and wait for the next message.
     Send(Vec<u8>),
-    /// The key agreement succeeded.
-    Done(Zeroizing<[u8; 16]>),
+    /// The key agreement succeeded: the exported key, and what a BIND's
+    /// exchange is sealed and signed with.
+    Done(Zeroizing<[u8; 16]>, super::hichain::ExchangeKeys),
 }
 
 /// The PAKE client (the phone's role).
 #[derive(Debug)]
 pub struct PakeClient {
     pin: Zeroizing<Vec<u8>>,
+    op: u64,
     state: ClientState,
 }
 
 impl PakeClient {
-    /// A client proving knowledge of `pin`.
+    /// A client proving knowledge of `pin` for AUTH_KEY_AGREEMENT (no pairing).
     pub fn new(pin: &[u8]) -> Self {
+        Self::with_operation(pin, OP_AUTH_KEY_AGREEMENT)
+    }
+
+    /// A client for `op`: [`OP_AUTH_KEY_AGREEMENT`] or [`OP_BIND`].
+    pub fn with_operation(pin: &[u8], op: u64) -> Self {
         Self {
             pin: Zeroizing::new(pin.to_vec()),
+            op,
             state: ClientState::Start,
         }
     }
@@ -342,7 +402,7 @@ impl PakeClient {
         c.random(&mut esk);
         self.state = ClientState::AwaitResponse { challenge, esk };
         json!({"message": MSG_PAKE_REQUEST, "payload": {
-            "version": version(), "support256mod": true, "operationCode": OP_AUTH_KEY_AGREEMENT,
+            "version": version(), "support256mod": true, "operationCode": self.op,
         }})
         .to_string()
         .into_bytes()
@@ -409,7 +469,12 @@ impl PakeClient {
                 if !c.ct_eq(&expect, &proof) {
                     return Err(AuthError::WrongPin);
                 }
-                Ok(ClientStep::Done(export(c, &keys, &salt)?))
+                let exchange = super::hichain::ExchangeKeys {
+                    session_key: keys.session_key.clone(),
+                    own_challenge: challenge,
+                    peer_challenge: peer_challenge.try_into().unwrap_or_default(),
+                };
+                Ok(ClientStep::Done(export(c, &keys, &salt)?, exchange))
             }
             _ => Err(AuthError::Misbehaved("unexpected hichain message")),
         }
