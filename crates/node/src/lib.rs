@@ -65,26 +65,85 @@ impl Transport {
     }
 }
 
+pub use softbus_bus::auth::AuthMethod;
+
+/// Who posted a WebRTC offer to the node's signaling, as the web side proved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Principal {
+    /// A holder of the node's web token. `name` is what sessions show;
+    /// `credential` tells the bearer token from each dashboard session made
+    /// from it (only the credential that created a peer may delete it).
+    WebToken { name: String, credential: String },
+    /// A paired device that signed the offer's DTLS fingerprint with its
+    /// long-term key (node-to-node WebRTC).
+    Device { device_id: String },
+}
+
+impl Principal {
+    /// The identity sessions show (`peer_device_id`).
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::WebToken { name, .. } => name,
+            Principal::Device { device_id } => device_id,
+        }
+    }
+
+    /// How it authenticated.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Principal::WebToken { .. } => AuthMethod::WebToken,
+            Principal::Device { .. } => AuthMethod::Paired,
+        }
+    }
+}
+
 /// How the peer asking for a session proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Authenticated {
     /// A soft bus key agreement: the session open decrypted under the key of an
-    /// auth connection of this device.
-    Device { device_id: String },
-    /// A WebRTC peer whose offer came through the node's signaling.
-    Signaling { peer: PeerId },
+    /// auth connection of this device, agreed by `method`.
+    Device {
+        device_id: String,
+        method: AuthMethod,
+    },
+    /// A WebRTC peer whose offer came through the node's signaling from `principal`.
+    Signaling { peer: PeerId, principal: Principal },
 }
 
-/// The per-peer limit's key of an identity.
+impl Authenticated {
+    /// How it authenticated.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Authenticated::Device { method, .. } => *method,
+            Authenticated::Signaling { principal, .. } => principal.method(),
+        }
+    }
+}
+
+/// The per-peer limit's key of an identity: a device (over any transport) or
+/// one WebRTC peer connection.
 fn peer_key(who: &Authenticated) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match who {
-        Authenticated::Device { device_id } => (0u8, device_id).hash(&mut h),
-        Authenticated::Signaling { peer } => (1u8, peer.0).hash(&mut h),
+        Authenticated::Device { device_id, .. }
+        | Authenticated::Signaling {
+            principal: Principal::Device { device_id },
+            ..
+        } => (0u8, device_id).hash(&mut h),
+        Authenticated::Signaling { peer, .. } => (1u8, peer.0).hash(&mut h),
     }
     h.finish()
+}
+
+/// Who may open sessions, beyond the limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Only paired devices (and the operator's web token): a PIN key agreement
+    /// without pairing opens no session (`--paired-only`).
+    pub paired_only: bool,
 }
 
 /// What a session server does with the messages it receives.
@@ -130,6 +189,9 @@ pub enum Refusal {
     TooManySessions(usize),
     #[error("this peer's session limit of {0} reached")]
     TooManyForPeer(usize),
+    /// `--paired-only`: the peer authenticated with a PIN but is not paired.
+    #[error("this node accepts paired devices only (pair with softbus pair)")]
+    NotPaired,
 }
 
 /// Why a session ended.
@@ -223,6 +285,31 @@ pub enum NodeError {
     Bus(#[from] BusError),
     #[error("WebRTC: {0}")]
     Rtc(#[from] HostError),
+    /// Only the credential that created a peer connection may end it.
+    #[error("this peer connection belongs to another credential")]
+    NotOwner,
+    /// A node-to-node offer or answer whose signature is not a paired
+    /// device's over its DTLS fingerprint.
+    #[error("not signed by a paired device")]
+    BadSignature,
+}
+
+/// What a paired device signs with an offer: this text and the offer's
+/// `a=fingerprint` value.
+const RTC_OFFER_CONTEXT: &[u8] = b"softbus webrtc offer\0";
+/// What a node signs with its answer: this, the answer's and the offer's fingerprints.
+const RTC_ANSWER_CONTEXT: &[u8] = b"softbus webrtc answer\0";
+
+/// The `a=fingerprint:` value of an SDP (`sha-256 ab:cd:…`). Every
+/// fingerprint line must agree, so a signed one cannot sit beside another that
+/// DTLS would check instead.
+fn sdp_fingerprint(sdp: &str) -> Option<String> {
+    let mut all = sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:"))
+        .map(|v| v.trim().to_ascii_lowercase());
+    let first = all.next().filter(|v| !v.is_empty())?;
+    all.all(|v| v == first).then_some(first)
 }
 
 /// A session this node asked for, on its way.
@@ -273,6 +360,9 @@ pub struct Node {
     by_channel: HashMap<(PeerId, ChannelId), SessionId>,
     /// Sessions each peer has opened to us.
     per_peer: HashMap<u64, usize>,
+    policy: Policy,
+    /// Who created each peer connection the node answered.
+    principals: HashMap<PeerId, Principal>,
     next_session: i32,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -301,6 +391,8 @@ impl Node {
             connected: std::collections::BTreeSet::new(),
             by_channel: HashMap::new(),
             per_peer: HashMap::new(),
+            policy: Policy::default(),
+            principals: HashMap::new(),
             next_session: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -322,6 +414,21 @@ impl Node {
         &self.limits
     }
 
+    /// Sets who may open sessions.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The soft bus engine, to change its identity and pairings.
+    pub fn bus_mut(&mut self) -> &mut Bus {
+        &mut self.bus
+    }
+
     /// The one decision point: may a peer, authenticated as `who`, open a
     /// session on `server` over `transport`? The access policy fills this in.
     pub fn admit(
@@ -331,6 +438,10 @@ impl Node {
         server: &str,
     ) -> Result<(), Refusal> {
         let _ = transport;
+        if self.policy.paired_only && matches!(who.method(), AuthMethod::Pin | AuthMethod::EmptyPin)
+        {
+            return Err(Refusal::NotPaired);
+        }
         if !self.servers.contains_key(server) {
             return Err(Refusal::UnknownServer(server.to_owned()));
         }
@@ -476,6 +587,14 @@ impl Node {
             .collect()
     }
 
+    /// The WebRTC peer connection a session runs on (None over TCP).
+    pub fn rtc_peer_of(&self, id: SessionId) -> Option<PeerId> {
+        match self.sessions.get(&id)?.route {
+            Route::Rtc { peer, .. } => Some(peer),
+            Route::Tcp => None,
+        }
+    }
+
     /// One session (GetMySessionName, GetPeerSessionName, GetPeerDeviceId).
     pub fn session(&self, id: SessionId) -> Option<&SessionInfo> {
         let e = self.sessions.get(&id)?;
@@ -533,6 +652,26 @@ impl Node {
         pin: &[u8],
     ) -> Result<ConnId, NodeError> {
         let conn = self.bus.connect_auth(now, addr, pin)?;
+        self.process(now);
+        Ok(conn)
+    }
+
+    /// Client role: pairs with the device at `addr` (BIND with `pin`), then
+    /// verifies. `Bus(Paired)` and `Bus(Authenticated)` follow, or `ConnDropped`.
+    pub fn connect_pair(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        pin: &[u8],
+    ) -> Result<ConnId, NodeError> {
+        let conn = self.bus.connect_pair(now, addr, pin)?;
+        self.process(now);
+        Ok(conn)
+    }
+
+    /// Client role: authenticates to a paired device at `addr` with no PIN (STS).
+    pub fn connect_paired(&mut self, now: Instant, addr: SocketAddr) -> Result<ConnId, NodeError> {
+        let conn = self.bus.connect_paired(now, addr)?;
         self.process(now);
         Ok(conn)
     }
@@ -647,9 +786,92 @@ impl Node {
         self.process(now);
     }
 
-    /// Answers a WebRTC offer: the peer and the answer SDP.
-    pub fn rtc_answer(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), NodeError> {
-        Ok(self.host.answer(now, offer)?)
+    /// Answers a WebRTC offer posted by `principal`: the peer and the answer
+    /// SDP. Its sessions carry the principal's identity.
+    pub fn rtc_answer(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        principal: Principal,
+    ) -> Result<(PeerId, String), NodeError> {
+        let (peer, answer) = self.host.answer(now, offer)?;
+        self.principals.insert(peer, principal);
+        Ok((peer, answer))
+    }
+
+    /// Answers an offer from a paired device that signed its DTLS fingerprint
+    /// (node-to-node WebRTC): the peer, the answer, and our signature binding
+    /// the answer's fingerprint to the offer's. The DTLS handshake then proves
+    /// each side holds the certificate it signed for.
+    pub fn rtc_answer_paired(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        device_id: &str,
+        signature: &[u8],
+    ) -> Result<(PeerId, String, [u8; 64]), NodeError> {
+        let offer_fp = sdp_fingerprint(offer).ok_or(NodeError::BadSignature)?;
+        if !self.bus.verify_paired(
+            device_id,
+            &[RTC_OFFER_CONTEXT, offer_fp.as_bytes()],
+            signature,
+        ) {
+            return Err(NodeError::BadSignature);
+        }
+        let (peer, answer) = self.rtc_answer(
+            now,
+            offer,
+            Principal::Device {
+                device_id: device_id.to_owned(),
+            },
+        )?;
+        let answer_fp = sdp_fingerprint(&answer).ok_or(NodeError::BadSignature)?;
+        let sig = self.bus.sign(&[
+            RTC_ANSWER_CONTEXT,
+            answer_fp.as_bytes(),
+            offer_fp.as_bytes(),
+        ])?;
+        Ok((peer, answer, sig))
+    }
+
+    /// Client role: our signature of an offer of ours, for a paired node.
+    pub fn rtc_sign_offer(&self, offer: &str) -> Result<[u8; 64], NodeError> {
+        let fp = sdp_fingerprint(offer).ok_or(NodeError::BadSignature)?;
+        Ok(self.bus.sign(&[RTC_OFFER_CONTEXT, fp.as_bytes()])?)
+    }
+
+    /// Client role: applies the answer of the paired node `device_id` to our
+    /// `offer`, after checking its signature over both fingerprints.
+    pub fn rtc_apply_answer_paired(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        offer: &str,
+        answer: &str,
+        device_id: &str,
+        signature: &[u8],
+    ) -> Result<(), NodeError> {
+        let (Some(offer_fp), Some(answer_fp)) = (sdp_fingerprint(offer), sdp_fingerprint(answer))
+        else {
+            return Err(NodeError::BadSignature);
+        };
+        if !self.bus.verify_paired(
+            device_id,
+            &[
+                RTC_ANSWER_CONTEXT,
+                answer_fp.as_bytes(),
+                offer_fp.as_bytes(),
+            ],
+            signature,
+        ) {
+            return Err(NodeError::BadSignature);
+        }
+        self.rtc_apply_answer(now, peer, answer)
+    }
+
+    /// The principal that created an answered peer connection.
+    pub fn rtc_principal(&self, peer: PeerId) -> Option<&Principal> {
+        self.principals.get(&peer)
     }
 
     /// Closes a WebRTC peer connection and its sessions (the signaling side's
@@ -658,6 +880,22 @@ impl Node {
         let closed = self.host.close(now, peer, CloseReason::Deleted);
         self.process(now);
         closed
+    }
+
+    /// `DELETE` by `by`: only the credential that created the peer connection
+    /// may end it. Ok(false) if unknown.
+    pub fn rtc_close_as(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        by: &Principal,
+    ) -> Result<bool, NodeError> {
+        match self.principals.get(&peer) {
+            Some(owner) if owner != by => Err(NodeError::NotOwner),
+            // A peer we offered (node to node) has no principal: not theirs.
+            None if self.host.has_peer(peer) => Err(NodeError::NotOwner),
+            _ => Ok(self.rtc_close(now, peer)),
+        }
     }
 
     /// Shutting down: every WebRTC peer is told (SCTP SHUTDOWN, DTLS
@@ -720,6 +958,7 @@ impl Node {
                 progressed = true;
                 let who = Authenticated::Device {
                     device_id: r.peer_device_id.clone(),
+                    method: r.method,
                 };
                 match self.admit(Transport::Tcp, &who, &r.server) {
                     Ok(()) => {
@@ -914,6 +1153,7 @@ impl Node {
                         });
                     }
                 }
+                self.principals.remove(&peer);
                 self.events.push_back(Event::PeerClosed { peer, reason });
             }
         }
@@ -967,10 +1207,12 @@ impl Node {
         label: String,
         outgoing: bool,
     ) {
+        let principal = self.principals.get(&peer);
         let info = SessionInfo {
             session_id: id.0,
             session: label,
-            peer_device_id: String::new(),
+            peer_device_id: principal.map(|p| p.name().to_owned()).unwrap_or_default(),
+            auth: principal.map_or(AuthMethod::Paired, Principal::method),
             peer: self
                 .host
                 .remote(peer)
@@ -984,7 +1226,13 @@ impl Node {
                 rtc_info: Some(Box::new(info.clone())),
                 route: Route::Rtc { peer, channel },
                 outgoing,
-                peer_key: (!outgoing).then(|| peer_key(&Authenticated::Signaling { peer })),
+                peer_key: match (outgoing, principal) {
+                    (false, Some(p)) => Some(peer_key(&Authenticated::Signaling {
+                        peer,
+                        principal: p.clone(),
+                    })),
+                    _ => None,
+                },
                 discarded: 0,
             },
         );
@@ -994,11 +1242,20 @@ impl Node {
     /// The remote opened a data channel: accepted (ACKed) and bridged to the
     /// server its label names, or reset.
     fn decide_channel(&mut self, now: Instant, peer: PeerId, channel: ChannelId, label: String) {
-        match self.admit(
-            Transport::WebRtc,
-            &Authenticated::Signaling { peer },
-            &label,
-        ) {
+        // A peer we offered to has no principal: the other node's services are
+        // not ours to expose, and it may not open sessions here.
+        let decision = match self.principals.get(&peer) {
+            Some(p) => self.admit(
+                Transport::WebRtc,
+                &Authenticated::Signaling {
+                    peer,
+                    principal: p.clone(),
+                },
+                &label,
+            ),
+            None => Err(Refusal::NotPaired),
+        };
+        match decision {
             Ok(()) => {
                 if let Err(e) = self.host.accept_channel(now, peer, channel) {
                     tracing::debug!(error = %e, "data channel gone before it was accepted");

@@ -18,6 +18,14 @@ use softbus_testkit::{Datagram, Driven, Net, Step};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// The web side's credential in these tests.
+fn web() -> softbus_node::Principal {
+    softbus_node::Principal::WebToken {
+        name: "web".into(),
+        credential: "bearer".into(),
+    }
+}
+
 const TCP_PEER: &str = "10.0.0.3:40000";
 const RTC_PEER: &str = "10.0.0.4:40000";
 const RTC_HOST: &str = "10.0.0.2:50000";
@@ -37,13 +45,18 @@ fn node_with(max_sessions: usize, host_cfg: HostConfig) -> Node {
 }
 
 fn node_limits(limits: Limits, host_cfg: HostConfig) -> Node {
+    node_full("AB", limits, host_cfg)
+}
+
+/// A node whose device id is `byte` × 32, with a long-term key derived from it.
+fn node_full(byte: &str, limits: Limits, host_cfg: HostConfig) -> Node {
     let mut bus = Bus::new(
         BusConfig {
             pin: PinPolicy::pin("246810"),
             ..Default::default()
         },
         LocalConfig {
-            device_id: "AB".repeat(32),
+            device_id: byte.repeat(32),
             name: "node".into(),
             device_type: 0xF2,
             ip: [10, 0, 0, 2].into(),
@@ -51,6 +64,10 @@ fn node_limits(limits: Limits, host_cfg: HostConfig) -> Node {
         Box::new(OpenSslCrypto::seeded(11)),
     );
     bus.set_ports(40001, 40002);
+    let seed = byte
+        .bytes()
+        .fold(1u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
+    bus.set_identity([seed; 32]).unwrap();
     let id = DtlsIdentity::generate().unwrap();
     let host = Host::new(
         host_cfg,
@@ -196,7 +213,7 @@ impl RtcClient {
 
     fn connect_from(n: &mut Node, seen: &mut Seen, net: &mut Net, addr: SocketAddr) -> Self {
         let (mut peer, offer) = offerer_at(addr);
-        let (id, answer) = n.rtc_answer(net.now(), &offer).unwrap();
+        let (id, answer) = n.rtc_answer(net.now(), &offer, web()).unwrap();
         let answer_sdp = answer.clone();
         let hmac = OpenSslCrypto::new();
         let mut tid = 0u8;
@@ -470,7 +487,7 @@ fn an_answered_peer_that_never_connects_is_freed() {
     let mut net = Net::perfect();
     let (mut n, mut seen) = (node(24), Seen::default());
     let (_peer, offer) = offerer();
-    let (pid, _) = n.rtc_answer(net.now(), &offer).unwrap();
+    let (pid, _) = n.rtc_answer(net.now(), &offer, web()).unwrap();
     assert_eq!(n.host().peer_count(), 1);
     let t = n.poll_timeout().unwrap();
     assert_eq!(t, net.now() + Duration::from_secs(30));
@@ -499,7 +516,11 @@ fn delete_tells_the_peer_and_answers_its_checks_with_an_error() {
     let pid = r.id;
     // Peer ids (the `/rtc/<id>` a DELETE names) are random, not a counter.
     let (other, _) = n
-        .rtc_answer(net.now(), &offerer_at("10.0.0.9:9".parse().unwrap()).1)
+        .rtc_answer(
+            net.now(),
+            &offerer_at("10.0.0.9:9".parse().unwrap()).1,
+            web(),
+        )
         .unwrap();
     assert!(
         pid.0 > 1 << 32 && other.0 > 1 << 32 && other.0.abs_diff(pid.0) > 1,
@@ -599,9 +620,9 @@ fn the_certificate_is_renewed_without_dropping_live_connections() {
     let mut n = node(24);
     let (_, o1) = offerer_at("10.0.0.6:1".parse().unwrap());
     let (_, o2) = offerer_at("10.0.0.7:1".parse().unwrap());
-    let (_, a1) = n.rtc_answer(net.now(), &o1).unwrap();
+    let (_, a1) = n.rtc_answer(net.now(), &o1, web()).unwrap();
     net.advance(&mut [], Duration::from_secs(26 * 86_400));
-    let (_, a2) = n.rtc_answer(net.now(), &o2).unwrap();
+    let (_, a2) = n.rtc_answer(net.now(), &o2, web()).unwrap();
     assert_eq!(fingerprint_of(&a1), fingerprint_of(&a2));
 }
 
@@ -814,7 +835,7 @@ fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
     let mut a = node_with(24, cfg);
     let (mut sa, mut sb) = (Seen::default(), Seen::default());
     let (pa, offer) = a.rtc_offer(net.now()).unwrap();
-    let (_, answer) = b.rtc_answer(net.now(), &offer).unwrap();
+    let (_, answer) = b.rtc_answer(net.now(), &offer, web()).unwrap();
     a.rtc_apply_answer(net.now(), pa, &answer).unwrap();
     let id = a.open_rtc_session(net.now(), pa, "echo").unwrap();
     let deadline = net.deadline(Duration::from_secs(30));
@@ -951,4 +972,212 @@ fn one_peer_holds_at_most_its_share_of_sessions() {
     n.close_session(net.now(), SessionId(1)).unwrap();
     drain(&mut n, &mut seen);
     assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(5), "echo").is_some());
+}
+
+fn node_as(byte: &str, rtc_host: &str) -> Node {
+    node_full(
+        byte,
+        Limits::default(),
+        HostConfig::new(rtc_host.parse().unwrap()),
+    )
+}
+
+/// `--paired-only` (issue 7, item 2): a PIN key agreement authenticates but
+/// opens no session (`Refusal::NotPaired`); after pairing (BIND) the same
+/// client's sessions open, and later ones authenticated with STS (no PIN) too,
+/// marked `paired` with the device id.
+#[test]
+fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
+    use softbus_bus::node::BusEvent;
+    use softbus_node::{AuthMethod, Policy};
+    let net = Net::perfect();
+    let mut server = node(24);
+    server.set_policy(Policy { paired_only: true });
+    let mut client = node_as("CD", "10.0.0.9:50000");
+    let mut tcp = tcp();
+    let addr = "10.0.0.2:40001".parse().unwrap();
+    let pin_only = client.connect(net.now(), addr, b"246810").unwrap();
+    tcp.pump(&mut client, &mut server, &net);
+    client.open_session(net.now(), pin_only, "echo").unwrap();
+    let (_, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(
+        se.iter().any(|e| matches!(
+            e,
+            Event::SessionRefused {
+                reason: Refusal::NotPaired,
+                ..
+            }
+        )),
+        "{se:?}"
+    );
+    // Pair: both sides learn the other's key.
+    let paired = client.connect_pair(net.now(), addr, b"246810").unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let cd = "CD".repeat(32);
+    assert!(
+        se.iter().any(
+            |e| matches!(e, Event::Bus(BusEvent::Paired { device_id, .. }) if *device_id == cd)
+        ),
+        "{se:?}"
+    );
+    assert!(ce.iter().any(|e| matches!(e, Event::Bus(BusEvent::Paired { device_id, .. }) if *device_id == "AB".repeat(32))), "{ce:?}");
+    assert_eq!(server.bus().pairings().len(), 1);
+    let id = client.open_session(net.now(), paired, "echo").unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(
+        ce.iter()
+            .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id.0)),
+        "{ce:?}"
+    );
+    assert!(se.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.auth == AuthMethod::Paired && i.peer_device_id == cd)), "{se:?}");
+    // Later: STS, no PIN at all.
+    let sts = client.connect_paired(net.now(), addr).unwrap();
+    let (ce, _) = tcp.pump(&mut client, &mut server, &net);
+    assert!(
+        ce.iter()
+            .any(|e| matches!(e, Event::Bus(BusEvent::Authenticated { conn, .. }) if *conn == sts)),
+        "{ce:?}"
+    );
+    client.close_session(net.now(), id).unwrap();
+    tcp.pump(&mut client, &mut server, &net);
+    let id2 = client.open_session(net.now(), sts, "echo").unwrap();
+    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    assert!(ce.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id2.0 && i.auth == AuthMethod::Paired)), "{ce:?}");
+    assert!(
+        se.iter()
+            .any(|e| matches!(e, Event::SessionOpened(i) if i.auth == AuthMethod::Paired)),
+        "{se:?}"
+    );
+    // An unpaired device cannot use STS.
+    let mut stranger = node_as("EF", "10.0.0.10:50000");
+    let mut tcp3 = Tcp {
+        links: Vec::new(),
+        next: tcp.next,
+    };
+    assert!(stranger.connect_paired(net.now(), addr).is_ok());
+    let (ce, _) = tcp3.pump(&mut stranger, &mut server, &net);
+    assert!(
+        !ce.iter()
+            .any(|e| matches!(e, Event::Bus(BusEvent::Authenticated { .. }))),
+        "{ce:?}"
+    );
+}
+
+/// Pairs two cores directly (as a BIND would have).
+fn pair_cores(a: &mut Node, b: &mut Node) {
+    let (ida, pka) = (
+        a.bus().identity().unwrap().auth_id().to_owned(),
+        *a.bus().identity().unwrap().public(),
+    );
+    let (idb, pkb) = (
+        b.bus().identity().unwrap().auth_id().to_owned(),
+        *b.bus().identity().unwrap().public(),
+    );
+    let mut pa = a.bus().pairings().clone();
+    pa.insert(idb, pkb);
+    a.bus_mut().set_pairings(pa);
+    let mut pb = b.bus().pairings().clone();
+    pb.insert(ida, pka);
+    b.bus_mut().set_pairings(pb);
+}
+
+/// Node-to-node WebRTC is authenticated by the pairing (issue 7, item 2): the
+/// offerer signs its DTLS fingerprint, the answerer signs both; a signature of
+/// an unpaired device, over another fingerprint, or a forged answer is
+/// refused; the session carries the device id and `paired`.
+#[test]
+fn node_to_node_webrtc_is_bound_to_the_pairing() {
+    use softbus_node::{AuthMethod, NodeError};
+    let mut net = Net::perfect();
+    let mut a = node_as("CD", "10.0.0.8:50000");
+    let mut b = node(24);
+    let mut c = node_as("EF", "10.0.0.12:50000");
+    pair_cores(&mut a, &mut b);
+    let (pa, offer) = a.rtc_offer(net.now()).unwrap();
+    let sig = a.rtc_sign_offer(&offer).unwrap();
+    let cd = "CD".repeat(32);
+    // Unpaired C signs its own offer; C signs A's offer: both refused.
+    let (_, c_offer) = c.rtc_offer(net.now()).unwrap();
+    let c_sig = c.rtc_sign_offer(&c_offer).unwrap();
+    let ef = "EF".repeat(32);
+    assert_eq!(
+        b.rtc_answer_paired(net.now(), &c_offer, &ef, &c_sig)
+            .unwrap_err(),
+        NodeError::BadSignature
+    );
+    assert_eq!(
+        b.rtc_answer_paired(net.now(), &offer, &cd, &c_sig)
+            .unwrap_err(),
+        NodeError::BadSignature
+    );
+    // A's signature does not cover C's fingerprint.
+    assert_eq!(
+        b.rtc_answer_paired(net.now(), &c_offer, &cd, &sig)
+            .unwrap_err(),
+        NodeError::BadSignature
+    );
+    // An offer with two different fingerprints is refused even with a good one first.
+    let two = offer.replacen(
+        "a=fingerprint:",
+        &format!("{}\r\na=fingerprint:", fingerprint_line(&c_offer)),
+        1,
+    );
+    assert_eq!(
+        b.rtc_answer_paired(net.now(), &two, &cd, &sig).unwrap_err(),
+        NodeError::BadSignature
+    );
+    let (_, answer, answer_sig) = b.rtc_answer_paired(net.now(), &offer, &cd, &sig).unwrap();
+    // A forged answer signature (by C) is refused by A.
+    let mut forged = answer_sig;
+    forged[0] ^= 1;
+    let ab = "AB".repeat(32);
+    assert_eq!(
+        a.rtc_apply_answer_paired(net.now(), pa, &offer, &answer, &ab, &forged)
+            .unwrap_err(),
+        NodeError::BadSignature
+    );
+    a.rtc_apply_answer_paired(net.now(), pa, &offer, &answer, &ab, &answer_sig)
+        .unwrap();
+    let id = a.open_rtc_session(net.now(), pa, "echo").unwrap();
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let deadline = net.deadline(Duration::from_secs(30));
+    while !opened(&sa).iter().any(|(i, _)| *i == id) {
+        let step = step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline);
+        assert_ne!(step, Step::Idle, "{:?} / {:?}", sa.events, sb.events);
+    }
+    let on_b = b.sessions();
+    assert_eq!(on_b.len(), 1);
+    assert_eq!(
+        (on_b[0].peer_device_id.as_str(), on_b[0].auth),
+        (cd.as_str(), AuthMethod::Paired)
+    );
+}
+
+fn fingerprint_line(sdp: &str) -> String {
+    sdp.lines()
+        .find(|l| l.starts_with("a=fingerprint:"))
+        .unwrap()
+        .to_owned()
+}
+
+/// Only the credential that created a peer connection may delete it (issue 7,
+/// item 4); sessions over it carry the token's name and `web_token`.
+#[test]
+fn only_the_creator_deletes_a_peer() {
+    use softbus_node::{NodeError, Principal};
+    let net = Net::perfect();
+    let mut n = node(24);
+    let (_, offer) = offerer();
+    let (pid, _) = n.rtc_answer(net.now(), &offer, web()).unwrap();
+    let other = Principal::WebToken {
+        name: "web".into(),
+        credential: "session:12345678".into(),
+    };
+    assert_eq!(
+        n.rtc_close_as(net.now(), pid, &other),
+        Err(NodeError::NotOwner)
+    );
+    assert_eq!(n.rtc_principal(pid), Some(&web()));
+    assert_eq!(n.rtc_close_as(net.now(), pid, &web()), Ok(true));
+    assert_eq!(n.rtc_close_as(net.now(), pid, &web()), Ok(false));
 }
