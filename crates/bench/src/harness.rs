@@ -460,10 +460,13 @@ async fn datachannel(secs: Duration) -> Result<(f64, f64), String> {
         .map_err(|e| e.to_string())?;
     let web_addr = web.local_addr().map_err(|e| e.to_string())?;
     let h = node.handle();
-    let server = tokio::spawn(async move { softbus_web::serve(web, h).await });
+    let token = "bench-token-0123456789abcdef0123456789abcdef";
+    let web_token = softbus_web::WebToken::new("bench", token).map_err(str::to_owned)?;
+    let server = tokio::spawn(async move { softbus_web::serve(web, h, web_token).await });
     let mut s = crate::rtc_load::RtcClientSession::open(
         Ipv4Addr::new(127, 0, 0, 46),
         &format!("http://{web_addr}"),
+        token,
         "discard",
         Duration::from_secs(10),
     )

@@ -7,7 +7,7 @@ use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::crypto::ice_chars;
 use softbus_rtc::peer::{Peer, PeerEvent};
 use softbus_runtime::net::BatchUdp;
-use softbus_runtime::signaling::http;
+use softbus_runtime::signaling::request;
 use softbus_runtime::Error;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,6 +29,8 @@ pub struct RtcClientSession {
     channel: u16,
     inbox: VecDeque<Vec<u8>>,
     web: String,
+    /// The `Authorization` header the offer was posted with.
+    auth: Vec<(&'static str, String)>,
     location: String,
     timeout: Duration,
 }
@@ -48,6 +50,7 @@ impl RtcClientSession {
     pub async fn open(
         local_ip: Ipv4Addr,
         web: &str,
+        token: &str,
         session: &str,
         timeout: Duration,
     ) -> Result<Self, Error> {
@@ -64,7 +67,10 @@ impl RtcClientSession {
             u64::from_le_bytes(random_bytes::<8>(&mut crypto)),
             Box::new(move |n| ice_chars(&mut jsep_rng, n)),
         )?;
-        let (status, location, answer) = http(web, "POST", "/rtc/offer", &offer, timeout).await?;
+        let auth = vec![("Authorization", format!("Bearer {token}"))];
+        let r = request(web, "POST", "/rtc/offer", &auth, &offer, timeout).await?;
+        let (status, location, answer) =
+            (r.status, r.header("location").map(str::to_owned), r.body);
         if status != 201 {
             return Err(Error::Signaling {
                 status,
@@ -88,6 +94,7 @@ impl RtcClientSession {
             channel: u16::MAX,
             inbox: VecDeque::new(),
             web: web.to_owned(),
+            auth,
             location,
             timeout,
         };
@@ -231,7 +238,16 @@ impl RtcClientSession {
     /// Closes the peer connection with `DELETE` on its Location; the node then
     /// ends SCTP and DTLS toward us, and our side is dropped.
     pub async fn close(mut self) -> Result<(), Error> {
-        let (status, _, _) = http(&self.web, "DELETE", &self.location, "", self.timeout).await?;
+        let r = request(
+            &self.web,
+            "DELETE",
+            &self.location,
+            &self.auth,
+            "",
+            self.timeout,
+        )
+        .await?;
+        let status = r.status;
         self.peer.close(Instant::now());
         if status == 204 {
             Ok(())

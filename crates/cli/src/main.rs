@@ -33,6 +33,13 @@ enum Cmd {
     Discover(DiscoverArgs),
     /// Authenticate to a peer, open a session, send a message, print the replies.
     Send(SendArgs),
+    /// Pair with a device using its PIN: both keep the other's long-term key,
+    /// and later `send` needs no PIN.
+    Pair(PairArgs),
+    /// List the paired devices (of the node, and of this machine's client).
+    Devices(DevicesArgs),
+    /// Forget a paired device: it must pair again to authenticate without a PIN.
+    Unpair(UnpairArgs),
     /// Measure throughput, discovery rate and per-session memory against baselines
     /// (runs `softbus-bench` from beside this binary; `softbus bench --help` for its options).
     #[command(disable_help_flag = true)]
@@ -98,10 +105,60 @@ struct NodeArgs {
     /// Machine-readable events on stdout, one JSON object per line.
     #[arg(long)]
     json: bool,
-    /// Forget this node's device id and trusted devices and start with a new
-    /// identity (peers must pair again). Needed after a corrupt identity file.
+    /// Forget this node's device id, keys, pairings and trusted devices and
+    /// start with a new identity (peers must pair again). Needed after a
+    /// corrupt identity file.
     #[arg(long)]
     reset_identity: bool,
+    /// Open sessions for paired devices only: a PIN key agreement without
+    /// pairing (softbus_lite's way) opens none. The web token still does.
+    #[arg(long)]
+    paired_only: bool,
+    /// The web token every /api and /rtc request needs (at least 32
+    /// characters; default: made on first start, kept in DATA_DIR/web-token).
+    #[arg(long)]
+    web_token: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct PairArgs {
+    /// The device: IPV4:AUTH_PORT, or IPV4 to find the auth port by discovery.
+    #[arg(long)]
+    peer: String,
+    /// The device's pairing PIN.
+    #[arg(long)]
+    pin: String,
+    /// Local address for discovery when the auth port is not given.
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    #[arg(long, default_value_t = 5684)]
+    discovery_port: u16,
+    /// Seconds to wait for each step.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Where this machine's client identity and pairings live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct DevicesArgs {
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct UnpairArgs {
+    /// The paired device's id (64 hex characters).
+    device_id: String,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -131,9 +188,14 @@ struct SendArgs {
     /// Session server name on the peer.
     #[arg(long)]
     session: String,
-    /// Pairing PIN (default: empty, which only peers that allow it accept).
-    #[arg(long, default_value = "")]
-    pin: String,
+    /// Authenticate with this PIN, without pairing (softbus_lite's way; `''`
+    /// for lite devices' empty PIN). Without it, the pairing made with
+    /// `softbus pair` is used.
+    #[arg(long)]
+    pin: Option<String>,
+    /// The other node's web token for --transport webrtc (default: the pairing).
+    #[arg(long)]
+    web_token: Option<String>,
     #[arg(long, default_value_t = 1)]
     count: u32,
     /// Local address for discovery when the auth port is not given.
@@ -245,6 +307,9 @@ fn main() -> ExitCode {
             Cmd::Node(a) => node(a).await,
             Cmd::Discover(a) => discover(a).await,
             Cmd::Send(a) => send(a).await,
+            Cmd::Pair(a) => pair(a).await,
+            Cmd::Devices(a) => devices(a),
+            Cmd::Unpair(a) => unpair(a),
             Cmd::Bench { .. } => ExitCode::SUCCESS,
         }
     })
@@ -328,6 +393,23 @@ async fn node(a: NodeArgs) -> ExitCode {
         cfg.echo = a.echo;
     }
     cfg.discard = a.discard;
+    cfg.paired_only = a.paired_only;
+    let token = match &a.web_token {
+        Some(t) => Zeroizing::new(t.clone()),
+        None => match softbus_runtime::store::load_or_create_web_token(&cfg.data_dir, |b| {
+            rand::Rng::fill(&mut rand::rng(), b)
+        }) {
+            Ok(t) => t,
+            Err(e) => return failure(e),
+        },
+    };
+    let token = match softbus_web::WebToken::new("web", &token) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("web token: {e}")),
+    };
+    if cfg.pin.allow_empty {
+        eprintln!("softbus: warning: --allow-empty-pin: any device that knows the protocol can open sessions (the empty PIN proves nothing)");
+    }
     let node = match Node::start(cfg).await {
         Ok(n) => n,
         Err(e) => return failure(e),
@@ -350,9 +432,14 @@ async fn node(a: NodeArgs) -> ExitCode {
                     )),
                     ..Default::default()
                 };
+                eprintln!(
+                    "softbus: dashboard {local}/login?token={} (the token is the web side's password)",
+                    token.secret()
+                );
                 let access = softbus_web::WebAccess {
                     hosts: a.web_hosts.clone(),
                     origins: a.web_origins.clone(),
+                    auth: softbus_web::WebAuth::Token(token.clone()),
                 };
                 tokio::spawn(async move {
                     if let Err(e) = softbus_web::serve_with(l, h, limits, access).await {
@@ -446,9 +533,12 @@ fn human(e: &NodeEvent) -> String {
             session,
             peer_device_id,
             transport,
+            auth,
         } => {
-            format!("session {session_id} opened: {session} from {peer_device_id} over {transport}")
+            format!("session {session_id} opened: {session} from {peer_device_id} over {transport} ({auth})")
         }
+        NodeEvent::Paired { device_id, ip } => format!("paired with {device_id} at {ip}"),
+        NodeEvent::Unpaired { device_id } => format!("unpaired {device_id}"),
         NodeEvent::BytesReceived { session_id, len } => {
             format!("session {session_id}: {len} bytes")
         }
@@ -572,10 +662,9 @@ async fn send(a: SendArgs) -> ExitCode {
     if a.count == 0 {
         return usage("--count must be at least 1");
     }
-    let (peer_ip, port) = match (a.peer.parse::<SocketAddrV4>(), a.peer.parse::<Ipv4Addr>()) {
-        (Ok(sa), _) => (*sa.ip(), Some(sa.port())),
-        (_, Ok(ip)) => (ip, None),
-        _ => return usage(format!("--peer {:?}: expected IPV4[:AUTH_PORT]", a.peer)),
+    let (peer_ip, port) = match parse_peer(&a.peer) {
+        Ok(x) => x,
+        Err(c) => return c,
     };
     let local_ip =
         a.ip.or_else(|| local_ip_toward(peer_ip))
@@ -586,13 +675,24 @@ async fn send(a: SendArgs) -> ExitCode {
             a.transport
         ));
     }
-    // The client side is a node of its own (the same engines and driver as
-    // `softbus node`), with no session servers and no PIN of its own.
-    let dir = a
-        .data_dir
-        .clone()
-        .unwrap_or_else(default_data_dir)
-        .join("client");
+    let node = match client_node(a.data_dir.clone(), local_ip, a.discovery_port).await {
+        Ok(n) => n,
+        Err(c) => return c,
+    };
+    let code = send_through(&a, &node.handle(), peer_ip, port, timeout).await;
+    node.shutdown().await;
+    code
+}
+
+/// The client side is a node of its own (the same engines and driver as
+/// `softbus node`), with no session servers and no PIN of its own; its
+/// identity and pairings live in DATA_DIR/client.
+async fn client_node(
+    data_dir: Option<PathBuf>,
+    local_ip: Ipv4Addr,
+    discovery_port: u16,
+) -> Result<Node, ExitCode> {
+    let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
     let mut cfg = NodeConfig::new(
         &host_name(),
         local_ip,
@@ -603,16 +703,127 @@ async fn send(a: SendArgs) -> ExitCode {
         },
     );
     cfg.device_type = 0x0E;
-    cfg.discovery_port = a.discovery_port;
+    cfg.discovery_port = discovery_port;
     cfg.capabilities.clear();
     cfg.echo.clear();
-    let node = match Node::start(cfg).await {
-        Ok(n) => n,
-        Err(e) => return failure(e),
+    Node::start(cfg).await.map_err(failure)
+}
+
+fn parse_peer(peer: &str) -> Result<(Ipv4Addr, Option<u16>), ExitCode> {
+    match (peer.parse::<SocketAddrV4>(), peer.parse::<Ipv4Addr>()) {
+        (Ok(sa), _) => Ok((*sa.ip(), Some(sa.port()))),
+        (_, Ok(ip)) => Ok((ip, None)),
+        _ => Err(usage(format!("--peer {peer:?}: expected IPV4[:AUTH_PORT]"))),
+    }
+}
+
+/// `softbus pair`: BIND with the device's PIN from this machine's client identity.
+async fn pair(a: PairArgs) -> ExitCode {
+    let Some(timeout) = timeout_arg(a.timeout) else {
+        return usage("--timeout must be a positive number of seconds");
     };
-    let code = send_through(&a, &node.handle(), peer_ip, port, timeout).await;
+    let (peer_ip, port) = match parse_peer(&a.peer) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let local_ip =
+        a.ip.or_else(|| local_ip_toward(peer_ip))
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+    let node = match client_node(a.data_dir.clone(), local_ip, a.discovery_port).await {
+        Ok(n) => n,
+        Err(c) => return c,
+    };
+    let h = node.handle();
+    let code = match find_auth_port(&h, peer_ip, port, a.discovery_port, timeout).await {
+        Err(c) => c,
+        Ok(auth_port) => {
+            let addr = SocketAddr::from((peer_ip, auth_port));
+            match tokio::time::timeout(timeout, h.pair(addr, &a.pin)).await {
+                Ok(Ok(p)) => {
+                    if a.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "paired", "device_id": p.peer.device_id, "name": p.peer.device_name, "ip": peer_ip.to_string()})
+                        );
+                    } else {
+                        println!("paired with {} ({})", p.peer.device_name, p.peer.device_id);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => failure(format!("pairing with {addr}: {e}")),
+                Err(_) => failure(format!("pairing with {addr}: timed out")),
+            }
+        }
+    };
     node.shutdown().await;
     code
+}
+
+/// The pairings of the node (DATA_DIR) and of the client (DATA_DIR/client).
+fn pair_stores(
+    data_dir: Option<PathBuf>,
+) -> Result<Vec<(&'static str, softbus_runtime::store::PairStore)>, ExitCode> {
+    let dir = data_dir.unwrap_or_else(default_data_dir);
+    let mut out = Vec::new();
+    for (role, d) in [("node", dir.clone()), ("client", dir.join("client"))] {
+        out.push((
+            role,
+            softbus_runtime::store::PairStore::open(&d).map_err(failure)?,
+        ));
+    }
+    Ok(out)
+}
+
+fn devices(a: DevicesArgs) -> ExitCode {
+    let stores = match pair_stores(a.data_dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let mut n = 0;
+    for (role, store) in &stores {
+        let list = match store.load() {
+            Ok(l) => l,
+            Err(e) => return failure(e),
+        };
+        for d in list {
+            n += 1;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "paired_device", "role": role, "device_id": d.device_id, "public_key": d.public_key, "paired_at": d.paired_at})
+                );
+            } else {
+                println!("{role}\t{}\tpaired at {}", d.device_id, d.paired_at);
+            }
+        }
+    }
+    if n == 0 && !a.json {
+        eprintln!("softbus: no paired devices (pair with softbus pair --peer IP --pin PIN)");
+    }
+    ExitCode::SUCCESS
+}
+
+fn unpair(a: UnpairArgs) -> ExitCode {
+    let stores = match pair_stores(a.data_dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let mut removed = false;
+    for (role, store) in &stores {
+        match store.remove(&a.device_id) {
+            Ok(true) => {
+                removed = true;
+                println!("unpaired {} ({role})", a.device_id);
+            }
+            Ok(false) => {}
+            Err(e) => return failure(e),
+        }
+    }
+    if removed {
+        ExitCode::SUCCESS
+    } else {
+        failure(format!("{} is not paired", a.device_id))
+    }
 }
 
 /// Opens the session (over TCP: finds the auth port unless given and
@@ -630,7 +841,11 @@ async fn send_through(
             .web
             .clone()
             .unwrap_or_else(|| format!("http://{peer_ip}:8080"));
-        match h.open_webrtc_session(&web, &a.session, timeout).await {
+        let auth = match &a.web_token {
+            Some(t) => softbus_runtime::WebAuth::Token(t.clone()),
+            None => softbus_runtime::WebAuth::Paired,
+        };
+        match h.open_webrtc_session(&web, &a.session, timeout, auth).await {
             Ok(s) => s,
             Err(e) => return failure(format!("WebRTC session {:?} via {web}: {e}", a.session)),
         }
@@ -643,20 +858,20 @@ async fn send_through(
     exchange(a, s, timeout).await
 }
 
-/// Over TCP: finds the auth port (unless given), authenticates, opens the session.
-async fn open_tcp(
-    a: &SendArgs,
+/// The auth port: `port` if given, else asked by discovery.
+async fn find_auth_port(
     h: &softbus_runtime::NodeHandle,
     peer_ip: Ipv4Addr,
     port: Option<u16>,
+    discovery_port: u16,
     timeout: Duration,
-) -> Result<softbus_runtime::SessionHandle, ExitCode> {
-    let auth_port = match port {
+) -> Result<u16, ExitCode> {
+    Ok(match port {
         Some(p) => p,
         None => {
             eprintln!("softbus: discovering the auth port of {peer_ip}");
             let mut events = h.subscribe();
-            let target = SocketAddrV4::new(peer_ip, a.discovery_port);
+            let target = SocketAddrV4::new(peer_ip, discovery_port);
             if let Err(e) = h.discover(vec![target]).await {
                 return Err(failure(e));
             }
@@ -683,10 +898,31 @@ async fn open_tcp(
                 }
             }
         }
-    };
+    })
+}
+
+/// Over TCP: finds the auth port (unless given), authenticates (with the PIN
+/// if given, else with the pairing), opens the session.
+async fn open_tcp(
+    a: &SendArgs,
+    h: &softbus_runtime::NodeHandle,
+    peer_ip: Ipv4Addr,
+    port: Option<u16>,
+    timeout: Duration,
+) -> Result<softbus_runtime::SessionHandle, ExitCode> {
+    let auth_port = find_auth_port(h, peer_ip, port, a.discovery_port, timeout).await?;
     let addr = SocketAddr::from((peer_ip, auth_port));
-    let peer = match tokio::time::timeout(timeout, h.connect(addr, &a.pin)).await {
+    let connected = match &a.pin {
+        Some(pin) => tokio::time::timeout(timeout, h.connect(addr, pin)).await,
+        None => tokio::time::timeout(timeout, h.connect_paired(addr)).await,
+    };
+    let peer = match connected {
         Ok(Ok(p)) => p,
+        Ok(Err(e)) if a.pin.is_none() => {
+            return Err(failure(format!(
+                "authenticating to {addr} as a paired device: {e} (pair first with softbus pair --peer {addr} --pin PIN, or pass --pin)"
+            )))
+        }
         Ok(Err(e)) => return Err(failure(format!("authenticating to {addr}: {e}"))),
         Err(_) => return Err(failure(format!("authenticating to {addr}: timed out"))),
     };

@@ -127,20 +127,31 @@ fn discover_and_send_between_loopback_addresses() {
         .unwrap()
         .trim_start_matches("http://")
         .to_owned();
-    let body = http_get(&web, "/api/device");
+    // The token the node made on first start, kept 0600 in its data dir.
+    let token = std::fs::read_to_string(dir.join("n/web-token")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("n/web-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(token.trim().len() >= 32);
+    let body = http_get(&web, "/api/device", token.trim());
     assert!(body.contains(&id), "{body}");
-    let trusted = http_get(&web, "/api/trusted");
+    let trusted = http_get(&web, "/api/trusted", token.trim());
     assert!(trusted.contains(client_id.trim()), "{trusted}");
-    let page = http_get(&web, "/");
+    let page = http_get(&web, "/", "");
     assert!(page.contains("<h1>softbus node"), "{page}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn http_get(addr: &str, path: &str) -> String {
+fn http_get(addr: &str, path: &str, token: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -300,6 +311,8 @@ fn send_over_webrtc_between_loopback_addresses() {
             &web,
             "--ip",
             "127.0.0.44",
+            "--web-token",
+            TEST_TOKEN,
             "--session",
             "echo",
             "--count",
@@ -318,6 +331,8 @@ fn send_over_webrtc_between_loopback_addresses() {
         .all(|r| r["data"] == "over a data channel" && r["len"] == 19));
     let opened = node.wait_for(|v| v["event"] == "session_opened");
     assert_eq!(opened["transport"], "webrtc");
+    assert_eq!(opened["auth"], "web_token");
+    assert_eq!(opened["peer_device_id"], "web");
     let closed = node.wait_for(|v| v["event"] == "session_closed");
     assert_eq!(closed["reason"], "closed by DELETE");
     // A label with no session server: the channel is closed and send fails.
@@ -333,6 +348,8 @@ fn send_over_webrtc_between_loopback_addresses() {
             &web,
             "--ip",
             "127.0.0.44",
+            "--web-token",
+            TEST_TOKEN,
             "--session",
             "nope",
             "--timeout",
@@ -364,7 +381,7 @@ fn send_over_webrtc_between_loopback_addresses() {
 /// address disturbs none of the open WebRTC sessions.
 #[test]
 fn webrtc_garbage_does_not_disturb_peers() {
-    use softbus_runtime::{Node, NodeConfig, PinPolicy};
+    use softbus_runtime::{Node, NodeConfig, PinPolicy, WebAuth};
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::Duration;
     let dir = temp_dir("rtcgarbage");
@@ -396,12 +413,12 @@ fn webrtc_garbage_does_not_disturb_peers() {
         );
         let mut a = na
             .handle()
-            .open_webrtc_session(&web, "echo", t)
+            .open_webrtc_session(&web, "echo", t, WebAuth::Token(TEST_TOKEN.into()))
             .await
             .unwrap();
         let mut b = nb
             .handle()
-            .open_webrtc_session(&web, "echo", t)
+            .open_webrtc_session(&web, "echo", t, WebAuth::Token(TEST_TOKEN.into()))
             .await
             .unwrap();
         let junk = UdpSocket::bind("127.0.0.50:0").unwrap();
@@ -469,5 +486,166 @@ fn a_corrupt_identity_stops_the_node_until_reset() {
     assert_eq!(id.len(), 64);
     drop(node);
     assert_eq!(std::fs::read_to_string(dir.join("deviceid")).unwrap(), id);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Pairing end to end (issue 7, items 1 and 2): with `--paired-only` a PIN
+/// alone opens nothing; `softbus pair` with a wrong PIN fails, with the right
+/// one pairs both sides; then `send` needs no PIN over TCP or WebRTC (the
+/// node-to-node offer is signed with the pairing, no web token), the sessions
+/// carry the device id and `paired`; `devices` lists the pairing and `unpair`
+/// on the node's side ends it while the node runs.
+#[test]
+fn pair_then_send_without_a_pin() {
+    let dir = temp_dir("pair");
+    let (ndir, cdir) = (dir.join("n"), dir.join("c"));
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.52",
+            "--discovery-port",
+            "0",
+            "--pin",
+            "246810",
+            "--paired-only",
+            "--web",
+            "127.0.0.1:0",
+            "--echo",
+            "echo",
+            "--data-dir",
+            ndir.to_str().unwrap(),
+        ],
+    );
+    let node_id = node.ready["device_id"].as_str().unwrap().to_owned();
+    let peer = format!("127.0.0.52:{}", node.port("auth_port"));
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let cd = cdir.to_str().unwrap();
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--peer",
+            &peer,
+            "--ip",
+            "127.0.0.53",
+            "--session",
+            "echo",
+            "--json",
+            "--timeout",
+            "3",
+            "--data-dir",
+            cd,
+        ];
+        args.extend_from_slice(extra);
+        args.push("paired hello");
+        run(&[], &args)
+    };
+    // The PIN alone: authenticated, but the session is refused (paired only).
+    let o = send(&["--pin", "246810"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let refused = node.wait_for(|v| v["event"] == "error");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("paired devices only"),
+        "{refused}"
+    );
+    // No PIN, not paired yet: says what to do.
+    let o = send(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("softbus pair"),
+        "{o:?}"
+    );
+    // A wrong PIN pairs nothing.
+    let pair = |pin: &str| {
+        run(
+            &[],
+            &[
+                "pair",
+                "--peer",
+                &peer,
+                "--ip",
+                "127.0.0.53",
+                "--pin",
+                pin,
+                "--json",
+                "--data-dir",
+                cd,
+            ],
+        )
+    };
+    let o = pair("135790");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let o = pair("246810");
+    assert!(o.status.success(), "{o:?}");
+    let p = &json_lines(&o)[0];
+    assert_eq!(
+        (p["event"].as_str(), p["device_id"].as_str()),
+        (Some("paired"), Some(node_id.as_str()))
+    );
+    let client_id = std::fs::read_to_string(cdir.join("client/deviceid")).unwrap();
+    let client_id = client_id.trim();
+    let paired = node.wait_for(|v| v["event"] == "paired");
+    assert_eq!(paired["device_id"], client_id);
+    // Both sides keep the pairing, 0600.
+    for f in [ndir.join("paired.json"), cdir.join("client/paired.json")] {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Now with no PIN, over TCP...
+    let o = send(&[]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(json_lines(&o)[0]["data"], "paired hello");
+    let opened = node.wait_for(|v| v["event"] == "session_opened");
+    assert_eq!(
+        (opened["auth"].as_str(), opened["peer_device_id"].as_str()),
+        (Some("paired"), Some(client_id))
+    );
+    // ...and over WebRTC, with no web token: the offer is signed with the pairing.
+    let o = send(&["--transport", "webrtc", "--web", &web]);
+    assert!(o.status.success(), "{o:?}");
+    let opened = node.wait_for(|v| v["event"] == "session_opened" && v["transport"] == "webrtc");
+    assert_eq!(
+        (opened["auth"].as_str(), opened["peer_device_id"].as_str()),
+        (Some("paired"), Some(client_id))
+    );
+    // `devices` on both sides.
+    let o = run(&[], &["devices", "--json", "--data-dir", cd]);
+    let l = json_lines(&o);
+    assert!(
+        l.iter()
+            .any(|d| d["role"] == "client" && d["device_id"] == node_id.as_str()),
+        "{l:?}"
+    );
+    let o = run(
+        &[],
+        &["devices", "--json", "--data-dir", ndir.to_str().unwrap()],
+    );
+    let l = json_lines(&o);
+    assert!(
+        l.iter()
+            .any(|d| d["role"] == "node" && d["device_id"] == client_id),
+        "{l:?}"
+    );
+    // Unpair on the node's side while it runs: it notices, and refuses.
+    let o = run(
+        &[],
+        &["unpair", client_id, "--data-dir", ndir.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let gone = node.wait_for(|v| v["event"] == "unpaired");
+    assert_eq!(gone["device_id"], client_id);
+    let o = send(&[]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let o = run(
+        &[],
+        &["unpair", client_id, "--data-dir", ndir.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "not paired any more");
     let _ = std::fs::remove_dir_all(&dir);
 }

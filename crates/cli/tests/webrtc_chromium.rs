@@ -42,12 +42,25 @@ fn node_in_loopback_ns(tag: &str, data: &std::path::Path) -> Option<(Ns, NodePro
 }
 
 /// Runs `interop/<script>` with `python` inside namespace `ns` against the node's web
-/// address and the `echo` server; returns the JSON it prints.
+/// address and the `echo` server, with the test token; returns the JSON it prints.
 fn interop_script(ns: &str, python: &str, script: &str, web: &str) -> serde_json::Value {
+    interop_script_as(ns, python, script, web, PAGE_PORT, TEST_TOKEN)
+}
+
+/// The same, with the page served on `page_port` and `token` as the credential.
+fn interop_script_as(
+    ns: &str,
+    python: &str,
+    script: &str,
+    web: &str,
+    page_port: &str,
+    token: &str,
+) -> serde_json::Value {
     let path = format!("{}/../../interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("ip")
         .args(["netns", "exec", ns, python, &path, web, "echo"])
-        .env("PAGE_PORT", PAGE_PORT)
+        .env("PAGE_PORT", page_port)
+        .env("NODE_TOKEN", token)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -127,6 +140,8 @@ fn rtc_offer_rejections() {
             "127.0.0.1:0",
             "--pin",
             "1",
+            "--web-token",
+            TEST_TOKEN,
             "--data-dir",
             dir.to_str().unwrap(),
         ],
@@ -139,7 +154,7 @@ fn rtc_offer_rejections() {
     let post = |ct: &str, body: &str| -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(&web).unwrap();
-        write!(s, "POST /rtc/offer HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        write!(s, "POST /rtc/offer HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TEST_TOKEN}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -246,8 +261,9 @@ fn dashboard_chats_over_a_data_channel() {
             "--use-fake-device-for-media-stream",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
+        // The dashboard link the node prints, going on to the chat.
         .arg(format!(
-            "{web}/?loopback=1&chat=echo&say=hello%20from%20the%20dashboard"
+            "{web}/login?token={TEST_TOKEN}&next=%2F%3Floopback%3D1%26chat%3Decho%26say%3Dhello%2520from%2520the%2520dashboard"
         ))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -258,10 +274,68 @@ fn dashboard_chats_over_a_data_channel() {
         (opened["session"].as_str(), opened["transport"].as_str()),
         (Some("echo"), Some("webrtc"))
     );
+    assert_eq!(opened["auth"], "web_token");
+    assert_eq!(opened["peer_device_id"], "web");
     let got = node.wait_for(|v| v["event"] == "bytes_received");
     assert_eq!(got["len"], "hello from the dashboard".len());
     let _ = chrome.kill();
     let _ = chrome.wait();
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A page of another origin cannot use the node, with or without the token
+/// (CORS answers only --web-origin origins), and the node's own allowed page
+/// without the token gets 401: Chromium really refuses, no session opens.
+#[test]
+fn chromium_pages_without_the_token_or_of_another_origin_are_refused() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let dir = temp_dir("refused");
+    let Some((ns, node)) = node_in_loopback_ns("sbrf", &dir) else {
+        return;
+    };
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    // Another origin (a page on port 18093, not allowed), even holding the token.
+    let r = interop_script_as(
+        &ns.0,
+        "python3",
+        "chromium_datachannel.py",
+        &web,
+        "18093",
+        TEST_TOKEN,
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r.get("status").is_none(),
+        "no response reached the page: {r}"
+    );
+    assert!(
+        r["error"].as_str().unwrap().contains("Failed to fetch"),
+        "{r}"
+    );
+    // The allowed origin without the token.
+    let r = interop_script_as(
+        &ns.0,
+        "python3",
+        "chromium_datachannel.py",
+        &web,
+        PAGE_PORT,
+        "",
+    );
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["status"], 401, "{r}");
+    // Nothing opened on the node.
+    let seen: Vec<serde_json::Value> = node
+        .lines
+        .try_iter()
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    assert!(
+        !seen.iter().any(|v| v["event"] == "session_opened"),
+        "{seen:?}"
+    );
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

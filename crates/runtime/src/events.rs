@@ -38,8 +38,21 @@ pub enum NodeEvent {
     SessionOpened {
         session_id: i32,
         session: String,
+        /// The device id, or the web token's name for a browser.
         peer_device_id: String,
         transport: String,
+        /// How the peer authenticated: `paired`, `pin`, `empty_pin` or `web_token`.
+        auth: String,
+    },
+    /// A device paired with this one (BIND with the PIN); it authenticates
+    /// without the PIN from now on.
+    Paired {
+        device_id: String,
+        ip: String,
+    },
+    /// A pairing was removed (`softbus unpair`, or the API).
+    Unpaired {
+        device_id: String,
     },
     BytesReceived {
         session_id: i32,
@@ -102,6 +115,7 @@ impl NodeEvent {
                 session: i.session.clone(),
                 peer_device_id: i.peer_device_id.clone(),
                 transport: i.transport.to_owned(),
+                auth: i.auth.as_str().to_owned(),
             },
             BusEvent::BytesReceived { session_id, data } => NodeEvent::BytesReceived {
                 session_id: *session_id,
@@ -112,6 +126,10 @@ impl NodeEvent {
             } => NodeEvent::SessionClosed {
                 session_id: *session_id,
                 reason: reason.to_string(),
+            },
+            BusEvent::Paired { device_id, ip, .. } => NodeEvent::Paired {
+                device_id: device_id.clone(),
+                ip: ip.to_string(),
             },
             // Our own client role; the caller hears of it directly.
             BusEvent::Authenticated { .. } => return None,
@@ -135,6 +153,7 @@ impl NodeEvent {
                 session: i.session.clone(),
                 peer_device_id: i.peer_device_id.clone(),
                 transport: i.transport.to_owned(),
+                auth: i.auth.as_str().to_owned(),
             },
             Event::BytesReceived { session, data, .. } => NodeEvent::BytesReceived {
                 session_id: session.0,

@@ -22,7 +22,10 @@ pub mod node;
 pub mod signaling;
 pub mod store;
 
-pub use node::{Node, NodeConfig, NodeHandle, NodeInfo, RemoteDevice, ServerMode, SessionHandle};
+pub use node::{
+    Node, NodeConfig, NodeHandle, NodeInfo, Principal, RemoteDevice, ServerMode, SessionHandle,
+    WebAuth, DEVICE_HEADER, SIGNATURE_HEADER,
+};
 pub use softbus_bus::auth::PinPolicy;
 pub use softbus_node::{NodeError, SessionId};
 pub use softbus_rtc::host::HostError;

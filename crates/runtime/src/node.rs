@@ -14,9 +14,10 @@ use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Session
 use softbus_bus::ConnId;
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
+pub use softbus_node::Principal;
 pub use softbus_node::ServerMode;
 use softbus_node::{
-    Event as CoreEvent, Limits, Node as CoreNode, NodeError, SessionId, Socket, Transmit,
+    Event as CoreEvent, Limits, Node as CoreNode, NodeError, Policy, SessionId, Socket, Transmit,
 };
 use softbus_rtc::crypto::Provider;
 use softbus_rtc::host::{Host, HostConfig, PeerId};
@@ -31,6 +32,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+/// How often the node looks for changes to `paired.json` made by another process.
+pub const PAIRS_CHECK: Duration = Duration::from_secs(1);
 /// Receive batches taken in per wake-up of the WebRTC socket (32 datagrams each).
 pub const RTC_DRAIN: usize = 8;
 /// Time a dialed connection has to connect.
@@ -70,6 +73,8 @@ pub struct NodeConfig {
     pub cpu: Option<usize>,
     /// UDP port for WebRTC (0: kernel-chosen).
     pub rtc_port: u16,
+    /// Open sessions for paired devices only (`--paired-only`).
+    pub paired_only: bool,
 }
 
 impl NodeConfig {
@@ -92,6 +97,7 @@ impl NodeConfig {
             limits: Limits::default(),
             cpu: None,
             rtc_port: 0,
+            paired_only: false,
         }
     }
 }
@@ -116,12 +122,25 @@ enum Command {
     Send(i32, Vec<u8>, oneshot::Sender<Result<(), NodeError>>),
     Close(i32, oneshot::Sender<Result<(), NodeError>>),
     Discover(Vec<SocketAddrV4>),
-    RtcOffer(String, oneshot::Sender<Result<(PeerId, String), NodeError>>),
+    RtcOffer(
+        String,
+        Principal,
+        oneshot::Sender<Result<(PeerId, String), NodeError>>,
+    ),
+    RtcOfferPaired(String, String, Vec<u8>, oneshot::Sender<PairedAnswer>),
+    RtcSignOffer(String, oneshot::Sender<Result<[u8; 64], NodeError>>),
+    RtcTakePairedAnswer(
+        PeerId,
+        [String; 3],
+        Vec<u8>,
+        oneshot::Sender<Result<(), NodeError>>,
+    ),
     Connect(
         SocketAddr,
-        Vec<u8>,
+        ConnectAs,
         oneshot::Sender<Result<RemoteDevice, Error>>,
     ),
+    Unpair(String, oneshot::Sender<Result<bool, Error>>),
     RtcMakeOffer(oneshot::Sender<Result<(PeerId, String), NodeError>>),
     RtcTakeAnswer(PeerId, String, oneshot::Sender<Result<(), NodeError>>),
     OpenRtcSession(
@@ -134,10 +153,41 @@ enum Command {
         String,
         oneshot::Sender<Result<SessionHandle, Error>>,
     ),
-    RtcClose(u64, oneshot::Sender<bool>),
+    RtcClose(
+        u64,
+        Option<Principal>,
+        oneshot::Sender<Result<bool, NodeError>>,
+    ),
+    RtcPeerOf(SessionId, oneshot::Sender<Option<PeerId>>),
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown,
 }
+
+/// How a client authenticates to a peer.
+#[derive(Debug, Clone)]
+enum ConnectAs {
+    Pin(zeroize::Zeroizing<Vec<u8>>),
+    Pair(zeroize::Zeroizing<Vec<u8>>),
+    Paired,
+}
+
+/// A paired node's answer: the peer, the answer SDP, our signature over it.
+type PairedAnswer = Result<(PeerId, String, [u8; 64]), NodeError>;
+
+/// How this node proves itself to another node's signaling.
+#[derive(Debug, Clone)]
+pub enum WebAuth {
+    /// The other node's web token.
+    Token(String),
+    /// This device's pairing with the other node: the offer's DTLS
+    /// fingerprint signed with our long-term key.
+    Paired,
+}
+
+/// Headers of node-to-node signaling: the signer's device id and its
+/// signature (hex) over the SDP's DTLS fingerprint.
+pub const DEVICE_HEADER: &str = "softbus-device";
+pub const SIGNATURE_HEADER: &str = "softbus-signature";
 
 /// A consistent view for APIs and the dashboard.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -146,6 +196,7 @@ pub struct Snapshot {
     pub sessions: Vec<SessionInfo>,
     pub servers: Vec<String>,
     pub trusted: Vec<store::TrustedDevice>,
+    pub paired: Vec<store::PairedDevice>,
     pub dropped_datagrams: u64,
 }
 
@@ -195,6 +246,8 @@ struct Signaling {
     web: String,
     location: String,
     timeout: Duration,
+    /// The credential the offer was posted with.
+    headers: Vec<(&'static str, String)>,
 }
 
 impl SessionHandle {
@@ -216,16 +269,39 @@ impl SessionHandle {
     /// the other node's signaling (it then ends SCTP and DTLS toward us).
     pub async fn close(self) -> Result<(), Error> {
         match self.signaling {
-            Some(s) => {
-                let (status, _, body) =
-                    crate::signaling::http(&s.web, "DELETE", &s.location, "", s.timeout).await?;
-                if status == 204 {
+            Some(s) if !s.headers.is_empty() => {
+                let r = crate::signaling::request(
+                    &s.web,
+                    "DELETE",
+                    &s.location,
+                    &s.headers,
+                    "",
+                    s.timeout,
+                )
+                .await?;
+                if r.status == 204 {
                     Ok(())
                 } else {
                     Err(Error::Signaling {
-                        status,
-                        reason: body.trim().to_owned(),
+                        status: r.status,
+                        reason: r.body.trim().to_owned(),
                     })
+                }
+            }
+            // Paired: no web credential to DELETE with; closing the peer
+            // connection here sends SCTP SHUTDOWN and DTLS close_notify.
+            Some(s) => {
+                let _ = s;
+                let id = self.id;
+                let peer = self.node.call(|tx| Command::RtcPeerOf(id, tx)).await?;
+                match peer {
+                    Some(p) => {
+                        self.node
+                            .call(|tx| Command::RtcClose(p.0, None, tx))
+                            .await??;
+                        Ok(())
+                    }
+                    None => self.node.close_session(id.0).await,
                 }
             }
             None => self.node.close_session(self.id.0).await,
@@ -305,6 +381,11 @@ impl Node {
         let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
+        let identity_key = store::load_or_create_identity_key(&cfg.data_dir, |b| {
+            softbus_bus::crypto::Crypto::random(&mut crypto, b)
+        })?;
+        let pairs = store::PairStore::open(&cfg.data_dir)?;
+        let pairings = pairs.pairings()?;
         let trust = TrustWriter::start(TrustStore::open(&cfg.data_dir)?)?;
         let udp = net::BatchUdp::new(net::bind_discovery(cfg.ip, cfg.discovery_port)?)?;
         let auth = net::bind_listener(cfg.ip, cfg.auth_port, Bound::AuthListener)?;
@@ -339,6 +420,13 @@ impl Node {
             Box::new(crypto),
         );
         bus.set_ports(auth_port, session_port);
+        bus.set_identity(*identity_key)
+            .map_err(|_| store::StoreError::CorruptIdentity {
+                path: cfg.data_dir.join("identity.key"),
+                what: "not an Ed25519 key",
+            })?;
+        drop(identity_key);
+        bus.set_pairings(pairings);
         for (i, cap) in cfg.capabilities.iter().enumerate() {
             bus.discovery_mut()
                 .publish(Some("softbus"), &PublishInfo::coap(i as i32 + 1, cap))
@@ -348,6 +436,9 @@ impl Node {
                 })?;
         }
         let mut node = CoreNode::new(bus, host, cfg.limits.clone());
+        node.set_policy(Policy {
+            paired_only: cfg.paired_only,
+        });
         for (names, mode) in [
             (&cfg.discard, ServerMode::Discard),
             (&cfg.echo, ServerMode::Echo),
@@ -402,6 +493,8 @@ impl Node {
             udp,
             rtc_sock: Some(rtc_sock),
             trust,
+            pairs_stamp: pairs.stamp(),
+            pairs,
             events: ev_tx.clone(),
             writers: HashMap::new(),
             readers: HashMap::new(),
@@ -488,17 +581,53 @@ impl NodeHandle {
             .map_err(|_| Error::Stopped)
     }
 
-    /// Answers a WebRTC offer: `(peer id, answer SDP)`, or why not.
+    /// Answers a WebRTC offer posted by `principal`: `(peer id, answer SDP)`,
+    /// or why not.
     pub async fn rtc_offer(
         &self,
         sdp: String,
+        principal: Principal,
     ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(|tx| Command::RtcOffer(sdp, tx)).await
+        self.call(|tx| Command::RtcOffer(sdp, principal, tx)).await
     }
 
-    /// Client role: connects to a peer's auth port and runs the PIN key agreement.
+    /// Answers an offer whose DTLS fingerprint the paired device `device_id`
+    /// signed: `(peer id, answer SDP, our signature)`, or why not.
+    pub async fn rtc_offer_paired(
+        &self,
+        sdp: String,
+        device_id: String,
+        signature: Vec<u8>,
+    ) -> Result<PairedAnswer, Error> {
+        self.call(|tx| Command::RtcOfferPaired(sdp, device_id, signature, tx))
+            .await
+    }
+
+    /// Client role: connects to a peer's auth port and runs the PIN key
+    /// agreement (no pairing: softbus_lite's way).
     pub async fn connect(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
-        self.call(|tx| Command::Connect(addr, pin.as_bytes().to_vec(), tx))
+        let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
+        self.call(|tx| Command::Connect(addr, ConnectAs::Pin(pin), tx))
+            .await?
+    }
+
+    /// Client role: pairs with the device at `addr` using its PIN (hichain
+    /// BIND: both keep the other's long-term key), then verifies.
+    pub async fn pair(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
+        let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
+        self.call(|tx| Command::Connect(addr, ConnectAs::Pair(pin), tx))
+            .await?
+    }
+
+    /// Client role: authenticates to a paired device with no PIN (STS).
+    pub async fn connect_paired(&self, addr: SocketAddr) -> Result<RemoteDevice, Error> {
+        self.call(|tx| Command::Connect(addr, ConnectAs::Paired, tx))
+            .await?
+    }
+
+    /// Forgets a paired device (on disk too); false if it was not paired.
+    pub async fn unpair(&self, device_id: &str) -> Result<bool, Error> {
+        self.call(|tx| Command::Unpair(device_id.to_owned(), tx))
             .await?
     }
 
@@ -520,20 +649,65 @@ impl NodeHandle {
         web: &str,
         server: &str,
         timeout: Duration,
+        auth: WebAuth,
     ) -> Result<SessionHandle, Error> {
         let (peer, offer) = self.call(Command::RtcMakeOffer).await??;
         let opened = tokio::time::timeout(timeout, async {
-            let (status, location, answer) =
-                crate::signaling::http(web, "POST", "/rtc/offer", &offer, timeout).await?;
-            if status != 201 {
+            let headers = match &auth {
+                WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
+                WebAuth::Paired => {
+                    let sig = self
+                        .call(|tx| Command::RtcSignOffer(offer.clone(), tx))
+                        .await??;
+                    vec![
+                        (DEVICE_HEADER, self.info.device_id.clone()),
+                        (SIGNATURE_HEADER, hex::encode(sig)),
+                    ]
+                }
+            };
+            let r = crate::signaling::request(web, "POST", "/rtc/offer", &headers, &offer, timeout)
+                .await?;
+            if r.status != 201 {
                 return Err(Error::Signaling {
-                    status,
-                    reason: answer.trim().to_owned(),
+                    status: r.status,
+                    reason: r.body.trim().to_owned(),
                 });
             }
-            let location = location.ok_or(Error::Closed("answer without Location"))?;
-            self.call(|tx| Command::RtcTakeAnswer(peer, answer, tx))
-                .await??;
+            let location = r
+                .header("location")
+                .map(str::to_owned)
+                .ok_or(Error::Closed("answer without Location"))?;
+            match &auth {
+                WebAuth::Token(_) => {
+                    self.call(|tx| Command::RtcTakeAnswer(peer, r.body.clone(), tx))
+                        .await??;
+                }
+                WebAuth::Paired => {
+                    // The answer must come from the node we are paired with.
+                    let (Some(device), Some(sig)) = (
+                        r.header(DEVICE_HEADER).map(str::to_owned),
+                        r.header(SIGNATURE_HEADER).and_then(|h| hex::decode(h).ok()),
+                    ) else {
+                        return Err(Error::Signaling {
+                            status: r.status,
+                            reason: "the answer is not signed".into(),
+                        });
+                    };
+                    self.call(|tx| {
+                        Command::RtcTakePairedAnswer(
+                            peer,
+                            [offer.clone(), r.body.clone(), device],
+                            sig,
+                            tx,
+                        )
+                    })
+                    .await??;
+                }
+            }
+            let s_headers = match &auth {
+                WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
+                WebAuth::Paired => vec![],
+            };
             let mut s = self
                 .call(|tx| Command::OpenRtcSession(peer, server.to_owned(), tx))
                 .await??;
@@ -541,6 +715,7 @@ impl NodeHandle {
                 web: web.to_owned(),
                 location,
                 timeout,
+                headers: s_headers,
             });
             Ok(s)
         })
@@ -555,7 +730,17 @@ impl NodeHandle {
 
     /// Closes a WebRTC peer connection; false if unknown.
     pub async fn rtc_close(&self, id: u64) -> Result<bool, Error> {
-        self.call(|tx| Command::RtcClose(id, tx)).await
+        Ok(self.call(|tx| Command::RtcClose(id, None, tx)).await??)
+    }
+
+    /// `DELETE` of a peer connection by `by`: only the credential that created
+    /// it may end it (`NodeError::NotOwner` otherwise); false if unknown.
+    pub async fn rtc_close_as(
+        &self,
+        id: u64,
+        by: Principal,
+    ) -> Result<Result<bool, NodeError>, Error> {
+        self.call(|tx| Command::RtcClose(id, Some(by), tx)).await
     }
 
     /// Devices, sessions, servers, trusted devices.
@@ -687,6 +872,9 @@ struct Driver {
     udp: net::BatchUdp,
     rtc_sock: Option<net::BatchUdp>,
     trust: TrustWriter,
+    /// `paired.json`, and its modification time when last read.
+    pairs: store::PairStore,
+    pairs_stamp: Option<std::time::SystemTime>,
     events: broadcast::Sender<NodeEvent>,
     writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
     readers: HashMap<ConnId, tokio::task::AbortHandle>,
@@ -700,6 +888,9 @@ impl Driver {
         acceptors: Vec<JoinHandle<()>>,
     ) {
         let mut rtc_sock = self.rtc_sock.take();
+        // `softbus unpair` edits paired.json while the node runs: look once a second.
+        let mut pairs_check = tokio::time::interval(PAIRS_CHECK);
+        pairs_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
             let rtc_recv = async {
@@ -747,6 +938,7 @@ impl Driver {
                     }
                 },
                 () = sleep => self.node.handle_timeout(Instant::now()),
+                _ = pairs_check.tick() => self.reload_pairs(),
             }
             self.flush(rtc_sock.as_ref());
         }
@@ -762,6 +954,39 @@ impl Driver {
         self.writers.clear();
         // Every verification is on disk before the node reports it has stopped.
         self.trust.finish();
+    }
+
+    /// Takes in `paired.json` if another process changed it; removed devices
+    /// are reported as `unpaired`. A file that cannot be read keeps the
+    /// pairings in force, loudly.
+    fn reload_pairs(&mut self) {
+        let stamp = self.pairs.stamp();
+        if stamp == self.pairs_stamp {
+            return;
+        }
+        self.pairs_stamp = stamp;
+        match self.pairs.pairings() {
+            Ok(new) => {
+                let gone: Vec<String> = self
+                    .node
+                    .bus()
+                    .pairings()
+                    .keys()
+                    .filter(|k| !new.contains_key(*k))
+                    .cloned()
+                    .collect();
+                self.node.bus_mut().set_pairings(new);
+                for device_id in gone {
+                    let _ = self.events.send(NodeEvent::Unpaired { device_id });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "paired devices not reloaded");
+                let _ = self.events.send(NodeEvent::Error {
+                    message: format!("paired devices not reloaded: {e}"),
+                });
+            }
+        }
     }
 
     fn command(&mut self, c: Command) {
@@ -780,10 +1005,39 @@ impl Driver {
                 let _ = tx.send(self.node.close_session(now, SessionId(id)));
             }
             Command::Discover(targets) => self.node.start_discovery(now, targets),
-            Command::RtcOffer(sdp, tx) => {
-                let _ = tx.send(self.node.rtc_answer(now, &sdp));
+            Command::RtcOffer(sdp, principal, tx) => {
+                let _ = tx.send(self.node.rtc_answer(now, &sdp, principal));
             }
-            Command::Connect(addr, pin, tx) => match self.node.connect(now, addr, &pin) {
+            Command::RtcOfferPaired(sdp, device, sig, tx) => {
+                let _ = tx.send(self.node.rtc_answer_paired(now, &sdp, &device, &sig));
+            }
+            Command::RtcSignOffer(sdp, tx) => {
+                let _ = tx.send(self.node.rtc_sign_offer(&sdp));
+            }
+            Command::RtcTakePairedAnswer(peer, [offer, answer, device], sig, tx) => {
+                let _ = tx.send(
+                    self.node
+                        .rtc_apply_answer_paired(now, peer, &offer, &answer, &device, &sig),
+                );
+            }
+            Command::RtcPeerOf(id, tx) => {
+                let _ = tx.send(self.node.rtc_peer_of(id));
+            }
+            Command::Unpair(device, tx) => {
+                let r = self.pairs.remove(&device).map_err(Error::from);
+                if matches!(r, Ok(true)) {
+                    self.pairs_stamp = self.pairs.stamp();
+                    if self.node.bus_mut().unpair(&device) {
+                        let _ = self.events.send(NodeEvent::Unpaired { device_id: device });
+                    }
+                }
+                let _ = tx.send(r);
+            }
+            Command::Connect(addr, how, tx) => match match &how {
+                ConnectAs::Pin(pin) => self.node.connect(now, addr, pin),
+                ConnectAs::Pair(pin) => self.node.connect_pair(now, addr, pin),
+                ConnectAs::Paired => self.node.connect_paired(now, addr),
+            } {
                 Ok(conn) => {
                     self.pending_auth.insert(conn, tx);
                 }
@@ -805,8 +1059,11 @@ impl Driver {
                 let r = self.node.open_session(now, auth, &server);
                 self.await_open(r, tx);
             }
-            Command::RtcClose(id, tx) => {
-                let _ = tx.send(self.node.rtc_close(now, PeerId(id)));
+            Command::RtcClose(id, by, tx) => {
+                let _ = tx.send(match by {
+                    Some(p) => self.node.rtc_close_as(now, PeerId(id), &p),
+                    None => Ok(self.node.rtc_close(now, PeerId(id))),
+                });
             }
             Command::Snapshot(tx) => {
                 let bus = self.node.bus();
@@ -815,6 +1072,7 @@ impl Driver {
                     sessions: self.node.sessions(),
                     servers: self.node.session_servers(),
                     trusted: self.trust.devices(),
+                    paired: self.pairs.load().unwrap_or_default(),
                     dropped_datagrams: bus.discovery().dropped(),
                 });
             }
@@ -996,6 +1254,28 @@ impl Driver {
             }
             CoreEvent::SessionClosed { session, .. } => {
                 self.inboxes.remove(session);
+            }
+            CoreEvent::Bus(BusEvent::Paired {
+                device_id,
+                public_key,
+                ..
+            }) => {
+                // Written before it is reported: a pairing must not be lost.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                match self.pairs.add(device_id, public_key, now) {
+                    Ok(()) => self.pairs_stamp = self.pairs.stamp(),
+                    Err(err) => {
+                        tracing::error!(error = %err, "pairing not saved");
+                        let _ = self.events.send(NodeEvent::Error {
+                            message: format!(
+                                "pairing with {device_id} is not saved and ends at restart: {err}"
+                            ),
+                        });
+                    }
+                }
             }
             CoreEvent::Bus(BusEvent::PinReplaced { pin }) => {
                 if let Some(h) = &self.handle {

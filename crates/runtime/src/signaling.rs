@@ -17,6 +17,24 @@ fn authority(web: &str) -> Result<&str, Error> {
         .ok_or_else(|| Error::WebAddress(web.to_owned()))
 }
 
+/// An HTTP response: status, headers (names lower-case) and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The first header named `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One HTTP/1.1 request with `Connection: close`; returns status, Location and body.
 pub async fn http(
     web: &str,
@@ -25,11 +43,30 @@ pub async fn http(
     body: &str,
     timeout: Duration,
 ) -> Result<(u16, Option<String>, String), Error> {
+    let r = request(web, method, path, &[], body, timeout).await?;
+    let location = r.header("location").map(str::to_owned);
+    Ok((r.status, location, r.body))
+}
+
+/// One HTTP/1.1 request with extra `headers` and `Connection: close`.
+pub async fn request(
+    web: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+    timeout: Duration,
+) -> Result<Response, Error> {
     let host = authority(web)?;
     let mut s = tokio::time::timeout(timeout, TcpStream::connect(host))
         .await
         .map_err(|_| Error::Timeout("HTTP connect"))??;
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let extra: String = headers
+        .iter()
+        .filter(|(k, v)| !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']))
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/sdp\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     tokio::time::timeout(
@@ -47,10 +84,15 @@ pub async fn http(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or(Error::Closed("malformed HTTP status"))?;
-    let location = head.lines().find_map(|l| {
-        l.split_once(':')
-            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-            .map(|(_, v)| v.trim().to_owned())
-    });
-    Ok((status, location, body.to_owned()))
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
 }

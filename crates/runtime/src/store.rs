@@ -86,10 +86,228 @@ pub fn load_or_create_device_id(
     }
 }
 
-/// `--reset-identity`: removes the device id and the trust store of `dir`, so
-/// the next start makes a new identity. Peers must pair again.
+/// Loads `<dir>/identity.key` (the Ed25519 private key, 64 hex characters,
+/// 0600), or makes one from `random` on first start. One that cannot be read
+/// is an error that names it, never silently replaced: paired devices know
+/// this key.
+pub fn load_or_create_identity_key(
+    dir: &Path,
+    random: impl FnOnce(&mut [u8]),
+) -> Result<zeroize::Zeroizing<[u8; 32]>, StoreError> {
+    private_dir(dir)?;
+    let path = dir.join("identity.key");
+    let corrupt = |path: PathBuf, what| StoreError::CorruptIdentity { path, what };
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            random(&mut k[..]);
+            let text = zeroize::Zeroizing::new(hex::encode(&k[..]));
+            write_atomic(&path, text.as_bytes()).map_err(io_at(&path))?;
+            Ok(k)
+        }
+        Err(e) => Err(io_at(&path)(e)),
+        Ok(m) if !m.is_file() => Err(corrupt(path, "not a file")),
+        Ok(m) if m.len() > 256 => Err(corrupt(path, "too large")),
+        Ok(_) => {
+            let text =
+                zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(io_at(&path))?);
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            match hex::decode_to_slice(text.trim(), &mut k[..]) {
+                Ok(()) => Ok(k),
+                Err(_) => Err(corrupt(path, "not a 32-byte key in hex")),
+            }
+        }
+    }
+}
+
+/// Loads `<dir>/web-token` (0600), or makes one of 32 random bytes (hex, 256
+/// bits) on first start. One that cannot be read is an error that names it.
+pub fn load_or_create_web_token(
+    dir: &Path,
+    random: impl FnOnce(&mut [u8]),
+) -> Result<zeroize::Zeroizing<String>, StoreError> {
+    private_dir(dir)?;
+    let path = dir.join("web-token");
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            random(&mut k[..]);
+            let t = zeroize::Zeroizing::new(hex::encode(&k[..]));
+            write_atomic(&path, t.as_bytes()).map_err(io_at(&path))?;
+            Ok(t)
+        }
+        Err(e) => Err(io_at(&path)(e)),
+        Ok(m) if !m.is_file() || m.len() > 1024 => Err(StoreError::CorruptTrust {
+            path,
+            what: "not a web token file".into(),
+        }),
+        Ok(_) => {
+            let t = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+            Ok(zeroize::Zeroizing::new(t.trim().to_owned()))
+        }
+    }
+}
+
+/// A paired device: its long-term Ed25519 key, learnt in a BIND.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairedDevice {
+    pub device_id: String,
+    /// 64 hex characters.
+    pub public_key: String,
+    /// Unix seconds.
+    pub paired_at: u64,
+}
+
+/// Most paired devices kept.
+pub const MAX_PAIRED: usize = 256;
+
+#[derive(Serialize, Deserialize)]
+struct StoredPairs {
+    version: u32,
+    devices: Vec<PairedDevice>,
+}
+
+/// `<dir>/paired.json`: the paired devices. Small and rarely written, so each
+/// change rewrites it at once (atomically) and every reader re-reads it: the
+/// node picks up a `softbus unpair` made while it runs.
+#[derive(Debug)]
+pub struct PairStore {
+    path: PathBuf,
+}
+
+impl PairStore {
+    /// The store of `dir` (created on first write).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        private_dir(dir)?;
+        let s = Self {
+            path: dir.join("paired.json"),
+        };
+        s.load()?;
+        Ok(s)
+    }
+
+    /// Where it lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The paired devices on disk. A corrupt or oversized file is an error
+    /// that names it.
+    pub fn load(&self) -> Result<Vec<PairedDevice>, StoreError> {
+        let path = &self.path;
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_at(path)(e)),
+            Ok(m) if m.len() > MAX_STORE_BYTES => Err(StoreError::TooLarge {
+                size: m.len(),
+                max: MAX_STORE_BYTES,
+                path: path.clone(),
+            }),
+            Ok(_) => {
+                let b = std::fs::read(path).map_err(io_at(path))?;
+                let what = |w: String| StoreError::CorruptTrust {
+                    path: path.clone(),
+                    what: w,
+                };
+                let s: StoredPairs = serde_json::from_slice(&b).map_err(|e| what(e.to_string()))?;
+                if s.version != STORE_VERSION {
+                    return Err(what(format!(
+                        "version {} (this softbus reads {STORE_VERSION})",
+                        s.version
+                    )));
+                }
+                for d in &s.devices {
+                    if parse_key(&d.public_key).is_none() {
+                        return Err(what(format!("bad key for {}", d.device_id)));
+                    }
+                }
+                Ok(s.devices)
+            }
+        }
+    }
+
+    fn save(&self, devices: Vec<PairedDevice>) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&StoredPairs {
+            version: STORE_VERSION,
+            devices,
+        })
+        .map_err(io::Error::other)?;
+        write_atomic(&self.path, &bytes)
+    }
+
+    /// Records a pairing (replacing an older key of the same device).
+    pub fn add(&self, device_id: &str, public_key: &[u8; 32], now: u64) -> Result<(), StoreError> {
+        let mut devices = self.load()?;
+        devices.retain(|d| d.device_id != device_id);
+        if devices.len() >= MAX_PAIRED {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source: io::Error::other(format!(
+                    "{MAX_PAIRED} devices are paired already; unpair one first"
+                )),
+            });
+        }
+        devices.insert(
+            0,
+            PairedDevice {
+                device_id: device_id.to_owned(),
+                public_key: hex::encode(public_key),
+                paired_at: now,
+            },
+        );
+        self.save(devices).map_err(io_at(&self.path))
+    }
+
+    /// Forgets a device; false if it was not paired.
+    pub fn remove(&self, device_id: &str) -> Result<bool, StoreError> {
+        let mut devices = self.load()?;
+        let before = devices.len();
+        devices.retain(|d| !d.device_id.eq_ignore_ascii_case(device_id));
+        if devices.len() == before {
+            return Ok(false);
+        }
+        self.save(devices).map_err(io_at(&self.path))?;
+        Ok(true)
+    }
+
+    /// The pairings as the engine takes them.
+    pub fn pairings(&self) -> Result<softbus_bus::auth::hichain::Pairings, StoreError> {
+        Ok(self
+            .load()?
+            .into_iter()
+            .filter_map(|d| Some((d.device_id, parse_key(&d.public_key)?)))
+            .collect())
+    }
+
+    /// The file's modification time, to notice changes made by another process.
+    pub fn stamp(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+    }
+}
+
+fn parse_key(h: &str) -> Option<[u8; 32]> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(h, &mut k).ok().map(|()| k)
+}
+
+/// `--reset-identity`: removes the device id, the long-term key, the pairings
+/// and the trust store of `dir`, so the next start makes a new identity. Peers
+/// must pair again.
 pub fn reset_identity(dir: &Path) -> Result<(), StoreError> {
-    for name in ["deviceid", "trusted.json", "deviceid.tmp", "trusted.tmp"] {
+    for name in [
+        "deviceid",
+        "trusted.json",
+        "deviceid.tmp",
+        "trusted.tmp",
+        "identity.key",
+        "identity.tmp",
+        "paired.json",
+        "paired.tmp",
+        "web-token",
+        "web-token.tmp",
+    ] {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_at(&path)(e)),

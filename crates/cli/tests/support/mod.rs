@@ -10,6 +10,8 @@ use std::time::Duration;
 /// origin the WebRTC test nodes let call them.
 pub const PAGE_PORT: &str = "18091";
 pub const PAGE_ORIGIN: &str = "http://127.0.0.1:18091";
+/// The web token the WebRTC test nodes are started with.
+pub const TEST_TOKEN: &str = "softbus-test-token-0123456789abcdef";
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_softbus")
@@ -88,6 +90,8 @@ impl NodeProc {
                 "1",
                 "--echo",
                 "echo",
+                "--web-token",
+                TEST_TOKEN,
                 "--data-dir",
                 data_dir.to_str().unwrap(),
             ],
