@@ -4,8 +4,8 @@ channel to the session server LABEL, check the echo of text and binary messages 
 1 B, 16 KiB and 64 KiB, DELETE the peer connection and time how soon the channel and
 the connection close. Prints a JSON result; exit 0 if ok.
 
-usage: aiortc_datachannel.py NODE_URL [LABEL]"""
-import asyncio, json, sys, time, urllib.request
+usage: aiortc_datachannel.py NODE_URL [LABEL]   ($NODE_TOKEN: the node's web token)"""
+import asyncio, json, os, sys, time, urllib.request
 
 import aioice.ice
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -21,6 +21,8 @@ def http(method, url, body=None, ctype=None):
     req = urllib.request.Request(url, data=body, method=method)
     if ctype:
         req.add_header("Content-Type", ctype)
+    if os.environ.get("NODE_TOKEN"):
+        req.add_header("Authorization", "Bearer " + os.environ["NODE_TOKEN"])
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, r.headers, r.read().decode()

@@ -3,7 +3,7 @@
 
 usage: chromium_datachannel.py NODE_URL [LABEL]
 Serves this folder on 127.0.0.1 (port $PAGE_PORT; the node must allow that origin
-with --web-origin), starts Debian's chromium with the flags that make it
+with --web-origin; $NODE_TOKEN is the node's web token, sent as Bearer), starts Debian's chromium with the flags that make it
 gather loopback candidates, waits (at most 60 s) for the page to POST its result, stops
 the browser (its own process group only) and prints the result as JSON.
 Exit 0 when the page reports ok."""
@@ -33,7 +33,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 # The node lets only known origins call it (CORS): PAGE_PORT fixes this page's.
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PAGE_PORT", "0"))), Handler)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
-url = f"http://127.0.0.1:{srv.server_port}/datachannel.html?node={node}&label={label}"
+token = os.environ.get("NODE_TOKEN", "")
+url = f"http://127.0.0.1:{srv.server_port}/datachannel.html?node={node}&label={label}&token={token}"
 profile = tempfile.mkdtemp(prefix="softbus-chromium-")
 cmd = [os.environ.get("CHROMIUM", "/usr/bin/chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",

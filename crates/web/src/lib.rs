@@ -3,6 +3,15 @@
 //! address, `localhost`, or a `--web-host` name); CORS answers only the origins
 //! given with `--web-origin` (none by default).
 //!
+//! Every `/api/*`, `/rtc/*`, `/whip/*` and `/whep/*` request needs the node's
+//! web token, as `Authorization: Bearer TOKEN` or as the session cookie that
+//! `GET /login?token=TOKEN` (the dashboard link the node prints) sets; without
+//! it, `401`. A cookie request from a page of another origin is refused (`403`):
+//! the cookie is `SameSite=Strict`, but a page on another port of the same
+//! host is "same-site". A paired node may instead sign its offer's DTLS
+//! fingerprint (`Softbus-Device`, `Softbus-Signature`). Only the credential
+//! that created a peer connection may `DELETE` it.
+//!
 //! - `GET /` dashboard (with a data channel chat to any session server);
 //!   `GET /api/device`, `/api/devices`, `/api/sessions`, `/api/servers`,
 //!   `/api/trusted` JSON; `GET /api/events` server-sent events (the `--json` lines).
@@ -13,14 +22,14 @@
 //! - WHIP/WHEP: `501` until media lands.
 #![forbid(unsafe_code)]
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
-use softbus_runtime::NodeHandle;
+use softbus_runtime::{NodeHandle, Principal};
 use std::convert::Infallible;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
@@ -29,12 +38,277 @@ use tower_http::cors::CorsLayer;
 const DASHBOARD: &str = include_str!("../assets/dashboard.html");
 
 /// Who may talk to the web side: which Host names a request may carry (besides
-/// the bound address and `localhost`), and which other origins a browser may
-/// call from (none by default: CORS never answers `*`).
-#[derive(Debug, Clone, Default)]
+/// the bound address and `localhost`), which other origins a browser may call
+/// from (none by default: CORS never answers `*`), and the credential.
+#[derive(Debug, Clone)]
 pub struct WebAccess {
     pub hosts: Vec<String>,
     pub origins: Vec<String>,
+    pub auth: WebAuth,
+}
+
+impl WebAccess {
+    /// Only this token (and dashboard sessions made from it) gets in.
+    pub fn with_token(token: WebToken) -> Self {
+        Self {
+            hosts: Vec::new(),
+            origins: Vec::new(),
+            auth: WebAuth::Token(token),
+        }
+    }
+
+    /// No credential asked: anyone who can reach the address may use the node.
+    /// Only for a caller that authenticates in front of it, or a test.
+    pub fn open() -> Self {
+        Self {
+            hosts: Vec::new(),
+            origins: Vec::new(),
+            auth: WebAuth::Open,
+        }
+    }
+}
+
+/// The web side's credential.
+#[derive(Debug, Clone)]
+pub enum WebAuth {
+    Token(WebToken),
+    /// No authentication (an explicit opt-in).
+    Open,
+}
+
+/// The node's web token: a secret of at least 128 bits, and the name sessions
+/// opened with it show.
+#[derive(Clone)]
+pub struct WebToken {
+    pub name: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for WebToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebToken")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shortest token accepted: 32 characters (128 bits as hex).
+pub const MIN_TOKEN_LEN: usize = 32;
+
+impl WebToken {
+    /// A token with this secret; too short (under [`MIN_TOKEN_LEN`]), or with
+    /// characters a header or a cookie cannot carry, is refused.
+    pub fn new(name: &str, secret: &str) -> Result<Self, &'static str> {
+        if secret.len() < MIN_TOKEN_LEN {
+            return Err("a web token needs at least 32 characters (128 bits as hex)");
+        }
+        if !secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            return Err("a web token may hold letters, digits and - . _ ~ only");
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+
+    /// The secret, for the dashboard link.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    fn matches(&self, given: &str) -> bool {
+        ct_eq(self.secret.as_bytes(), given.as_bytes())
+    }
+}
+
+/// Constant-time equality (no early exit on the first differing byte).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Dashboard sessions made from the token with `/login`: cookie value → its
+/// credential name. Bounded; the oldest is forgotten first.
+#[derive(Debug, Default)]
+struct Sessions {
+    list: std::collections::VecDeque<(String, std::time::Instant)>,
+}
+
+/// Dashboard sessions remembered at once, and how long each lasts.
+const MAX_SESSIONS: usize = 64;
+const SESSION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+const COOKIE: &str = "softbus_session";
+
+impl Sessions {
+    fn create(&mut self) -> String {
+        let mut b = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut b[..]);
+        let id = hex::encode(b);
+        if self.list.len() >= MAX_SESSIONS {
+            self.list.pop_front();
+        }
+        self.list.push_back((id.clone(), std::time::Instant::now()));
+        id
+    }
+
+    /// The session's credential name, if it is one of ours and alive.
+    fn find(&mut self, given: &str) -> Option<String> {
+        self.list.retain(|(_, at)| at.elapsed() < SESSION_LIFETIME);
+        self.list
+            .iter()
+            .find(|(id, _)| ct_eq(id.as_bytes(), given.as_bytes()))
+            .map(|(id, _)| format!("session:{}", &id[..8]))
+    }
+}
+
+#[derive(Clone)]
+struct AuthState {
+    auth: WebAuth,
+    sessions: std::sync::Arc<std::sync::Mutex<Sessions>>,
+    /// Origins a cookie request may come from: this node's own, and `--web-origin`.
+    origins: std::sync::Arc<Vec<String>>,
+}
+
+fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, "Bearer realm=\"softbus\""),
+            (header::CONTENT_TYPE, "text/plain"),
+        ],
+        "this node needs its web token: open the dashboard link the node printed, or send Authorization: Bearer TOKEN (the token is in the data directory's web-token file)\n",
+    )
+        .into_response()
+}
+
+/// Who is calling, or a refusal: Bearer token, or a dashboard cookie from a
+/// page of this node's origin.
+async fn authenticate(
+    State(st): State<AuthState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let token = match &st.auth {
+        WebAuth::Open => {
+            req.extensions_mut().insert(Principal::WebToken {
+                name: "web".into(),
+                credential: "open".into(),
+            });
+            return next.run(req).await;
+        }
+        WebAuth::Token(t) => t,
+    };
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let principal = if let Some(given) = bearer {
+        if !token.matches(given.trim()) {
+            return unauthorized();
+        }
+        Some(Principal::WebToken {
+            name: token.name.clone(),
+            credential: "bearer".into(),
+        })
+    } else if let Some(c) = cookie_value(headers, COOKIE) {
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let own = format!("http://{host}");
+        if let Some(o) = origin {
+            if o != own && !st.origins.iter().any(|a| a == o) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    format!("a page of {o} may not use this node's dashboard session\n"),
+                )
+                    .into_response();
+            }
+        }
+        let found = st.sessions.lock().ok().and_then(|mut s| s.find(c));
+        match found {
+            Some(credential) => Some(Principal::WebToken {
+                name: token.name.clone(),
+                credential,
+            }),
+            None => return unauthorized(),
+        }
+    } else {
+        None
+    };
+    match principal {
+        Some(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        // A paired node signs its offer instead; the handler checks it.
+        None if req.method() == axum::http::Method::POST
+            && req.uri().path() == "/rtc/offer"
+            && req.headers().contains_key(softbus_runtime::DEVICE_HEADER) =>
+        {
+            next.run(req).await
+        }
+        None => unauthorized(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    token: String,
+    /// Where to go after (a path of this node only).
+    next: Option<String>,
+}
+
+/// `GET /login?token=TOKEN`: the dashboard link. Sets the session cookie and
+/// sends the browser to the dashboard (so the token leaves the address bar).
+async fn login(
+    State(st): State<AuthState>,
+    axum::extract::Query(q): axum::extract::Query<LoginQuery>,
+) -> Response {
+    let WebAuth::Token(token) = &st.auth else {
+        return axum::response::Redirect::to("/").into_response();
+    };
+    if !token.matches(&q.token) {
+        return unauthorized();
+    }
+    let Ok(mut sessions) = st.sessions.lock() else {
+        return unavailable();
+    };
+    let id = sessions.create();
+    // Only a path on this node: never an open redirect.
+    let next = q
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains(['\\', '\r', '\n']))
+        .unwrap_or_else(|| "/".to_owned());
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, next),
+            (
+                header::SET_COOKIE,
+                format!(
+                    "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                    SESSION_LIFETIME.as_secs()
+                ),
+            ),
+        ],
+    )
+        .into_response()
 }
 
 /// Refuses a request whose Host is not the bound address, `localhost` or a
@@ -72,7 +346,12 @@ pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAcc
         hosts.push(format!("[{v6}]"));
     }
     hosts.extend(access.hosts.iter().cloned());
-    let mut app = routes(node).layer(axum::middleware::from_fn_with_state(
+    let st = AuthState {
+        auth: access.auth.clone(),
+        sessions: Default::default(),
+        origins: std::sync::Arc::new(access.origins.clone()),
+    };
+    let mut app = routes(node, st).layer(axum::middleware::from_fn_with_state(
         std::sync::Arc::new(hosts),
         check_host,
     ));
@@ -98,18 +377,26 @@ pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAcc
 }
 
 /// The router for `node` with no Host check and no CORS (for embedding behind
-/// another server that checks them).
-pub fn router(node: NodeHandle) -> Router {
-    routes(node)
+/// another server that checks them), with `auth` as the credential.
+pub fn router(node: NodeHandle, auth: WebAuth) -> Router {
+    routes(
+        node,
+        AuthState {
+            auth,
+            sessions: Default::default(),
+            origins: Default::default(),
+        },
+    )
 }
 
-fn routes(node: NodeHandle) -> Router {
-    Router::new()
-        .route("/", get(dashboard))
+fn routes(node: NodeHandle, st: AuthState) -> Router {
+    let protected = Router::new()
         .route("/api/device", get(device))
         .route("/api/devices", get(devices))
         .route("/api/sessions", get(sessions))
         .route("/api/trusted", get(trusted))
+        .route("/api/paired", get(paired))
+        .route("/api/paired/{device}", delete(unpair))
         .route("/api/servers", get(servers))
         .route("/api/events", get(events))
         .route("/rtc/offer", post(rtc_offer))
@@ -117,6 +404,15 @@ fn routes(node: NodeHandle) -> Router {
         .route("/whip/{stream}", post(not_yet))
         .route("/whep/{stream}", post(not_yet))
         .with_state(node)
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/login", get(login))
+        .with_state(st)
+        .merge(protected)
 }
 
 /// Bounds of the HTTP side, so slow or many clients cannot hold the node.
@@ -138,10 +434,20 @@ impl Default for WebLimits {
     }
 }
 
-/// Serves the node on `listener` with the default [`WebLimits`] and
-/// [`WebAccess`] until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, node: NodeHandle) -> std::io::Result<()> {
-    serve_with(listener, node, WebLimits::default(), WebAccess::default()).await
+/// Serves the node on `listener` with the default [`WebLimits`], letting in
+/// only `token`, until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: NodeHandle,
+    token: WebToken,
+) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        node,
+        WebLimits::default(),
+        WebAccess::with_token(token),
+    )
+    .await
 }
 
 /// Serves the node on `listener` within `limits` (each connection has its
@@ -224,6 +530,24 @@ async fn trusted(State(n): State<NodeHandle>) -> Response {
     }
 }
 
+async fn paired(State(n): State<NodeHandle>) -> Response {
+    match n.snapshot().await {
+        Ok(s) => Json(s.paired).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn unpair(
+    State(n): State<NodeHandle>,
+    axum::extract::Path(device): axum::extract::Path<String>,
+) -> Response {
+    match n.unpair(&device).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such paired device\n").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
 async fn events(State(n): State<NodeHandle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // A slow viewer misses events (lagged) rather than holding memory.
     let s = BroadcastStream::new(n.subscribe())
@@ -237,6 +561,7 @@ const MAX_OFFER: usize = 64 * 1024;
 
 async fn rtc_offer(
     State(n): State<NodeHandle>,
+    principal: Option<Extension<Principal>>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -257,16 +582,62 @@ async fn rtc_offer(
     let Ok(sdp) = String::from_utf8(body.to_vec()) else {
         return (StatusCode::BAD_REQUEST, "offer is not UTF-8\n").into_response();
     };
-    match n.rtc_offer(sdp).await {
-        Ok(Ok((id, answer))) => (
-            StatusCode::CREATED,
-            [
-                (header::CONTENT_TYPE, "application/sdp".to_owned()),
-                (header::LOCATION, format!("/rtc/{id}")),
-            ],
-            answer,
-        )
-            .into_response(),
+    let answered = match principal {
+        Some(Extension(p)) => n
+            .rtc_offer(sdp, p)
+            .await
+            .map(|r| r.map(|(id, answer)| (id, answer, Vec::new()))),
+        None => {
+            // A paired node: its device id and its signature over the offer's
+            // DTLS fingerprint; we answer with ours.
+            let device = headers
+                .get(softbus_runtime::DEVICE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let Some(sig) = headers
+                .get(softbus_runtime::SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|h| hex::decode(h).ok())
+            else {
+                return unauthorized();
+            };
+            match n.rtc_offer_paired(sdp, device, sig).await {
+                Ok(Err(softbus_runtime::NodeError::BadSignature)) => return unauthorized(),
+                r => r.map(|r| {
+                    r.map(|(id, answer, sig)| {
+                        let own = n.info().device_id.clone();
+                        (
+                            id,
+                            answer,
+                            vec![
+                                (softbus_runtime::DEVICE_HEADER, own),
+                                (softbus_runtime::SIGNATURE_HEADER, hex::encode(sig)),
+                            ],
+                        )
+                    })
+                }),
+            }
+        }
+    };
+    match answered {
+        Ok(Ok((id, answer, extra))) => {
+            let mut resp = (
+                StatusCode::CREATED,
+                [
+                    (header::CONTENT_TYPE, "application/sdp".to_owned()),
+                    (header::LOCATION, format!("/rtc/{id}")),
+                ],
+                answer,
+            )
+                .into_response();
+            for (k, v) in extra {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            resp
+        }
         Ok(Err(reason)) => {
             // A full node is not the offer's fault: 503, and the reason.
             let status = match reason {
@@ -288,11 +659,16 @@ async fn rtc_offer(
 
 async fn rtc_close(
     State(n): State<NodeHandle>,
+    Extension(by): Extension<Principal>,
     axum::extract::Path(id): axum::extract::Path<u64>,
 ) -> Response {
-    match n.rtc_close(id).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, "no such peer connection\n").into_response(),
+    match n.rtc_close_as(id, by).await {
+        Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
+        // Another credential's peer is as good as unknown to this one.
+        Ok(Ok(false)) | Ok(Err(softbus_runtime::NodeError::NotOwner)) => {
+            (StatusCode::NOT_FOUND, "no such peer connection\n").into_response()
+        }
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         Err(_) => unavailable(),
     }
 }

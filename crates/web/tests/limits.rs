@@ -1,9 +1,10 @@
 //! The HTTP side cannot be held by slow or many clients (issue 7, item 5): a
 //! request whose headers do not arrive in time is closed, and connections over
-//! the cap are closed as they arrive, over loopback.
+//! the cap are closed as they arrive, over loopback. And it is authenticated
+//! (item 4): the Host, the origin and the web token are checked.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_runtime::{Node, NodeConfig, PinPolicy};
-use softbus_web::{serve_with, WebAccess, WebLimits};
+use softbus_web::{serve_with, WebAccess, WebLimits, WebToken};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ async fn web(ip: [u8; 4], tag: &str, limits: WebLimits) -> (Node, String) {
         .unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let h = node.handle();
-    tokio::spawn(async move { serve_with(l, h, limits, WebAccess::default()).await });
+    tokio::spawn(async move { serve_with(l, h, limits, WebAccess::open()).await });
     (node, addr)
 }
 
@@ -118,6 +119,7 @@ async fn host_and_origin_are_checked() {
     let access = WebAccess {
         hosts: vec!["softbus.lan".into()],
         origins: vec!["http://127.0.0.1:9999".into()],
+        auth: softbus_web::WebAuth::Token(WebToken::new("web", TOKEN).unwrap()),
     };
     tokio::spawn(async move { serve_with(l, h, WebLimits::default(), access).await });
     let ask = move |req: String| {
@@ -128,7 +130,7 @@ async fn host_and_origin_are_checked() {
         out
     };
     let get = |host: &str| {
-        format!("GET /api/trusted HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+        format!("GET /api/trusted HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")
     };
     let r = tokio::task::spawn_blocking({
         move || {
@@ -163,5 +165,116 @@ async fn host_and_origin_are_checked() {
         r[6]
     );
     assert!(!lower(&r[6]).contains("access-control-allow-origin: *"));
+    node.shutdown().await;
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// One HTTP/1.1 request on a new connection; the whole response.
+fn ask(addr: std::net::SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        })
+        .map(|(_, v)| v.trim())
+}
+
+/// No token, 401; a wrong one, 401; the token as Bearer or as the dashboard
+/// cookie, 200; the cookie from another origin's page, 403; only the credential
+/// that created a peer connection may delete it; too short a token is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_token_is_required() {
+    assert!(WebToken::new("web", "short").is_err());
+    assert!(WebToken::new("web", &format!("{TOKEN}\r\nX: y")).is_err());
+    let dir = std::env::temp_dir().join(format!("softbus-web-token-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = NodeConfig::new(
+        "web",
+        Ipv4Addr::new(127, 0, 0, 74),
+        dir,
+        PinPolicy::pin("1"),
+    );
+    cfg.discovery_port = 0;
+    let node = Node::start(cfg).await.unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.74:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = node.handle();
+    let access = WebAccess::with_token(WebToken::new("web", TOKEN).unwrap());
+    tokio::spawn(async move { serve_with(l, h, WebLimits::default(), access).await });
+    let offer = include_str!("../../rtc/tests/fixtures/chrome-offer-datachannel.sdp");
+    let r = tokio::task::spawn_blocking(move || {
+        let get = |path: &str, extra: &str| {
+            ask(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"))
+        };
+        let post = |extra: &str| {
+            ask(addr, &format!("POST /rtc/offer HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{offer}", offer.len()))
+        };
+        let del = |path: &str, extra: &str| {
+            ask(addr, &format!("DELETE {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"))
+        };
+        let bearer = format!("Authorization: Bearer {TOKEN}\r\n");
+        let mut out = vec![
+            get("/api/sessions", ""),
+            get("/api/sessions", "Authorization: Bearer 0123456789abcdef0123456789abcdee\r\n"),
+            get("/api/sessions", &bearer),
+            get("/", ""),
+            post(""),
+            get("/login?token=wrong", ""),
+        ];
+        let login = get(&format!("/login?token={TOKEN}"), "");
+        let cookie = header(&login, "set-cookie").unwrap().split(';').next().unwrap().to_owned();
+        out.push(login.clone());
+        let with_cookie = format!("Cookie: {cookie}\r\n");
+        out.push(get("/api/sessions", &with_cookie));
+        out.push(post(&format!("{with_cookie}Origin: http://127.0.0.1:9999\r\n")));
+        out.push(get("/api/sessions", "Cookie: softbus_session=00\r\n"));
+        // A peer created by the dashboard session; the bearer cannot delete it.
+        let created = post(&format!("{with_cookie}Origin: http://{addr}\r\n"));
+        let location = header(&created, "location").unwrap().to_owned();
+        out.push(created);
+        out.push(del(&location, &bearer));
+        out.push(del(&location, &with_cookie));
+        out
+    })
+    .await
+    .unwrap();
+    let status = |i: usize| r[i].split(' ').nth(1).unwrap_or_default().to_owned();
+    assert_eq!(status(0), "401", "{}", r[0]);
+    assert!(header(&r[0], "www-authenticate")
+        .unwrap()
+        .starts_with("Bearer"));
+    assert_eq!(status(1), "401");
+    assert_eq!(status(2), "200");
+    assert_eq!(status(3), "200", "the dashboard page itself holds no data");
+    assert_eq!(status(4), "401", "an offer without the token");
+    assert_eq!(status(5), "401");
+    assert_eq!(status(6), "303");
+    let set = header(&r[6], "set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert_eq!(header(&r[6], "location"), Some("/"));
+    assert_eq!(status(7), "200", "the cookie works");
+    assert_eq!(status(8), "403", "the cookie from another origin's page");
+    assert_eq!(status(9), "401", "an unknown session cookie");
+    assert_eq!(status(10), "201", "{}", r[10]);
+    assert_eq!(
+        status(11),
+        "404",
+        "another credential's peer is not its to delete"
+    );
+    assert_eq!(status(12), "204", "the creator deletes it");
     node.shutdown().await;
 }
