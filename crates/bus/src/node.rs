@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 pub struct BusConfig {
     pub discovery: DiscoveryConfig,
     pub pin: PinPolicy,
-    /// Auth connections held at once (`AUTH_CONN_MAX_NUM`).
+    /// Auth connections held at once (softbus_lite's `AUTH_CONN_MAX_NUM` is 32;
+    /// unauthenticated ones are evicted for new ones after [`EVICT_AFTER`]).
     pub max_auth_conns: usize,
     /// Session connections that have not opened yet.
     pub max_pending_session_conns: usize,
@@ -61,6 +62,10 @@ pub struct PinGuardConfig {
     pub accepts_per_address: RateLimit,
     /// The same, for all addresses together.
     pub accepts_total: RateLimit,
+    /// Key agreements (PAKE requests: two modular exponentiations each) started
+    /// node-wide, so a flood of them cannot take the node's thread from paired
+    /// devices (STS is not counted: it is cheap and needs no PIN).
+    pub key_agreements_total: RateLimit,
     /// Addresses whose failures and rates are remembered at once.
     pub table_limit: usize,
 }
@@ -84,7 +89,11 @@ impl Default for PinGuardConfig {
                 per_second: 4,
             },
             accepts_total: RateLimit {
-                burst: 128,
+                burst: 512,
+                per_second: 256,
+            },
+            key_agreements_total: RateLimit {
+                burst: 64,
                 per_second: 64,
             },
             table_limit: 1024,
@@ -132,6 +141,7 @@ struct AddressRecord {
 struct PinGuard {
     by_ip: HashMap<IpAddr, AddressRecord>,
     total: Option<Bucket>,
+    key_agreements: Option<Bucket>,
     pin_failures: u32,
     locked: bool,
 }
@@ -144,7 +154,7 @@ impl Default for BusConfig {
                 pin: None,
                 allow_empty: false,
             },
-            max_auth_conns: 32,
+            max_auth_conns: 128,
             max_pending_session_conns: 16,
             max_pending_per_ip: 4,
             handshake_timeout: Duration::from_secs(10),
@@ -211,6 +221,10 @@ pub struct SessionRequest {
 /// Connection ids the engine gives to connections it dials (the driver numbers
 /// accepted ones below this).
 pub const DIALED: u64 = 1 << 63;
+
+/// An unauthenticated auth connection older than this gives way to a new one
+/// when the table is full.
+pub const EVICT_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Frames a connection holds while its open request awaits a decision.
 const MAX_HELD_FRAMES: usize = 16;
@@ -287,6 +301,9 @@ pub enum ConnClosed {
     Timeout,
     #[error("idle")]
     Idle,
+    /// The auth table was full and this connection had not authenticated.
+    #[error("evicted unauthenticated (the connection table was full)")]
+    Evicted,
     /// A dialed connection did not connect (the system's error text).
     #[error("connect failed: {0}")]
     ConnectFailed(String),
@@ -470,6 +487,7 @@ impl Bus {
             guard: PinGuard {
                 by_ip: HashMap::new(),
                 total: None,
+                key_agreements: None,
                 pin_failures: 0,
                 locked: false,
             },
@@ -767,15 +785,25 @@ impl Bus {
                     .filter_map(|id| self.conns.get(id))
                     .filter(|c| c.peer.ip() == peer.ip())
                     .count();
-                if self.auth_conns.len() >= self.config.max_auth_conns
-                    || from_here >= self.config.max_auth_per_ip
-                {
+                if from_here >= self.config.max_auth_per_ip {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
                 if let Err(e) = self.guard_accept(now, peer.ip()) {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(e);
+                }
+                if self.auth_conns.len() >= self.config.max_auth_conns {
+                    // Full: the oldest connection still unauthenticated after
+                    // EVICT_AFTER gives way, so idle connections cannot hold
+                    // every slot; a handshake in progress is left alone.
+                    match self.evictable_auth_conn(now) {
+                        Some(victim) => self.drop_conn(victim, ConnClosed::Evicted),
+                        None => {
+                            self.transmits.push_back(Transmit::Close { conn });
+                            return Err(BusError::TooManyConnections);
+                        }
+                    }
                 }
                 let mut a = AuthConn::new(
                     self.local_auth_info(),
@@ -817,6 +845,19 @@ impl Bus {
             },
         );
         Ok(())
+    }
+
+    /// The oldest auth connection that has been unauthenticated for at least
+    /// [`EVICT_AFTER`].
+    fn evictable_auth_conn(&self, now: Instant) -> Option<ConnId> {
+        let hold = self.config.handshake_timeout.saturating_sub(EVICT_AFTER);
+        self.auth_conns
+            .iter()
+            .filter(|id| self.pending.contains(id))
+            .filter_map(|id| Some((*id, self.conns.get(id)?.deadline?)))
+            .filter(|(_, deadline)| *deadline <= now + hold)
+            .min_by_key(|(_, deadline)| *deadline)
+            .map(|(id, _)| id)
     }
 
     /// The peer closed `conn` (or the socket failed). For a connection we
@@ -889,7 +930,15 @@ impl Bus {
             ConnState::Auth(a) => {
                 let mut failed = false;
                 let mut sts_failed = None;
-                let r = a.handle_data(self.crypto.as_mut(), data, &self.pairings);
+                let limit = self.config.guard.key_agreements_total;
+                let bucket = self
+                    .guard
+                    .key_agreements
+                    .get_or_insert_with(|| Bucket::full(limit, now));
+                let r =
+                    a.handle_data_within(self.crypto.as_mut(), data, &self.pairings, &mut || {
+                        bucket.take(limit, now)
+                    });
                 while let Some(bytes) = a.poll_transmit() {
                     self.transmits.push_back(Transmit::Tcp { conn, bytes });
                 }

@@ -229,17 +229,97 @@ fn auth_connections_are_rate_limited_per_address_and_node_wide() {
         accept(&mut b, 101, [10, 4, 0, 1], later),
         Err(BusError::RateLimited)
     );
-    // Node-wide: 128 at once from many addresses, then no more.
+    // Node-wide: 512 at once from many addresses, then no more.
     let mut b = bus(config("1"));
     let mut ok = 0;
-    for i in 0..200u64 {
+    for i in 0..600u64 {
         let ip: IpAddr = [10, 5, (i / 8) as u8, (i % 8) as u8].into();
         let IpAddr::V4(v4) = ip else { unreachable!() };
         if accept(&mut b, i, v4.octets(), now).is_ok() {
             ok += 1;
         }
     }
-    assert_eq!(ok, 128);
+    assert_eq!(ok, 512);
+}
+
+/// A PAKE request, framed, for auth seq `seq`.
+fn pake_request(seq: i64) -> Vec<u8> {
+    let mut c = OpenSslCrypto::seeded(9);
+    let body = softbus_bus::auth::pake::PakeClient::new(b"x").start(&mut c);
+    softbus_bus::frame::auth_plain(softbus_bus::frame::Module::AUTH_SDK, seq, 0, &body)
+}
+
+/// Key agreements cost the node two modular exponentiations each (issue 7,
+/// item 3): one connection may start 4, and the node 64 at once (then 64/s)
+/// from all addresses together; past either the connection is closed before
+/// any is computed.
+#[test]
+fn key_agreements_are_bounded_per_connection_and_node_wide() {
+    let mut b = bus(config("246810"));
+    let now = Instant::now();
+    let answered = |b: &mut Bus, conn: u64| {
+        let mut replies = 0;
+        let mut closed = false;
+        while let Some(t) = b.poll_transmit() {
+            match t {
+                Transmit::Tcp { conn: c, .. } if c == ConnId(conn) => replies += 1,
+                Transmit::Close { conn: c } if c == ConnId(conn) => closed = true,
+                _ => {}
+            }
+        }
+        (replies, closed)
+    };
+    b.handle_accept(
+        now,
+        ConnId(1),
+        Listener::Auth,
+        SocketAddr::from(([10, 6, 0, 1], 1)),
+    )
+    .unwrap();
+    for seq in 1..=4 {
+        let _ = b.handle_tcp_data(now, ConnId(1), &pake_request(seq));
+        assert_eq!(answered(&mut b, 1), (1, false), "request {seq}");
+    }
+    let _ = b.handle_tcp_data(now, ConnId(1), &pake_request(5));
+    assert_eq!(answered(&mut b, 1), (0, true), "the fifth closes it");
+    // Node-wide: 16 addresses × 4 requests = 64 (the first 4 were counted too,
+    // so 60 more are answered), then the next connection is closed unanswered.
+    let mut b = bus(config("246810"));
+    let mut served = 0;
+    let mut refused = 0;
+    for i in 0..17u64 {
+        let conn = 10 + i;
+        b.handle_accept(
+            now,
+            ConnId(conn),
+            Listener::Auth,
+            SocketAddr::from(([10, 7, 0, i as u8], 1)),
+        )
+        .unwrap();
+        for seq in 1..=4 {
+            let _ = b.handle_tcp_data(now, ConnId(conn), &pake_request(seq));
+            match answered(&mut b, conn) {
+                (1, false) => served += 1,
+                (0, true) => {
+                    refused += 1;
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!((served, refused), (64, 1));
+    // A second later there is room for 64 more.
+    let later = now + Duration::from_secs(1);
+    b.handle_accept(
+        later,
+        ConnId(99),
+        Listener::Auth,
+        SocketAddr::from(([10, 8, 0, 1], 1)),
+    )
+    .unwrap();
+    let _ = b.handle_tcp_data(later, ConnId(99), &pake_request(1));
+    assert_eq!(answered(&mut b, 99), (1, false));
 }
 
 /// No single address takes every auth slot (issue 7, item 5): 8 auth connections
@@ -322,4 +402,74 @@ fn the_replay_memory_is_bounded() {
         assert!(a.first_open(&key(i)));
     }
     assert!(!a.first_open(&key(MAX_OPENS_REMEMBERED)), "past the bound");
+}
+
+/// Idle connections cannot hold every auth slot (issue 7, item 5): when the
+/// table is full, the oldest connection that has not authenticated within 2 s
+/// gives way to a new one; a handshake younger than that, or a verified
+/// connection, is never evicted.
+#[test]
+fn idle_unauthenticated_connections_give_way_when_the_table_is_full() {
+    let mut b = bus(BusConfig {
+        max_auth_conns: 4,
+        ..config("246810")
+    });
+    let t0 = Instant::now();
+    for i in 0..4u8 {
+        b.handle_accept(
+            t0,
+            ConnId(u64::from(i)),
+            Listener::Auth,
+            SocketAddr::from(([10, 9, 0, i], 1)),
+        )
+        .unwrap();
+    }
+    while b.poll_transmit().is_some() {}
+    // At once: nobody is old enough to give way.
+    assert_eq!(
+        b.handle_accept(
+            t0,
+            ConnId(10),
+            Listener::Auth,
+            SocketAddr::from(([10, 9, 1, 1], 1))
+        ),
+        Err(BusError::TooManyConnections)
+    );
+    while b.poll_transmit().is_some() {}
+    // 3 s later the oldest idle one (conn 0) is evicted for the newcomer, which
+    // then authenticates.
+    let t3 = t0 + Duration::from_secs(3);
+    let (r, _) = attempt(&mut b, t3, 11, [10, 9, 1, 2], "246810");
+    assert_eq!(r, Ok(true));
+    assert!(events(&mut b).iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            conn: ConnId(0),
+            reason: softbus_bus::node::ConnClosed::Evicted,
+            ..
+        }
+    )));
+    // Now 3 idle + 1 verified: three more newcomers evict the idle ones, never the
+    // verified connection, and the fourth is refused.
+    let mut ok = 0;
+    for i in 0..4u8 {
+        if b.handle_accept(
+            t3,
+            ConnId(20 + u64::from(i)),
+            Listener::Auth,
+            SocketAddr::from(([10, 9, 2, i], 1)),
+        )
+        .is_ok()
+        {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 3);
+    assert!(!events(&mut b).iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            conn: ConnId(11),
+            ..
+        }
+    )));
 }

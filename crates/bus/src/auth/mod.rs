@@ -54,6 +54,9 @@ pub const MAX_PAKE_SESSIONS: usize = 2;
 pub const MAX_KEYS: usize = 2;
 /// Packets of unhandled modules tolerated before the connection is closed.
 pub const MAX_IGNORED: u32 = 16;
+/// Key agreements (PAKE requests, each two modular exponentiations) one auth
+/// connection may start; one more closes it.
+pub const MAX_KEY_AGREEMENTS_PER_CONN: u32 = 4;
 
 /// How this node authenticates peers.
 #[derive(Debug, Clone)]
@@ -251,6 +254,8 @@ pub struct AuthConn {
     pake: Vec<(i64, Exchange)>,
     keys: VecDeque<(i32, Zeroizing<[u8; 16]>, AuthMethod)>,
     empty_pin: bool,
+    /// Key agreements started on this connection.
+    key_agreements: u32,
     verified: Option<PeerInfo>,
     ignored: u32,
     /// The session keys of the opens made under this connection's keys (their
@@ -282,6 +287,7 @@ impl AuthConn {
             te_data: None,
             te_device_id: None,
             identity,
+            key_agreements: 0,
             pake: Vec::new(),
             keys: VecDeque::new(),
             verified: None,
@@ -360,12 +366,40 @@ impl AuthConn {
         data: &[u8],
         pairings: &Pairings,
     ) -> Result<Vec<AuthConnEvent>, AuthError> {
+        self.handle_data_within(c, data, pairings, &mut || true)
+    }
+
+    /// The same, asking `may_start` before each key agreement (the node-wide
+    /// budget of modular exponentiations); a refusal closes the connection
+    /// before any is computed.
+    pub fn handle_data_within(
+        &mut self,
+        c: &mut dyn Crypto,
+        data: &[u8],
+        pairings: &Pairings,
+        may_start: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<AuthConnEvent>, AuthError> {
         self.deframer.push(data);
         let mut events = Vec::new();
         while let Some(frame) = self.deframer.next_frame()? {
             let Frame::Auth(h, body) = frame else {
                 return Err(AuthError::Misbehaved("session frame on auth channel"));
             };
+            if h.module == Module::AUTH_SDK
+                && matches!(pake::envelope(&body), Ok((pake::MSG_PAKE_REQUEST, _)))
+            {
+                self.key_agreements += 1;
+                if self.key_agreements > MAX_KEY_AGREEMENTS_PER_CONN {
+                    return Err(AuthError::Misbehaved(
+                        "too many key agreements on one connection",
+                    ));
+                }
+                if !may_start() {
+                    return Err(AuthError::Refused(
+                        "key agreements over the node's rate limit",
+                    ));
+                }
+            }
             if let Some(e) = self.handle_packet(c, h, &body, pairings)? {
                 events.push(e);
             }
