@@ -42,8 +42,8 @@ pub struct BenchArgs {
 
 const MSG: usize = 4048;
 /// The client runs on the first CPU, every server (node or baseline) on the second.
-const CLIENT_CPU: usize = 0;
-const SERVER_CPU: usize = 1;
+pub(crate) const CLIENT_CPU: usize = 0;
+pub(crate) const SERVER_CPU: usize = 1;
 const WINDOW: usize = 32;
 const PIN: &str = "bench";
 

@@ -2,7 +2,7 @@
 //! client engines driven straight over one TCP stream each, with no node in
 //! between, so the measurement sees the server under test and not a second node.
 
-use softbus_bus::auth::{AuthClient, Authenticated, LocalAuthInfo};
+use softbus_bus::auth::{AuthClient, Authenticated, ClientAuth, LocalAuthInfo};
 use softbus_bus::session::{ClientEvent, SessionClient};
 use softbus_crypto::OpenSslCrypto;
 use softbus_runtime::client::ClientIdentity;
@@ -35,6 +35,18 @@ pub async fn authenticate(
     seq: i64,
     timeout: Duration,
 ) -> Result<Peer, Error> {
+    let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
+    authenticate_as(me, peer, ClientAuth::Pin(pin), seq, timeout).await
+}
+
+/// The same with `auth`: the PIN, pairing, or a paired device's STS.
+pub async fn authenticate_as(
+    me: &ClientIdentity,
+    peer: SocketAddrV4,
+    auth: ClientAuth,
+    seq: i64,
+    timeout: Duration,
+) -> Result<Peer, Error> {
     let mut crypto = OpenSslCrypto::new();
     let mut stream = connect(me.ip, SocketAddr::V4(peer), timeout).await?;
     let local = LocalAuthInfo {
@@ -44,7 +56,7 @@ pub async fn authenticate(
         auth_port: 0,
         session_port: 0,
     };
-    let mut client = AuthClient::new(local, pin.as_bytes(), seq);
+    let mut client = AuthClient::with_auth(local, auth, seq);
     let mut buf = vec![0u8; 4096];
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
