@@ -363,6 +363,9 @@ pub struct Node {
     policy: Policy,
     /// Who created each peer connection the node answered.
     principals: HashMap<PeerId, Principal>,
+    /// The paired node at the other end of each peer connection we offered
+    /// and whose signed answer we checked.
+    answered_by: HashMap<PeerId, String>,
     next_session: i32,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -393,6 +396,7 @@ impl Node {
             per_peer: HashMap::new(),
             policy: Policy::default(),
             principals: HashMap::new(),
+            answered_by: HashMap::new(),
             next_session: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -866,7 +870,9 @@ impl Node {
         ) {
             return Err(NodeError::BadSignature);
         }
-        self.rtc_apply_answer(now, peer, answer)
+        self.rtc_apply_answer(now, peer, answer)?;
+        self.answered_by.insert(peer, device_id.to_owned());
+        Ok(())
     }
 
     /// The principal that created an answered peer connection.
@@ -1154,6 +1160,7 @@ impl Node {
                     }
                 }
                 self.principals.remove(&peer);
+                self.answered_by.remove(&peer);
                 self.events.push_back(Event::PeerClosed { peer, reason });
             }
         }
@@ -1208,11 +1215,18 @@ impl Node {
         outgoing: bool,
     ) {
         let principal = self.principals.get(&peer);
+        // Our own offer: the paired node that signed the answer, or (offered
+        // with the other node's web token) nobody we can name.
+        let (peer_device_id, auth) = match (principal, self.answered_by.get(&peer)) {
+            (Some(p), _) => (p.name().to_owned(), p.method()),
+            (None, Some(device)) => (device.clone(), AuthMethod::Paired),
+            (None, None) => (String::new(), AuthMethod::WebToken),
+        };
         let info = SessionInfo {
             session_id: id.0,
             session: label,
-            peer_device_id: principal.map(|p| p.name().to_owned()).unwrap_or_default(),
-            auth: principal.map_or(AuthMethod::Paired, Principal::method),
+            peer_device_id,
+            auth,
             peer: self
                 .host
                 .remote(peer)

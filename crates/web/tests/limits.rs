@@ -245,6 +245,9 @@ async fn the_web_token_is_required() {
         out.push(created);
         out.push(del(&location, &bearer));
         out.push(del(&location, &with_cookie));
+        out.push(get("/api/paired", &bearer));
+        out.push(del(&format!("/api/paired/{}", "AB".repeat(32)), &bearer));
+        out.push(del(&format!("/api/paired/{}", "AB".repeat(32)), ""));
         out
     })
     .await
@@ -276,5 +279,9 @@ async fn the_web_token_is_required() {
         "another credential's peer is not its to delete"
     );
     assert_eq!(status(12), "204", "the creator deletes it");
+    assert_eq!(status(13), "200");
+    assert!(r[13].ends_with("[]"), "{}", r[13]);
+    assert_eq!(status(14), "404", "not paired");
+    assert_eq!(status(15), "401", "unpairing needs the token");
     node.shutdown().await;
 }
