@@ -290,8 +290,7 @@ impl SessionHandle {
             }
             // Paired: no web credential to DELETE with; closing the peer
             // connection here sends SCTP SHUTDOWN and DTLS close_notify.
-            Some(s) => {
-                let _ = s;
+            Some(_) => {
                 let id = self.id;
                 let peer = self.node.call(|tx| Command::RtcPeerOf(id, tx)).await?;
                 match peer {

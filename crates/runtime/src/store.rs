@@ -508,6 +508,61 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// The long-term key, the pairings and the web token: made once, kept
+    /// 0600, read back the same; a corrupt one is an error naming the file,
+    /// never replaced; `reset_identity` removes them all.
+    #[test]
+    fn keys_pairings_and_token_persist_and_corruption_is_loud() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmp("keys");
+        let k = load_or_create_identity_key(&d, |b| b.fill(7)).unwrap();
+        assert_eq!(*k, [7; 32]);
+        assert_eq!(
+            *load_or_create_identity_key(&d, |b| b.fill(9)).unwrap(),
+            [7; 32]
+        );
+        let t = load_or_create_web_token(&d, |b| b.fill(1)).unwrap();
+        assert_eq!(t.as_str(), "01".repeat(32));
+        assert_eq!(
+            load_or_create_web_token(&d, |b| b.fill(2))
+                .unwrap()
+                .as_str(),
+            t.as_str()
+        );
+        let p = PairStore::open(&d).unwrap();
+        p.add("AA", &[3; 32], 10).unwrap();
+        p.add("BB", &[4; 32], 11).unwrap();
+        p.add("AA", &[5; 32], 12).unwrap();
+        let got = p.pairings().unwrap();
+        assert_eq!((got.len(), got["AA"], got["BB"]), (2, [5; 32], [4; 32]));
+        assert!(p.remove("bb").unwrap(), "ids compare case-insensitively");
+        assert!(!p.remove("BB").unwrap());
+        for f in ["identity.key", "web-token", "paired.json"] {
+            let mode = std::fs::metadata(d.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        std::fs::write(d.join("identity.key"), "not hex").unwrap();
+        let e = load_or_create_identity_key(&d, |b| b.fill(9)).unwrap_err();
+        assert!(
+            e.to_string().contains("identity.key") && e.to_string().contains("--reset-identity"),
+            "{e}"
+        );
+        std::fs::write(d.join("paired.json"), "{").unwrap();
+        let e = PairStore::open(&d).unwrap_err();
+        assert!(e.to_string().contains("paired.json"), "{e}");
+        std::fs::write(
+            d.join("paired.json"),
+            r#"{"version":1,"devices":[{"device_id":"AA","public_key":"zz","paired_at":1}]}"#,
+        )
+        .unwrap();
+        assert!(PairStore::open(&d).is_err(), "a bad key is refused");
+        reset_identity(&d).unwrap();
+        for f in ["identity.key", "web-token", "paired.json", "deviceid"] {
+            assert!(!d.join(f).exists(), "{f}");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     /// Records written on the trust thread are on disk once it has finished,
     /// and the shared list follows them.
     #[test]

@@ -159,7 +159,7 @@ impl Sessions {
         self.list
             .iter()
             .find(|(id, _)| ct_eq(id.as_bytes(), given.as_bytes()))
-            .map(|(id, _)| format!("session:{}", &id[..8]))
+            .map(|(id, _)| format!("session:{id}"))
     }
 }
 
