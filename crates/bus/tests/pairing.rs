@@ -265,3 +265,48 @@ fn signatures_are_over_the_sha256_digest() {
     assert!(c.ed25519_verify(id.public(), &digest, &sig));
     assert!(!c.ed25519_verify(id.public(), b"abcd", &sig));
 }
+
+/// getAuthInfo with a TEData other than the TEDeviceId: STS would prove one id
+/// while sessions show the other, so it is refused (as is a BIND).
+#[test]
+fn a_device_cannot_show_another_id_than_it_proves() {
+    use softbus_bus::frame::{auth_plain, Module};
+    let mut b = node();
+    let node_key = *b.identity().unwrap().public();
+    let phone = identity(PHONE, 5);
+    run(&mut b, 1, 3, pair("246810", PHONE, &phone)).0.unwrap();
+    let now = Instant::now();
+    let conn = ConnId(2);
+    b.handle_accept(
+        now,
+        conn,
+        Listener::Auth,
+        SocketAddr::from(([10, 0, 0, 3], 40000)),
+    )
+    .unwrap();
+    // TEData names a victim, TEDeviceId the paired phone.
+    let hello = format!(
+        r#"{{"TECmd":"getAuthInfo","TEData":"{}","TEDeviceId":"{PHONE}"}}"#,
+        "EE".repeat(32)
+    );
+    b.handle_tcp_data(
+        now,
+        conn,
+        &auth_plain(Module::TRUST_ENGINE, 9, 0, hello.as_bytes()),
+    )
+    .unwrap();
+    let mut c = OpenSslCrypto::new();
+    let (_, start) =
+        softbus_bus::auth::hichain::StsClient::start(&mut c, &phone, NODE, node_key).unwrap();
+    let _ = b.handle_tcp_data(now, conn, &auth_plain(Module::AUTH_SDK, 9, 0, &start));
+    let mut closed = false;
+    while let Some(t) = b.poll_transmit() {
+        if matches!(t, Transmit::Close { conn: x } if x == conn) {
+            closed = true;
+        }
+    }
+    assert!(closed, "refused");
+    assert!(events(&mut b)
+        .iter()
+        .any(|e| matches!(e, BusEvent::PakeFailed { code: 9, .. })));
+}

@@ -544,7 +544,12 @@ impl AuthConn {
                     self.pake.remove(idx);
                     // Stricter than the lite: the key is filed under the auth id
                     // the peer announced, and never replaces another device's key.
-                    let code = if self.te_device_id.as_deref() != Some(peer.auth_id.as_str()) {
+                    // The id sessions show (TEData) must be the one the key
+                    // is filed under, or a holder of the PIN could pair as
+                    // itself and appear as another device.
+                    let code = if self.te_device_id.as_deref() != Some(peer.auth_id.as_str())
+                        || self.te_data.as_deref() != Some(peer.auth_id.as_str())
+                    {
                         Some(pake::errcode::BAD_SEAL)
                     } else if pairings
                         .get(&peer.auth_id)
@@ -576,7 +581,12 @@ impl AuthConn {
                 }
             },
             Exchange::Sts(server) => {
-                let (Some(id), Some(peer_id)) = (identity, self.te_device_id.clone()) else {
+                // STS proves TEDeviceId; sessions show TEData: they must agree.
+                let peer_id = self
+                    .te_device_id
+                    .clone()
+                    .filter(|d| self.te_data.as_ref() == Some(d));
+                let (Some(id), Some(peer_id)) = (identity, peer_id) else {
                     self.pake.remove(idx);
                     self.refuse_hichain(seq, pake::errcode::BAD_BODY);
                     return Ok(Some(AuthConnEvent::StsFailed {
