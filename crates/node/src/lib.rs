@@ -578,6 +578,16 @@ impl Node {
         Ok(())
     }
 
+    /// The built-in mode of session server `name`.
+    pub fn server_mode(&self, name: &str) -> Option<ServerMode> {
+        self.servers.get(name).copied()
+    }
+
+    /// Whether this node asked for session `id` (client role).
+    pub fn is_outgoing(&self, id: SessionId) -> bool {
+        self.sessions.get(&id).is_some_and(|e| e.outgoing)
+    }
+
     /// Names of the session servers, in order.
     pub fn session_servers(&self) -> Vec<String> {
         self.servers.keys().cloned().collect()

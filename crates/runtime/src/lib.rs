@@ -23,16 +23,19 @@ pub mod signaling;
 pub mod store;
 
 pub use node::{
-    Node, NodeConfig, NodeHandle, NodeInfo, Principal, RemoteDevice, ServerMode, SessionHandle,
-    WebAuth, DEVICE_HEADER, SIGNATURE_HEADER,
+    AppEvent, Node, NodeConfig, NodeHandle, NodeInfo, Principal, PublishInfo, RemoteDevice,
+    ServerMode, SessionHandle, WebAuth, DEVICE_HEADER, SIGNATURE_HEADER,
 };
 pub use softbus_bus::auth::PinPolicy;
+pub use softbus_bus::node::SessionInfo;
 pub use softbus_node::{NodeError, SessionId};
 pub use softbus_rtc::host::HostError;
 
 /// Wire facts the command line checks its arguments against.
 pub mod wire {
-    pub use softbus_bus::discovery::publish::{capability_bit, device_type_from_name};
+    pub use softbus_bus::discovery::publish::{
+        capability_bit, device_type_from_name, Publications, PublishError,
+    };
     pub use softbus_bus::frame::MAX_SEND_BYTES;
 }
 

@@ -8,7 +8,7 @@ use crate::store::{self, TrustRecord, TrustStore, TrustWriter};
 use crate::{net, Bound, Error};
 use softbus_bus::auth::PeerInfo;
 use softbus_bus::auth::PinPolicy;
-use softbus_bus::discovery::publish::PublishInfo;
+pub use softbus_bus::discovery::publish::PublishInfo;
 use softbus_bus::discovery::FoundDevice;
 use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, SessionInfo};
 use softbus_bus::ConnId;
@@ -141,6 +141,15 @@ enum Command {
         oneshot::Sender<Result<RemoteDevice, Error>>,
     ),
     Unpair(String, oneshot::Sender<Result<bool, Error>>),
+    Publish(
+        Option<String>,
+        PublishInfo,
+        oneshot::Sender<Result<(), softbus_bus::discovery::publish::PublishError>>,
+    ),
+    Unpublish(Option<String>, i32, oneshot::Sender<Result<bool, i32>>),
+    SetCommonDeviceInfo(Vec<(i32, String)>, oneshot::Sender<Result<(), i32>>),
+    AppEvents(std::sync::mpsc::SyncSender<AppEvent>),
+    Session(i32, oneshot::Sender<Option<SessionInfo>>),
     RtcMakeOffer(oneshot::Sender<Result<(PeerId, String), NodeError>>),
     RtcTakeAnswer(PeerId, String, oneshot::Sender<Result<(), NodeError>>),
     OpenRtcSession(
@@ -162,6 +171,19 @@ enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown,
 }
+
+/// What the application of a session server in `ServerMode::App` hears, in
+/// order, through [`NodeHandle::app_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    Opened(SessionInfo),
+    Bytes { session: i32, data: Vec<u8> },
+    Closed { session: i32 },
+}
+
+/// Events queued toward the application at most; past that, messages are
+/// dropped (and logged) rather than held.
+pub const APP_QUEUE: usize = 1024;
 
 /// How a client authenticates to a peer.
 #[derive(Debug, Clone)]
@@ -494,6 +516,8 @@ impl Node {
             trust,
             pairs_stamp: pairs.stamp(),
             pairs,
+            app: None,
+            app_sessions: std::collections::HashSet::new(),
             events: ev_tx.clone(),
             writers: HashMap::new(),
             readers: HashMap::new(),
@@ -622,6 +646,52 @@ impl NodeHandle {
     pub async fn connect_paired(&self, addr: SocketAddr) -> Result<RemoteDevice, Error> {
         self.call(|tx| Command::Connect(addr, ConnectAs::Paired, tx))
             .await?
+    }
+
+    /// PublishService (softbus_lite's checks and codes): the capability is
+    /// advertised in discovery answers from then on.
+    pub async fn publish(
+        &self,
+        module: Option<&str>,
+        info: PublishInfo,
+    ) -> Result<Result<(), softbus_bus::discovery::publish::PublishError>, Error> {
+        self.call(|tx| Command::Publish(module.map(str::to_owned), info, tx))
+            .await
+    }
+
+    /// UnPublishService: `Ok(true)` when nothing stays published.
+    pub async fn unpublish(
+        &self,
+        module: Option<&str>,
+        publish_id: i32,
+    ) -> Result<Result<bool, i32>, Error> {
+        self.call(|tx| Command::Unpublish(module.map(str::to_owned), publish_id, tx))
+            .await
+    }
+
+    /// SetCommonDeviceInfo: (key, value) pairs, all or nothing.
+    pub async fn set_common_device_info(
+        &self,
+        entries: Vec<(i32, String)>,
+    ) -> Result<Result<(), i32>, Error> {
+        self.call(|tx| Command::SetCommonDeviceInfo(entries, tx))
+            .await
+    }
+
+    /// The events of the session servers in `ServerMode::App` (opened, bytes,
+    /// closed), on a bounded queue of [`APP_QUEUE`]; one receiver at a time.
+    pub async fn app_events(&self) -> Result<std::sync::mpsc::Receiver<AppEvent>, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(APP_QUEUE);
+        self.commands
+            .send(Command::AppEvents(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(rx)
+    }
+
+    /// One open session.
+    pub async fn session(&self, id: i32) -> Result<Option<SessionInfo>, Error> {
+        self.call(|tx| Command::Session(id, tx)).await
     }
 
     /// Forgets a paired device (on disk too); false if it was not paired.
@@ -871,6 +941,9 @@ struct Driver {
     udp: net::BatchUdp,
     rtc_sock: Option<net::BatchUdp>,
     trust: TrustWriter,
+    /// Toward the application of `ServerMode::App` servers, and its sessions.
+    app: Option<std::sync::mpsc::SyncSender<AppEvent>>,
+    app_sessions: std::collections::HashSet<i32>,
     /// `paired.json`, and its modification time when last read.
     pairs: store::PairStore,
     pairs_stamp: Option<std::time::SystemTime>,
@@ -1021,6 +1094,34 @@ impl Driver {
             }
             Command::RtcPeerOf(id, tx) => {
                 let _ = tx.send(self.node.rtc_peer_of(id));
+            }
+            Command::Publish(module, info, tx) => {
+                let r = self
+                    .node
+                    .bus_mut()
+                    .discovery_mut()
+                    .publish(module.as_deref(), &info);
+                let _ = tx.send(r);
+            }
+            Command::Unpublish(module, id, tx) => {
+                let d = self.node.bus_mut().discovery_mut();
+                let r = d
+                    .unpublish(module.as_deref(), id)
+                    .map(|()| !d.publications().is_publishing());
+                let _ = tx.send(r);
+            }
+            Command::SetCommonDeviceInfo(entries, tx) => {
+                let e: Vec<(i32, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let _ = tx.send(
+                    self.node
+                        .bus_mut()
+                        .discovery_mut()
+                        .set_common_device_info(&e),
+                );
+            }
+            Command::AppEvents(tx) => self.app = Some(tx),
+            Command::Session(id, tx) => {
+                let _ = tx.send(self.node.session(SessionId(id)).cloned());
             }
             Command::Unpair(device, tx) => {
                 let r = self.pairs.remove(&device).map_err(Error::from);
@@ -1207,7 +1308,42 @@ impl Driver {
         self.rtc_out.clear();
     }
 
+    /// Hands an event to the application; a full queue drops it (logged).
+    fn tell_app(&mut self, e: AppEvent) {
+        if let Some(tx) = &self.app {
+            match tx.try_send(e) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                    tracing::warn!("application too slow; session event dropped");
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => self.app = None,
+            }
+        }
+    }
+
     fn event(&mut self, e: CoreEvent) {
+        match &e {
+            CoreEvent::SessionOpened(info)
+                if self.app.is_some()
+                    && !self.node.is_outgoing(SessionId(info.session_id))
+                    && self.node.server_mode(&info.session) == Some(ServerMode::App) =>
+            {
+                self.app_sessions.insert(info.session_id);
+                self.tell_app(AppEvent::Opened(info.clone()));
+            }
+            CoreEvent::BytesReceived { session, data, .. }
+                if self.app_sessions.contains(&session.0) =>
+            {
+                self.tell_app(AppEvent::Bytes {
+                    session: session.0,
+                    data: data.clone(),
+                });
+            }
+            CoreEvent::SessionClosed { session, .. } if self.app_sessions.remove(&session.0) => {
+                self.tell_app(AppEvent::Closed { session: session.0 });
+            }
+            _ => {}
+        }
         match &e {
             CoreEvent::Bus(BusEvent::Authenticated { conn, peer }) => {
                 if let Some(tx) = self.pending_auth.remove(conn) {
