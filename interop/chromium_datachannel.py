@@ -34,7 +34,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PAGE_PORT", "0"))), Handler)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 token = os.environ.get("NODE_TOKEN", "")
-url = f"http://127.0.0.1:{srv.server_port}/datachannel.html?node={node}&label={label}&token={token}"
+sizes = os.environ.get("PAGE_SIZES", "1,16384,65536")
+url = f"http://127.0.0.1:{srv.server_port}/datachannel.html?node={node}&label={label}&token={token}&sizes={sizes}"
 profile = tempfile.mkdtemp(prefix="softbus-chromium-")
 cmd = [os.environ.get("CHROMIUM", "/usr/bin/chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",

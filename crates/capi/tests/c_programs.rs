@@ -88,10 +88,23 @@ struct Program {
 
 impl Program {
     fn start(exe: &Path, ip: &str, extra_env: &[(&str, &str)]) -> Program {
+        Self::start_in(&[], exe, ip, extra_env)
+    }
+
+    /// The same, under `prefix` (e.g. `ip netns exec NS`).
+    fn start_in(prefix: &[&str], exe: &Path, ip: &str, extra_env: &[(&str, &str)]) -> Program {
         let data =
             std::env::temp_dir().join(format!("softbus-capi-data-{ip}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
-        let mut child = Command::new(exe)
+        let mut cmd = match prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .env("SOFTBUS_IP", ip)
             .env("SOFTBUS_PIN", "246810")
             .env("SOFTBUS_DATA_DIR", &data)
@@ -462,4 +475,81 @@ fn misuse_gets_the_documented_codes_under_address_sanitizer() {
     assert!(last.starts_with("ok "), "{out:?} {err}");
     assert!(last[3..].parse::<u32>().unwrap() >= 60, "{last}");
     assert_eq!(code, Some(0), "{out:?} {err}");
+}
+
+/// Removes the namespace (and what runs in it) on drop.
+struct Ns(String);
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn skip(why: &str) {
+    if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// The C echo server also serves a browser: headless Chromium, in a
+/// loopback-only namespace, opens a data channel labelled `echo-server`
+/// through the library's web side (with its token) and gets text and binary
+/// messages of 1, 1000 and 4048 bytes back; DELETE closes it.
+#[test]
+fn the_echo_server_serves_a_chromium_data_channel() {
+    if !Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let ns = Ns(format!("sbc{}", std::process::id() % 100_000));
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !(ip(&["netns", "add", &ns.0]) && ip(&["-n", &ns.0, "link", "set", "lo", "up"])) {
+        return skip("cannot create a network namespace (needs root)");
+    }
+    let echo = compile("examples/c/echo_server.c", &[]);
+    let token = "capi-test-token-0123456789abcdef0123";
+    let e = Program::start_in(
+        &["ip", "netns", "exec", &ns.0],
+        &echo,
+        "127.0.0.1",
+        &[
+            ("SOFTBUS_WEB", "127.0.0.1:18095"),
+            ("SOFTBUS_WEB_TOKEN", token),
+            ("SOFTBUS_WEB_ORIGIN", "http://127.0.0.1:18091"),
+        ],
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/chromium_datachannel.py");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3"])
+        .arg(script)
+        .args(["http://127.0.0.1:18095", "echo-server"])
+        .env("PAGE_PORT", "18091")
+        .env("NODE_TOKEN", token)
+        .env("PAGE_SIZES", "1,1000,4048")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["steps"].as_array().unwrap().len(), 3, "{r}");
+    assert_eq!(r["delete_status"], 204, "{r}");
+    let opened = e.wait_line(|l| l.starts_with("opened "));
+    assert!(opened.ends_with(" echo-server from web"), "{opened}");
+    e.wait_line(|l| l.starts_with("closed "));
+    let (code, err) = e.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let _ = std::fs::remove_file(echo);
 }

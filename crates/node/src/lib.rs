@@ -344,6 +344,9 @@ struct Entry {
     peer_key: Option<u64>,
     /// Bytes a discard server has counted.
     discarded: u64,
+    /// Whether the last message received was binary (over WebRTC, SendBytes
+    /// answers in the same kind, so a page that sends text gets text).
+    last_binary: bool,
 }
 
 /// The node core.
@@ -618,15 +621,16 @@ impl Node {
         }
     }
 
-    /// SendBytes: one message on a session, whatever its transport (binary on a
-    /// data channel).
+    /// SendBytes: one message on a session, whatever its transport. Over WebRTC the message goes as text when the last one received on the
+    /// session was text (before any, as binary).
     pub fn send_bytes(
         &mut self,
         now: Instant,
         id: SessionId,
         data: &[u8],
     ) -> Result<(), NodeError> {
-        self.send_as(now, id, true, data)?;
+        let binary = self.sessions.get(&id).is_none_or(|e| e.last_binary);
+        self.send_as(now, id, binary, data)?;
         self.process(now);
         Ok(())
     }
@@ -988,6 +992,7 @@ impl Node {
                                     outgoing: false,
                                     peer_key: Some(peer_key(&who)),
                                     discarded: 0,
+                                    last_binary: true,
                                 },
                             );
                             self.events.push_back(Event::SessionOpened(info));
@@ -1053,6 +1058,7 @@ impl Node {
                             outgoing: true,
                             peer_key: None,
                             discarded: 0,
+                            last_binary: true,
                         },
                     );
                     self.events.push_back(Event::SessionOpened(info));
@@ -1258,6 +1264,7 @@ impl Node {
                     _ => None,
                 },
                 discarded: 0,
+                last_binary: true,
             },
         );
         self.events.push_back(Event::SessionOpened(info));
@@ -1314,6 +1321,7 @@ impl Node {
         let Some(e) = self.sessions.get_mut(&id) else {
             return;
         };
+        e.last_binary = binary;
         let reply = match mode {
             Some(ServerMode::Echo) => Some(data.clone()),
             Some(ServerMode::Discard) => {

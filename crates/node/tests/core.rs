@@ -1181,3 +1181,30 @@ fn only_the_creator_deletes_a_peer() {
     assert_eq!(n.rtc_close_as(net.now(), pid, &web()), Ok(true));
     assert_eq!(n.rtc_close_as(net.now(), pid, &web()), Ok(false));
 }
+
+/// An application's SendBytes over a data channel answers in the kind of the
+/// last message received (a page that sends text gets text), before any as
+/// binary: C programs written for the soft bus know only bytes.
+#[test]
+fn an_application_answers_a_data_channel_in_the_kind_it_was_spoken_to() {
+    let mut net = Net::perfect();
+    let (mut n, mut seen) = (node(24), Seen::default());
+    n.create_session_server("app", ServerMode::App).unwrap();
+    let mut r = RtcClient::connect(&mut n, &mut seen, &mut net);
+    let ch = r.peer.open_channel(net.now(), "app").unwrap();
+    r.pump_until(&mut n, &mut seen, &mut net, |_, s| opened(s).len() == 1);
+    let session = opened(&seen)[0].0;
+    for (binary, text) in [(false, b"as text".to_vec()), (true, b"as binary".to_vec())] {
+        r.peer.send(net.now(), ch, binary, &text).unwrap();
+        r.pump_until(&mut n, &mut seen, &mut net, |_, s| {
+            s.events
+                .iter()
+                .any(|e| matches!(e, Event::BytesReceived { data, .. } if *data == text))
+        });
+        n.send_bytes(net.now(), session, b"reply").unwrap();
+        r.pump_until(&mut n, &mut seen, &mut net, |e, _| {
+            e.iter().any(|e| matches!(e, PeerEvent::Message { binary: b, data, .. } if *b == binary && data == b"reply"))
+        });
+        r.events.clear();
+    }
+}
