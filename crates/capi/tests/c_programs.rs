@@ -56,10 +56,13 @@ fn compile(src: &str, extra: &[&str]) -> PathBuf {
     assert!(flags.status.success(), "{flags:?}");
     let flags = String::from_utf8(flags.stdout).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Tests run in parallel and may build the same source: one file each.
+    static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let out = std::env::temp_dir().join(format!(
-        "softbus-capi-{}-{}",
+        "softbus-capi-{}-{}-{}",
         Path::new(src).file_stem().unwrap().to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let o = Command::new("cc")
         .args(["-Wall", "-Wextra", "-Werror", "-g"])
