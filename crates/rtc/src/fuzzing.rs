@@ -81,3 +81,44 @@ pub fn sctp(now: std::time::Instant, data: &[u8]) {
     while d.poll_packet().is_some() {}
     while d.poll_event().is_some() {}
 }
+
+/// RTP (every accessor, the extension elements, a rebuild) and RTCP compound packets.
+pub fn rtp(data: &[u8]) {
+    if let Ok(p) = crate::rtp::RtpPacket::parse(data) {
+        let _ = (
+            p.marker(),
+            p.payload_type(),
+            p.sequence(),
+            p.timestamp(),
+            p.ssrc(),
+            p.payload(),
+            p.header_len(),
+        );
+        let csrcs: Vec<u32> = p.csrcs().collect();
+        let ext: Vec<(u8, &[u8])> = p.extensions().collect();
+        // What was read, written again, reads the same.
+        let built = crate::rtp::RtpBuilder {
+            marker: p.marker(),
+            payload_type: p.payload_type(),
+            sequence: p.sequence(),
+            timestamp: p.timestamp(),
+            ssrc: p.ssrc(),
+            csrcs: &csrcs,
+            extensions: &ext,
+            payload: p.payload(),
+        }
+        .build();
+        if let Some(b) = built {
+            let q = crate::rtp::RtpPacket::parse(&b).expect("a built packet parses");
+            assert_eq!(q.payload(), p.payload());
+            assert_eq!(q.extensions().collect::<Vec<_>>(), ext);
+        }
+    }
+    if let Ok(packets) = crate::rtp::parse_rtcp(data) {
+        for p in packets {
+            if let crate::rtp::Rtcp::Nack { pairs, .. } = p {
+                let _ = crate::rtp::nack_lost(&pairs);
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@
 //! - [`sctp`]: data channels over SCTP (sctp-proto) with DCEP (RFC 8832).
 //! - [`demux`] and [`peer`]: RFC 7983 demultiplexing and the [`peer::Peer`] facade.
 //! - [`host`]: many answered peers on one port, routed by ufrag, then by address.
+//! - [`rtp`]: RTP header views with RFC 8285 extensions, RTCP compound packets.
 //!
 //! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`],
 //! the DTLS library through [`dtls::DtlsFactory`]. Every parser returns a typed
@@ -27,6 +28,7 @@ pub mod host;
 pub mod ice;
 pub mod jsep;
 pub mod peer;
+pub mod rtp;
 pub mod sctp;
 pub mod sdp;
 pub mod stun;

@@ -1,4 +1,4 @@
-//! Replays the SDP and STUN fuzz corpora (`fuzz/corpus/{sdp,stun}`) through the
+//! Replays the SDP, STUN and RTP fuzz corpora (`fuzz/corpus/{sdp,stun,rtp}`) through the
 //! entry points the fuzz targets call.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 use std::path::PathBuf;
@@ -65,4 +65,18 @@ fn replay_sctp() {
     for (_, data) in corpus("sctp") {
         softbus_rtc::fuzzing::sctp(std::time::Instant::now(), &data);
     }
+}
+
+#[test]
+fn replay_rtp() {
+    let c = corpus("rtp");
+    for (_, data) in &c {
+        softbus_rtc::fuzzing::rtp(data);
+    }
+    assert!(
+        softbus_rtc::rtp::RtpPacket::parse(&c.iter().find(|(n, _)| n == "rtp-ext").unwrap().1)
+            .unwrap()
+            .extension(2)
+            .is_some()
+    );
 }
