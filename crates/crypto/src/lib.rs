@@ -551,6 +551,116 @@ impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
     }
 }
 
+/// SRTP's ciphers: AES-CTR and HMAC-SHA1 from RustCrypto, AES-GCM from ring
+/// (docs/adr/0010 has the measurements).
+impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
+    fn aes_ctr(
+        &self,
+        key: &[u8],
+        iv: &[u8; 16],
+        data: &mut [u8],
+    ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
+        // RustCrypto's AES (AES-NI when the CPU has it): no per-call context
+        // to build, unlike OpenSSL 3's EVP layer.
+        use ctr::cipher::{KeyIvInit, StreamCipher};
+        use softbus_rtc::srtp::CryptoFailure;
+        match key.len() {
+            16 => ctr::Ctr128BE::<aes::Aes128>::new_from_slices(key, iv)
+                .map_err(|_| CryptoFailure)?
+                .apply_keystream(data),
+            32 => ctr::Ctr128BE::<aes::Aes256>::new_from_slices(key, iv)
+                .map_err(|_| CryptoFailure)?
+                .apply_keystream(data),
+            _ => return Err(CryptoFailure),
+        }
+        Ok(())
+    }
+
+    fn hmac_sha1(
+        &self,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) -> Result<[u8; 20], softbus_rtc::srtp::CryptoFailure> {
+        // RustCrypto's SHA-1 uses the CPU's SHA extensions: OpenSSL 3's HMAC
+        // spends more on setting up each call than on 1200 bytes of data.
+        use hmac::Mac;
+        let mut m = hmac::Hmac::<sha1::Sha1>::new_from_slice(key)
+            .map_err(|_| softbus_rtc::srtp::CryptoFailure)?;
+        for p in parts {
+            m.update(p);
+        }
+        Ok(m.finalize().into_bytes().into())
+    }
+
+    fn gcm_seal(
+        &self,
+        key: &[u8],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
+        use softbus_rtc::srtp::CryptoFailure;
+        let k = ring_gcm(key).ok_or(CryptoFailure)?;
+        if start > buf.len() {
+            return Err(CryptoFailure);
+        }
+        let tag = k
+            .seal_in_place_separate_tag(
+                ring::aead::Nonce::assume_unique_for_key(*nonce),
+                ring::aead::Aad::from(aad),
+                &mut buf[start..],
+            )
+            .map_err(|_| CryptoFailure)?;
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    fn gcm_open(
+        &self,
+        key: &[u8],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
+        use softbus_rtc::srtp::CryptoFailure;
+        let k = ring_gcm(key).ok_or(CryptoFailure)?;
+        if start > buf.len() || buf.len() - start < TAG {
+            return Err(CryptoFailure);
+        }
+        match k.open_in_place(
+            ring::aead::Nonce::assume_unique_for_key(*nonce),
+            ring::aead::Aad::from(aad),
+            &mut buf[start..],
+        ) {
+            Ok(plain) => {
+                let n = plain.len();
+                buf.truncate(start + n);
+                Ok(())
+            }
+            Err(_) => {
+                buf.truncate(start);
+                Err(CryptoFailure)
+            }
+        }
+    }
+
+    fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && openssl::memcmp::eq(a, b)
+    }
+}
+
+fn ring_gcm(key: &[u8]) -> Option<ring::aead::LessSafeKey> {
+    let alg = match key.len() {
+        16 => &ring::aead::AES_128_GCM,
+        32 => &ring::aead::AES_256_GCM,
+        _ => return None,
+    };
+    let k = ring::aead::UnboundKey::new(alg, key).ok()?;
+    Some(ring::aead::LessSafeKey::new(k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

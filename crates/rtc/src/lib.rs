@@ -14,6 +14,7 @@
 //! - [`demux`] and [`peer`]: RFC 7983 demultiplexing and the [`peer::Peer`] facade.
 //! - [`host`]: many answered peers on one port, routed by ufrag, then by address.
 //! - [`rtp`]: RTP header views with RFC 8285 extensions, RTCP compound packets.
+//! - [`srtp`]: SRTP and SRTCP (RFC 3711, RFC 7714), ciphers through a trait.
 //!
 //! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`],
 //! the DTLS library through [`dtls::DtlsFactory`]. Every parser returns a typed
@@ -31,6 +32,7 @@ pub mod peer;
 pub mod rtp;
 pub mod sctp;
 pub mod sdp;
+pub mod srtp;
 pub mod stun;
 
 pub(crate) use softbus_proto::earliest;

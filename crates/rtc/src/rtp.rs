@@ -39,6 +39,41 @@ pub const ONE_BYTE_PROFILE: u16 = 0xBEDE;
 /// `0x100X`: the two-byte form (the low 4 bits are application bits).
 pub const TWO_BYTE_PROFILE: u16 = 0x1000;
 
+/// The length of an RTP header (fixed part, CSRCs, extension block), with
+/// no look at the payload: for SRTP, whose padding is encrypted.
+pub fn header_len(buf: &[u8]) -> Result<usize, RtpError> {
+    if buf.len() < 12 {
+        return Err(RtpError::Truncated);
+    }
+    let v = buf[0] >> 6;
+    if v != 2 {
+        return Err(RtpError::Version(v));
+    }
+    let mut at = 12 + 4 * usize::from(buf[0] & 0x0F);
+    if buf.len() < at {
+        return Err(RtpError::Truncated);
+    }
+    if buf[0] & 0x10 != 0 {
+        if buf.len() < at + 4 {
+            return Err(RtpError::Extension);
+        }
+        at += 4 + 4 * usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]]));
+        if at > buf.len() {
+            return Err(RtpError::Extension);
+        }
+    }
+    Ok(at)
+}
+
+/// The SSRC and sequence number of an RTP header (at least 12 bytes).
+pub fn ssrc_and_sequence(buf: &[u8]) -> Option<(u32, u16)> {
+    let b = buf.get(..12)?;
+    Some((
+        u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        u16::from_be_bytes([b[2], b[3]]),
+    ))
+}
+
 impl<'a> RtpPacket<'a> {
     /// Parses `buf` as RTP.
     pub fn parse(buf: &'a [u8]) -> Result<Self, RtpError> {

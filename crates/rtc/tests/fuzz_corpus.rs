@@ -86,3 +86,10 @@ fn replay_rtp() {
     assert!(c.iter().any(|(_, d)| with_ext(d)));
     assert!(c.iter().any(|(_, d)| with_pli(d)));
 }
+
+#[test]
+fn replay_srtp() {
+    for (_, data) in corpus("srtp") {
+        softbus_rtc::fuzzing::srtp(&data, || Box::new(softbus_crypto::OpenSslCrypto::seeded(1)));
+    }
+}
