@@ -20,7 +20,7 @@ fn packet(seq: u16) -> Vec<u8> {
 fn protect(c: &mut Criterion) {
     let mut g = c.benchmark_group("srtp_protect_1200");
     for p in [
-        Profile::AesCm128HmacSha1_80,
+        Profile::Aes128CmSha1_80,
         Profile::AeadAes128Gcm,
         Profile::AeadAes256Gcm,
     ] {

@@ -131,8 +131,8 @@ pub fn srtp(data: &[u8], crypto: impl Fn() -> Box<dyn crate::srtp::SrtpCrypto>) 
         return;
     };
     let p = match pick % 4 {
-        0 => Profile::AesCm128HmacSha1_80,
-        1 => Profile::AesCm128HmacSha1_32,
+        0 => Profile::Aes128CmSha1_80,
+        1 => Profile::Aes128CmSha1_32,
         2 => Profile::AeadAes128Gcm,
         _ => Profile::AeadAes256Gcm,
     };

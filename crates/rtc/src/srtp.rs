@@ -10,50 +10,26 @@
 use crate::rtp::{self, RtpError};
 use std::collections::HashMap;
 
-/// A protection profile (the DTLS-SRTP `use_srtp` ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Profile {
-    AesCm128HmacSha1_80,
-    AesCm128HmacSha1_32,
-    AeadAes128Gcm,
-    AeadAes256Gcm,
-}
+pub use crate::dtls::{SrtpKeys, SrtpProfile as Profile};
 
 impl Profile {
     /// From the `use_srtp` id (RFC 5764 §4.1.2, RFC 7714 §14.2).
     pub fn from_id(id: u16) -> Option<Self> {
         Some(match id {
-            0x0001 => Profile::AesCm128HmacSha1_80,
-            0x0002 => Profile::AesCm128HmacSha1_32,
+            0x0001 => Profile::Aes128CmSha1_80,
+            0x0002 => Profile::Aes128CmSha1_32,
             0x0007 => Profile::AeadAes128Gcm,
             0x0008 => Profile::AeadAes256Gcm,
             _ => return None,
         })
     }
 
-    /// The OpenSSL / SDP name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::AesCm128HmacSha1_80 => "SRTP_AES128_CM_SHA1_80",
-            Profile::AesCm128HmacSha1_32 => "SRTP_AES128_CM_SHA1_32",
-            Profile::AeadAes128Gcm => "SRTP_AEAD_AES_128_GCM",
-            Profile::AeadAes256Gcm => "SRTP_AEAD_AES_256_GCM",
-        }
-    }
-
     pub fn key_len(self) -> usize {
-        match self {
-            Profile::AeadAes256Gcm => 32,
-            _ => 16,
-        }
+        self.key_salt_len().0
     }
 
     pub fn salt_len(self) -> usize {
-        if self.is_gcm() {
-            12
-        } else {
-            14
-        }
+        self.key_salt_len().1
     }
 
     fn is_gcm(self) -> bool {
@@ -63,8 +39,8 @@ impl Profile {
     /// Authentication tag bytes on RTP.
     pub fn rtp_tag_len(self) -> usize {
         match self {
-            Profile::AesCm128HmacSha1_80 => 10,
-            Profile::AesCm128HmacSha1_32 => 4,
+            Profile::Aes128CmSha1_80 => 10,
+            Profile::Aes128CmSha1_32 => 4,
             _ => 16,
         }
     }
@@ -76,11 +52,6 @@ impl Profile {
         } else {
             10
         }
-    }
-
-    /// Bytes of keying material DTLS exports for this profile: two keys and two salts.
-    pub fn export_len(self) -> usize {
-        2 * (self.key_len() + self.salt_len())
     }
 }
 
@@ -195,32 +166,6 @@ pub fn derive(
         rtcp_key: kdf(c, master_key, master_salt, 3, k)?,
         rtcp_auth: kdf(c, master_key, master_salt, 4, auth)?,
         rtcp_salt: kdf(c, master_key, master_salt, 5, s)?,
-    })
-}
-
-/// A master key and salt.
-pub type Master<'a> = (&'a [u8], &'a [u8]);
-
-/// The two directions' master key and salt from DTLS-SRTP's exported keying
-/// material (`client_key || server_key || client_salt || server_salt`, RFC
-/// 5764 §4.2): `(ours, theirs)` for the side that was the DTLS client or not.
-pub fn split_exported(
-    profile: Profile,
-    material: &[u8],
-    dtls_client: bool,
-) -> Option<(Master<'_>, Master<'_>)> {
-    let (k, s) = (profile.key_len(), profile.salt_len());
-    if material.len() != profile.export_len() {
-        return None;
-    }
-    let ck = &material[..k];
-    let sk = &material[k..2 * k];
-    let cs = &material[2 * k..2 * k + s];
-    let ss = &material[2 * k + s..];
-    Some(if dtls_client {
-        ((ck, cs), (sk, ss))
-    } else {
-        ((sk, ss), (ck, cs))
     })
 }
 
@@ -359,6 +304,21 @@ impl Context {
             rtcp_index: 0,
             rtcp: HashMap::new(),
         })
+    }
+
+    /// The context that protects what we send (`outbound`) or unprotects
+    /// what we receive, from the keys DTLS-SRTP exported.
+    pub fn from_dtls(
+        keys: &SrtpKeys,
+        outbound: bool,
+        crypto: Box<dyn SrtpCrypto>,
+    ) -> Result<Self, SrtpError> {
+        let (k, s) = if outbound {
+            (&keys.local_key, &keys.local_salt)
+        } else {
+            (&keys.remote_key, &keys.remote_salt)
+        };
+        Self::new(keys.profile, k, s, crypto)
     }
 
     pub fn profile(&self) -> Profile {

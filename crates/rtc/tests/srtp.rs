@@ -3,7 +3,8 @@
 //! AES-256-GCM), the rollover counter, the replay window and tampering.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_crypto::OpenSslCrypto;
-use softbus_rtc::srtp::{derive, kdf, split_exported, Context, Profile, SrtpCrypto, SrtpError};
+use softbus_rtc::dtls::split_srtp_keys;
+use softbus_rtc::srtp::{derive, kdf, Context, Profile, SrtpCrypto, SrtpError};
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s.replace([' ', '\n'], "")).unwrap()
@@ -43,7 +44,7 @@ fn rfc3711_b2_keystream() {
 #[test]
 fn rfc3711_b3_key_derivation() {
     let c = OpenSslCrypto::new();
-    let k = derive(&c, Profile::AesCm128HmacSha1_80, &h(CM_KEY), &h(CM_SALT)).unwrap();
+    let k = derive(&c, Profile::Aes128CmSha1_80, &h(CM_KEY), &h(CM_SALT)).unwrap();
     assert_eq!(k.rtp_key, h("c61e7a93744f39ee10734afe3ff7a087"));
     assert_eq!(k.rtp_salt, h("30cbbc08863d8c85d49db34a9ae1"));
     assert_eq!(k.rtp_auth, h("cebe321f6ff7716b6fd4ab49af256a156d38baa4"));
@@ -52,7 +53,7 @@ fn rfc3711_b3_key_derivation() {
     assert_eq!(k.rtcp_salt, h("9581c7ad87b3e530bf3e4454a8b3"));
     assert_eq!(kdf(&c, &h(CM_KEY), &h(CM_SALT), 0, 16).unwrap(), k.rtp_key);
     assert_eq!(
-        derive(&c, Profile::AesCm128HmacSha1_80, &h(CM_KEY), &h(GCM_SALT)).unwrap_err(),
+        derive(&c, Profile::Aes128CmSha1_80, &h(CM_KEY), &h(GCM_SALT)).unwrap_err(),
         SrtpError::KeyLength
     );
 }
@@ -60,7 +61,7 @@ fn rfc3711_b3_key_derivation() {
 /// libsrtp's reference packets (srtp_driver.c) for AES_CM_128_HMAC_SHA1_80.
 #[test]
 fn aes_cm_reference_packets() {
-    let mut tx = ctx(Profile::AesCm128HmacSha1_80, CM_KEY, CM_SALT);
+    let mut tx = ctx(Profile::Aes128CmSha1_80, CM_KEY, CM_SALT);
     let srtp = tx.protect_rtp(&rtp_plain()).unwrap();
     assert_eq!(
         srtp,
@@ -71,11 +72,11 @@ fn aes_cm_reference_packets() {
         srtcp,
         h("81c8000bcafebabe 7128035be487b9bdbef89041f977a5a8 80000001 993e08cd54d6c1230798")
     );
-    let mut rx = ctx(Profile::AesCm128HmacSha1_80, CM_KEY, CM_SALT);
+    let mut rx = ctx(Profile::Aes128CmSha1_80, CM_KEY, CM_SALT);
     assert_eq!(rx.unprotect_rtp(&srtp).unwrap(), rtp_plain());
     assert_eq!(rx.unprotect_rtcp(&srtcp).unwrap(), rtcp_plain());
     // The _32 profile: the same keystream, a 4-byte RTP tag, 10 on RTCP.
-    let mut t32 = ctx(Profile::AesCm128HmacSha1_32, CM_KEY, CM_SALT);
+    let mut t32 = ctx(Profile::Aes128CmSha1_32, CM_KEY, CM_SALT);
     let p = t32.protect_rtp(&rtp_plain()).unwrap();
     assert_eq!(p.len(), rtp_plain().len() + 4);
     assert_eq!(p[..p.len() - 4], srtp[..srtp.len() - 10]);
@@ -130,8 +131,8 @@ fn packet(seq: u16, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn rollover_replay_and_tampering_in_every_profile() {
     for (p, key, salt) in [
-        (Profile::AesCm128HmacSha1_80, CM_KEY.to_owned(), CM_SALT),
-        (Profile::AesCm128HmacSha1_32, CM_KEY.to_owned(), CM_SALT),
+        (Profile::Aes128CmSha1_80, CM_KEY.to_owned(), CM_SALT),
+        (Profile::Aes128CmSha1_32, CM_KEY.to_owned(), CM_SALT),
         (Profile::AeadAes128Gcm, "0f".repeat(16), GCM_SALT),
         (Profile::AeadAes256Gcm, "1e".repeat(32), GCM_SALT),
     ] {
@@ -187,23 +188,16 @@ fn rollover_replay_and_tampering_in_every_profile() {
 /// the other receives with.
 #[test]
 fn exported_keys_split_by_role() {
-    let p = Profile::AesCm128HmacSha1_80;
-    let material: Vec<u8> = (0..p.export_len() as u8).collect();
-    let (client_out, client_in) = split_exported(p, &material, true).unwrap();
-    let (server_out, server_in) = split_exported(p, &material, false).unwrap();
-    assert_eq!(client_out, server_in);
-    assert_eq!(server_out, client_in);
-    assert_eq!(client_out.0, &material[..16]);
-    assert_eq!(client_out.1, &material[32..46]);
-    assert!(split_exported(p, &material[1..], true).is_none());
-    let mut tx = Context::new(
-        p,
-        client_out.0,
-        client_out.1,
-        Box::new(OpenSslCrypto::new()),
-    )
-    .unwrap();
-    let mut rx = Context::new(p, server_in.0, server_in.1, Box::new(OpenSslCrypto::new())).unwrap();
+    let p = Profile::Aes128CmSha1_80;
+    let material: Vec<u8> = (0..60u8).collect();
+    let client = split_srtp_keys(p, &material, true).unwrap();
+    let server = split_srtp_keys(p, &material, false).unwrap();
+    let mut tx = Context::from_dtls(&client, true, Box::new(OpenSslCrypto::new())).unwrap();
+    let mut rx = Context::from_dtls(&server, false, Box::new(OpenSslCrypto::new())).unwrap();
     let s = tx.protect_rtp(&packet(1, b"x")).unwrap();
     assert_eq!(rx.unprotect_rtp(&s).unwrap(), packet(1, b"x"));
+    // The server's own direction is not the client's.
+    let mut wrong = Context::from_dtls(&server, true, Box::new(OpenSslCrypto::new())).unwrap();
+    assert_eq!(wrong.unprotect_rtp(&s), Err(SrtpError::AuthFailed));
+    assert_eq!(Profile::from_id(7), Some(Profile::AeadAes128Gcm));
 }
