@@ -584,6 +584,9 @@ impl Host {
                     closed = Some(reason);
                     continue;
                 }
+                // Media is not relayed yet (issue 9): SRTP keys and datagrams
+                // of answered peers are dropped here.
+                PeerEvent::SrtpKeys(_) | PeerEvent::Media(_) => continue,
             });
         }
         if let Some(reason) = closed {

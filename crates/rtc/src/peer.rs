@@ -55,9 +55,18 @@ pub enum PeerEvent {
     ChannelClosed {
         id: u16,
     },
+    /// DTLS-SRTP negotiated a profile: the master keys of both directions
+    /// (for [`crate::srtp::Context::from_dtls`]).
+    SrtpKeys(crate::dtls::SrtpKeys),
+    /// An SRTP or SRTCP datagram from the selected pair, still protected.
+    Media(Vec<u8>),
     /// Failed, lost or closed; why.
     Closed(CloseReason),
 }
+
+/// Events a peer holds before it drops media datagrams (logged), so a flood
+/// cannot grow the queue when nobody reads it.
+pub const MAX_QUEUED_EVENTS: usize = 4096;
 
 /// Why a peer connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -463,9 +472,34 @@ impl Peer {
                 self.ice.handle_stun(now, from, data, h);
             }
             PacketKind::Dtls if Some(from) == self.selected => self.dtls.handle_datagram(now, data),
+            PacketKind::RtpOrRtcp
+                if Some(from) == self.selected && self.dtls.state() == DtlsState::Connected =>
+            {
+                if self.events.len() < MAX_QUEUED_EVENTS {
+                    self.events.push_back(PeerEvent::Media(data.to_vec()));
+                } else {
+                    tracing::debug!("media datagram dropped: events not read");
+                }
+            }
             _ => {}
         }
         self.process(now);
+    }
+
+    /// Sends an SRTP or SRTCP datagram (already protected) to the selected
+    /// pair; false before DTLS is up or for anything that is not RTP/RTCP.
+    pub fn send_media(&mut self, datagram: Vec<u8>) -> bool {
+        let Some(to) = self.selected else {
+            return false;
+        };
+        if self.closed
+            || self.dtls.state() != DtlsState::Connected
+            || classify(&datagram) != PacketKind::RtpOrRtcp
+        {
+            return false;
+        }
+        self.transmits.push_back((to, datagram));
+        true
     }
 
     /// Timers of every layer.
@@ -512,6 +546,9 @@ impl Peer {
                 match e {
                     DtlsEvent::Data(d) => self.sctp.handle_packet(now, &d),
                     DtlsEvent::Connected | DtlsEvent::SrtpKeys(_) => {
+                        if let DtlsEvent::SrtpKeys(k) = e {
+                            self.events.push_back(PeerEvent::SrtpKeys(k));
+                        }
                         if self.dtls.is_client() == Some(true) {
                             let _ = self.sctp.connect(now, DEFAULT_MAX_MESSAGE);
                         }

@@ -356,3 +356,66 @@ fn the_answers_setup_decides_the_offerers_role() {
         ))
     );
 }
+
+/// DTLS-SRTP keys each side by its role: what the offerer protects with its
+/// outbound context, the answerer unprotects with its inbound one, and back;
+/// the datagrams travel the selected pair as media, not as DTLS.
+#[test]
+fn srtp_is_keyed_from_dtls_by_role_and_media_flows_both_ways() {
+    use softbus_rtc::srtp::Context;
+    let mut net = Net::perfect();
+    let (mut o, mut a, _) = pair(&net);
+    let mut keys = (None, None);
+    let mut up = (false, false);
+    assert!(run(&mut net, &mut o, &mut a, |e, offerer| {
+        match e {
+            PeerEvent::SrtpKeys(k) if offerer => keys.0 = Some(k.clone()),
+            PeerEvent::SrtpKeys(k) => keys.1 = Some(k.clone()),
+            PeerEvent::Connected if offerer => up.0 = true,
+            PeerEvent::Connected => up.1 = true,
+            _ => {}
+        }
+        up == (true, true) && keys.0.is_some() && keys.1.is_some()
+    }));
+    let (ko, ka) = (keys.0.unwrap(), keys.1.unwrap());
+    assert_eq!(ko.profile, ka.profile, "one negotiated profile");
+    assert_eq!(ko.local_key, ka.remote_key);
+    let ctx = |k: &softbus_rtc::dtls::SrtpKeys, out: bool| {
+        Context::from_dtls(k, out, Box::new(OpenSslCrypto::new())).unwrap()
+    };
+    let (mut o_out, mut o_in, mut a_out, mut a_in) = (
+        ctx(&ko, true),
+        ctx(&ko, false),
+        ctx(&ka, true),
+        ctx(&ka, false),
+    );
+    let rtp = |seq: u16, ssrc: u32| {
+        softbus_rtc::rtp::RtpBuilder {
+            payload_type: 111,
+            sequence: seq,
+            ssrc,
+            payload: b"opus frame",
+            ..Default::default()
+        }
+        .build()
+        .unwrap()
+    };
+    assert!(o.send_media(o_out.protect_rtp(&rtp(1, 7)).unwrap()));
+    assert!(a.send_media(a_out.protect_rtp(&rtp(9, 8)).unwrap()));
+    assert!(
+        !o.send_media(b"\x16not media".to_vec()),
+        "only RTP/RTCP goes as media"
+    );
+    let mut got = (None, None);
+    assert!(run(&mut net, &mut o, &mut a, |e, offerer| {
+        if let PeerEvent::Media(d) = e {
+            if offerer {
+                got.0 = Some(o_in.unprotect_rtp(d).unwrap());
+            } else {
+                got.1 = Some(a_in.unprotect_rtp(d).unwrap());
+            }
+        }
+        got.0.is_some() && got.1.is_some()
+    }));
+    assert_eq!(got, (Some(rtp(9, 8)), Some(rtp(1, 7))));
+}
