@@ -455,3 +455,155 @@ fn a_data_only_ice_lite_answer() {
     b.set_local_description(SdpType::Answer, &answer).unwrap();
     assert_eq!(b.dtls_side(), Some(DtlsSide::Server));
 }
+
+/// Answering Chromium's audio+video offer negotiates codecs (RFC 8829 §5.3.1):
+/// the offer's payload types and order for what we carry (Opus; VP8, VP9,
+/// H264 in modes 0 and 1 of every profile, AV1), RTX for each kept codec,
+/// the feedback and header extensions both sides know with the offer's ids;
+/// RED, G722, PCMU/PCMA, CN and telephone-event are left out.
+#[test]
+fn answering_chromium_negotiates_codecs_feedback_and_extensions() {
+    use softbus_rtc::jsep::codecs::{find_payload_type, negotiate, VIDEO_CODECS};
+    let offer = include_str!("fixtures/chrome-offer-av.sdp");
+    let mut b = engine(7);
+    b.set_remote_description(SdpType::Offer, offer).unwrap();
+    let answer = b.create_answer().unwrap();
+    let a = SessionDescription::parse(&answer).unwrap();
+    let audio = &a.media[0];
+    let line = audio.media_line().unwrap();
+    assert_eq!(
+        (line.kind.as_str(), line.formats.clone()),
+        ("audio", vec!["111".to_owned()])
+    );
+    assert!(answer.contains("a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n"), "{answer}");
+    let ext: Vec<(u16, String)> = audio
+        .extmaps()
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.uri))
+        .collect();
+    assert_eq!(
+        ext.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let video = &a.media[1];
+    let vf = video.media_line().unwrap().formats;
+    let offered = SessionDescription::parse(offer).unwrap();
+    let of = offered.media[1].media_line().unwrap().formats;
+    // Every answered payload type was offered, in the offer's order.
+    let positions: Vec<usize> = vf
+        .iter()
+        .map(|f| of.iter().position(|o| o == f).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{vf:?}");
+    for (pt, apt) in [
+        ("96", None),
+        ("97", Some(96)),
+        ("102", None),
+        ("103", Some(102)),
+        ("45", None),
+        ("46", Some(45)),
+        ("98", None),
+    ] {
+        assert!(vf.contains(&pt.to_owned()), "{pt} in {vf:?}");
+        if let Some(apt) = apt {
+            assert!(
+                answer.contains(&format!("a=fmtp:{pt} apt={apt}\r\n")),
+                "{pt}"
+            );
+        }
+    }
+    assert!(
+        answer.contains("a=rtcp-fb:96 nack pli\r\n") && answer.contains("a=rtcp-fb:96 ccm fir\r\n")
+    );
+    let ids: Vec<u16> = video.extmaps().unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        vec![2, 13, 3, 4, 10, 11],
+        "toffset, playout-delay, content type, timing and color space are left out"
+    );
+    // The remote-created transceivers only receive: no msid in the answer.
+    assert_eq!(video.direction(), Direction::RecvOnly);
+    assert!(!answer.contains("a=msid:"));
+    // A stream's H264 format maps to the viewer's payload type.
+    let n = negotiate(&offered.media[1], VIDEO_CODECS).unwrap();
+    assert_eq!(
+        find_payload_type(
+            &n,
+            "h264",
+            Some("profile-level-id=42e01f;packetization-mode=1")
+        ),
+        Some(108)
+    );
+    assert_eq!(
+        find_payload_type(
+            &n,
+            "H264",
+            Some("packetization-mode=0;profile-level-id=42001f")
+        ),
+        Some(104)
+    );
+    assert_eq!(
+        find_payload_type(
+            &n,
+            "H264",
+            Some("packetization-mode=1;profile-level-id=640032")
+        ),
+        None
+    );
+    assert_eq!(find_payload_type(&n, "VP8", None), Some(96));
+}
+
+/// H264 profiles as libwebrtc tells them apart (RFC 6184 §8.1).
+#[test]
+fn h264_profiles_and_modes_match_as_libwebrtc_does() {
+    use softbus_rtc::jsep::codecs::h264_compatible;
+    let f = |s: &str| Some(s.to_owned());
+    let cases = [
+        (
+            "packetization-mode=1;profile-level-id=42e01f",
+            "packetization-mode=1;profile-level-id=42c01f",
+            true,
+        ),
+        (
+            "packetization-mode=1;profile-level-id=42e01f",
+            "packetization-mode=1;profile-level-id=42e034",
+            true,
+        ),
+        (
+            "packetization-mode=1;profile-level-id=42e01f",
+            "packetization-mode=1;profile-level-id=42001f",
+            false,
+        ),
+        (
+            "packetization-mode=1;profile-level-id=42e01f",
+            "packetization-mode=0;profile-level-id=42e01f",
+            false,
+        ),
+        (
+            "packetization-mode=1;profile-level-id=4d001f",
+            "packetization-mode=1;profile-level-id=4d0032",
+            true,
+        ),
+        (
+            "packetization-mode=1;profile-level-id=640c1f",
+            "packetization-mode=1;profile-level-id=640c34",
+            true,
+        ),
+        (
+            "packetization-mode=1;profile-level-id=640c1f",
+            "packetization-mode=1;profile-level-id=64001f",
+            false,
+        ),
+        ("profile-level-id=42000a", "", true),
+        ("profile-level-id=zz", "profile-level-id=zz", false),
+    ];
+    for (a, b, same) in cases {
+        let b = if b.is_empty() { None } else { f(b) };
+        assert_eq!(
+            h264_compatible(f(a).as_deref(), b.as_deref()),
+            same,
+            "{a} / {b:?}"
+        );
+    }
+}

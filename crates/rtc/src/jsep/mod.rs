@@ -9,6 +9,8 @@
 //! is the operations chain of the asynchronous browser API. Randomness for ICE
 //! credentials and the session id comes in through [`Jsep::new`].
 
+pub mod codecs;
+
 use crate::sdp::{Candidate, Direction, MediaSection, SdpError, SessionDescription, Setup};
 use std::net::SocketAddr;
 
@@ -468,6 +470,46 @@ impl Jsep {
         s
     }
 
+    /// An answer's media section with the negotiated codecs (the offer's
+    /// payload types), header extensions (the offer's ids) and, when we send,
+    /// an `a=msid` (RFC 8829 §5.3.1).
+    fn answer_media_section(
+        &self,
+        kind: MediaKind,
+        proto: &str,
+        mid: &str,
+        dir: Direction,
+        setup: &str,
+        n: &codecs::Negotiated,
+    ) -> String {
+        let fmts: Vec<String> = n
+            .codecs
+            .iter()
+            .map(|c| c.payload_type.to_string())
+            .collect();
+        let mut s = format!(
+            "m={} {} {proto} {}\r\n",
+            kind.name(),
+            self.port(),
+            fmts.join(" ")
+        );
+        s.push_str(&self.transport_lines(setup));
+        s.push_str(&format!("a=mid:{mid}\r\n"));
+        for e in &n.extensions {
+            s.push_str(&format!("a=extmap:{} {}\r\n", e.id, e.uri));
+        }
+        s.push_str(&format!("a={}\r\n", dir.as_str()));
+        if matches!(dir, Direction::SendRecv | Direction::SendOnly) {
+            s.push_str(&format!("a=msid:- softbus-{mid}\r\n"));
+        }
+        s.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
+        for c in &n.codecs {
+            s.push_str(&c.lines());
+        }
+        s.push_str(&self.candidate_lines());
+        s
+    }
+
     fn data_section(&self, proto: &str, mid: &str, setup: &str) -> String {
         format!(
             "m=application {} {proto} webrtc-datachannel\r\n{}a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:{}\r\n{}",
@@ -624,10 +666,26 @@ impl Jsep {
                         .transceivers
                         .iter()
                         .find(|t| t.mid.as_deref() == Some(&mid));
+                    let caps = match k {
+                        MediaKind::Audio => codecs::AUDIO_CODECS,
+                        MediaKind::Video => codecs::VIDEO_CODECS,
+                    };
+                    let negotiated = codecs::negotiate(m, caps)?;
                     match t {
-                        Some(t) if !t.stopped && self.policy == AnswerPolicy::All => {
+                        Some(t)
+                            if !t.stopped
+                                && self.policy == AnswerPolicy::All
+                                && !negotiated.codecs.is_empty() =>
+                        {
                             let dir = intersect(t.direction, m.direction().reverse());
-                            body.push_str(&self.media_section(k, &mid, dir, setup));
+                            body.push_str(&self.answer_media_section(
+                                k,
+                                &line.proto,
+                                &mid,
+                                dir,
+                                setup,
+                                &negotiated,
+                            ));
                             accepted.push(mid);
                         }
                         _ => body.push_str(&rejected()),
