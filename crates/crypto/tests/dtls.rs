@@ -686,3 +686,73 @@ fn every_lost_flight_is_recovered() {
         );
     }
 }
+
+/// An RSA peer certificate (GStreamer's webrtcbin presents one) is accepted in
+/// either role: the handshake completes, the fingerprint (of the RSA
+/// certificate) is checked, and both sides export the same SRTP keys. A wrong
+/// fingerprint of the RSA side still fails.
+#[test]
+fn an_rsa_peer_certificate_is_accepted_in_either_role() {
+    if !have_openssl() {
+        eprintln!("SKIPPED: openssl command not found (it makes the RSA certificate)");
+        return;
+    }
+    let dir = tmp("rsa");
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rsa-peer",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rsa = DtlsIdentity::from_pem(
+        &std::fs::read(dir.join("cert.pem")).unwrap(),
+        &std::fs::read(dir.join("key.pem")).unwrap(),
+    )
+    .unwrap();
+    for (ours_role, rsa_role) in [
+        (DtlsRole::Auto, DtlsRole::Client),
+        (DtlsRole::Client, DtlsRole::Auto),
+    ] {
+        for corrupt in [false, true] {
+            let ours = DtlsIdentity::generate().unwrap();
+            let mut a = DtlsTransport::new(Box::new(ours.factory().unwrap()), ours_role);
+            let mut b = DtlsTransport::new(Box::new(rsa.factory().unwrap()), rsa_role);
+            let mut fp = rsa.fingerprint("sha-256").unwrap();
+            if corrupt {
+                fp.digest[0] ^= 1;
+            }
+            a.set_remote_fingerprint(fp);
+            b.set_remote_fingerprint(ours.fingerprint("sha-256").unwrap());
+            let (ea, eb) = run(&mut a, &mut b);
+            if corrupt {
+                assert_ne!(a.state(), DtlsState::Connected, "{ours_role:?}");
+                continue;
+            }
+            assert_eq!(
+                (a.state(), b.state()),
+                (DtlsState::Connected, DtlsState::Connected),
+                "{ours_role:?}"
+            );
+            let (ka, kb) = (keys(&ea), keys(&eb));
+            assert_eq!(
+                (&ka.local_key, &ka.remote_key),
+                (&kb.remote_key, &kb.local_key)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
