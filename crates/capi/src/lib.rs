@@ -209,8 +209,9 @@ pub unsafe extern "C" fn PublishService(
         let data = if info.capabilityData.is_null() || info.dataLen == 0 {
             Vec::new()
         } else if info.dataLen as usize > 2 {
-            // Over the limit: the checks below refuse it without reading.
-            vec![0; info.dataLen as usize]
+            // Over the limit: the checks below refuse it; nothing is read, and
+            // nothing of the claimed size is allocated.
+            vec![0; 3]
         } else {
             // SAFETY: non-null, and `dataLen` (1 or 2) bytes are read, which
             // the caller says it holds.

@@ -111,6 +111,8 @@ int main(void)
     info.capabilityData = buf;
     info.dataLen = 3;
     EXPECT(PublishService("m", &info, &cb), ERROR_INVALID);
+    info.dataLen = 0xFFFFFFFFu; /* a careless length: refused, never allocated */
+    EXPECT(PublishService("m", &info, &cb), ERROR_INVALID);
     info.dataLen = 2;
 
     /* Now for real; a second time with the same id is refused. */
