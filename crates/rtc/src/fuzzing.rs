@@ -114,6 +114,22 @@ pub fn rtp(data: &[u8]) {
             assert_eq!(q.extensions().collect::<Vec<_>>(), ext);
         }
     }
+    // The relay's per-packet steps take publisher packets as they come.
+    let mut w = crate::relay::Rewriter::new(1, vec![(96, 100), (111, 111)]);
+    w.switch_source();
+    if let Ok(Some(out)) = w.rewrite(data) {
+        crate::rtp::RtpPacket::parse(&out).expect("a rewritten packet parses");
+    }
+    if let Ok(r) = crate::relay::rtx_packet(data, 2, 97, 3) {
+        let (_, payload) = crate::relay::rtx_original(&r).expect("an RTX packet reads back");
+        assert_eq!(
+            payload,
+            crate::rtp::RtpPacket::parse(data)
+                .map(|p| p.payload())
+                .unwrap_or_default()
+        );
+    }
+    let _ = crate::relay::rtx_original(data);
     if let Ok(packets) = crate::rtp::parse_rtcp(data) {
         for p in packets {
             if let crate::rtp::Rtcp::Nack { pairs, .. } = p {
