@@ -392,7 +392,12 @@ impl Context {
         if hlen > body.len() {
             return Err(SrtpError::Truncated);
         }
-        let stream = *self.stream(ssrc)?;
+        // A stream is entered only once a packet of it authenticates, so
+        // forged packets from made-up SSRCs cannot fill the table.
+        if !self.rtp.contains_key(&ssrc) && self.rtp.len() >= MAX_STREAMS {
+            return Err(SrtpError::TooManyStreams);
+        }
+        let stream = self.rtp.get(&ssrc).copied().unwrap_or_default();
         let roc = stream.guess_roc(seq);
         let index = (u64::from(roc) << 16) | u64::from(seq);
         stream.window.check(index)?;
@@ -415,9 +420,7 @@ impl Context {
             self.crypto
                 .aes_ctr(&self.keys.rtp_key, &iv, &mut out[hlen..])?;
         }
-        if let Some(s) = self.rtp.get_mut(&ssrc) {
-            s.accepted(seq, roc);
-        }
+        self.rtp.entry(ssrc).or_default().accepted(seq, roc);
         Ok(out)
     }
 

@@ -201,3 +201,21 @@ fn exported_keys_split_by_role() {
     assert_eq!(wrong.unprotect_rtp(&s), Err(SrtpError::AuthFailed));
     assert_eq!(Profile::from_id(7), Some(Profile::AeadAes128Gcm));
 }
+
+/// Forged packets from made-up SSRCs take no stream slot: after more of them
+/// than a context follows streams, a real new stream is still accepted.
+#[test]
+fn forged_packets_do_not_fill_the_stream_table() {
+    let (mut tx, mut rx) = (
+        ctx(Profile::Aes128CmSha1_80, CM_KEY, CM_SALT),
+        ctx(Profile::Aes128CmSha1_80, CM_KEY, CM_SALT),
+    );
+    for ssrc in 0..(softbus_rtc::srtp::MAX_STREAMS as u32 + 10) {
+        let mut forged = packet(1, b"garbage");
+        forged[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        forged.extend_from_slice(&[0; 10]);
+        assert_eq!(rx.unprotect_rtp(&forged), Err(SrtpError::AuthFailed));
+    }
+    let real = tx.protect_rtp(&packet(5, b"real")).unwrap();
+    assert_eq!(rx.unprotect_rtp(&real).unwrap(), packet(5, b"real"));
+}
