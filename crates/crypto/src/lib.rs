@@ -231,6 +231,68 @@ impl GcmKey for OpenSslGcmKey {
 /// ring's AES-GCM for one key.
 struct RingGcmKey(ring::aead::LessSafeKey);
 
+/// A ring AES-GCM key (16 or 32 bytes).
+fn ring_gcm(key: &[u8]) -> Result<ring::aead::LessSafeKey, CryptoError> {
+    let alg = match key.len() {
+        16 => &ring::aead::AES_128_GCM,
+        32 => &ring::aead::AES_256_GCM,
+        _ => return Err(CryptoError::BadLength),
+    };
+    let k = ring::aead::UnboundKey::new(alg, key).map_err(|_| CryptoError::BadLength)?;
+    Ok(ring::aead::LessSafeKey::new(k))
+}
+
+/// Seals `buf[start..]` in place with `aad` and appends the tag; on failure
+/// `buf` is truncated to `start`.
+fn ring_seal(
+    k: &ring::aead::LessSafeKey,
+    iv: &[u8; 12],
+    aad: &[u8],
+    buf: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CryptoError> {
+    if start > buf.len() {
+        return Err(CryptoError::BadLength);
+    }
+    // Nonce uniqueness is the protocol's: a sequence number per packet.
+    let nonce = ring::aead::Nonce::assume_unique_for_key(*iv);
+    match k.seal_in_place_separate_tag(nonce, ring::aead::Aad::from(aad), &mut buf[start..]) {
+        Ok(tag) => {
+            buf.extend_from_slice(tag.as_ref());
+            Ok(())
+        }
+        Err(_) => {
+            buf.truncate(start);
+            Err(CryptoError::Backend)
+        }
+    }
+}
+
+/// Opens `buf[start..]` (`ciphertext || tag`) in place with `aad` and removes
+/// the tag; on failure `buf` is truncated to `start`.
+fn ring_open(
+    k: &ring::aead::LessSafeKey,
+    iv: &[u8; 12],
+    aad: &[u8],
+    buf: &mut Vec<u8>,
+    start: usize,
+) -> Result<(), CryptoError> {
+    check_sealed(buf, start)?;
+    let nonce = ring::aead::Nonce::assume_unique_for_key(*iv);
+    match k.open_in_place(nonce, ring::aead::Aad::from(aad), &mut buf[start..]) {
+        Ok(plain) => {
+            let n = plain.len();
+            buf.truncate(start + n);
+            Ok(())
+        }
+        Err(_) => {
+            // Never hand out unauthenticated plaintext.
+            buf.truncate(start);
+            Err(CryptoError::AuthFailed)
+        }
+    }
+}
+
 impl GcmKey for RingGcmKey {
     fn seal_in_place(
         &mut self,
@@ -238,24 +300,7 @@ impl GcmKey for RingGcmKey {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        if start > buf.len() {
-            return Err(CryptoError::BadLength);
-        }
-        // Nonce uniqueness is the protocol's: seq and random bytes per packet.
-        let nonce = ring::aead::Nonce::assume_unique_for_key(*iv);
-        match self
-            .0
-            .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), &mut buf[start..])
-        {
-            Ok(tag) => {
-                buf.extend_from_slice(tag.as_ref());
-                Ok(())
-            }
-            Err(_) => {
-                buf.truncate(start);
-                Err(CryptoError::Backend)
-            }
-        }
+        ring_seal(&self.0, iv, &[], buf, start)
     }
 
     fn open_in_place(
@@ -264,36 +309,14 @@ impl GcmKey for RingGcmKey {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), CryptoError> {
-        check_sealed(buf, start)?;
-        let nonce = ring::aead::Nonce::assume_unique_for_key(*iv);
-        match self
-            .0
-            .open_in_place(nonce, ring::aead::Aad::empty(), &mut buf[start..])
-        {
-            Ok(plain) => {
-                let n = plain.len();
-                buf.truncate(start + n);
-                Ok(())
-            }
-            Err(_) => {
-                // Never hand out unauthenticated plaintext.
-                buf.truncate(start);
-                Err(CryptoError::AuthFailed)
-            }
-        }
+        ring_open(&self.0, iv, &[], buf, start)
     }
 }
 
 impl Crypto for OpenSslCrypto {
     fn gcm_key(&self, key: &[u8]) -> Result<Box<dyn GcmKey>, CryptoError> {
         if self.aead == AeadBackend::Ring {
-            let alg = match key.len() {
-                16 => &ring::aead::AES_128_GCM,
-                32 => &ring::aead::AES_256_GCM,
-                _ => return Err(CryptoError::BadLength),
-            };
-            let k = ring::aead::UnboundKey::new(alg, key).map_err(|_| CryptoError::BadLength)?;
-            return Ok(Box::new(RingGcmKey(ring::aead::LessSafeKey::new(k))));
+            return Ok(Box::new(RingGcmKey(ring_gcm(key)?)));
         }
         Ok(Box::new(OpenSslGcmKey {
             enc: gcm_ctx(key, true)?,
@@ -389,23 +412,10 @@ impl Crypto for OpenSslCrypto {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        let cipher = gcm_cipher(key)?;
-        let mut ctx = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
-        let r = (|| {
-            ctx.encrypt_init(Some(cipher), Some(key), Some(iv))?;
-            ctx.cipher_update(aad, None)?;
-            let start = out.len();
-            out.resize(start + plaintext.len() + 16, 0);
-            let n = ctx.cipher_update(plaintext, Some(&mut out[start..]))?;
-            let mut tail = [0u8; 16];
-            ctx.cipher_final(&mut tail)?;
-            out.truncate(start + n);
-            let mut tag = [0u8; TAG];
-            ctx.tag(&mut tag)?;
-            out.extend_from_slice(&tag);
-            Ok::<_, openssl::error::ErrorStack>(())
-        })();
-        r.map_err(|_| CryptoError::Backend)
+        let k = ring_gcm(key)?;
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        ring_seal(&k, iv, aad, out, start)
     }
 
     fn aes_gcm_open_aad(
@@ -416,29 +426,10 @@ impl Crypto for OpenSslCrypto {
         sealed: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
-        if sealed.len() < TAG {
-            return Err(CryptoError::AuthFailed);
-        }
-        let (ct, tag) = sealed.split_at(sealed.len() - TAG);
-        let cipher = gcm_cipher(key)?;
-        let mut ctx = CipherCtx::new().map_err(|_| CryptoError::Backend)?;
+        let k = ring_gcm(key)?;
         let start = out.len();
-        let r = (|| {
-            ctx.decrypt_init(Some(cipher), Some(key), Some(iv))?;
-            ctx.set_tag(tag)?;
-            ctx.cipher_update(aad, None)?;
-            out.resize(start + ct.len() + 16, 0);
-            let n = ctx.cipher_update(ct, Some(&mut out[start..]))?;
-            out.truncate(start + n);
-            let mut tail = [0u8; 16];
-            ctx.cipher_final(&mut tail)?;
-            Ok::<_, openssl::error::ErrorStack>(())
-        })();
-        r.map_err(|_| {
-            // Never hand out unauthenticated plaintext.
-            out.truncate(start);
-            CryptoError::AuthFailed
-        })
+        out.extend_from_slice(sealed);
+        ring_open(&k, iv, aad, out, start)
     }
 
     fn sha256(&self, parts: &[&[u8]]) -> Result<[u8; 32], CryptoError> {
@@ -600,20 +591,8 @@ impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
-        use softbus_rtc::srtp::CryptoFailure;
-        let k = ring_gcm(key).ok_or(CryptoFailure)?;
-        if start > buf.len() {
-            return Err(CryptoFailure);
-        }
-        let tag = k
-            .seal_in_place_separate_tag(
-                ring::aead::Nonce::assume_unique_for_key(*nonce),
-                ring::aead::Aad::from(aad),
-                &mut buf[start..],
-            )
-            .map_err(|_| CryptoFailure)?;
-        buf.extend_from_slice(tag.as_ref());
-        Ok(())
+        let k = ring_gcm(key).map_err(|_| softbus_rtc::srtp::CryptoFailure)?;
+        ring_seal(&k, nonce, aad, buf, start).map_err(|_| softbus_rtc::srtp::CryptoFailure)
     }
 
     fn gcm_open(
@@ -624,41 +603,13 @@ impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
-        use softbus_rtc::srtp::CryptoFailure;
-        let k = ring_gcm(key).ok_or(CryptoFailure)?;
-        if start > buf.len() || buf.len() - start < TAG {
-            return Err(CryptoFailure);
-        }
-        match k.open_in_place(
-            ring::aead::Nonce::assume_unique_for_key(*nonce),
-            ring::aead::Aad::from(aad),
-            &mut buf[start..],
-        ) {
-            Ok(plain) => {
-                let n = plain.len();
-                buf.truncate(start + n);
-                Ok(())
-            }
-            Err(_) => {
-                buf.truncate(start);
-                Err(CryptoFailure)
-            }
-        }
+        let k = ring_gcm(key).map_err(|_| softbus_rtc::srtp::CryptoFailure)?;
+        ring_open(&k, nonce, aad, buf, start).map_err(|_| softbus_rtc::srtp::CryptoFailure)
     }
 
     fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool {
         a.len() == b.len() && openssl::memcmp::eq(a, b)
     }
-}
-
-fn ring_gcm(key: &[u8]) -> Option<ring::aead::LessSafeKey> {
-    let alg = match key.len() {
-        16 => &ring::aead::AES_128_GCM,
-        32 => &ring::aead::AES_256_GCM,
-        _ => return None,
-    };
-    let k = ring::aead::UnboundKey::new(alg, key).ok()?;
-    Some(ring::aead::LessSafeKey::new(k))
 }
 
 #[cfg(test)]
