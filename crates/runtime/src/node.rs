@@ -406,7 +406,8 @@ impl Node {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
         let pairs = store::PairStore::open(&cfg.data_dir)?;
-        let pairings = pairs.pairings()?;
+        let paired = pairs.load()?;
+        let pairings = store::engine_pairings(&paired);
         let trust = TrustWriter::start(TrustStore::open(&cfg.data_dir)?)?;
         let udp = net::BatchUdp::new(net::bind_discovery(cfg.ip, cfg.discovery_port)?)?;
         let auth = net::bind_listener(cfg.ip, cfg.auth_port, Bound::AuthListener)?;
@@ -516,6 +517,7 @@ impl Node {
             trust,
             pairs_stamp: pairs.stamp(),
             pairs,
+            paired,
             app: None,
             app_sessions: std::collections::HashSet::new(),
             events: ev_tx.clone(),
@@ -947,6 +949,9 @@ struct Driver {
     /// `paired.json`, and its modification time when last read.
     pairs: store::PairStore,
     pairs_stamp: Option<std::time::SystemTime>,
+    /// What `paired.json` held when last read or written (for snapshots,
+    /// which must not read the disk on the engine task).
+    paired: Vec<store::PairedDevice>,
     events: broadcast::Sender<NodeEvent>,
     writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
     readers: HashMap<ConnId, tokio::task::AbortHandle>,
@@ -1037,8 +1042,10 @@ impl Driver {
             return;
         }
         self.pairs_stamp = stamp;
-        match self.pairs.pairings() {
-            Ok(new) => {
+        match self.pairs.load() {
+            Ok(list) => {
+                let new = store::engine_pairings(&list);
+                self.paired = list;
                 let gone: Vec<String> = self
                     .node
                     .bus()
@@ -1059,6 +1066,12 @@ impl Driver {
                 });
             }
         }
+    }
+
+    /// This node just wrote `paired.json`: keep its listing and stamp.
+    fn paired_changed(&mut self) {
+        self.paired = self.pairs.load().unwrap_or_default();
+        self.pairs_stamp = self.pairs.stamp();
     }
 
     fn command(&mut self, c: Command) {
@@ -1126,7 +1139,7 @@ impl Driver {
             Command::Unpair(device, tx) => {
                 let r = self.pairs.remove(&device).map_err(Error::from);
                 if matches!(r, Ok(true)) {
-                    self.pairs_stamp = self.pairs.stamp();
+                    self.paired_changed();
                     if self.node.bus_mut().unpair(&device) {
                         let _ = self.events.send(NodeEvent::Unpaired { device_id: device });
                     }
@@ -1172,7 +1185,7 @@ impl Driver {
                     sessions: self.node.sessions(),
                     servers: self.node.session_servers(),
                     trusted: self.trust.devices(),
-                    paired: self.pairs.load().unwrap_or_default(),
+                    paired: self.paired.clone(),
                     dropped_datagrams: bus.discovery().dropped(),
                 });
             }
@@ -1401,7 +1414,7 @@ impl Driver {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 match self.pairs.add(device_id, public_key, now) {
-                    Ok(()) => self.pairs_stamp = self.pairs.stamp(),
+                    Ok(()) => self.paired_changed(),
                     Err(err) => {
                         tracing::error!(error = %err, "pairing not saved");
                         let _ = self.events.send(NodeEvent::Error {

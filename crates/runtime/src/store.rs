@@ -272,11 +272,7 @@ impl PairStore {
 
     /// The pairings as the engine takes them.
     pub fn pairings(&self) -> Result<softbus_bus::auth::hichain::Pairings, StoreError> {
-        Ok(self
-            .load()?
-            .into_iter()
-            .filter_map(|d| Some((d.device_id, parse_key(&d.public_key)?)))
-            .collect())
+        Ok(engine_pairings(&self.load()?))
     }
 
     /// The file's modification time, to notice changes made by another process.
@@ -285,6 +281,14 @@ impl PairStore {
             .and_then(|m| m.modified())
             .ok()
     }
+}
+
+/// Paired devices as the engine takes them: device id → key.
+pub fn engine_pairings(devices: &[PairedDevice]) -> softbus_bus::auth::hichain::Pairings {
+    devices
+        .iter()
+        .filter_map(|d| Some((d.device_id.clone(), parse_key(&d.public_key)?)))
+        .collect()
 }
 
 fn parse_key(h: &str) -> Option<[u8; 32]> {
