@@ -259,20 +259,15 @@ fn keying_material(output: &str) -> Option<Vec<u8>> {
 }
 
 fn pem_identity(dir: &std::path::Path) -> DtlsIdentity {
+    pem_identity_with(dir, &["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+}
+
+/// A self-signed identity made by `openssl req -newkey <key>` in `dir`.
+fn pem_identity_with(dir: &std::path::Path, key: &[&str]) -> DtlsIdentity {
     let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=interop",
-        ])
+        .args(["req", "-x509", "-newkey"])
+        .args(key)
+        .args(["-nodes", "-days", "2", "-subj", "/CN=interop"])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
@@ -698,31 +693,7 @@ fn an_rsa_peer_certificate_is_accepted_in_either_role() {
         return;
     }
     let dir = tmp("rsa");
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rsa-peer",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let rsa = DtlsIdentity::from_pem(
-        &std::fs::read(dir.join("cert.pem")).unwrap(),
-        &std::fs::read(dir.join("key.pem")).unwrap(),
-    )
-    .unwrap();
+    let rsa = pem_identity_with(&dir, &["rsa:2048"]);
     for (ours_role, rsa_role) in [
         (DtlsRole::Auto, DtlsRole::Client),
         (DtlsRole::Client, DtlsRole::Auto),
