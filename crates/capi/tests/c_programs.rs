@@ -5,6 +5,7 @@
 //! AddressSanitizer gets every documented error code and neither crashes nor
 //! leaks.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+use softbus_testkit::interop::{skip, LoopbackNs};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -480,27 +481,6 @@ fn misuse_gets_the_documented_codes_under_address_sanitizer() {
     assert_eq!(code, Some(0), "{out:?} {err}");
 }
 
-/// Removes the namespace (and what runs in it) on drop.
-struct Ns(String);
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn skip(why: &str) {
-    if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
-
 /// The C echo server also serves a browser: headless Chromium, in a
 /// loopback-only namespace, opens a data channel labelled `echo-server`
 /// through the library's web side (with its token) and gets text and binary
@@ -510,20 +490,13 @@ fn the_echo_server_serves_a_chromium_data_channel() {
     if !Path::new("/usr/bin/chromium").exists() {
         return skip("Chromium is not installed (apt-get install chromium)");
     }
-    let ns = Ns(format!("sbc{}", std::process::id() % 100_000));
-    let ip = |args: &[&str]| {
-        Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
+    let Some(ns) = LoopbackNs::create("sbc") else {
+        return;
     };
-    if !(ip(&["netns", "add", &ns.0]) && ip(&["-n", &ns.0, "link", "set", "lo", "up"])) {
-        return skip("cannot create a network namespace (needs root)");
-    }
     let echo = compile("examples/c/echo_server.c", &[]);
     let token = "capi-test-token-0123456789abcdef0123";
     let e = Program::start_in(
-        &["ip", "netns", "exec", &ns.0],
+        &ns.exec(),
         &echo,
         "127.0.0.1",
         &[

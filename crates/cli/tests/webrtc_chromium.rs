@@ -5,39 +5,16 @@
 //! Chromium or namespaces are missing, unless SOFTBUS_REQUIRE_INTEROP=1.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 mod support;
+use softbus_testkit::interop::{skip, LoopbackNs as Ns};
 use std::process::Command;
 use support::*;
-
-struct Ns(String);
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        // Stop whatever still runs inside, then delete the namespace.
-        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// A loopback-only network namespace (named `tag` + pid) with a node on 127.0.0.1 in it,
 /// echo server `echo`, data in `data`. `None` (after a skip message) where namespaces
 /// cannot be made.
 fn node_in_loopback_ns(tag: &str, data: &std::path::Path) -> Option<(Ns, NodeProc)> {
-    let ns = Ns(format!("{tag}{}", std::process::id() % 100_000));
-    let ip = |args: &[&str]| {
-        Command::new("ip")
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !(ip(&["netns", "add", &ns.0]) && ip(&["-n", &ns.0, "link", "set", "lo", "up"])) {
-        skip("cannot create a network namespace (needs root)");
-        return None;
-    }
-    let node = NodeProc::webrtc_echo(&["ip", "netns", "exec", &ns.0], "127.0.0.1", data);
+    let ns = Ns::create(tag)?;
+    let node = NodeProc::webrtc_echo(&ns.exec(), "127.0.0.1", data);
     Some((ns, node))
 }
 
@@ -90,13 +67,6 @@ fn deleted_closes_within_2s(r: &serde_json::Value) {
         "after DELETE: channel closed in {} ms, DTLS in {} ms, connection {} in {} ms",
         r["channel_closed_ms"], r["dtls_closed_ms"], r["connection_state"], r["connection_left_ms"]
     );
-}
-
-fn skip(why: &str) {
-    if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
-    }
-    eprintln!("SKIPPED: {why}");
 }
 
 #[test]

@@ -395,3 +395,58 @@ mod tests {
         }
     }
 }
+
+/// Interop tests' shared pieces: loopback-only network namespaces and the
+/// skip rule.
+pub mod interop {
+    use std::process::Command;
+
+    /// Says why a test does not run; with `SOFTBUS_REQUIRE_INTEROP=1` (CI) it
+    /// fails the test instead.
+    pub fn skip(why: &str) {
+        if std::env::var("SOFTBUS_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("SOFTBUS_REQUIRE_INTEROP=1 but {why}");
+        }
+        eprintln!("SKIPPED: {why}");
+    }
+
+    /// A network namespace with only loopback, up; on drop what runs in it is
+    /// stopped and it is deleted.
+    #[derive(Debug)]
+    pub struct LoopbackNs(pub String);
+
+    impl LoopbackNs {
+        /// Creates `tag` + pid, or says why not (after the skip message).
+        pub fn create(tag: &str) -> Option<Self> {
+            let ns = Self(format!("{tag}{}", std::process::id() % 100_000));
+            let ip = |args: &[&str]| {
+                Command::new("ip")
+                    .args(args)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if ip(&["netns", "add", &ns.0]) && ip(&["-n", &ns.0, "link", "set", "lo", "up"]) {
+                Some(ns)
+            } else {
+                skip("cannot create a network namespace (needs root)");
+                None
+            }
+        }
+
+        /// `ip netns exec NAME`, to put before a command.
+        pub fn exec(&self) -> [&str; 4] {
+            ["ip", "netns", "exec", &self.0]
+        }
+    }
+
+    impl Drop for LoopbackNs {
+        fn drop(&mut self) {
+            if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").arg(pid).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+}
