@@ -80,13 +80,7 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> 
     if allow_empty {
         eprintln!("softbus: warning: SOFTBUS_ALLOW_EMPTY_PIN=1: the empty PIN proves nothing");
     }
-    let name = get("SOFTBUS_NAME").unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().chars().take(63).collect())
-            .ok()
-            .filter(|h: &String| !h.is_empty())
-            .unwrap_or_else(|| "softbus".into())
-    });
+    let name = get("SOFTBUS_NAME").unwrap_or_else(softbus_runtime::net::host_name);
     let mut node = NodeConfig::new(
         &name,
         ip,

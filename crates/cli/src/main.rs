@@ -252,18 +252,6 @@ fn default_data_dir() -> PathBuf {
         .join("softbus")
 }
 
-fn host_name() -> String {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let h = h.trim();
-    let h = if h.is_empty() { "softbus" } else { h };
-    h.chars()
-        .scan(0, |n, c| {
-            *n += c.len_utf8();
-            (*n <= 63).then_some(c)
-        })
-        .collect()
-}
-
 fn timeout_arg(secs: f64) -> Option<Duration> {
     (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
 }
@@ -276,7 +264,7 @@ fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIden
     .map_err(|e| failure(format!("data dir {}: {e}", dir.display())))?;
     Ok(ClientIdentity {
         device_id: id,
-        name: host_name(),
+        name: net::host_name(),
         device_type: 0x0E,
         ip,
     })
@@ -316,7 +304,7 @@ fn main() -> ExitCode {
 }
 
 async fn node(a: NodeArgs) -> ExitCode {
-    let name = a.name.unwrap_or_else(host_name);
+    let name = a.name.unwrap_or_else(net::host_name);
     if name.is_empty() || name.len() > 63 {
         return usage("--name must be 1..=63 bytes");
     }
@@ -694,7 +682,7 @@ async fn client_node(
 ) -> Result<Node, ExitCode> {
     let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
     let mut cfg = NodeConfig::new(
-        &host_name(),
+        &net::host_name(),
         local_ip,
         dir,
         PinPolicy {

@@ -5,6 +5,20 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
+/// The host name as a device name: at most 63 bytes (on a character
+/// boundary), `softbus` when there is none.
+pub fn host_name() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h = h.trim();
+    let h = if h.is_empty() { "softbus" } else { h };
+    h.chars()
+        .scan(0, |n, c| {
+            *n += c.len_utf8();
+            (*n <= 63).then_some(c)
+        })
+        .collect()
+}
+
 /// The first non-loopback IPv4 address of an interface that is up, else 127.0.0.1.
 pub fn default_ipv4() -> Ipv4Addr {
     if_addrs::get_if_addrs()
