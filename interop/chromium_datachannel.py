@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs datachannel.html in headless Chromium against a softbus node.
+"""Runs datachannel.html (or the page $PAGE, with $PAGE_QUERY added to its query)
+in headless Chromium against a softbus node.
 
 usage: chromium_datachannel.py NODE_URL [LABEL]
 Serves this folder on 127.0.0.1 (port $PAGE_PORT; the node must allow that origin
@@ -35,14 +36,16 @@ srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PAGE_POR
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 token = os.environ.get("NODE_TOKEN", "")
 sizes = os.environ.get("PAGE_SIZES", "1,16384,65536")
-url = f"http://127.0.0.1:{srv.server_port}/datachannel.html?node={node}&label={label}&token={token}&sizes={sizes}"
+page = os.environ.get("PAGE", "datachannel.html")
+extra = os.environ.get("PAGE_QUERY", "")
+url = f"http://127.0.0.1:{srv.server_port}/{page}?node={node}&label={label}&token={token}&sizes={sizes}&{extra}"
 profile = tempfile.mkdtemp(prefix="softbus-chromium-")
 cmd = [os.environ.get("CHROMIUM", "/usr/bin/chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-       "--allow-loopback-in-peer-connection", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+       "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
        f"--user-data-dir={profile}", url]
 p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-reported = done.wait(60)
+reported = done.wait(int(os.environ.get("PAGE_TIMEOUT", "60")))
 try:
     os.killpg(p.pid, signal.SIGTERM)
     p.wait(10)

@@ -448,6 +448,7 @@ pub fn fuzz_host(now: std::time::Instant, data: &[u8]) -> usize {
             hmac: Box::new(crate::OpenSslCrypto::seeded(1)),
             random: Box::new(crate::OpenSslCrypto::seeded(2)),
             dtls: Box::new(factory),
+            srtp: crate::srtp_backends(),
         },
     );
     let offer = fuzz_offer(&fingerprint);

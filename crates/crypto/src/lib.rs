@@ -542,6 +542,11 @@ impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
     }
 }
 
+/// The SRTP backend for [`softbus_rtc::crypto::Provider::srtp`].
+pub fn srtp_backends() -> softbus_rtc::crypto::SrtpBackends {
+    std::sync::Arc::new(|| Box::new(OpenSslCrypto::new()))
+}
+
 /// SRTP's ciphers: AES-CTR and HMAC-SHA1 from RustCrypto, AES-GCM from ring
 /// (docs/adr/0010 has the measurements).
 impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {

@@ -24,6 +24,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod media;
+
+use media::Relay;
+pub use media::{MediaEvent, MediaLimits, MediaRefusal, StreamInfo, ViewerInfo};
 use softbus_bus::discovery::DiscoveryError;
 pub use softbus_bus::node::ConnClosed;
 use softbus_bus::node::{Bus, BusError, BusEvent, Listener, SessionInfo};
@@ -167,6 +171,8 @@ pub struct Limits {
     /// Sessions one peer (a device over TCP, a peer connection over WebRTC) may
     /// open to this node, so no single peer takes every slot.
     pub max_sessions_per_peer: usize,
+    /// The media relay's streams, viewers, grace period and budgets.
+    pub media: MediaLimits,
 }
 
 impl Default for Limits {
@@ -175,6 +181,7 @@ impl Default for Limits {
             max_sessions: session::DEFAULT_MAX_SESSIONS,
             max_session_servers: session::DEFAULT_MAX_SERVERS,
             max_sessions_per_peer: 16,
+            media: MediaLimits::default(),
         }
     }
 }
@@ -273,6 +280,8 @@ pub enum Event {
         session: SessionId,
         reason: SessionClosed,
     },
+    /// Streams, publishers and viewers of the media relay.
+    Media(MediaEvent),
 }
 
 /// Errors of the node's commands.
@@ -292,6 +301,12 @@ pub enum NodeError {
     /// device's over its DTLS fingerprint.
     #[error("not signed by a paired device")]
     BadSignature,
+    /// A WHIP or WHEP request the relay refused.
+    #[error("{0}")]
+    Media(#[from] MediaRefusal),
+    /// `--paired-only` refuses credentials that are only a PIN.
+    #[error("{0}")]
+    Refused(Refusal),
 }
 
 /// What a paired device signs with an offer: this text and the offer's
@@ -369,6 +384,8 @@ pub struct Node {
     /// The paired node at the other end of each peer connection we offered
     /// and whose signed answer we checked.
     answered_by: HashMap<PeerId, String>,
+    /// WHIP publishers and WHEP viewers.
+    relay: Relay,
     next_session: i32,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -390,6 +407,7 @@ impl Node {
         Self {
             bus,
             host,
+            relay: Relay::new(limits.media.clone()),
             limits,
             servers: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -529,12 +547,16 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.bus.handle_timeout(now);
         self.host.handle_timeout(now);
+        self.relay.handle_timeout(now, &mut self.host);
         self.process(now);
     }
 
     /// When to call [`Node::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        softbus_proto::earliest(self.bus.poll_timeout(), self.host.poll_timeout())
+        softbus_proto::earliest(
+            softbus_proto::earliest(self.bus.poll_timeout(), self.host.poll_timeout()),
+            self.relay.poll_timeout(),
+        )
     }
 
     /// Next output for the driver.
@@ -889,6 +911,62 @@ impl Node {
         Ok(())
     }
 
+    /// WHIP: answers a publisher's offer for `stream` (receive only). A stream
+    /// whose publisher left less than the grace period ago continues with it.
+    pub fn whip(
+        &mut self,
+        now: Instant,
+        stream: &str,
+        offer: &str,
+        principal: Principal,
+    ) -> Result<(PeerId, String), NodeError> {
+        self.admit_media(&principal)?;
+        let (peer, answer) =
+            self.relay
+                .publish(now, &mut self.host, stream, offer, principal.clone())??;
+        self.principals.insert(peer, principal);
+        self.process(now);
+        Ok((peer, answer))
+    }
+
+    /// WHEP: answers a viewer's offer for `stream` with its publisher's tracks
+    /// (send only).
+    pub fn whep(
+        &mut self,
+        now: Instant,
+        stream: &str,
+        offer: &str,
+        principal: Principal,
+    ) -> Result<(PeerId, String), NodeError> {
+        self.admit_media(&principal)?;
+        let (peer, answer) = self
+            .relay
+            .play(now, &mut self.host, stream, offer, &principal)??;
+        self.principals.insert(peer, principal);
+        self.process(now);
+        Ok((peer, answer))
+    }
+
+    /// Who may publish or play media: the access policy, as for sessions.
+    fn admit_media(&self, principal: &Principal) -> Result<(), NodeError> {
+        if self.policy.paired_only
+            && matches!(principal.method(), AuthMethod::Pin | AuthMethod::EmptyPin)
+        {
+            return Err(NodeError::Refused(Refusal::NotPaired));
+        }
+        Ok(())
+    }
+
+    /// The relay's streams, publishers and viewers.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        self.relay.streams()
+    }
+
+    /// Whether `by` created the peer connection `peer` and it is still there.
+    pub fn rtc_owned_by(&self, peer: PeerId, by: &Principal) -> bool {
+        self.host.has_peer(peer) && self.principals.get(&peer) == Some(by)
+    }
+
     /// The principal that created an answered peer connection.
     pub fn rtc_principal(&self, peer: PeerId) -> Option<&Principal> {
         self.principals.get(&peer)
@@ -1030,6 +1108,10 @@ impl Node {
                 progressed = true;
                 self.host_event(now, e);
             }
+            for e in self.relay.drain_events() {
+                progressed = true;
+                self.events.push_back(Event::Media(e));
+            }
             while let Some(t) = self.host.poll_transmit() {
                 progressed = true;
                 self.transmits.push_back(Transmit::Datagram {
@@ -1104,10 +1186,15 @@ impl Node {
                     }
                 }
             }
+            HostEvent::Connected { peer } if self.relay.has_peer(peer) => {
+                self.relay.connected(now, &mut self.host, peer);
+            }
             HostEvent::Connected { peer } => {
                 self.connected.insert(peer);
                 self.open_waiting_channels(now, peer);
             }
+            HostEvent::Rtp { peer, packet } => self.relay.rtp(&mut self.host, peer, &packet),
+            HostEvent::Rtcp { peer, packet } => self.relay.rtcp(now, &mut self.host, peer, &packet),
             HostEvent::ChannelOpen {
                 peer,
                 channel,
@@ -1152,6 +1239,7 @@ impl Node {
                 }
             }
             HostEvent::PeerClosed { peer, reason } => {
+                self.relay.closed(now, peer, &reason);
                 self.connected.remove(&peer);
                 self.fail_openings(
                     |o| matches!(o, Opening::Rtc { peer: p, .. } if *p == peer),

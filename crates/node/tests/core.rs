@@ -75,6 +75,7 @@ fn node_full(byte: &str, limits: Limits, host_cfg: HostConfig) -> Node {
             hmac: Box::new(OpenSslCrypto::new()),
             random: Box::new(OpenSslCrypto::seeded(3)),
             dtls: Box::new(id.factory().unwrap()),
+            srtp: softbus_crypto::srtp_backends(),
         },
     );
     let mut n = Node::new(bus, host, limits);

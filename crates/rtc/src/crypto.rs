@@ -24,11 +24,16 @@ pub fn ice_chars(r: &mut dyn Random, len: usize) -> String {
         .collect()
 }
 
-/// What an engine is given at construction: HMAC, randomness and DTLS sessions.
+/// Makes the SRTP cipher backend of each SRTP context.
+pub type SrtpBackends = std::sync::Arc<dyn Fn() -> Box<dyn crate::srtp::SrtpCrypto> + Send + Sync>;
+
+/// What an engine is given at construction: HMAC, randomness, DTLS sessions
+/// and SRTP ciphers.
 pub struct Provider {
     pub hmac: Box<dyn Hmac + Send>,
     pub random: Box<dyn Random>,
     pub dtls: Box<dyn crate::dtls::DtlsFactory>,
+    pub srtp: SrtpBackends,
 }
 
 impl std::fmt::Debug for Provider {

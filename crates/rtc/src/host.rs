@@ -11,8 +11,9 @@
 
 use crate::crypto::{ice_chars, Provider};
 use crate::demux::{classify, PacketKind};
-use crate::peer::{CloseReason, LocalParams, Peer, PeerError, PeerEvent};
+use crate::peer::{CloseReason, LocalParams, MediaAnswer, MediaTrack, Peer, PeerError, PeerEvent};
 use crate::sdp::SdpOffer;
+use crate::srtp::{Context as SrtpContext, SrtpError};
 use crate::stun::Message;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -75,6 +76,11 @@ pub enum HostError {
     UnknownPeer,
     #[error("data channel: {0}")]
     Channel(#[from] crate::sctp::ChannelError),
+    /// Media before DTLS-SRTP is up, or on a peer without media.
+    #[error("no SRTP on this peer connection yet")]
+    NoSrtp,
+    #[error("SRTP: {0}")]
+    Srtp(#[from] SrtpError),
 }
 
 pub use softbus_proto::Transmit;
@@ -112,6 +118,22 @@ pub enum HostEvent {
         peer: PeerId,
         remote: SocketAddr,
     },
+    /// An RTP packet from a media peer, authenticated and decrypted.
+    Rtp {
+        peer: PeerId,
+        packet: Vec<u8>,
+    },
+    /// An RTCP compound packet from a media peer, authenticated and decrypted.
+    Rtcp {
+        peer: PeerId,
+        packet: Vec<u8>,
+    },
+}
+
+/// A media peer's SRTP: what it receives and what it sends.
+struct Srtp {
+    inbound: SrtpContext,
+    outbound: SrtpContext,
 }
 
 struct Entry {
@@ -122,6 +144,10 @@ struct Entry {
     remote: Option<SocketAddr>,
     /// Until ICE connects: when the peer is freed.
     connect_by: Option<Instant>,
+    /// Keyed when DTLS-SRTP connects, for a peer with media sections.
+    srtp: Option<Box<Srtp>>,
+    /// Media datagrams that did not authenticate or decode.
+    media_dropped: u64,
 }
 
 /// A peer connection this side closed: its checks are answered with an error
@@ -190,6 +216,17 @@ impl Host {
     /// Answers an offer as ICE-lite with one host candidate: the new peer and
     /// the answer SDP. The peer is freed if ICE does not connect in time.
     pub fn answer(&mut self, now: Instant, offer: &str) -> Result<(PeerId, String), HostError> {
+        self.answer_media(now, offer, MediaAnswer::Reject)
+    }
+
+    /// Answers an offer as [`Host::answer`], with its audio and video sections
+    /// as `media` says; media comes and goes as SRTP once DTLS is up.
+    pub fn answer_media(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        media: MediaAnswer,
+    ) -> Result<(PeerId, String), HostError> {
         if self.peers.len() >= self.cfg.max_peers {
             return Err(HostError::TooManyPeers(self.cfg.max_peers));
         }
@@ -213,11 +250,12 @@ impl Host {
             session_id: u64::from_le_bytes(sid) >> 2,
         };
         let mut r = self.provider.random.fork();
-        let (peer, answer) = Peer::answer(
+        let (peer, answer) = Peer::answer_media(
             &offer,
             &local,
             self.provider.dtls.clone_box(),
             Box::new(move |n| ice_chars(r.as_mut(), n)),
+            media,
         )?;
         Ok((self.insert(now, peer, ufrag, pwd), answer))
     }
@@ -242,6 +280,8 @@ impl Host {
                 pwd,
                 remote: None,
                 connect_by: Some(now + self.cfg.connect_timeout),
+                srtp: None,
+                media_dropped: 0,
             },
         );
         id
@@ -474,6 +514,55 @@ impl Host {
         }
     }
 
+    /// A peer's accepted audio and video sections.
+    pub fn media(&self, peer: PeerId) -> Option<&[MediaTrack]> {
+        self.peers.get(&peer).map(|e| e.peer.media())
+    }
+
+    /// Media datagrams of a peer that did not authenticate or decode.
+    pub fn media_dropped(&self, peer: PeerId) -> u64 {
+        self.peers.get(&peer).map_or(0, |e| e.media_dropped)
+    }
+
+    /// A random 32-bit value (an SSRC).
+    pub fn random_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.provider.random.fill(&mut b);
+        u32::from_be_bytes(b)
+    }
+
+    /// Protects an RTP packet and sends it to a connected media peer.
+    pub fn send_rtp(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), HostError> {
+        self.send_protected(peer, packet, false)
+    }
+
+    /// Protects an RTCP compound packet and sends it to a connected media peer.
+    pub fn send_rtcp(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), HostError> {
+        self.send_protected(peer, packet, true)
+    }
+
+    fn send_protected(&mut self, peer: PeerId, packet: &[u8], rtcp: bool) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        let s = e.srtp.as_mut().ok_or(HostError::NoSrtp)?;
+        let d = if rtcp {
+            s.outbound.protect_rtcp(packet)?
+        } else {
+            s.outbound.protect_rtp(packet)?
+        };
+        if !e.peer.send_media(d) {
+            return Err(HostError::NoSrtp);
+        }
+        // Straight out: nothing else of this peer is waiting behind it.
+        while let Some((destination, payload)) = e.peer.poll_transmit() {
+            self.transmits.push_back(Transmit {
+                source: self.cfg.local,
+                destination,
+                payload,
+            });
+        }
+        Ok(())
+    }
+
     /// The remote address of a peer's selected pair.
     pub fn remote(&self, peer: PeerId) -> Option<SocketAddr> {
         self.peers.get(&peer).and_then(|e| e.peer.selected())
@@ -560,6 +649,14 @@ impl Host {
         let mut closed = None;
         while let Some(ev) = e.peer.poll_event() {
             self.events.push_back(match ev {
+                PeerEvent::Connected if !e.peer.media().is_empty() && e.srtp.is_none() => {
+                    // Media without DTLS-SRTP keys cannot flow: loud, not silent.
+                    e.peer.close_because(
+                        now,
+                        CloseReason::Dtls(crate::dtls::DtlsError::NoSrtpProfile),
+                    );
+                    continue;
+                }
                 PeerEvent::Connected => HostEvent::Connected { peer: id },
                 PeerEvent::ChannelOpen { id: c, label } => HostEvent::ChannelOpen {
                     peer: id,
@@ -584,9 +681,47 @@ impl Host {
                     closed = Some(reason);
                     continue;
                 }
-                // Media is not relayed yet (issue 9): SRTP keys and datagrams
-                // of answered peers are dropped here.
-                PeerEvent::SrtpKeys(_) | PeerEvent::Media(_) => continue,
+                PeerEvent::SrtpKeys(k) if !e.peer.media().is_empty() => {
+                    let srtp = &self.provider.srtp;
+                    match (
+                        SrtpContext::from_dtls(&k, false, srtp()),
+                        SrtpContext::from_dtls(&k, true, srtp()),
+                    ) {
+                        (Ok(inbound), Ok(outbound)) => {
+                            e.srtp = Some(Box::new(Srtp { inbound, outbound }))
+                        }
+                        (Err(err), _) | (_, Err(err)) => {
+                            tracing::warn!(peer = id.0, error = %err, "SRTP keys refused");
+                            e.peer.close_because(
+                                now,
+                                CloseReason::Dtls(crate::dtls::DtlsError::NoSrtpProfile),
+                            );
+                        }
+                    }
+                    continue;
+                }
+                PeerEvent::Media(d) => {
+                    let Some(s) = e.srtp.as_mut() else { continue };
+                    // RFC 5761 §4: RTCP packet types 192..=223 in the second byte.
+                    let rtcp = d.get(1).is_some_and(|b| (192..=223).contains(b));
+                    let r = if rtcp {
+                        s.inbound.unprotect_rtcp(&d)
+                    } else {
+                        s.inbound.unprotect_rtp(&d)
+                    };
+                    match r {
+                        Ok(packet) if rtcp => HostEvent::Rtcp { peer: id, packet },
+                        Ok(packet) => HostEvent::Rtp { peer: id, packet },
+                        Err(err) => {
+                            // Costs only its sender: counted, dropped.
+                            e.media_dropped += 1;
+                            tracing::trace!(peer = id.0, error = %err, "media datagram dropped");
+                            continue;
+                        }
+                    }
+                }
+                // A data-only peer has no use for SRTP keys.
+                PeerEvent::SrtpKeys(_) => continue,
             });
         }
         if let Some(reason) = closed {

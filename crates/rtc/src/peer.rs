@@ -3,8 +3,10 @@
 //! (RFC 7983) what arrives on its port into ICE, DTLS and SCTP, and reports
 //! data channel events.
 //!
-//! Media sections are rejected (port 0) for now; data channels are accepted.
-//! The offering side (node to node) builds its offer and applies the answer
+//! An answer accepts the data channel section and, as [`MediaAnswer`] says,
+//! rejects media sections (port 0), receives them (a WHIP publisher) or sends
+//! on them (a WHEP viewer); media datagrams go up as [`PeerEvent::Media`],
+//! still protected. The offering side (node to node) builds its offer and applies the answer
 //! through the [`crate::jsep`] engine.
 
 use crate::crypto::Hmac;
@@ -12,11 +14,13 @@ use crate::demux::{classify, PacketKind};
 use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
 use crate::ice::agent::{AgentConfig, IceAgent};
 use crate::ice::{Credentials, IceEvent, IceLite, IceState};
+use crate::jsep::codecs::{self, Codec, Extension};
 use crate::jsep::{
-    AnswerPolicy, DtlsSide, Jsep, JsepError, LocalTransport, SdpType, SignalingState,
+    media_kind, AnswerFilter, AnswerPolicy, DtlsSide, Jsep, JsepError, LocalTransport, MediaKind,
+    SdpType, SignalingState,
 };
 use crate::sctp::{ChannelEvent, DataChannels, DEFAULT_MAX_MESSAGE};
-use crate::sdp::{Candidate, Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
+use crate::sdp::{Candidate, Direction, Fingerprint, SdpAnswer, SdpError, SdpOffer, Setup};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -29,6 +33,9 @@ pub enum PeerError {
     Sdp(#[from] SdpError),
     #[error("the offer has no data channel section")]
     NoDataChannel,
+    /// A media answer found no audio or video section it could accept.
+    #[error("the offer has no audio or video section with a codec this node carries")]
+    NoMedia,
     #[error("the offer lacks {0}")]
     Missing(&'static str),
     /// A value the description may not carry (RFC 8839, 8841, 8843).
@@ -41,7 +48,7 @@ pub enum PeerError {
 /// What the peer reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {
-    /// ICE, DTLS and SCTP are up.
+    /// ICE, DTLS and SCTP are up (ICE and DTLS for a peer without data channels).
     Connected,
     ChannelOpen {
         id: u16,
@@ -93,6 +100,9 @@ pub enum CloseReason {
     /// The node is shutting down.
     #[error("node shutting down")]
     Shutdown,
+    /// A viewer's stream ended: its publisher left and none came back in time.
+    #[error("the stream ended")]
+    StreamEnded,
 }
 
 impl CloseReason {
@@ -105,7 +115,10 @@ impl CloseReason {
     fn tells_peer(&self) -> bool {
         matches!(
             self,
-            CloseReason::Local | CloseReason::Deleted | CloseReason::Shutdown
+            CloseReason::Local
+                | CloseReason::Deleted
+                | CloseReason::Shutdown
+                | CloseReason::StreamEnded
         )
     }
 }
@@ -137,6 +150,103 @@ fn check_strict(
         }
     }
     Ok(())
+}
+
+/// What an answer does with audio and video sections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MediaAnswer {
+    /// Data channels only: media sections are rejected.
+    #[default]
+    Reject,
+    /// Receive audio and video (recvonly), every codec the relay carries.
+    Receive,
+    /// Send these tracks (sendonly), and nothing else.
+    Send(SendPlan),
+}
+
+/// The tracks a sending answer offers a viewer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendPlan {
+    pub tracks: Vec<SendTrack>,
+    /// Header extension URIs the sender writes.
+    pub extensions: Vec<String>,
+    /// The `a=msid` stream the tracks belong to.
+    pub stream: String,
+}
+
+/// One track of a [`SendPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendTrack {
+    pub kind: MediaKind,
+    /// The formats `(encoding, fmtp)` the track may carry.
+    pub formats: Vec<(String, Option<String>)>,
+    pub ssrc: u32,
+    pub rtx_ssrc: Option<u32>,
+}
+
+/// An accepted audio or video section, as the answer negotiated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaTrack {
+    pub mid: String,
+    pub kind: MediaKind,
+    /// Our direction (the answer's `a=sendonly` or `a=recvonly`).
+    pub direction: Direction,
+    /// Payload types and formats (the offer's numbers), RTX included.
+    pub codecs: Vec<Codec>,
+    /// Header extensions by the offer's ids.
+    pub extensions: Vec<Extension>,
+    /// The SSRCs the offer announced for the section (`a=ssrc`).
+    pub remote_ssrcs: Vec<u32>,
+    /// What we send with, if we send.
+    pub send_ssrc: Option<(u32, Option<u32>)>,
+}
+
+/// The accepted media sections of an answer.
+fn media_tracks(offer: &SdpOffer, answer: &str, sends: &[SendTrack]) -> Vec<MediaTrack> {
+    let Ok(a) = SdpAnswer::parse(answer) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for m in &a.media {
+        let Ok(line) = m.media_line() else { continue };
+        let Some(kind) = media_kind(&line.kind) else {
+            continue;
+        };
+        if line.port == 0 {
+            continue;
+        }
+        let caps = match kind {
+            MediaKind::Audio => codecs::AUDIO_CODECS,
+            MediaKind::Video => codecs::VIDEO_CODECS,
+        };
+        let Ok(n) = codecs::negotiate(m, caps) else {
+            continue;
+        };
+        let mid = m.mid().unwrap_or_default().to_owned();
+        let mut remote_ssrcs: Vec<u32> = offer
+            .media_by_mid(&mid)
+            .and_then(|o| o.ssrcs().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.ssrc)
+            .collect();
+        remote_ssrcs.dedup();
+        let direction = m.direction();
+        let send_ssrc = matches!(direction, Direction::SendOnly | Direction::SendRecv)
+            .then(|| sends.iter().find(|t| t.kind == kind))
+            .flatten()
+            .map(|t| (t.ssrc, t.rtx_ssrc));
+        out.push(MediaTrack {
+            mid,
+            kind,
+            direction,
+            codecs: n.codecs,
+            extensions: n.extensions,
+            remote_ssrcs,
+            send_ssrc,
+        });
+    }
+    out
 }
 
 /// What this side answers with.
@@ -224,6 +334,10 @@ pub struct Peer {
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<PeerEvent>,
     closed: bool,
+    /// Whether the answer accepted a data section (SCTP runs over DTLS).
+    data: bool,
+    /// The accepted audio and video sections.
+    media: Vec<MediaTrack>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -247,17 +361,38 @@ impl Peer {
         factory: Box<dyn DtlsFactory>,
         random: Box<dyn FnMut(usize) -> String + Send>,
     ) -> Result<(Self, String), PeerError> {
-        let data = offer
-            .media
-            .iter()
-            .find(|m| {
-                m.media_line().is_ok_and(|l| {
-                    l.port != 0
-                        && l.proto.ends_with("DTLS/SCTP")
-                        && l.formats.first().map(String::as_str) == Some("webrtc-datachannel")
-                })
+        Self::answer_media(offer, local, factory, random, MediaAnswer::Reject)
+    }
+
+    /// Answers `offer` as [`Peer::answer`] does, with its audio and video
+    /// sections as `media` says. The ICE and DTLS parameters come from the
+    /// data section, else the first media section (BUNDLE: one transport).
+    pub fn answer_media(
+        offer: &SdpOffer,
+        local: &LocalParams,
+        factory: Box<dyn DtlsFactory>,
+        random: Box<dyn FnMut(usize) -> String + Send>,
+        media: MediaAnswer,
+    ) -> Result<(Self, String), PeerError> {
+        let usable = |m: &&crate::sdp::MediaSection, data: bool| {
+            m.media_line().is_ok_and(|l| {
+                let is_data = l.proto.ends_with("DTLS/SCTP")
+                    && l.formats.first().map(String::as_str) == Some("webrtc-datachannel");
+                let is_media = media_kind(&l.kind).is_some() && l.proto.contains("RTP/SAVPF");
+                l.port != 0 && if data { is_data } else { is_media }
             })
-            .ok_or(PeerError::NoDataChannel)?;
+        };
+        let data_section = offer.media.iter().find(|m| usable(m, true));
+        let transport_section = match (&media, data_section) {
+            (_, Some(d)) => d,
+            (MediaAnswer::Reject, None) => return Err(PeerError::NoDataChannel),
+            (_, None) => offer
+                .media
+                .iter()
+                .find(|m| usable(m, false))
+                .ok_or(PeerError::NoMedia)?,
+        };
+        let data = transport_section;
         check_strict(offer, data)?;
         data.mid().ok_or(PeerError::Missing("a=mid"))?;
         let remote_ufrag = offer
@@ -269,7 +404,10 @@ impl Peer {
             .into_iter()
             .next()
             .ok_or(PeerError::Missing("a=fingerprint"))?;
-        let peer_max = data.max_message_size()?.unwrap_or(65536) as usize;
+        let peer_max = match data_section {
+            Some(d) => d.max_message_size()?.unwrap_or(65536) as usize,
+            None => 65536,
+        };
         let mut transport = LocalTransport::new(local.fingerprint.to_value());
         transport.candidates = vec![Candidate::host("1", local.candidate, 2_130_706_431)];
         transport.end_of_candidates = true;
@@ -284,10 +422,45 @@ impl Peer {
             local.session_id,
             random,
         );
-        jsep.set_answer_policy(AnswerPolicy::DataOnly);
+        let mut sends = Vec::new();
+        match &media {
+            MediaAnswer::Reject => jsep.set_answer_policy(AnswerPolicy::DataOnly),
+            MediaAnswer::Receive => {}
+            MediaAnswer::Send(plan) => {
+                let mut filter = AnswerFilter {
+                    audio: Some(Vec::new()),
+                    video: Some(Vec::new()),
+                    extensions: Some(plan.extensions.clone()),
+                };
+                for t in &plan.tracks {
+                    let i = jsep.add_transceiver(t.kind, Direction::SendOnly);
+                    jsep.set_send_ssrc(i, t.ssrc, t.rtx_ssrc)?;
+                    match t.kind {
+                        MediaKind::Audio => filter.audio = Some(t.formats.clone()),
+                        MediaKind::Video => filter.video = Some(t.formats.clone()),
+                    }
+                }
+                jsep.set_answer_filter(filter);
+                jsep.set_msid_stream(&plan.stream);
+                sends = plan.tracks.clone();
+            }
+        }
         jsep.set_answer_side(DtlsSide::Server);
         jsep.set_remote_description(SdpType::Offer, &offer.to_string())?;
         let sdp = jsep.create_answer()?;
+        let tracks = media_tracks(offer, &sdp, &sends);
+        // A receiving answer needs something to receive; a sending one needs
+        // a section that takes what it sends.
+        let wanted = match &media {
+            MediaAnswer::Reject => true,
+            MediaAnswer::Receive => tracks
+                .iter()
+                .any(|t| matches!(t.direction, Direction::RecvOnly | Direction::SendRecv)),
+            MediaAnswer::Send(_) => tracks.iter().any(|t| t.send_ssrc.is_some()),
+        };
+        if !wanted {
+            return Err(PeerError::NoMedia);
+        }
         jsep.set_local_description(SdpType::Answer, &sdp)?;
         // Our role is what the answer said: passive (server) unless the offer was passive.
         let role = match jsep.dtls_side() {
@@ -312,9 +485,16 @@ impl Peer {
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
                 closed: false,
+                data: data_section.is_some(),
+                media: tracks,
             },
             sdp,
         ))
+    }
+
+    /// The accepted audio and video sections (empty for a data-only peer).
+    pub fn media(&self) -> &[MediaTrack] {
+        &self.media
     }
 
     /// Makes an offer through the JSEP engine: one data m-section (actpass, our
@@ -350,6 +530,8 @@ impl Peer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
+            data: true,
+            media: Vec::new(),
         };
         Ok((peer, sdp))
     }
@@ -546,10 +728,15 @@ impl Peer {
                 match e {
                     DtlsEvent::Data(d) => self.sctp.handle_packet(now, &d),
                     DtlsEvent::Connected | DtlsEvent::SrtpKeys(_) => {
+                        // DTLS reports its keys when it connects with an SRTP
+                        // profile, else Connected: either way it is up.
                         if let DtlsEvent::SrtpKeys(k) = e {
                             self.events.push_back(PeerEvent::SrtpKeys(k));
                         }
-                        if self.dtls.is_client() == Some(true) {
+                        if !self.data {
+                            // Media only: up once DTLS is (the keys come first).
+                            self.events.push_back(PeerEvent::Connected);
+                        } else if self.dtls.is_client() == Some(true) {
                             let _ = self.sctp.connect(now, DEFAULT_MAX_MESSAGE);
                         }
                     }

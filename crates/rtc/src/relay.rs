@@ -24,6 +24,20 @@ pub struct Rewriter {
     /// Clock ticks between the last packet of one source and the first of the
     /// next (one 30 fps frame at 90 kHz by default).
     pub gap_ticks: u32,
+    /// Header extensions as the viewer negotiated them; `None` keeps the
+    /// publisher's block as it is.
+    pub extensions: Option<ExtensionMap>,
+}
+
+/// How one viewer's header extensions differ from the publisher's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtensionMap {
+    /// Publisher id → viewer id, for the URIs both negotiated; others are dropped.
+    pub ids: Vec<(u8, u8)>,
+    /// The viewer's `sdes:mid` id and its mid: written in place of the publisher's.
+    pub mid: Option<(u8, Vec<u8>)>,
+    /// The publisher's `sdes:mid` id (its value is replaced, never copied).
+    pub source_mid: Option<u8>,
 }
 
 impl Rewriter {
@@ -37,7 +51,24 @@ impl Rewriter {
             source_last: None,
             rebase: false,
             gap_ticks: 3000,
+            extensions: None,
         }
+    }
+
+    /// The source's sequence number of a packet the viewer numbers `seq`
+    /// (for a NACK): valid for the current source.
+    pub fn source_sequence(&self, seq: u16) -> u16 {
+        seq.wrapping_sub(self.seq_offset)
+    }
+
+    /// The viewer's RTP timestamp for a source timestamp (a sender report's).
+    pub fn viewer_timestamp(&self, ts: u32) -> u32 {
+        ts.wrapping_add(self.ts_offset)
+    }
+
+    /// The source SSRC the viewer's numbering follows now.
+    pub fn source(&self) -> Option<u32> {
+        self.source_last.map(|(s, _, _)| s)
     }
 
     /// The publisher changed (it reconnected): the next packet continues the
@@ -68,7 +99,10 @@ impl Rewriter {
         self.rebase = false;
         let out_seq = seq.wrapping_add(self.seq_offset);
         let out_ts = ts.wrapping_add(self.ts_offset);
-        let mut out = packet.to_vec();
+        let mut out = match &self.extensions {
+            Some(map) => map.rewrite(&p, packet)?,
+            None => packet.to_vec(),
+        };
         out[1] = (out[1] & 0x80) | pt;
         out[2..4].copy_from_slice(&out_seq.to_be_bytes());
         out[4..8].copy_from_slice(&out_ts.to_be_bytes());
@@ -82,6 +116,43 @@ impl Rewriter {
             self.source_last = Some((src_ssrc, seq, ts));
         }
         Ok(Some(out))
+    }
+}
+
+impl ExtensionMap {
+    /// `packet` with its extension block in the viewer's ids (payload and
+    /// padding as they were).
+    fn rewrite(&self, p: &RtpPacket<'_>, packet: &[u8]) -> Result<Vec<u8>, RtpError> {
+        let mut ext: Vec<(u8, &[u8])> = Vec::with_capacity(4);
+        if let Some((id, mid)) = &self.mid {
+            ext.push((*id, mid.as_slice()));
+        }
+        for (id, data) in p.extensions() {
+            if Some(id) == self.source_mid {
+                continue;
+            }
+            if let Some(&(_, to)) = self.ids.iter().find(|(from, _)| *from == id) {
+                if !ext.iter().any(|(i, _)| *i == to) {
+                    ext.push((to, data));
+                }
+            }
+        }
+        let csrcs: Vec<u32> = p.csrcs().collect();
+        let mut out = crate::rtp::RtpBuilder {
+            marker: p.marker(),
+            payload_type: p.payload_type(),
+            sequence: p.sequence(),
+            timestamp: p.timestamp(),
+            ssrc: p.ssrc(),
+            csrcs: &csrcs,
+            extensions: &ext,
+            payload: &[],
+        }
+        .build()
+        .ok_or(RtpError::Extension)?;
+        out[0] |= packet[0] & 0x20;
+        out.extend_from_slice(&packet[p.header_len()..]);
+        Ok(out)
     }
 }
 
@@ -230,6 +301,36 @@ mod tests {
         assert_eq!(fields(&late).2, 2);
         let next = w.rewrite(&pkt(3, 96, 10, 12, b"c")).unwrap().unwrap();
         assert_eq!(fields(&next).2, 4);
+    }
+
+    #[test]
+    fn extensions_take_the_viewers_ids_and_mid() {
+        let ext: [(u8, &[u8]); 3] = [(1, b"0"), (3, &[9, 9, 9]), (5, &[1, 2])];
+        let src = RtpBuilder {
+            payload_type: 96,
+            sequence: 1,
+            ssrc: 1,
+            extensions: &ext,
+            payload: b"frame",
+            ..Default::default()
+        }
+        .build()
+        .unwrap();
+        let mut w = Rewriter::new(2, vec![(96, 98)]);
+        w.extensions = Some(ExtensionMap {
+            ids: vec![(3, 7)],
+            mid: Some((4, b"video".to_vec())),
+            source_mid: Some(1),
+        });
+        let out = w.rewrite(&src).unwrap().unwrap();
+        let p = RtpPacket::parse(&out).unwrap();
+        let got: Vec<(u8, Vec<u8>)> = p.extensions().map(|(i, d)| (i, d.to_vec())).collect();
+        assert_eq!(got, vec![(4, b"video".to_vec()), (7, vec![9, 9, 9])]);
+        assert_eq!(
+            (p.payload_type(), p.ssrc(), p.payload()),
+            (98, 2, &b"frame"[..])
+        );
+        assert_eq!(w.source_sequence(p.sequence()), 1);
     }
 
     #[test]

@@ -566,6 +566,27 @@ pub fn build_nack(sender: u32, media: u32, lost: &[u16]) -> Vec<u8> {
     out
 }
 
+/// A sender report without report blocks (RFC 3550 §6.4.1).
+pub fn build_sr(ssrc: u32, ntp: u64, rtp_timestamp: u32, packets: u32, octets: u32) -> Vec<u8> {
+    let mut out = vec![0x80, pt::SR, 0, 6];
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(&ntp.to_be_bytes());
+    out.extend_from_slice(&rtp_timestamp.to_be_bytes());
+    out.extend_from_slice(&packets.to_be_bytes());
+    out.extend_from_slice(&octets.to_be_bytes());
+    out
+}
+
+/// A BYE for up to 31 sources (RFC 3550 §6.6), no reason.
+pub fn build_bye(ssrcs: &[u32]) -> Vec<u8> {
+    let ssrcs = &ssrcs[..ssrcs.len().min(31)];
+    let mut out = vec![0x80 | ssrcs.len() as u8, pt::BYE, 0, ssrcs.len() as u8];
+    for s in ssrcs {
+        out.extend_from_slice(&s.to_be_bytes());
+    }
+    out
+}
+
 /// A picture loss indication (RFC 4585 §6.3.1).
 pub fn build_pli(sender: u32, media: u32) -> Vec<u8> {
     let mut out = vec![0x80 | 1, pt::PSFB, 0, 2];
@@ -577,6 +598,29 @@ pub fn build_pli(sender: u32, media: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sender_report_and_bye_parse_back() {
+        let mut c = build_sr(7, 0x0102_0304_0506_0708, 90_000, 10, 12_000);
+        c.extend(build_bye(&[7, 8]));
+        assert_eq!(
+            parse_rtcp(&c).unwrap(),
+            vec![
+                Rtcp::SenderReport {
+                    ssrc: 7,
+                    ntp: 0x0102_0304_0506_0708,
+                    rtp_timestamp: 90_000,
+                    packets: 10,
+                    octets: 12_000,
+                    reports: vec![],
+                },
+                Rtcp::Bye {
+                    ssrcs: vec![7, 8],
+                    reason: None,
+                },
+            ]
+        );
+    }
 
     #[test]
     fn rtp_round_trips_with_both_extension_forms() {

@@ -72,6 +72,38 @@ pub enum NodeEvent {
     },
     /// A new random PIN replaced the locked one (shown on stderr, never here).
     PinReplaced {},
+    /// A WHIP publisher connected to `stream` (`resumed`: within the grace
+    /// period after its predecessor left, so viewers continue).
+    StreamStarted {
+        stream: String,
+        peer: u64,
+        /// The web token's name, or the device id.
+        peer_device_id: String,
+        auth: String,
+        resumed: bool,
+        tracks: Vec<String>,
+    },
+    /// The publisher left; viewers wait for the grace period.
+    StreamPublisherLeft {
+        stream: String,
+        peer: u64,
+        reason: String,
+    },
+    /// No publisher came back in time: viewers got RTCP BYE and were closed.
+    StreamEnded {
+        stream: String,
+    },
+    ViewerJoined {
+        stream: String,
+        peer: u64,
+        peer_device_id: String,
+        auth: String,
+    },
+    ViewerLeft {
+        stream: String,
+        peer: u64,
+        reason: String,
+    },
     /// The trust store changed: a device was `added`, or `updated` (seen again).
     TrustChanged {
         device_id: String,
@@ -184,6 +216,62 @@ impl NodeEvent {
                         transport.as_str()
                     ),
                 },
+            },
+            Event::Media(m) => return Self::from_media(m),
+            _ => return None,
+        })
+    }
+
+    /// The public form of a relay event.
+    fn from_media(e: &softbus_node::MediaEvent) -> Option<Self> {
+        use softbus_node::MediaEvent as M;
+        Some(match e {
+            M::PublisherJoined {
+                stream,
+                peer,
+                who,
+                auth,
+                resumed,
+                tracks,
+            } => NodeEvent::StreamStarted {
+                stream: stream.clone(),
+                peer: peer.0,
+                peer_device_id: who.clone(),
+                auth: auth.as_str().to_owned(),
+                resumed: *resumed,
+                tracks: tracks.clone(),
+            },
+            M::PublisherLeft {
+                stream,
+                peer,
+                reason,
+            } => NodeEvent::StreamPublisherLeft {
+                stream: stream.clone(),
+                peer: peer.0,
+                reason: reason.to_string(),
+            },
+            M::StreamEnded { stream } => NodeEvent::StreamEnded {
+                stream: stream.clone(),
+            },
+            M::ViewerJoined {
+                stream,
+                peer,
+                who,
+                auth,
+            } => NodeEvent::ViewerJoined {
+                stream: stream.clone(),
+                peer: peer.0,
+                peer_device_id: who.clone(),
+                auth: auth.as_str().to_owned(),
+            },
+            M::ViewerLeft {
+                stream,
+                peer,
+                reason,
+            } => NodeEvent::ViewerLeft {
+                stream: stream.clone(),
+                peer: peer.0,
+                reason: reason.to_string(),
             },
             _ => return None,
         })

@@ -28,8 +28,8 @@ pub use node::{
 };
 pub use softbus_bus::auth::PinPolicy;
 pub use softbus_bus::node::SessionInfo;
-pub use softbus_node::{NodeError, SessionId};
-pub use softbus_rtc::host::HostError;
+pub use softbus_node::{MediaRefusal, NodeError, SessionId, StreamInfo};
+pub use softbus_rtc::host::{HostError, PeerId};
 
 /// Wire facts the command line checks its arguments against.
 pub mod wire {

@@ -128,6 +128,14 @@ enum Command {
         oneshot::Sender<Result<(PeerId, String), NodeError>>,
     ),
     RtcOfferPaired(String, String, Vec<u8>, oneshot::Sender<PairedAnswer>),
+    /// WHIP (`true`) or WHEP: stream, offer, who.
+    Media(
+        bool,
+        String,
+        String,
+        Principal,
+        oneshot::Sender<Result<(PeerId, String), NodeError>>,
+    ),
     RtcSignOffer(String, oneshot::Sender<Result<[u8; 64], NodeError>>),
     RtcTakePairedAnswer(
         PeerId,
@@ -168,6 +176,7 @@ enum Command {
         oneshot::Sender<Result<bool, NodeError>>,
     ),
     RtcPeerOf(SessionId, oneshot::Sender<Option<PeerId>>),
+    RtcOwns(u64, Principal, oneshot::Sender<bool>),
     Snapshot(oneshot::Sender<Snapshot>),
     Shutdown,
 }
@@ -219,6 +228,8 @@ pub struct Snapshot {
     pub servers: Vec<String>,
     pub trusted: Vec<store::TrustedDevice>,
     pub paired: Vec<store::PairedDevice>,
+    /// The media relay's streams and viewers.
+    pub streams: Vec<softbus_node::StreamInfo>,
     pub dropped_datagrams: u64,
 }
 
@@ -422,6 +433,7 @@ impl Node {
                 hmac: Box::new(OpenSslCrypto::new()),
                 random: Box::new(OpenSslCrypto::new()),
                 dtls: Box::new(factory),
+                srtp: softbus_crypto::srtp_backends(),
             },
         );
         // With port 0 the kernel picks one; report and use what was bound.
@@ -614,6 +626,28 @@ impl NodeHandle {
         principal: Principal,
     ) -> Result<Result<(PeerId, String), NodeError>, Error> {
         self.call(|tx| Command::RtcOffer(sdp, principal, tx)).await
+    }
+
+    /// WHIP: answers a publisher's offer for `stream`: `(peer id, answer SDP)`.
+    pub async fn whip(
+        &self,
+        stream: String,
+        sdp: String,
+        principal: Principal,
+    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
+        self.call(|tx| Command::Media(true, stream, sdp, principal, tx))
+            .await
+    }
+
+    /// WHEP: answers a viewer's offer for `stream`: `(peer id, answer SDP)`.
+    pub async fn whep(
+        &self,
+        stream: String,
+        sdp: String,
+        principal: Principal,
+    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
+        self.call(|tx| Command::Media(false, stream, sdp, principal, tx))
+            .await
     }
 
     /// Answers an offer whose DTLS fingerprint the paired device `device_id`
@@ -812,6 +846,11 @@ impl NodeHandle {
         by: Principal,
     ) -> Result<Result<bool, NodeError>, Error> {
         self.call(|tx| Command::RtcClose(id, Some(by), tx)).await
+    }
+
+    /// Whether `by` created peer connection `id` and it is still open.
+    pub async fn rtc_owns(&self, id: u64, by: Principal) -> Result<bool, Error> {
+        self.call(|tx| Command::RtcOwns(id, by, tx)).await
     }
 
     /// Devices, sessions, servers, trusted devices.
@@ -1096,6 +1135,13 @@ impl Driver {
             Command::RtcOfferPaired(sdp, device, sig, tx) => {
                 let _ = tx.send(self.node.rtc_answer_paired(now, &sdp, &device, &sig));
             }
+            Command::Media(publish, stream, sdp, principal, tx) => {
+                let _ = tx.send(if publish {
+                    self.node.whip(now, &stream, &sdp, principal)
+                } else {
+                    self.node.whep(now, &stream, &sdp, principal)
+                });
+            }
             Command::RtcSignOffer(sdp, tx) => {
                 let _ = tx.send(self.node.rtc_sign_offer(&sdp));
             }
@@ -1104,6 +1150,9 @@ impl Driver {
                     self.node
                         .rtc_apply_answer_paired(now, peer, &offer, &answer, &device, &sig),
                 );
+            }
+            Command::RtcOwns(id, by, tx) => {
+                let _ = tx.send(self.node.rtc_owned_by(PeerId(id), &by));
             }
             Command::RtcPeerOf(id, tx) => {
                 let _ = tx.send(self.node.rtc_peer_of(id));
@@ -1186,6 +1235,7 @@ impl Driver {
                     servers: self.node.session_servers(),
                     trusted: self.trust.devices(),
                     paired: self.paired.clone(),
+                    streams: self.node.streams(),
                     dropped_datagrams: bus.discovery().dropped(),
                 });
             }

@@ -19,7 +19,12 @@
 //!   candidate, `201` + `Location: /rtc/<id>`; bad SDP `400` with the reason.
 //!   `DELETE /rtc/<id>` closes it. Each data channel is bridged to the session
 //!   server named by its label.
-//! - WHIP/WHEP: `501` until media lands.
+//! - WHIP (RFC 9725) and WHEP: `POST /whip/<stream>` publishes (the offer's
+//!   audio and video, received), `POST /whep/<stream>` plays (sent to the
+//!   viewer), both `201` + `Location: /whip|whep/<stream>/<id>`; `DELETE` on it
+//!   ends that side, `PATCH` takes trickled candidates (`204`; the node is
+//!   ICE-lite and learns addresses from the checks). `GET /api/streams` lists
+//!   streams and viewers.
 #![forbid(unsafe_code)]
 
 use axum::extract::{Extension, State};
@@ -368,6 +373,7 @@ pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAcc
                     axum::http::Method::GET,
                     axum::http::Method::POST,
                     axum::http::Method::DELETE,
+                    axum::http::Method::PATCH,
                 ])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
                 .expose_headers([header::LOCATION]),
@@ -401,8 +407,17 @@ fn routes(node: NodeHandle, st: AuthState) -> Router {
         .route("/api/events", get(events))
         .route("/rtc/offer", post(rtc_offer))
         .route("/rtc/{id}", delete(rtc_close))
-        .route("/whip/{stream}", post(not_yet))
-        .route("/whep/{stream}", post(not_yet))
+        .route("/api/streams", get(streams))
+        .route("/whip/{stream}", post(whip))
+        .route("/whep/{stream}", post(whep))
+        .route(
+            "/whip/{stream}/{id}",
+            delete(media_close).patch(media_patch),
+        )
+        .route(
+            "/whep/{stream}/{id}",
+            delete(media_close).patch(media_patch),
+        )
         .with_state(node)
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
@@ -565,22 +580,9 @@ async fn rtc_offer(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !ct.starts_with("application/sdp") {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected Content-Type: application/sdp\n",
-        )
-            .into_response();
-    }
-    if body.len() > MAX_OFFER {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "offer too large\n").into_response();
-    }
-    let Ok(sdp) = String::from_utf8(body.to_vec()) else {
-        return (StatusCode::BAD_REQUEST, "offer is not UTF-8\n").into_response();
+    let sdp = match sdp_body(&headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
     };
     let answered = match principal {
         Some(Extension(p)) => n
@@ -673,11 +675,144 @@ async fn rtc_close(
     }
 }
 
-async fn not_yet() -> Response {
-    (
-        StatusCode::NOT_IMPLEMENTED,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "WebRTC is not available on this node yet\n",
-    )
-        .into_response()
+async fn streams(State(n): State<NodeHandle>) -> Response {
+    match n.snapshot().await {
+        Ok(s) => Json(s.streams).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// The SDP offer in a request's body, or the status and reason refusing it.
+fn sdp_body(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<String, (StatusCode, &'static str)> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.starts_with("application/sdp") {
+        return Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/sdp\n",
+        ));
+    }
+    if body.len() > MAX_OFFER {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "offer too large\n"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| (StatusCode::BAD_REQUEST, "offer is not UTF-8\n"))
+}
+
+async fn whip(
+    State(n): State<NodeHandle>,
+    Extension(p): Extension<Principal>,
+    axum::extract::Path(stream): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let sdp = match sdp_body(&headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    media_answer("whip", &stream, n.whip(stream.clone(), sdp, p).await)
+}
+
+async fn whep(
+    State(n): State<NodeHandle>,
+    Extension(p): Extension<Principal>,
+    axum::extract::Path(stream): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let sdp = match sdp_body(&headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    media_answer("whep", &stream, n.whep(stream.clone(), sdp, p).await)
+}
+
+/// `201` with the answer and its `Location`, or the refusal with its status.
+fn media_answer(
+    kind: &str,
+    stream: &str,
+    r: Result<
+        Result<(softbus_runtime::PeerId, String), softbus_runtime::NodeError>,
+        softbus_runtime::Error,
+    >,
+) -> Response {
+    use softbus_runtime::{HostError, MediaRefusal, NodeError};
+    match r {
+        Ok(Ok((id, answer))) => (
+            StatusCode::CREATED,
+            [
+                (header::CONTENT_TYPE, "application/sdp".to_owned()),
+                (header::LOCATION, format!("/{kind}/{stream}/{id}")),
+            ],
+            answer,
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            let status = match &e {
+                NodeError::Media(MediaRefusal::NoSuchStream(_)) => StatusCode::NOT_FOUND,
+                NodeError::Media(MediaRefusal::Busy(_)) => StatusCode::CONFLICT,
+                NodeError::Media(
+                    MediaRefusal::TooManyStreams(_) | MediaRefusal::TooManyViewers(_),
+                )
+                | NodeError::Rtc(HostError::TooManyPeers(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                NodeError::Refused(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain".to_owned())],
+                format!("{e}\n"),
+            )
+                .into_response()
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// `DELETE /whip|whep/<stream>/<id>`: ends that publisher or viewer (`200`,
+/// RFC 9725 §4.2); another credential's is as good as unknown (`404`).
+async fn media_close(
+    State(n): State<NodeHandle>,
+    Extension(by): Extension<Principal>,
+    axum::extract::Path((_stream, id)): axum::extract::Path<(String, u64)>,
+) -> Response {
+    match n.rtc_close_as(id, by).await {
+        Ok(Ok(true)) => StatusCode::OK.into_response(),
+        Ok(Ok(false)) | Ok(Err(softbus_runtime::NodeError::NotOwner)) => {
+            (StatusCode::NOT_FOUND, "no such session\n").into_response()
+        }
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// `PATCH` with trickled candidates (RFC 9725 §4.3): accepted, `204`. The
+/// node is ICE-lite: the peer's checks tell it every address it needs. An
+/// ICE restart is not offered (no `ETag` is given out).
+async fn media_patch(
+    State(n): State<NodeHandle>,
+    Extension(by): Extension<Principal>,
+    axum::extract::Path((_stream, id)): axum::extract::Path<(String, u64)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct.starts_with("application/trickle-ice-sdpfrag") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/trickle-ice-sdpfrag\n",
+        )
+            .into_response();
+    }
+    match n.rtc_owns(id, by).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+        Err(_) => unavailable(),
+    }
 }

@@ -234,6 +234,11 @@ pub fn negotiate(offer: &MediaSection, caps: &[CodecCap]) -> Result<Negotiated, 
     Ok(Negotiated { codecs, extensions })
 }
 
+/// The `apt=` of an RTX codec: the payload type it retransmits.
+pub fn rtx_apt(c: &Codec) -> Option<u8> {
+    param(c.fmtp.as_deref(), "apt").and_then(|a| a.parse().ok())
+}
+
 /// In `negotiated`, the payload type whose format is `encoding` with `fmtp`
 /// (to map a stream's codec to what a viewer's offer calls it).
 pub fn find_payload_type(

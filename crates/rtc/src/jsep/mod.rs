@@ -73,6 +73,9 @@ pub struct Transceiver {
     pub current_direction: Option<Direction>,
     pub mid: Option<String>,
     pub stopped: bool,
+    /// What it sends with, when it sends: the SSRC and, for video, the RTX
+    /// SSRC (`a=ssrc`, `a=ssrc-group:FID` in its section).
+    pub send_ssrc: Option<(u32, Option<u32>)>,
 }
 
 /// What descriptions need from the rest of the stack.
@@ -120,6 +123,52 @@ pub enum AnswerPolicy {
     DataOnly,
 }
 
+/// What an answer may keep beyond what the engine knows: a relay answers a
+/// viewer with only the formats its publisher sends, and only the header
+/// extensions it rewrites.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerFilter {
+    /// Formats `(encoding, fmtp)` an audio answer may keep; `None`: all known.
+    pub audio: Option<Vec<(String, Option<String>)>>,
+    /// The same for video (RTX of a kept codec stays).
+    pub video: Option<Vec<(String, Option<String>)>>,
+    /// Header extension URIs an answer may keep; `None`: all known.
+    pub extensions: Option<Vec<String>>,
+}
+
+impl AnswerFilter {
+    /// `negotiated` without what the filter leaves out for `kind`.
+    fn apply(&self, kind: MediaKind, mut n: codecs::Negotiated) -> codecs::Negotiated {
+        let formats = match kind {
+            MediaKind::Audio => &self.audio,
+            MediaKind::Video => &self.video,
+        };
+        if let Some(f) = formats {
+            let kept: Vec<u8> = n
+                .codecs
+                .iter()
+                .filter(|c| !c.encoding.eq_ignore_ascii_case("rtx"))
+                .filter(|c| {
+                    f.iter().any(|(e, p)| {
+                        c.encoding.eq_ignore_ascii_case(e)
+                            && codecs::same_format(e, c.fmtp.as_deref(), p.as_deref())
+                    })
+                })
+                .map(|c| c.payload_type)
+                .collect();
+            n.codecs.retain(|c| {
+                kept.contains(&c.payload_type)
+                    || (c.encoding.eq_ignore_ascii_case("rtx")
+                        && codecs::rtx_apt(c).is_some_and(|a| kept.contains(&a)))
+            });
+        }
+        if let Some(x) = &self.extensions {
+            n.extensions.retain(|e| x.contains(&e.uri));
+        }
+        n
+    }
+}
+
 /// The DTLS role this side has negotiated (RFC 8842): kept across re-offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtlsSide {
@@ -159,6 +208,9 @@ pub struct Jsep {
     /// The role a first answer to an actpass offer takes.
     answer_side: DtlsSide,
     policy: AnswerPolicy,
+    filter: AnswerFilter,
+    /// The `a=msid` stream id of the tracks we send (`-`: none).
+    msid_stream: String,
     random: Box<dyn FnMut(usize) -> String + Send>,
     next_mid: u32,
     transport: LocalTransport,
@@ -223,6 +275,8 @@ impl Jsep {
             dtls_side: None,
             answer_side: DtlsSide::Client,
             policy: AnswerPolicy::All,
+            filter: AnswerFilter::default(),
+            msid_stream: "-".into(),
             random,
             next_mid: 0,
             transport,
@@ -302,6 +356,17 @@ impl Jsep {
         self.policy = policy;
     }
 
+    /// Narrows what answers keep (formats, header extensions).
+    pub fn set_answer_filter(&mut self, filter: AnswerFilter) {
+        self.filter = filter;
+    }
+
+    /// The `a=msid` stream id our sending tracks are announced in (one
+    /// stream: a viewer plays them together).
+    pub fn set_msid_stream(&mut self, id: &str) {
+        self.msid_stream = id.to_owned();
+    }
+
     /// addTransceiver.
     pub fn add_transceiver(&mut self, kind: MediaKind, direction: Direction) -> usize {
         self.transceivers.push(Transceiver {
@@ -310,8 +375,23 @@ impl Jsep {
             current_direction: None,
             mid: None,
             stopped: false,
+            send_ssrc: None,
         });
         self.transceivers.len() - 1
+    }
+
+    /// The SSRC (and RTX SSRC) a transceiver sends with, announced in its section.
+    pub fn set_send_ssrc(
+        &mut self,
+        t: usize,
+        ssrc: u32,
+        rtx: Option<u32>,
+    ) -> Result<(), JsepError> {
+        self.transceivers
+            .get_mut(t)
+            .ok_or(JsepError::NoTransceiver)?
+            .send_ssrc = Some((ssrc, rtx));
+        Ok(())
     }
 
     /// createDataChannel (the first one adds the data m-section at the next offer).
@@ -475,13 +555,14 @@ impl Jsep {
     /// an `a=msid` (RFC 8829 §5.3.1).
     fn answer_media_section(
         &self,
-        kind: MediaKind,
+        t: &Transceiver,
         proto: &str,
         mid: &str,
         dir: Direction,
         setup: &str,
         n: &codecs::Negotiated,
     ) -> String {
+        let (kind, ssrc) = (t.kind, t.send_ssrc);
         let fmts: Vec<String> = n
             .codecs
             .iter()
@@ -499,12 +580,32 @@ impl Jsep {
             s.push_str(&format!("a=extmap:{} {}\r\n", e.id, e.uri));
         }
         s.push_str(&format!("a={}\r\n", dir.as_str()));
-        if matches!(dir, Direction::SendRecv | Direction::SendOnly) {
-            s.push_str(&format!("a=msid:- softbus-{mid}\r\n"));
+        let sends = matches!(dir, Direction::SendRecv | Direction::SendOnly);
+        let track = format!("softbus-{mid}");
+        if sends {
+            s.push_str(&format!("a=msid:{} {track}\r\n", self.msid_stream));
         }
         s.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
         for c in &n.codecs {
             s.push_str(&c.lines());
+        }
+        // RFC 5576 ssrc lines (libwebrtc writes them; receivers that demux by
+        // SSRC, like aiortc, need them). RTX only when an RTX codec is kept.
+        if let (true, Some((ssrc, rtx))) = (sends, ssrc) {
+            let has_rtx = n
+                .codecs
+                .iter()
+                .any(|c| c.encoding.eq_ignore_ascii_case("rtx"));
+            let rtx = rtx.filter(|_| has_rtx);
+            if let Some(r) = rtx {
+                s.push_str(&format!("a=ssrc-group:FID {ssrc} {r}\r\n"));
+            }
+            for x in std::iter::once(ssrc).chain(rtx) {
+                s.push_str(&format!(
+                    "a=ssrc:{x} cname:softbus\r\na=ssrc:{x} msid:{} {track}\r\n",
+                    self.msid_stream
+                ));
+            }
         }
         s.push_str(&self.candidate_lines());
         s
@@ -670,7 +771,7 @@ impl Jsep {
                         MediaKind::Audio => codecs::AUDIO_CODECS,
                         MediaKind::Video => codecs::VIDEO_CODECS,
                     };
-                    let negotiated = codecs::negotiate(m, caps)?;
+                    let negotiated = self.filter.apply(k, codecs::negotiate(m, caps)?);
                     match t {
                         Some(t)
                             if !t.stopped
@@ -679,7 +780,7 @@ impl Jsep {
                         {
                             let dir = intersect(t.direction, m.direction().reverse());
                             body.push_str(&self.answer_media_section(
-                                k,
+                                t,
                                 &line.proto,
                                 &mid,
                                 dir,
@@ -966,7 +1067,8 @@ impl Jsep {
     }
 }
 
-fn media_kind(kind: &str) -> Option<MediaKind> {
+/// The transceiver kind of an `m=` media name.
+pub fn media_kind(kind: &str) -> Option<MediaKind> {
     match kind {
         "audio" => Some(MediaKind::Audio),
         "video" => Some(MediaKind::Video),
