@@ -4,14 +4,47 @@
 //! camera's size and received audio samples, for VP8 and for H264. Runs in a
 //! loopback-only network namespace the test creates; skipped with a message
 //! when Chromium or namespaces are missing, unless SOFTBUS_REQUIRE_INTEROP=1.
+//! While Chromium publishes, an aiortc viewer (PyPI, in target/interop-venv)
+//! plays the same stream and must decode its frames.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 mod support;
 use softbus_testkit::interop::{skip, LoopbackNs as Ns};
 use std::process::Command;
 use support::*;
 
-/// Publishes and plays one stream with `codec` preferred; returns the page's report.
-fn publish_and_play(codec: &str) -> Option<(serde_json::Value, Vec<serde_json::Value>)> {
+/// What one run reports: the page's result, the aiortc viewer's (if aiortc is
+/// there), and the node's stream events.
+struct Run {
+    page: serde_json::Value,
+    aiortc: Option<serde_json::Value>,
+    events: Vec<serde_json::Value>,
+}
+
+/// The aiortc interpreter, if the venv has aiortc.
+fn aiortc_python() -> Option<String> {
+    let py = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/interop-venv/bin/python"
+    );
+    let ok = Command::new(py)
+        .args(["-c", "import aiortc"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Some(py.to_owned())
+    } else {
+        skip("aiortc is not installed (tools/test.sh makes target/interop-venv)");
+        None
+    }
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Publishes and plays one stream with `codec` preferred.
+fn publish_and_play(codec: &str) -> Option<Run> {
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         skip("Chromium is not installed (apt-get install chromium)");
         return None;
@@ -24,34 +57,59 @@ fn publish_and_play(codec: &str) -> Option<(serde_json::Value, Vec<serde_json::V
         "{}/../../interop/chromium_datachannel.py",
         env!("CARGO_MANIFEST_DIR")
     );
-    let out = Command::new("ip")
+    let aiortc = aiortc_python();
+    let stream = format!("cam-{codec}");
+    let page = Command::new("ip")
         .args(["netns", "exec", &ns.0, "python3", &path, &web, "echo"])
         .env("PAGE", "whip.html")
-        .env("PAGE_QUERY", format!("codec={codec}&stream=cam-{codec}"))
+        .env(
+            "PAGE_QUERY",
+            format!(
+                "codec={codec}&stream={stream}&viewers={}",
+                1 + usize::from(aiortc.is_some())
+            ),
+        )
         .env("PAGE_TIMEOUT", "90")
         .env("PAGE_PORT", PAGE_PORT)
         .env("NODE_TOKEN", TEST_TOKEN)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value =
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let mut events = Vec::new();
-    for name in [
-        "stream_started",
-        "viewer_joined",
-        "viewer_left",
-        "stream_publisher_left",
-    ] {
+    let mut events = vec![node.wait_for(|v| v["event"] == "stream_started")];
+    // The same stream, to aiortc, while Chromium publishes.
+    let aiortc = aiortc.map(|py| {
+        let script = format!(
+            "{}/../../interop/aiortc_whep.py",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        json_of(
+            &Command::new("ip")
+                .args(["netns", "exec", &ns.0, &py, &script, &web, &stream])
+                .env("NODE_TOKEN", TEST_TOKEN)
+                .output()
+                .unwrap(),
+        )
+    });
+    let page = json_of(&page.wait_with_output().unwrap());
+    for name in ["viewer_joined", "viewer_left", "stream_publisher_left"] {
         events.push(node.wait_for(|v| v["event"] == name));
     }
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
-    Some((r, events))
+    Some(Run {
+        page,
+        aiortc,
+        events,
+    })
 }
 
 fn check(codec: &str) {
-    let Some((r, events)) = publish_and_play(codec) else {
+    let Some(Run {
+        page: r,
+        aiortc,
+        events,
+    }) = publish_and_play(codec)
+    else {
         return;
     };
     eprintln!("{codec}: {r}");
@@ -83,6 +141,22 @@ fn check(codec: &str) {
         "{codec}: first frame after {} ms, {} frames decoded, {} audio samples",
         v["first_frame_ms"], v["frames_decoded"], v["audio_samples"]
     );
+    if let Some(a) = aiortc {
+        eprintln!("{codec} to aiortc: {a}");
+        assert_eq!(a["status"], 201, "{a}");
+        assert_eq!(
+            (a["video_frames"].as_u64(), a["audio_frames"].as_u64()),
+            (Some(30), Some(25)),
+            "{a}"
+        );
+        assert_eq!(
+            (a["width"].as_u64(), a["height"].as_u64()),
+            (Some(640), Some(480)),
+            "{a}"
+        );
+        assert_eq!(a["delete_status"], 200, "{a}");
+        assert_eq!(r["viewers_seen"], 2, "both viewers at once: {r}");
+    }
 }
 
 #[test]
