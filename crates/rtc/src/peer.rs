@@ -379,7 +379,7 @@ impl Peer {
                 let is_data = l.proto.ends_with("DTLS/SCTP")
                     && l.formats.first().map(String::as_str) == Some("webrtc-datachannel");
                 let is_media = media_kind(&l.kind).is_some() && l.proto.contains("RTP/SAVPF");
-                l.port != 0 && if data { is_data } else { is_media }
+                !offer.is_rejected(m) && if data { is_data } else { is_media }
             })
         };
         let data_section = offer.media.iter().find(|m| usable(m, true));

@@ -433,6 +433,33 @@ pub mod interop {
             }
         }
 
+        /// Adds a veth pair inside the namespace whose first end also carries
+        /// 127.0.0.1/32, for stacks that gather no candidate on `lo` (libnice):
+        /// they find 127.0.0.1 there, and traffic still stays on 127.0.0.1.
+        /// False (after the skip message) if the kernel refuses.
+        pub fn add_loopback_link(&self) -> bool {
+            let ok = [
+                vec![
+                    "link", "add", "sblo0", "type", "veth", "peer", "name", "sblo1",
+                ],
+                vec!["link", "set", "sblo0", "up"],
+                vec!["link", "set", "sblo1", "up"],
+                vec!["addr", "add", "127.0.0.1/32", "dev", "sblo0"],
+            ]
+            .iter()
+            .all(|args| {
+                Command::new("ip")
+                    .args(["-n", &self.0])
+                    .args(args)
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            if !ok {
+                skip("cannot add a veth pair to the namespace");
+            }
+            ok
+        }
+
         /// `ip netns exec NAME`, to put before a command.
         pub fn exec(&self) -> [&str; 4] {
             ["ip", "netns", "exec", &self.0]

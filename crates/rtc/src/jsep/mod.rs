@@ -757,7 +757,7 @@ impl Jsep {
             let mid = m.mid().unwrap_or_default().to_owned();
             let rejected =
                 || Self::rejected_section(&line.kind, &line.proto, &line.formats.join(" "), &mid);
-            if line.port == 0 {
+            if offer.is_rejected(m) {
                 body.push_str(&rejected());
                 continue;
             }
@@ -865,7 +865,7 @@ impl Jsep {
             let Some(k) = media_kind(&line.kind) else {
                 continue;
             };
-            if line.port == 0 {
+            if offer.is_rejected(m) {
                 continue;
             }
             let mid = m.mid().unwrap_or_default().to_owned();

@@ -92,6 +92,22 @@ impl SessionDescription {
             .map(|g| g.mids)
     }
 
+    /// Whether `m` is rejected: port 0, unless it is `a=bundle-only` in the
+    /// BUNDLE group (RFC 8843 §7.3.3: an offerer may send bundled sections
+    /// with port 0, to be answered on the bundle's transport).
+    pub fn is_rejected(&self, m: &MediaSection) -> bool {
+        let Ok(line) = m.media_line() else {
+            return true;
+        };
+        if line.port != 0 {
+            return false;
+        }
+        let bundled = m
+            .mid()
+            .is_some_and(|mid| self.bundle().unwrap_or_default().iter().any(|b| b == mid));
+        !(bundled && flag(&m.lines, "bundle-only"))
+    }
+
     /// A session-level attribute value.
     pub fn session_attribute(&self, name: &str) -> Option<&str> {
         attr(&self.session, name)
