@@ -376,6 +376,17 @@ fn fuzz_identity() -> Option<(OpenSslDtlsFactory, Fingerprint)> {
     })
 }
 
+/// A provider for fuzz targets: seeded randomness, the thread's DTLS identity.
+pub fn fuzz_provider() -> Option<softbus_rtc::crypto::Provider> {
+    let (factory, _) = fuzz_identity()?;
+    Some(softbus_rtc::crypto::Provider {
+        hmac: Box::new(crate::OpenSslCrypto::seeded(1)),
+        random: Box::new(crate::OpenSslCrypto::seeded(2)),
+        dtls: Box::new(factory),
+        srtp: crate::srtp_backends(),
+    })
+}
+
 /// The fixed offer the fuzz targets answer (RFC 5769's remote credentials).
 fn fuzz_offer(fingerprint: &Fingerprint) -> String {
     format!(

@@ -2,8 +2,10 @@
 //! and a WebRTC peer reach the same echo server through one session table, one
 //! limit and one decision point.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_bus::auth::{AuthClient, Authenticated as AuthDone, LocalAuthInfo, PinPolicy};
-use softbus_bus::node::{Bus, BusConfig, Listener, LocalConfig};
+mod common;
+use common::*;
+use softbus_bus::auth::{AuthClient, Authenticated as AuthDone, LocalAuthInfo};
+use softbus_bus::node::Listener;
 use softbus_bus::session::{ClientEvent, SessionClient};
 use softbus_bus::ConnId;
 use softbus_crypto::dtls::DtlsIdentity;
@@ -11,20 +13,11 @@ use softbus_crypto::OpenSslCrypto;
 use softbus_node::{
     Event, Limits, Node, Refusal, ServerMode, SessionClosed, SessionId, Socket, Transmit, Transport,
 };
-use softbus_rtc::crypto::Provider;
-use softbus_rtc::host::{Host, HostConfig};
+use softbus_rtc::host::HostConfig;
 use softbus_rtc::peer::{CloseReason, Peer, PeerEvent};
 use softbus_testkit::{Datagram, Driven, Net, Step};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// The web side's credential in these tests.
-fn web() -> softbus_node::Principal {
-    softbus_node::Principal::WebToken {
-        name: "web".into(),
-        credential: "bearer".into(),
-    }
-}
 
 const TCP_PEER: &str = "10.0.0.3:40000";
 const RTC_PEER: &str = "10.0.0.4:40000";
@@ -46,69 +39,6 @@ fn node_with(max_sessions: usize, host_cfg: HostConfig) -> Node {
 
 fn node_limits(limits: Limits, host_cfg: HostConfig) -> Node {
     node_full("AB", limits, host_cfg)
-}
-
-/// A node whose device id is `byte` × 32, with a long-term key derived from it.
-fn node_full(byte: &str, limits: Limits, host_cfg: HostConfig) -> Node {
-    let mut bus = Bus::new(
-        BusConfig {
-            pin: PinPolicy::pin("246810"),
-            ..Default::default()
-        },
-        LocalConfig {
-            device_id: byte.repeat(32),
-            name: "node".into(),
-            device_type: 0xF2,
-            ip: [10, 0, 0, 2].into(),
-        },
-        Box::new(OpenSslCrypto::seeded(11)),
-    );
-    bus.set_ports(40001, 40002);
-    let seed = byte
-        .bytes()
-        .fold(1u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
-    bus.set_identity([seed; 32]).unwrap();
-    let id = DtlsIdentity::generate().unwrap();
-    let host = Host::new(
-        host_cfg,
-        Provider {
-            hmac: Box::new(OpenSslCrypto::new()),
-            random: Box::new(OpenSslCrypto::seeded(3)),
-            dtls: Box::new(id.factory().unwrap()),
-            srtp: softbus_crypto::srtp_backends(),
-        },
-    );
-    let mut n = Node::new(bus, host, limits);
-    n.create_session_server("echo", ServerMode::Echo).unwrap();
-    n
-}
-
-/// Everything the node has said, sorted for the tests.
-#[derive(Default)]
-struct Seen {
-    events: Vec<Event>,
-    tcp: Vec<(ConnId, Vec<u8>)>,
-    closed: Vec<ConnId>,
-    rtc: Vec<(SocketAddr, Vec<u8>)>,
-}
-
-fn drain(n: &mut Node, seen: &mut Seen) {
-    while let Some(t) = n.poll_transmit() {
-        match t {
-            Transmit::Tcp { conn, bytes } => seen.tcp.push((conn, bytes)),
-            Transmit::Close { conn } => seen.closed.push(conn),
-            Transmit::Datagram {
-                socket: Socket::Rtc,
-                destination,
-                payload,
-            } => seen.rtc.push((destination, payload)),
-            Transmit::Datagram { .. } => {}
-            Transmit::Dial { conn, addr } => panic!("no dial expected: {conn:?} {addr}"),
-        }
-    }
-    while let Some(e) = n.poll_event() {
-        seen.events.push(e);
-    }
 }
 
 fn take_tcp(seen: &mut Seen, conn: ConnId) -> Vec<Vec<u8>> {
@@ -297,42 +227,6 @@ impl Driven for RtcClient {
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.peer.handle_timeout(now, &self.hmac);
-    }
-}
-
-/// The node's WebRTC port on the shared test network; its TCP output and events
-/// go to `seen`.
-struct NodeSide<'a> {
-    n: &'a mut Node,
-    seen: &'a mut Seen,
-}
-
-impl Driven for NodeSide<'_> {
-    fn owns(&self, a: SocketAddr) -> bool {
-        a == self.n.host().local()
-    }
-    fn poll_datagram(&mut self) -> Option<Datagram> {
-        drain(self.n, self.seen);
-        if self.seen.rtc.is_empty() {
-            return None;
-        }
-        let (to, payload) = self.seen.rtc.remove(0);
-        Some(Datagram {
-            from: self.n.host().local(),
-            to,
-            payload,
-        })
-    }
-    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
-        self.n
-            .handle_datagram(now, Socket::Rtc, d.from, None, &d.payload)
-            .unwrap();
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.n.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.n.handle_timeout(now);
     }
 }
 

@@ -120,6 +120,18 @@ pub fn rtp(data: &[u8]) {
     if let Ok(Some(out)) = w.rewrite(data) {
         crate::rtp::RtpPacket::parse(&out).expect("a rewritten packet parses");
     }
+    // With the viewer's header extension ids and mid written in.
+    w.extensions = Some(crate::relay::ExtensionMap {
+        ids: vec![(1, 2), (3, 14), (5, 200)],
+        mid: Some((4, b"1".to_vec())),
+        source_mid: Some(9),
+    });
+    if let Ok(Some(out)) = w.rewrite(data) {
+        let p = crate::rtp::RtpPacket::parse(&out).expect("a rewritten packet parses");
+        assert_eq!(p.extension(4), Some(&b"1"[..]));
+        let original = crate::rtp::RtpPacket::parse(data).expect("it was rewritten");
+        assert_eq!(p.payload(), original.payload());
+    }
     if let Ok(r) = crate::relay::rtx_packet(data, 2, 97, 3) {
         let (_, payload) = crate::relay::rtx_original(&r).expect("an RTX packet reads back");
         assert_eq!(

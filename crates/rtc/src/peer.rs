@@ -508,10 +508,26 @@ impl Peer {
         tie_breaker: u64,
         random: Box<dyn FnMut(usize) -> String + Send>,
     ) -> Result<(Self, String), PeerError> {
+        Self::offer_with_media(candidate, fingerprint, factory, tie_breaker, random, &[])
+    }
+
+    /// [`Peer::offer`] with audio and video transceivers too (`kind`,
+    /// direction), before the data section: a media client of a relay.
+    pub fn offer_with_media(
+        candidate: SocketAddr,
+        fingerprint: &Fingerprint,
+        factory: Box<dyn DtlsFactory>,
+        tie_breaker: u64,
+        random: Box<dyn FnMut(usize) -> String + Send>,
+        media: &[(MediaKind, Direction)],
+    ) -> Result<(Self, String), PeerError> {
         let mut transport = LocalTransport::new(fingerprint.to_value());
         transport.candidates = vec![Candidate::host("1", candidate, 2_130_706_431)];
         transport.end_of_candidates = true;
         let mut jsep = Jsep::new(transport, random);
+        for (kind, dir) in media {
+            jsep.add_transceiver(*kind, *dir);
+        }
         jsep.create_data_channel();
         let sdp = jsep.create_offer()?;
         jsep.set_local_description(SdpType::Offer, &sdp)?;

@@ -1,0 +1,600 @@
+//! The node core's media relay in virtual time, with no sockets: WebRTC media
+//! clients (the engines' own offering peers with SRTP keyed from DTLS) publish
+//! with WHIP and play with WHEP through the core.
+#![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+mod common;
+use common::*;
+use softbus_crypto::dtls::DtlsIdentity;
+use softbus_crypto::OpenSslCrypto;
+use softbus_node::{Event, Limits, MediaEvent, Node, Socket};
+use softbus_rtc::host::{HostConfig, PeerId};
+use softbus_rtc::jsep::MediaKind;
+use softbus_rtc::peer::{Peer, PeerEvent};
+use softbus_rtc::rtp::{self, Rtcp, RtpBuilder, RtpPacket};
+use softbus_rtc::sdp::Direction;
+use softbus_rtc::srtp::Context;
+use softbus_testkit::{Datagram, Driven, LinkConfig, Net, Step};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const HOST: &str = "10.0.0.2:50000";
+/// The video payload type and its RTX in the clients' offers.
+const VP8: u8 = 96;
+const RTX: u8 = 97;
+const PUBLISHER_SSRC: u32 = 0xCAFE;
+
+fn node() -> Node {
+    node_full(
+        "CD",
+        Limits::default(),
+        HostConfig::new(HOST.parse().unwrap()),
+    )
+}
+
+/// A media client of the relay: an offering peer, its SRTP, what it received.
+struct Client {
+    id: PeerId,
+    addr: SocketAddr,
+    peer: Peer,
+    hmac: OpenSslCrypto,
+    tx: Option<Context>,
+    rx: Option<Context>,
+    connected: bool,
+    closed: bool,
+    /// Decrypted RTP and RTCP received, with the virtual time of arrival.
+    rtp: Vec<(Instant, Vec<u8>)>,
+    rtcp: Vec<Vec<u8>>,
+    /// Stops reading: whatever arrives is dropped unread.
+    deaf: bool,
+    /// Sends straight into the node, bypassing the (lossy) link.
+    lossless_uplink: bool,
+}
+
+impl Client {
+    /// A publisher (`whip`) or viewer of `stream` with one video section.
+    fn new(n: &mut Node, net: &Net, addr: &str, stream: &str, whip: bool) -> Self {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let id = DtlsIdentity::generate().unwrap();
+        let mut rng = OpenSslCrypto::seeded(u64::from(addr.port()));
+        let dir = if whip {
+            Direction::SendOnly
+        } else {
+            Direction::RecvOnly
+        };
+        let (mut peer, offer) = Peer::offer_with_media(
+            addr,
+            &id.fingerprint("sha-256").unwrap(),
+            Box::new(id.factory().unwrap()),
+            u64::from(addr.port()),
+            Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+            &[(MediaKind::Video, dir)],
+        )
+        .unwrap();
+        let (pid, answer) = if whip {
+            n.whip(net.now(), stream, &offer, web()).unwrap()
+        } else {
+            n.whep(net.now(), stream, &offer, web()).unwrap()
+        };
+        let hmac = OpenSslCrypto::new();
+        let mut tid = addr.port() as u8;
+        peer.apply_answer(
+            net.now(),
+            &answer,
+            &hmac,
+            Box::new(move || {
+                tid = tid.wrapping_add(1);
+                [tid; 12]
+            }),
+        )
+        .unwrap();
+        Self {
+            id: pid,
+            addr,
+            peer,
+            hmac,
+            tx: None,
+            rx: None,
+            connected: false,
+            closed: false,
+            rtp: Vec::new(),
+            rtcp: Vec::new(),
+            deaf: false,
+            lossless_uplink: false,
+        }
+    }
+
+    fn events(&mut self, now: Instant) {
+        while let Some(e) = self.peer.poll_event() {
+            match e {
+                PeerEvent::SrtpKeys(k) => {
+                    let c = || Box::new(OpenSslCrypto::new());
+                    self.tx = Some(Context::from_dtls(&k, true, c()).unwrap());
+                    self.rx = Some(Context::from_dtls(&k, false, c()).unwrap());
+                }
+                PeerEvent::Connected => self.connected = true,
+                PeerEvent::Closed(_) => self.closed = true,
+                PeerEvent::Media(d) => {
+                    let rx = self.rx.as_mut().unwrap();
+                    if (192..=223).contains(&d[1]) {
+                        self.rtcp.push(rx.unprotect_rtcp(&d).unwrap());
+                    } else {
+                        self.rtp.push((now, rx.unprotect_rtp(&d).unwrap()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn send_rtp(&mut self, packet: &[u8]) {
+        let d = self.tx.as_mut().unwrap().protect_rtp(packet).unwrap();
+        assert!(self.peer.send_media(d));
+    }
+
+    fn send_rtcp(&mut self, packet: &[u8]) {
+        let d = self.tx.as_mut().unwrap().protect_rtcp(packet).unwrap();
+        assert!(self.peer.send_media(d));
+    }
+
+    /// Video sequence numbers received, originals and retransmissions.
+    fn received_video(&self) -> BTreeSet<u16> {
+        self.rtp
+            .iter()
+            .filter_map(|(_, p)| {
+                let r = RtpPacket::parse(p).unwrap();
+                match r.payload_type() {
+                    VP8 => Some(r.sequence()),
+                    RTX => Some(softbus_rtc::relay::rtx_original(p).unwrap().0),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    fn video_ssrc(&self) -> Option<u32> {
+        self.rtp.iter().find_map(|(_, p)| {
+            let r = RtpPacket::parse(p).unwrap();
+            (r.payload_type() == VP8).then(|| r.ssrc())
+        })
+    }
+}
+
+impl Driven for Client {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == self.addr
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        if self.lossless_uplink {
+            return None;
+        }
+        let (to, payload) = self.peer.poll_transmit()?;
+        Some(Datagram {
+            from: self.addr,
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        if self.deaf {
+            return;
+        }
+        self.peer
+            .handle_datagram(now, d.from, &d.payload, &self.hmac);
+        self.events(now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.peer.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.peer.handle_timeout(now, &self.hmac);
+        self.events(now);
+    }
+}
+
+/// The node and its clients on one virtual network.
+struct World {
+    net: Net,
+    n: Node,
+    seen: Seen,
+    clients: Vec<Client>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            net: Net::perfect(),
+            n: node(),
+            seen: Seen::default(),
+            clients: Vec::new(),
+        }
+    }
+
+    fn join(&mut self, addr: &str, stream: &str, whip: bool) -> usize {
+        let c = Client::new(&mut self.n, &self.net, addr, stream, whip);
+        self.clients.push(c);
+        self.run_until(Duration::from_secs(30), |w| {
+            w.clients.last().unwrap().connected
+        });
+        self.clients.len() - 1
+    }
+
+    /// Steps until `done` or `limit` of virtual time passed; false if not done.
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&World) -> bool) -> bool {
+        let deadline = self.net.deadline(limit);
+        loop {
+            if done(self) {
+                return true;
+            }
+            if self.step(deadline) == Step::Idle {
+                return done(self);
+            }
+        }
+    }
+
+    fn step(&mut self, deadline: Instant) -> Step {
+        // Lossless uplinks go straight to the node.
+        let now = self.net.now();
+        for c in self.clients.iter_mut().filter(|c| c.lossless_uplink) {
+            while let Some((_, d)) = c.peer.poll_transmit() {
+                self.n
+                    .handle_datagram(now, Socket::Rtc, c.addr, None, &d)
+                    .unwrap();
+            }
+        }
+        let mut side = NodeSide {
+            n: &mut self.n,
+            seen: &mut self.seen,
+        };
+        let mut engines: Vec<&mut dyn Driven> = vec![&mut side];
+        engines.extend(self.clients.iter_mut().map(|c| c as &mut dyn Driven));
+        let s = self.net.step(&mut engines, deadline);
+        drain(&mut self.n, &mut self.seen);
+        s
+    }
+
+    /// Runs the network until `t`: what is due before, then the clock moves to `t`.
+    fn run_to(&mut self, t: Instant) {
+        while self.step(t) != Step::Idle {}
+        let now = self.net.now();
+        if t > now {
+            let mut side = NodeSide {
+                n: &mut self.n,
+                seen: &mut self.seen,
+            };
+            let mut engines: Vec<&mut dyn Driven> = vec![&mut side];
+            engines.extend(self.clients.iter_mut().map(|c| c as &mut dyn Driven));
+            self.net.advance(&mut engines, t - now);
+            while self.step(t) != Step::Idle {}
+        }
+    }
+
+    fn media_events(&self) -> Vec<&MediaEvent> {
+        self.seen
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Media(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn video(seq: u16, ssrc: u32) -> Vec<u8> {
+    let payload = [seq as u8; 1000];
+    RtpBuilder {
+        payload_type: VP8,
+        sequence: seq,
+        timestamp: u32::from(seq) * 450,
+        ssrc,
+        payload: &payload,
+        ..Default::default()
+    }
+    .build()
+    .unwrap()
+}
+
+/// What a receiver still misses, and when it last asked for each (NACK at
+/// most every 20 ms per packet, 10 times), as libwebrtc's NACK module does.
+#[derive(Default)]
+struct Nacker {
+    highest: Option<u16>,
+    missing: BTreeMap<u16, (Option<Instant>, u32)>,
+}
+
+impl Nacker {
+    fn update(&mut self, got: &BTreeSet<u16>) {
+        for &s in got {
+            self.missing.remove(&s);
+            match self.highest {
+                Some(h) if s.wrapping_sub(h) < 0x8000 && s != h => {
+                    for m in h.wrapping_add(1)..s {
+                        if !got.contains(&m) {
+                            self.missing.entry(m).or_insert((None, 0));
+                        }
+                    }
+                    self.highest = Some(s);
+                }
+                None => self.highest = Some(s),
+                _ => {}
+            }
+        }
+    }
+
+    fn due(&mut self, now: Instant) -> Vec<u16> {
+        let mut out = Vec::new();
+        for (s, (last, n)) in self.missing.iter_mut() {
+            if *n < 10 && last.is_none_or(|t| now - t >= Duration::from_millis(20)) {
+                *last = Some(now);
+                *n += 1;
+                out.push(*s);
+            }
+        }
+        out
+    }
+}
+
+/// 1000 video packets at 5 ms through a link losing 5% each way to the
+/// viewer: the viewer's NACKs are answered as RTX from the relay's cache and
+/// more than 99% arrive (without NACK about 95% would).
+#[test]
+fn nack_recovery_delivers_above_99_percent_at_5_percent_loss() {
+    let mut w = World::new();
+    let p = w.join("10.0.0.5:4000", "cam", true);
+    w.clients[p].lossless_uplink = true;
+    let v = w.join("10.0.0.6:4000", "cam", false);
+    w.net.set_link(LinkConfig {
+        loss: 0.05,
+        delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(2),
+    });
+    let mut nacker = Nacker::default();
+    let start = w.net.now();
+    for seq in 0..1000u16 {
+        let t = start + Duration::from_millis(5 * u64::from(seq));
+        w.run_to(t);
+        w.clients[p].send_rtp(&video(seq, PUBLISHER_SSRC));
+        if seq % 4 == 0 {
+            nacker.update(&w.clients[v].received_video());
+            let lost = nacker.due(t);
+            if let (false, Some(ssrc)) = (lost.is_empty(), w.clients[v].video_ssrc()) {
+                w.clients[v].send_rtcp(&rtp::build_nack(1, ssrc, &lost));
+            }
+        }
+    }
+    // Repair time after the last packet.
+    for i in 0..20u64 {
+        let t = w.net.now() + Duration::from_millis(20);
+        w.run_to(t);
+        nacker.update(&w.clients[v].received_video());
+        let lost = nacker.due(t);
+        if !lost.is_empty() {
+            let ssrc = w.clients[v].video_ssrc().unwrap();
+            w.clients[v].send_rtcp(&rtp::build_nack(1, ssrc, &lost));
+        }
+        let _ = i;
+    }
+    let got = w.clients[v].received_video().len();
+    let (sent, dropped) = w.net.link_stats();
+    eprintln!("delivered {got}/1000 through a link that dropped {dropped} of {sent}");
+    assert!(dropped > 0, "the link lost packets");
+    assert!(got > 990, "delivered {got}/1000");
+    let info = w.n.streams();
+    assert!(info[0].viewers[0].retransmitted > 0);
+}
+
+/// Three viewers; one stops reading and floods NACKs naming every packet.
+/// The others still get every packet the instant it is sent, and the flood
+/// costs only the relay's per-viewer RTX budget.
+#[test]
+fn a_viewer_that_stops_reading_does_not_slow_the_others() {
+    let mut w = World::new();
+    let p = w.join("10.0.0.5:4000", "cam", true);
+    let a = w.join("10.0.0.6:4000", "cam", false);
+    let b = w.join("10.0.0.7:4000", "cam", false);
+    let c = w.join("10.0.0.8:4000", "cam", false);
+    let start = w.net.now();
+    let mut c_ssrc = None;
+    for seq in 0..600u16 {
+        let t = start + Duration::from_millis(5 * u64::from(seq));
+        w.run_to(t);
+        if seq == 10 {
+            c_ssrc = w.clients[c].video_ssrc();
+            w.clients[c].deaf = true;
+        }
+        w.clients[p].send_rtp(&video(seq, PUBLISHER_SSRC));
+        if let (true, Some(ssrc)) = (seq > 10, c_ssrc) {
+            // Everything from the start, every 5 ms: 64 packets per NACK.
+            let all: Vec<u16> = (0..64).map(|i| seq.wrapping_sub(i)).collect();
+            w.clients[c].send_rtcp(&rtp::build_nack(9, ssrc, &all));
+        }
+    }
+    w.run_to(w.net.now() + Duration::from_millis(50));
+    for x in [a, b] {
+        let got = w.clients[x].received_video();
+        assert_eq!(got.len(), 600, "viewer {x} got every packet");
+        // Each arrived in the instant it was sent (the link has no delay).
+        for (at, pkt) in &w.clients[x].rtp {
+            let seq = RtpPacket::parse(pkt).unwrap().sequence();
+            let sent = start + Duration::from_millis(5 * u64::from(seq));
+            assert!(
+                *at >= sent && *at - sent < Duration::from_millis(1),
+                "seq {seq} late"
+            );
+        }
+    }
+    let info = &w.n.streams()[0];
+    let slow = info
+        .viewers
+        .iter()
+        .find(|v| v.peer == w.clients[c].id.0)
+        .unwrap();
+    let budget = w.n.limits().media.rtx_per_second as u64;
+    eprintln!("slow viewer: {slow:?}");
+    // 3 s of flooding: at most three budget windows of resends, all used.
+    assert!(slow.retransmitted <= 3 * budget, "{slow:?}");
+    assert!(slow.retransmitted >= 2 * budget, "{slow:?}");
+    assert!(slow.not_resent > 10_000, "{slow:?}");
+    for x in [a, b] {
+        let v = info
+            .viewers
+            .iter()
+            .find(|v| v.peer == w.clients[x].id.0)
+            .unwrap();
+        assert_eq!(v.retransmitted, 0);
+    }
+}
+
+/// A publisher that reconnects within the grace period continues the
+/// viewer's numbering; one that does not come back ends the stream: the
+/// viewer gets RTCP BYE for its SSRC and its connection is closed.
+#[test]
+fn a_returning_publisher_continues_and_a_missing_one_ends_the_stream() {
+    let mut w = World::new();
+    let p = w.join("10.0.0.5:4000", "cam", true);
+    let v = w.join("10.0.0.6:4000", "cam", false);
+    for seq in 100..110u16 {
+        w.clients[p].send_rtp(&video(seq, PUBLISHER_SSRC));
+    }
+    w.run_to(w.net.now() + Duration::from_millis(10));
+    let id = w.clients[p].id;
+    assert!(w.n.rtc_close_as(w.net.now(), id, &web()).unwrap());
+    w.run_to(w.net.now() + Duration::from_secs(2));
+    assert!(matches!(
+        w.media_events().last(),
+        Some(MediaEvent::PublisherLeft { .. })
+    ));
+    // Back within 5 s, with another SSRC and numbering.
+    let p2 = w.join("10.0.0.9:4000", "cam", true);
+    for seq in 7000..7010u16 {
+        w.clients[p2].send_rtp(&video(seq, 0xBEEF));
+    }
+    w.run_to(w.net.now() + Duration::from_millis(10));
+    let seqs: Vec<u16> = w.clients[v]
+        .rtp
+        .iter()
+        .map(|(_, p)| RtpPacket::parse(p).unwrap().sequence())
+        .collect();
+    assert_eq!(seqs.len(), 20);
+    assert!(
+        seqs.windows(2).all(|s| s[1] == s[0].wrapping_add(1)),
+        "continuous: {seqs:?}"
+    );
+    assert!(w
+        .media_events()
+        .iter()
+        .any(|e| matches!(e, MediaEvent::PublisherJoined { resumed: true, .. })));
+    // Gone for good: BYE after the grace period, then closed.
+    let id = w.clients[p2].id;
+    w.n.rtc_close_as(w.net.now(), id, &web()).unwrap();
+    let left = w.net.now();
+    assert!(w.run_until(Duration::from_secs(10), |w| w.clients[v].closed));
+    assert!(w.net.now() - left >= Duration::from_secs(5));
+    let ssrc = w.clients[v].video_ssrc().unwrap();
+    let byes: Vec<Vec<u32>> = w.clients[v]
+        .rtcp
+        .iter()
+        .flat_map(|c| rtp::parse_rtcp(c).unwrap())
+        .filter_map(|r| match r {
+            Rtcp::Bye { ssrcs, .. } => Some(ssrcs),
+            _ => None,
+        })
+        .collect();
+    assert!(byes.iter().any(|s| s.contains(&ssrc)), "{byes:?}");
+    assert!(w
+        .media_events()
+        .iter()
+        .any(|e| matches!(e, MediaEvent::StreamEnded { .. })));
+    assert!(w.n.streams().is_empty());
+}
+
+/// A viewer's PLI reaches the publisher for its own SSRC (at most one per
+/// 300 ms), and the publisher's sender report reaches the viewer under the
+/// viewer's SSRC.
+#[test]
+fn keyframe_requests_go_up_and_sender_reports_come_down() {
+    let mut w = World::new();
+    let p = w.join("10.0.0.5:4000", "cam", true);
+    w.clients[p].send_rtp(&video(1, PUBLISHER_SSRC));
+    w.run_to(w.net.now() + Duration::from_millis(1));
+    let v = w.join("10.0.0.6:4000", "cam", false);
+    w.clients[p].send_rtp(&video(2, PUBLISHER_SSRC));
+    w.run_to(w.net.now() + Duration::from_millis(1));
+    let plis = |w: &World| {
+        w.clients[p]
+            .rtcp
+            .iter()
+            .flat_map(|c| rtp::parse_rtcp(c).unwrap())
+            .filter(|r| {
+                matches!(
+                    r,
+                    Rtcp::Pli {
+                        media: PUBLISHER_SSRC,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(plis(&w), 1, "the viewer's join asked for a keyframe");
+    let ssrc = w.clients[v].video_ssrc().unwrap();
+    for _ in 0..3 {
+        w.clients[v].send_rtcp(&rtp::build_pli(5, ssrc));
+    }
+    w.run_to(w.net.now() + Duration::from_millis(1));
+    assert_eq!(plis(&w), 1, "held back within 300 ms");
+    w.run_to(w.net.now() + Duration::from_millis(400));
+    assert_eq!(plis(&w), 2, "sent when the interval ended");
+    w.clients[p].send_rtcp(&rtp::build_sr(PUBLISHER_SSRC, 0x1_0000_0000, 900, 2, 2000));
+    w.run_to(w.net.now() + Duration::from_millis(1));
+    let srs: Vec<(u32, u64)> = w.clients[v]
+        .rtcp
+        .iter()
+        .flat_map(|c| rtp::parse_rtcp(c).unwrap())
+        .filter_map(|r| match r {
+            Rtcp::SenderReport { ssrc, ntp, .. } => Some((ssrc, ntp)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(srs, vec![(ssrc, 0x1_0000_0000)]);
+}
+
+/// A second publisher for a live stream is refused (409 on the web side), a
+/// viewer of a stream nobody publishes too (404), and bad names.
+#[test]
+fn streams_refuse_a_second_publisher_and_unknown_names() {
+    use softbus_node::{MediaRefusal, NodeError};
+    let mut w = World::new();
+    w.join("10.0.0.5:4000", "cam", true);
+    let offer = |w: &World, dir| {
+        let id = DtlsIdentity::generate().unwrap();
+        let mut rng = OpenSslCrypto::seeded(9);
+        Peer::offer_with_media(
+            "10.0.0.9:1".parse().unwrap(),
+            &id.fingerprint("sha-256").unwrap(),
+            Box::new(id.factory().unwrap()),
+            1,
+            Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+            &[(MediaKind::Video, dir)],
+        )
+        .map(|(_, o)| (o, w.net.now()))
+        .unwrap()
+    };
+    let (o, now) = offer(&w, Direction::SendOnly);
+    assert_eq!(
+        w.n.whip(now, "cam", &o, web()),
+        Err(NodeError::Media(MediaRefusal::Busy("cam".into())))
+    );
+    assert_eq!(
+        w.n.whip(now, "bad/name", &o, web()),
+        Err(NodeError::Media(MediaRefusal::BadName))
+    );
+    let (o, now) = offer(&w, Direction::RecvOnly);
+    assert_eq!(
+        w.n.whep(now, "nobody", &o, web()),
+        Err(NodeError::Media(MediaRefusal::NoSuchStream(
+            "nobody".into()
+        )))
+    );
+}
