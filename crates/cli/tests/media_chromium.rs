@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 mod support;
 use softbus_testkit::interop::{skip, LoopbackNs as Ns};
-use std::process::Command;
+use std::process::{Child, Command};
 use support::*;
 
 /// What one run reports: the page's result, the aiortc viewer's (if aiortc is
@@ -43,8 +43,35 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// The page that publishes the fake camera to `stream` with `codec` preferred,
+/// plays it in a frame, and keeps publishing until `viewers` have come and gone.
+fn publisher_page(ns: &Ns, web: &str, codec: &str, stream: &str, viewers: usize) -> Child {
+    let path = format!(
+        "{}/../../interop/chromium_datachannel.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", &path, web, "echo"])
+        .env("PAGE", "whip.html")
+        .env(
+            "PAGE_QUERY",
+            format!("codec={codec}&stream={stream}&viewers={viewers}"),
+        )
+        .env("PAGE_TIMEOUT", "90")
+        .env("PAGE_PORT", PAGE_PORT)
+        .env("NODE_TOKEN", TEST_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// One browser test at a time: three headless Chromiums and aiortc at once
+/// starve a 2-core machine past the tests' event deadlines.
+static BROWSERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Publishes and plays one stream with `codec` preferred.
 fn publish_and_play(codec: &str) -> Option<Run> {
+    let _one = BROWSERS.lock().unwrap_or_else(|e| e.into_inner());
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         skip("Chromium is not installed (apt-get install chromium)");
         return None;
@@ -53,28 +80,9 @@ fn publish_and_play(codec: &str) -> Option<Run> {
     let ns = Ns::create(&format!("sbm{}", &codec[..2].to_lowercase()))?;
     let node = NodeProc::webrtc_echo(&ns.exec(), "127.0.0.1", &dir);
     let web = node.ready["web"].as_str().unwrap().to_owned();
-    let path = format!(
-        "{}/../../interop/chromium_datachannel.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
     let aiortc = aiortc_python();
     let stream = format!("cam-{codec}");
-    let page = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "python3", &path, &web, "echo"])
-        .env("PAGE", "whip.html")
-        .env(
-            "PAGE_QUERY",
-            format!(
-                "codec={codec}&stream={stream}&viewers={}",
-                1 + usize::from(aiortc.is_some())
-            ),
-        )
-        .env("PAGE_TIMEOUT", "90")
-        .env("PAGE_PORT", PAGE_PORT)
-        .env("NODE_TOKEN", TEST_TOKEN)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let page = publisher_page(&ns, &web, codec, &stream, 1 + usize::from(aiortc.is_some()));
     let mut events = vec![node.wait_for(|v| v["event"] == "stream_started")];
     // The same stream, to aiortc, while Chromium publishes.
     let aiortc = aiortc.map(|py| {
@@ -167,4 +175,42 @@ fn chromium_whip_to_whep_vp8() {
 #[test]
 fn chromium_whip_to_whep_h264() {
     check("H264");
+}
+
+/// The dashboard's player plays a stream: the dashboard link with
+/// `play=STREAM&stop_after=30` joins as a viewer and leaves (DELETE) only once
+/// 30 frames were decoded.
+#[test]
+fn the_dashboard_plays_a_stream() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let _one = BROWSERS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir("media-dash");
+    let Some(ns) = Ns::create("sbmd") else { return };
+    let node = NodeProc::webrtc_echo(&ns.exec(), "127.0.0.1", &dir.join("n"));
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let page = publisher_page(&ns, &web, "VP8", "cam-dash", 2);
+    node.wait_for(|v| v["event"] == "stream_started");
+    let mut dash = chromium(
+        &ns.0,
+        &dir.join("profile"),
+        &format!(
+            "{web}/login?token={TEST_TOKEN}&next=%2F%3Floopback%3D1%26play%3Dcam-dash%26stop_after%3D30"
+        ),
+    );
+    // Both viewers (the publisher page's frame and the dashboard) leave by
+    // DELETE; the dashboard does only after decoding 30 frames.
+    let mut left = 0;
+    while left < 2 {
+        let v = node.wait_for(|v| v["event"] == "viewer_left");
+        assert_eq!(v["reason"], "closed by DELETE", "{v}");
+        left += 1;
+    }
+    let r = json_of(&page.wait_with_output().unwrap());
+    assert_eq!(r["viewers_seen"], 2, "{r}");
+    let _ = dash.kill();
+    let _ = dash.wait();
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -208,37 +208,14 @@ fn dashboard_chats_over_a_data_channel() {
     };
     let web = node.ready["web"].as_str().unwrap().to_owned();
     let profile = dir.join("profile");
-    let mut chrome = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            "/usr/bin/chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-        ])
-        .args([
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--allow-loopback-in-peer-connection",
-        ])
-        .args([
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        // The dashboard link the node prints, going on to the chat.
-        .arg(format!(
+    // The dashboard link the node prints, going on to the chat.
+    let mut chrome = chromium(
+        &ns.0,
+        &profile,
+        &format!(
             "{web}/login?token={TEST_TOKEN}&next=%2F%3Floopback%3D1%26chat%3Decho%26say%3Dhello%2520from%2520the%2520dashboard"
-        ))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ),
+    );
     let opened = node.wait_for(|v| v["event"] == "session_opened");
     assert_eq!(
         (opened["session"].as_str(), opened["transport"].as_str()),

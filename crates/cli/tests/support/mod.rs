@@ -147,3 +147,34 @@ pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect()
 }
+
+/// Headless Chromium in namespace `ns` with a fresh profile at `profile`,
+/// allowed loopback candidates and a fake camera, opening `url`; its output
+/// is discarded.
+pub fn chromium(ns: &str, profile: &std::path::Path, url: &str) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns, "/usr/bin/chromium", "--headless"])
+        .args([
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--allow-loopback-in-peer-connection",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .args([
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
