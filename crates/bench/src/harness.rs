@@ -29,9 +29,13 @@ pub struct BenchArgs {
     /// Idle sessions for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
-    /// Run one measurement: stream, throughput (echo), datachannel, discovery or memory.
+    /// Run one measurement: stream, throughput (echo), datachannel, discovery,
+    /// relay or memory.
     #[arg(long)]
     only: Option<String>,
+    /// Viewers of the relay fan-out measurement.
+    #[arg(long, default_value_t = 50)]
+    viewers: usize,
     /// Print one JSON object with every number.
     #[arg(long)]
     json: bool,
@@ -147,6 +151,16 @@ async fn measure(a: &BenchArgs) -> Result<Report, ExitCode> {
             (
                 format!("discovery: node {sb:.0} answers/s, raw UDP echo {echo:.0}/s, ratio {:.2} (goal >= 0.5)", sb / echo),
                 serde_json::json!({"softbus_answers_per_s": sb, "udp_echo_per_s": echo, "ratio": sb / echo}),
+            )
+        })?;
+    }
+    if want("relay") {
+        let n = a.viewers.clamp(1, 60);
+        let r = on_client_cpu(move || crate::relay::fanout(secs, n));
+        report.record("relay", r, |sb, plain| {
+            (
+                format!("relay fan-out, one 2.5 Mbit/s publisher to {n} viewers: node {sb:.0} packets per CPU-second, plain UDP fan-out {plain:.0}, ratio {:.2} (goal >= 0.5)", sb / plain),
+                serde_json::json!({"viewers": n, "softbus_packets_per_cpu_s": sb, "plain_udp_packets_per_cpu_s": plain, "ratio": sb / plain}),
             )
         })?;
     }
