@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    softbus_rtc::fuzzing::srtp(data, || Box::new(softbus_crypto::OpenSslCrypto::seeded(1)));
+    softbus_rtc::fuzzing::srtp(data, || Box::new(softbus_crypto::SrtpBackend::default()));
 });

@@ -116,8 +116,18 @@ impl Client {
         while let Some(e) = self.peer.poll_event() {
             match e {
                 PeerEvent::SrtpKeys(k) => {
-                    self.tx = Context::from_dtls(&k, true, Box::new(OpenSslCrypto::new())).ok();
-                    self.rx = Context::from_dtls(&k, false, Box::new(OpenSslCrypto::new())).ok();
+                    self.tx = Context::from_dtls(
+                        &k,
+                        true,
+                        Box::new(softbus_crypto::SrtpBackend::default()),
+                    )
+                    .ok();
+                    self.rx = Context::from_dtls(
+                        &k,
+                        false,
+                        Box::new(softbus_crypto::SrtpBackend::default()),
+                    )
+                    .ok();
                 }
                 PeerEvent::Connected => self.connected = true,
                 // RTP (not RTCP, RFC 5761) that authenticates.

@@ -1,9 +1,13 @@
-//! SRTP's cipher backends on 1200-byte packets (docs/adr/0010): a whole
-//! protect per profile, and the primitives from OpenSSL and ring side by side.
-use criterion::{criterion_group, criterion_main, Criterion};
+//! SRTP on 1200-byte RTP packets (docs/adr/0010, BENCHMARKS.md), per profile:
+//! softbus's protect and unprotect; the raw cipher and MAC of the same backend
+//! over the same bytes (what any SRTP must spend); webrtc-rs's `webrtc-srtp`
+//! encrypting and decrypting the same packets. Then the primitives from
+//! OpenSSL, ring and RustCrypto side by side (why the backend is what it is).
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use softbus_bus::crypto::Crypto;
-use softbus_crypto::OpenSslCrypto;
+use softbus_crypto::{OpenSslCrypto, SrtpBackend};
 use softbus_rtc::srtp::{Context, Profile, SrtpCrypto};
+use webrtc_srtp::protection_profile::ProtectionProfile as Theirs;
 
 fn packet(seq: u16) -> Vec<u8> {
     softbus_rtc::rtp::RtpBuilder {
@@ -17,38 +21,119 @@ fn packet(seq: u16) -> Vec<u8> {
     .expect("a plain packet builds")
 }
 
-fn protect(c: &mut Criterion) {
-    let mut g = c.benchmark_group("srtp_protect_1200");
-    for p in [
-        Profile::Aes128CmSha1_80,
-        Profile::AeadAes128Gcm,
-        Profile::AeadAes256Gcm,
-    ] {
-        let mut ctx = Context::new(
-            p,
-            &vec![7; p.key_len()],
-            &vec![9; p.salt_len()],
-            Box::new(OpenSslCrypto::new()),
-        )
-        .expect("keys of the right length");
+const PROFILES: [(Profile, Theirs); 4] = [
+    (Profile::Aes128CmSha1_80, Theirs::Aes128CmHmacSha1_80),
+    (Profile::Aes128CmSha1_32, Theirs::Aes128CmHmacSha1_32),
+    (Profile::AeadAes128Gcm, Theirs::AeadAes128Gcm),
+    (Profile::AeadAes256Gcm, Theirs::AeadAes256Gcm),
+];
+
+fn ours(p: Profile) -> Context {
+    Context::new(
+        p,
+        &vec![7; p.key_len()],
+        &vec![9; p.salt_len()],
+        Box::new(SrtpBackend::default()),
+    )
+    .expect("keys of the right length")
+}
+
+fn theirs(p: Profile, t: Theirs) -> webrtc_srtp::context::Context {
+    webrtc_srtp::context::Context::new(&vec![7; p.key_len()], &vec![9; p.salt_len()], t, None, None)
+        .expect("keys of the right length")
+}
+
+fn srtp(c: &mut Criterion) {
+    for (p, t) in PROFILES {
+        let mut g = c.benchmark_group(format!("srtp_1200/{}", p.name()));
+        let mut tx = ours(p);
         let mut seq = 0u16;
-        g.bench_function(p.name(), |b| {
-            b.iter(|| {
-                seq = seq.wrapping_add(1);
-                ctx.protect_rtp(&packet(seq)).expect("protects")
-            })
+        g.bench_function("softbus_protect", |b| {
+            b.iter_batched(
+                || {
+                    seq = seq.wrapping_add(1);
+                    packet(seq)
+                },
+                |pkt| tx.protect_rtp(&pkt).expect("protects"),
+                BatchSize::SmallInput,
+            )
         });
+        let (mut tx, mut rx) = (ours(p), ours(p));
+        g.bench_function("softbus_unprotect", |b| {
+            b.iter_batched(
+                || {
+                    seq = seq.wrapping_add(1);
+                    tx.protect_rtp(&packet(seq)).expect("protects")
+                },
+                |s| rx.unprotect_rtp(&s).expect("unprotects"),
+                BatchSize::SmallInput,
+            )
+        });
+        // The raw work of one packet with the same backend: the cipher over
+        // the payload and, for the CM profiles, HMAC-SHA1 over packet and ROC.
+        let backend = SrtpBackend::default();
+        let key = vec![7u8; p.key_len()];
+        let auth = [5u8; 20];
+        let gcm = matches!(p, Profile::AeadAes128Gcm | Profile::AeadAes256Gcm);
+        g.bench_function("raw_cipher_and_mac", |b| {
+            b.iter_batched(
+                || {
+                    let mut p = packet(1);
+                    p.reserve(16);
+                    p
+                },
+                |mut pkt| {
+                    if gcm {
+                        let aad: [u8; 12] = pkt[..12].try_into().expect("a header");
+                        backend
+                            .gcm_seal(&key, &[1; 12], &aad, &mut pkt, 12)
+                            .expect("seal");
+                    } else {
+                        backend
+                            .aes_ctr(&key, &[1; 16], &mut pkt[12..])
+                            .expect("ctr");
+                        backend
+                            .hmac_sha1(&auth, &[&pkt, &[0, 0, 0, 0]])
+                            .expect("hmac");
+                    }
+                    pkt
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        let mut wtx = theirs(p, t);
+        g.bench_function("webrtc_srtp_encrypt", |b| {
+            b.iter_batched(
+                || {
+                    seq = seq.wrapping_add(1);
+                    packet(seq)
+                },
+                |pkt| wtx.encrypt_rtp(&pkt).expect("encrypts"),
+                BatchSize::SmallInput,
+            )
+        });
+        let (mut wtx, mut wrx) = (theirs(p, t), theirs(p, t));
+        g.bench_function("webrtc_srtp_decrypt", |b| {
+            b.iter_batched(
+                || {
+                    seq = seq.wrapping_add(1);
+                    wtx.encrypt_rtp(&packet(seq)).expect("encrypts")
+                },
+                |s| wrx.decrypt_rtp(&s).expect("decrypts"),
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
     }
-    g.finish();
 }
 
 fn primitives(c: &mut Criterion) {
     let data = vec![0xabu8; 1200];
     let key16 = [7u8; 16];
     let mut g = c.benchmark_group("primitives_1200");
-    let ossl = OpenSslCrypto::new();
+    let backend = SrtpBackend::default();
     g.bench_function("hmac_sha1_rustcrypto", |b| {
-        b.iter(|| SrtpCrypto::hmac_sha1(&ossl, &[1u8; 20], &[&data]).expect("hmac"))
+        b.iter(|| backend.hmac_sha1(&[1u8; 20], &[&data]).expect("hmac"))
     });
     let pk = openssl::pkey::PKey::hmac(&[1u8; 20]).expect("key");
     g.bench_function("hmac_sha1_openssl", |b| {
@@ -65,7 +150,7 @@ fn primitives(c: &mut Criterion) {
     });
     g.bench_function("aes128_ctr_rustcrypto", |b| {
         let mut d = data.clone();
-        b.iter(|| ossl.aes_ctr(&key16, &[0; 16], &mut d).expect("ctr"))
+        b.iter(|| backend.aes_ctr(&key16, &[0; 16], &mut d).expect("ctr"))
     });
     g.bench_function("aes128_ctr_openssl", |b| {
         let mut d = data.clone();
@@ -86,10 +171,12 @@ fn primitives(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             out.extend_from_slice(&data);
-            ossl.gcm_seal(&key16, &[0; 12], &[0; 12], &mut out, 0)
+            backend
+                .gcm_seal(&key16, &[0; 12], &[0; 12], &mut out, 0)
                 .expect("seal")
         })
     });
+    let ossl = OpenSslCrypto::new();
     g.bench_function("aes128_gcm_openssl", |b| {
         let mut out = Vec::with_capacity(1300);
         b.iter(|| {
@@ -100,5 +187,5 @@ fn primitives(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, protect, primitives);
+criterion_group!(benches, srtp, primitives);
 criterion_main!(benches);

@@ -542,14 +542,53 @@ impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
     }
 }
 
-/// The SRTP backend for [`softbus_rtc::crypto::Provider::srtp`].
+/// The SRTP backend for [`softbus_rtc::crypto::Provider::srtp`]: one
+/// [`SrtpBackend`] per context.
 pub fn srtp_backends() -> softbus_rtc::crypto::SrtpBackends {
-    std::sync::Arc::new(|| Box::new(OpenSslCrypto::new()))
+    std::sync::Arc::new(|| Box::new(SrtpBackend::default()))
 }
 
-/// SRTP's ciphers: AES-CTR and HMAC-SHA1 from RustCrypto, AES-GCM from ring
-/// (docs/adr/0010 has the measurements).
-impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
+/// SRTP's ciphers for one context: AES-CTR and HMAC-SHA1 from RustCrypto,
+/// AES-GCM from ring (docs/adr/0010 has the measurements). A context uses a
+/// handful of keys for its whole life, so each key's expanded form (AES key
+/// schedule, HMAC pads, GCM key) is kept instead of rebuilt per packet.
+#[derive(Default)]
+pub struct SrtpBackend {
+    ctr128: std::cell::RefCell<Option<([u8; 16], aes::Aes128)>>,
+    ctr256: std::cell::RefCell<Option<([u8; 32], aes::Aes256)>>,
+    /// The last two HMAC keys (RTP's and RTCP's).
+    hmac: std::cell::RefCell<Vec<(Vec<u8>, hmac::Hmac<sha1::Sha1>)>>,
+    gcm: std::cell::RefCell<Vec<(Vec<u8>, ring::aead::LessSafeKey)>>,
+}
+
+impl std::fmt::Debug for SrtpBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SrtpBackend(..)")
+    }
+}
+
+/// Runs `f` on the cached value for `key` in a list of at most two, made by
+/// `make` when missing.
+fn with_cached<T, R>(
+    list: &std::cell::RefCell<Vec<(Vec<u8>, T)>>,
+    key: &[u8],
+    make: impl FnOnce() -> Option<T>,
+    f: impl FnOnce(&T) -> R,
+) -> Option<R> {
+    let mut l = list.borrow_mut();
+    if let Some((_, v)) = l.iter().find(|(k, _)| k.as_slice() == key) {
+        return Some(f(v));
+    }
+    let v = make()?;
+    if l.len() >= 2 {
+        l.remove(0);
+    }
+    let r = f(&v);
+    l.push((key.to_vec(), v));
+    Some(r)
+}
+
+impl softbus_rtc::srtp::SrtpCrypto for SrtpBackend {
     fn aes_ctr(
         &self,
         key: &[u8],
@@ -558,15 +597,36 @@ impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
     ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
         // RustCrypto's AES (AES-NI when the CPU has it): no per-call context
         // to build, unlike OpenSSL 3's EVP layer.
-        use ctr::cipher::{KeyIvInit, StreamCipher};
+        use aes::cipher::KeyInit;
+        use ctr::cipher::{InnerIvInit, StreamCipher};
         use softbus_rtc::srtp::CryptoFailure;
         match key.len() {
-            16 => ctr::Ctr128BE::<aes::Aes128>::new_from_slices(key, iv)
-                .map_err(|_| CryptoFailure)?
-                .apply_keystream(data),
-            32 => ctr::Ctr128BE::<aes::Aes256>::new_from_slices(key, iv)
-                .map_err(|_| CryptoFailure)?
-                .apply_keystream(data),
+            16 => {
+                let mut c = self.ctr128.borrow_mut();
+                if c.as_ref().is_none_or(|(k, _)| k.as_slice() != key) {
+                    let k: [u8; 16] = key.try_into().map_err(|_| CryptoFailure)?;
+                    *c = Some((k, aes::Aes128::new(&k.into())));
+                }
+                let (_, aes) = c.as_ref().ok_or(CryptoFailure)?;
+                ctr::Ctr128BE::<aes::Aes128>::from_core(ctr::CtrCore::inner_iv_init(
+                    aes.clone(),
+                    iv.into(),
+                ))
+                .apply_keystream(data);
+            }
+            32 => {
+                let mut c = self.ctr256.borrow_mut();
+                if c.as_ref().is_none_or(|(k, _)| k.as_slice() != key) {
+                    let k: [u8; 32] = key.try_into().map_err(|_| CryptoFailure)?;
+                    *c = Some((k, aes::Aes256::new(&k.into())));
+                }
+                let (_, aes) = c.as_ref().ok_or(CryptoFailure)?;
+                ctr::Ctr128BE::<aes::Aes256>::from_core(ctr::CtrCore::inner_iv_init(
+                    aes.clone(),
+                    iv.into(),
+                ))
+                .apply_keystream(data);
+            }
             _ => return Err(CryptoFailure),
         }
         Ok(())
@@ -580,8 +640,14 @@ impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
         // RustCrypto's SHA-1 uses the CPU's SHA extensions: OpenSSL 3's HMAC
         // spends more on setting up each call than on 1200 bytes of data.
         use hmac::Mac;
-        let mut m = hmac::Hmac::<sha1::Sha1>::new_from_slice(key)
-            .map_err(|_| softbus_rtc::srtp::CryptoFailure)?;
+        // The keyed state (both pads hashed) is kept; each packet starts from a copy.
+        let mut m = with_cached(
+            &self.hmac,
+            key,
+            || hmac::Hmac::<sha1::Sha1>::new_from_slice(key).ok(),
+            Clone::clone,
+        )
+        .ok_or(softbus_rtc::srtp::CryptoFailure)?;
         for p in parts {
             m.update(p);
         }
@@ -596,8 +662,14 @@ impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
-        let k = ring_gcm(key).map_err(|_| softbus_rtc::srtp::CryptoFailure)?;
-        ring_seal(&k, nonce, aad, buf, start).map_err(|_| softbus_rtc::srtp::CryptoFailure)
+        with_cached(
+            &self.gcm,
+            key,
+            || ring_gcm(key).ok(),
+            |k| ring_seal(k, nonce, aad, buf, start),
+        )
+        .and_then(Result::ok)
+        .ok_or(softbus_rtc::srtp::CryptoFailure)
     }
 
     fn gcm_open(
@@ -608,8 +680,14 @@ impl softbus_rtc::srtp::SrtpCrypto for OpenSslCrypto {
         buf: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
-        let k = ring_gcm(key).map_err(|_| softbus_rtc::srtp::CryptoFailure)?;
-        ring_open(&k, nonce, aad, buf, start).map_err(|_| softbus_rtc::srtp::CryptoFailure)
+        with_cached(
+            &self.gcm,
+            key,
+            || ring_gcm(key).ok(),
+            |k| ring_open(k, nonce, aad, buf, start),
+        )
+        .and_then(Result::ok)
+        .ok_or(softbus_rtc::srtp::CryptoFailure)
     }
 
     fn ct_eq(&self, a: &[u8], b: &[u8]) -> bool {

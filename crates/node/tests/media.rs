@@ -108,7 +108,7 @@ impl Client {
         while let Some(e) = self.peer.poll_event() {
             match e {
                 PeerEvent::SrtpKeys(k) => {
-                    let c = || Box::new(OpenSslCrypto::new());
+                    let c = || Box::new(softbus_crypto::SrtpBackend::default());
                     self.tx = Some(Context::from_dtls(&k, true, c()).unwrap());
                     self.rx = Some(Context::from_dtls(&k, false, c()).unwrap());
                 }

@@ -10,6 +10,28 @@
 use crate::rtp::{self, RtpError};
 use std::collections::HashMap;
 
+/// Hashes an SSRC with one multiplication. SipHash's DoS resistance is not
+/// needed: a stream is entered only after a packet of it authenticated, and
+/// there are at most [`MAX_STREAMS`].
+#[derive(Default, Clone, Copy)]
+struct SsrcHasher(u64);
+
+impl std::hash::Hasher for SsrcHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ 0xA076_1D64_78BD_642F).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type SsrcMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<SsrcHasher>>;
+
 pub use crate::dtls::{SrtpKeys, SrtpProfile as Profile};
 
 impl Profile {
@@ -268,10 +290,10 @@ pub struct Context {
     profile: Profile,
     keys: SessionKeys,
     crypto: Box<dyn SrtpCrypto>,
-    rtp: HashMap<u32, RtpStream>,
+    rtp: SsrcMap<RtpStream>,
     /// Outbound SRTCP index, and inbound windows per SSRC.
     rtcp_index: u32,
-    rtcp: HashMap<u32, Window>,
+    rtcp: SsrcMap<Window>,
 }
 
 impl std::fmt::Debug for Context {
@@ -300,9 +322,9 @@ impl Context {
             profile,
             keys,
             crypto,
-            rtp: HashMap::new(),
+            rtp: SsrcMap::default(),
             rtcp_index: 0,
-            rtcp: HashMap::new(),
+            rtcp: SsrcMap::default(),
         })
     }
 
@@ -361,12 +383,13 @@ impl Context {
         let (ssrc, seq) = rtp::ssrc_and_sequence(packet).ok_or(RtpError::Truncated)?;
         let index = self.stream(ssrc)?.send_index(seq);
         let roc = (index >> 16) as u32;
-        let mut out = packet.to_vec();
+        // Room for the tag up front: one allocation per packet.
+        let mut out = Vec::with_capacity(packet.len() + 16);
+        out.extend_from_slice(packet);
         if self.profile.is_gcm() {
             let iv = Self::gcm_iv(&self.keys.rtp_salt, ssrc, roc, seq);
-            let aad = packet[..hlen].to_vec();
             self.crypto
-                .gcm_seal(&self.keys.rtp_key, &iv, &aad, &mut out, hlen)?;
+                .gcm_seal(&self.keys.rtp_key, &iv, &packet[..hlen], &mut out, hlen)?;
         } else {
             let iv = Self::cm_iv(&self.keys.rtp_salt, ssrc, index);
             self.crypto
@@ -432,7 +455,8 @@ impl Context {
         let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         self.rtcp_index = (self.rtcp_index + 1) & 0x7FFF_FFFF;
         let e_index = (0x8000_0000 | self.rtcp_index).to_be_bytes();
-        let mut out = packet.to_vec();
+        let mut out = Vec::with_capacity(packet.len() + 4 + 16);
+        out.extend_from_slice(packet);
         if self.profile.is_gcm() {
             let iv = Self::gcm_iv(&self.keys.rtcp_salt, ssrc, 0, 0);
             let iv = Self::gcm_rtcp_iv(iv, self.rtcp_index);

@@ -90,6 +90,6 @@ fn replay_rtp() {
 #[test]
 fn replay_srtp() {
     for (_, data) in corpus("srtp") {
-        softbus_rtc::fuzzing::srtp(&data, || Box::new(softbus_crypto::OpenSslCrypto::seeded(1)));
+        softbus_rtc::fuzzing::srtp(&data, || Box::new(softbus_crypto::SrtpBackend::default()));
     }
 }

@@ -381,7 +381,7 @@ fn srtp_is_keyed_from_dtls_by_role_and_media_flows_both_ways() {
     assert_eq!(ko.profile, ka.profile, "one negotiated profile");
     assert_eq!(ko.local_key, ka.remote_key);
     let ctx = |k: &softbus_rtc::dtls::SrtpKeys, out: bool| {
-        Context::from_dtls(k, out, Box::new(OpenSslCrypto::new())).unwrap()
+        Context::from_dtls(k, out, Box::new(softbus_crypto::SrtpBackend::default())).unwrap()
     };
     let (mut o_out, mut o_in, mut a_out, mut a_in) = (
         ctx(&ko, true),

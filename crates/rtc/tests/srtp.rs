@@ -2,7 +2,7 @@
 //! libsrtp's reference packets for AES-CM and AES-GCM, the RFC 7714 layout for
 //! AES-256-GCM), the rollover counter, the replay window and tampering.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_crypto::OpenSslCrypto;
+use softbus_crypto::SrtpBackend;
 use softbus_rtc::dtls::split_srtp_keys;
 use softbus_rtc::srtp::{derive, kdf, Context, Profile, SrtpCrypto, SrtpError};
 
@@ -11,7 +11,7 @@ fn h(s: &str) -> Vec<u8> {
 }
 
 fn ctx(p: Profile, key: &str, salt: &str) -> Context {
-    Context::new(p, &h(key), &h(salt), Box::new(OpenSslCrypto::new())).unwrap()
+    Context::new(p, &h(key), &h(salt), Box::new(SrtpBackend::default())).unwrap()
 }
 
 const CM_KEY: &str = "e1f97a0d3e018be0d64fa32c06de4139";
@@ -29,7 +29,7 @@ fn rtcp_plain() -> Vec<u8> {
 /// RFC 3711 Appendix B.2: the AES-CM keystream.
 #[test]
 fn rfc3711_b2_keystream() {
-    let c = OpenSslCrypto::new();
+    let c = SrtpBackend::default();
     let mut ks = [0u8; 48];
     let iv: [u8; 16] = h("f0f1f2f3f4f5f6f7f8f9fafbfcfd0000").try_into().unwrap();
     c.aes_ctr(&h("2b7e151628aed2a6abf7158809cf4f3c"), &iv, &mut ks)
@@ -43,7 +43,7 @@ fn rfc3711_b2_keystream() {
 /// RFC 3711 Appendix B.3: the key derivation, and the SRTCP labels.
 #[test]
 fn rfc3711_b3_key_derivation() {
-    let c = OpenSslCrypto::new();
+    let c = SrtpBackend::default();
     let k = derive(&c, Profile::Aes128CmSha1_80, &h(CM_KEY), &h(CM_SALT)).unwrap();
     assert_eq!(k.rtp_key, h("c61e7a93744f39ee10734afe3ff7a087"));
     assert_eq!(k.rtp_salt, h("30cbbc08863d8c85d49db34a9ae1"));
@@ -192,12 +192,12 @@ fn exported_keys_split_by_role() {
     let material: Vec<u8> = (0..60u8).collect();
     let client = split_srtp_keys(p, &material, true).unwrap();
     let server = split_srtp_keys(p, &material, false).unwrap();
-    let mut tx = Context::from_dtls(&client, true, Box::new(OpenSslCrypto::new())).unwrap();
-    let mut rx = Context::from_dtls(&server, false, Box::new(OpenSslCrypto::new())).unwrap();
+    let mut tx = Context::from_dtls(&client, true, Box::new(SrtpBackend::default())).unwrap();
+    let mut rx = Context::from_dtls(&server, false, Box::new(SrtpBackend::default())).unwrap();
     let s = tx.protect_rtp(&packet(1, b"x")).unwrap();
     assert_eq!(rx.unprotect_rtp(&s).unwrap(), packet(1, b"x"));
     // The server's own direction is not the client's.
-    let mut wrong = Context::from_dtls(&server, true, Box::new(OpenSslCrypto::new())).unwrap();
+    let mut wrong = Context::from_dtls(&server, true, Box::new(SrtpBackend::default())).unwrap();
     assert_eq!(wrong.unprotect_rtp(&s), Err(SrtpError::AuthFailed));
     assert_eq!(Profile::from_id(7), Some(Profile::AeadAes128Gcm));
 }
