@@ -67,7 +67,7 @@ pub fn relay(now: Instant, data: &[u8], mut provider: Provider) -> (usize, u64) 
         rest = next;
         let viewer = viewers.get(usize::from(*kind >> 4) % 2.max(viewers.len()));
         match kind % 5 {
-            0 => relay.rtp(&mut host, publisher, chunk),
+            0 => relay.rtp(now, &mut host, publisher, chunk),
             1 => relay.rtcp(now, &mut host, publisher, chunk),
             2 => {
                 if let Some(v) = viewer {

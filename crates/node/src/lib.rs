@@ -1194,7 +1194,7 @@ impl Node {
                 self.connected.insert(peer);
                 self.open_waiting_channels(now, peer);
             }
-            HostEvent::Rtp { peer, packet } => self.relay.rtp(&mut self.host, peer, &packet),
+            HostEvent::Rtp { peer, packet } => self.relay.rtp(now, &mut self.host, peer, &packet),
             HostEvent::Rtcp { peer, packet } => self.relay.rtcp(now, &mut self.host, peer, &packet),
             HostEvent::ChannelOpen {
                 peer,

@@ -140,6 +140,27 @@ pub struct ViewerInfo {
     pub not_resent: u64,
 }
 
+/// The original packet of a publisher's RTX packet: its header with the
+/// media payload type, sequence number and SSRC, and the payload after the
+/// original sequence number.
+fn rtx_restore(p: &RtpPacket<'_>, apt: u8, ssrc: u32) -> Option<Vec<u8>> {
+    let payload = p.payload();
+    if payload.len() < 2 {
+        return None; // padding only
+    }
+    let osn = u16::from_be_bytes([payload[0], payload[1]]);
+    let hlen = p.header_len();
+    let raw = p.raw();
+    let mut out = Vec::with_capacity(raw.len() + 16);
+    out.extend_from_slice(&raw[..hlen]);
+    out[0] &= !0x20; // the padding, if any, is not carried over
+    out[1] = (out[1] & 0x80) | apt;
+    out[2..4].copy_from_slice(&osn.to_be_bytes());
+    out[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(&payload[2..]);
+    Some(out)
+}
+
 /// A stream name as the URL carries it.
 pub fn check_stream_name(name: &str) -> Result<(), MediaRefusal> {
     let ok = (1..=64).contains(&name.len())
@@ -161,6 +182,96 @@ struct SourceTrack {
     extensions: Vec<(u16, String)>,
     source_ssrc: Option<u32>,
     cache: PacketCache,
+    /// Uplink repair: the highest sequence number seen and what is missing
+    /// below it (when first missed, when last asked for, how often).
+    highest: Option<u16>,
+    missing: BTreeMap<u16, Missing>,
+}
+
+/// A publisher packet the relay has not received.
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    since: Instant,
+    asked: Option<Instant>,
+    tries: u8,
+}
+
+/// Uplink repair bounds: gaps larger than this are a new start, not loss;
+/// a packet is asked for at most [`NACK_TRIES`] times, [`NACK_INTERVAL`]
+/// apart, and given up after [`NACK_GIVE_UP`].
+const MAX_GAP: u16 = 256;
+const NACK_TRIES: u8 = 10;
+pub const NACK_INTERVAL: Duration = Duration::from_millis(20);
+const NACK_GIVE_UP: Duration = Duration::from_secs(1);
+
+impl SourceTrack {
+    /// Notes `seq` arriving at `now`: a gap becomes missing packets; a
+    /// missing one that arrives is no longer. False for a duplicate.
+    fn arrived(&mut self, now: Instant, seq: u16) -> bool {
+        match self.highest {
+            None => self.highest = Some(seq),
+            Some(h) => {
+                let ahead = seq.wrapping_sub(h);
+                if ahead == 0 {
+                    return false;
+                }
+                if ahead < 0x8000 {
+                    if ahead <= MAX_GAP {
+                        for m in 1..ahead {
+                            self.missing.insert(
+                                h.wrapping_add(m),
+                                Missing {
+                                    since: now,
+                                    asked: None,
+                                    tries: 0,
+                                },
+                            );
+                        }
+                    } else {
+                        self.missing.clear();
+                    }
+                    self.highest = Some(seq);
+                } else if self.missing.remove(&seq).is_none() {
+                    // Older and not missing: a duplicate, or too old to matter.
+                    return false;
+                }
+            }
+        }
+        // Bounded: the oldest missing packets go first.
+        while self.missing.len() > usize::from(MAX_GAP) {
+            let first = self.missing.keys().next().copied();
+            if let Some(k) = first {
+                self.missing.remove(&k);
+            }
+        }
+        true
+    }
+
+    /// The missing packets to ask for now (and marks them asked).
+    fn due(&mut self, now: Instant) -> Vec<u16> {
+        self.missing.retain(|_, m| {
+            m.tries < NACK_TRIES && now.saturating_duration_since(m.since) < NACK_GIVE_UP
+        });
+        let mut out = Vec::new();
+        for (seq, m) in &mut self.missing {
+            if m.asked
+                .is_none_or(|t| now.saturating_duration_since(t) >= NACK_INTERVAL)
+            {
+                m.asked = Some(now);
+                m.tries += 1;
+                out.push(*seq);
+            }
+        }
+        out
+    }
+
+    /// When a missing packet is next due to be asked for.
+    fn next_nack(&self) -> Option<Instant> {
+        self.missing
+            .values()
+            .map(|m| m.asked.map_or(m.since, |t| t + NACK_INTERVAL))
+            .min()
+    }
 }
 
 struct Stream {
@@ -368,6 +479,8 @@ impl Relay {
                 extensions: ext_pairs(t),
                 source_ssrc: t.remote_ssrcs.first().copied(),
                 cache: PacketCache::new(self.limits.cache_packets),
+                highest: None,
+                missing: BTreeMap::new(),
             })
             .collect();
         self.publishers.insert(peer, stream.to_owned());
@@ -568,7 +681,7 @@ impl Relay {
     }
 
     /// RTP from a media peer.
-    pub fn rtp(&mut self, host: &mut Host, peer: PeerId, packet: &[u8]) {
+    pub fn rtp(&mut self, now: Instant, host: &mut Host, peer: PeerId, packet: &[u8]) {
         let Some(name) = self.publishers.get(&peer) else {
             return; // viewers send no media
         };
@@ -582,14 +695,45 @@ impl Relay {
             return;
         };
         let pt = p.payload_type();
+        // A retransmission we asked for (RFC 4588): the original again.
+        let restored;
+        let packet = match s.tracks.iter().find_map(|t| {
+            t.codecs
+                .iter()
+                .find(|c| c.payload_type == pt && is_rtx(c))
+                .and_then(codecs::rtx_apt)
+                .map(|apt| (apt, t.source_ssrc))
+        }) {
+            Some((apt, Some(ssrc))) => match rtx_restore(&p, apt, ssrc) {
+                Some(r) => {
+                    restored = r;
+                    restored.as_slice()
+                }
+                None => return,
+            },
+            Some((_, None)) => return,
+            None => packet,
+        };
+        let Ok(p) = RtpPacket::parse(packet) else {
+            return;
+        };
+        let pt = p.payload_type();
         let Some(track) = s
             .tracks
             .iter_mut()
             .find(|t| t.codecs.iter().any(|c| c.payload_type == pt && !is_rtx(c)))
         else {
-            return; // RTX or padding of the publisher, or unknown
+            return; // padding of the publisher, or unknown
         };
+        if track.source_ssrc != Some(p.ssrc()) {
+            // A new source: its numbering starts over.
+            track.highest = None;
+            track.missing.clear();
+        }
         track.source_ssrc = Some(p.ssrc());
+        if !track.arrived(now, p.sequence()) {
+            return;
+        }
         track.cache.insert(packet);
         s.packets_in += 1;
         s.bytes_in += packet.len() as u64;
@@ -612,9 +756,10 @@ impl Relay {
                 .octets
                 .wrapping_add(out.len().saturating_sub(12) as u32);
             // Each viewer's send stands alone: one that fails costs only itself.
-            if host.send_rtp(*vp, &out).is_ok() {
+            let len = out.len() as u64;
+            if host.send_rtp(*vp, out).is_ok() {
                 v.packets += 1;
-                v.bytes += out.len() as u64;
+                v.bytes += len;
             }
         }
     }
@@ -734,7 +879,7 @@ impl Relay {
                 // No RTX negotiated: the packet again, as it was.
                 _ => out,
             };
-            if host.send_rtp(peer, &packet).is_ok() {
+            if host.send_rtp(peer, packet).is_ok() {
                 v.rtx_in_window += 1;
                 v.retransmitted += 1;
             }
@@ -826,6 +971,22 @@ impl Relay {
         for name in pending {
             self.request_keyframe(now, host, &name);
         }
+        // Uplink repair: NACK the publisher for what it lost on the way.
+        for s in self.streams.values_mut() {
+            let (Some(publisher), true) = (s.publisher, s.live) else {
+                continue;
+            };
+            for t in &mut s.tracks {
+                let (Some(ssrc), true) = (t.source_ssrc, t.next_nack().is_some_and(|at| at <= now))
+                else {
+                    continue;
+                };
+                let lost = t.due(now);
+                for chunk in lost.chunks(64) {
+                    let _ = host.send_rtcp(publisher, &rtp::build_nack(RELAY_SSRC, ssrc, chunk));
+                }
+            }
+        }
     }
 
     /// The relay's next timer.
@@ -838,6 +999,11 @@ impl Relay {
                     s.keyframe_pending
                         .then(|| s.last_keyframe_request.map(|t| t + KEYFRAME_INTERVAL))
                         .flatten(),
+                    s.tracks
+                        .iter()
+                        .filter_map(SourceTrack::next_nack)
+                        .min()
+                        .filter(|_| s.live),
                 ]
             })
             .flatten()

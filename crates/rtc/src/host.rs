@@ -531,24 +531,25 @@ impl Host {
         u32::from_be_bytes(b)
     }
 
-    /// Protects an RTP packet and sends it to a connected media peer.
-    pub fn send_rtp(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), HostError> {
-        self.send_protected(peer, packet, false)
+    /// Protects an RTP packet (in place: it is given away) and sends it to a
+    /// connected media peer.
+    pub fn send_rtp(&mut self, peer: PeerId, packet: Vec<u8>) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        let s = e.srtp.as_mut().ok_or(HostError::NoSrtp)?;
+        let d = s.outbound.protect_rtp_owned(packet)?;
+        self.send_protected(peer, d)
     }
 
     /// Protects an RTCP compound packet and sends it to a connected media peer.
     pub fn send_rtcp(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), HostError> {
-        self.send_protected(peer, packet, true)
-    }
-
-    fn send_protected(&mut self, peer: PeerId, packet: &[u8], rtcp: bool) -> Result<(), HostError> {
         let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
         let s = e.srtp.as_mut().ok_or(HostError::NoSrtp)?;
-        let d = if rtcp {
-            s.outbound.protect_rtcp(packet)?
-        } else {
-            s.outbound.protect_rtp(packet)?
-        };
+        let d = s.outbound.protect_rtcp(packet)?;
+        self.send_protected(peer, d)
+    }
+
+    fn send_protected(&mut self, peer: PeerId, d: Vec<u8>) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
         if !e.peer.send_media(d) {
             return Err(HostError::NoSrtp);
         }
@@ -707,7 +708,7 @@ impl Host {
                     let r = if rtcp {
                         s.inbound.unprotect_rtcp(&d)
                     } else {
-                        s.inbound.unprotect_rtp(&d)
+                        s.inbound.unprotect_rtp_owned(d)
                     };
                     match r {
                         Ok(packet) if rtcp => HostEvent::Rtcp { peer: id, packet },

@@ -101,7 +101,12 @@ impl Rewriter {
         let out_ts = ts.wrapping_add(self.ts_offset);
         let mut out = match &self.extensions {
             Some(map) => map.rewrite(&p, packet)?,
-            None => packet.to_vec(),
+            None => {
+                // Room for an SRTP tag: protecting in place then needs no reallocation.
+                let mut v = Vec::with_capacity(packet.len() + 16);
+                v.extend_from_slice(packet);
+                v
+            }
         };
         out[1] = (out[1] & 0x80) | pt;
         out[2..4].copy_from_slice(&out_seq.to_be_bytes());
@@ -151,7 +156,9 @@ impl ExtensionMap {
         .build()
         .ok_or(RtpError::Extension)?;
         out[0] |= packet[0] & 0x20;
-        out.extend_from_slice(&packet[p.header_len()..]);
+        let tail = &packet[p.header_len()..];
+        out.reserve(tail.len() + 16);
+        out.extend_from_slice(tail);
         Ok(out)
     }
 }

@@ -141,6 +141,10 @@ impl<'a> RtpPacket<'a> {
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
     }
+    /// The whole packet.
+    pub fn raw(&self) -> &'a [u8] {
+        self.buf
+    }
     /// The payload, without padding.
     pub fn payload(&self) -> &'a [u8] {
         &self.buf[self.payload.0..self.payload.1]

@@ -285,6 +285,32 @@ impl RtpStream {
     }
 }
 
+/// A copy of an RTP header, the AAD of GCM while the packet is sealed or
+/// opened in place: on the stack for all but very long headers.
+enum Header {
+    Short([u8; 64], usize),
+    Long(Vec<u8>),
+}
+
+impl Header {
+    fn of(h: &[u8]) -> Self {
+        if h.len() <= 64 {
+            let mut b = [0u8; 64];
+            b[..h.len()].copy_from_slice(h);
+            Header::Short(b, h.len())
+        } else {
+            Header::Long(h.to_vec())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Header::Short(b, n) => &b[..*n],
+            Header::Long(v) => v,
+        }
+    }
+}
+
 /// Protects or unprotects one direction of a session.
 pub struct Context {
     profile: Profile,
@@ -379,17 +405,24 @@ impl Context {
 
     /// SRTP-protects an RTP packet.
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        let hlen = rtp::header_len(packet)?;
-        let (ssrc, seq) = rtp::ssrc_and_sequence(packet).ok_or(RtpError::Truncated)?;
-        let index = self.stream(ssrc)?.send_index(seq);
-        let roc = (index >> 16) as u32;
         // Room for the tag up front: one allocation per packet.
         let mut out = Vec::with_capacity(packet.len() + 16);
         out.extend_from_slice(packet);
+        self.protect_rtp_owned(out)
+    }
+
+    /// SRTP-protects an RTP packet the caller gives away, in place (no copy;
+    /// the tag is appended, so spare capacity of 16 saves a reallocation).
+    pub fn protect_rtp_owned(&mut self, mut out: Vec<u8>) -> Result<Vec<u8>, SrtpError> {
+        let hlen = rtp::header_len(&out)?;
+        let (ssrc, seq) = rtp::ssrc_and_sequence(&out).ok_or(RtpError::Truncated)?;
+        let index = self.stream(ssrc)?.send_index(seq);
+        let roc = (index >> 16) as u32;
         if self.profile.is_gcm() {
             let iv = Self::gcm_iv(&self.keys.rtp_salt, ssrc, roc, seq);
+            let aad = Header::of(&out[..hlen]);
             self.crypto
-                .gcm_seal(&self.keys.rtp_key, &iv, &packet[..hlen], &mut out, hlen)?;
+                .gcm_seal(&self.keys.rtp_key, &iv, aad.as_slice(), &mut out, hlen)?;
         } else {
             let iv = Self::cm_iv(&self.keys.rtp_salt, ssrc, index);
             self.crypto
@@ -405,11 +438,18 @@ impl Context {
     /// Checks and decrypts an SRTP packet: the RTP packet, or why not. A
     /// packet that fails changes nothing (its ROC guess and window stay).
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        self.unprotect_rtp_owned(packet.to_vec())
+    }
+
+    /// [`Context::unprotect_rtp`] of a datagram the caller gives away,
+    /// decrypted in place (no copy).
+    pub fn unprotect_rtp_owned(&mut self, mut packet: Vec<u8>) -> Result<Vec<u8>, SrtpError> {
         let tag_len = self.profile.rtp_tag_len();
         if packet.len() < 12 + tag_len {
             return Err(SrtpError::Truncated);
         }
-        let body = &packet[..packet.len() - tag_len];
+        let body_len = packet.len() - tag_len;
+        let body = &packet[..body_len];
         let hlen = rtp::header_len(body)?;
         let (ssrc, seq) = rtp::ssrc_and_sequence(body).ok_or(RtpError::Truncated)?;
         if hlen > body.len() {
@@ -424,27 +464,26 @@ impl Context {
         let roc = stream.guess_roc(seq);
         let index = (u64::from(roc) << 16) | u64::from(seq);
         stream.window.check(index)?;
-        let mut out;
         if self.profile.is_gcm() {
             let iv = Self::gcm_iv(&self.keys.rtp_salt, ssrc, roc, seq);
-            out = packet.to_vec();
+            let aad = Header::of(&packet[..hlen]);
             self.crypto
-                .gcm_open(&self.keys.rtp_key, &iv, &packet[..hlen], &mut out, hlen)
+                .gcm_open(&self.keys.rtp_key, &iv, aad.as_slice(), &mut packet, hlen)
                 .map_err(|_| SrtpError::AuthFailed)?;
         } else {
             let want = self
                 .crypto
                 .hmac_sha1(&self.keys.rtp_auth, &[body, &roc.to_be_bytes()])?;
-            if !self.crypto.ct_eq(&want[..tag_len], &packet[body.len()..]) {
+            if !self.crypto.ct_eq(&want[..tag_len], &packet[body_len..]) {
                 return Err(SrtpError::AuthFailed);
             }
-            out = body.to_vec();
+            packet.truncate(body_len);
             let iv = Self::cm_iv(&self.keys.rtp_salt, ssrc, index);
             self.crypto
-                .aes_ctr(&self.keys.rtp_key, &iv, &mut out[hlen..])?;
+                .aes_ctr(&self.keys.rtp_key, &iv, &mut packet[hlen..])?;
         }
         self.rtp.entry(ssrc).or_default().accepted(seq, roc);
-        Ok(out)
+        Ok(packet)
     }
 
     /// SRTCP-protects an RTCP compound packet.
