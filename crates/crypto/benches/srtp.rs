@@ -169,6 +169,24 @@ fn primitives(c: &mut Criterion) {
             ctx.cipher_update_inplace(&mut d, n).expect("update");
         })
     });
+    g.bench_function("aes128_ctr_openssl_reused_ctx", |b| {
+        let mut d = data.clone();
+        let mut ctx = openssl::cipher_ctx::CipherCtx::new().expect("ctx");
+        ctx.encrypt_init(
+            Some(openssl::cipher::Cipher::aes_128_ctr()),
+            Some(&key16),
+            None,
+        )
+        .expect("init");
+        b.iter(|| {
+            ctx.encrypt_init(None, None, Some(&[0; 16])).expect("iv");
+            let n = d.len();
+            ctx.cipher_update_inplace(&mut d, n).expect("update");
+        })
+    });
+    g.bench_function("sha1_openssl_hasher", |b| {
+        b.iter(|| openssl::hash::hash(openssl::hash::MessageDigest::sha1(), &data).expect("sha1"))
+    });
     g.bench_function("aes128_gcm_ring", |b| {
         let mut out = Vec::with_capacity(1300);
         b.iter(|| {

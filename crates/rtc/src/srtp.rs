@@ -374,7 +374,8 @@ impl Context {
     }
 
     fn stream(&mut self, ssrc: u32) -> Result<&mut RtpStream, SrtpError> {
-        if !self.rtp.contains_key(&ssrc) && self.rtp.len() >= MAX_STREAMS {
+        // The length first: the lookup is paid only when the table is full.
+        if self.rtp.len() >= MAX_STREAMS && !self.rtp.contains_key(&ssrc) {
             return Err(SrtpError::TooManyStreams);
         }
         Ok(self.rtp.entry(ssrc).or_default())
