@@ -186,6 +186,8 @@ struct SourceTrack {
     /// below it (when first missed, when last asked for, how often).
     highest: Option<u16>,
     missing: BTreeMap<u16, Missing>,
+    /// Whether the publisher negotiated NACK for this track (Opus usually not).
+    nack: bool,
 }
 
 /// A publisher packet the relay has not received.
@@ -216,7 +218,7 @@ impl SourceTrack {
                     return false;
                 }
                 if ahead < 0x8000 {
-                    if ahead <= MAX_GAP {
+                    if self.nack && ahead <= MAX_GAP {
                         for m in 1..ahead {
                             self.missing.insert(
                                 h.wrapping_add(m),
@@ -481,6 +483,10 @@ impl Relay {
                 cache: PacketCache::new(self.limits.cache_packets),
                 highest: None,
                 missing: BTreeMap::new(),
+                nack: t
+                    .codecs
+                    .iter()
+                    .any(|c| c.feedback.iter().any(|f| f == "nack")),
             })
             .collect();
         self.publishers.insert(peer, stream.to_owned());
