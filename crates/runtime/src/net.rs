@@ -279,12 +279,15 @@ impl BatchUdp {
     }
 
     /// Sends `out` in order with as few system calls as the kernel allows: a run
-    /// of same-size datagrams to one destination goes as one GSO send. Returns
-    /// the number of system calls made. What cannot be sent is dropped (UDP:
-    /// the protocols above retransmit) and logged.
+    /// of same-size datagrams to one destination goes as one GSO send, and
+    /// single datagrams to different destinations (a relay's fan-out) go
+    /// together, up to [`MMSG_BATCH`] per `sendmmsg`. Returns the number of
+    /// system calls made. What cannot be sent is dropped (UDP: the protocols
+    /// above retransmit) and logged.
     pub fn send_batch(&self, out: &mut Vec<(SocketAddr, Vec<u8>)>, buf: &mut Vec<u8>) -> usize {
         let max = self.max_segments().max(1);
         let mut calls = 0;
+        let mut singles: Vec<usize> = Vec::new();
         let mut i = 0;
         while i < out.len() {
             let (dst, len) = (out[i].0, out[i].1.len());
@@ -301,36 +304,89 @@ impl BatchUdp {
                     break;
                 }
             }
-            calls += 1;
-            let sent = if j - i > 1 && len > 0 {
-                buf.clear();
-                for (_, d) in &out[i..j] {
-                    buf.extend_from_slice(d);
+            if j - i == 1 || len == 0 {
+                singles.push(i);
+                if singles.len() == MMSG_BATCH {
+                    calls += self.send_singles(out, &mut singles);
                 }
-                self.try_send(dst, buf, Some(len))
-            } else {
-                self.try_send(dst, &out[i].1, None)
-            };
-            if let Err(e) = sent {
-                if j - i > 1 {
-                    // GSO refused (some kernels and devices): one by one instead.
-                    tracing::debug!(%dst, error = %e, "GSO send failed; sending singly");
-                    for (_, d) in &out[i..j] {
-                        calls += 1;
-                        if let Err(e) = self.try_send(dst, d, None) {
-                            tracing::debug!(%dst, error = %e, "datagram not sent");
-                        }
+                i += 1;
+                continue;
+            }
+            calls += self.send_singles(out, &mut singles);
+            calls += 1;
+            buf.clear();
+            for (_, d) in &out[i..j] {
+                buf.extend_from_slice(d);
+            }
+            if let Err(e) = self.try_send(dst, buf, Some(len)) {
+                // GSO refused (some kernels and devices): one by one instead.
+                tracing::debug!(%dst, error = %e, "GSO send failed; sending singly");
+                for (_, d) in &out[i..j] {
+                    calls += 1;
+                    if let Err(e) = self.try_send(dst, d, None) {
+                        tracing::debug!(%dst, error = %e, "datagram not sent");
                     }
-                } else {
-                    tracing::debug!(%dst, error = %e, "datagram not sent");
                 }
             }
             i = j;
         }
+        calls += self.send_singles(out, &mut singles);
         out.clear();
         calls
     }
+
+    /// Sends the datagrams `which` of `out` with `sendmmsg` (what the kernel
+    /// does not take is dropped); the system calls made.
+    fn send_singles(&self, out: &[(SocketAddr, Vec<u8>)], which: &mut Vec<usize>) -> usize {
+        use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+        if which.is_empty() {
+            return 0;
+        }
+        if which.len() == 1 {
+            let (dst, d) = &out[which[0]];
+            which.clear();
+            if let Err(e) = self.try_send(*dst, d, None) {
+                tracing::debug!(%dst, error = %e, "datagram not sent");
+            }
+            return 1;
+        }
+        let addrs: Vec<SocketAddrAny> = which.iter().map(|&k| out[k].0.into()).collect();
+        let iovs: Vec<[std::io::IoSlice<'_>; 1]> = which
+            .iter()
+            .map(|&k| [std::io::IoSlice::new(&out[k].1)])
+            .collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = which
+            .iter()
+            .map(|_| SendAncillaryBuffer::default())
+            .collect();
+        let mut msgs: Vec<MMsgHdr<'_>> = addrs
+            .iter()
+            .zip(iovs.iter())
+            .zip(controls.iter_mut())
+            .map(|((a, iov), c)| MMsgHdr::new_with_addr(a, iov, c))
+            .collect();
+        let mut calls = 0;
+        let mut at = 0;
+        while at < msgs.len() {
+            calls += 1;
+            match sendmmsg(&self.io, &mut msgs[at..], SendFlags::empty()) {
+                Ok(0) => break,
+                Ok(n) => at += n,
+                Err(e) => {
+                    // The first of the rest failed (a full buffer, an
+                    // unreachable address): it is dropped, the others go on.
+                    tracing::debug!(error = %e, "datagram not sent");
+                    at += 1;
+                }
+            }
+        }
+        which.clear();
+        calls
+    }
 }
+
+/// Datagrams one `sendmmsg` carries at most.
+pub const MMSG_BATCH: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -386,7 +442,7 @@ mod tests {
         let calls = tx.send_batch(&mut out, &mut buf);
         assert!(out.is_empty());
         if tx.max_segments() > 1 {
-            assert_eq!(calls, 3, "one train of 11, one datagram, one datagram");
+            assert_eq!(calls, 2, "one train of 11, one sendmmsg of two");
         }
         let mut got = Vec::new();
         while got.len() < 12 {
