@@ -4,7 +4,6 @@
 //! cache of recent packets, and RTX retransmissions from it (RFC 4588).
 
 use crate::rtp::{RtpError, RtpPacket};
-use std::collections::VecDeque;
 
 /// One viewer's view of one media stream: what its packets are rewritten to.
 #[derive(Debug, Clone)]
@@ -163,50 +162,54 @@ impl ExtensionMap {
     }
 }
 
-/// The last packets of a stream by sequence number, at most `capacity`.
+/// The last packets of a stream by sequence number, at most `capacity`: a
+/// ring indexed by sequence number, so a lookup (a NACK, which a viewer
+/// controls) costs one slot whatever the capacity.
 #[derive(Debug, Clone)]
 pub struct PacketCache {
-    packets: VecDeque<(u16, Vec<u8>)>,
-    capacity: usize,
+    slots: Vec<Option<(u16, Vec<u8>)>>,
+    len: usize,
 }
 
 /// Packets a stream's cache keeps by default (about 2 s of 720p video).
 pub const CACHE_PACKETS: usize = 512;
 
 impl PacketCache {
+    /// A cache of `capacity` packets (1 to 65536).
     pub fn new(capacity: usize) -> Self {
         Self {
-            packets: VecDeque::with_capacity(capacity.min(CACHE_PACKETS)),
-            capacity: capacity.max(1),
+            slots: vec![None; capacity.clamp(1, 65_536)],
+            len: 0,
         }
     }
 
-    /// Keeps `packet` (an RTP packet as the viewer receives it).
+    /// Keeps `packet` (an RTP packet), in place of whatever had its slot.
     pub fn insert(&mut self, packet: &[u8]) {
         let Some(seq) = crate::rtp::ssrc_and_sequence(packet).map(|(_, s)| s) else {
             return;
         };
-        if self.packets.len() >= self.capacity {
-            self.packets.pop_front();
+        let n = self.slots.len();
+        let slot = &mut self.slots[usize::from(seq) % n];
+        if slot.is_none() {
+            self.len += 1;
         }
-        self.packets.push_back((seq, packet.to_vec()));
+        *slot = Some((seq, packet.to_vec()));
     }
 
     /// The packet with this sequence number, if still kept.
     pub fn get(&self, seq: u16) -> Option<&[u8]> {
-        self.packets
-            .iter()
-            .rev()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, p)| p.as_slice())
+        match &self.slots[usize::from(seq) % self.slots.len()] {
+            Some((s, p)) if *s == seq => Some(p),
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.packets.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packets.is_empty()
+        self.len == 0
     }
 }
 
