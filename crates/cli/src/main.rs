@@ -40,10 +40,19 @@ enum Cmd {
     Devices(DevicesArgs),
     /// Forget a paired device: it must pair again to authenticate without a PIN.
     Unpair(UnpairArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// for `softbus`, e.g. `softbus completions bash > /etc/bash_completion.d/softbus`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of `softbus`, e.g. `softbus man | man -l -`.
+    Man,
     /// Measure throughput, discovery rate and per-session memory against baselines
     /// (runs `softbus-bench` from beside this binary; `softbus bench --help` for its options).
     #[command(disable_help_flag = true)]
     Bench {
+        /// Options of softbus-bench (`softbus bench --help` lists them).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -60,6 +69,7 @@ struct NodeArgs {
     /// Address to advertise and bind (default: first non-loopback IPv4).
     #[arg(long)]
     ip: Option<Ipv4Addr>,
+    /// UDP port of CoAP discovery (softbus_lite: 5684).
     #[arg(long, default_value_t = 5684)]
     discovery_port: u16,
     /// Published capability (repeatable; default ddmpCapability).
@@ -91,9 +101,10 @@ struct NodeArgs {
     /// Device id, keys and trust store (default: the user's data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Fixed auth / session ports (default: chosen by the kernel).
+    /// Fixed auth port (default: chosen by the kernel).
     #[arg(long, default_value_t = 0)]
     auth_port: u16,
+    /// Fixed session port (default: chosen by the kernel).
     #[arg(long, default_value_t = 0)]
     session_port: u16,
     /// Most open sessions (softbus_lite: 24).
@@ -131,6 +142,7 @@ struct PairArgs {
     /// Local address for discovery when the auth port is not given.
     #[arg(long)]
     ip: Option<Ipv4Addr>,
+    /// The device's discovery port, to find its auth port.
     #[arg(long, default_value_t = 5684)]
     discovery_port: u16,
     /// Seconds to wait for each step.
@@ -146,6 +158,8 @@ struct PairArgs {
 
 #[derive(clap::Args)]
 struct DevicesArgs {
+    /// Where this machine's client identity and pairings live (default: the
+    /// user's data dir; the node's are read from there too).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// One JSON object per line.
@@ -157,6 +171,8 @@ struct DevicesArgs {
 struct UnpairArgs {
     /// The paired device's id (64 hex characters).
     device_id: String,
+    /// Where this machine's client identity and pairings live (default: the
+    /// user's data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -169,13 +185,17 @@ struct DiscoverArgs {
     /// Unicast target IPV4[:PORT] (repeatable; default: the broadcast address of --ip).
     #[arg(long = "target")]
     targets: Vec<String>,
+    /// Seconds to wait for answers (with --target: at most; it returns as soon
+    /// as every target answered).
     #[arg(long, default_value_t = 3.0)]
     timeout: f64,
     /// Discovery port to listen on and send to.
     #[arg(long, default_value_t = 5684)]
     port: u16,
+    /// Where this machine's client identity lives (default: the user's data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Print each device as a `device_found` JSON object per line.
     #[arg(long)]
     json: bool,
 }
@@ -196,18 +216,24 @@ struct SendArgs {
     /// The other node's web token for --transport webrtc (default: the pairing).
     #[arg(long)]
     web_token: Option<String>,
+    /// Send the message this many times on the one session, each after the
+    /// previous reply.
     #[arg(long, default_value_t = 1)]
     count: u32,
     /// Local address for discovery when the auth port is not given.
     #[arg(long)]
     ip: Option<Ipv4Addr>,
+    /// The peer's discovery port, to find its auth port.
     #[arg(long, default_value_t = 5684)]
     discovery_port: u16,
     /// Seconds to wait for each step.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
+    /// Where this machine's client identity and pairings live (default: the
+    /// user's data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Print each reply as a `reply` JSON object per line.
     #[arg(long)]
     json: bool,
     /// tcp (the soft bus session protocol) or webrtc (a data channel via the node's /rtc/offer).
@@ -234,6 +260,56 @@ fn bench(args: &[String]) -> ExitCode {
             exe.display()
         )),
     }
+}
+
+/// A command line clap refused: `--help` and `--version` print as clap
+/// writes them (exit 0); anything else is one line naming the problem and
+/// where to read more, exit 2 (docs/interfaces.md).
+fn parse_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    // clap's message up to its usage and tip lines, as one line.
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect();
+    let first = first.join(" ");
+    let first = first.trim_start_matches("error: ");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sub = args.iter().find(|a| !a.starts_with('-')).filter(|a| {
+        [
+            "node",
+            "discover",
+            "send",
+            "pair",
+            "devices",
+            "unpair",
+            "completions",
+            "man",
+            "bench",
+        ]
+        .contains(&a.as_str())
+    });
+    let help = match sub {
+        Some(s) => format!("softbus {s} --help"),
+        None => "softbus --help".to_owned(),
+    };
+    usage(format!("{first} (see {help})"))
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -271,7 +347,10 @@ fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIden
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return parse_error(&e),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -280,8 +359,28 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn,sctp_proto=off".into()),
         )
         .init();
-    if let Cmd::Bench { args } = &cli.cmd {
-        return bench(args);
+    match &cli.cmd {
+        Cmd::Bench { args } => return bench(args),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "softbus",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man => {
+            use clap::CommandFactory;
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // A pager or `head` that stops reading is not a failure.
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => failure(format!("cannot write the man page: {e}")),
+            };
+        }
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -298,7 +397,7 @@ fn main() -> ExitCode {
             Cmd::Pair(a) => pair(a).await,
             Cmd::Devices(a) => devices(a),
             Cmd::Unpair(a) => unpair(a),
-            Cmd::Bench { .. } => ExitCode::SUCCESS,
+            Cmd::Bench { .. } | Cmd::Completions { .. } | Cmd::Man => ExitCode::SUCCESS,
         }
     })
 }
@@ -568,6 +667,15 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
         Err(c) => return c,
     };
     let json = a.json;
+    // With unicast targets, done as soon as each has answered; a broadcast
+    // may be answered by any number of devices, so it waits its timeout.
+    let mut waiting: std::collections::BTreeSet<Ipv4Addr> = if a.targets.is_empty() {
+        Default::default()
+    } else {
+        targets.iter().map(|t| *t.ip()).collect()
+    };
+    let unicast = !waiting.is_empty();
+    let asked: Vec<String> = targets.iter().map(ToString::to_string).collect();
     let found = client::discover(&me, a.port, targets, timeout, |d| {
         if json {
             println!("{}", NodeEvent::found(d).to_json());
@@ -581,13 +689,18 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
                 d.capabilities.join(",")
             );
         }
-        true
+        waiting.remove(&d.ip);
+        !(unicast && waiting.is_empty())
     })
     .await;
     match found {
         Ok(f) if !f.is_empty() => ExitCode::SUCCESS,
         Ok(_) => {
-            eprintln!("softbus: no device answered");
+            eprintln!(
+                "softbus: no device answered {} within {} s",
+                asked.join(", "),
+                a.timeout
+            );
             ExitCode::from(1)
         }
         Err(e) => failure(e),
@@ -945,4 +1058,32 @@ async fn exchange(
         eprintln!("softbus: closing: {e}");
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every subcommand says what it is for.
+    #[test]
+    fn every_option_has_help_text() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("softbus {} --{id}", sub.get_name()));
+                }
+            }
+            if sub.get_about().is_none() {
+                missing.push(format!("softbus {}", sub.get_name()));
+            }
+        }
+        assert!(missing.is_empty(), "without help text: {missing:?}");
+    }
 }

@@ -33,6 +33,7 @@ fn discover_and_send_between_loopback_addresses() {
     assert_eq!(node.ready["discovery_port"], 5684);
 
     let cdir = dir.join("c");
+    let started = std::time::Instant::now();
     let o = run(
         &[],
         &[
@@ -42,12 +43,15 @@ fn discover_and_send_between_loopback_addresses() {
             "--target",
             "127.0.0.12",
             "--timeout",
-            "2",
+            "10",
             "--json",
             "--data-dir",
             cdir.to_str().unwrap(),
         ],
     );
+    // Every target answered: it returns then, not at the 10 s timeout.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "took {took:?}");
     assert!(o.status.success(), "{o:?}");
     let found = json_lines(&o);
     assert_eq!(found.len(), 1);
@@ -164,22 +168,34 @@ fn http_get(addr: &str, path: &str, token: &str) -> String {
 fn exit_codes() {
     let dir = temp_dir("ec");
     let d = dir.to_str().unwrap();
-    // bad usage: 2
-    for args in [
-        vec!["node", "--device-type", "FRIDGE"],
-        vec!["node", "--capability", "share"],
-        vec!["node", "--pin", ""],
-        vec!["node", "--name", ""],
-        vec!["discover", "--target", "not-an-ip"],
-        vec!["discover", "--timeout", "-1"],
-        vec!["send", "--peer", "x", "--session", "echo", "m"],
-        vec!["send", "--peer", "127.0.0.1:1", "--session", "echo", ""],
-        vec!["frobnicate"],
+    // bad usage: 2, one line naming what is wrong (docs/interfaces.md)
+    for (args, names) in [
+        (vec!["node", "--device-type", "FRIDGE"], "FRIDGE"),
+        (vec!["node", "--capability", "share"], "share"),
+        (vec!["node", "--pin", ""], "--pin"),
+        (vec!["node", "--name", ""], "--name"),
+        (vec!["node", "--bogus"], "--bogus"),
+        (vec!["discover", "--target", "not-an-ip"], "not-an-ip"),
+        (vec!["discover", "--timeout", "-1"], "-1"),
+        (vec!["discover", "--port", "x"], "--port"),
+        (
+            vec!["send", "--peer", "x", "--session", "echo", "m"],
+            "--peer",
+        ),
+        (
+            vec!["send", "--peer", "127.0.0.1:1", "--session", "echo", ""],
+            "MESSAGE",
+        ),
+        (vec!["send", "--peer", "127.0.0.1:1"], "--session"),
+        (vec!["frobnicate"], "frobnicate"),
     ] {
         let o = run(&[], &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.trim().is_empty(), "{args:?} explains itself");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].starts_with("softbus: "), "{args:?}: {err}");
+        assert!(lines[0].contains(names), "{args:?} names {names}: {err}");
     }
     // nobody answers: 1
     let o = run(
@@ -197,6 +213,8 @@ fn exit_codes() {
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("127.0.0.15:5684"), "names the target: {err}");
     // connection refused: 1
     let o = run(
         &[],
@@ -214,11 +232,33 @@ fn exit_codes() {
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
-    for cmd in ["node", "discover", "send"] {
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("127.0.0.15:1"),
+        "names the address: {o:?}"
+    );
+    for cmd in [
+        "node",
+        "discover",
+        "send",
+        "pair",
+        "devices",
+        "unpair",
+        "completions",
+        "man",
+    ] {
         let o = run(&[], &[cmd, "--help"]);
-        assert!(o.status.success());
+        assert!(o.status.success(), "{cmd}: {o:?}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"));
     }
+    // Completions and the man page come from the same definitions.
+    let o = run(&[], &["completions", "bash"]);
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(script.contains("_softbus") && script.contains("--paired-only"));
+    let o = run(&[], &["man"]);
+    assert!(o.status.success());
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains(".TH softbus 1") && page.contains("discover"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
