@@ -555,20 +555,11 @@ async fn node(a: NodeArgs) -> ExitCode {
         rtc_port: i.rtc_port,
         web: web.clone(),
     };
-    if a.json {
-        emit(&ready.to_json());
+    emit(&if a.json {
+        ready.to_json()
     } else {
-        emit(&format!(
-            "softbus node {} ({}) on {}: discovery {}, auth {}, session {}{}",
-            i.name,
-            i.device_id,
-            i.ip,
-            i.discovery_port,
-            i.auth_port,
-            i.session_port,
-            web.map(|w| format!(", dashboard {w}")).unwrap_or_default()
-        ));
-    }
+        ready.to_words()
+    });
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
@@ -585,7 +576,7 @@ async fn node(a: NodeArgs) -> ExitCode {
                         ),
                         _ => {}
                     }
-                    emit(&if a.json { e.to_json() } else { human(&e) });
+                    emit(&if a.json { e.to_json() } else { e.to_words() });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("softbus: {n} events not shown (output too slow)"),
                 Err(_) => break,
@@ -601,39 +592,6 @@ fn emit(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
-}
-
-fn human(e: &NodeEvent) -> String {
-    match e {
-        NodeEvent::DeviceFound {
-            name,
-            device_id,
-            ip,
-            auth_port,
-            ..
-        } => format!(
-            "found {name} {device_id} at {ip} auth port {}",
-            auth_port.map(|p| p.to_string()).unwrap_or("-".into())
-        ),
-        NodeEvent::SessionOpened {
-            session_id,
-            session,
-            peer_device_id,
-            transport,
-            auth,
-        } => {
-            format!("session {session_id} opened: {session} from {peer_device_id} over {transport} ({auth})")
-        }
-        NodeEvent::Paired { device_id, ip } => format!("paired with {device_id} at {ip}"),
-        NodeEvent::Unpaired { device_id } => format!("unpaired {device_id}"),
-        NodeEvent::BytesReceived { session_id, len } => {
-            format!("session {session_id}: {len} bytes")
-        }
-        NodeEvent::SessionClosed { session_id, reason } => {
-            format!("session {session_id} closed: {reason}")
-        }
-        other => other.to_json(),
-    }
 }
 
 fn parse_target(s: &str, port: u16) -> Option<SocketAddrV4> {

@@ -277,8 +277,168 @@ impl NodeEvent {
         })
     }
 
+    /// One line for people (what `softbus node` prints without `--json`).
+    /// Every event has words: a new event must be given them here.
+    pub fn to_words(&self) -> String {
+        fn port(p: &Option<u16>) -> String {
+            p.map_or_else(|| "-".to_owned(), |p| p.to_string())
+        }
+        fn short(id: &str) -> &str {
+            id.get(..12).unwrap_or(id)
+        }
+        match self {
+            NodeEvent::Ready {
+                device_id,
+                name,
+                ip,
+                discovery_port,
+                auth_port,
+                session_port,
+                rtc_port,
+                web,
+            } => format!(
+                "softbus node {name} ({device_id}) on {ip}: discovery {discovery_port}, auth {auth_port}, session {session_port}, WebRTC {rtc_port}{}",
+                web.as_ref().map(|w| format!(", dashboard {w}")).unwrap_or_default()
+            ),
+            NodeEvent::DeviceFound {
+                device_id,
+                name,
+                ip,
+                auth_port,
+                capabilities,
+                ..
+            } => format!(
+                "found {name} ({}…) at {ip}, auth port {}{}",
+                short(device_id),
+                port(auth_port),
+                if capabilities.is_empty() {
+                    String::new()
+                } else {
+                    format!(", offers {}", capabilities.join(", "))
+                }
+            ),
+            NodeEvent::DeviceLost { device_id } => {
+                format!("lost sight of {}…", short(device_id))
+            }
+            NodeEvent::PeerVerified {
+                device_id,
+                name,
+                ip,
+            } => format!("verified {name} ({}…) at {ip}", short(device_id)),
+            NodeEvent::SessionOpened {
+                session_id,
+                session,
+                peer_device_id,
+                transport,
+                auth,
+            } => format!(
+                "session {session_id} opened to {session:?} by {} over {transport} ({})",
+                if peer_device_id.len() == 64 {
+                    format!("{}…", short(peer_device_id))
+                } else {
+                    peer_device_id.clone()
+                },
+                auth.replace('_', " ")
+            ),
+            NodeEvent::Paired { device_id, ip } => {
+                format!("paired with {}… at {ip}", short(device_id))
+            }
+            NodeEvent::Unpaired { device_id } => format!("unpaired {}…", short(device_id)),
+            NodeEvent::BytesReceived { session_id, len } => {
+                format!("session {session_id}: received {len} bytes")
+            }
+            NodeEvent::SessionClosed { session_id, reason } => {
+                format!("session {session_id} closed: {reason}")
+            }
+            NodeEvent::Error { message } => format!("error: {message}"),
+            NodeEvent::PinLocked { failures } => {
+                format!("PIN pairing locked after {failures} failed attempts")
+            }
+            NodeEvent::PinReplaced {} => "a new pairing PIN replaced the locked one".to_owned(),
+            NodeEvent::StreamStarted {
+                stream,
+                peer_device_id,
+                resumed,
+                tracks,
+                ..
+            } => format!(
+                "stream {stream:?} {} by {peer_device_id} ({})",
+                if *resumed { "resumed" } else { "published" },
+                tracks.join(" + ")
+            ),
+            NodeEvent::StreamPublisherLeft { stream, reason, .. } => {
+                format!("stream {stream:?}: publisher left ({reason}); waiting for it to return")
+            }
+            NodeEvent::StreamEnded { stream } => format!("stream {stream:?} ended"),
+            NodeEvent::ViewerJoined {
+                stream,
+                peer,
+                peer_device_id,
+                ..
+            } => format!("stream {stream:?}: viewer {peer} joined ({peer_device_id})"),
+            NodeEvent::ViewerLeft {
+                stream,
+                peer,
+                reason,
+            } => format!("stream {stream:?}: viewer {peer} left ({reason})"),
+            NodeEvent::TrustChanged {
+                device_id,
+                name,
+                ip,
+                change,
+            } => format!(
+                "trust store: {name} ({}…) at {ip} {change}",
+                short(device_id)
+            ),
+        }
+    }
+
     /// One JSON line.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain enum serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeEvent;
+
+    /// The words are words: no JSON, one line, naming the device or session.
+    #[test]
+    fn every_event_reads_as_one_line_of_words() {
+        let id = "AB".repeat(32);
+        let events = [
+            NodeEvent::PeerVerified {
+                device_id: id.clone(),
+                name: "kitchen".into(),
+                ip: "10.0.0.2".into(),
+            },
+            NodeEvent::SessionOpened {
+                session_id: 3,
+                session: "echo".into(),
+                peer_device_id: "web".into(),
+                transport: "webrtc".into(),
+                auth: "web_token".into(),
+            },
+            NodeEvent::TrustChanged {
+                device_id: id.clone(),
+                name: "kitchen".into(),
+                ip: "10.0.0.2".into(),
+                change: "added".into(),
+            },
+            NodeEvent::PinReplaced {},
+            NodeEvent::StreamEnded {
+                stream: "cam".into(),
+            },
+        ];
+        let words: Vec<String> = events.iter().map(NodeEvent::to_words).collect();
+        for w in &words {
+            assert!(!w.contains('{') && !w.contains('\n'), "{w}");
+        }
+        assert_eq!(words[0], "verified kitchen (ABABABABABAB…) at 10.0.0.2");
+        assert_eq!(
+            words[1],
+            "session 3 opened to \"echo\" by web over webrtc (web token)"
+        );
     }
 }
