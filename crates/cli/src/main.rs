@@ -906,6 +906,13 @@ async fn send_through(
         };
         match h.open_webrtc_session(&web, &a.session, timeout, auth).await {
             Ok(s) => s,
+            // A refused data channel is closed, with no reason on the wire.
+            Err(e @ softbus_runtime::Error::NotOpened(_)) => {
+                return failure(format!(
+                    "WebRTC session {:?} via {web}: {e}: the node has no session server of that name, or does not admit this credential",
+                    a.session
+                ))
+            }
             Err(e) => return failure(format!("WebRTC session {:?} via {web}: {e}", a.session)),
         }
     } else {
@@ -987,10 +994,18 @@ async fn open_tcp(
     };
     match tokio::time::timeout(timeout, h.open_session(&peer, &a.session)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(failure(format!("opening session {:?}: {e}", a.session))),
-        Err(_) => Err(failure(format!(
-            "opening session {:?}: timed out",
+        // softbus_lite's protocol carries no reason for a refusal: say what it means.
+        Ok(Err(e @ softbus_runtime::Error::NotOpened(_))) => Err(failure(format!(
+            "opening session {:?} on {addr}: {e}: the node has no session server of that name, or does not admit this device",
             a.session
+        ))),
+        Ok(Err(e)) => Err(failure(format!(
+            "opening session {:?} on {addr}: {e}",
+            a.session
+        ))),
+        Err(_) => Err(failure(format!(
+            "opening session {:?} on {addr}: no answer within {} s",
+            a.session, a.timeout
         ))),
     }
 }
