@@ -125,6 +125,36 @@ fn discover_and_send_between_loopback_addresses() {
     assert_eq!(r["len"], 13);
     node.wait_for(|v| v["event"] == "session_closed");
 
+    // A session server the node does not have: one line naming the session,
+    // the address and what a refusal without a reason means.
+    let o = run(
+        &[],
+        &[
+            "send",
+            "--peer",
+            &format!("127.0.0.12:{}", node.ready["auth_port"]),
+            "--ip",
+            "127.0.0.13",
+            "--session",
+            "nosuch",
+            "--pin",
+            "4711",
+            "--data-dir",
+            cdir.to_str().unwrap(),
+            "x",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let err: Vec<&str> = err.lines().collect();
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].contains("\"nosuch\"")
+            && err[0].contains("127.0.0.12:")
+            && err[0].contains("no session server of that name"),
+        "{err:?}"
+    );
+
     // The JSON API sees this device and the trusted client.
     let web = node.ready["web"]
         .as_str()
