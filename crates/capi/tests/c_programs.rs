@@ -459,13 +459,19 @@ fn misuse_gets_the_documented_codes_under_address_sanitizer() {
         "misuse",
         "--pin",
         "246810",
+        "--count",
+        "2",
         "--json",
         "--data-dir",
         cdata.to_str().unwrap(),
         "hi",
     ]);
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(json_lines(&o)[0]["data"], "hi");
+    // The echo, then the largest message SendBytes takes: the client asks for
+    // a second reply, so the session is open while the program sends both.
+    let replies = json_lines(&o);
+    assert_eq!(replies[0]["data"], "hi");
+    assert_eq!(replies[1]["len"], 4048);
     // The program counts the session's close before it stops.
     std::thread::sleep(Duration::from_millis(500));
     let (code, err, out) = p.stop_with_output();

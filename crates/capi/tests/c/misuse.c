@@ -55,15 +55,19 @@ static int OnSessionOpened(int id)
 static void OnBytesReceived(int id, const void *data, unsigned int len)
 {
     static unsigned char big[SEND_BYTES_MAX + 1];
+    g_received++;
+    if (g_received > 1) {
+        /* The client's second message, sent once the echo came back: it
+         * waits for `big` and closes, so only the close is ours to do. */
+        CloseSession(id);
+        return;
+    }
     EXPECT(SendBytes(id, data, 0), -1);
     EXPECT(SendBytes(id, NULL, len), -1);
     EXPECT(SendBytes(id, big, SEND_BYTES_MAX + 1), -1);
     EXPECT(SendBytes(id, data, len), 0);
     EXPECT(SendBytes(id, big, SEND_BYTES_MAX), 0);
     EXPECT(SendBytes(id + 1000, data, len), -1);
-    g_received++;
-    /* Closing from inside a callback: onSessionClosed follows, later. */
-    CloseSession(id);
 }
 
 static void OnSessionClosed(int id) { (void)id; g_closed++; }
@@ -163,7 +167,7 @@ int main(void)
         usleep(100000);
     }
     EXPECT(g_opened, 1);
-    EXPECT(g_received, 1);
+    EXPECT(g_received >= 1, 1);
     EXPECT(g_closed, 1);
     EXPECT(RemoveSessionServer("m", "misuse"), 0);
     EXPECT(UnPublishService("m", 1), 0);
