@@ -176,6 +176,15 @@ fn discover_and_send_between_loopback_addresses() {
     assert!(body.contains(&id), "{body}");
     let trusted = http_get(&web, "/api/trusted", token.trim());
     assert!(trusted.contains(client_id.trim()), "{trusted}");
+    // The node keeps its last events, in words and as JSON, for a dashboard
+    // that reloads.
+    let recent = http_get(&web, "/api/recent", token.trim());
+    assert!(
+        recent.contains("opened to \\\"echo-server\\\" by")
+            && recent.contains("\"event\":\"session_opened\"")
+            && recent.contains("\"at_ms\":"),
+        "{recent}"
+    );
     let page = http_get(&web, "/", "");
     assert!(page.contains("<h1>softbus node"), "{page}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -23,8 +23,8 @@ pub mod signaling;
 pub mod store;
 
 pub use node::{
-    AppEvent, Node, NodeConfig, NodeHandle, NodeInfo, Principal, PublishInfo, RemoteDevice,
-    ServerMode, SessionHandle, WebAuth, DEVICE_HEADER, SIGNATURE_HEADER,
+    AppEvent, Node, NodeConfig, NodeHandle, NodeInfo, Principal, PublishInfo, RecentEvent,
+    RemoteDevice, ServerMode, SessionHandle, WebAuth, DEVICE_HEADER, SIGNATURE_HEADER,
 };
 pub use softbus_bus::auth::PinPolicy;
 pub use softbus_bus::node::SessionInfo;

@@ -220,6 +220,45 @@ pub enum WebAuth {
 pub const DEVICE_HEADER: &str = "softbus-device";
 pub const SIGNATURE_HEADER: &str = "softbus-signature";
 
+/// Events a node keeps for [`NodeHandle::recent_events`].
+pub const RECENT_EVENTS: usize = 200;
+
+/// One kept event: when (Unix milliseconds), in words, and as JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecentEvent {
+    pub at_ms: u64,
+    pub words: String,
+    pub event: NodeEvent,
+}
+
+/// Keeps the last events of `rx` in `ring` until the node stops.
+async fn record(
+    mut rx: broadcast::Receiver<NodeEvent>,
+    ring: Arc<std::sync::Mutex<std::collections::VecDeque<RecentEvent>>>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(event) => {
+                let at_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                if let Ok(mut r) = ring.lock() {
+                    if r.len() >= RECENT_EVENTS {
+                        r.pop_front();
+                    }
+                    r.push_back(RecentEvent {
+                        at_ms,
+                        words: event.to_words(),
+                        event,
+                    });
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 /// A consistent view for APIs and the dashboard.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Snapshot {
@@ -348,6 +387,8 @@ pub const SESSION_INBOX: usize = 256;
 #[derive(Debug, Clone)]
 pub struct NodeHandle {
     info: Arc<NodeInfo>,
+    /// The last [`RECENT_EVENTS`] events, for a dashboard that reloads.
+    recent: Arc<std::sync::Mutex<std::collections::VecDeque<RecentEvent>>>,
     /// The pairing PIN in force, for the operator (never in events).
     pin: Arc<std::sync::Mutex<Option<zeroize::Zeroizing<String>>>>,
     commands: mpsc::Sender<Command>,
@@ -538,6 +579,7 @@ impl Node {
         };
         let handle = NodeHandle {
             info,
+            recent: Default::default(),
             pin: Arc::new(std::sync::Mutex::new(cfg.pin.pin.clone())),
             commands: cmd_tx,
             events: ev_tx,
@@ -573,6 +615,14 @@ impl NodeHandle {
     /// Subscribes to node events.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    /// The last events (at most [`RECENT_EVENTS`]), oldest first.
+    pub fn recent_events(&self) -> Vec<RecentEvent> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     async fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
@@ -1004,6 +1054,9 @@ impl Driver {
         acceptors: Vec<JoinHandle<()>>,
     ) {
         let mut rtc_sock = self.rtc_sock.take();
+        if let Some(h) = &self.handle {
+            tokio::spawn(record(h.events.subscribe(), h.recent.clone()));
+        }
         // `softbus unpair` edits paired.json while the node runs: look once a second.
         let mut pairs_check = tokio::time::interval(PAIRS_CHECK);
         pairs_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

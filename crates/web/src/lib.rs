@@ -14,7 +14,9 @@
 //!
 //! - `GET /` dashboard (with a data channel chat to any session server);
 //!   `GET /api/device`, `/api/devices`, `/api/sessions`, `/api/servers`,
-//!   `/api/trusted` JSON; `GET /api/events` server-sent events (the `--json` lines).
+//!   `/api/trusted` JSON; `GET /api/events` server-sent events (the `--json`
+//!   lines, and each in words as a `words` event); `GET /api/recent` the last
+//!   200 events.
 //! - `POST /rtc/offer` (application/sdp): answers as ICE-lite with a host
 //!   candidate, `201` + `Location: /rtc/<id>`; bad SDP `400` with the reason.
 //!   `DELETE /rtc/<id>` closes it. Each data channel is bridged to the session
@@ -405,6 +407,7 @@ fn routes(node: NodeHandle, st: AuthState) -> Router {
         .route("/api/paired/{device}", delete(unpair))
         .route("/api/servers", get(servers))
         .route("/api/events", get(events))
+        .route("/api/recent", get(recent))
         .route("/rtc/offer", post(rtc_offer))
         .route("/rtc/{id}", delete(rtc_close))
         .route("/api/streams", get(streams))
@@ -564,11 +567,24 @@ async fn unpair(
 }
 
 async fn events(State(n): State<NodeHandle>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // A slow viewer misses events (lagged) rather than holding memory.
-    let s = BroadcastStream::new(n.subscribe())
-        .filter_map(|e| e.ok())
-        .map(|e| Ok(Event::default().data(e.to_json())));
+    // A slow viewer misses events (lagged) rather than holding memory. Each
+    // event goes as its JSON line (the default event) and, for people, as a
+    // `words` event.
+    let s = futures_util::StreamExt::flat_map(
+        BroadcastStream::new(n.subscribe()).filter_map(|e| e.ok()),
+        |e| {
+            tokio_stream::iter([
+                Ok(Event::default().data(e.to_json())),
+                Ok(Event::default().event("words").data(e.to_words())),
+            ])
+        },
+    );
     Sse::new(s).keep_alive(KeepAlive::default())
+}
+
+/// The node's last events (words, JSON, time), for a dashboard that reloads.
+async fn recent(State(n): State<NodeHandle>) -> Response {
+    Json(n.recent_events()).into_response()
 }
 
 /// Largest offer accepted.
