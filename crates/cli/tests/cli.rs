@@ -176,6 +176,16 @@ fn discover_and_send_between_loopback_addresses() {
     assert!(body.contains(&id), "{body}");
     let trusted = http_get(&web, "/api/trusted", token.trim());
     assert!(trusted.contains(client_id.trim()), "{trusted}");
+    // The session stays in view after it closed, with what it carried
+    // (3 × 13 bytes each way: the echo server sent back what it got).
+    let closed = http_get(&web, "/api/sessions/closed", token.trim());
+    assert!(
+        closed.contains("\"session\":\"echo-server\"")
+            && closed.contains("\"bytes_in\":39")
+            && closed.contains("\"bytes_out\":39")
+            && closed.contains("\"closed_at_ms\":"),
+        "{closed}"
+    );
     // The node keeps its last events, in words and as JSON, for a dashboard
     // that reloads.
     let recent = http_get(&web, "/api/recent", token.trim());

@@ -263,6 +263,8 @@ pub enum Event {
         session: SessionId,
         server: String,
         reason: SessionClosed,
+        /// What the session carried, over its life.
+        traffic: Traffic,
     },
     /// A session was asked for and refused.
     SessionRefused {
@@ -347,6 +349,13 @@ enum Route {
     Rtc { peer: PeerId, channel: ChannelId },
 }
 
+/// Bytes of a session's messages, each way (payloads, as SendBytes sees them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
 /// A session in the table. A TCP session's info lives in the soft bus engine
 /// (kept once: this table holds many thousand sessions); a WebRTC one's here.
 #[derive(Debug)]
@@ -363,6 +372,7 @@ struct Entry {
     /// Whether the last message received was binary (over WebRTC, SendBytes
     /// answers in the same kind, so a page that sends text gets text).
     last_binary: bool,
+    traffic: Traffic,
 }
 
 /// The node core.
@@ -627,6 +637,11 @@ impl Node {
             .collect()
     }
 
+    /// What an open session has carried so far.
+    pub fn traffic(&self, id: SessionId) -> Option<Traffic> {
+        self.sessions.get(&id).map(|e| e.traffic)
+    }
+
     /// The WebRTC peer connection a session runs on (None over TCP).
     pub fn rtc_peer_of(&self, id: SessionId) -> Option<PeerId> {
         match self.sessions.get(&id)?.route {
@@ -669,6 +684,9 @@ impl Node {
         match e.route {
             Route::Tcp => self.bus.send_bytes(id.0, data)?,
             Route::Rtc { peer, channel } => self.host.send(now, peer, channel, binary, data)?,
+        }
+        if let Some(e) = self.sessions.get_mut(&id) {
+            e.traffic.bytes_out += data.len() as u64;
         }
         Ok(())
     }
@@ -1032,6 +1050,7 @@ impl Node {
             session: id,
             server,
             reason,
+            traffic: e.traffic,
         });
     }
 
@@ -1072,6 +1091,7 @@ impl Node {
                                     peer_key: Some(peer_key(&who)),
                                     discarded: 0,
                                     last_binary: true,
+                                    traffic: Traffic::default(),
                                 },
                             );
                             self.events.push_back(Event::SessionOpened(info));
@@ -1142,6 +1162,7 @@ impl Node {
                             peer_key: None,
                             discarded: 0,
                             last_binary: true,
+                            traffic: Traffic::default(),
                         },
                     );
                     self.events.push_back(Event::SessionOpened(info));
@@ -1163,11 +1184,12 @@ impl Node {
                 session,
                 reason,
             } => {
-                if self.remove_session(&SessionId(session_id)).is_some() {
+                if let Some(e) = self.remove_session(&SessionId(session_id)) {
                     self.events.push_back(Event::SessionClosed {
                         session: SessionId(session_id),
                         server: session,
                         reason: SessionClosed::Connection(reason),
+                        traffic: e.traffic,
                     });
                 }
             }
@@ -1235,6 +1257,7 @@ impl Node {
                             session: id,
                             server: e.rtc_info.map(|i| i.session).unwrap_or_default(),
                             reason: SessionClosed::ChannelClosed,
+                            traffic: e.traffic,
                         });
                     }
                 }
@@ -1261,6 +1284,7 @@ impl Node {
                             session: id,
                             server: e.rtc_info.map(|i| i.session).unwrap_or_default(),
                             reason: SessionClosed::PeerConnection(reason.clone()),
+                            traffic: e.traffic,
                         });
                     }
                 }
@@ -1354,6 +1378,7 @@ impl Node {
                 },
                 discarded: 0,
                 last_binary: true,
+                traffic: Traffic::default(),
             },
         );
         self.events.push_back(Event::SessionOpened(info));
@@ -1411,6 +1436,7 @@ impl Node {
             return;
         };
         e.last_binary = binary;
+        e.traffic.bytes_in += data.len() as u64;
         let reply = match mode {
             Some(ServerMode::Echo) => Some(data.clone()),
             Some(ServerMode::Discard) => {

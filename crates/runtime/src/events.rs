@@ -61,6 +61,12 @@ pub enum NodeEvent {
     SessionClosed {
         session_id: i32,
         reason: String,
+        /// Bytes the session received and sent over its life (the node's own
+        /// sessions; absent for a client's).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bytes_in: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bytes_out: Option<u64>,
     },
     Error {
         message: String,
@@ -158,6 +164,8 @@ impl NodeEvent {
             } => NodeEvent::SessionClosed {
                 session_id: *session_id,
                 reason: reason.to_string(),
+                bytes_in: None,
+                bytes_out: None,
             },
             BusEvent::Paired { device_id, ip, .. } => NodeEvent::Paired {
                 device_id: device_id.clone(),
@@ -192,10 +200,15 @@ impl NodeEvent {
                 len: data.len(),
             },
             Event::SessionClosed {
-                session, reason, ..
+                session,
+                reason,
+                traffic,
+                ..
             } => NodeEvent::SessionClosed {
                 session_id: session.0,
                 reason: reason.to_string(),
+                bytes_in: Some(traffic.bytes_in),
+                bytes_out: Some(traffic.bytes_out),
             },
             Event::OpenFailed { session, reason } => NodeEvent::Error {
                 message: format!("session {session} did not open: {reason}"),
@@ -347,9 +360,17 @@ impl NodeEvent {
             NodeEvent::BytesReceived { session_id, len } => {
                 format!("session {session_id}: received {len} bytes")
             }
-            NodeEvent::SessionClosed { session_id, reason } => {
-                format!("session {session_id} closed: {reason}")
-            }
+            NodeEvent::SessionClosed {
+                session_id,
+                reason,
+                bytes_in,
+                bytes_out,
+            } => match (bytes_in, bytes_out) {
+                (Some(i), Some(o)) => {
+                    format!("session {session_id} closed: {reason} ({i} bytes in, {o} out)")
+                }
+                _ => format!("session {session_id} closed: {reason}"),
+            },
             NodeEvent::Error { message } => format!("error: {message}"),
             NodeEvent::PinLocked { failures } => {
                 format!("PIN pairing locked after {failures} failed attempts")

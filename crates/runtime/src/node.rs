@@ -220,6 +220,38 @@ pub enum WebAuth {
 pub const DEVICE_HEADER: &str = "softbus-device";
 pub const SIGNATURE_HEADER: &str = "softbus-signature";
 
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Closed sessions a node keeps for its snapshot.
+pub const RECENT_SESSIONS: usize = 50;
+
+/// An open session with what it carried and since when.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpenSession {
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    pub opened_at_ms: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// A session that closed: what it was, when, what it carried, why it ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClosedSession {
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    pub opened_at_ms: u64,
+    pub closed_at_ms: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub reason: String,
+}
+
 /// Events a node keeps for [`NodeHandle::recent_events`].
 pub const RECENT_EVENTS: usize = 200;
 
@@ -239,9 +271,7 @@ async fn record(
     loop {
         match rx.recv().await {
             Ok(event) => {
-                let at_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let at_ms = unix_ms();
                 if let Ok(mut r) = ring.lock() {
                     if r.len() >= RECENT_EVENTS {
                         r.pop_front();
@@ -263,7 +293,10 @@ async fn record(
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Snapshot {
     pub devices: Vec<FoundDevice>,
-    pub sessions: Vec<SessionInfo>,
+    /// Open sessions, with their bytes each way and since when.
+    pub sessions: Vec<OpenSession>,
+    /// The last sessions that closed, oldest first.
+    pub closed_sessions: Vec<ClosedSession>,
     pub servers: Vec<String>,
     pub trusted: Vec<store::TrustedDevice>,
     pub paired: Vec<store::PairedDevice>,
@@ -556,6 +589,8 @@ impl Node {
         ];
         let driver = Driver {
             node,
+            opened_at: HashMap::new(),
+            closed_sessions: std::collections::VecDeque::new(),
             udp_out: Vec::new(),
             rtc_out: Vec::new(),
             gso_buf: Vec::new(),
@@ -1019,6 +1054,9 @@ type PendingOpen = (
 
 struct Driver {
     node: CoreNode,
+    /// When each open session opened (Unix ms), and the last closed ones.
+    opened_at: HashMap<i32, (u64, SessionInfo)>,
+    closed_sessions: std::collections::VecDeque<ClosedSession>,
     /// Datagrams of one flush, per socket, and the buffer GSO trains are built in.
     udp_out: Vec<(SocketAddr, Vec<u8>)>,
     rtc_out: Vec<(SocketAddr, Vec<u8>)>,
@@ -1284,7 +1322,25 @@ impl Driver {
                 let bus = self.node.bus();
                 let _ = tx.send(Snapshot {
                     devices: bus.discovery().devices(),
-                    sessions: self.node.sessions(),
+                    sessions: self
+                        .node
+                        .sessions()
+                        .into_iter()
+                        .map(|info| {
+                            let id = SessionId(info.session_id);
+                            let t = self.node.traffic(id).unwrap_or_default();
+                            OpenSession {
+                                opened_at_ms: self
+                                    .opened_at
+                                    .get(&info.session_id)
+                                    .map_or(0, |(at, _)| *at),
+                                bytes_in: t.bytes_in,
+                                bytes_out: t.bytes_out,
+                                info,
+                            }
+                        })
+                        .collect(),
+                    closed_sessions: self.closed_sessions.iter().cloned().collect(),
                     servers: self.node.session_servers(),
                     trusted: self.trust.devices(),
                     paired: self.paired.clone(),
@@ -1437,7 +1493,40 @@ impl Driver {
         }
     }
 
+    /// Keeps when sessions opened, and the last [`RECENT_SESSIONS`] that closed.
+    fn book_sessions(&mut self, e: &CoreEvent) {
+        match e {
+            CoreEvent::SessionOpened(info) => {
+                // Bounded by the node's session limit: only open sessions are here.
+                self.opened_at
+                    .insert(info.session_id, (unix_ms(), info.clone()));
+            }
+            CoreEvent::SessionClosed {
+                session,
+                reason,
+                traffic,
+                ..
+            } => {
+                if let Some((opened, info)) = self.opened_at.remove(&session.0) {
+                    if self.closed_sessions.len() >= RECENT_SESSIONS {
+                        self.closed_sessions.pop_front();
+                    }
+                    self.closed_sessions.push_back(ClosedSession {
+                        info,
+                        opened_at_ms: opened,
+                        closed_at_ms: unix_ms(),
+                        bytes_in: traffic.bytes_in,
+                        bytes_out: traffic.bytes_out,
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn event(&mut self, e: CoreEvent) {
+        self.book_sessions(&e);
         match &e {
             CoreEvent::SessionOpened(info)
                 if self.app.is_some()

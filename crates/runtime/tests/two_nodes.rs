@@ -95,11 +95,11 @@ async fn node_discovers_node_then_echo() {
     // B's own table has the session, transport tcp, A's device id.
     let mine = bh.snapshot().await.unwrap().sessions;
     assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0].peer_device_id, ai.device_id);
+    assert_eq!(mine[0].info.peer_device_id, ai.device_id);
     // The node shows the session with B's device id, and A trusts B from now on.
     let snap = a.handle().snapshot().await.unwrap();
     assert_eq!(snap.sessions.len(), 1);
-    assert_eq!(snap.sessions[0].peer_device_id, bh.info().device_id);
+    assert_eq!(snap.sessions[0].info.peer_device_id, bh.info().device_id);
     assert_eq!(snap.trusted[0].device_id, bh.info().device_id);
     assert_eq!(snap.trusted[0].ip, "127.0.0.3");
     s.close().await.unwrap();

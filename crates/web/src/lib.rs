@@ -402,6 +402,7 @@ fn routes(node: NodeHandle, st: AuthState) -> Router {
         .route("/api/device", get(device))
         .route("/api/devices", get(devices))
         .route("/api/sessions", get(sessions))
+        .route("/api/sessions/closed", get(closed_sessions))
         .route("/api/trusted", get(trusted))
         .route("/api/paired", get(paired))
         .route("/api/paired/{device}", delete(unpair))
@@ -530,6 +531,13 @@ async fn devices(State(n): State<NodeHandle>) -> Response {
 async fn sessions(State(n): State<NodeHandle>) -> Response {
     match n.snapshot().await {
         Ok(s) => Json(s.sessions).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn closed_sessions(State(n): State<NodeHandle>) -> Response {
+    match n.snapshot().await {
+        Ok(s) => Json(s.closed_sessions).into_response(),
         Err(_) => unavailable(),
     }
 }
