@@ -554,8 +554,9 @@ pub fn srtp_backends() -> softbus_rtc::crypto::SrtpBackends {
 /// schedule, HMAC pads, GCM key) is kept instead of rebuilt per packet.
 #[derive(Default)]
 pub struct SrtpBackend {
-    ctr128: std::cell::RefCell<Option<([u8; 16], aes::Aes128)>>,
-    ctr256: std::cell::RefCell<Option<([u8; 32], aes::Aes256)>>,
+    /// The last two keys' AES schedules (RTP's and RTCP's), per key size.
+    ctr128: std::cell::RefCell<Vec<(Vec<u8>, aes::Aes128)>>,
+    ctr256: std::cell::RefCell<Vec<(Vec<u8>, aes::Aes256)>>,
     /// The last two HMAC keys (RTP's and RTCP's).
     hmac: std::cell::RefCell<Vec<(Vec<u8>, hmac::Hmac<sha1::Sha1>)>>,
     gcm: std::cell::RefCell<Vec<(Vec<u8>, ring::aead::LessSafeKey)>>,
@@ -588,6 +589,34 @@ fn with_cached<T, R>(
     Some(r)
 }
 
+/// XORs `data` with the AES-CTR keystream of `key` from `iv`, the key's
+/// schedule kept in `cache`.
+fn ctr_apply<C>(
+    cache: &std::cell::RefCell<Vec<(Vec<u8>, C)>>,
+    key: &[u8],
+    iv: &[u8; 16],
+    data: &mut [u8],
+) -> Result<(), softbus_rtc::srtp::CryptoFailure>
+where
+    C: aes::cipher::BlockEncryptMut
+        + aes::cipher::BlockCipher
+        + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>
+        + aes::cipher::KeyInit
+        + Clone,
+{
+    use ctr::cipher::{InnerIvInit, StreamCipher};
+    with_cached(
+        cache,
+        key,
+        || C::new_from_slice(key).ok(),
+        |c| {
+            ctr::Ctr128BE::<C>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv.into()))
+                .apply_keystream(data)
+        },
+    )
+    .ok_or(softbus_rtc::srtp::CryptoFailure)
+}
+
 impl softbus_rtc::srtp::SrtpCrypto for SrtpBackend {
     fn aes_ctr(
         &self,
@@ -597,39 +626,11 @@ impl softbus_rtc::srtp::SrtpCrypto for SrtpBackend {
     ) -> Result<(), softbus_rtc::srtp::CryptoFailure> {
         // RustCrypto's AES (AES-NI when the CPU has it): no per-call context
         // to build, unlike OpenSSL 3's EVP layer.
-        use aes::cipher::KeyInit;
-        use ctr::cipher::{InnerIvInit, StreamCipher};
-        use softbus_rtc::srtp::CryptoFailure;
         match key.len() {
-            16 => {
-                let mut c = self.ctr128.borrow_mut();
-                if c.as_ref().is_none_or(|(k, _)| k.as_slice() != key) {
-                    let k: [u8; 16] = key.try_into().map_err(|_| CryptoFailure)?;
-                    *c = Some((k, aes::Aes128::new(&k.into())));
-                }
-                let (_, aes) = c.as_ref().ok_or(CryptoFailure)?;
-                ctr::Ctr128BE::<aes::Aes128>::from_core(ctr::CtrCore::inner_iv_init(
-                    aes.clone(),
-                    iv.into(),
-                ))
-                .apply_keystream(data);
-            }
-            32 => {
-                let mut c = self.ctr256.borrow_mut();
-                if c.as_ref().is_none_or(|(k, _)| k.as_slice() != key) {
-                    let k: [u8; 32] = key.try_into().map_err(|_| CryptoFailure)?;
-                    *c = Some((k, aes::Aes256::new(&k.into())));
-                }
-                let (_, aes) = c.as_ref().ok_or(CryptoFailure)?;
-                ctr::Ctr128BE::<aes::Aes256>::from_core(ctr::CtrCore::inner_iv_init(
-                    aes.clone(),
-                    iv.into(),
-                ))
-                .apply_keystream(data);
-            }
-            _ => return Err(CryptoFailure),
+            16 => ctr_apply(&self.ctr128, key, iv, data),
+            32 => ctr_apply(&self.ctr256, key, iv, data),
+            _ => Err(softbus_rtc::srtp::CryptoFailure),
         }
-        Ok(())
     }
 
     fn hmac_sha1(
