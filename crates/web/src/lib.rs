@@ -664,21 +664,46 @@ async fn rtc_offer(
             }
             resp
         }
-        Ok(Err(reason)) => {
-            // A full node is not the offer's fault: 503, and the reason.
-            let status = match reason {
-                softbus_runtime::NodeError::Rtc(softbus_runtime::HostError::TooManyPeers(_)) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            };
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/plain".to_owned())],
-                format!("{reason}\n"),
-            )
-                .into_response()
+        Ok(Err(reason)) => refused(&reason),
+        Err(_) => unavailable(),
+    }
+}
+
+/// An offer the node did not answer: the status its reason deserves (a full
+/// node or stream is not the offer's fault: 503), and the reason as text.
+fn refused(e: &softbus_runtime::NodeError) -> Response {
+    use softbus_runtime::{HostError, MediaRefusal, NodeError};
+    let status = match e {
+        NodeError::Media(MediaRefusal::NoSuchStream(_)) => StatusCode::NOT_FOUND,
+        NodeError::Media(MediaRefusal::Busy(_)) => StatusCode::CONFLICT,
+        NodeError::Media(MediaRefusal::TooManyStreams(_) | MediaRefusal::TooManyViewers(_))
+        | NodeError::Rtc(HostError::TooManyPeers(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        NodeError::Refused(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain".to_owned())],
+        format!("{e}\n"),
+    )
+        .into_response()
+}
+
+/// `DELETE` of a peer connection by `by`: `done` if it was closed; another
+/// credential's is as good as unknown (`404` saying `unknown`).
+async fn close_as(
+    n: &NodeHandle,
+    id: u64,
+    by: Principal,
+    done: StatusCode,
+    unknown: &'static str,
+) -> Response {
+    match n.rtc_close_as(id, by).await {
+        Ok(Ok(true)) => done.into_response(),
+        Ok(Ok(false)) | Ok(Err(softbus_runtime::NodeError::NotOwner)) => {
+            (StatusCode::NOT_FOUND, unknown).into_response()
         }
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         Err(_) => unavailable(),
     }
 }
@@ -688,15 +713,14 @@ async fn rtc_close(
     Extension(by): Extension<Principal>,
     axum::extract::Path(id): axum::extract::Path<u64>,
 ) -> Response {
-    match n.rtc_close_as(id, by).await {
-        Ok(Ok(true)) => StatusCode::NO_CONTENT.into_response(),
-        // Another credential's peer is as good as unknown to this one.
-        Ok(Ok(false)) | Ok(Err(softbus_runtime::NodeError::NotOwner)) => {
-            (StatusCode::NOT_FOUND, "no such peer connection\n").into_response()
-        }
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-        Err(_) => unavailable(),
-    }
+    close_as(
+        &n,
+        id,
+        by,
+        StatusCode::NO_CONTENT,
+        "no such peer connection\n",
+    )
+    .await
 }
 
 async fn streams(State(n): State<NodeHandle>) -> Response {
@@ -764,7 +788,6 @@ fn media_answer(
         softbus_runtime::Error,
     >,
 ) -> Response {
-    use softbus_runtime::{HostError, MediaRefusal, NodeError};
     match r {
         Ok(Ok((id, answer))) => (
             StatusCode::CREATED,
@@ -775,24 +798,7 @@ fn media_answer(
             answer,
         )
             .into_response(),
-        Ok(Err(e)) => {
-            let status = match &e {
-                NodeError::Media(MediaRefusal::NoSuchStream(_)) => StatusCode::NOT_FOUND,
-                NodeError::Media(MediaRefusal::Busy(_)) => StatusCode::CONFLICT,
-                NodeError::Media(
-                    MediaRefusal::TooManyStreams(_) | MediaRefusal::TooManyViewers(_),
-                )
-                | NodeError::Rtc(HostError::TooManyPeers(_)) => StatusCode::SERVICE_UNAVAILABLE,
-                NodeError::Refused(_) => StatusCode::FORBIDDEN,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/plain".to_owned())],
-                format!("{e}\n"),
-            )
-                .into_response()
-        }
+        Ok(Err(e)) => refused(&e),
         Err(_) => unavailable(),
     }
 }
@@ -804,14 +810,7 @@ async fn media_close(
     Extension(by): Extension<Principal>,
     axum::extract::Path((_stream, id)): axum::extract::Path<(String, u64)>,
 ) -> Response {
-    match n.rtc_close_as(id, by).await {
-        Ok(Ok(true)) => StatusCode::OK.into_response(),
-        Ok(Ok(false)) | Ok(Err(softbus_runtime::NodeError::NotOwner)) => {
-            (StatusCode::NOT_FOUND, "no such session\n").into_response()
-        }
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-        Err(_) => unavailable(),
-    }
+    close_as(&n, id, by, StatusCode::OK, "no such session\n").await
 }
 
 /// `PATCH` with trickled candidates (RFC 9725 §4.3): accepted, `204`. The
