@@ -139,21 +139,65 @@ struct PairArgs {
     /// The device's pairing PIN.
     #[arg(long)]
     pin: String,
-    /// Local address for discovery when the auth port is not given.
+    #[command(flatten)]
+    reach: Reach,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How `send` and `pair` reach a peer from this machine's client node.
+#[derive(clap::Args)]
+struct Reach {
+    /// Local address (default: the one that routes to the peer).
     #[arg(long)]
     ip: Option<Ipv4Addr>,
-    /// The device's discovery port, to find its auth port.
+    /// The peer's discovery port, to find its auth port when --peer has none.
     #[arg(long, default_value_t = 5684)]
     discovery_port: u16,
     /// Seconds to wait for each step.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
-    /// Where this machine's client identity and pairings live.
+    /// Where this machine's client identity and pairings live (default: the
+    /// user's data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// One JSON object on stdout.
-    #[arg(long)]
-    json: bool,
+}
+
+/// The client node `send` or `pair` runs, toward one peer.
+struct Client {
+    node: Node,
+    peer_ip: Ipv4Addr,
+    /// The auth port --peer gave, if any.
+    port: Option<u16>,
+    timeout: Duration,
+}
+
+impl Reach {
+    /// Checks --timeout (before anything else is checked: `first`) and --peer,
+    /// then starts the client node on the address toward the peer.
+    async fn start(
+        &self,
+        peer: &str,
+        first: impl FnOnce() -> Result<(), ExitCode>,
+    ) -> Result<Client, ExitCode> {
+        let Some(timeout) = timeout_arg(self.timeout) else {
+            return Err(usage("--timeout must be a positive number of seconds"));
+        };
+        first()?;
+        let (peer_ip, port) = parse_peer(peer)?;
+        let local_ip = self
+            .ip
+            .or_else(|| local_ip_toward(peer_ip))
+            .unwrap_or(Ipv4Addr::LOCALHOST);
+        let node = client_node(self.data_dir.clone(), local_ip, self.discovery_port).await?;
+        Ok(Client {
+            node,
+            peer_ip,
+            port,
+            timeout,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -220,19 +264,8 @@ struct SendArgs {
     /// previous reply.
     #[arg(long, default_value_t = 1)]
     count: u32,
-    /// Local address for discovery when the auth port is not given.
-    #[arg(long)]
-    ip: Option<Ipv4Addr>,
-    /// The peer's discovery port, to find its auth port.
-    #[arg(long, default_value_t = 5684)]
-    discovery_port: u16,
-    /// Seconds to wait for each step.
-    #[arg(long, default_value_t = 5.0)]
-    timeout: f64,
-    /// Where this machine's client identity and pairings live (default: the
-    /// user's data dir).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    reach: Reach,
     /// Print each reply as a `reply` JSON object per line.
     #[arg(long)]
     json: bool,
@@ -712,34 +745,27 @@ fn local_ip_toward(peer: Ipv4Addr) -> Option<Ipv4Addr> {
 }
 
 async fn send(a: SendArgs) -> ExitCode {
-    let Some(timeout) = timeout_arg(a.timeout) else {
-        return usage("--timeout must be a positive number of seconds");
+    let checks = || {
+        if a.message.is_empty() || a.message.len() > softbus_runtime::wire::MAX_SEND_BYTES {
+            return Err(usage("MESSAGE must be 1..=4048 bytes"));
+        }
+        if a.count == 0 {
+            return Err(usage("--count must be at least 1"));
+        }
+        if !matches!(a.transport.as_str(), "tcp" | "webrtc") {
+            return Err(usage(format!(
+                "--transport {:?}: expected tcp or webrtc",
+                a.transport
+            )));
+        }
+        Ok(())
     };
-    if a.message.is_empty() || a.message.len() > softbus_runtime::wire::MAX_SEND_BYTES {
-        return usage("MESSAGE must be 1..=4048 bytes");
-    }
-    if a.count == 0 {
-        return usage("--count must be at least 1");
-    }
-    let (peer_ip, port) = match parse_peer(&a.peer) {
-        Ok(x) => x,
-        Err(c) => return c,
+    let c = match a.reach.start(&a.peer, checks).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    let local_ip =
-        a.ip.or_else(|| local_ip_toward(peer_ip))
-            .unwrap_or(Ipv4Addr::LOCALHOST);
-    if !matches!(a.transport.as_str(), "tcp" | "webrtc") {
-        return usage(format!(
-            "--transport {:?}: expected tcp or webrtc",
-            a.transport
-        ));
-    }
-    let node = match client_node(a.data_dir.clone(), local_ip, a.discovery_port).await {
-        Ok(n) => n,
-        Err(c) => return c,
-    };
-    let code = send_through(&a, &node.handle(), peer_ip, port, timeout).await;
-    node.shutdown().await;
+    let code = send_through(&a, &c.node.handle(), c.peer_ip, c.port, c.timeout).await;
+    c.node.shutdown().await;
     code
 }
 
@@ -778,22 +804,17 @@ fn parse_peer(peer: &str) -> Result<(Ipv4Addr, Option<u16>), ExitCode> {
 
 /// `softbus pair`: BIND with the device's PIN from this machine's client identity.
 async fn pair(a: PairArgs) -> ExitCode {
-    let Some(timeout) = timeout_arg(a.timeout) else {
-        return usage("--timeout must be a positive number of seconds");
-    };
-    let (peer_ip, port) = match parse_peer(&a.peer) {
-        Ok(x) => x,
-        Err(c) => return c,
-    };
-    let local_ip =
-        a.ip.or_else(|| local_ip_toward(peer_ip))
-            .unwrap_or(Ipv4Addr::LOCALHOST);
-    let node = match client_node(a.data_dir.clone(), local_ip, a.discovery_port).await {
-        Ok(n) => n,
-        Err(c) => return c,
+    let Client {
+        node,
+        peer_ip,
+        port,
+        timeout,
+    } = match a.reach.start(&a.peer, || Ok(())).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let h = node.handle();
-    let code = match find_auth_port(&h, peer_ip, port, a.discovery_port, timeout).await {
+    let code = match find_auth_port(&h, peer_ip, port, a.reach.discovery_port, timeout).await {
         Err(c) => c,
         Ok(auth_port) => {
             let addr = SocketAddr::from((peer_ip, auth_port));
@@ -976,7 +997,7 @@ async fn open_tcp(
     port: Option<u16>,
     timeout: Duration,
 ) -> Result<softbus_runtime::SessionHandle, ExitCode> {
-    let auth_port = find_auth_port(h, peer_ip, port, a.discovery_port, timeout).await?;
+    let auth_port = find_auth_port(h, peer_ip, port, a.reach.discovery_port, timeout).await?;
     let addr = SocketAddr::from((peer_ip, auth_port));
     let connected = match &a.pin {
         Some(pin) => tokio::time::timeout(timeout, h.connect(addr, pin)).await,
@@ -1005,7 +1026,7 @@ async fn open_tcp(
         ))),
         Err(_) => Err(failure(format!(
             "opening session {:?} on {addr}: no answer within {} s",
-            a.session, a.timeout
+            a.session, a.reach.timeout
         ))),
     }
 }
