@@ -323,21 +323,14 @@ fn parse_error(e: &clap::Error) -> ExitCode {
         .collect();
     let first = first.join(" ");
     let first = first.trim_start_matches("error: ");
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let sub = args.iter().find(|a| !a.starts_with('-')).filter(|a| {
-        [
-            "node",
-            "discover",
-            "send",
-            "pair",
-            "devices",
-            "unpair",
-            "completions",
-            "man",
-            "bench",
-        ]
-        .contains(&a.as_str())
-    });
+    // The subcommand named on the command line, if it is one of ours.
+    let sub = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| {
+            use clap::CommandFactory;
+            Cli::command().find_subcommand(a).is_some()
+        });
     let help = match sub {
         Some(s) => format!("softbus {s} --help"),
         None => "softbus --help".to_owned(),
