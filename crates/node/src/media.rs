@@ -1016,3 +1016,49 @@ impl Relay {
             .min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track() -> SourceTrack {
+        SourceTrack {
+            kind: MediaKind::Video,
+            codecs: Vec::new(),
+            extensions: Vec::new(),
+            source_ssrc: Some(1),
+            cache: PacketCache::new(8),
+            highest: None,
+            missing: BTreeMap::new(),
+            nack: true,
+        }
+    }
+
+    /// Uplink repair is bounded: a gap of more than 256 is a new start, not
+    /// loss; a packet is asked for every 20 ms, 10 times at most.
+    #[test]
+    fn missing_publisher_packets_are_bounded() {
+        let now = softbus_testkit::VirtualClock::new().now();
+        let mut t = track();
+        assert!(t.arrived(now, 10));
+        assert!(t.arrived(now, 20));
+        assert_eq!(t.missing.len(), 9, "11..=19");
+        assert!(t.arrived(now, 15), "a missing one arrives");
+        assert!(!t.arrived(now, 15), "and again is a duplicate");
+        assert!(!t.arrived(now, 20), "the newest again too");
+        assert!(t.arrived(now, 20 + MAX_GAP + 1), "a jump");
+        assert!(t.missing.is_empty(), "is a new start, not loss");
+        // Every other packet lost, 300 times: the oldest go first.
+        for i in 1..=300u16 {
+            t.arrived(now, 20 + MAX_GAP + 1 + 2 * i);
+        }
+        assert_eq!(t.missing.len(), usize::from(MAX_GAP));
+        let mut u = track();
+        u.arrived(now, 0);
+        u.arrived(now, 2);
+        let tries: usize = (0..30u32)
+            .map(|i| u.due(now + NACK_INTERVAL * i).len())
+            .sum();
+        assert_eq!(tries, usize::from(NACK_TRIES), "seq 1 asked for 10 times");
+    }
+}

@@ -24,12 +24,8 @@ const VP8: u8 = 96;
 const RTX: u8 = 97;
 const PUBLISHER_SSRC: u32 = 0xCAFE;
 
-fn node() -> Node {
-    node_full(
-        "CD",
-        Limits::default(),
-        HostConfig::new(HOST.parse().unwrap()),
-    )
+fn node(limits: Limits) -> Node {
+    node_full("CD", limits, HostConfig::new(HOST.parse().unwrap()))
 }
 
 /// A media client of the relay: an offering peer, its SRTP, what it received.
@@ -196,9 +192,13 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with(Limits::default())
+    }
+
+    fn with(limits: Limits) -> Self {
         Self {
             net: Net::perfect(),
-            n: node(),
+            n: node(limits),
             seen: Seen::default(),
             clients: Vec::new(),
         }
@@ -572,12 +572,21 @@ fn keyframe_requests_go_up_and_sender_reports_come_down() {
 }
 
 /// A second publisher for a live stream is refused (409 on the web side), a
-/// viewer of a stream nobody publishes too (404), and bad names.
+/// viewer of a stream nobody publishes too (404), bad names, and the stream
+/// and viewer limits (503).
 #[test]
-fn streams_refuse_a_second_publisher_and_unknown_names() {
-    use softbus_node::{MediaRefusal, NodeError};
-    let mut w = World::new();
+fn streams_refuse_a_second_publisher_unknown_names_and_past_their_limits() {
+    use softbus_node::{MediaLimits, MediaRefusal, NodeError};
+    let mut w = World::with(Limits {
+        media: MediaLimits {
+            max_streams: 1,
+            max_viewers: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     w.join("10.0.0.5:4000", "cam", true);
+    w.join("10.0.0.6:4000", "cam", false);
     let offer = |w: &World, dir| {
         let id = DtlsIdentity::generate().unwrap();
         let mut rng = OpenSslCrypto::seeded(9);
@@ -601,11 +610,19 @@ fn streams_refuse_a_second_publisher_and_unknown_names() {
         w.n.whip(now, "bad/name", &o, web()),
         Err(NodeError::Media(MediaRefusal::BadName))
     );
+    assert_eq!(
+        w.n.whip(now, "cam2", &o, web()),
+        Err(NodeError::Media(MediaRefusal::TooManyStreams(1)))
+    );
     let (o, now) = offer(&w, Direction::RecvOnly);
     assert_eq!(
         w.n.whep(now, "nobody", &o, web()),
         Err(NodeError::Media(MediaRefusal::NoSuchStream(
             "nobody".into()
         )))
+    );
+    assert_eq!(
+        w.n.whep(now, "cam", &o, web()),
+        Err(NodeError::Media(MediaRefusal::TooManyViewers(1)))
     );
 }
