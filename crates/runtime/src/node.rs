@@ -227,6 +227,14 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Appends `item`, dropping the oldest beyond `max`.
+fn push_bounded<T>(q: &mut std::collections::VecDeque<T>, item: T, max: usize) {
+    while q.len() >= max.max(1) {
+        q.pop_front();
+    }
+    q.push_back(item);
+}
+
 /// Closed sessions a node keeps for its snapshot.
 pub const RECENT_SESSIONS: usize = 50;
 
@@ -273,14 +281,15 @@ async fn record(
             Ok(event) => {
                 let at_ms = unix_ms();
                 if let Ok(mut r) = ring.lock() {
-                    if r.len() >= RECENT_EVENTS {
-                        r.pop_front();
-                    }
-                    r.push_back(RecentEvent {
-                        at_ms,
-                        words: event.to_words(),
-                        event,
-                    });
+                    push_bounded(
+                        &mut r,
+                        RecentEvent {
+                            at_ms,
+                            words: event.to_words(),
+                            event,
+                        },
+                        RECENT_EVENTS,
+                    );
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -1508,17 +1517,15 @@ impl Driver {
                 ..
             } => {
                 if let Some((opened, info)) = self.opened_at.remove(&session.0) {
-                    if self.closed_sessions.len() >= RECENT_SESSIONS {
-                        self.closed_sessions.pop_front();
-                    }
-                    self.closed_sessions.push_back(ClosedSession {
+                    let closed = ClosedSession {
                         info,
                         opened_at_ms: opened,
                         closed_at_ms: unix_ms(),
                         bytes_in: traffic.bytes_in,
                         bytes_out: traffic.bytes_out,
                         reason: reason.to_string(),
-                    });
+                    };
+                    push_bounded(&mut self.closed_sessions, closed, RECENT_SESSIONS);
                 }
             }
             _ => {}
@@ -1678,4 +1685,29 @@ pub async fn connect(
     s.set_nodelay(true)?;
     net::keepalive(&s)?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
+    use super::*;
+
+    /// The kept events are the last RECENT_EVENTS, oldest first, in words.
+    #[tokio::test]
+    async fn recent_events_keep_the_last_ones() {
+        let (tx, rx) = broadcast::channel(4096);
+        let ring = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        for i in 0..(RECENT_EVENTS + 50) {
+            tx.send(NodeEvent::BytesReceived {
+                session_id: i32::try_from(i).unwrap(),
+                len: 1,
+            })
+            .unwrap();
+        }
+        drop(tx);
+        record(rx, ring.clone()).await;
+        let r = ring.lock().unwrap();
+        assert_eq!(r.len(), RECENT_EVENTS);
+        assert_eq!(r[0].words, "session 50: received 1 bytes");
+    }
 }
