@@ -607,3 +607,34 @@ fn h264_profiles_and_modes_match_as_libwebrtc_does() {
         );
     }
 }
+
+/// A bundled section the offerer sends with port 0 and `a=bundle-only`
+/// (RFC 8843 §7.3.3; GStreamer's webrtcbin does) is answered on the bundle's
+/// transport, not rejected; a port-0 section outside the group still is.
+#[test]
+fn bundle_only_sections_are_answered() {
+    let offer = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE video0 audio1\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=setup:actpass\r\na=ice-ufrag:u1\r\na=ice-pwd:p1p1p1p1p1p1p1p1p1p1p1p1\r\n\
+a=fingerprint:sha-256 4C:8F:67:26:4B:1A:6F:88:4C:0B:0C:6C:CE:A1:F0:3B:C0:7C:ED:66:22:EE:02:D0:82:06:AD:48:A1:E5:59:C9\r\n\
+a=rtcp-mux\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=mid:video0\r\n\
+m=audio 0 UDP/TLS/RTP/SAVPF 100\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=rtcp-mux\r\na=sendonly\r\na=rtpmap:100 OPUS/48000/2\r\na=mid:audio1\r\n\
+m=audio 0 UDP/TLS/RTP/SAVPF 100\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=sendonly\r\na=rtpmap:100 OPUS/48000/2\r\na=mid:loose\r\n";
+    let mut b = engine(2);
+    b.set_remote_description(SdpType::Offer, offer).unwrap();
+    let answer = SessionDescription::parse(&b.create_answer().unwrap()).unwrap();
+    let ports: Vec<(String, u16)> = answer
+        .media
+        .iter()
+        .map(|m| (m.mid().unwrap().to_owned(), m.media_line().unwrap().port))
+        .collect();
+    assert_eq!(ports[0].0, "video0");
+    assert_ne!(
+        ports[1].1, 0,
+        "the bundle-only audio is accepted: {ports:?}"
+    );
+    assert_eq!(ports[2].1, 0, "outside the group it is rejected: {ports:?}");
+    assert_eq!(
+        answer.bundle().unwrap(),
+        vec!["video0".to_owned(), "audio1".to_owned()]
+    );
+}
