@@ -406,6 +406,8 @@ fn routes(node: NodeHandle, st: AuthState) -> Router {
         .route("/api/trusted", get(trusted))
         .route("/api/paired", get(paired))
         .route("/api/paired/{device}", delete(unpair))
+        .route("/api/pair", post(pair))
+        .route("/api/discover", post(discover))
         .route("/api/servers", get(servers))
         .route("/api/events", get(events))
         .route("/api/recent", get(recent))
@@ -571,6 +573,102 @@ async fn unpair(
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "no such paired device\n").into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// How long pairing from the dashboard may take (the key agreement over a
+/// slow link included).
+const PAIR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+#[derive(serde::Deserialize)]
+struct PairRequest {
+    device_id: String,
+    pin: String,
+}
+
+/// `POST /api/pair {"device_id", "pin"}`: this node pairs with a device it has
+/// discovered (hichain BIND with the device's PIN). 200 with the device, 404
+/// when it is not known here, 403 when the key agreement fails (a wrong PIN,
+/// or the device refusing more guesses), 504 when it does not finish.
+async fn pair(State(n): State<NodeHandle>, Json(r): Json<PairRequest>) -> Response {
+    let Ok(s) = n.snapshot().await else {
+        return unavailable();
+    };
+    let Some(d) = s.devices.iter().find(|d| d.device_id == r.device_id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!(
+                "device {} has not been discovered by this node\n",
+                r.device_id
+            ),
+        )
+            .into_response();
+    };
+    let Some(port) = d.auth_port else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("{} at {} advertises no auth port\n", d.name, d.ip),
+        )
+            .into_response();
+    };
+    let addr = std::net::SocketAddr::from((d.ip, port));
+    let pin = zeroize::Zeroizing::new(r.pin);
+    match tokio::time::timeout(PAIR_TIMEOUT, n.pair(addr, &pin)).await {
+        Ok(Ok(p)) => Json(serde_json::json!({
+            "device_id": p.peer.device_id,
+            "name": p.peer.device_name,
+            "ip": d.ip.to_string(),
+        }))
+        .into_response(),
+        Ok(Err(softbus_runtime::Error::Stopped)) => unavailable(),
+        Ok(Err(e)) => (
+            StatusCode::FORBIDDEN,
+            format!("pairing with {} at {addr} failed: {e}\n", d.name),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "pairing with {} at {addr}: no answer within {} s\n",
+                d.name,
+                PAIR_TIMEOUT.as_secs()
+            ),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DiscoverRequest {
+    /// Discovery ports to ask besides the broadcast address (`IP:PORT`).
+    #[serde(default)]
+    targets: Vec<std::net::SocketAddrV4>,
+}
+
+/// Most targets one `POST /api/discover` may name.
+const MAX_DISCOVER_TARGETS: usize = 16;
+
+/// `POST /api/discover {"targets": ["IP:PORT", ...]}`: asks the network (and
+/// the targets) who is there; answers arrive as `device_found` events. 202.
+async fn discover(State(n): State<NodeHandle>, body: axum::body::Bytes) -> Response {
+    let r: DiscoverRequest = if body.is_empty() {
+        DiscoverRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return (StatusCode::BAD_REQUEST, format!("discover: {e}\n")).into_response(),
+        }
+    };
+    if r.targets.len() > MAX_DISCOVER_TARGETS {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("discover: at most {MAX_DISCOVER_TARGETS} targets\n"),
+        )
+            .into_response();
+    }
+    match n.discover(r.targets).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(_) => unavailable(),
     }
 }
 

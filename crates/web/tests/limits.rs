@@ -285,3 +285,93 @@ async fn the_web_token_is_required() {
     assert_eq!(status(15), "401", "unpairing needs the token");
     node.shutdown().await;
 }
+
+/// Pairing and discovery from the dashboard's API: `POST /api/discover` finds
+/// a second node, `POST /api/pair` with a wrong PIN is 403 naming the device
+/// and its address and pairs nothing, with the right PIN 200 and both sides
+/// keep the pairing; an unknown device is 404, malformed requests are 400,
+/// and none of it works without the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn pairing_from_the_web_side() {
+    let start = |ip: [u8; 4], tag: &str, pin: &str| {
+        let dir = std::env::temp_dir().join(format!("softbus-web-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // softbus_lite's port: an answer goes to the asker's 5684 (these
+        // addresses are this test's own).
+        let cfg = NodeConfig::new(tag, Ipv4Addr::from(ip), dir, PinPolicy::pin(pin));
+        Node::start(cfg)
+    };
+    let desk = start([127, 0, 0, 77], "desk", "1").await.unwrap();
+    let kitchen = start([127, 0, 0, 78], "kitchen", "246810").await.unwrap();
+    let kitchen_id = kitchen.handle().info().device_id.clone();
+    let target = format!("127.0.0.78:{}", kitchen.handle().info().discovery_port);
+    let l = tokio::net::TcpListener::bind("127.0.0.77:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = desk.handle();
+    let access = WebAccess::with_token(WebToken::new("web", TOKEN).unwrap());
+    tokio::spawn(async move { serve_with(l, h, WebLimits::default(), access).await });
+    let post = move |path: &str, auth: bool, body: String| {
+        let bearer = if auth {
+            format!("Authorization: Bearer {TOKEN}\r\n")
+        } else {
+            String::new()
+        };
+        ask(addr, &format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n{bearer}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()))
+    };
+    let status = |r: &str| r.split(' ').nth(1).unwrap_or_default().to_owned();
+    let id = kitchen_id.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let pair = |pin: &str| format!("{{\"device_id\":\"{id}\",\"pin\":\"{pin}\"}}");
+        let mut out = vec![
+            post("/api/pair", true, pair("246810")),
+            post("/api/discover", false, format!("{{\"targets\":[\"{target}\"]}}")),
+            post("/api/pair", false, pair("246810")),
+            post("/api/discover", true, "{\"targets\":[\"nonsense\"]}".into()),
+            post("/api/discover", true, format!("{{\"targets\":[{}]}}", vec![format!("\"{target}\""); 17].join(","))),
+            post("/api/pair", true, "{\"pin\":\"1\"}".into()),
+            post("/api/discover", true, format!("{{\"targets\":[\"{target}\"]}}")),
+        ];
+        // The answer arrives within a few retransmissions.
+        for _ in 0..50 {
+            let found = ask(addr, &format!("GET /api/devices HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"));
+            if found.contains(&id) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        out.push(post("/api/pair", true, pair("135790")));
+        out.push(post("/api/pair", true, pair("246810")));
+        out
+    })
+    .await
+    .unwrap();
+    assert_eq!(status(&r[0]), "404", "not discovered yet: {}", r[0]);
+    assert!(r[0].contains("has not been discovered"), "{}", r[0]);
+    assert_eq!(status(&r[1]), "401");
+    assert_eq!(status(&r[2]), "401");
+    assert_eq!(status(&r[3]), "400", "{}", r[3]);
+    assert_eq!(status(&r[4]), "400", "{}", r[4]);
+    assert!(r[4].contains("at most 16 targets"), "{}", r[4]);
+    assert_eq!(status(&r[5]), "422", "no device_id: {}", r[5]);
+    assert_eq!(status(&r[6]), "202", "{}", r[6]);
+    assert_eq!(status(&r[7]), "403", "wrong PIN: {}", r[7]);
+    assert!(
+        r[7].contains("pairing with kitchen at 127.0.0.78:"),
+        "{}",
+        r[7]
+    );
+    assert_eq!(status(&r[8]), "200", "right PIN: {}", r[8]);
+    assert!(
+        r[8].contains(&format!("\"device_id\":\"{kitchen_id}\"")),
+        "{}",
+        r[8]
+    );
+    assert!(r[8].contains("\"name\":\"kitchen\""), "{}", r[8]);
+    let paired = desk.handle().snapshot().await.unwrap().paired;
+    assert_eq!(paired.len(), 1);
+    assert_eq!(paired[0].device_id, kitchen_id);
+    let theirs = kitchen.handle().snapshot().await.unwrap().paired;
+    assert_eq!(theirs[0].device_id, desk.handle().info().device_id);
+    desk.shutdown().await;
+    kitchen.shutdown().await;
+}
