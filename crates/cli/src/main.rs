@@ -264,6 +264,9 @@ struct SendArgs {
     /// previous reply.
     #[arg(long, default_value_t = 1)]
     count: u32,
+    /// Seconds to wait between messages (with --count; the session stays open meanwhile).
+    #[arg(long, default_value_t = 0.0)]
+    interval: f64,
     #[command(flatten)]
     reach: Reach,
     /// Print each reply as a `reply` JSON object per line.
@@ -745,6 +748,9 @@ async fn send(a: SendArgs) -> ExitCode {
         if a.count == 0 {
             return Err(usage("--count must be at least 1"));
         }
+        if !(0.0..=3600.0).contains(&a.interval) {
+            return Err(usage("--interval must be 0..=3600 seconds"));
+        }
         if !matches!(a.transport.as_str(), "tcp" | "webrtc") {
             return Err(usage(format!(
                 "--transport {:?}: expected tcp or webrtc",
@@ -1031,6 +1037,9 @@ async fn exchange(
     timeout: Duration,
 ) -> ExitCode {
     for i in 0..a.count {
+        if i > 0 && a.interval > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(a.interval)).await;
+        }
         let t0 = Instant::now();
         if let Err(e) = s.send(a.message.as_bytes()).await {
             return failure(e);
