@@ -9,6 +9,8 @@ need=()
 command -v coap-client-notls >/dev/null 2>&1 || need+=(libcoap3-bin)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# WebDriver for the dashboard's browser test (same version as chromium).
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The C API's tests build C programs (one under AddressSanitizer).
@@ -26,13 +28,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# aiortc (PyPI) for the WebRTC interop test, in a venv under target/.
+# aiortc (PyPI) for the WebRTC interop test and Selenium for the dashboard's,
+# in a venv under target/.
 venv=target/interop-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiortc' 2>/dev/null; then
-  if python3 -m venv "$venv" >/dev/null 2>&1 && "$venv/bin/pip" install -q aiortc >/dev/null 2>&1; then
-    echo "installed aiortc into $venv" >&2
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiortc, selenium' 2>/dev/null; then
+  if python3 -m venv "$venv" >/dev/null 2>&1 && "$venv/bin/pip" install -q aiortc selenium >/dev/null 2>&1; then
+    echo "installed aiortc and selenium into $venv" >&2
   else
-    echo "could not install aiortc: its interop test will be skipped" >&2
+    echo "could not install aiortc and selenium: their interop tests will be skipped" >&2
   fi
 fi
 
