@@ -14,6 +14,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
+mod progress;
+use progress::Progress;
+
 #[derive(Parser)]
 #[command(
     name = "softbus",
@@ -663,23 +666,30 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
     };
     let unicast = !waiting.is_empty();
     let asked: Vec<String> = targets.iter().map(ToString::to_string).collect();
+    let progress = Progress::start(format!("asking {}", asked.join(", ")), timeout);
+    let mut answered = 0;
     let found = client::discover(&me, a.port, targets, timeout, |d| {
-        if json {
-            println!("{}", NodeEvent::found(d).to_json());
-        } else {
-            println!(
-                "{}\t{}\t{}\tauth port {}\t{}",
-                d.name,
-                d.device_id,
-                d.ip,
-                d.auth_port.map(|p| p.to_string()).unwrap_or("-".into()),
-                d.capabilities.join(",")
-            );
-        }
+        progress.above(|| {
+            if json {
+                println!("{}", NodeEvent::found(d).to_json());
+            } else {
+                println!(
+                    "{}\t{}\t{}\tauth port {}\t{}",
+                    d.name,
+                    d.device_id,
+                    d.ip,
+                    d.auth_port.map(|p| p.to_string()).unwrap_or("-".into()),
+                    d.capabilities.join(",")
+                );
+            }
+        });
+        answered += 1;
+        progress.say(format!("asking {}: {answered} answered", asked.join(", ")));
         waiting.remove(&d.ip);
         !(unicast && waiting.is_empty())
     })
     .await;
+    drop(progress);
     match found {
         Ok(f) if !f.is_empty() => ExitCode::SUCCESS,
         Ok(_) => {
@@ -817,7 +827,10 @@ async fn pair(a: PairArgs) -> ExitCode {
         Err(c) => c,
         Ok(auth_port) => {
             let addr = SocketAddr::from((peer_ip, auth_port));
-            match tokio::time::timeout(timeout, h.pair(addr, &a.pin)).await {
+            let waiting = Progress::start(format!("pairing with {addr}"), timeout);
+            let paired = tokio::time::timeout(timeout, h.pair(addr, &a.pin)).await;
+            drop(waiting);
+            match paired {
                 Ok(Ok(p)) => {
                     if a.json {
                         println!(
@@ -955,7 +968,8 @@ async fn find_auth_port(
     Ok(match port {
         Some(p) => p,
         None => {
-            eprintln!("softbus: discovering the auth port of {peer_ip}");
+            let _waiting =
+                Progress::logged(format!("discovering the auth port of {peer_ip}"), timeout);
             let mut events = h.subscribe();
             let target = SocketAddrV4::new(peer_ip, discovery_port);
             if let Err(e) = h.discover(vec![target]).await {
@@ -998,10 +1012,12 @@ async fn open_tcp(
 ) -> Result<softbus_runtime::SessionHandle, ExitCode> {
     let auth_port = find_auth_port(h, peer_ip, port, a.reach.discovery_port, timeout).await?;
     let addr = SocketAddr::from((peer_ip, auth_port));
+    let waiting = Progress::start(format!("authenticating to {addr}"), timeout);
     let connected = match &a.pin {
         Some(pin) => tokio::time::timeout(timeout, h.connect(addr, pin)).await,
         None => tokio::time::timeout(timeout, h.connect_paired(addr)).await,
     };
+    waiting.set(format!("opening session {:?} on {addr}", a.session));
     let peer = match connected {
         Ok(Ok(p)) => p,
         Ok(Err(e)) if a.pin.is_none() => {

@@ -738,3 +738,58 @@ fn pair_then_send_without_a_pin() {
     assert_eq!(o.status.code(), Some(1), "not paired any more");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A long wait shows what it waits for, and for how long, on a terminal
+/// (stderr a pty, made with util-linux `script`), and erases that line when
+/// it ends; off a terminal stderr has only the one-line error.
+#[test]
+fn long_waits_show_progress_on_a_terminal() {
+    let dir = temp_dir("progress");
+    let args = [
+        "discover",
+        "--ip",
+        "127.0.0.43",
+        "--target",
+        "127.0.0.44",
+        "--timeout",
+        "1.5",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    let cmd = std::iter::once(bin())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let o = match std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            return softbus_testkit::interop::skip(&format!(
+                "util-linux script is not available: {e}"
+            ))
+        }
+    };
+    let tty = String::from_utf8_lossy(&o.stdout);
+    // Redrawn in place (carriage return, erase line) with the time waited.
+    assert!(
+        tty.contains("\r\x1b[Ksoftbus: asking 127.0.0.44:5684 … 1.") && tty.contains(" s of 1.5 s"),
+        "{tty:?}"
+    );
+    let redraws = tty.matches("\r\x1b[Ksoftbus: asking").count();
+    assert!(redraws >= 5, "{redraws} redraws in 1.3 s: {tty:?}");
+    // Erased, then the error on a line of its own.
+    assert!(
+        tty.contains("\r\x1b[Ksoftbus: no device answered 127.0.0.44:5684 within 1.5 s"),
+        "{tty:?}"
+    );
+    // Not a terminal: nothing but the error.
+    let o = run(&[], &args);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "softbus: no device answered 127.0.0.44:5684 within 1.5 s\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
