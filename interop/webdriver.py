@@ -23,6 +23,7 @@ import base64, json, os, shutil, sys, tempfile, time
 os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium fetch a driver
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 profile = tempfile.mkdtemp(prefix="softbus-webdriver-")
@@ -58,8 +59,29 @@ def wait(css, contains=None, timeout=20):
     raise TimeoutError(f"{css} with {contains!r} not seen in {timeout} s (last: {last!r})")
 
 
+def retried(act):
+    """`act` again while the page swaps the element out (at most 5 s)."""
+    end = time.monotonic() + 5
+    while True:
+        try:
+            return act()
+        except (StaleElementReferenceException, ElementClickInterceptedException):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
 def shot(path):
-    png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    # The whole page: the viewport made as tall as the page (at most 6000 px)
+    # for the capture, then put back (capturing beyond the viewport leaves
+    # parts unpainted in headless Chromium).
+    size = driver.get_window_size()
+    inner = driver.execute_script("return window.innerHeight")
+    tall = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], min(6000, size["height"] - inner + tall))
+    time.sleep(0.3)
+    png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    driver.set_window_size(size["width"], size["height"])
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "wb") as f:
         f.write(base64.b64decode(png["data"]))
@@ -73,13 +95,15 @@ def run(c):
     if op == "wait":
         return wait(c["css"], c.get("contains"), c.get("timeout", 20))
     if op == "text":
-        return find(c["css"]).text
+        return retried(lambda: find(c["css"]).text)
     if op == "click":
-        return find(c["css"]).click()
+        return retried(lambda: find(c["css"]).click())
     if op == "type":
-        e = find(c["css"])
-        e.clear()
-        return e.send_keys(c["text"])
+        def typed():
+            e = find(c["css"])
+            e.clear()
+            e.send_keys(c["text"])
+        return retried(typed)
     if op == "js":
         return driver.execute_script(c["script"])
     if op == "accept":
