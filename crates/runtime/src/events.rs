@@ -178,7 +178,7 @@ impl NodeEvent {
             },
             BusEvent::PinReplaced { .. } => NodeEvent::PinReplaced {},
             BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error {
-                message: format!("dropped connection from {ip}: {reason}"),
+                message: format!("dropped the connection with {ip}: {reason}"),
             },
         })
     }
