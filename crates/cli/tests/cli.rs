@@ -559,8 +559,12 @@ fn a_corrupt_identity_stops_the_node_until_reset() {
     let o = run(&[], &[&["node"][..], &args[..]].concat());
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
+    // One line: the file, and what to do.
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("deviceid") && err.contains("--reset-identity"),
+        err.starts_with("softbus: ")
+            && err.contains("deviceid")
+            && err.contains("--reset-identity"),
         "{err}"
     );
     assert_eq!(
