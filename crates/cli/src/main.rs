@@ -345,11 +345,14 @@ fn parse_error(e: &clap::Error) -> ExitCode {
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    progress::erase();
     eprintln!("softbus: {msg}");
     ExitCode::from(2)
 }
 
+/// The one-line error, on a line of its own (a progress line erased first).
 fn failure(msg: impl std::fmt::Display) -> ExitCode {
+    progress::erase();
     eprintln!("softbus: {msg}");
     ExitCode::from(1)
 }

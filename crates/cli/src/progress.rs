@@ -14,9 +14,23 @@ use std::time::{Duration, Instant};
 const SHOW_AFTER: Duration = Duration::from_millis(200);
 const REDRAW: Duration = Duration::from_millis(100);
 
+/// Whether a progress line is on the screen now (there is one stderr).
+static ON_SCREEN: Mutex<bool> = Mutex::new(false);
+
+/// Erases the progress line, if one is shown, so what comes next on the
+/// terminal (an error, a result) starts on a clean line. The next redraw of a
+/// wait still going on puts it back.
+pub fn erase() {
+    if let Ok(mut shown) = ON_SCREEN.lock() {
+        if *shown {
+            eprint!("\r\x1b[K");
+            *shown = false;
+        }
+    }
+}
+
 struct Line {
     what: String,
-    shown: bool,
     /// The wait is over: a redraw already under way must not draw again.
     done: bool,
     /// Since when this step has been waited for.
@@ -47,7 +61,6 @@ impl Progress {
         }
         let line = Arc::new(Mutex::new(Line {
             what,
-            shown: false,
             done: false,
             since: Instant::now(),
         }));
@@ -56,13 +69,17 @@ impl Progress {
             tokio::spawn(async move {
                 tokio::time::sleep(SHOW_AFTER).await;
                 loop {
-                    if let Ok(mut l) = line.lock() {
+                    // The wait's lock is held while drawing, so the drop
+                    // (which takes it first) erases after any draw.
+                    if let Ok(l) = line.lock() {
                         if l.done {
                             return;
                         }
-                        l.shown = true;
-                        eprint!("\r\x1b[K{}", render(&l.what, l.since.elapsed(), bound));
-                        let _ = std::io::stderr().flush();
+                        if let Ok(mut shown) = ON_SCREEN.lock() {
+                            eprint!("\r\x1b[K{}", render(&l.what, l.since.elapsed(), bound));
+                            let _ = std::io::stderr().flush();
+                            *shown = true;
+                        }
                     }
                     tokio::time::sleep(REDRAW).await;
                 }
@@ -88,17 +105,11 @@ impl Progress {
 
     /// Runs `print` (output on stdout) with the line out of its way.
     pub fn above(&self, print: impl FnOnce()) {
-        match self.line.lock() {
-            Ok(mut l) => {
-                if l.shown {
-                    eprint!("\r\x1b[K");
-                    l.shown = false;
-                }
-                print();
-                let _ = std::io::stdout().flush();
-            }
-            Err(_) => print(),
-        }
+        // Holding the wait's lock keeps the next redraw after the print.
+        let _l = self.line.lock();
+        erase();
+        print();
+        let _ = std::io::stdout().flush();
     }
 }
 
@@ -109,10 +120,8 @@ impl Drop for Progress {
         }
         if let Ok(mut l) = self.line.lock() {
             l.done = true;
-            if l.shown {
-                eprint!("\r\x1b[K");
-            }
         }
+        erase();
     }
 }
 

@@ -788,6 +788,23 @@ fn long_waits_show_progress_on_a_terminal() {
         tty.contains("\r\x1b[Ksoftbus: no device answered 127.0.0.44:5684 within 1.5 s"),
         "{tty:?}"
     );
+    // A wait that fails: the error starts a clean line, not the end of the
+    // progress line.
+    let cmd = format!(
+        "{} send --peer 127.0.0.44 --ip 127.0.0.43 --session echo --pin 1 --timeout 1 --data-dir {} hi",
+        bin(),
+        dir.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        tty.contains("\r\x1b[Ksoftbus: discovering the auth port of 127.0.0.44 … ")
+            && tty.contains("\r\x1b[Ksoftbus: 127.0.0.44 did not answer discovery"),
+        "{tty:?}"
+    );
     // Not a terminal: nothing but the error.
     let o = run(&[], &args);
     assert_eq!(o.status.code(), Some(1));
