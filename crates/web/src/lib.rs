@@ -580,10 +580,13 @@ async fn unpair(
 /// slow link included).
 const PAIR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Longest PIN `POST /api/pair` takes.
+const MAX_PIN: usize = 64;
+
 #[derive(serde::Deserialize)]
 struct PairRequest {
     device_id: String,
-    pin: String,
+    pin: zeroize::Zeroizing<String>,
 }
 
 /// `POST /api/pair {"device_id", "pin"}`: this node pairs with a device it has
@@ -591,6 +594,15 @@ struct PairRequest {
 /// when it is not known here, 403 when the key agreement fails (a wrong PIN,
 /// or the device refusing more guesses), 504 when it does not finish.
 async fn pair(State(n): State<NodeHandle>, Json(r): Json<PairRequest>) -> Response {
+    // A device id is 64 hex digits; a PIN is short. Anything longer is not
+    // one (and is not echoed back).
+    if r.device_id.len() > 64 || r.pin.len() > MAX_PIN {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("pair: device_id is at most 64 characters, pin at most {MAX_PIN} bytes\n"),
+        )
+            .into_response();
+    }
     let Ok(s) = n.snapshot().await else {
         return unavailable();
     };
@@ -612,8 +624,7 @@ async fn pair(State(n): State<NodeHandle>, Json(r): Json<PairRequest>) -> Respon
             .into_response();
     };
     let addr = std::net::SocketAddr::from((d.ip, port));
-    let pin = zeroize::Zeroizing::new(r.pin);
-    match tokio::time::timeout(PAIR_TIMEOUT, n.pair(addr, &pin)).await {
+    match tokio::time::timeout(PAIR_TIMEOUT, n.pair(addr, &r.pin)).await {
         Ok(Ok(p)) => Json(serde_json::json!({
             "device_id": p.peer.device_id,
             "name": p.peer.device_name,

@@ -329,6 +329,8 @@ async fn pairing_from_the_web_side() {
             post("/api/discover", true, "{\"targets\":[\"nonsense\"]}".into()),
             post("/api/discover", true, format!("{{\"targets\":[{}]}}", vec![format!("\"{target}\""); 17].join(","))),
             post("/api/pair", true, "{\"pin\":\"1\"}".into()),
+            post("/api/pair", true, format!("{{\"device_id\":\"{}\",\"pin\":\"1\"}}", "A".repeat(65))),
+            post("/api/pair", true, format!("{{\"device_id\":\"{id}\",\"pin\":\"{}\"}}", "1".repeat(65))),
             post("/api/discover", true, format!("{{\"targets\":[\"{target}\"]}}")),
         ];
         // The answer arrives within a few retransmissions.
@@ -353,20 +355,29 @@ async fn pairing_from_the_web_side() {
     assert_eq!(status(&r[4]), "400", "{}", r[4]);
     assert!(r[4].contains("at most 16 targets"), "{}", r[4]);
     assert_eq!(status(&r[5]), "422", "no device_id: {}", r[5]);
-    assert_eq!(status(&r[6]), "202", "{}", r[6]);
-    assert_eq!(status(&r[7]), "403", "wrong PIN: {}", r[7]);
+    // Too long a device id or PIN: refused, and not echoed back.
+    for i in [6, 7] {
+        assert_eq!(status(&r[i]), "400", "{}", r[i]);
+        assert!(
+            r[i].contains("at most 64") && !r[i].contains(&"1".repeat(65)),
+            "{}",
+            r[i]
+        );
+    }
+    assert_eq!(status(&r[8]), "202", "{}", r[8]);
+    assert_eq!(status(&r[9]), "403", "wrong PIN: {}", r[9]);
     assert!(
-        r[7].contains("pairing with kitchen at 127.0.0.78:"),
+        r[9].contains("pairing with kitchen at 127.0.0.78:"),
         "{}",
-        r[7]
+        r[9]
     );
-    assert_eq!(status(&r[8]), "200", "right PIN: {}", r[8]);
+    assert_eq!(status(&r[10]), "200", "right PIN: {}", r[10]);
     assert!(
-        r[8].contains(&format!("\"device_id\":\"{kitchen_id}\"")),
+        r[10].contains(&format!("\"device_id\":\"{kitchen_id}\"")),
         "{}",
-        r[8]
+        r[10]
     );
-    assert!(r[8].contains("\"name\":\"kitchen\""), "{}", r[8]);
+    assert!(r[10].contains("\"name\":\"kitchen\""), "{}", r[10]);
     let paired = desk.handle().snapshot().await.unwrap().paired;
     assert_eq!(paired.len(), 1);
     assert_eq!(paired[0].device_id, kitchen_id);
