@@ -16,15 +16,22 @@ use softbus_testkit::interop::{skip, LoopbackNs as Ns};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 use support::*;
 
 /// One browser, one command at a time (`interop/webdriver.py`).
 struct Browser {
     child: Child,
     input: ChildStdin,
-    output: BufReader<ChildStdout>,
+    /// The driver's replies, a line each (read on a thread, so a hung driver
+    /// fails the test instead of holding it).
+    output: mpsc::Receiver<String>,
     shots: PathBuf,
 }
+
+/// Longest a driver command may take (its own waits are at most 60 s).
+const REPLY_WITHIN: Duration = Duration::from_secs(90);
 
 impl Browser {
     /// Starts the driver inside namespace `ns`; None (after a skip message)
@@ -39,9 +46,16 @@ impl Browser {
             .spawn()
             .unwrap();
         let input = child.stdin.take().unwrap();
-        let mut output = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        output.read_line(&mut first).unwrap();
+        let out: ChildStdout = child.stdout.take().unwrap();
+        let (tx, output) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = output.recv_timeout(REPLY_WITHIN).unwrap_or_default();
         if !first.contains("ready") {
             let _ = child.kill();
             let _ = child.wait();
@@ -59,8 +73,10 @@ impl Browser {
     /// Runs one command; its value, or the driver's error.
     fn try_do(&mut self, c: Value) -> Result<Value, String> {
         writeln!(self.input, "{c}").unwrap();
-        let mut line = String::new();
-        self.output.read_line(&mut line).unwrap();
+        let line = self
+            .output
+            .recv_timeout(REPLY_WITHIN)
+            .unwrap_or_else(|e| panic!("{c}: no answer from the driver: {e}"));
         let r: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{c}: {e}: {line:?}"));
         if r["ok"] == true {
             Ok(r["value"].clone())
@@ -114,7 +130,7 @@ impl Drop for Browser {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
