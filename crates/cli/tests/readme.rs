@@ -184,6 +184,9 @@ fn the_readme_walkthrough_runs_as_written() {
     assert!(ready.starts_with("softbus node kitchen"), "{ready}");
 
     let host = softbus_runtime::net::host_name();
+    // The README's samples were taken on a machine named `vm` (the client's
+    // device name is the host name).
+    const SAMPLE_HOST: &str = "vm";
     for (cmd, sample) in &w.steps {
         let words = shell_words(cmd);
         assert_eq!(words[0], "softbus", "{cmd}");
@@ -193,7 +196,7 @@ fn the_readme_walkthrough_runs_as_written() {
             .lines()
             .map(|l| mask(l, &host))
             .collect();
-        let want: Vec<String> = sample.iter().map(|l| mask(l, "vm")).collect();
+        let want: Vec<String> = sample.iter().map(|l| mask(l, SAMPLE_HOST)).collect();
         assert_eq!(got, want, "`{cmd}` prints what the README shows");
     }
 
@@ -201,7 +204,7 @@ fn the_readme_walkthrough_runs_as_written() {
     std::thread::sleep(Duration::from_millis(300));
     let printed: Vec<String> = rx.try_iter().map(|l| mask(&l, &host)).collect();
     for l in &w.node_prints {
-        let want = mask(l, "vm");
+        let want = mask(l, SAMPLE_HOST);
         assert!(
             printed.contains(&want),
             "the node did not print {want:?}: {printed:#?}"
