@@ -137,19 +137,6 @@ impl Drop for Browser {
     }
 }
 
-/// The venv Python with Selenium (tools/test.sh makes it), if any.
-fn selenium_python() -> Option<String> {
-    let venv = format!(
-        "{}/../../target/interop-venv/bin/python",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let ok = Command::new(&venv)
-        .args(["-c", "import selenium"])
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(venv)
-}
-
 fn node(ns: &Ns, name: &str, ip: &str, pin: &str, data: &Path, web: bool) -> NodeProc {
     let mut args = vec![
         "--name",
@@ -185,8 +172,8 @@ fn the_dashboard_as_a_person_uses_it() {
             ));
         }
     }
-    let Some(python) = selenium_python() else {
-        return skip("Selenium is not installed in target/interop-venv (tools/test.sh does it)");
+    let Some(python) = venv_python("selenium") else {
+        return;
     };
     let dir = temp_dir("dashboard-ui");
     let Some(ns) = Ns::create("sbui") else {
@@ -199,7 +186,7 @@ fn the_dashboard_as_a_person_uses_it() {
     let shots =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts/dashboard");
     let _ = std::fs::remove_dir_all(&shots);
-    let Some(mut b) = Browser::start(&ns.0, &python, shots.clone()) else {
+    let Some(mut b) = Browser::start(&ns.0, python, shots.clone()) else {
         return;
     };
 

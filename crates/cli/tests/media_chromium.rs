@@ -20,24 +20,6 @@ struct Run {
     events: Vec<serde_json::Value>,
 }
 
-/// The aiortc interpreter, if the venv has aiortc.
-fn aiortc_python() -> Option<String> {
-    let py = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/interop-venv/bin/python"
-    );
-    let ok = Command::new(py)
-        .args(["-c", "import aiortc"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Some(py.to_owned())
-    } else {
-        skip("aiortc is not installed (tools/test.sh makes target/interop-venv)");
-        None
-    }
-}
-
 fn json_of(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -80,24 +62,12 @@ fn publish_and_play(codec: &str) -> Option<Run> {
     let ns = Ns::create(&format!("sbm{}", &codec[..2].to_lowercase()))?;
     let node = NodeProc::webrtc_echo(&ns.exec(), "127.0.0.1", &dir);
     let web = node.ready["web"].as_str().unwrap().to_owned();
-    let aiortc = aiortc_python();
+    let aiortc = venv_python("aiortc");
     let stream = format!("cam-{codec}");
     let page = publisher_page(&ns, &web, codec, &stream, 1 + usize::from(aiortc.is_some()));
     let mut events = vec![node.wait_for(|v| v["event"] == "stream_started")];
     // The same stream, to aiortc, while Chromium publishes.
-    let aiortc = aiortc.map(|py| {
-        let script = format!(
-            "{}/../../interop/aiortc_whep.py",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        json_of(
-            &Command::new("ip")
-                .args(["netns", "exec", &ns.0, &py, &script, &web, &stream])
-                .env("NODE_TOKEN", TEST_TOKEN)
-                .output()
-                .unwrap(),
-        )
-    });
+    let aiortc = aiortc.map(|py| aiortc_whep(&ns.0, py, &web, &stream));
     let page = json_of(&page.wait_with_output().unwrap());
     for name in ["viewer_joined", "viewer_left", "stream_publisher_left"] {
         events.push(node.wait_for(|v| v["event"] == name));
@@ -151,17 +121,7 @@ fn check(codec: &str) {
     );
     if let Some(a) = aiortc {
         eprintln!("{codec} to aiortc: {a}");
-        assert_eq!(a["status"], 201, "{a}");
-        assert_eq!(
-            (a["video_frames"].as_u64(), a["audio_frames"].as_u64()),
-            (Some(30), Some(25)),
-            "{a}"
-        );
-        assert_eq!(
-            (a["width"].as_u64(), a["height"].as_u64()),
-            (Some(640), Some(480)),
-            "{a}"
-        );
+        assert_aiortc_played(&a, 640, 480);
         assert_eq!(a["delete_status"], 200, "{a}");
         assert_eq!(r["viewers_seen"], 2, "both viewers at once: {r}");
     }

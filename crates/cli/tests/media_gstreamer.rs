@@ -17,17 +17,9 @@ fn simple_whip_client_publishes_and_aiortc_decodes() {
     if !std::path::Path::new("/usr/bin/whip-client").exists() {
         return skip("simple-whip-client is not installed (apt-get install simple-whip-client)");
     }
-    let py = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/interop-venv/bin/python"
-    );
-    if !Command::new(py)
-        .args(["-c", "import aiortc"])
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return skip("aiortc is not installed (tools/test.sh makes target/interop-venv)");
-    }
+    let Some(py) = venv_python("aiortc") else {
+        return;
+    };
     let dir = temp_dir("gstwhip");
     let shim = dir.join("whip_client_shim.so");
     let interop = format!("{}/../../interop", env!("CARGO_MANIFEST_DIR"));
@@ -62,30 +54,11 @@ fn simple_whip_client_publishes_and_aiortc_decodes() {
     let started = node.wait_for(|v| v["event"] == "stream_started");
     assert_eq!(started["stream"], "gst");
     assert_eq!(started["tracks"], serde_json::json!(["video", "audio"]));
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, py])
-        .arg(format!("{interop}/aiortc_whep.py"))
-        .args([&web, "gst"])
-        .env("NODE_TOKEN", TEST_TOKEN)
-        .output()
-        .unwrap();
+    let a = aiortc_whep(&ns.0, py, &web, "gst");
     let _ = client.kill();
     let _ = client.wait();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let a: serde_json::Value =
-        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     eprintln!("whip-client to aiortc: {a}");
-    assert_eq!(a["status"], 201, "{a}");
-    assert_eq!(
-        (a["video_frames"].as_u64(), a["audio_frames"].as_u64()),
-        (Some(30), Some(25)),
-        "{a}"
-    );
-    assert_eq!(
-        (a["width"].as_u64(), a["height"].as_u64()),
-        (Some(320), Some(240)),
-        "{a}"
-    );
+    assert_aiortc_played(&a, 320, 240);
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -168,17 +168,9 @@ fn rtc_offer_rejections() {
 /// aiortc (PyPI, in the venv tools/test.sh makes at target/interop-venv) as the offerer.
 #[test]
 fn aiortc_data_channel_echo() {
-    let py = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/interop-venv/bin/python"
-    );
-    let has_aiortc = Command::new(py)
-        .args(["-c", "import aiortc"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_aiortc {
-        return skip("aiortc is not installed (tools/test.sh makes target/interop-venv)");
-    }
+    let Some(py) = venv_python("aiortc") else {
+        return;
+    };
     let dir = temp_dir("aiortc");
     let Some((ns, node)) = node_in_loopback_ns("sbai", &dir) else {
         return;

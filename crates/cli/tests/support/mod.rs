@@ -178,3 +178,51 @@ pub fn chromium(ns: &str, profile: &std::path::Path, url: &str) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// The Python of the venv tools/test.sh makes (target/interop-venv), if it
+/// can import `module`; otherwise None, after the skip message.
+pub fn venv_python(module: &str) -> Option<&'static str> {
+    let py = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/interop-venv/bin/python"
+    );
+    let ok = Command::new(py)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        softbus_testkit::interop::skip(&format!(
+            "{module} is not installed (tools/test.sh makes target/interop-venv)"
+        ));
+    }
+    ok.then_some(py)
+}
+
+/// Plays `stream` of the node at `web` with aiortc (interop/aiortc_whep.py,
+/// run by `python` inside namespace `ns`); its JSON report.
+pub fn aiortc_whep(ns: &str, python: &str, web: &str, stream: &str) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../interop/aiortc_whep.py");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, python, script, web, stream])
+        .env("NODE_TOKEN", TEST_TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// An aiortc_whep.py report of a viewer that was answered and decoded 30
+/// video frames of `width`×`height` and 25 audio frames.
+pub fn assert_aiortc_played(a: &serde_json::Value, width: u64, height: u64) {
+    assert_eq!(a["status"], 201, "{a}");
+    assert_eq!(
+        (a["video_frames"].as_u64(), a["audio_frames"].as_u64()),
+        (Some(30), Some(25)),
+        "{a}"
+    );
+    assert_eq!(
+        (a["width"].as_u64(), a["height"].as_u64()),
+        (Some(width), Some(height)),
+        "{a}"
+    );
+}
