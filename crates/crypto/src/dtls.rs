@@ -7,9 +7,13 @@
 //! handshake completes. The use_srtp extension offers the four profiles.
 //!
 //! OpenSSL's own retransmission timer reads the wall clock, which a sans-IO
-//! engine must not depend on; it is set beyond any handshake deadline with
-//! `DTLS_set_timer_cb`, and the transport retransmits flights on the caller's
-//! clock instead (docs/adr/0006).
+//! engine must not depend on: the transport decides when a flight is resent, on
+//! the caller's clock, and asks this backend to re-encrypt it
+//! ([`DtlsBackend::retransmit`]), so the copy has fresh record sequence numbers.
+//! OpenSSL re-encrypts only from its timeout path, so its timer is kept short
+//! with `DTLS_set_timer_cb`, and what it writes from that path on its own (when
+//! a read finds the timer run out) is held back, not sent: only the transport's
+//! call releases a retransmission (docs/adr/0006).
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
@@ -32,13 +36,16 @@ pub const DTLS_MTU: u32 = 1200;
 /// Received datagrams queued before the oldest is dropped.
 const MAX_RX: usize = 64;
 
-/// OpenSSL's retransmission timeout: longer than any handshake deadline, so the
-/// library never retransmits on its own.
-const LIBRARY_TIMER_US: std::os::raw::c_uint = 3_600_000_000;
+/// OpenSSL's retransmission timeout, constant (no doubling: the transport keeps
+/// the schedule). Shorter than the transport's first timeout (1 s), so when the
+/// transport asks for a retransmission the library's timer has run out and it
+/// re-encrypts the flight; longer than libssl's 15 ms slack, so it has not run
+/// out again right after it restarts.
+const LIBRARY_TIMER_US: std::os::raw::c_uint = 250_000;
 
 #[allow(unsafe_code)]
 mod timer {
-    use std::os::raw::{c_uint, c_void};
+    use std::os::raw::{c_long, c_uint, c_void};
 
     extern "C" {
         // libssl since 1.1.1: `void DTLS_set_timer_cb(SSL *s, DTLS_timer_cb cb)`.
@@ -46,19 +53,55 @@ mod timer {
             s: *mut c_void,
             cb: Option<unsafe extern "C" fn(*mut c_void, c_uint) -> c_uint>,
         );
+        // `long SSL_ctrl(SSL *s, int cmd, long larg, void *parg)`.
+        fn SSL_ctrl(s: *mut c_void, cmd: std::os::raw::c_int, larg: c_long, parg: *mut c_void)
+            -> c_long;
     }
 
-    unsafe extern "C" fn library_timer(_s: *mut c_void, _previous_us: c_uint) -> c_uint {
+    /// `DTLSv1_handle_timeout` is `SSL_ctrl(s, DTLS_CTRL_HANDLE_TIMEOUT, 0, NULL)`.
+    const DTLS_CTRL_HANDLE_TIMEOUT: std::os::raw::c_int = 74;
+
+    /// libssl calls this with 0 when it starts the timer of a new flight, and
+    /// with the last timeout right before it retransmits: everything it then
+    /// writes until its next read is a retransmission (see `super::MemIo`).
+    unsafe extern "C" fn library_timer(_s: *mut c_void, previous_us: c_uint) -> c_uint {
+        if previous_us != 0 {
+            super::RETRANSMITTING.with(|r| r.set(true));
+        }
         super::LIBRARY_TIMER_US
     }
 
     /// Replaces the library's doubling timer with [`super::LIBRARY_TIMER_US`].
-    pub(super) fn disable(ssl: &mut openssl::ssl::SslRef) {
+    pub(super) fn install(ssl: &mut openssl::ssl::SslRef) {
         use foreign_types::ForeignTypeRef;
         // SAFETY: `ssl` is a live SSL owned by the caller; the callback is a plain
-        // function with the C signature libssl expects and touches no state.
+        // function with the C signature libssl expects and touches only a
+        // thread-local flag.
         unsafe { DTLS_set_timer_cb(ssl.as_ptr().cast(), Some(library_timer)) }
     }
+
+    /// `DTLSv1_handle_timeout`: retransmits the flight if the library timer ran
+    /// out; > 0 when it did.
+    pub(super) fn handle_timeout(ssl: &openssl::ssl::SslRef) -> c_long {
+        use foreign_types::ForeignTypeRef;
+        // SAFETY: `ssl` is a live SSL; this control takes no argument.
+        unsafe {
+            SSL_ctrl(
+                ssl.as_ptr().cast(),
+                DTLS_CTRL_HANDLE_TIMEOUT,
+                0,
+                std::ptr::null_mut(),
+            )
+        }
+    }
+}
+
+thread_local! {
+    /// Set by the library's timer callback right before it retransmits, cleared
+    /// by its next read and around every backend call: while set, what the
+    /// library writes is a retransmission. Backend calls run to completion on
+    /// one thread, so the flag never crosses two sessions.
+    static RETRANSMITTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn err(e: impl std::fmt::Display) -> DtlsError {
@@ -186,10 +229,17 @@ impl std::fmt::Debug for OpenSslDtlsFactory {
 struct MemIo {
     rx: VecDeque<Vec<u8>>,
     tx: VecDeque<Vec<u8>>,
+    /// The library's latest retransmission of the current flight, held until
+    /// the transport asks for one; any new flight makes it stale.
+    retx: Vec<Vec<u8>>,
+    /// `retx` is being written (the datagrams of one retransmission).
+    in_retx: bool,
 }
 
 impl Read for MemIo {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        RETRANSMITTING.with(|r| r.set(false));
+        self.in_retx = false;
         // One datagram per read, as a UDP socket gives them.
         match self.rx.pop_front() {
             Some(d) => {
@@ -204,7 +254,19 @@ impl Read for MemIo {
 
 impl Write for MemIo {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx.push_back(buf.to_vec());
+        if RETRANSMITTING.with(|r| r.get()) {
+            if !self.in_retx {
+                self.retx.clear();
+                self.in_retx = true;
+            }
+            if self.retx.len() < MAX_RX {
+                self.retx.push(buf.to_vec());
+            }
+        } else {
+            self.in_retx = false;
+            self.retx.clear();
+            self.tx.push_back(buf.to_vec());
+        }
         Ok(buf.len())
     }
 
@@ -248,7 +310,7 @@ impl DtlsFactory for OpenSslDtlsFactory {
     fn create(&self, client: bool) -> Result<Box<dyn DtlsBackend>, DtlsError> {
         let mut ssl = Ssl::new(&self.ctx).map_err(err)?;
         ssl.set_mtu(DTLS_MTU).map_err(err)?;
-        timer::disable(&mut ssl);
+        timer::install(&mut ssl);
         if client {
             ssl.set_connect_state();
         } else {
@@ -260,6 +322,22 @@ impl DtlsFactory for OpenSslDtlsFactory {
             done: false,
             app: VecDeque::new(),
         }))
+    }
+}
+
+/// Clears [`RETRANSMITTING`] when a backend call starts and when it ends.
+struct Quiet;
+
+impl Quiet {
+    fn new() -> Self {
+        RETRANSMITTING.with(|r| r.set(false));
+        Quiet
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        RETRANSMITTING.with(|r| r.set(false));
     }
 }
 
@@ -278,6 +356,7 @@ impl DtlsBackend for OpenSslDtls {
     }
 
     fn drive(&mut self) -> Result<bool, DtlsError> {
+        let _quiet = Quiet::new();
         if !self.done {
             match self.stream.do_handshake() {
                 Ok(()) => self.done = true,
@@ -334,7 +413,28 @@ impl DtlsBackend for OpenSslDtls {
     }
 
     fn send(&mut self, data: &[u8]) -> Result<(), DtlsError> {
+        let _quiet = Quiet::new();
         self.stream.ssl_write(data).map(|_| ()).map_err(err)
+    }
+
+    fn retransmit(&mut self) -> bool {
+        let _quiet = Quiet::new();
+        let io = self.stream.get_mut();
+        io.in_retx = false;
+        if io.retx.is_empty() && !self.done {
+            // The library retransmits only if its (short) timer ran out; the
+            // transport's own timeout is longer, so in real time it has.
+            timer::handle_timeout(self.stream.ssl());
+            RETRANSMITTING.with(|r| r.set(false));
+        }
+        let io = self.stream.get_mut();
+        io.in_retx = false;
+        if io.retx.is_empty() {
+            return false;
+        }
+        let flight = std::mem::take(&mut io.retx);
+        io.tx.extend(flight);
+        true
     }
 
     fn recv(&mut self) -> Option<Vec<u8>> {
@@ -342,6 +442,7 @@ impl DtlsBackend for OpenSslDtls {
     }
 
     fn close(&mut self) {
+        let _quiet = Quiet::new();
         // One call writes close_notify; the peer's reply is not waited for (RFC 5246 §7.2.1).
         let _ = self.stream.shutdown();
     }

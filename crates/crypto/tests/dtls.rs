@@ -226,6 +226,15 @@ fn have_openssl() -> bool {
 
 /// Drives `t` over `sock` (connected to the peer) until connected or 10 s pass.
 fn drive_udp(t: &mut DtlsTransport, sock: &UdpSocket) -> Vec<DtlsEvent> {
+    drive_udp_dropping(t, sock, |_| false)
+}
+
+/// [`drive_udp`], with the received datagrams for which `drop` says so lost.
+fn drive_udp_dropping(
+    t: &mut DtlsTransport,
+    sock: &UdpSocket,
+    mut drop: impl FnMut(&[u8]) -> bool,
+) -> Vec<DtlsEvent> {
     sock.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     let end = Instant::now() + Duration::from_secs(10);
@@ -239,6 +248,7 @@ fn drive_udp(t: &mut DtlsTransport, sock: &UdpSocket) -> Vec<DtlsEvent> {
             let _ = sock.send(&d);
         }
         match sock.recv(&mut buf) {
+            Ok(n) if drop(&buf[..n]) => {}
             Ok(n) => t.handle_datagram(Instant::now(), &buf[..n]),
             Err(_) => t.handle_timeout(Instant::now()),
         }
@@ -392,6 +402,80 @@ fn our_client_against_openssl_s_server() {
         text.contains("hello from softbus"),
         "application data reached s_server:\n{text}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether a datagram holds a ChangeCipherSpec record (a final flight).
+fn has_change_cipher_spec(d: &[u8]) -> bool {
+    let mut rest = d;
+    while rest.len() >= 13 {
+        if rest[0] == 20 {
+            return true;
+        }
+        let len = usize::from(u16::from_be_bytes([rest[11], rest[12]]));
+        rest = rest.get(13 + len..).unwrap_or_default();
+    }
+    false
+}
+
+/// s_server's final flight (ChangeCipherSpec, Finished) is lost once. The
+/// OpenSSL server has finished and answers only a retransmission it can tell
+/// from a replay: our client's timer resends its flight re-encrypted with fresh
+/// record sequence numbers, s_server sends its final flight again, and both
+/// connect with the same keys. (With the first copy's bytes resent, s_server
+/// drops them as replays and the handshake times out.)
+#[test]
+fn a_lost_final_flight_from_openssl_s_server_is_recovered() {
+    if !have_openssl() {
+        eprintln!("SKIPPED: openssl command not found");
+        return;
+    }
+    let dir = tmp("lost-final");
+    let server_id = pem_identity(&dir);
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut srv, stdin, lines) = openssl(
+        &dir,
+        &[
+            "s_server",
+            "-dtls1_2",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-use_srtp",
+            "SRTP_AES128_CM_SHA1_80",
+            "-keymatexportlen",
+            "60",
+            "-naccept",
+            "1",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let me = DtlsIdentity::generate().unwrap();
+    let mut t = DtlsTransport::new(Box::new(me.factory().unwrap()), DtlsRole::Client);
+    t.set_remote_fingerprint(server_id.fingerprint("sha-256").unwrap());
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", port)).unwrap();
+    t.set_ice_connected(Instant::now(), true);
+    let mut dropped = 0;
+    let ev = drive_udp_dropping(&mut t, &sock, |d| {
+        let lose = dropped == 0 && has_change_cipher_spec(d);
+        dropped += usize::from(lose);
+        lose
+    });
+    drop(stdin);
+    let _ = srv.kill();
+    let _ = srv.wait();
+    let text = lines.join().unwrap();
+    assert_eq!(dropped, 1, "the final flight was never seen:\n{text}");
+    assert_eq!(t.state(), DtlsState::Connected, "{ev:?}\n{text}");
+    let stats = t.retransmit_stats();
+    assert!(stats.renumbered >= 1 && stats.stored == 0, "{stats:?}");
+    let material = keying_material(&text)
+        .unwrap_or_else(|| panic!("s_server printed no key material:\n{text}"));
+    assert_eq!(&material[0..16], keys(&ev).local_key.as_slice());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -680,6 +764,51 @@ fn every_lost_flight_is_recovered() {
             "flight {lose} lost"
         );
     }
+}
+
+/// As server, our first flight is lost: when the client's timer sends its
+/// ClientHello again, the server answers at once with its flight, not at its
+/// own timer (which would fire later), in virtual time.
+#[test]
+fn a_repeated_client_flight_is_answered_at_once() {
+    let (mut a, mut b) = pair(DtlsRole::Client, DtlsRole::Server, false);
+    let mut clock = softbus_testkit::VirtualClock::new();
+    let t0 = clock.now();
+    a.set_ice_connected(t0, true);
+    b.set_ice_connected(t0, true);
+    let hello: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+    assert!(!hello.is_empty());
+    // The server gets the ClientHello 100 ms later; its answer is lost.
+    clock.advance(Duration::from_millis(100));
+    hello.iter().for_each(|d| b.handle_datagram(clock.now(), d));
+    let lost: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
+    assert!(!lost.is_empty(), "the server answered the ClientHello");
+    let server_timer = b.poll_timeout().unwrap();
+    // The client's timer fires first and repeats its ClientHello.
+    let client_timer = a.poll_timeout().unwrap();
+    assert!(client_timer < server_timer);
+    clock.advance(client_timer - clock.now());
+    a.handle_timeout(clock.now());
+    let again: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+    assert!(!again.is_empty(), "the client repeated its flight");
+    again.iter().for_each(|d| b.handle_datagram(clock.now(), d));
+    let answer: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
+    assert_eq!(
+        answer.len(),
+        lost.len(),
+        "the server resent its flight at once, before its timer at {:?}",
+        server_timer - t0
+    );
+    // The resent flight carries the handshake: both sides now connect.
+    answer.iter().for_each(|d| a.handle_datagram(clock.now(), d));
+    let (_, _) = run(&mut a, &mut b);
+    assert_eq!(
+        (a.state(), b.state()),
+        (DtlsState::Connected, DtlsState::Connected)
+    );
+    // A datagram of new fragments is not taken for a repeat: nothing was
+    // resent when the client's second flight arrived.
+    assert_eq!(b.retransmit_stats().renumbered + b.retransmit_stats().stored, 1);
 }
 
 /// An RSA peer certificate (GStreamer's webrtcbin presents one) is accepted in

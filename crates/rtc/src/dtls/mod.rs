@@ -12,10 +12,14 @@
 //! Retransmission (RFC 6347 §4.2.4) runs on the caller's clock, not the
 //! library's: the datagrams a backend writes in answer to one input are a
 //! flight; while connecting, the last flight is sent again when its timer (1 s,
-//! doubling to 60 s) fires, and once connected it is sent again when the peer
-//! repeats handshake records that the backend does not answer (our final flight
-//! was lost). Resent datagrams are byte-identical: a receiver that has them
-//! drops them as replays, one that lost them takes them.
+//! doubling to 60 s) fires or at once when the peer repeats a flight of its own
+//! (it lacks ours), and once connected it is sent again when the peer repeats
+//! handshake records that the backend does not answer (our final flight was
+//! lost). A resent flight is re-encrypted by the backend with fresh record
+//! sequence numbers (RFC 6347 §4.2.4, [`DtlsBackend::retransmit`]): a peer that
+//! already has the first copy takes the second as a retransmission and answers
+//! it, instead of discarding it as a replay (§4.1.2.6). Only a backend that
+//! cannot re-encrypt gets the stored bytes sent again.
 
 use crate::sdp::{Fingerprint, Setup};
 use std::collections::VecDeque;
@@ -25,12 +29,25 @@ use std::time::{Duration, Instant};
 pub const INITIAL_RTO: Duration = Duration::from_secs(1);
 /// The timeout doubles up to this.
 pub const MAX_RTO: Duration = Duration::from_secs(60);
-/// Times the final flight is sent again after the handshake, at most.
+/// Times the final flight is sent again after the handshake, at most; also the
+/// bound of flights resent at once because the peer repeated its own.
 pub const MAX_FINAL_RESENDS: u32 = 8;
+/// Handshake fragments (msg_type, message_seq, fragment_offset) remembered per handshake
+/// to recognise a peer's repeated flight.
+const MAX_SEEN_FRAGMENTS: usize = 64;
 /// The handshake fails if not done within this time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound of the output queues.
 pub const MAX_QUEUE: usize = 256;
+
+/// How often a transport resent a flight, and how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetransmitStats {
+    /// Re-encrypted by the backend with fresh record sequence numbers.
+    pub renumbered: u32,
+    /// The stored bytes (a backend that could not re-encrypt).
+    pub stored: u32,
+}
 
 /// DTLS errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,6 +218,13 @@ pub trait DtlsBackend: Send {
     fn recv(&mut self) -> Option<Vec<u8>>;
     /// Sends close_notify (the datagram comes out of `poll_datagram`).
     fn close(&mut self);
+    /// Writes the last flight again, re-encrypted with fresh record sequence
+    /// numbers (the datagrams come out of `poll_datagram`). Returns whether it
+    /// wrote anything; `false` (a backend that cannot, or has no flight to
+    /// resend) makes the transport send the stored bytes instead.
+    fn retransmit(&mut self) -> bool {
+        false
+    }
 }
 
 /// Makes backend sessions (one per handshake; a role change makes a new one).
@@ -249,6 +273,13 @@ pub struct DtlsTransport {
     rto: Duration,
     retransmit_at: Option<Instant>,
     final_resends: u32,
+    /// Flights resent at once because the peer repeated one of its own.
+    early_resends: u32,
+    /// The peer's handshake fragments seen in this handshake: a datagram made
+    /// only of these is a repeated flight.
+    seen_fragments: Vec<(u8, u16, u32)>,
+    /// Flights the backend re-encrypted, and those it could not (stored bytes).
+    stats: RetransmitStats,
     /// Application data that arrived before the peer's certificate was checked
     /// against the SDP fingerprint: delivered after the check, dropped if it fails.
     unverified: VecDeque<Vec<u8>>,
@@ -281,6 +312,9 @@ impl DtlsTransport {
             rto: INITIAL_RTO,
             retransmit_at: None,
             final_resends: 0,
+            early_resends: 0,
+            seen_fragments: Vec::new(),
+            stats: RetransmitStats::default(),
             unverified: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -347,6 +381,8 @@ impl DtlsTransport {
             self.running_as_client = None;
             self.retransmit_at = None;
             self.flight.clear();
+            self.seen_fragments.clear();
+            self.early_resends = 0;
             self.set_state(DtlsState::New);
         }
         self.maybe_start(now);
@@ -442,13 +478,68 @@ impl DtlsTransport {
         any
     }
 
-    /// Queues the last flight again.
+    /// Queues the last flight again: re-encrypted by the backend with fresh
+    /// record sequence numbers, or (a backend that cannot) the stored bytes.
     fn resend_flight(&mut self) {
+        if let Some(b) = self.backend.as_mut() {
+            if b.retransmit() {
+                self.stats.renumbered += 1;
+                while let Some(d) = b.poll_datagram() {
+                    if self.transmits.len() < MAX_QUEUE {
+                        self.transmits.push_back(d);
+                    }
+                }
+                return;
+            }
+        }
+        self.stats.stored += 1;
         for d in &self.flight {
             if self.transmits.len() < MAX_QUEUE {
                 self.transmits.push_back(d.clone());
             }
         }
+    }
+
+    /// Flights resent so far: re-encrypted, and from the stored bytes.
+    pub fn retransmit_stats(&self) -> RetransmitStats {
+        self.stats
+    }
+
+    /// Whether `datagram` holds handshake fragments and every one of them was
+    /// seen before in this handshake (the peer repeated a flight); remembers the
+    /// new ones. Encrypted records (epoch > 0) are not looked into. A peer's
+    /// final flight (with a NewSessionTicket or ChangeCipherSpec) repeated is
+    /// no trigger: the peer has finished, so it has our flight.
+    fn repeats_seen_fragments(&mut self, datagram: &[u8]) -> bool {
+        let mut rest = datagram;
+        let (mut any, mut all_seen, mut finishing) = (false, true, false);
+        while rest.len() >= 13 {
+            let (kind, epoch) = (rest[0], u16::from_be_bytes([rest[3], rest[4]]));
+            let len = usize::from(u16::from_be_bytes([rest[11], rest[12]]));
+            let Some(body) = rest.get(13..13 + len) else {
+                return false;
+            };
+            rest = &rest[13 + len..];
+            finishing |= kind == 20 || (kind == 22 && epoch == 0 && body.first() == Some(&4));
+            if kind != 22 || epoch != 0 || body.len() < 12 {
+                continue;
+            }
+            // A HelloVerifyRequest and the ServerHello after it may share
+            // message_seq 0: the message type tells them apart.
+            let key = (
+                body[0],
+                u16::from_be_bytes([body[4], body[5]]),
+                u32::from_be_bytes([0, body[6], body[7], body[8]]),
+            );
+            any = true;
+            if !self.seen_fragments.contains(&key) {
+                all_seen = false;
+                if self.seen_fragments.len() < MAX_SEEN_FRAGMENTS {
+                    self.seen_fragments.push(key);
+                }
+            }
+        }
+        any && all_seen && !finishing
     }
 
     /// Verifies the peer certificate against the SDP fingerprint and exports keys.
@@ -480,6 +571,7 @@ impl DtlsTransport {
                 return self.fail(e);
             }
             let was_connected = self.state == DtlsState::Connected;
+            let repeated = !was_connected && self.repeats_seen_fragments(datagram);
             let wrote = self.pump(now);
             // Handshake (22) or ChangeCipherSpec (20) records after we finished,
             // not answered by the backend: the peer lacks our final flight.
@@ -489,6 +581,18 @@ impl DtlsTransport {
                 && self.final_resends < MAX_FINAL_RESENDS
             {
                 self.final_resends += 1;
+                self.resend_flight();
+            }
+            // While connecting, a flight the peer sends again (every fragment
+            // seen before) says it lacks ours: answer at once, not at our timer.
+            if !wrote
+                && repeated
+                && self.state == DtlsState::Connecting
+                && !self.flight.is_empty()
+                && self.early_resends < MAX_FINAL_RESENDS
+            {
+                self.early_resends += 1;
+                tracing::debug!("DTLS peer repeated its flight: ours resent at once");
                 self.resend_flight();
             }
         }
