@@ -653,6 +653,17 @@ impl Bus {
         &self.discovery
     }
 
+    /// softbus_lite's `SetCommonDeviceInfo`: the name and type set here are
+    /// what discovery answers and what VerifyIp says from then on (the device
+    /// id stays the auth identity's).
+    pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), i32> {
+        self.discovery.set_common_device_info(entries)?;
+        let d = self.discovery.local();
+        self.local.name = d.name.clone();
+        self.local.device_type = d.device_type;
+        Ok(())
+    }
+
     /// The discovery engine, mutably.
     pub fn discovery_mut(&mut self) -> &mut Discovery {
         &mut self.discovery
@@ -902,10 +913,30 @@ impl Bus {
     }
 
     fn drop_conn(&mut self, conn: ConnId, reason: ConnClosed) {
-        let Some(c) = self.forget_conn(conn, reason.clone()) else {
+        let Some(mut c) = self.forget_conn(conn, reason.clone()) else {
             return;
         };
         tracing::debug!(conn = conn.0, %reason, "dropping connection");
+        // Giving up on a peer whose hichain instance holds our exchange: its
+        // error message goes out before the close, or a lite device keeps the
+        // exchange (and one of its two slots) until it restarts.
+        if let ConnState::AuthClient { client, done: None } = &mut c.state {
+            let code = match &reason {
+                ConnClosed::Auth(e) => Some(crate::auth::abort_code(e)),
+                ConnClosed::PeerClosed | ConnClosed::ConnectFailed(_) => None,
+                _ => Some(crate::auth::pake::errcode::ABORTED),
+            };
+            if code.is_some_and(|code| client.abort(code)) {
+                tracing::debug!(
+                    conn = conn.0,
+                    code,
+                    "hichain exchange aborted with an error message"
+                );
+                while let Some(bytes) = client.poll_transmit() {
+                    self.transmits.push_back(Transmit::Tcp { conn, bytes });
+                }
+            }
+        }
         self.transmits.push_back(Transmit::Close { conn });
         self.events.push_back(BusEvent::ConnDropped {
             conn,

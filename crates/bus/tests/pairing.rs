@@ -310,3 +310,26 @@ fn a_device_cannot_show_another_id_than_it_proves() {
         .iter()
         .any(|e| matches!(e, BusEvent::PakeFailed { code: 9, .. })));
 }
+
+/// After softbus_lite's `SetCommonDeviceInfo(DEVNAME)` the node's VerifyIp
+/// reply carries the name set, as the real lite's does, not the one it started
+/// with.
+#[test]
+fn verify_ip_carries_the_name_set_by_set_common_device_info() {
+    use softbus_bus::discovery::publish::{PublishInfo, KEY_DEVNAME};
+    let mut b = node();
+    b.discovery_mut()
+        .publish(Some("m"), &PublishInfo::coap(1, "ddmpCapability"))
+        .unwrap();
+    let before = run(&mut b, 31, 5, AuthClient::new(local(PHONE), b"246810", 3))
+        .0
+        .unwrap();
+    assert_eq!(before.peer.device_name, "node");
+    b.set_common_device_info(&[(KEY_DEVNAME, "kitchen-lite")])
+        .unwrap();
+    let after = run(&mut b, 32, 5, AuthClient::new(local(PHONE), b"246810", 4))
+        .0
+        .unwrap();
+    assert_eq!(after.peer.device_name, "kitchen-lite");
+    assert_eq!(b.discovery().local().name, "kitchen-lite");
+}

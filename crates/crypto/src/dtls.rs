@@ -54,8 +54,12 @@ mod timer {
             cb: Option<unsafe extern "C" fn(*mut c_void, c_uint) -> c_uint>,
         );
         // `long SSL_ctrl(SSL *s, int cmd, long larg, void *parg)`.
-        fn SSL_ctrl(s: *mut c_void, cmd: std::os::raw::c_int, larg: c_long, parg: *mut c_void)
-            -> c_long;
+        fn SSL_ctrl(
+            s: *mut c_void,
+            cmd: std::os::raw::c_int,
+            larg: c_long,
+            parg: *mut c_void,
+        ) -> c_long;
     }
 
     /// `DTLSv1_handle_timeout` is `SSL_ctrl(s, DTLS_CTRL_HANDLE_TIMEOUT, 0, NULL)`.

@@ -800,7 +800,9 @@ fn a_repeated_client_flight_is_answered_at_once() {
         server_timer - t0
     );
     // The resent flight carries the handshake: both sides now connect.
-    answer.iter().for_each(|d| a.handle_datagram(clock.now(), d));
+    answer
+        .iter()
+        .for_each(|d| a.handle_datagram(clock.now(), d));
     let (_, _) = run(&mut a, &mut b);
     assert_eq!(
         (a.state(), b.state()),
@@ -808,7 +810,10 @@ fn a_repeated_client_flight_is_answered_at_once() {
     );
     // A datagram of new fragments is not taken for a repeat: nothing was
     // resent when the client's second flight arrived.
-    assert_eq!(b.retransmit_stats().renumbered + b.retransmit_stats().stored, 1);
+    assert_eq!(
+        b.retransmit_stats().renumbered + b.retransmit_stats().stored,
+        1
+    );
 }
 
 /// An RSA peer certificate (GStreamer's webrtcbin presents one) is accepted in

@@ -1274,12 +1274,7 @@ impl Driver {
             }
             Command::SetCommonDeviceInfo(entries, tx) => {
                 let e: Vec<(i32, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let _ = tx.send(
-                    self.node
-                        .bus_mut()
-                        .discovery_mut()
-                        .set_common_device_info(&e),
-                );
+                let _ = tx.send(self.node.bus_mut().set_common_device_info(&e));
             }
             Command::AppEvents(tx) => self.app = Some(tx),
             Command::Session(id, tx) => {

@@ -729,6 +729,22 @@ pub struct AuthClient {
     paired: Option<PeerKey>,
     state: ClientState,
     out: VecDeque<Vec<u8>>,
+    /// The peer's hichain instance holds an exchange with us (from our first
+    /// hichain message until its last reply or its error message): giving up
+    /// then must tell it, or a lite device keeps the slot (softbus_lite has two
+    /// and one hichain instance) until it restarts.
+    hichain_open: bool,
+}
+
+/// The hichain errorCode a client sends when it gives up because of `e`.
+pub fn abort_code(e: &AuthError) -> u32 {
+    match e {
+        AuthError::WrongPin | AuthError::Misbehaved(_) => pake::errcode::WRONG_PIN,
+        AuthError::Malformed(_) | AuthError::Frame(_) => pake::errcode::BAD_BODY,
+        AuthError::Incompatible(_) => pake::errcode::UNSUPPORTED_VERSION,
+        AuthError::Refused(_) => pake::errcode::WRONG_OPERATION,
+        AuthError::PeerError(_) | AuthError::Crypto(_) => pake::errcode::ABORTED,
+    }
 }
 
 impl AuthClient {
@@ -761,7 +777,26 @@ impl AuthClient {
             paired: None,
             state: ClientState::AuthInfo,
             out,
+            hichain_open: false,
         }
+    }
+
+    /// Gives up: while the peer's hichain instance holds our exchange, queues
+    /// its error message (`{"message":32896,"payload":{"errorCode":code}}`, same
+    /// module and seq, as the C client sends) to go out before the close.
+    /// Returns whether it did; a second call queues nothing.
+    pub fn abort(&mut self, code: u32) -> bool {
+        if !std::mem::replace(&mut self.hichain_open, false) {
+            return false;
+        }
+        self.state = ClientState::Done;
+        self.out.push_back(frame::auth_plain(
+            Module::AUTH_SDK,
+            self.seq,
+            0,
+            &pake::error_message(code),
+        ));
+        true
     }
 
     /// Next bytes to write.
@@ -780,6 +815,12 @@ impl AuthClient {
             let Frame::Auth(h, body) = frame else {
                 return Err(AuthError::Misbehaved("unexpected frame"));
             };
+            if h.module == Module::AUTH_SDK
+                && matches!(pake::envelope(&body), Ok((pake::MSG_INFORM, _)))
+            {
+                // The peer ended the exchange with its error message.
+                self.hichain_open = false;
+            }
             if let Some(done) = self.handle_packet(c, h, &body)? {
                 return Ok(Some(done));
             }
@@ -846,6 +887,7 @@ impl AuthClient {
                 self.out
                     .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
                 self.state = state;
+                self.hichain_open = true;
                 Ok(None)
             }
             (ClientState::Pake(mut pake), Module::AUTH_SDK) => match pake.handle(c, body)? {
@@ -863,11 +905,15 @@ impl AuthClient {
                         self.state = ClientState::Exchange(key, exchange);
                         return Ok(None);
                     }
+                    // AUTH_KEY_AGREEMENT ends with the server's confirmation.
+                    self.hichain_open = false;
                     self.verify_ip(c, key)?;
                     Ok(None)
                 }
             },
             (ClientState::Exchange(key, exchange), Module::AUTH_SDK) => {
+                // BIND ends with the server's exchange response, good or bad.
+                self.hichain_open = false;
                 let peer = hichain::exchange_response(c, &exchange, body)?;
                 if peer.auth_id != self.peer_device_id {
                     return Err(AuthError::Misbehaved(
@@ -889,7 +935,10 @@ impl AuthClient {
                             .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
                         self.state = ClientState::Sts(sts);
                     }
-                    StsClientStep::Done(key) => self.verify_ip(c, key)?,
+                    StsClientStep::Done(key) => {
+                        self.hichain_open = false;
+                        self.verify_ip(c, key)?;
+                    }
                 }
                 Ok(None)
             }

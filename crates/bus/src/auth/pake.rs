@@ -56,6 +56,10 @@ pub mod errcode {
     pub const CONFIRM_WITHOUT_REQUEST: u32 = 38;
     pub const WRONG_OPERATION: u32 = 39;
     pub const SIGNATURE_TOO_LONG: u32 = 40;
+    /// What a lite client itself sends when it ends an exchange; ours for an
+    /// exchange it gives up on without a fault of the peer's (a timeout, a
+    /// local error).
+    pub const ABORTED: u32 = 2;
 }
 
 /// The prime as bytes.
