@@ -189,11 +189,19 @@ impl Reach {
         };
         first()?;
         let (peer_ip, port) = parse_peer(peer)?;
-        let local_ip = self
-            .ip
-            .or_else(|| local_ip_toward(peer_ip))
-            .unwrap_or(Ipv4Addr::LOCALHOST);
-        let node = client_node(self.data_dir.clone(), local_ip, self.discovery_port).await?;
+        let local_ip = match self.ip {
+            Some(ip) => ip,
+            None => local_ip_for(peer_ip, self.discovery_port),
+        };
+        // With the auth port given there is nothing to discover: no
+        // discovery socket, so no port 5684 is taken from anyone.
+        let node = client_node(
+            self.data_dir.clone(),
+            local_ip,
+            self.discovery_port,
+            port.is_none(),
+        )
+        .await?;
         Ok(Client {
             node,
             peer_ip,
@@ -736,6 +744,21 @@ struct Reply {
     data: String,
 }
 
+/// The client's local address toward `peer` when --ip is not given: the one
+/// that routes to it, except on loopback, where that is the peer's own address
+/// (whose discovery port the peer holds): then the first of 127.0.0.1,
+/// 127.0.0.2, … that is neither the peer's nor held by a node.
+fn local_ip_for(peer: Ipv4Addr, discovery_port: u16) -> Ipv4Addr {
+    let routed = local_ip_toward(peer).unwrap_or(Ipv4Addr::LOCALHOST);
+    if !routed.is_loopback() {
+        return routed;
+    }
+    (1..=254u8)
+        .map(|n| Ipv4Addr::new(127, 0, 0, n))
+        .find(|ip| *ip != peer && !net::address_claimed(SocketAddrV4::new(*ip, discovery_port)))
+        .unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
 fn local_ip_toward(peer: Ipv4Addr) -> Option<Ipv4Addr> {
     let s = std::net::UdpSocket::bind((
         if peer.is_loopback() {
@@ -788,6 +811,7 @@ async fn client_node(
     data_dir: Option<PathBuf>,
     local_ip: Ipv4Addr,
     discovery_port: u16,
+    discovery: bool,
 ) -> Result<Node, ExitCode> {
     let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
     let mut cfg = NodeConfig::new(
@@ -801,6 +825,8 @@ async fn client_node(
     );
     cfg.device_type = 0x0E;
     cfg.discovery_port = discovery_port;
+    cfg.exclusive = false;
+    cfg.discovery = discovery;
     cfg.capabilities.clear();
     cfg.echo.clear();
     Node::start(cfg).await.map_err(failure)

@@ -582,6 +582,85 @@ fn a_corrupt_identity_stops_the_node_until_reset() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One node per data directory and per discovery address: a second `softbus
+/// node` on the same data directory (other address) or on the same address
+/// (other directory) refuses to start with one line naming the directory and
+/// the process holding it, or the address and the other device; `--reset-identity`
+/// does not wipe a running node's files. A node on another address with its own
+/// directory starts beside it, and once the first stops, its directory and
+/// address are free again.
+#[test]
+fn one_node_per_data_directory_and_per_address() {
+    let dir = temp_dir("one-node");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let args = |ip: &'static str, d: &str| {
+        [
+            "--ip",
+            ip,
+            "--pin",
+            "1",
+            "--web",
+            "off",
+            "--name",
+            "first",
+            "--data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([d.to_owned()])
+        .collect::<Vec<_>>()
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let first_args = args("127.0.0.64", a);
+    let first = NodeProc::start(&[], &refs(&first_args));
+    let id = first.ready["device_id"].as_str().unwrap().to_owned();
+    let refused = |v: Vec<String>| {
+        let o = run(&[], &[&["node"][..], &refs(&v)[..]].concat());
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        err
+    };
+    // Same directory, another address.
+    let err = refused(args("127.0.0.65", a));
+    assert!(
+        err.starts_with(&format!(
+            "softbus: data dir {a} is in use by another softbus node (process "
+        )) && err.contains("--data-dir"),
+        "{err}"
+    );
+    let mut reset = args("127.0.0.65", a);
+    reset.push("--reset-identity".into());
+    let err = refused(reset);
+    assert!(err.contains(&format!("data dir {a} is in use")), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("a/deviceid")).unwrap(),
+        id,
+        "the running node's identity is untouched"
+    );
+    // Same address (the default discovery port), another directory.
+    let err = refused(args("127.0.0.64", b));
+    assert_eq!(
+        err.trim_end(),
+        format!("softbus: 127.0.0.64:5684 already has a softbus node answering discovery: first ({id}); stop it, or start this one with another --ip")
+    );
+    // Another address and directory: fine, beside it.
+    let second_args = args("127.0.0.65", b);
+    let second = NodeProc::start(&[], &refs(&second_args));
+    drop(second);
+    // Once the first stops, both are free again.
+    drop(first);
+    let again = NodeProc::start(&[], &refs(&args("127.0.0.64", b)));
+    drop(again);
+    let again = NodeProc::start(&[], &refs(&first_args));
+    assert_eq!(again.ready["device_id"].as_str().unwrap(), id);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Pairing end to end (issue 7, items 1 and 2): with `--paired-only` a PIN
 /// alone opens nothing; `softbus pair` with a wrong PIN fails, with the right
 /// one pairs both sides; then `send` needs no PIN over TCP or WebRTC (the
@@ -812,5 +891,88 @@ fn long_waits_show_progress_on_a_terminal() {
         String::from_utf8_lossy(&o.stderr),
         "softbus: no device answered 127.0.0.44:5684 within 1.5 s\n"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `softbus send` on the node's own machine, without `--ip` (the README's
+/// Usage line), in a namespace of its own: toward a node on 127.0.0.2 on the
+/// default discovery port, the client picks a loopback address that is not the
+/// peer's (binding the peer's 5684 failed or stole its answers), discovers the
+/// auth port and echoes. With `--peer IP:AUTH_PORT` it binds no discovery port
+/// at all: it still echoes while another program holds 127.0.0.1:5684 without
+/// address reuse, where any bind of that port would fail.
+#[test]
+fn send_without_ip_on_the_nodes_machine() {
+    use softbus_testkit::interop::LoopbackNs;
+    let Some(ns) = LoopbackNs::create("sbnoip") else {
+        return;
+    };
+    let dir = temp_dir("noip");
+    let (nd, cd) = (dir.join("n"), dir.join("c"));
+    let node = NodeProc::start(
+        &ns.exec(),
+        &[
+            "--ip",
+            "127.0.0.2",
+            "--pin",
+            "1234",
+            "--web",
+            "off",
+            "--data-dir",
+            nd.to_str().unwrap(),
+        ],
+    );
+    let auth = node.port("auth_port");
+    let send = |peer: &str| {
+        run(
+            &ns.exec(),
+            &[
+                "send",
+                "--peer",
+                peer,
+                "--session",
+                "echo",
+                "--pin",
+                "1234",
+                "--data-dir",
+                cd.to_str().unwrap(),
+                "hello from the same machine",
+            ],
+        )
+    };
+    let o = send("127.0.0.2");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello from the same machine\n"
+    );
+    let mut blocker = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-c"])
+        .arg(
+            "import socket,sys,time\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+             s.bind(('127.0.0.1',5684))\n\
+             print('bound',flush=True)\n\
+             time.sleep(30)",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(blocker.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "bound\n");
+    let o = send(&format!("127.0.0.2:{auth}"));
+    let _ = blocker.kill();
+    let _ = blocker.wait();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "hello from the same machine\n"
+    );
+    drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

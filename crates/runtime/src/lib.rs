@@ -135,4 +135,14 @@ pub enum Error {
     },
     #[error("WebRTC peer connection closed: {0}")]
     PeerClosed(softbus_rtc::peer::CloseReason),
+    /// Discovery was asked of a node started without a discovery socket.
+    #[error("this node has no discovery socket (started with the peer's auth port)")]
+    NoDiscovery,
+    /// Another node answers discovery on this address already.
+    #[error("{addr} already has a softbus node answering discovery: {}; stop it, or start this one with another --ip", holder.as_ref().map_or_else(|| "it did not say who it is".to_owned(), |(name, id)| format!("{name} ({id})")))]
+    AddressTaken {
+        addr: std::net::SocketAddrV4,
+        /// Its name and device id, as it says.
+        holder: Option<(String, String)>,
+    },
 }

@@ -71,6 +71,93 @@ pub fn bind_discovery(ip: Ipv4Addr, port: u16) -> Result<tokio::net::UdpSocket, 
         })
 }
 
+/// The claim a node holds on its discovery address while it runs.
+///
+/// Discovery sockets bind with address reuse (above), so a second node on the
+/// same address would bind too, and which of the two answers a request would be
+/// up to the kernel. A node therefore first binds an abstract Unix socket named
+/// after its address (`softbus/discovery/IP:PORT`): abstract names live in the
+/// network namespace, need no file, vanish when the process ends however it
+/// ends, and a second bind fails. The holder answers each connection with its
+/// name and device id, so the refusal names the other device. Clients (`send`,
+/// `discover`) take no claim and keep sharing the address.
+#[derive(Debug)]
+pub struct AddressClaim {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AddressClaim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How long a claimant waits for the holder to say who it is.
+const CLAIM_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The holder's name and device id, if it says them within the timeout.
+fn ask_holder(unix: &std::os::unix::net::SocketAddr) -> Option<(String, String)> {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let s = UnixStream::connect_addr(unix).ok()?;
+    s.set_read_timeout(Some(CLAIM_ASK_TIMEOUT)).ok()?;
+    let mut text = String::new();
+    s.take(256).read_to_string(&mut text).ok()?;
+    let (name, id) = text.trim_end().split_once('\t')?;
+    Some((name.to_owned(), id.to_owned()))
+}
+
+/// Whether a node holds the claim on `addr` (in this network namespace).
+pub fn address_claimed(addr: SocketAddrV4) -> bool {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixStream};
+    UnixAddr::from_abstract_name(claim_name(addr))
+        .and_then(|a| UnixStream::connect_addr(&a))
+        .is_ok()
+}
+
+fn claim_name(addr: SocketAddrV4) -> String {
+    format!("softbus/discovery/{addr}")
+}
+
+/// Claims `addr` for a node called `name` with `device_id`; port 0 (a port the
+/// kernel picks) needs no claim. Runs inside a tokio runtime.
+pub fn claim_discovery_address(
+    addr: SocketAddrV4,
+    name: &str,
+    device_id: &str,
+) -> Result<Option<AddressClaim>, crate::Error> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
+    if addr.port() == 0 {
+        return Ok(None);
+    }
+    let unix = UnixAddr::from_abstract_name(claim_name(addr))?;
+    let listener = match UnixListener::bind_addr(&unix) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Err(crate::Error::AddressTaken {
+                addr,
+                holder: ask_holder(&unix),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+    // One line, with no control characters to confuse the reader.
+    let clean = |s: &str| s.chars().filter(|c| !c.is_control()).collect::<String>();
+    let line = format!("{}\t{}\n", clean(name), clean(device_id));
+    let task = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = listener.accept().await {
+            // Answered in turn, each write bounded: a stuck reader costs one second.
+            let _ = tokio::time::timeout(CLAIM_ASK_TIMEOUT, s.write_all(line.as_bytes())).await;
+        }
+    });
+    Ok(Some(AddressClaim { task }))
+}
+
 /// A UDP socket with `SO_REUSEADDR` and `SO_REUSEPORT` bound to `addr`, nonblocking.
 pub fn bind_reusable_udp(addr: SocketAddrV4) -> io::Result<Socket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;

@@ -75,6 +75,14 @@ pub struct NodeConfig {
     pub rtc_port: u16,
     /// Open sessions for paired devices only (`--paired-only`).
     pub paired_only: bool,
+    /// A node proper: it holds its data directory's lock and its discovery
+    /// address's claim while it runs, and refuses to start where another node
+    /// holds them. Client nodes (`softbus send`, `pair`) set this to false:
+    /// several may run at once, beside a node on the same machine.
+    pub exclusive: bool,
+    /// Bind the discovery socket. A client that knows the peer's auth port
+    /// needs none (and so takes no port 5684 from anyone).
+    pub discovery: bool,
 }
 
 impl NodeConfig {
@@ -98,6 +106,8 @@ impl NodeConfig {
             cpu: None,
             rtc_port: 0,
             paired_only: false,
+            exclusive: true,
+            discovery: true,
         }
     }
 }
@@ -493,9 +503,22 @@ impl Node {
         cfg: NodeConfig,
     ) -> Result<(NodeHandle, impl std::future::Future<Output = ()>), Error> {
         let mut crypto = OpenSslCrypto::new();
+        // One node per data directory and per discovery address.
+        let dir_lock = match cfg.exclusive {
+            true => Some(store::DirLock::acquire(&cfg.data_dir)?),
+            false => None,
+        };
         let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
+        let address_claim = match cfg.exclusive && cfg.discovery {
+            true => net::claim_discovery_address(
+                std::net::SocketAddrV4::new(cfg.ip, cfg.discovery_port),
+                &cfg.name,
+                &device_id,
+            )?,
+            false => None,
+        };
         let identity_key = store::load_or_create_identity_key(&cfg.data_dir, |b| {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
@@ -503,7 +526,13 @@ impl Node {
         let paired = pairs.load()?;
         let pairings = store::engine_pairings(&paired);
         let trust = TrustWriter::start(TrustStore::open(&cfg.data_dir)?)?;
-        let udp = net::BatchUdp::new(net::bind_discovery(cfg.ip, cfg.discovery_port)?)?;
+        let udp = match cfg.discovery {
+            true => Some(net::BatchUdp::new(net::bind_discovery(
+                cfg.ip,
+                cfg.discovery_port,
+            )?)?),
+            false => None,
+        };
         let auth = net::bind_listener(cfg.ip, cfg.auth_port, Bound::AuthListener)?;
         let sess = net::bind_listener(cfg.ip, cfg.session_port, Bound::SessionListener)?;
         let (auth_port, session_port) = (auth.local_addr()?.port(), sess.local_addr()?.port());
@@ -520,7 +549,10 @@ impl Node {
             },
         );
         // With port 0 the kernel picks one; report and use what was bound.
-        let discovery_port = udp.local_addr()?.port();
+        let discovery_port = match &udp {
+            Some(u) => u.local_addr()?.port(),
+            None => 0,
+        };
         let mut bus_cfg = cfg.bus.clone();
         bus_cfg.pin = cfg.pin.clone();
         bus_cfg.guard.renewable = cfg.pin_renewable;
@@ -620,6 +652,7 @@ impl Node {
             events: ev_tx.clone(),
             writers: HashMap::new(),
             readers: HashMap::new(),
+            _claims: (dir_lock, address_claim),
         };
         let handle = NodeHandle {
             info,
@@ -706,6 +739,9 @@ impl NodeHandle {
 
     /// Sends discovery requests to `targets`; answers arrive as `device_found` events.
     pub async fn discover(&self, targets: Vec<SocketAddrV4>) -> Result<(), Error> {
+        if self.info.discovery_port == 0 {
+            return Err(Error::NoDiscovery);
+        }
         self.commands
             .send(Command::Discover(targets))
             .await
@@ -1063,6 +1099,9 @@ type PendingOpen = (
 
 struct Driver {
     node: CoreNode,
+    /// The data directory's lock and the discovery address's claim, held
+    /// while the node runs.
+    _claims: (Option<store::DirLock>, Option<net::AddressClaim>),
     /// When each open session opened (Unix ms), and the last closed ones.
     opened_at: HashMap<i32, (u64, SessionInfo)>,
     closed_sessions: std::collections::VecDeque<ClosedSession>,
@@ -1076,7 +1115,8 @@ struct Driver {
     pending_auth: HashMap<ConnId, oneshot::Sender<Result<RemoteDevice, Error>>>,
     pending_open: HashMap<SessionId, PendingOpen>,
     inboxes: HashMap<SessionId, mpsc::Sender<Vec<u8>>>,
-    udp: net::BatchUdp,
+    /// The discovery socket (none on a client that needs no discovery).
+    udp: Option<net::BatchUdp>,
     rtc_sock: Option<net::BatchUdp>,
     trust: TrustWriter,
     /// Toward the application of `ServerMode::App` servers, and its sessions.
@@ -1127,10 +1167,15 @@ impl Driver {
                     Some(c) => self.command(c),
                 },
                 Some(input) = inputs.recv() => self.input(input),
-                r = self.udp.recv_batch() => match r {
+                r = async {
+                    match self.udp.as_mut() {
+                        Some(u) => u.recv_batch().await,
+                        None => std::future::pending().await,
+                    }
+                } => match r {
                     Ok(_) => {
                         let now = Instant::now();
-                        for d in self.udp.received() {
+                        for d in self.udp.iter_mut().flat_map(|u| u.received()) {
                             if let Err(e) = self.node.handle_datagram(now, Socket::Discovery, d.from, d.to, d.data) {
                                 tracing::debug!(from = %d.from, error = %e, "discovery datagram dropped");
                             }
@@ -1476,7 +1521,12 @@ impl Driver {
         }
         // Datagrams leave in as few system calls as the kernel allows (GSO trains).
         if !self.udp_out.is_empty() {
-            self.udp.send_batch(&mut self.udp_out, &mut self.gso_buf);
+            match self.udp.as_mut() {
+                Some(u) => {
+                    u.send_batch(&mut self.udp_out, &mut self.gso_buf);
+                }
+                None => self.udp_out.clear(),
+            }
         }
         if let Some(sock) = rtc_sock {
             sock.send_batch(&mut self.rtc_out, &mut self.gso_buf);

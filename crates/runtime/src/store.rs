@@ -29,6 +29,9 @@ pub enum StoreError {
     CorruptTrust { path: PathBuf, what: String },
     #[error("{}: {size} bytes, over the {max}-byte limit of a trust store; move it away, or run the node with --reset-identity to start over", path.display())]
     TooLarge { path: PathBuf, size: u64, max: u64 },
+    /// Another node (or C-API process) runs on this data directory.
+    #[error("data dir {} is in use by another softbus node ({}); stop it, or give this one another --data-dir", dir.display(), holder.map_or_else(|| "its process id unknown".to_owned(), |p| format!("process {p}")))]
+    InUse { dir: PathBuf, holder: Option<u32> },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -43,6 +46,48 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_at(dir))
+}
+
+/// The lock a node holds on its data directory for as long as it runs: two
+/// nodes on one directory would share one device id, identity key and web
+/// token, and rewrite each other's trust store. An advisory exclusive lock on
+/// `<dir>/node.lock` (released by the kernel when the process ends, however it
+/// ends), holding the owner's process id for the refusal's words.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Takes the lock, or says which process holds it.
+    pub fn acquire(dir: &Path) -> Result<Self, StoreError> {
+        use std::io::{Read, Seek, Write};
+        private_dir(dir)?;
+        let path = dir.join("node.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.take(16).read_to_string(&mut text);
+                return Err(StoreError::InUse {
+                    dir: dir.to_owned(),
+                    holder: text.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&path)(e)),
+        }
+        file.set_len(0).map_err(io_at(&path))?;
+        file.rewind().map_err(io_at(&path))?;
+        writeln!(file, "{}", std::process::id()).map_err(io_at(&path))?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// Loads `<dir>/deviceid` (64 hex characters), or creates it from 32 random bytes
@@ -300,6 +345,8 @@ fn parse_key(h: &str) -> Option<[u8; 32]> {
 /// and the trust store of `dir`, so the next start makes a new identity. Peers
 /// must pair again.
 pub fn reset_identity(dir: &Path) -> Result<(), StoreError> {
+    // Never under a running node's feet.
+    let _lock = DirLock::acquire(dir)?;
     for name in [
         "deviceid",
         "trusted.json",
