@@ -134,7 +134,17 @@ impl Bucket {
 struct AddressRecord {
     failures: VecDeque<Instant>,
     accepts: Bucket,
+    /// When a refusal of this address was last reported (`AuthRefused`).
+    reported: Option<Instant>,
 }
+
+/// How long a locked-out address's connection is kept to hear its first
+/// packet and answer it with the refusal, at most.
+pub const REFUSAL_HOLD: Duration = Duration::from_secs(2);
+/// Refused connections held at once, node-wide; more are closed at once.
+pub const MAX_REFUSING: usize = 64;
+/// One `AuthRefused` event per address per this long, at most.
+pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The PIN guard's state.
 #[derive(Debug)]
@@ -258,6 +268,13 @@ pub enum BusEvent {
     PinLocked {
         failures: u32,
     },
+    /// An auth connection was refused at accept because its address failed
+    /// the PIN too often; it may try again after `retry_after`. Reported once
+    /// per address per [`REFUSAL_REPORT_EVERY`], however many it opens.
+    AuthRefused {
+        ip: IpAddr,
+        retry_after: Duration,
+    },
     /// A new random PIN replaces the locked one; show it to the operator.
     PinReplaced {
         pin: zeroize::Zeroizing<String>,
@@ -324,9 +341,10 @@ pub enum BusError {
     Session(#[from] SessionError),
     #[error("connection limit reached")]
     TooManyConnections,
-    /// Too many failed key confirmations from this address lately.
-    #[error("too many failed PIN attempts from this address; try later")]
-    TooManyFailures,
+    /// Too many failed key confirmations from this address lately; it may try
+    /// again after `retry_after`.
+    #[error("too many failed PIN attempts from this address; try again in {} s", retry_after.as_secs().max(1))]
+    TooManyFailures { retry_after: Duration },
     /// Auth connections come faster than the rate limit allows.
     #[error("auth connections over the rate limit")]
     RateLimited,
@@ -340,6 +358,11 @@ pub enum BusError {
 #[derive(Debug)]
 enum ConnState {
     Auth(Box<AuthConn>),
+    /// An auth connection from a locked-out address: its first packet is
+    /// answered with the refusal (why, and when to try again), then it closes.
+    Refusing {
+        retry_after: Duration,
+    },
     /// Our auth client on a dialed connection; `done` once verified (the key
     /// lives as long as the connection).
     AuthClient {
@@ -568,6 +591,7 @@ impl Bus {
         let rec = g.by_ip.entry(ip).or_insert_with(|| AddressRecord {
             failures: VecDeque::new(),
             accepts: Bucket::full(cfg.accepts_per_address, now),
+            reported: None,
         });
         while rec
             .failures
@@ -577,7 +601,11 @@ impl Bus {
             rec.failures.pop_front();
         }
         if rec.failures.len() >= cfg.failures_per_address {
-            return Err(BusError::TooManyFailures);
+            // Until the oldest failure leaves the window.
+            let retry = rec.failures.front().map_or(cfg.window, |t| {
+                cfg.window.saturating_sub(now.saturating_duration_since(*t))
+            });
+            return Err(BusError::TooManyFailures { retry_after: retry });
         }
         if !rec.accepts.take(cfg.accepts_per_address, now) {
             return Err(BusError::RateLimited);
@@ -767,7 +795,50 @@ impl Bus {
             .count()
     }
 
-    /// A listener accepted `conn` from `peer`. Over a limit, the connection is closed at once.
+    /// An auth connection from an address locked out by its failed PINs: kept
+    /// for at most [`REFUSAL_HOLD`] to answer its first packet with the
+    /// refusal (softbus clients then say why and when to try again; a lite
+    /// client just sees the close), and reported once per address per
+    /// [`REFUSAL_REPORT_EVERY`].
+    fn refuse_locked_out(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: SocketAddr,
+        retry_after: Duration,
+    ) {
+        let refusing = self.count_pending(|c| matches!(c.state, ConnState::Refusing { .. }));
+        if refusing >= MAX_REFUSING {
+            self.transmits.push_back(Transmit::Close { conn });
+            return;
+        }
+        if let Some(r) = self.guard.by_ip.get_mut(&peer.ip()) {
+            if r.reported
+                .is_none_or(|t| now.saturating_duration_since(t) >= REFUSAL_REPORT_EVERY)
+            {
+                r.reported = Some(now);
+                tracing::info!(ip = %peer.ip(), ?retry_after, "auth refused: too many failed PINs");
+                self.events.push_back(BusEvent::AuthRefused {
+                    ip: peer.ip(),
+                    retry_after,
+                });
+            }
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                peer,
+                deadline: Some(now + REFUSAL_HOLD),
+                active: now,
+                state: ConnState::Refusing { retry_after },
+            },
+        );
+        self.pending.insert(conn);
+    }
+
+    /// A listener accepted `conn` from `peer`. Over a limit, the connection is
+    /// closed at once (a locked-out address's is answered first: see
+    /// `refuse_locked_out`).
     pub fn handle_accept(
         &mut self,
         now: Instant,
@@ -779,8 +850,10 @@ impl Bus {
         let same_kind = |c: &Conn| {
             matches!(
                 (&c.state, listener),
-                (ConnState::Auth(_), Listener::Auth)
-                    | (ConnState::Session { .. }, Listener::Session)
+                (
+                    ConnState::Auth(_) | ConnState::Refusing { .. },
+                    Listener::Auth
+                ) | (ConnState::Session { .. }, Listener::Session)
             )
         };
         let pending_here = self.count_pending(|c| c.peer.ip() == peer.ip() && same_kind(c));
@@ -800,9 +873,15 @@ impl Bus {
                     self.transmits.push_back(Transmit::Close { conn });
                     return Err(BusError::TooManyConnections);
                 }
-                if let Err(e) = self.guard_accept(now, peer.ip()) {
-                    self.transmits.push_back(Transmit::Close { conn });
-                    return Err(e);
+                match self.guard_accept(now, peer.ip()) {
+                    Ok(()) => {}
+                    Err(BusError::TooManyFailures { retry_after }) => {
+                        return Ok(self.refuse_locked_out(now, conn, peer, retry_after));
+                    }
+                    Err(e) => {
+                        self.transmits.push_back(Transmit::Close { conn });
+                        return Err(e);
+                    }
                 }
                 if self.auth_conns.len() >= self.config.max_auth_conns {
                     // Full: the oldest connection still unauthenticated after
@@ -917,6 +996,11 @@ impl Bus {
             return;
         };
         tracing::debug!(conn = conn.0, %reason, "dropping connection");
+        if let ConnState::Refusing { .. } = c.state {
+            // Reported once per address already (AuthRefused), not per connection.
+            self.transmits.push_back(Transmit::Close { conn });
+            return;
+        }
         // Giving up on a peer whose hichain instance holds our exchange: its
         // error message goes out before the close, or a lite device keeps the
         // exchange (and one of its two slots) until it restarts.
@@ -958,6 +1042,17 @@ impl Bus {
         c.active = now;
         let peer = c.peer;
         match &mut c.state {
+            ConnState::Refusing { retry_after } => {
+                // The refusal answers the first packet (its seq), whatever it is.
+                let seq = crate::frame::AuthHeader::parse(data, crate::frame::LITE_MAX_AUTH_DATA)
+                    .map_or(0, |h| h.seq);
+                let secs = retry_after.as_secs().max(1);
+                self.transmits.push_back(Transmit::Tcp {
+                    conn,
+                    bytes: crate::auth::refusal_packet(seq, peer.ip(), secs),
+                });
+                self.drop_conn(conn, ConnClosed::Refused("locked out".into()));
+            }
             ConnState::Auth(a) => {
                 let mut failed = false;
                 let mut sts_failed = None;

@@ -312,3 +312,43 @@ fn a_device_that_sent_its_own_error_gets_none_back() {
         "{got:?}"
     );
 }
+
+/// A lite device answers an empty PIN with errorCode 15 (its key store takes
+/// no empty key): the client reports that, not an unsupported group, and has
+/// no exchange left to end.
+#[test]
+fn errorcode_15_after_an_empty_pin_is_reported_as_such() {
+    let mut client = bus(CLIENT, [10, 0, 0, 3], 3);
+    let conn = client
+        .connect_auth(
+            Instant::now(),
+            SocketAddr::from(([10, 0, 0, 2], 40001)),
+            b"",
+        )
+        .unwrap();
+    let device = bus(DEVICE, [10, 0, 0, 2], 2);
+    let (got, closed, reason) = run(&mut client, conn, device, |code, r| {
+        if code == pake::MSG_PAKE_RESPONSE {
+            let mut out = r[..24].to_vec();
+            let body = pake::error_message(errcode::NO_256_MOD);
+            out[20..24].copy_from_slice(&(body.len() as i32).to_le_bytes());
+            out.extend_from_slice(&body);
+            Script::Change(out)
+        } else {
+            Script::Pass
+        }
+    });
+    assert!(closed);
+    let Some(ConnClosed::Auth(e)) = reason else {
+        panic!("{reason:?}")
+    };
+    assert_eq!(e, softbus_bus::auth::AuthError::EmptyPinRefused);
+    assert!(e.to_string().contains("empty PIN"), "{e}");
+    assert!(
+        got.iter().all(|g| g
+            .json
+            .as_ref()
+            .is_none_or(|j| j["message"].as_u64() != Some(pake::MSG_INFORM))),
+        "{got:?}"
+    );
+}

@@ -119,17 +119,77 @@ fn five_failures_a_minute_from_one_address_then_refused() {
         );
         assert_eq!(r, Err(AuthError::WrongPin), "attempt {i}");
     }
-    // The sixth, even with the right PIN, is refused at accept...
+    let _ = events(&mut b);
+    // The sixth, even with the right PIN, is refused at accept: its first
+    // packet is answered with why and when to try again (the oldest failure
+    // leaves the minute's window in 50 s), then the connection closes...
     let now = t0 + Duration::from_secs(10);
     assert_eq!(
-        b.handle_accept(
-            now,
-            ConnId(9),
-            Listener::Auth,
-            SocketAddr::from(([10, 0, 0, 4], 1))
-        ),
-        Err(BusError::TooManyFailures)
+        attempt(&mut b, now, 9, [10, 0, 0, 4], "246810"),
+        (
+            Err(AuthError::LockedOut {
+                ip: "10.0.0.4".into(),
+                retry_after_s: 50
+            }),
+            true
+        )
     );
+    assert_eq!(
+        AuthError::LockedOut {
+            ip: "10.0.0.4".into(),
+            retry_after_s: 50
+        }
+        .to_string(),
+        "refused: too many failed attempts from 10.0.0.4, try again in 50 s"
+    );
+    // ...reported once for the address, not once per connection,
+    let refused = |ev: Vec<BusEvent>| {
+        ev.iter()
+            .filter(|e| matches!(e, BusEvent::AuthRefused { ip, retry_after } if *ip == IpAddr::from([10, 0, 0, 4]) && retry_after.as_secs() >= 30))
+            .count()
+    };
+    assert_eq!(refused(events(&mut b)), 1);
+    for i in 0..5 {
+        let (r, closed) = attempt(
+            &mut b,
+            now + Duration::from_secs(1),
+            20 + i,
+            [10, 0, 0, 4],
+            "246810",
+        );
+        assert!(matches!(r, Err(AuthError::LockedOut { .. })) && closed);
+    }
+    assert_eq!(refused(events(&mut b)), 0, "rate-limited");
+    let (r, _) = attempt(
+        &mut b,
+        now + Duration::from_secs(11),
+        30,
+        [10, 0, 0, 4],
+        "246810",
+    );
+    assert!(
+        matches!(
+            r,
+            Err(AuthError::LockedOut {
+                retry_after_s: 39,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(refused(events(&mut b)), 1, "again after 10 s");
+    // A refused connection that says nothing is closed within 2 s.
+    b.handle_accept(
+        now,
+        ConnId(40),
+        Listener::Auth,
+        SocketAddr::from(([10, 0, 0, 4], 2)),
+    )
+    .unwrap();
+    while b.poll_transmit().is_some() {}
+    b.handle_timeout(now + Duration::from_secs(2));
+    assert!(std::iter::from_fn(|| b.poll_transmit())
+        .any(|t| matches!(t, Transmit::Close { conn } if conn == ConnId(40))));
     // ...while another address is served,
     assert_eq!(
         attempt(&mut b, now, 10, [10, 0, 0, 5], "246810").0,

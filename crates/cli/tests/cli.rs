@@ -976,3 +976,70 @@ fn send_without_ip_on_the_nodes_machine() {
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A refusal says why: after 5 wrong PINs from one address even the right PIN
+/// is refused at accept; `softbus send` then says so, naming the address and
+/// when it may try again, and the node reports the refusal as an event (once,
+/// for the address).
+#[test]
+fn a_locked_out_address_is_told_why() {
+    let dir = temp_dir("lockout");
+    let node = NodeProc::start(
+        &[],
+        &[
+            "--ip",
+            "127.0.0.67",
+            "--pin",
+            "246810",
+            "--web",
+            "off",
+            "--discovery-port",
+            "0",
+            "--data-dir",
+            dir.join("n").to_str().unwrap(),
+        ],
+    );
+    let auth = node.port("auth_port");
+    let peer = format!("127.0.0.67:{auth}");
+    let send = |pin: &str| {
+        run(
+            &[],
+            &[
+                "send",
+                "--peer",
+                &peer,
+                "--ip",
+                "127.0.0.68",
+                "--session",
+                "echo",
+                "--pin",
+                pin,
+                "--data-dir",
+                dir.join("c").to_str().unwrap(),
+                "hi",
+            ],
+        )
+    };
+    for _ in 0..5 {
+        let o = send("000000");
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("wrong PIN"),
+            "{o:?}"
+        );
+    }
+    let o = send("246810");
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "softbus: authenticating to {peer}: refused: too many failed attempts from 127.0.0.68, try again in "
+        )) && err.trim_end().ends_with(" s"),
+        "{err}"
+    );
+    let ev = node.wait_for(|e| e["event"] == "auth_refused");
+    assert_eq!(ev["ip"], "127.0.0.68");
+    let retry = ev["retry_after_s"].as_u64().unwrap();
+    assert!((1..=60).contains(&retry), "{ev}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

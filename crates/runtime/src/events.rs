@@ -78,6 +78,13 @@ pub enum NodeEvent {
     },
     /// A new random PIN replaced the locked one (shown on stderr, never here).
     PinReplaced {},
+    /// Auth connections from `ip` are refused: it failed the PIN too often
+    /// lately, and may try again in `retry_after_s` seconds. Once per address
+    /// per 10 s, however many connections it opens.
+    AuthRefused {
+        ip: String,
+        retry_after_s: u64,
+    },
     /// A WHIP publisher connected to `stream` (`resumed`: within the grace
     /// period after its predecessor left, so viewers continue).
     StreamStarted {
@@ -177,6 +184,10 @@ impl NodeEvent {
                 failures: *failures,
             },
             BusEvent::PinReplaced { .. } => NodeEvent::PinReplaced {},
+            BusEvent::AuthRefused { ip, retry_after } => NodeEvent::AuthRefused {
+                ip: ip.to_string(),
+                retry_after_s: retry_after.as_secs().max(1),
+            },
             BusEvent::ConnDropped { ip, reason, .. } => NodeEvent::Error {
                 message: format!("dropped the connection with {ip}: {reason}"),
             },
@@ -376,6 +387,9 @@ impl NodeEvent {
                 format!("PIN pairing locked after {failures} failed attempts")
             }
             NodeEvent::PinReplaced {} => "a new pairing PIN replaced the locked one".to_owned(),
+            NodeEvent::AuthRefused { ip, retry_after_s } => format!(
+                "refused {ip}: too many failed PIN attempts, it may try again in {retry_after_s} s"
+            ),
             NodeEvent::StreamStarted {
                 stream,
                 peer_device_id,

@@ -33,6 +33,14 @@ pub enum AuthError {
     PeerError(u32),
     #[error("pairing refused: {0}")]
     Refused(&'static str),
+    /// The peer (a softbus node) refused this address before any key
+    /// agreement: it failed the PIN too often lately.
+    #[error("refused: too many failed attempts from {ip}, try again in {retry_after_s} s")]
+    LockedOut { ip: String, retry_after_s: u64 },
+    /// The device answered an empty PIN with errorCode 15: its key store
+    /// takes no empty key (real HUKS), so it cannot be reached with one.
+    #[error("the device refuses the empty PIN (hichain error 15); give its PIN with --pin")]
+    EmptyPinRefused,
     #[error("crypto: {0}")]
     Crypto(#[from] CryptoError),
 }
@@ -736,6 +744,24 @@ pub struct AuthClient {
     hichain_open: bool,
 }
 
+/// `TECmd` of softbus's refusal of an auth connection from a locked-out
+/// address (not in softbus_lite, which only closes): the answer to its
+/// getAuthInfo, before the close.
+pub const TE_REFUSE: &str = "refuseAuth";
+
+/// The refusal a node answers a locked-out address's getAuthInfo with (same
+/// module and seq, reply flag): the address as the node saw it and the seconds
+/// until it may try again.
+pub fn refusal_packet(seq: i64, ip: std::net::IpAddr, retry_after_s: u64) -> Vec<u8> {
+    let body = json!({"TECmd": TE_REFUSE, "REASON": "failures", "IP": ip.to_string(), "RETRY_AFTER": retry_after_s});
+    frame::auth_plain(
+        Module::TRUST_ENGINE,
+        seq,
+        FLAG_REPLY,
+        body.to_string().as_bytes(),
+    )
+}
+
 /// The hichain errorCode a client sends when it gives up because of `e`.
 pub fn abort_code(e: &AuthError) -> u32 {
     match e {
@@ -743,7 +769,10 @@ pub fn abort_code(e: &AuthError) -> u32 {
         AuthError::Malformed(_) | AuthError::Frame(_) => pake::errcode::BAD_BODY,
         AuthError::Incompatible(_) => pake::errcode::UNSUPPORTED_VERSION,
         AuthError::Refused(_) => pake::errcode::WRONG_OPERATION,
-        AuthError::PeerError(_) | AuthError::Crypto(_) => pake::errcode::ABORTED,
+        AuthError::PeerError(_)
+        | AuthError::Crypto(_)
+        | AuthError::LockedOut { .. }
+        | AuthError::EmptyPinRefused => pake::errcode::ABORTED,
     }
 }
 
@@ -859,6 +888,16 @@ impl AuthClient {
             (ClientState::AuthInfo, Module::TRUST_ENGINE) => {
                 let v: Value = serde_json::from_slice(body)
                     .map_err(|_| AuthError::Malformed("retAuthInfo"))?;
+                if v.get("TECmd").and_then(Value::as_str) == Some(TE_REFUSE) {
+                    return Err(AuthError::LockedOut {
+                        ip: str_field(&v, "IP", 45)?,
+                        retry_after_s: v
+                            .get("RETRY_AFTER")
+                            .and_then(Value::as_u64)
+                            .ok_or(AuthError::Malformed("RETRY_AFTER"))?
+                            .min(86_400),
+                    });
+                }
                 if v.get("TECmd").and_then(Value::as_str) != Some("retAuthInfo") {
                     return Err(AuthError::Malformed("TECmd"));
                 }
@@ -890,27 +929,36 @@ impl AuthClient {
                 self.hichain_open = true;
                 Ok(None)
             }
-            (ClientState::Pake(mut pake), Module::AUTH_SDK) => match pake.handle(c, body)? {
-                ClientStep::Send(msg) => {
-                    self.out
-                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
-                    self.state = ClientState::Pake(pake);
-                    Ok(None)
-                }
-                ClientStep::Done(key, exchange) => {
-                    if let ClientAuth::Pair { identity, .. } = &self.auth {
-                        let msg = hichain::exchange_request(c, &exchange, identity)?;
+            (ClientState::Pake(mut pake), Module::AUTH_SDK) => {
+                match pake.handle(c, body).map_err(|e| match e {
+                    AuthError::PeerError(pake::errcode::NO_256_MOD)
+                        if self.method == AuthMethod::EmptyPin =>
+                    {
+                        AuthError::EmptyPinRefused
+                    }
+                    e => e,
+                })? {
+                    ClientStep::Send(msg) => {
                         self.out
                             .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
-                        self.state = ClientState::Exchange(key, exchange);
-                        return Ok(None);
+                        self.state = ClientState::Pake(pake);
+                        Ok(None)
                     }
-                    // AUTH_KEY_AGREEMENT ends with the server's confirmation.
-                    self.hichain_open = false;
-                    self.verify_ip(c, key)?;
-                    Ok(None)
+                    ClientStep::Done(key, exchange) => {
+                        if let ClientAuth::Pair { identity, .. } = &self.auth {
+                            let msg = hichain::exchange_request(c, &exchange, identity)?;
+                            self.out
+                                .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &msg));
+                            self.state = ClientState::Exchange(key, exchange);
+                            return Ok(None);
+                        }
+                        // AUTH_KEY_AGREEMENT ends with the server's confirmation.
+                        self.hichain_open = false;
+                        self.verify_ip(c, key)?;
+                        Ok(None)
+                    }
                 }
-            },
+            }
             (ClientState::Exchange(key, exchange), Module::AUTH_SDK) => {
                 // BIND ends with the server's exchange response, good or bad.
                 self.hichain_open = false;
