@@ -5,7 +5,7 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
-use softbus_runtime::wire::{capability_bit, device_type_from_name};
+use softbus_runtime::wire::{device_type_from_name, full_stack_capability_bit, CAPABILITIES};
 use softbus_runtime::PinPolicy;
 use softbus_runtime::{net, Node, NodeConfig};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -75,7 +75,9 @@ struct NodeArgs {
     /// UDP port of CoAP discovery (softbus_lite: 5684).
     #[arg(long, default_value_t = 5684)]
     discovery_port: u16,
-    /// Published capability (repeatable; default ddmpCapability).
+    /// Published capability (repeatable; default ddmpCapability): softbus_lite's
+    /// seven names or the full stack's (osdCapability, share, …; a phone's
+    /// DeviceManager keeps only devices with osdCapability).
     #[arg(long = "capability")]
     capabilities: Vec<String>,
     /// Create an echo session server NAME (repeatable; default `echo`).
@@ -461,8 +463,11 @@ async fn node(a: NodeArgs) -> ExitCode {
     } else {
         a.capabilities
     };
-    if let Some(bad) = caps.iter().find(|c| capability_bit(c).is_none()) {
-        return usage(format!("--capability {bad:?}: expected one of hicall, profile, homevisionPic, castPlus, aaCapability, dvKit, ddmpCapability"));
+    if let Some(bad) = caps.iter().find(|c| full_stack_capability_bit(c).is_none()) {
+        return usage(format!(
+            "--capability {bad:?}: expected one of {}",
+            CAPABILITIES.join(", ")
+        ));
     }
     if caps.len() > 3 {
         return usage("at most 3 --capability values (softbus publishes 3 services)");
@@ -517,6 +522,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.auth_port = a.auth_port;
     cfg.session_port = a.session_port;
     cfg.capabilities = caps;
+    cfg.bus.discovery.full_stack_capabilities = true;
     cfg.limits.max_sessions = a.max_sessions;
     cfg.limits.max_sessions_per_peer = a.max_sessions_per_peer;
     if !a.echo.is_empty() {

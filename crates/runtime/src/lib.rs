@@ -34,7 +34,8 @@ pub use softbus_rtc::host::{HostError, PeerId};
 /// Wire facts the command line checks its arguments against.
 pub mod wire {
     pub use softbus_bus::discovery::publish::{
-        capability_bit, device_type_from_name, Publications, PublishError,
+        capability_bit, device_type_from_name, full_stack_capability_bit, Publications,
+        PublishError, CAPABILITIES,
     };
     pub use softbus_bus::frame::MAX_SEND_BYTES;
 }

@@ -54,6 +54,10 @@ pub struct DiscoveryConfig {
     /// datagram to it (or to 255.255.255.255, or to the node's own address) is
     /// for this node; one to any other address of the host is not answered.
     pub directed_broadcast: Option<std::net::Ipv4Addr>,
+    /// Publish the full stack's capability names too (bits 7-18: `osdCapability`,
+    /// `share`, …), not only softbus_lite's seven. Off for the C API, whose
+    /// PublishService keeps lite's rules.
+    pub full_stack_capabilities: bool,
 }
 
 impl Default for DiscoveryConfig {
@@ -73,6 +77,7 @@ impl Default for DiscoveryConfig {
             queue_limit: 1024,
             schedule,
             directed_broadcast: None,
+            full_stack_capabilities: false,
         }
     }
 }
@@ -153,6 +158,9 @@ pub struct Discovery {
     /// The reply body; rebuilt after anything it shows changes.
     reply_cache: Option<String>,
     message_id: u16,
+    /// `seqNo` of the next request (nstackx answers no broadcast request
+    /// without one).
+    seq_no: u16,
     dropped: u64,
 }
 
@@ -160,11 +168,12 @@ impl Discovery {
     /// A new engine for `local`.
     pub fn new(config: DiscoveryConfig, local: LocalDevice) -> Self {
         let tokens = f64::from(config.reply_rate);
+        let full_stack = config.full_stack_capabilities;
         Self {
             config,
             local,
             hicom_version: "",
-            publications: Publications::default(),
+            publications: Publications::with_full_stack(full_stack),
             table: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -172,6 +181,7 @@ impl Discovery {
             bucket: Bucket { tokens, at: None },
             reply_cache: None,
             message_id: 0,
+            seq_no: 0,
             dropped: 0,
         }
     }
@@ -319,7 +329,9 @@ impl Discovery {
     }
 
     /// The request body (full-stack key order) followed by a NUL.
-    pub fn request_payload(&self) -> Vec<u8> {
+    pub fn request_payload(&mut self) -> Vec<u8> {
+        let seq_no = self.seq_no;
+        self.seq_no = self.seq_no.wrapping_add(1);
         let bitmap = self.publications.bitmap();
         let service_data = self.publications.service_data(self.local.auth_port);
         let r = FullRequest {
@@ -336,6 +348,8 @@ impl Discovery {
                 vec![bitmap]
             },
             business_type: 0,
+            business_data: "",
+            seq_no,
             coap_uri: format!("coap://{}/{RESOURCE}", self.local.ip),
         };
         let mut v = serde_json::to_vec(&r).expect("plain struct serializes");

@@ -26,6 +26,10 @@ pub const MAX_DEVICE_NAME: usize = 63;
 pub const MAX_HICOM_VERSION: usize = 15;
 pub const MAX_DEVICE_HASH: usize = 20;
 pub const MAX_SERVICE_DATA: usize = 63;
+/// nstackx's `NSTACKX_MAX_BUSINESS_DATA_LEN` and `NSTACKX_MAX_EXTEND_SERVICE_DATA_LEN`
+/// (longer values are not stored).
+pub const MAX_BUSINESS_DATA: usize = 300;
+pub const MAX_EXTEND_SERVICE_DATA: usize = 1024;
 
 /// What one discovery datagram says about its sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,14 @@ pub struct DevicePayload {
     pub service_data: Option<String>,
     /// Present only in requests: a discoverer that wants an answer.
     pub coap_uri: Option<String>,
+    /// The full stack's (nstackx) keys, read when present and valid, else
+    /// absent: `typeEx` (the real type when `type` is 0), `bType`, `bData`,
+    /// `extendServiceData`, `seqNo`.
+    pub device_type_ex: Option<u32>,
+    pub business_type: Option<u8>,
+    pub business_data: Option<String>,
+    pub extend_service_data: Option<String>,
+    pub seq_no: Option<u16>,
 }
 
 /// The payload's keys, borrowed; each value is decoded only as the lite rules need.
@@ -67,6 +79,16 @@ struct Raw<'a> {
     service_data: Option<&'a RawValue>,
     #[serde(rename = "coapUri", borrow)]
     coap_uri: Option<&'a RawValue>,
+    #[serde(rename = "typeEx", borrow)]
+    device_type_ex: Option<&'a RawValue>,
+    #[serde(rename = "bType", borrow)]
+    business_type: Option<&'a RawValue>,
+    #[serde(rename = "bData", borrow)]
+    business_data: Option<&'a RawValue>,
+    #[serde(rename = "extendServiceData", borrow)]
+    extend_service_data: Option<&'a RawValue>,
+    #[serde(rename = "seqNo", borrow)]
+    seq_no: Option<&'a RawValue>,
 }
 
 fn as_str(v: Option<&RawValue>) -> Option<Cow<'_, str>> {
@@ -154,6 +176,18 @@ impl DevicePayload {
             .filter(|s| s.len() <= MAX_SERVICE_DATA)
             .map(Cow::into_owned);
         let coap_uri = as_str(v.coap_uri).map(Cow::into_owned);
+        // nstackx's rules: an invalid value is skipped, never fatal.
+        let device_type_ex = as_u64(v.device_type_ex)
+            .filter(|_| device_type == 0)
+            .and_then(|t| u32::try_from(t).ok());
+        let business_type = as_u64(v.business_type).and_then(|t| u8::try_from(t).ok());
+        let business_data = as_str(v.business_data)
+            .filter(|s| s.len() <= MAX_BUSINESS_DATA)
+            .map(Cow::into_owned);
+        let extend_service_data = as_str(v.extend_service_data)
+            .filter(|s| s.len() <= MAX_EXTEND_SERVICE_DATA)
+            .map(Cow::into_owned);
+        let seq_no = as_u64(v.seq_no).and_then(|n| u16::try_from(n).ok());
         Ok(Self {
             device_id,
             device_name,
@@ -165,6 +199,11 @@ impl DevicePayload {
             device_hash,
             service_data,
             coap_uri,
+            device_type_ex,
+            business_type,
+            business_data,
+            extend_service_data,
+            seq_no,
         })
     }
 
@@ -255,6 +294,12 @@ pub struct FullRequest<'a> {
     pub capability_bitmap: Vec<u32>,
     #[serde(rename = "bType")]
     pub business_type: u8,
+    #[serde(rename = "bData")]
+    pub business_data: &'a str,
+    /// Counts per request: nstackx (dsoftbus since late 2025) answers no
+    /// broadcast request without it.
+    #[serde(rename = "seqNo")]
+    pub seq_no: u16,
     #[serde(rename = "coapUri")]
     pub coap_uri: String,
 }

@@ -34,9 +34,18 @@ pub const MAX_MODULE_NAME: usize = 64;
 /// The only medium softbus_lite publishes on.
 pub const MEDIUM_COAP: i32 = 2;
 
-/// Bit of a publishable capability name.
+/// Bit of a capability name softbus_lite publishes (the first seven).
 pub fn capability_bit(name: &str) -> Option<u32> {
     CAPABILITIES[..LITE_CAPABILITY_COUNT]
+        .iter()
+        .position(|c| *c == name)
+        .map(|b| b as u32)
+}
+
+/// Bit of any capability name of the full stack (nstackx's bitmap bits:
+/// `osdCapability` is bit 7, the one a phone's DeviceManager searches for).
+pub fn full_stack_capability_bit(name: &str) -> Option<u32> {
+    CAPABILITIES
         .iter()
         .position(|c| *c == name)
         .map(|b| b as u32)
@@ -136,6 +145,8 @@ pub struct Service {
 pub struct Publications {
     services: Vec<Service>,
     ever_published: bool,
+    /// Takes the full stack's capability names too ([`full_stack_capability_bit`]).
+    full_stack: bool,
 }
 
 /// `CommonDeviceKey`.
@@ -152,6 +163,14 @@ pub struct CommonInfo {
 }
 
 impl Publications {
+    /// An empty table; `full_stack` takes the full stack's capability names too.
+    pub fn with_full_stack(full_stack: bool) -> Self {
+        Self {
+            full_stack,
+            ..Self::default()
+        }
+    }
+
     /// PublishService. Check order and codes as in discovery_service.c.
     pub fn publish(
         &mut self,
@@ -179,7 +198,11 @@ impl Publications {
         let bit = info
             .capability
             .as_deref()
-            .and_then(capability_bit)
+            .and_then(if self.full_stack {
+                full_stack_capability_bit
+            } else {
+                capability_bit
+            })
             .ok_or(fail(PublishFailReason::Unknown, codes::FAIL))?;
         if self
             .services

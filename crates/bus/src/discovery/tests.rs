@@ -320,3 +320,121 @@ fn cached_reply_follows_changes() {
         (Some("renamed"), Some("1.0.0"))
     );
 }
+
+/// The JSON payload of a CoAP datagram, without the full stack's trailing NUL.
+fn json_of(datagram: &[u8]) -> serde_json::Value {
+    let m = Message::parse(datagram).unwrap();
+    let p = m.payload.strip_suffix(&[0]).unwrap_or(&m.payload);
+    serde_json::from_slice(p).unwrap()
+}
+
+/// nstackx (dsoftbus since late 2025) answers no broadcast request without a
+/// `seqNo` (a u16): every request carries one, counting per request, with
+/// nstackx's `bType`/`bData` before it and `coapUri` last.
+#[test]
+fn requests_carry_a_counting_seq_no() {
+    let mut d = publisher();
+    let now = Instant::now();
+    d.start_discovery(
+        now,
+        vec![
+            SocketAddrV4::new([10, 77, 0, 255].into(), 5684),
+            SocketAddrV4::new([10, 77, 0, 9].into(), 5684),
+        ],
+    );
+    d.handle_timeout(now + Duration::from_millis(100));
+    let seqs: Vec<u64> = std::iter::from_fn(|| d.poll_transmit())
+        .map(|t| json_of(&t.payload)["seqNo"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![0, 1, 2, 3]);
+    let req = request_from([10, 77, 0, 3], true);
+    let v = json_of(&req);
+    let text = String::from_utf8(Message::parse(&req).unwrap().payload).unwrap();
+    let at = |k: &str| text.find(&format!("\"{k}\":")).unwrap();
+    assert!(
+        at("bType") < at("bData") && at("bData") < at("seqNo") && at("seqNo") < at("coapUri"),
+        "{text}"
+    );
+    assert_eq!(
+        (v["bType"].as_u64(), v["bData"].as_str()),
+        (Some(0), Some(""))
+    );
+}
+
+/// A node may publish the full stack's capabilities: with `osdCapability`
+/// (bit 7, which a phone's DeviceManager keeps devices by) its answer to an
+/// nstackx request (with `typeEx`, `bType`, `bData`, `extendServiceData`,
+/// `seqNo`, and a trailing NUL) has bit 7 set. softbus_lite's rules (the C API's
+/// default) still refuse that name.
+#[test]
+fn a_node_publishing_osd_capability_answers_with_bit_7() {
+    let mut lite = Discovery::new(DiscoveryConfig::default(), local([10, 77, 0, 2]));
+    assert!(lite
+        .publish(Some("m"), &PublishInfo::coap(1, "osdCapability"))
+        .is_err());
+    let mut d = Discovery::new(
+        DiscoveryConfig {
+            full_stack_capabilities: true,
+            ..DiscoveryConfig::default()
+        },
+        local([10, 77, 0, 2]),
+    );
+    d.publish(Some("m"), &PublishInfo::coap(1, "osdCapability"))
+        .unwrap();
+    d.publish(Some("m"), &PublishInfo::coap(2, "ddmpCapability"))
+        .unwrap();
+    let body = format!(
+        r#"{{"deviceId":"{{\"UDID\":\"{}\"}}","devicename":"phone","type":0,"typeEx":270,"mode":1,"deviceHash":"0","serviceData":"","extendServiceData":"x","wlanIp":"10.77.0.3","capabilityBitmap":[128],"bType":0,"bData":"","seqNo":7,"coapUri":"coap://10.77.0.3/device_discover"}}"#,
+        "CD".repeat(32)
+    );
+    let mut payload = body.into_bytes();
+    payload.push(0);
+    let req = Message {
+        payload,
+        ..Message::parse(&request_from([10, 77, 0, 3], true)).unwrap()
+    }
+    .emit()
+    .unwrap();
+    d.handle_datagram(Instant::now(), "10.77.0.3:5684".parse().unwrap(), &req)
+        .unwrap();
+    let out = d.poll_transmit().unwrap();
+    let v = json_of(&out.payload);
+    assert_eq!(
+        v["capabilityBitmap"],
+        serde_json::json!([(1 << 7) | (1 << 6)])
+    );
+    match d.poll_event().unwrap() {
+        DiscoveryEvent::DeviceFound(f) => assert_eq!(f.capability_bitmap, vec![128]),
+        e => panic!("{e:?}"),
+    }
+}
+
+/// The full stack's keys are read when valid and skipped when not, with or
+/// without the trailing NUL; none of them makes a lite payload fail.
+#[test]
+fn the_full_stacks_keys_are_read() {
+    let body = r#"{"deviceId":"{\"UDID\":\"AB\"}","devicename":"phone","type":0,"typeEx":270,"mode":0,"deviceHash":"0","serviceData":"port:5,","extendServiceData":"e","wlanIp":"10.77.0.3","capabilityBitmap":[128],"bType":1,"bData":"b","seqNo":65535}"#;
+    for nul in [false, true] {
+        let mut b = body.as_bytes().to_vec();
+        if nul {
+            b.push(0);
+        }
+        let p = payload::DevicePayload::parse(&b).unwrap();
+        assert_eq!(
+            (
+                p.device_type,
+                p.device_type_ex,
+                p.business_type,
+                p.business_data.as_deref(),
+                p.extend_service_data.as_deref(),
+                p.seq_no
+            ),
+            (0, Some(270), Some(1), Some("b"), Some("e"), Some(65535))
+        );
+    }
+    let bad = body
+        .replace("65535", "65536")
+        .replace("\"bType\":1", "\"bType\":-1");
+    let p = payload::DevicePayload::parse(bad.as_bytes()).unwrap();
+    assert_eq!((p.seq_no, p.business_type), (None, None));
+}
