@@ -12,6 +12,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # WebDriver for the dashboard's browser test (same version as chromium).
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# systemd-analyze checks contrib/softbus.service.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The C API's tests build C programs (one under AddressSanitizer).
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)

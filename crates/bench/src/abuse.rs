@@ -555,6 +555,10 @@ async fn attack(t: Arc<Target>, stop: Arc<AtomicBool>, c: Arc<Counters>, which: 
                         let peer = SocketAddrV4::new(NODE_IP, auth_port);
                         match load::authenticate(&me, peer, &pin, 1, Duration::from_secs(2)).await {
                             Ok(_) => c.add("pin guess: right (!)"),
+                            // Locked out: the node said so before any key agreement.
+                            Err(softbus_runtime::Error::Auth(
+                                softbus_bus::auth::AuthError::LockedOut { .. },
+                            )) => c.add("pin guess: refused or closed"),
                             Err(softbus_runtime::Error::Auth(_)) => c.add("pin guess: answered wrong"),
                             Err(_) => c.add("pin guess: refused or closed"),
                         }

@@ -86,8 +86,9 @@ struct NodeArgs {
     /// Create a discard session server NAME: drops messages, answers `?` with the byte count.
     #[arg(long = "discard")]
     discard: Vec<String>,
-    /// Pairing PIN for the key agreement (default: a random 6-digit PIN, printed on stderr).
-    #[arg(long)]
+    /// Pairing PIN for the key agreement (default: a random 6-digit PIN, printed on
+    /// stderr). From the environment it stays out of the process list.
+    #[arg(long, env = "SOFTBUS_PIN", hide_env_values = true)]
     pin: Option<String>,
     /// Accept the empty PIN (softbus_lite's default; it authenticates nobody).
     #[arg(long)]
@@ -112,6 +113,11 @@ struct NodeArgs {
     /// Fixed session port (default: chosen by the kernel).
     #[arg(long, default_value_t = 0)]
     session_port: u16,
+    /// Fixed UDP port of WebRTC (ICE, DTLS, SRTP and data channels; default:
+    /// chosen by the kernel). With the auth, session, discovery and web ports
+    /// fixed, a firewall can be opened for exactly these.
+    #[arg(long, default_value_t = 0)]
+    rtc_port: u16,
     /// Most open sessions (softbus_lite: 24).
     #[arg(long, default_value_t = 24)]
     max_sessions: usize,
@@ -132,7 +138,8 @@ struct NodeArgs {
     paired_only: bool,
     /// The web token every /api and /rtc request needs (at least 32
     /// characters; default: made on first start, kept in DATA_DIR/web-token).
-    #[arg(long)]
+    /// From the environment it stays out of the process list.
+    #[arg(long, env = "SOFTBUS_WEB_TOKEN", hide_env_values = true)]
     web_token: Option<String>,
 }
 
@@ -521,6 +528,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.discovery_port = a.discovery_port;
     cfg.auth_port = a.auth_port;
     cfg.session_port = a.session_port;
+    cfg.rtc_port = a.rtc_port;
     cfg.capabilities = caps;
     cfg.bus.discovery.full_stack_capabilities = true;
     cfg.limits.max_sessions = a.max_sessions;
@@ -530,6 +538,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     }
     cfg.discard = a.discard;
     cfg.paired_only = a.paired_only;
+    let token_given = a.web_token.is_some();
     let token = match &a.web_token {
         Some(t) => Zeroizing::new(t.clone()),
         None => match softbus_runtime::store::load_or_create_web_token(&cfg.data_dir, |b| {
@@ -543,6 +552,7 @@ async fn node(a: NodeArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage(format!("web token: {e}")),
     };
+    let token_path = cfg.data_dir.join("web-token");
     if cfg.pin.allow_empty {
         eprintln!("softbus: warning: --allow-empty-pin: any device that knows the protocol can open sessions (the empty PIN proves nothing)");
     }
@@ -568,10 +578,23 @@ async fn node(a: NodeArgs) -> ExitCode {
                     )),
                     ..Default::default()
                 };
-                eprintln!(
-                    "softbus: dashboard {local}/login?token={} (the token is the web side's password)",
-                    token.secret()
-                );
+                // The login link carries the token: only to a person at a
+                // terminal, never into a log or the journal.
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    eprintln!(
+                        "softbus: dashboard {local}/login?token={} (the token is the web side's password)",
+                        token.secret()
+                    );
+                } else if token_given {
+                    eprintln!(
+                        "softbus: dashboard {local} (log in with the web token it was given)"
+                    );
+                } else {
+                    eprintln!(
+                        "softbus: dashboard {local} (log in with the web token in {})",
+                        token_path.display()
+                    );
+                }
                 let access = softbus_web::WebAccess {
                     hosts: a.web_hosts.clone(),
                     origins: a.web_origins.clone(),

@@ -1043,3 +1043,146 @@ fn a_locked_out_address_is_told_why() {
     assert!((1..=60).contains(&retry), "{ev}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// contrib/softbus.service works as shipped: `systemd-analyze verify` finds
+/// nothing wrong with it (its binary path pointed at this build) nor with the
+/// override its header documents, which is one assignment (unquoted, systemd
+/// split it and the node got a bare `--pin`). Started as the unit starts it, in
+/// a namespace, with the PIN from the environment file and the override's words:
+/// every port is the fixed one asked for, the PIN works, and stderr (the
+/// journal) names the token file instead of printing the token.
+#[test]
+fn the_service_unit_works_as_shipped() {
+    use softbus_testkit::interop::{skip, LoopbackNs};
+    use std::io::BufRead;
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contrib/softbus.service"
+    ))
+    .unwrap();
+    let dir = temp_dir("unit");
+    std::fs::write(
+        dir.join("softbus.service"),
+        unit.replace("/usr/local/bin/softbus", bin()),
+    )
+    .unwrap();
+    // The override the header documents: `#   [Service]` and the lines after it.
+    let documented: Vec<&str> = unit
+        .lines()
+        .skip_while(|l| l.trim() != "#   [Service]")
+        .skip(1)
+        .take_while(|l| l.starts_with("#   Environment"))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    assert_eq!(documented.len(), 1, "{unit}");
+    std::fs::create_dir_all(dir.join("softbus.service.d")).unwrap();
+    std::fs::write(
+        dir.join("softbus.service.d/override.conf"),
+        format!("[Service]\n{}\n", documented[0]),
+    )
+    .unwrap();
+    match std::process::Command::new("systemd-analyze")
+        .args(["verify", dir.join("softbus.service").to_str().unwrap()])
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
+        .output()
+    {
+        Err(_) => return skip("systemd-analyze not installed (apt-get install systemd)"),
+        Ok(o) => {
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(o.status.success() && said.trim().is_empty(), "{said}");
+        }
+    }
+    // What systemd hands the node: $SOFTBUS_ARGS split into words.
+    let args_value = documented[0]
+        .trim_start_matches("Environment=\"SOFTBUS_ARGS=")
+        .trim_end_matches('"');
+    let Some(ns) = LoopbackNs::create("sbunit") else {
+        return;
+    };
+    let data = dir.join("data");
+    let mut node = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            bin(),
+            "node",
+            "--json",
+            "--ip",
+            "127.0.0.2",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(args_value.split_whitespace())
+        .env("SOFTBUS_PIN", "246810")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(node.stdout.take().unwrap());
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap_or_default();
+    let stderr = node.stderr.take().unwrap();
+    let o = run(
+        &ns.exec(),
+        &[
+            "send",
+            "--peer",
+            "127.0.0.2:40001",
+            "--session",
+            "echo",
+            "--pin",
+            "246810",
+            "--data-dir",
+            dir.join("c").to_str().unwrap(),
+            "through the unit",
+        ],
+    );
+    let _ = node.kill();
+    let _ = node.wait();
+    let err: String = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        (
+            &ready["auth_port"],
+            &ready["session_port"],
+            &ready["rtc_port"],
+            &ready["web"]
+        ),
+        (
+            &serde_json::json!(40001),
+            &serde_json::json!(40002),
+            &serde_json::json!(40003),
+            &serde_json::json!("http://0.0.0.0:8080")
+        ),
+        "{ready}\n{err}"
+    );
+    assert!(o.status.success(), "{o:?}\n{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "through the unit\n");
+    let token = std::fs::read_to_string(data.join("web-token")).unwrap();
+    assert!(
+        !err.contains(token.trim()),
+        "the token reached stderr:\n{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "dashboard http://0.0.0.0:8080 (log in with the web token in {})",
+            data.join("web-token").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("pairing PIN"),
+        "the PIN came from the environment:\n{err}"
+    );
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&dir);
+}
