@@ -220,7 +220,10 @@ fn exit_codes() {
     // bad usage: 2, one line naming what is wrong (docs/interfaces.md)
     for (args, names) in [
         (vec!["node", "--device-type", "FRIDGE"], "FRIDGE"),
-        (vec!["node", "--capability", "share"], "share"),
+        (
+            vec!["node", "--capability", "frobCapability"],
+            "frobCapability",
+        ),
         (vec!["node", "--pin", ""], "--pin"),
         (vec!["node", "--name", ""], "--name"),
         (vec!["node", "--bogus"], "--bogus"),

@@ -48,6 +48,18 @@ struct Client {
 impl Client {
     /// A publisher (`whip`) or viewer of `stream` with one video section.
     fn new(n: &mut Node, net: &Net, addr: &str, stream: &str, whip: bool) -> Self {
+        Self::with_offer(n, net, addr, stream, whip, |o| o)
+    }
+
+    /// The same, with its offer changed by `edit` before it is posted.
+    fn with_offer(
+        n: &mut Node,
+        net: &Net,
+        addr: &str,
+        stream: &str,
+        whip: bool,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let addr: SocketAddr = addr.parse().unwrap();
         let id = DtlsIdentity::generate().unwrap();
         let mut rng = OpenSslCrypto::seeded(u64::from(addr.port()));
@@ -65,6 +77,7 @@ impl Client {
             &[(MediaKind::Video, dir)],
         )
         .unwrap();
+        let offer = edit(offer);
         let (pid, answer) = if whip {
             n.whip(net.now(), stream, &offer, web()).unwrap()
         } else {
@@ -206,6 +219,10 @@ impl World {
 
     fn join(&mut self, addr: &str, stream: &str, whip: bool) -> usize {
         let c = Client::new(&mut self.n, &self.net, addr, stream, whip);
+        self.add(c)
+    }
+
+    fn add(&mut self, c: Client) -> usize {
         self.clients.push(c);
         self.run_until(Duration::from_secs(30), |w| {
             w.clients.last().unwrap().connected
@@ -625,4 +642,53 @@ fn streams_refuse_a_second_publisher_unknown_names_and_past_their_limits() {
         w.n.whep(now, "cam", &o, web()),
         Err(NodeError::Media(MediaRefusal::TooManyViewers(1)))
     );
+}
+
+/// Reduced-size RTCP only to peers that negotiated it (RFC 5506 §5): the
+/// keyframe request a viewer's join causes reaches a publisher that offered
+/// `a=rtcp-rsize` as a bare PLI, and one that did not as a compound packet (an
+/// empty receiver report and an SDES CNAME first).
+#[test]
+fn keyframe_requests_are_compound_unless_rtcp_rsize_was_negotiated() {
+    for rsize in [true, false] {
+        let mut w = World::new();
+        let c = Client::with_offer(&mut w.n, &w.net, "10.0.0.5:4000", "cam", true, |o| {
+            if rsize {
+                o
+            } else {
+                o.replace("a=rtcp-rsize\r\n", "")
+            }
+        });
+        let p = w.add(c);
+        w.clients[p].send_rtp(&video(1, PUBLISHER_SSRC));
+        w.run_to(w.net.now() + Duration::from_millis(1));
+        w.join("10.0.0.6:4000", "cam", false);
+        w.run_to(w.net.now() + Duration::from_millis(1));
+        let with_pli: Vec<Vec<&'static str>> = w.clients[p]
+            .rtcp
+            .iter()
+            .map(|c| {
+                rtp::parse_rtcp(c)
+                    .unwrap()
+                    .iter()
+                    .map(|r| match r {
+                        Rtcp::ReceiverReport { reports, .. } if reports.is_empty() => "RR",
+                        Rtcp::Sdes(_) => "SDES",
+                        Rtcp::Pli {
+                            media: PUBLISHER_SSRC,
+                            ..
+                        } => "PLI",
+                        _ => "other",
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .filter(|kinds| kinds.contains(&"PLI"))
+            .collect();
+        let expect: Vec<&str> = if rsize {
+            vec!["PLI"]
+        } else {
+            vec!["RR", "SDES", "PLI"]
+        };
+        assert_eq!(with_pli, vec![expect], "rsize {rsize}");
+    }
 }

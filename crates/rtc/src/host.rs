@@ -540,9 +540,20 @@ impl Host {
         self.send_protected(peer, d)
     }
 
-    /// Protects an RTCP compound packet and sends it to a connected media peer.
+    /// Protects an RTCP packet and sends it to a connected media peer; a bare
+    /// feedback packet goes out compound unless the peer negotiated
+    /// `a=rtcp-rsize` (RFC 5506 §5).
     pub fn send_rtcp(&mut self, peer: PeerId, packet: &[u8]) -> Result<(), HostError> {
         let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        // Reduced-size (a bare PLI or NACK) only to a peer that negotiated it.
+        let rsize = e.peer.media().iter().all(|t| t.rtcp_rsize);
+        let compound;
+        let packet = if rsize {
+            packet
+        } else {
+            compound = crate::rtp::compound(packet, "softbus");
+            &compound
+        };
         let s = e.srtp.as_mut().ok_or(HostError::NoSrtp)?;
         let d = s.outbound.protect_rtcp(packet)?;
         self.send_protected(peer, d)

@@ -36,6 +36,16 @@ pub enum PeerError {
     /// A media answer found no audio or video section it could accept.
     #[error("the offer has no audio or video section with a codec this node carries")]
     NoMedia,
+    /// A sending answer: the offer has a section for the stream's `kind` but
+    /// takes none of its formats (the viewer would get no picture).
+    #[error("the stream's {kind} is {stream}; this offer takes none of it (it offers {offered})")]
+    NoCommonFormat {
+        kind: &'static str,
+        /// The stream's formats, as people read them.
+        stream: String,
+        /// What the offer's section lists.
+        offered: String,
+    },
     #[error("the offer lacks {0}")]
     Missing(&'static str),
     /// A value the description may not carry (RFC 8839, 8841, 8843).
@@ -199,6 +209,63 @@ pub struct MediaTrack {
     pub remote_ssrcs: Vec<u32>,
     /// What we send with, if we send.
     pub send_ssrc: Option<(u32, Option<u32>)>,
+    /// Both sides agreed on reduced-size RTCP (`a=rtcp-rsize` in offer and
+    /// answer); otherwise every RTCP packet sent is compound (RFC 5506 §5).
+    pub rtcp_rsize: bool,
+}
+
+/// A sending answer's refusal: a track of the stream whose kind the offer
+/// wants (a section of that kind, not rejected) but none of whose formats it
+/// takes. Silently answering without it would show no picture while
+/// signalling says all is well.
+fn no_common_format(
+    offer: &SdpOffer,
+    plan: &SendPlan,
+    tracks: &[MediaTrack],
+) -> Result<(), PeerError> {
+    for t in &plan.tracks {
+        let wanted = offer.media.iter().find(|m| {
+            !offer.is_rejected(m)
+                && m.media_line()
+                    .is_ok_and(|l| media_kind(&l.kind) == Some(t.kind))
+        });
+        let Some(section) = wanted else { continue };
+        if tracks
+            .iter()
+            .any(|a| a.kind == t.kind && a.send_ssrc.is_some())
+        {
+            continue;
+        }
+        let fmtps = section.fmtps().unwrap_or_default();
+        let offered: Vec<String> = section
+            .rtpmaps()
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| !m.encoding.eq_ignore_ascii_case("rtx"))
+            .map(|m| {
+                let f = fmtps
+                    .iter()
+                    .find(|f| f.payload_type == m.payload_type)
+                    .map(|f| f.params.as_str());
+                codecs::format_name(&m.encoding, f)
+            })
+            .collect();
+        return Err(PeerError::NoCommonFormat {
+            kind: t.kind.name(),
+            stream: t
+                .formats
+                .iter()
+                .map(|(e, f)| codecs::format_name(e, f.as_deref()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            offered: if offered.is_empty() {
+                "nothing".into()
+            } else {
+                offered.join(", ")
+            },
+        });
+    }
+    Ok(())
 }
 
 /// The accepted media sections of an answer.
@@ -244,6 +311,7 @@ fn media_tracks(offer: &SdpOffer, answer: &str, sends: &[SendTrack]) -> Vec<Medi
             extensions: n.extensions,
             remote_ssrcs,
             send_ssrc,
+            rtcp_rsize: m.rtcp_rsize(),
         });
     }
     out
@@ -425,12 +493,16 @@ impl Peer {
         let mut sends = Vec::new();
         match &media {
             MediaAnswer::Reject => jsep.set_answer_policy(AnswerPolicy::DataOnly),
-            MediaAnswer::Receive => {}
+            MediaAnswer::Receive => jsep.set_answer_filter(AnswerFilter {
+                prefer_decodable: true,
+                ..AnswerFilter::default()
+            }),
             MediaAnswer::Send(plan) => {
                 let mut filter = AnswerFilter {
                     audio: Some(Vec::new()),
                     video: Some(Vec::new()),
                     extensions: Some(plan.extensions.clone()),
+                    prefer_decodable: false,
                 };
                 for t in &plan.tracks {
                     let i = jsep.add_transceiver(t.kind, Direction::SendOnly);
@@ -458,6 +530,9 @@ impl Peer {
                 .any(|t| matches!(t.direction, Direction::RecvOnly | Direction::SendRecv)),
             MediaAnswer::Send(_) => tracks.iter().any(|t| t.send_ssrc.is_some()),
         };
+        if let MediaAnswer::Send(plan) = &media {
+            no_common_format(offer, plan, &tracks)?;
+        }
         if !wanted {
             return Err(PeerError::NoMedia);
         }

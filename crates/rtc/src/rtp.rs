@@ -591,6 +591,33 @@ pub fn build_bye(ssrcs: &[u32]) -> Vec<u8> {
     out
 }
 
+/// `packet` as a compound RTCP packet (RFC 3550 §6.1) for a peer that did not
+/// negotiate reduced-size RTCP (RFC 5506): a packet that starts with an SR or
+/// RR is one already; any other (a bare PLI or NACK) gets an empty receiver
+/// report and an SDES CNAME from its sender SSRC in front.
+pub fn compound(packet: &[u8], cname: &str) -> Vec<u8> {
+    if packet.len() < 8 || matches!(packet[1], pt::SR | pt::RR) {
+        return packet.to_vec();
+    }
+    let sender = &packet[4..8];
+    let mut out = vec![0x80, pt::RR, 0, 1];
+    out.extend_from_slice(sender);
+    // SDES: one chunk, CNAME item, END, padded to 32 bits.
+    let cname = &cname.as_bytes()[..cname.len().min(255)];
+    let mut chunk = sender.to_vec();
+    chunk.extend_from_slice(&[1, cname.len() as u8]);
+    chunk.extend_from_slice(cname);
+    chunk.push(0);
+    while chunk.len() % 4 != 0 {
+        chunk.push(0);
+    }
+    out.extend_from_slice(&[0x81, pt::SDES]);
+    out.extend_from_slice(&((chunk.len() / 4) as u16).to_be_bytes());
+    out.extend_from_slice(&chunk);
+    out.extend_from_slice(packet);
+    out
+}
+
 /// A picture loss indication (RFC 4585 §6.3.1).
 pub fn build_pli(sender: u32, media: u32) -> Vec<u8> {
     let mut out = vec![0x80 | 1, pt::PSFB, 0, 2];
@@ -602,6 +629,22 @@ pub fn build_pli(sender: u32, media: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compound_puts_a_report_and_cname_before_feedback() {
+        let pli = build_pli(0xAABB_CCDD, 7);
+        let c = compound(&pli, "softbus");
+        let parsed = parse_rtcp(&c).unwrap();
+        assert_eq!(parsed.len(), 3, "{parsed:?}");
+        assert_eq!(c[1], pt::RR);
+        assert_eq!(&c[4..8], &0xAABB_CCDDu32.to_be_bytes());
+        assert_eq!(c[9], pt::SDES);
+        assert_eq!(&c[c.len() - pli.len()..], &pli[..]);
+        assert_eq!(c.len() % 4, 0);
+        // An SR-led packet is compound already.
+        let sr = build_sr(1, 0, 0, 0, 0);
+        assert_eq!(compound(&sr, "softbus"), sr);
+    }
 
     #[test]
     fn sender_report_and_bye_parse_back() {

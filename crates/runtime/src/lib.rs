@@ -30,6 +30,7 @@ pub use softbus_bus::auth::PinPolicy;
 pub use softbus_bus::node::SessionInfo;
 pub use softbus_node::{MediaRefusal, NodeError, SessionId, StreamInfo};
 pub use softbus_rtc::host::{HostError, PeerId};
+pub use softbus_rtc::peer::PeerError;
 
 /// Wire facts the command line checks its arguments against.
 pub mod wire {

@@ -781,13 +781,17 @@ async fn rtc_offer(
 /// An offer the node did not answer: the status its reason deserves (a full
 /// node or stream is not the offer's fault: 503), and the reason as text.
 fn refused(e: &softbus_runtime::NodeError) -> Response {
-    use softbus_runtime::{HostError, MediaRefusal, NodeError};
+    use softbus_runtime::{HostError, MediaRefusal, NodeError, PeerError};
     let status = match e {
         NodeError::Media(MediaRefusal::NoSuchStream(_)) => StatusCode::NOT_FOUND,
         NodeError::Media(MediaRefusal::Busy(_)) => StatusCode::CONFLICT,
         NodeError::Media(MediaRefusal::TooManyStreams(_) | MediaRefusal::TooManyViewers(_))
         | NodeError::Rtc(HostError::TooManyPeers(_)) => StatusCode::SERVICE_UNAVAILABLE,
         NodeError::Refused(_) => StatusCode::FORBIDDEN,
+        // A viewer that takes none of the stream's formats would see nothing.
+        NodeError::Rtc(HostError::Peer(PeerError::NoCommonFormat { .. })) => {
+            StatusCode::NOT_ACCEPTABLE
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     (

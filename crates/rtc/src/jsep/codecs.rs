@@ -234,6 +234,55 @@ pub fn negotiate(offer: &MediaSection, caps: &[CodecCap]) -> Result<Negotiated, 
     Ok(Negotiated { codecs, extensions })
 }
 
+/// How readily browsers decode a format, lower first: VP8; H264 constrained
+/// baseline with packetization-mode 1 (what every browser decodes, and what
+/// Chromium's own answer lists first); other H264 with mode 1, baseline and
+/// main before high; H264 with mode 0; VP9; AV1. Audio keeps its order.
+fn decodable_rank(c: &Codec) -> u8 {
+    let f = c.fmtp.as_deref();
+    match c.encoding.to_ascii_uppercase().as_str() {
+        "VP8" => 0,
+        "H264" => {
+            let mode1 = param(f, "packetization-mode") == Some("1");
+            match (h264_profile(f), mode1) {
+                (Some((0x42, true)), true) => 0,
+                (Some((0x42 | 0x4D, _)), true) => 1,
+                (_, true) => 2,
+                _ => 3,
+            }
+        }
+        "VP9" => 4,
+        "AV1" => 5,
+        _ => 0,
+    }
+}
+
+/// Reorders `n`'s codecs so the formats browsers decode come first (see
+/// [`decodable_rank`]; equal ones keep the offer's order), each RTX right
+/// after its codec. A publisher sends the first format of the answer: this
+/// way it sends one its viewers can play (RFC 3264 §6.1 lets the answerer's
+/// order say what it prefers).
+pub fn prefer_decodable(n: &mut Negotiated) {
+    let (rtx, mut primary): (Vec<Codec>, Vec<Codec>) = std::mem::take(&mut n.codecs)
+        .into_iter()
+        .partition(|c| c.encoding.eq_ignore_ascii_case("rtx"));
+    primary.sort_by_key(decodable_rank);
+    for c in primary {
+        let pt = c.payload_type;
+        n.codecs.push(c);
+        n.codecs
+            .extend(rtx.iter().filter(|r| rtx_apt(r) == Some(pt)).cloned());
+    }
+}
+
+/// A format as a person reads it: `H264 (profile-level-id=640032;packetization-mode=1)`.
+pub fn format_name(encoding: &str, fmtp: Option<&str>) -> String {
+    match fmtp {
+        Some(p) if !p.is_empty() => format!("{encoding} ({p})"),
+        _ => encoding.to_owned(),
+    }
+}
+
 /// The `apt=` of an RTX codec: the payload type it retransmits.
 pub fn rtx_apt(c: &Codec) -> Option<u8> {
     param(c.fmtp.as_deref(), "apt").and_then(|a| a.parse().ok())

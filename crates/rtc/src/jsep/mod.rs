@@ -56,7 +56,8 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
-    fn name(self) -> &'static str {
+    /// `audio` or `video`, as SDP names it.
+    pub fn name(self) -> &'static str {
         match self {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
@@ -134,6 +135,9 @@ pub struct AnswerFilter {
     pub video: Option<Vec<(String, Option<String>)>>,
     /// Header extension URIs an answer may keep; `None`: all known.
     pub extensions: Option<Vec<String>>,
+    /// List the formats browsers decode first ([`codecs::prefer_decodable`]):
+    /// a relay answers its publishers this way, so they send what viewers play.
+    pub prefer_decodable: bool,
 }
 
 impl AnswerFilter {
@@ -164,6 +168,9 @@ impl AnswerFilter {
         }
         if let Some(x) = &self.extensions {
             n.extensions.retain(|e| x.contains(&e.uri));
+        }
+        if self.prefer_decodable {
+            codecs::prefer_decodable(&mut n);
         }
         n
     }
@@ -553,6 +560,7 @@ impl Jsep {
     /// An answer's media section with the negotiated codecs (the offer's
     /// payload types), header extensions (the offer's ids) and, when we send,
     /// an `a=msid` (RFC 8829 §5.3.1).
+    #[allow(clippy::too_many_arguments)]
     fn answer_media_section(
         &self,
         t: &Transceiver,
@@ -561,6 +569,7 @@ impl Jsep {
         dir: Direction,
         setup: &str,
         n: &codecs::Negotiated,
+        rsize: bool,
     ) -> String {
         let (kind, ssrc) = (t.kind, t.send_ssrc);
         let fmts: Vec<String> = n
@@ -585,7 +594,11 @@ impl Jsep {
         if sends {
             s.push_str(&format!("a=msid:{} {track}\r\n", self.msid_stream));
         }
-        s.push_str("a=rtcp-mux\r\na=rtcp-rsize\r\n");
+        s.push_str("a=rtcp-mux\r\n");
+        // Reduced-size RTCP only when the offer proposed it (RFC 5506 §5).
+        if rsize {
+            s.push_str("a=rtcp-rsize\r\n");
+        }
         for c in &n.codecs {
             s.push_str(&c.lines());
         }
@@ -786,6 +799,7 @@ impl Jsep {
                                 dir,
                                 setup,
                                 &negotiated,
+                                m.rtcp_rsize(),
                             ));
                             accepted.push(mid);
                         }

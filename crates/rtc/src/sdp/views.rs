@@ -484,6 +484,11 @@ impl MediaSection {
         flag(&self.lines, "rtcp-mux")
     }
 
+    /// `a=rtcp-rsize` (RFC 5506): reduced-size RTCP may be sent.
+    pub fn rtcp_rsize(&self) -> bool {
+        flag(&self.lines, "rtcp-rsize")
+    }
+
     /// `a=rtpmap:` lines.
     pub fn rtpmaps(&self) -> Result<Vec<RtpMap>, SdpError> {
         attrs(&self.lines, "rtpmap")
