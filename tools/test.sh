@@ -20,6 +20,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # A third-party WHIP publisher over GStreamer's webrtcbin (its test sources, VP8, Opus).
 [ -x /usr/bin/whip-client ] || need+=(simple-whip-client)
+# H264 for it (x264enc).
+dpkg -s gstreamer1.0-plugins-ugly >/dev/null 2>&1 || need+=(gstreamer1.0-plugins-ugly)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing test peers: ${need[*]}" >&2
