@@ -236,18 +236,40 @@ fn no_common_format(
         {
             continue;
         }
+        // What the section offers, one entry per encoding (H264 with its
+        // profile-level-ids), without the repair formats.
         let fmtps = section.fmtps().unwrap_or_default();
-        let offered: Vec<String> = section
-            .rtpmaps()
-            .unwrap_or_default()
-            .iter()
-            .filter(|m| !m.encoding.eq_ignore_ascii_case("rtx"))
-            .map(|m| {
-                let f = fmtps
-                    .iter()
-                    .find(|f| f.payload_type == m.payload_type)
-                    .map(|f| f.params.as_str());
-                codecs::format_name(&m.encoding, f)
+        let mut offered: Vec<(String, Vec<String>)> = Vec::new();
+        for m in section.rtpmaps().unwrap_or_default() {
+            let enc = m.encoding.clone();
+            if ["rtx", "red", "ulpfec", "flexfec-03"]
+                .iter()
+                .any(|r| enc.eq_ignore_ascii_case(r))
+            {
+                continue;
+            }
+            let profile = enc
+                .eq_ignore_ascii_case("H264")
+                .then(|| {
+                    fmtps
+                        .iter()
+                        .find(|f| f.payload_type == m.payload_type)
+                        .and_then(|f| codecs::fmtp_param(&f.params, "profile-level-id"))
+                })
+                .flatten();
+            match offered
+                .iter_mut()
+                .find(|(e, _)| e.eq_ignore_ascii_case(&enc))
+            {
+                Some((_, ps)) => ps.extend(profile.filter(|p| !ps.contains(p))),
+                None => offered.push((enc, profile.into_iter().collect())),
+            }
+        }
+        let offered: Vec<String> = offered
+            .into_iter()
+            .map(|(e, ps)| match ps.is_empty() {
+                true => e,
+                false => format!("{e} ({})", ps.join(", ")),
             })
             .collect();
         return Err(PeerError::NoCommonFormat {

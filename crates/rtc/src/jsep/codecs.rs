@@ -275,6 +275,11 @@ pub fn prefer_decodable(n: &mut Negotiated) {
     }
 }
 
+/// The value of `key` in an fmtp's `key=value;…`, lower-cased.
+pub fn fmtp_param(fmtp: &str, key: &str) -> Option<String> {
+    param(Some(fmtp), key).map(str::to_ascii_lowercase)
+}
+
 /// A format as a person reads it: `H264 (profile-level-id=640032;packetization-mode=1)`.
 pub fn format_name(encoding: &str, fmtp: Option<&str>) -> String {
     match fmtp {
