@@ -876,7 +876,8 @@ impl Bus {
                 match self.guard_accept(now, peer.ip()) {
                     Ok(()) => {}
                     Err(BusError::TooManyFailures { retry_after }) => {
-                        return Ok(self.refuse_locked_out(now, conn, peer, retry_after));
+                        self.refuse_locked_out(now, conn, peer, retry_after);
+                        return Ok(());
                     }
                     Err(e) => {
                         self.transmits.push_back(Transmit::Close { conn });

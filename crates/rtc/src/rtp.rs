@@ -592,29 +592,50 @@ pub fn build_bye(ssrcs: &[u32]) -> Vec<u8> {
 }
 
 /// `packet` as a compound RTCP packet (RFC 3550 §6.1) for a peer that did not
-/// negotiate reduced-size RTCP (RFC 5506): a packet that starts with an SR or
-/// RR is one already; any other (a bare PLI or NACK) gets an empty receiver
-/// report and an SDES CNAME from its sender SSRC in front.
+/// negotiate reduced-size RTCP (RFC 5506): an SR or RR first and an SDES
+/// CNAME after it. A packet led by neither (a bare PLI, NACK or BYE) gets an
+/// empty receiver report and the SDES in front, from its sender SSRC; an SR or
+/// RR without an SDES gets one right after it.
 pub fn compound(packet: &[u8], cname: &str) -> Vec<u8> {
-    if packet.len() < 8 || matches!(packet[1], pt::SR | pt::RR) {
+    if packet.len() < 8 {
         return packet.to_vec();
     }
-    let sender = &packet[4..8];
-    let mut out = vec![0x80, pt::RR, 0, 1];
-    out.extend_from_slice(sender);
+    // The sub-packets' types, and where the first one ends.
+    let (mut types, mut at) = (Vec::new(), 0);
+    let mut first_end = packet.len();
+    while at + 4 <= packet.len() {
+        types.push(packet[at + 1]);
+        let len = 4 * (usize::from(u16::from_be_bytes([packet[at + 2], packet[at + 3]])) + 1);
+        at += len;
+        if types.len() == 1 {
+            first_end = at.min(packet.len());
+        }
+    }
+    let sender: [u8; 4] = [packet[4], packet[5], packet[6], packet[7]];
+    let led = matches!(packet[1], pt::SR | pt::RR);
+    if led && types.contains(&pt::SDES) {
+        return packet.to_vec();
+    }
+    let mut out = Vec::with_capacity(packet.len() + 32);
+    if led {
+        out.extend_from_slice(&packet[..first_end]);
+    } else {
+        out.extend_from_slice(&[0x80, pt::RR, 0, 1]);
+        out.extend_from_slice(&sender);
+    }
     // SDES: one chunk, CNAME item, END, padded to 32 bits.
     let cname = &cname.as_bytes()[..cname.len().min(255)];
     let mut chunk = sender.to_vec();
     chunk.extend_from_slice(&[1, cname.len() as u8]);
     chunk.extend_from_slice(cname);
     chunk.push(0);
-    while chunk.len() % 4 != 0 {
+    while !chunk.len().is_multiple_of(4) {
         chunk.push(0);
     }
     out.extend_from_slice(&[0x81, pt::SDES]);
     out.extend_from_slice(&((chunk.len() / 4) as u16).to_be_bytes());
     out.extend_from_slice(&chunk);
-    out.extend_from_slice(packet);
+    out.extend_from_slice(if led { &packet[first_end..] } else { packet });
     out
 }
 
@@ -640,10 +661,24 @@ mod tests {
         assert_eq!(&c[4..8], &0xAABB_CCDDu32.to_be_bytes());
         assert_eq!(c[9], pt::SDES);
         assert_eq!(&c[c.len() - pli.len()..], &pli[..]);
-        assert_eq!(c.len() % 4, 0);
-        // An SR-led packet is compound already.
-        let sr = build_sr(1, 0, 0, 0, 0);
-        assert_eq!(compound(&sr, "softbus"), sr);
+        assert!(c.len().is_multiple_of(4));
+        // An SR gets its SDES right after it, before what followed it.
+        let mut sr = build_sr(1, 0, 0, 0, 0);
+        sr.extend(build_bye(&[1]));
+        let c = compound(&sr, "softbus");
+        let kinds: Vec<u8> = parse_rtcp(&c)
+            .unwrap()
+            .iter()
+            .map(|r| match r {
+                Rtcp::SenderReport { .. } => pt::SR,
+                Rtcp::Sdes(_) => pt::SDES,
+                Rtcp::Bye { .. } => pt::BYE,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(kinds, vec![pt::SR, pt::SDES, pt::BYE]);
+        // With an SDES already, nothing changes.
+        assert_eq!(compound(&c, "softbus"), c);
     }
 
     #[test]
