@@ -1005,12 +1005,20 @@ impl Bus {
         // Giving up on a peer whose hichain instance holds our exchange: its
         // error message goes out before the close, or a lite device keeps the
         // exchange (and one of its two slots) until it restarts.
+        let code = match &reason {
+            ConnClosed::Auth(e) => Some(crate::auth::abort_code(e)),
+            ConnClosed::PeerClosed | ConnClosed::ConnectFailed(_) => None,
+            _ => Some(crate::auth::pake::errcode::ABORTED),
+        };
+        if let (ConnState::Auth(a), Some(code)) = (&mut c.state, code) {
+            // The same toward a client whose exchange this node gives up.
+            if a.abort(code) > 0 {
+                while let Some(bytes) = a.poll_transmit() {
+                    self.transmits.push_back(Transmit::Tcp { conn, bytes });
+                }
+            }
+        }
         if let ConnState::AuthClient { client, done: None } = &mut c.state {
-            let code = match &reason {
-                ConnClosed::Auth(e) => Some(crate::auth::abort_code(e)),
-                ConnClosed::PeerClosed | ConnClosed::ConnectFailed(_) => None,
-                _ => Some(crate::auth::pake::errcode::ABORTED),
-            };
             if code.is_some_and(|code| client.abort(code)) {
                 tracing::debug!(
                     conn = conn.0,

@@ -352,3 +352,77 @@ fn errorcode_15_after_an_empty_pin_is_reported_as_such() {
         "{got:?}"
     );
 }
+
+/// The server side too: a client that starts a key agreement and goes silent
+/// is given up at the handshake timeout with the error message for its
+/// exchange (same seq) before the close, so a lite client frees its state.
+#[test]
+fn a_silent_client_gets_the_error_message_at_the_timeout() {
+    use softbus_bus::auth::{AuthClient, LocalAuthInfo};
+    let t0 = Instant::now();
+    let mut node = bus(DEVICE, [10, 0, 0, 2], 2);
+    let conn = ConnId(5);
+    node.handle_accept(
+        t0,
+        conn,
+        Listener::Auth,
+        SocketAddr::from(([10, 0, 0, 3], 50000)),
+    )
+    .unwrap();
+    let mut client = AuthClient::new(
+        LocalAuthInfo {
+            device_id: CLIENT.into(),
+            device_name: "phone".into(),
+            device_type: "DEV_L1".into(),
+            auth_port: 0,
+            session_port: 0,
+        },
+        b"246810",
+        77,
+    );
+    let mut c = OpenSslCrypto::seeded(9);
+    // getAuthInfo, then the PAKE request; the node answers both.
+    for _ in 0..2 {
+        while let Some(b) = client.poll_transmit() {
+            node.handle_tcp_data(t0, conn, &b).unwrap();
+        }
+        while let Some(t) = node.poll_transmit() {
+            if let Transmit::Tcp { bytes, .. } = t {
+                client.handle_data(&mut c, &bytes).unwrap();
+            }
+        }
+    }
+    // The client's confirmation never comes.
+    while client.poll_transmit().is_some() {}
+    let late = node.poll_timeout().unwrap();
+    node.handle_timeout(late);
+    let mut got = Vec::new();
+    let mut closed = false;
+    let mut deframer = Deframer::new(HeaderKind::Auth, LITE_MAX_AUTH_DATA);
+    while let Some(t) = node.poll_transmit() {
+        match t {
+            Transmit::Tcp { bytes, .. } => {
+                assert!(!closed, "bytes after the close");
+                deframer.push(&bytes);
+                while let Some(Frame::Auth(h, body)) = deframer.next_frame().unwrap() {
+                    got.push((
+                        h.module,
+                        h.seq,
+                        serde_json::from_slice::<Value>(&body).unwrap(),
+                    ));
+                }
+            }
+            Transmit::Close { .. } => closed = true,
+            _ => {}
+        }
+    }
+    assert!(closed);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (module, seq, json) = &got[0];
+    assert_eq!((*module, *seq), (Module::AUTH_SDK, 77));
+    assert_eq!(json["message"].as_u64(), Some(pake::MSG_INFORM));
+    assert_eq!(
+        json["payload"]["errorCode"].as_u64(),
+        Some(u64::from(errcode::ABORTED))
+    );
+}

@@ -305,6 +305,18 @@ impl AuthConn {
         }
     }
 
+    /// Gives up on every hichain exchange this connection holds (a timeout, a
+    /// local error, the connection dropped): each gets hichain's error message
+    /// with `code`, so a peer that keeps state per exchange frees it. Returns
+    /// how many there were.
+    pub fn abort(&mut self, code: u32) -> usize {
+        let open: Vec<i64> = self.pake.drain(..).map(|(seq, _)| seq).collect();
+        for seq in &open {
+            self.refuse_hichain(*seq, code);
+        }
+        open.len()
+    }
+
     /// Records a session open by its session key: false if it was seen before
     /// (a replay). Past [`MAX_OPENS_REMEMBERED`] opens every further open is
     /// refused: the peer authenticates again.
@@ -517,7 +529,9 @@ impl AuthConn {
                     }
                 };
                 if self.pake.len() >= MAX_PAKE_SESSIONS {
-                    self.pake.remove(0);
+                    // The oldest exchange gives way; its peer is told.
+                    let (old, _) = self.pake.remove(0);
+                    self.refuse_hichain(old, pake::errcode::ABORTED);
                 }
                 self.pake.push((seq, exchange));
                 self.pake.len() - 1
