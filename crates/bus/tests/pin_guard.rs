@@ -338,7 +338,10 @@ fn key_agreements_are_bounded_per_connection_and_node_wide() {
     .unwrap();
     for seq in 1..=4 {
         let _ = b.handle_tcp_data(now, ConnId(1), &pake_request(seq));
-        assert_eq!(answered(&mut b, 1), (1, false), "request {seq}");
+        // Two exchanges at once: from the third on, the oldest gives way and
+        // its peer gets the error message for it besides the new answer.
+        let expect = if seq <= 2 { 1 } else { 2 };
+        assert_eq!(answered(&mut b, 1), (expect, false), "request {seq}");
     }
     let _ = b.handle_tcp_data(now, ConnId(1), &pake_request(5));
     assert_eq!(answered(&mut b, 1), (0, true), "the fifth closes it");
@@ -359,7 +362,7 @@ fn key_agreements_are_bounded_per_connection_and_node_wide() {
         for seq in 1..=4 {
             let _ = b.handle_tcp_data(now, ConnId(conn), &pake_request(seq));
             match answered(&mut b, conn) {
-                (1, false) => served += 1,
+                (1 | 2, false) => served += 1,
                 (0, true) => {
                     refused += 1;
                     break;
