@@ -44,6 +44,19 @@ fn bus(id: &str, ip: [u8; 4], seed: u64) -> Bus {
     b
 }
 
+/// A client `Bus` dialing the device for a PIN key agreement with `pin`.
+fn dial(pin: &[u8]) -> (Bus, ConnId) {
+    let mut client = bus(CLIENT, [10, 0, 0, 3], 3);
+    let conn = client
+        .connect_auth(
+            Instant::now(),
+            SocketAddr::from(([10, 0, 0, 2], 40001)),
+            pin,
+        )
+        .unwrap();
+    (client, conn)
+}
+
 /// What the scripted device does with a reply of its server engine.
 enum Script {
     /// Sends it unchanged.
@@ -204,14 +217,7 @@ fn assert_error_last(got: &[Got], code: u32) {
 
 #[test]
 fn a_bad_server_proof_ends_the_pake_with_an_error_message() {
-    let mut client = bus(CLIENT, [10, 0, 0, 3], 3);
-    let conn = client
-        .connect_auth(
-            Instant::now(),
-            SocketAddr::from(([10, 0, 0, 2], 40001)),
-            b"246810",
-        )
-        .unwrap();
+    let (mut client, conn) = dial(b"246810");
     let (got, closed, reason) = run(
         &mut client,
         conn,
@@ -261,14 +267,7 @@ fn a_bad_sts_signature_ends_sts_with_an_error_message() {
 
 #[test]
 fn a_device_gone_silent_gets_the_error_message_at_the_timeout() {
-    let mut client = bus(CLIENT, [10, 0, 0, 3], 3);
-    let conn = client
-        .connect_auth(
-            Instant::now(),
-            SocketAddr::from(([10, 0, 0, 2], 40001)),
-            b"246810",
-        )
-        .unwrap();
+    let (mut client, conn) = dial(b"246810");
     // The device answers the PAKE request, then never the confirmation.
     let (got, closed, reason) = run(
         &mut client,
@@ -289,14 +288,7 @@ fn a_device_gone_silent_gets_the_error_message_at_the_timeout() {
 
 #[test]
 fn a_device_that_sent_its_own_error_gets_none_back() {
-    let mut client = bus(CLIENT, [10, 0, 0, 3], 3);
-    let conn = client
-        .connect_auth(
-            Instant::now(),
-            SocketAddr::from(([10, 0, 0, 2], 40001)),
-            b"135790",
-        )
-        .unwrap();
+    let (mut client, conn) = dial(b"135790");
     // A wrong PIN: the device's engine ends the exchange with its error
     // message; the client has nothing to end.
     let (got, closed, reason) = run(&mut client, conn, bus(DEVICE, [10, 0, 0, 2], 2), |_, _| {
@@ -318,14 +310,7 @@ fn a_device_that_sent_its_own_error_gets_none_back() {
 /// no exchange left to end.
 #[test]
 fn errorcode_15_after_an_empty_pin_is_reported_as_such() {
-    let mut client = bus(CLIENT, [10, 0, 0, 3], 3);
-    let conn = client
-        .connect_auth(
-            Instant::now(),
-            SocketAddr::from(([10, 0, 0, 2], 40001)),
-            b"",
-        )
-        .unwrap();
+    let (mut client, conn) = dial(b"");
     let device = bus(DEVICE, [10, 0, 0, 2], 2);
     let (got, closed, reason) = run(&mut client, conn, device, |code, r| {
         if code == pake::MSG_PAKE_RESPONSE {

@@ -335,36 +335,39 @@ fn openssl(
     (child, stdin, lines)
 }
 
-#[test]
-fn our_client_against_openssl_s_server() {
-    if !have_openssl() {
-        eprintln!("SKIPPED: openssl command not found");
-        return;
-    }
-    let dir = tmp("srv");
-    let server_id = pem_identity(&dir);
+/// `openssl s_server -dtls1_2` (SRTP, key export, one connection, `extra`
+/// arguments) on a free loopback port with the PEM identity made in `dir`, and
+/// our client transport for it, ICE connected, with a socket connected to it.
+struct S {
+    srv: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::thread::JoinHandle<String>,
+    t: DtlsTransport,
+    sock: UdpSocket,
+}
+
+fn s_server(dir: &std::path::Path, extra: &[&str]) -> S {
+    let server_id = pem_identity(dir);
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let (mut srv, mut stdin, lines) = openssl(
-        &dir,
-        &[
-            "s_server",
-            "-dtls1_2",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-use_srtp",
-            "SRTP_AES128_CM_SHA1_80",
-            "-keymatexportlen",
-            "60",
-            "-naccept",
-            "1",
-            "-Verify",
-            "1",
-        ],
-    );
+    let accept = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "s_server",
+        "-dtls1_2",
+        "-accept",
+        &accept,
+        "-use_srtp",
+        "SRTP_AES128_CM_SHA1_80",
+        "-keymatexportlen",
+        "60",
+        "-naccept",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let (srv, stdin, lines) = openssl(dir, &args);
     std::thread::sleep(Duration::from_millis(300));
     let me = DtlsIdentity::generate().unwrap();
     let mut t = DtlsTransport::new(Box::new(me.factory().unwrap()), DtlsRole::Client);
@@ -372,6 +375,29 @@ fn our_client_against_openssl_s_server() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(("127.0.0.1", port)).unwrap();
     t.set_ice_connected(Instant::now(), true);
+    S {
+        srv,
+        stdin,
+        lines,
+        t,
+        sock,
+    }
+}
+
+#[test]
+fn our_client_against_openssl_s_server() {
+    if !have_openssl() {
+        eprintln!("SKIPPED: openssl command not found");
+        return;
+    }
+    let dir = tmp("srv");
+    let S {
+        mut srv,
+        mut stdin,
+        lines,
+        mut t,
+        sock,
+    } = s_server(&dir, &["-Verify", "1"]);
     let ev = drive_udp(&mut t, &sock);
     assert_eq!(t.state(), DtlsState::Connected, "{ev:?}");
     let k = keys(&ev);
@@ -431,34 +457,13 @@ fn a_lost_final_flight_from_openssl_s_server_is_recovered() {
         return;
     }
     let dir = tmp("lost-final");
-    let server_id = pem_identity(&dir);
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (mut srv, stdin, lines) = openssl(
-        &dir,
-        &[
-            "s_server",
-            "-dtls1_2",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-            "-use_srtp",
-            "SRTP_AES128_CM_SHA1_80",
-            "-keymatexportlen",
-            "60",
-            "-naccept",
-            "1",
-        ],
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let me = DtlsIdentity::generate().unwrap();
-    let mut t = DtlsTransport::new(Box::new(me.factory().unwrap()), DtlsRole::Client);
-    t.set_remote_fingerprint(server_id.fingerprint("sha-256").unwrap());
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", port)).unwrap();
-    t.set_ice_connected(Instant::now(), true);
+    let S {
+        mut srv,
+        stdin,
+        lines,
+        mut t,
+        sock,
+    } = s_server(&dir, &[]);
     let mut dropped = 0;
     let ev = drive_udp_dropping(&mut t, &sock, |d| {
         let lose = dropped == 0 && has_change_cipher_spec(d);
