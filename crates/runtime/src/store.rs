@@ -212,9 +212,12 @@ struct StoredPairs {
     devices: Vec<PairedDevice>,
 }
 
+/// How long a change of the pairings waits for another process's change.
+pub const PAIRS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `<dir>/paired.json`: the paired devices. Small and rarely written, so each
-/// change rewrites it at once (atomically) and every reader re-reads it: the
-/// node picks up a `softbus unpair` made while it runs.
+/// change rewrites it at once (atomically, under `paired.lock`) and every
+/// reader re-reads it: the node picks up a `softbus unpair` made while it runs.
 #[derive(Debug)]
 pub struct PairStore {
     path: PathBuf,
@@ -280,10 +283,43 @@ impl PairStore {
         write_atomic(&self.path, &bytes)
     }
 
-    /// Records a pairing (replacing an older key of the same device).
+    /// An exclusive lock on `paired.lock` beside the file for one
+    /// read-modify-write: the node and `softbus pair`/`unpair` (other
+    /// processes) change the file, and without it one rewrite could undo
+    /// another (an unpair that exits 0 while the device stays paired). Waits
+    /// at most [`PAIRS_LOCK_WAIT`]; the holders keep it for one small write.
+    fn lock(&self) -> Result<std::fs::File, StoreError> {
+        let path = self.path.with_file_name("paired.lock");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        let until = std::time::Instant::now() + PAIRS_LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io_at(&path)(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "another process holds the pairings for too long",
+                    )))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&path)(e)),
+            }
+        }
+    }
+
+    /// Records a pairing (replacing an older key of the same device; ids
+    /// match without regard to case, as [`PairStore::remove`] matches them).
     pub fn add(&self, device_id: &str, public_key: &[u8; 32], now: u64) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
         let mut devices = self.load()?;
-        devices.retain(|d| d.device_id != device_id);
+        devices.retain(|d| !d.device_id.eq_ignore_ascii_case(device_id));
         if devices.len() >= MAX_PAIRED {
             return Err(StoreError::Io {
                 path: self.path.clone(),
@@ -305,6 +341,7 @@ impl PairStore {
 
     /// Forgets a device; false if it was not paired.
     pub fn remove(&self, device_id: &str) -> Result<bool, StoreError> {
+        let _lock = self.lock()?;
         let mut devices = self.load()?;
         let before = devices.len();
         devices.retain(|d| !d.device_id.eq_ignore_ascii_case(device_id));
@@ -520,6 +557,73 @@ impl TrustStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 40 rounds of a pairing racing an unpair, each through its own
+    /// `PairStore` as two processes have: every pairing that returned Ok is on
+    /// disk afterwards, and every unpair that returned true really removed the
+    /// device. Before the lock, one rewrite undid the other.
+    #[test]
+    fn a_pairing_racing_an_unpair_loses_nothing() {
+        let d = tmp("race");
+        let (node, cli) = (PairStore::open(&d).unwrap(), PairStore::open(&d).unwrap());
+        let id = |k: &str, i: u32| format!("{k}{i:062}");
+        for round in 0..40u32 {
+            // Each round: the node adds 8 devices while `unpair` removes 8
+            // paired before the round.
+            for i in 0..8 {
+                cli.add(&id("BB", round * 8 + i), &[2; 32], 1).unwrap();
+            }
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for i in 0..8 {
+                        node.add(&id("AA", round * 8 + i), &[1; 32], 1).unwrap();
+                    }
+                });
+                s.spawn(|| {
+                    for i in 0..8 {
+                        assert!(cli.remove(&id("BB", round * 8 + i)).unwrap());
+                    }
+                });
+            });
+            let on_disk: Vec<String> = node
+                .load()
+                .unwrap()
+                .into_iter()
+                .map(|p| p.device_id)
+                .collect();
+            for i in 0..8 {
+                assert!(
+                    on_disk.contains(&id("AA", round * 8 + i)),
+                    "round {round}: pairing {i} lost"
+                );
+                assert!(
+                    !on_disk.contains(&id("BB", round * 8 + i)),
+                    "round {round}: unpair {i} lost"
+                );
+            }
+            // Keep the file under the store's limit.
+            for i in 0..8 {
+                assert!(node.remove(&id("AA", round * 8 + i)).unwrap());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Adding matches ids as removing does, without regard to case: a device
+    /// paired again under its id in lower case replaces its entry.
+    #[test]
+    fn ids_match_without_regard_to_case() {
+        let d = tmp("case");
+        let s = PairStore::open(&d).unwrap();
+        s.add(&"AB".repeat(32), &[1; 32], 1).unwrap();
+        s.add(&"ab".repeat(32), &[2; 32], 2).unwrap();
+        let all = s.load().unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].public_key, hex::encode([2; 32]));
+        assert!(s.remove(&"Ab".repeat(32)).unwrap());
+        assert!(s.load().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("softbus-store-{name}-{}", std::process::id()));
