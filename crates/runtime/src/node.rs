@@ -159,6 +159,7 @@ enum Command {
         oneshot::Sender<Result<RemoteDevice, Error>>,
     ),
     Unpair(String, oneshot::Sender<Result<bool, Error>>),
+    IsPaired(String, oneshot::Sender<bool>),
     Publish(
         Option<String>,
         PublishInfo,
@@ -860,6 +861,13 @@ impl NodeHandle {
         self.call(|tx| Command::Session(id, tx)).await
     }
 
+    /// Whether `device_id` is paired with this node (a cheap look-up, for a
+    /// check before anything costly is done for a request that names it).
+    pub async fn is_paired(&self, device_id: &str) -> Result<bool, Error> {
+        self.call(|tx| Command::IsPaired(device_id.to_owned(), tx))
+            .await
+    }
+
     /// Forgets a paired device (on disk too); false if it was not paired.
     pub async fn unpair(&self, device_id: &str) -> Result<bool, Error> {
         self.call(|tx| Command::Unpair(device_id.to_owned(), tx))
@@ -1324,6 +1332,9 @@ impl Driver {
             Command::AppEvents(tx) => self.app = Some(tx),
             Command::Session(id, tx) => {
                 let _ = tx.send(self.node.session(SessionId(id)).cloned());
+            }
+            Command::IsPaired(device, tx) => {
+                let _ = tx.send(self.node.bus().pairings().contains_key(&device));
             }
             Command::Unpair(device, tx) => {
                 let r = self.pairs.remove(&device).map_err(Error::from);

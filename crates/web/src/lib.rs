@@ -176,6 +176,8 @@ struct AuthState {
     sessions: std::sync::Arc<std::sync::Mutex<Sessions>>,
     /// Origins a cookie request may come from: this node's own, and `--web-origin`.
     origins: std::sync::Arc<Vec<String>>,
+    /// To check, before its body is read, that a signed offer names a paired device.
+    node: NodeHandle,
 }
 
 fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -189,12 +191,15 @@ fn cookie_value<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'
         .map(|(_, v)| v)
 }
 
+/// 401; the connection closes after it, so a caller without a credential
+/// cannot keep it for another slow request.
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [
             (header::WWW_AUTHENTICATE, "Bearer realm=\"softbus\""),
             (header::CONTENT_TYPE, "text/plain"),
+            (header::CONNECTION, "close"),
         ],
         "this node needs its web token: open the dashboard link the node printed, or send Authorization: Bearer TOKEN (the token is in the data directory's web-token file)\n",
     )
@@ -210,6 +215,9 @@ async fn authenticate(
 ) -> Response {
     let token = match &st.auth {
         WebAuth::Open => {
+            if let Some(tag) = req.extensions().get::<ConnTag>() {
+                tag.forget();
+            }
             req.extensions_mut().insert(Principal::WebToken {
                 name: "web".into(),
                 credential: "open".into(),
@@ -260,14 +268,34 @@ async fn authenticate(
     };
     match principal {
         Some(p) => {
+            // A credential: this connection is never evicted for a newcomer.
+            if let Some(tag) = req.extensions().get::<ConnTag>() {
+                tag.forget();
+            }
             req.extensions_mut().insert(p);
             next.run(req).await
         }
-        // A paired node signs its offer instead; the handler checks it.
+        // A paired node signs its offer instead. The signature covers the
+        // offer's fingerprint, so it is checked once the body is in (within
+        // its deadline); before that, the request must name a paired device
+        // and carry a signature of the right form, or no body is awaited.
         None if req.method() == axum::http::Method::POST
             && req.uri().path() == "/rtc/offer"
             && req.headers().contains_key(softbus_runtime::DEVICE_HEADER) =>
         {
+            let h = req.headers();
+            let device = h
+                .get(softbus_runtime::DEVICE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|d| d.len() <= 64)
+                .unwrap_or_default();
+            let signature_form = h
+                .get(softbus_runtime::SIGNATURE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.len() == 128 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !signature_form || !matches!(st.node.is_paired(device).await, Ok(true)) {
+                return unauthorized();
+            }
             next.run(req).await
         }
         None => unauthorized(),
@@ -346,8 +374,59 @@ async fn check_host(
     }
 }
 
+/// One connection counted against its address; the count drops with it.
+struct AddressSlot {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    /// Counts a connection from `ip`, unless `max` are open from there.
+    fn take(
+        counts: &std::sync::Arc<
+            std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+        >,
+        ip: std::net::IpAddr,
+        max: usize,
+    ) -> Option<Self> {
+        let mut c = counts.lock().ok()?;
+        let n = c.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.counts.lock() {
+            if let Some(n) = c.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    c.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
 /// The router for `node`, served on `bound`, within `access`.
 pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAccess) -> Router {
+    router_within(node, bound, access, WebLimits::default().body_timeout)
+}
+
+/// [`router_for`], with request bodies due within `body_timeout`.
+fn router_within(
+    node: NodeHandle,
+    bound: std::net::SocketAddr,
+    access: &WebAccess,
+    body_timeout: std::time::Duration,
+) -> Router {
     let mut hosts = vec![bound.ip().to_string(), "localhost".to_owned()];
     if let std::net::IpAddr::V6(v6) = bound.ip() {
         hosts.push(format!("[{v6}]"));
@@ -357,8 +436,9 @@ pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAcc
         auth: access.auth.clone(),
         sessions: Default::default(),
         origins: std::sync::Arc::new(access.origins.clone()),
+        node: node.clone(),
     };
-    let mut app = routes(node, st).layer(axum::middleware::from_fn_with_state(
+    let mut app = routes(node, st, body_timeout).layer(axum::middleware::from_fn_with_state(
         std::sync::Arc::new(hosts),
         check_host,
     ));
@@ -388,16 +468,18 @@ pub fn router_for(node: NodeHandle, bound: std::net::SocketAddr, access: &WebAcc
 /// another server that checks them), with `auth` as the credential.
 pub fn router(node: NodeHandle, auth: WebAuth) -> Router {
     routes(
-        node,
+        node.clone(),
         AuthState {
             auth,
             sessions: Default::default(),
             origins: Default::default(),
+            node,
         },
+        WebLimits::default().body_timeout,
     )
 }
 
-fn routes(node: NodeHandle, st: AuthState) -> Router {
+fn routes(node: NodeHandle, st: AuthState, body_timeout: std::time::Duration) -> Router {
     let protected = Router::new()
         .route("/api/device", get(device))
         .route("/api/devices", get(devices))
@@ -425,6 +507,11 @@ fn routes(node: NodeHandle, st: AuthState) -> Router {
             delete(media_close).patch(media_patch),
         )
         .with_state(node)
+        // Inside the credential check: no body is awaited before it.
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeout,
+            read_body_within,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             authenticate,
@@ -442,16 +529,62 @@ pub struct WebLimits {
     /// A request's headers must arrive within this (also the idle time between
     /// requests on a kept-alive connection).
     pub header_timeout: std::time::Duration,
+    /// A request's whole body must arrive within this once its credential
+    /// was checked (a body is read only after that check).
+    pub body_timeout: std::time::Duration,
     /// HTTP connections open at once; more are closed as they arrive.
     pub max_connections: usize,
+    /// HTTP connections from one address at once; more are closed as they
+    /// arrive, so a few addresses cannot take every slot.
+    pub max_per_address: usize,
 }
 
 impl Default for WebLimits {
     fn default() -> Self {
         Self {
             header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(5),
             max_connections: 256,
+            max_per_address: 32,
         }
+    }
+}
+
+/// Largest request body (what axum's extractors take by default).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Reads a request's whole body (at most [`MAX_BODY`]) within the deadline
+/// before the handler runs: a slow body costs its sender the connection
+/// (`408`, closed), not a slot for as long as it likes.
+async fn read_body_within(
+    State(deadline): State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Ok(Err(_)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            format!("a request body is at most {MAX_BODY} bytes\n"),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+            format!(
+                "the request's body did not arrive within {} s\n",
+                deadline.as_secs_f32()
+            ),
+        )
+            .into_response(),
     }
 }
 
@@ -481,8 +614,19 @@ pub async fn serve_with(
     access: WebAccess,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let app = router_for(node, listener.local_addr()?, &access);
+    let app = router_within(node, listener.local_addr()?, &access, limits.body_timeout);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    > = Default::default();
+    // A quarter of the slots (at least one) is never held by connections that
+    // have not shown a credential: past that, the oldest of them gives way.
+    let unproven_cap = limits
+        .max_connections
+        .saturating_sub((limits.max_connections / 4).max(1))
+        .max(1);
+    let unproven: std::sync::Arc<std::sync::Mutex<Unproven>> = Default::default();
+    let mut next_id = 0u64;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -493,21 +637,102 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "HTTP connection limit reached; closed");
+        let Some(from_here) = AddressSlot::take(&per_address, peer.ip(), limits.max_per_address)
+        else {
+            tracing::debug!(%peer, "HTTP connections of this address at their limit; closed");
             continue;
         };
-        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        next_id += 1;
+        let tag = ConnTag {
+            id: next_id,
+            unproven: unproven.clone(),
+        };
+        let evicted = tag.register(unproven_cap);
+        let slots = slots.clone();
+        let app = app.clone();
         tokio::spawn(async move {
+            let _from_here = from_here;
+            // Room is made by evicting the oldest unproven connection; its slot
+            // comes free as its task ends.
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => tokio::time::timeout(EVICTION_WAIT, slots.acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+            };
+            let Some(permit) = permit else {
+                tracing::debug!(%peer, "HTTP connection limit reached; closed");
+                tag.forget();
+                return;
+            };
+            let per_request = tag.clone();
+            let svc = tower::service_fn(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(per_request.clone());
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                },
+            );
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(svc),
+                );
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                },
+                () = evicted.notified() => {
+                    tracing::debug!(%peer, "HTTP connection without a credential gave way");
+                }
             }
+            tag.forget();
             drop(permit);
         });
+    }
+}
+
+/// How long a new connection waits for the slot of the one it evicted.
+const EVICTION_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Connections that have not shown a credential yet, oldest first.
+#[derive(Default)]
+struct Unproven {
+    list: std::collections::VecDeque<(u64, std::sync::Arc<tokio::sync::Notify>)>,
+}
+
+/// A connection's place in [`Unproven`], carried by its requests so the
+/// credential check can take it out (it is then never evicted).
+#[derive(Clone)]
+struct ConnTag {
+    id: u64,
+    unproven: std::sync::Arc<std::sync::Mutex<Unproven>>,
+}
+
+impl ConnTag {
+    /// Enters the connection as unproven; with `cap` there already, the oldest
+    /// is told to give way. Returns what tells this one.
+    fn register(&self, cap: usize) -> std::sync::Arc<tokio::sync::Notify> {
+        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+        if let Ok(mut u) = self.unproven.lock() {
+            while u.list.len() >= cap {
+                match u.list.pop_front() {
+                    Some((_, oldest)) => oldest.notify_one(),
+                    None => break,
+                }
+            }
+            u.list.push_back((self.id, notify.clone()));
+        }
+        notify
+    }
+
+    /// The connection showed a credential, or ended: it is no longer unproven.
+    fn forget(&self) {
+        if let Ok(mut u) = self.unproven.lock() {
+            u.list.retain(|(id, _)| *id != self.id);
+        }
     }
 }
 
