@@ -45,7 +45,7 @@ pub struct AbuseArgs {
     #[arg(long)]
     json: bool,
     /// Which attacks run (comma-separated): pin, pake, idle, tcp, udp, slow, http.
-    #[arg(long, default_value = "pin,pake,idle,tcp,udp,slow,http")]
+    #[arg(long, default_value = "pin,pake,idle,tcp,udp,slow,body,http")]
     attacks: String,
     /// (internal) be the attackers against DISCOVERY,AUTH,SESSION,RTC,WEB_PORT
     /// until stdin closes.
@@ -670,6 +670,30 @@ async fn attack(t: Arc<Target>, stop: Arc<AtomicBool>, c: Arc<Counters>, which: 
                         while !stop.load(Ordering::Relaxed) {
                             if s.write_all(b"x").await.is_err() || until_closed(&mut s, Duration::from_secs(2)).await {
                                 c.add("slow http: closed by the node");
+                                break;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }));
+            }
+            // Slow bodies: 300 connections from 10 addresses post offers signed
+            // (wrongly) as a paired client and send the body one byte every 2 s.
+            for k in (0..300u16).filter(|_| on("body")) {
+                let (stop, c, t) = (stop.clone(), c.clone(), t.clone());
+                tasks.push(tokio::task::spawn_local(async move {
+                    let device = format!("{:064X}", 0xC1_0000);
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(mut s) = tcp_from(attacker_ip(50 + (k % 10) as u8), t.web).await else {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        };
+                        c.add("slow body: connections");
+                        let head = format!("POST /rtc/offer HTTP/1.1\r\nHost: {}\r\nSoftbus-Device: {device}\r\nSoftbus-Signature: {}\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\nv", t.web, "00".repeat(64));
+                        let _ = s.write_all(head.as_bytes()).await;
+                        while !stop.load(Ordering::Relaxed) {
+                            if s.write_all(b"=").await.is_err() || until_closed(&mut s, Duration::from_secs(2)).await {
+                                c.add("slow body: closed by the node");
                                 break;
                             }
                         }

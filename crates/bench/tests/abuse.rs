@@ -43,6 +43,8 @@ fn paired_clients_get_through_every_attack() {
         "idle auth: connection held",
         "tcp garbage: closed by the node",
         "slow http: connections",
+        "slow body: connections",
+        "slow body: closed by the node",
         "http: no token",
         "http: wrong token",
         "http: foreign cookie",
