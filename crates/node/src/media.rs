@@ -163,7 +163,10 @@ fn rtx_restore(p: &RtpPacket<'_>, apt: u8, ssrc: u32) -> Option<Vec<u8>> {
 
 /// A stream name as the URL carries it.
 pub fn check_stream_name(name: &str) -> Result<(), MediaRefusal> {
+    // It starts with a letter or digit: `.` and `..` in a Location would be
+    // normalised by clients into another path.
     let ok = (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));

@@ -623,10 +623,13 @@ fn streams_refuse_a_second_publisher_unknown_names_and_past_their_limits() {
         w.n.whip(now, "cam", &o, web()),
         Err(NodeError::Media(MediaRefusal::Busy("cam".into())))
     );
-    assert_eq!(
-        w.n.whip(now, "bad/name", &o, web()),
-        Err(NodeError::Media(MediaRefusal::BadName))
-    );
+    for bad in ["bad/name", ".", "..", ".hidden", "-x"] {
+        assert_eq!(
+            w.n.whip(now, bad, &o, web()),
+            Err(NodeError::Media(MediaRefusal::BadName)),
+            "{bad}"
+        );
+    }
     assert_eq!(
         w.n.whip(now, "cam2", &o, web()),
         Err(NodeError::Media(MediaRefusal::TooManyStreams(1)))

@@ -489,7 +489,10 @@ fn routes(node: NodeHandle, st: AuthState, body_timeout: std::time::Duration) ->
         .route("/api/paired", get(paired))
         .route("/api/paired/{device}", delete(unpair))
         .route("/api/pair", post(pair))
-        .route("/api/discover", post(discover))
+        .route(
+            "/api/discover",
+            post(discover).layer(Extension(DiscoverLimiter::default())),
+        )
         .route("/api/servers", get(servers))
         .route("/api/events", get(events))
         .route("/api/recent", get(recent))
@@ -736,8 +739,17 @@ impl ConnTag {
     }
 }
 
-async fn dashboard() -> Html<&'static str> {
-    Html(DASHBOARD)
+/// The dashboard may not be framed by another page (clickjacking its
+/// buttons: pair, unpair).
+async fn dashboard() -> Response {
+    (
+        [
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        ],
+        Html(DASHBOARD),
+    )
+        .into_response()
 }
 
 async fn device(State(n): State<NodeHandle>) -> Response {
@@ -884,9 +896,19 @@ struct DiscoverRequest {
 /// Most targets one `POST /api/discover` may name.
 const MAX_DISCOVER_TARGETS: usize = 16;
 
+/// The least time between two discovery starts from the web side.
+pub const DISCOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When the web side last started discovery.
+type DiscoverLimiter = std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>;
+
 /// `POST /api/discover {"targets": ["IP:PORT", ...]}`: asks the network (and
 /// the targets) who is there; answers arrive as `device_found` events. 202.
-async fn discover(State(n): State<NodeHandle>, body: axum::body::Bytes) -> Response {
+async fn discover(
+    State(n): State<NodeHandle>,
+    Extension(limiter): Extension<DiscoverLimiter>,
+    body: axum::body::Bytes,
+) -> Response {
     let r: DiscoverRequest = if body.is_empty() {
         DiscoverRequest::default()
     } else {
@@ -895,14 +917,35 @@ async fn discover(State(n): State<NodeHandle>, body: axum::body::Bytes) -> Respo
             Err(e) => return (StatusCode::BAD_REQUEST, format!("discover: {e}\n")).into_response(),
         }
     };
-    if r.targets.len() > MAX_DISCOVER_TARGETS {
+    // The same target twice is asked once.
+    let mut targets = Vec::new();
+    for t in r.targets {
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    if targets.len() > MAX_DISCOVER_TARGETS {
         return (
             StatusCode::BAD_REQUEST,
             format!("discover: at most {MAX_DISCOVER_TARGETS} targets\n"),
         )
             .into_response();
     }
-    match n.discover(r.targets).await {
+    // Each start sends 12 requests to each target (a restart begins the
+    // fast part again): at most one start per DISCOVER_EVERY.
+    let now = std::time::Instant::now();
+    if let Ok(mut last) = limiter.lock() {
+        if last.is_some_and(|t| now.saturating_duration_since(t) < DISCOVER_EVERY) {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                "discover: at most one start per second\n",
+            )
+                .into_response();
+        }
+        *last = Some(now);
+    }
+    match n.discover(targets).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(_) => unavailable(),
     }

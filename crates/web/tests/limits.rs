@@ -268,6 +268,12 @@ async fn the_web_token_is_required() {
     assert_eq!(status(1), "401");
     assert_eq!(status(2), "200");
     assert_eq!(status(3), "200", "the dashboard page itself holds no data");
+    // No other page may frame it.
+    assert_eq!(header(&r[3], "x-frame-options"), Some("DENY"));
+    assert_eq!(
+        header(&r[3], "content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
     assert_eq!(status(4), "401", "an offer without the token");
     assert_eq!(status(5), "401");
     assert_eq!(status(6), "303");
@@ -335,10 +341,14 @@ async fn pairing_from_the_web_side() {
             post("/api/discover", false, format!("{{\"targets\":[\"{target}\"]}}")),
             post("/api/pair", false, pair("246810")),
             post("/api/discover", true, "{\"targets\":[\"nonsense\"]}".into()),
-            post("/api/discover", true, format!("{{\"targets\":[{}]}}", vec![format!("\"{target}\""); 17].join(","))),
+            // 17 different targets (the same one 17 times is one target).
+            post("/api/discover", true, format!("{{\"targets\":[{}]}}", (0..17).map(|i| format!("\"127.0.0.79:{}\"", 5000 + i)).collect::<Vec<_>>().join(","))),
             post("/api/pair", true, "{\"pin\":\"1\"}".into()),
             post("/api/pair", true, format!("{{\"device_id\":\"{}\",\"pin\":\"1\"}}", "A".repeat(65))),
             post("/api/pair", true, format!("{{\"device_id\":\"{id}\",\"pin\":\"{}\"}}", "1".repeat(65))),
+            // The same target twice is one target; a start is the only one
+            // within a second: the next gets 429.
+            post("/api/discover", true, format!("{{\"targets\":[{}]}}", vec![format!("\"{target}\""); 2].join(","))),
             post("/api/discover", true, format!("{{\"targets\":[\"{target}\"]}}")),
         ];
         // The answer arrives within a few retransmissions.
@@ -373,19 +383,21 @@ async fn pairing_from_the_web_side() {
         );
     }
     assert_eq!(status(&r[8]), "202", "{}", r[8]);
-    assert_eq!(status(&r[9]), "403", "wrong PIN: {}", r[9]);
+    assert_eq!(status(&r[9]), "429", "{}", r[9]);
+    assert_eq!(header(&r[9], "retry-after"), Some("1"), "{}", r[9]);
+    assert_eq!(status(&r[10]), "403", "wrong PIN: {}", r[10]);
     assert!(
-        r[9].contains("pairing with kitchen at 127.0.0.78:"),
-        "{}",
-        r[9]
-    );
-    assert_eq!(status(&r[10]), "200", "right PIN: {}", r[10]);
-    assert!(
-        r[10].contains(&format!("\"device_id\":\"{kitchen_id}\"")),
+        r[10].contains("pairing with kitchen at 127.0.0.78:"),
         "{}",
         r[10]
     );
-    assert!(r[10].contains("\"name\":\"kitchen\""), "{}", r[10]);
+    assert_eq!(status(&r[11]), "200", "right PIN: {}", r[11]);
+    assert!(
+        r[11].contains(&format!("\"device_id\":\"{kitchen_id}\"")),
+        "{}",
+        r[11]
+    );
+    assert!(r[11].contains("\"name\":\"kitchen\""), "{}", r[11]);
     let paired = desk.handle().snapshot().await.unwrap().paired;
     assert_eq!(paired.len(), 1);
     assert_eq!(paired[0].device_id, kitchen_id);
