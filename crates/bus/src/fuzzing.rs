@@ -70,6 +70,36 @@ pub fn auth_conn(crypto: &mut dyn Crypto, data: &[u8]) {
     while a.poll_transmit().is_some() {}
 }
 
+/// The client side of the auth channel fed a device's arbitrary replies: once
+/// with a PIN (key agreement, and softbus's refusal of a locked-out address),
+/// once as a paired device (STS).
+pub fn auth_client(crypto: &mut dyn Crypto, data: &[u8]) {
+    use crate::auth::{AuthClient, ClientAuth};
+    let local = || LocalAuthInfo {
+        device_id: "CD".repeat(32),
+        device_name: "fuzz".into(),
+        device_type: "DEV_L1".into(),
+        auth_port: 1,
+        session_port: 2,
+    };
+    let mut pairings = crate::auth::hichain::Pairings::new();
+    pairings.insert("AB".repeat(32), [9; 32]);
+    let paired = crate::auth::hichain::Identity::new(crypto, &"CD".repeat(32), [7; 32])
+        .ok()
+        .map(|identity| ClientAuth::Paired {
+            identity: std::sync::Arc::new(identity),
+            pairings: std::sync::Arc::new(pairings),
+        });
+    let pin = ClientAuth::Pin(zeroize::Zeroizing::new(b"1234".to_vec()));
+    for auth in std::iter::once(pin).chain(paired) {
+        let mut c = AuthClient::with_auth(local(), auth, 7);
+        while c.poll_transmit().is_some() {}
+        let _ = c.handle_data(crypto, data);
+        c.abort(crate::auth::pake::errcode::ABORTED);
+        while c.poll_transmit().is_some() {}
+    }
+}
+
 /// A hichain server exchange (PAKE or BIND, and STS) fed one message.
 pub fn hichain(crypto: &mut dyn Crypto, data: &[u8]) {
     use crate::auth::hichain::{Identity, Pairings, StsServer};

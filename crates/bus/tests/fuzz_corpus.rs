@@ -81,6 +81,12 @@ fn replay_streams() {
     for (_, data) in corpus("hichain") {
         fuzzing::hichain(&mut c, &data);
     }
+    let mut seen = 0;
+    for (_, data) in corpus("auth_client") {
+        fuzzing::auth_client(&mut c, &data);
+        seen += 1;
+    }
+    assert!(seen >= 2, "the auth_client corpus has its seeds");
     for (_, data) in corpus("bus_tcp") {
         fuzzing::bus_tcp(
             std::time::Instant::now(),
