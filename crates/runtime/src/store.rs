@@ -58,31 +58,50 @@ pub struct DirLock {
     _file: std::fs::File,
 }
 
+/// Opens (or makes) the lock file `path` and takes its exclusive advisory
+/// lock, trying for at most `wait`: the file locked, or `Err(file)` while
+/// another open of it holds the lock.
+fn lock_file(
+    path: &Path,
+    wait: std::time::Duration,
+) -> Result<Result<std::fs::File, std::fs::File>, StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_at(path))?;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Ok(file)),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(file)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(path)(e)),
+        }
+    }
+}
+
 impl DirLock {
     /// Takes the lock, or says which process holds it.
     pub fn acquire(dir: &Path) -> Result<Self, StoreError> {
         use std::io::{Read, Seek, Write};
         private_dir(dir)?;
         let path = dir.join("node.lock");
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_at(&path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let mut file = match lock_file(&path, std::time::Duration::ZERO)? {
+            Ok(file) => file,
+            Err(held) => {
                 let mut text = String::new();
-                let _ = file.take(16).read_to_string(&mut text);
+                let _ = held.take(16).read_to_string(&mut text);
                 return Err(StoreError::InUse {
                     dir: dir.to_owned(),
                     holder: text.trim().parse().ok(),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&path)(e)),
-        }
+        };
         file.set_len(0).map_err(io_at(&path))?;
         file.rewind().map_err(io_at(&path))?;
         writeln!(file, "{}", std::process::id()).map_err(io_at(&path))?;
@@ -290,28 +309,12 @@ impl PairStore {
     /// at most [`PAIRS_LOCK_WAIT`]; the holders keep it for one small write.
     fn lock(&self) -> Result<std::fs::File, StoreError> {
         let path = self.path.with_file_name("paired.lock");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_at(&path))?;
-        let until = std::time::Instant::now() + PAIRS_LOCK_WAIT;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(file),
-                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < until => {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(io_at(&path)(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "another process holds the pairings for too long",
-                    )))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&path)(e)),
-            }
-        }
+        lock_file(&path, PAIRS_LOCK_WAIT)?.map_err(|_| {
+            io_at(&path)(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "another process holds the pairings for too long",
+            ))
+        })
     }
 
     /// Records a pairing (replacing an older key of the same device; ids
@@ -606,6 +609,28 @@ mod tests {
                 assert!(node.remove(&id("AA", round * 8 + i)).unwrap());
             }
         }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A change of the pairings waits for another holder of the lock at most
+    /// [`PAIRS_LOCK_WAIT`], then fails naming the lock file; once the other
+    /// lets go it goes through.
+    #[test]
+    fn a_held_pairings_lock_is_waited_for_a_bounded_time() {
+        let d = tmp("held");
+        let s = PairStore::open(&d).unwrap();
+        let other = lock_file(&d.join("paired.lock"), std::time::Duration::ZERO)
+            .unwrap()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let e = s.add(&"AB".repeat(32), &[1; 32], 1).unwrap_err();
+        assert!(t0.elapsed() >= PAIRS_LOCK_WAIT, "{:?}", t0.elapsed());
+        assert!(
+            e.to_string().contains("paired.lock") && e.to_string().contains("too long"),
+            "{e}"
+        );
+        drop(other);
+        s.add(&"AB".repeat(32), &[1; 32], 1).unwrap();
         let _ = std::fs::remove_dir_all(&d);
     }
 
