@@ -600,20 +600,17 @@ pub fn compound(packet: &[u8], cname: &str) -> Vec<u8> {
     if packet.len() < 8 {
         return packet.to_vec();
     }
-    // The sub-packets' types, and where the first one ends.
-    let (mut types, mut at) = (Vec::new(), 0);
-    let mut first_end = packet.len();
+    // Where the first sub-packet ends, and whether any is an SDES.
+    let (mut at, mut first_end, mut has_sdes) = (0, None, false);
     while at + 4 <= packet.len() {
-        types.push(packet[at + 1]);
-        let len = 4 * (usize::from(u16::from_be_bytes([packet[at + 2], packet[at + 3]])) + 1);
-        at += len;
-        if types.len() == 1 {
-            first_end = at.min(packet.len());
-        }
+        has_sdes |= packet[at + 1] == pt::SDES;
+        at += 4 * (usize::from(u16::from_be_bytes([packet[at + 2], packet[at + 3]])) + 1);
+        first_end.get_or_insert(at.min(packet.len()));
     }
+    let first_end = first_end.unwrap_or(packet.len());
     let sender: [u8; 4] = [packet[4], packet[5], packet[6], packet[7]];
     let led = matches!(packet[1], pt::SR | pt::RR);
-    if led && types.contains(&pt::SDES) {
+    if led && has_sdes {
         return packet.to_vec();
     }
     let mut out = Vec::with_capacity(packet.len() + 32);
