@@ -538,3 +538,51 @@ fn idle_unauthenticated_connections_give_way_when_the_table_is_full() {
         }
     )));
 }
+
+/// Refused connections held to answer with the refusal are bounded: 4 per
+/// address (the pending bound) and MAX_REFUSING (64) node-wide; past that a
+/// locked-out address's connection is closed at once, unanswered.
+#[test]
+fn held_refusals_are_bounded_node_wide() {
+    use softbus_bus::node::MAX_REFUSING;
+    let mut b = bus(config("246810"));
+    let t0 = Instant::now();
+    // 17 addresses locked out (5 failures each, 85 in all: under the PIN's
+    // 100), 20 ms apart (under the node-wide key-agreement rate).
+    let ips: Vec<[u8; 4]> = (0..17u8).map(|i| [10, 9, i, 1]).collect();
+    let mut conn = 1u64;
+    for ip in &ips {
+        for _ in 0..5 {
+            let at = t0 + Duration::from_millis(20 * conn);
+            assert_eq!(
+                attempt(&mut b, at, conn, *ip, "1").0,
+                Err(AuthError::WrongPin),
+                "{conn}"
+            );
+            conn += 1;
+        }
+    }
+    // Each sends nothing: 4 held per address, 68 asked for, 64 held.
+    let now = t0 + Duration::from_secs(3);
+    let (mut held, mut closed) = (0, 0);
+    for ip in &ips {
+        for port in 0..4u16 {
+            conn += 1;
+            b.handle_accept(
+                now,
+                ConnId(conn),
+                Listener::Auth,
+                SocketAddr::from((*ip, 5000 + port)),
+            )
+            .unwrap();
+            let shut = std::iter::from_fn(|| b.poll_transmit())
+                .any(|t| matches!(t, Transmit::Close { conn: c } if c == ConnId(conn)));
+            if shut {
+                closed += 1;
+            } else {
+                held += 1;
+            }
+        }
+    }
+    assert_eq!((held, closed), (MAX_REFUSING, 68 - MAX_REFUSING));
+}
