@@ -564,6 +564,23 @@ async fn read_body_within(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            format!("a request body is at most {MAX_BODY} bytes\n"),
+        )
+            .into_response()
+    };
+    // A declared length over the bound is refused before any of it is awaited.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
     let (parts, body) = req.into_parts();
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY)).await {
         Ok(Ok(bytes)) => {
@@ -573,12 +590,7 @@ async fn read_body_within(
             ))
             .await
         }
-        Ok(Err(_)) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            [(header::CONNECTION, "close")],
-            format!("a request body is at most {MAX_BODY} bytes\n"),
-        )
-            .into_response(),
+        Ok(Err(_)) => too_large(),
         Err(_) => (
             StatusCode::REQUEST_TIMEOUT,
             [(header::CONNECTION, "close")],

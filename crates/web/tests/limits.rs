@@ -533,3 +533,49 @@ async fn slow_bodies_without_a_credential_cannot_lock_token_holders_out() {
     node.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One address holds at most 32 connections (the 33rd is closed as it
+/// arrives, while another address still gets one), and a body over 2 MiB is
+/// refused with 413 before it is read.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_holds_at_most_32_connections_and_bodies_are_bounded() {
+    let (node, addr) = web([127, 0, 0, 75], "peraddr", WebLimits::default()).await;
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let from = |ip: [u8; 4]| async move {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind((Ipv4Addr::from(ip), 0).into()).unwrap();
+        s.connect(addr).await.unwrap()
+    };
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        held.push(from([127, 0, 3, 1]).await);
+    }
+    let closed = |s: tokio::net::TcpStream| async move {
+        use tokio::io::AsyncReadExt;
+        let mut s = s;
+        let mut b = [0u8; 16];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), s.read(&mut b)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    };
+    assert!(
+        closed(from([127, 0, 3, 1]).await).await,
+        "the 33rd is closed"
+    );
+    assert!(
+        !closed(from([127, 0, 3, 2]).await).await,
+        "another address's is held"
+    );
+    drop(held);
+    let req = format!(
+        "POST /api/discover HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+        3 * 1024 * 1024
+    );
+    let out = tokio::task::spawn_blocking(move || ask(addr, &req))
+        .await
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert_eq!(header(&out, "connection"), Some("close"), "{out}");
+    node.shutdown().await;
+}
