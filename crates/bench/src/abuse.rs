@@ -44,7 +44,7 @@ pub struct AbuseArgs {
     /// Print one JSON object with every number.
     #[arg(long)]
     json: bool,
-    /// Which attacks run (comma-separated): pin, pake, idle, tcp, udp, slow, http.
+    /// Which attacks run (comma-separated): pin, pake, idle, tcp, udp, slow, body, http.
     #[arg(long, default_value = "pin,pake,idle,tcp,udp,slow,body,http")]
     attacks: String,
     /// (internal) be the attackers against DISCOVERY,AUTH,SESSION,RTC,WEB_PORT
@@ -136,6 +136,18 @@ async fn attacker_process(ports: &str, which: &str) -> Result<(), String> {
         });
     }
     let which: Vec<String> = which.split(',').map(|w| w.trim().to_owned()).collect();
+    {
+        // "ready" once every attack has made its first attempt (at most 15 s),
+        // so the attacked phase never starts before an attack has begun.
+        let (c, which) = (counters.clone(), which.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + READY_WITHIN;
+            while Instant::now() < deadline && !all_started(&c, &which) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            println!("ready");
+        });
+    }
     attack(t, stop, counters.clone(), which).await;
     let map: BTreeMap<&str, u64> = counters.map.lock().map(|m| m.clone()).unwrap_or_default();
     println!(
@@ -271,17 +283,38 @@ pub async fn run(a: AbuseArgs) -> Result<(), String> {
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start the attackers (nice): {e}"))?;
-        // Let the attacks ramp up (the idle connections fill, the guesses start).
+        // The attackers say "ready" once every attack has made its first
+        // attempt; then a second more lets them ramp up (the idle
+        // connections fill, the guesses start).
+        let stdout = attackers
+            .stdout
+            .take()
+            .ok_or("the attackers have no stdout")?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let counts_of = tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead, Read};
+            let mut out = std::io::BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = out.read_line(&mut line);
+            let _ = ready_tx.send(line.trim() == "ready");
+            let mut rest = String::new();
+            let _ = out.read_to_string(&mut rest);
+            rest
+        });
+        let ready = tokio::time::timeout(READY_WITHIN + Duration::from_secs(5), ready_rx).await;
+        if !matches!(ready, Ok(Ok(true))) {
+            let _ = attackers.kill();
+            return Err("the attackers did not start".into());
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         abused.merge(phase(&clients, &target, a.messages, limit).await);
         // Closing their stdin stops the attackers; they print their counts.
         drop(attackers.stdin.take());
-        let out = tokio::task::spawn_blocking(move || attackers.wait_with_output())
+        let rest = counts_of.await.map_err(|e| e.to_string())?;
+        let _ = tokio::task::spawn_blocking(move || attackers.wait())
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let v: serde_json::Value = serde_json::from_str(&rest).unwrap_or(serde_json::Value::Null);
         if let Some(m) = v["attacks"].as_object() {
             for (k, n) in m {
                 *counts.entry(k.clone()).or_default() += n.as_u64().unwrap_or(0);
@@ -502,6 +535,36 @@ impl Counters {
             *m.entry(what).or_default() += 1;
         }
     }
+}
+
+/// How long the attackers may take to make each attack's first attempt.
+const READY_WITHIN: Duration = Duration::from_secs(15);
+
+/// The counters whose presence shows that an attack has made an attempt.
+fn first_signs(attack: &str) -> &'static [&'static str] {
+    match attack {
+        "pin" => &["pin guess: "],
+        "pake" => &["pake flood: "],
+        "idle" => &["idle auth: "],
+        "tcp" => &["tcp garbage: "],
+        "udp" => &["udp garbage: "],
+        "slow" => &["slow http: connections"],
+        "body" => &["slow body: connections"],
+        "http" => &[
+            "http: no token",
+            "http: wrong token",
+            "http: foreign cookie",
+        ],
+        _ => &[],
+    }
+}
+
+fn all_started(c: &Counters, which: &[String]) -> bool {
+    let Ok(m) = c.map.lock() else { return false };
+    which
+        .iter()
+        .flat_map(|w| first_signs(w))
+        .all(|sign| m.keys().any(|k| k.starts_with(sign)))
 }
 
 fn attacker_ip(n: u8) -> Ipv4Addr {
