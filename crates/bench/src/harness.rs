@@ -193,6 +193,7 @@ async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node,
     let mut cfg = bench_config(ip, tag);
     cfg.limits.max_sessions = max_sessions;
     cfg.limits.max_sessions_per_peer = max_sessions;
+    cfg.limits.max_sessions_per_address = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
     Node::start(cfg).await.map_err(|e| e.to_string())
 }
@@ -658,6 +659,8 @@ async fn memory(n: usize) -> Result<(f64, f64), String> {
             "--max-sessions",
             &max,
             "--max-sessions-per-peer",
+            &max,
+            "--max-sessions-per-address",
             &max,
             "--data-dir",
             dir.to_str().unwrap_or("/tmp"),

@@ -1620,10 +1620,32 @@ impl Bus {
         Ok(info)
     }
 
-    /// Refuses the session `conn` asked for: the connection is closed (softbus_lite
-    /// has no refusal message) and `ConnDropped` carries `reason`.
+    /// Refuses the session `conn` asked for: an open reply with a `CODE` other
+    /// than 1 and `reason` as its `REASON` goes out under the auth key (a
+    /// softbus_lite server only closes; a client reads any other code as a
+    /// refusal), then the connection is closed and `ConnDropped` carries `reason`.
     pub fn refuse_session(&mut self, conn: ConnId, reason: &str) {
         self.requests.retain(|r| r.conn != conn);
+        if let Some(Conn {
+            state: ConnState::Session {
+                awaiting: Some(a), ..
+            },
+            ..
+        }) = self.conns.get(&conn)
+        {
+            let reply = session::refusal_json(reason);
+            if let Ok(bytes) = frame::auth_sealed(
+                self.crypto.as_mut(),
+                a.auth_key.as_slice(),
+                a.index,
+                Module::SESSION,
+                session::OPEN_REPLY_SEQ,
+                FLAG_REPLY,
+                &reply,
+            ) {
+                self.transmits.push_back(Transmit::Tcp { conn, bytes });
+            }
+        }
         self.drop_conn(conn, ConnClosed::Refused(reason.to_owned()));
     }
 

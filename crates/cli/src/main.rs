@@ -124,6 +124,11 @@ struct NodeArgs {
     /// Most sessions one peer (device, or browser connection) may open to this node.
     #[arg(long, default_value_t = 16)]
     max_sessions_per_peer: usize,
+    /// Most sessions devices at one IP address may open to this node, however
+    /// many device ids they show (sessions of the web token's holder are not
+    /// counted).
+    #[arg(long, default_value_t = 16)]
+    max_sessions_per_address: usize,
     /// Machine-readable events on stdout, one JSON object per line.
     #[arg(long)]
     json: bool,
@@ -533,6 +538,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.bus.discovery.full_stack_capabilities = true;
     cfg.limits.max_sessions = a.max_sessions;
     cfg.limits.max_sessions_per_peer = a.max_sessions_per_peer;
+    cfg.limits.max_sessions_per_address = a.max_sessions_per_address;
     if !a.echo.is_empty() {
         cfg.echo = a.echo;
     }
@@ -1088,8 +1094,13 @@ async fn open_tcp(
     };
     match tokio::time::timeout(timeout, h.open_session(&peer, &a.session)).await {
         Ok(Ok(s)) => Ok(s),
-        // softbus_lite's protocol carries no reason for a refusal: say what it means.
-        Ok(Err(e @ softbus_runtime::Error::NotOpened(_))) => Err(failure(format!(
+        // A softbus node says why it refused; softbus_lite only closes, with no
+        // reason on the wire: say what that means.
+        Ok(Err(
+            e @ softbus_runtime::Error::NotOpened(softbus_runtime::SessionClosed::Connection(
+                softbus_runtime::ConnClosed::PeerClosed,
+            )),
+        )) => Err(failure(format!(
             "opening session {:?} on {addr}: {e}: the node has no session server of that name, or does not admit this device",
             a.session
         ))),

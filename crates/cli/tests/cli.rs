@@ -126,7 +126,7 @@ fn discover_and_send_between_loopback_addresses() {
     node.wait_for(|v| v["event"] == "session_closed");
 
     // A session server the node does not have: one line naming the session,
-    // the address and what a refusal without a reason means.
+    // the address and the reason the node gave in its open reply.
     let o = run(
         &[],
         &[
@@ -151,7 +151,7 @@ fn discover_and_send_between_loopback_addresses() {
     assert!(
         err[0].contains("\"nosuch\"")
             && err[0].contains("127.0.0.12:")
-            && err[0].contains("no session server of that name"),
+            && err[0].ends_with("peer refused: no session server named \"nosuch\""),
         "{err:?}"
     );
 

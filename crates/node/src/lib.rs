@@ -129,6 +129,13 @@ impl Authenticated {
 
 /// The per-peer limit's key of an identity: a device (over any transport) or
 /// one WebRTC peer connection.
+/// Whether `who`'s sessions count toward its address's limit: every device
+/// (a PIN, a pairing or a signed offer proves a device, not that one address
+/// is one device), but not the operator's web token.
+fn counts_per_address(who: &Authenticated) -> bool {
+    !matches!(who.method(), AuthMethod::WebToken)
+}
+
 fn peer_key(who: &Authenticated) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -172,6 +179,10 @@ pub struct Limits {
     /// Sessions one peer (a device over TCP, a peer connection over WebRTC) may
     /// open to this node, so no single peer takes every slot.
     pub max_sessions_per_peer: usize,
+    /// Sessions opened to this node from one IP address, by however many
+    /// device ids or peer connections it shows (the operator's web token is
+    /// not counted), so one address never holds every slot.
+    pub max_sessions_per_address: usize,
     /// The media relay's streams, viewers, grace period and budgets.
     pub media: MediaLimits,
 }
@@ -182,6 +193,7 @@ impl Default for Limits {
             max_sessions: session::DEFAULT_MAX_SESSIONS,
             max_session_servers: session::DEFAULT_MAX_SERVERS,
             max_sessions_per_peer: 16,
+            max_sessions_per_address: 16,
             media: MediaLimits::default(),
         }
     }
@@ -193,10 +205,13 @@ impl Default for Limits {
 pub enum Refusal {
     #[error("no session server named {0:?}")]
     UnknownServer(String),
-    #[error("session limit of {0} reached")]
+    #[error("node full: session limit of {0} reached")]
     TooManySessions(usize),
-    #[error("this peer's session limit of {0} reached")]
+    #[error("node full for this peer: its session limit of {0} reached")]
     TooManyForPeer(usize),
+    /// The sessions from one IP address reached `max_sessions_per_address`.
+    #[error("node full for {address}: its session limit of {limit} per address reached")]
+    TooManyFromAddress { address: IpAddr, limit: usize },
     /// `--paired-only`: the peer authenticated with a PIN but is not paired.
     #[error("this node accepts paired devices only (pair with softbus pair)")]
     NotPaired,
@@ -367,6 +382,9 @@ struct Entry {
     outgoing: bool,
     /// Which peer opened it, for the per-peer limit (none for our own).
     peer_key: Option<u64>,
+    /// The address it was opened from, for the per-address limit (none for
+    /// our own and for the operator's).
+    address: Option<IpAddr>,
     /// Bytes a discard server has counted.
     discarded: u64,
     /// Whether the last message received was binary (over WebRTC, SendBytes
@@ -389,6 +407,8 @@ pub struct Node {
     by_channel: HashMap<(PeerId, ChannelId), SessionId>,
     /// Sessions each peer has opened to us.
     per_peer: HashMap<u64, usize>,
+    /// Sessions opened to us from each address.
+    per_address: HashMap<IpAddr, usize>,
     policy: Policy,
     /// Who created each peer connection the node answered.
     principals: HashMap<PeerId, Principal>,
@@ -426,6 +446,7 @@ impl Node {
             connected: std::collections::BTreeSet::new(),
             by_channel: HashMap::new(),
             per_peer: HashMap::new(),
+            per_address: HashMap::new(),
             policy: Policy::default(),
             principals: HashMap::new(),
             answered_by: HashMap::new(),
@@ -465,12 +486,13 @@ impl Node {
         &mut self.bus
     }
 
-    /// The one decision point: may a peer, authenticated as `who`, open a
-    /// session on `server` over `transport`? The access policy fills this in.
+    /// The one decision point: may a peer, authenticated as `who` and seen at
+    /// `from`, open a session on `server` over `transport`?
     pub fn admit(
         &self,
         transport: Transport,
         who: &Authenticated,
+        from: IpAddr,
         server: &str,
     ) -> Result<(), Refusal> {
         let _ = transport;
@@ -486,6 +508,15 @@ impl Node {
             >= self.limits.max_sessions_per_peer
         {
             return Err(Refusal::TooManyForPeer(self.limits.max_sessions_per_peer));
+        }
+        if counts_per_address(who)
+            && self.per_address.get(&from).copied().unwrap_or(0)
+                >= self.limits.max_sessions_per_address
+        {
+            return Err(Refusal::TooManyFromAddress {
+                address: from,
+                limit: self.limits.max_sessions_per_address,
+            });
         }
         Ok(())
     }
@@ -1078,7 +1109,7 @@ impl Node {
                     device_id: r.peer_device_id.clone(),
                     method: r.method,
                 };
-                match self.admit(Transport::Tcp, &who, &r.server) {
+                match self.admit(Transport::Tcp, &who, r.peer.ip(), &r.server) {
                     Ok(()) => {
                         let id = self.allocate();
                         if let Ok(info) = self.bus.accept_session(now, r.conn, id.0) {
@@ -1089,6 +1120,7 @@ impl Node {
                                     route: Route::Tcp,
                                     outgoing: false,
                                     peer_key: Some(peer_key(&who)),
+                                    address: Some(r.peer.ip()),
                                     discarded: 0,
                                     last_binary: true,
                                     traffic: Traffic::default(),
@@ -1160,6 +1192,7 @@ impl Node {
                             route: Route::Tcp,
                             outgoing: true,
                             peer_key: None,
+                            address: None,
                             discarded: 0,
                             last_binary: true,
                             traffic: Traffic::default(),
@@ -1300,6 +1333,9 @@ impl Node {
         if let Some(k) = e.peer_key {
             *self.per_peer.entry(k).or_default() += 1;
         }
+        if let Some(a) = e.address {
+            *self.per_address.entry(a).or_default() += 1;
+        }
         self.sessions.insert(id, e);
     }
 
@@ -1311,6 +1347,14 @@ impl Node {
                 *n -= 1;
                 if *n == 0 {
                     self.per_peer.remove(&k);
+                }
+            }
+        }
+        if let Some(a) = e.address {
+            if let Some(n) = self.per_address.get_mut(&a) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_address.remove(&a);
                 }
             }
         }
@@ -1376,6 +1420,10 @@ impl Node {
                     })),
                     _ => None,
                 },
+                address: match (outgoing, principal) {
+                    (false, Some(p)) if p.method() != AuthMethod::WebToken => Some(info.peer.ip()),
+                    _ => None,
+                },
                 discarded: 0,
                 last_binary: true,
                 traffic: Traffic::default(),
@@ -1396,6 +1444,9 @@ impl Node {
                     peer,
                     principal: p.clone(),
                 },
+                self.host
+                    .remote(peer)
+                    .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
                 &label,
             ),
             None => Err(Refusal::NotPaired),

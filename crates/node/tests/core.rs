@@ -51,11 +51,23 @@ fn take_tcp(seen: &mut Seen, conn: ConnId) -> Vec<Vec<u8>> {
 
 /// A PIN key agreement on `conn`, as softbus_lite clients run it.
 fn authenticate(n: &mut Node, seen: &mut Seen, net: &Net, conn: ConnId) -> AuthDone {
+    authenticate_as(n, seen, net, conn, &"CD".repeat(32), TCP_PEER)
+}
+
+/// The same, as the device `device_id` from `from`.
+fn authenticate_as(
+    n: &mut Node,
+    seen: &mut Seen,
+    net: &Net,
+    conn: ConnId,
+    device_id: &str,
+    from: &str,
+) -> AuthDone {
     let mut c = OpenSslCrypto::seeded(21);
-    n.handle_accept(net.now(), conn, Listener::Auth, TCP_PEER.parse().unwrap())
+    n.handle_accept(net.now(), conn, Listener::Auth, from.parse().unwrap())
         .unwrap();
     let info = LocalAuthInfo {
-        device_id: "CD".repeat(32),
+        device_id: device_id.to_owned(),
         device_name: "phone".into(),
         device_type: "DEV_L1".into(),
         auth_port: 0,
@@ -85,26 +97,37 @@ fn open_tcp(
     conn: ConnId,
     server: &str,
 ) -> Option<SessionClient> {
+    open_tcp_from(n, seen, net, auth, conn, server, TCP_PEER).ok()
+}
+
+/// Asks for a session on `conn` from `from`: the client once the open reply
+/// came, or the error the client read from the node's answer.
+fn open_tcp_from(
+    n: &mut Node,
+    seen: &mut Seen,
+    net: &Net,
+    auth: &AuthDone,
+    conn: ConnId,
+    server: &str,
+    from: &str,
+) -> Result<SessionClient, softbus_bus::session::SessionError> {
     // A fresh session key for every open, as a real client draws (a repeated
     // one is a replay).
     let mut c = OpenSslCrypto::seeded(22 + conn.0);
-    n.handle_accept(
-        net.now(),
-        conn,
-        Listener::Session,
-        TCP_PEER.parse().unwrap(),
-    )
-    .unwrap();
+    n.handle_accept(net.now(), conn, Listener::Session, from.parse().unwrap())
+        .unwrap();
     let mut s = SessionClient::new(&mut c, server, auth.key_index, &auth.key).unwrap();
     n.handle_tcp_data(net.now(), conn, &s.poll_transmit().unwrap());
     drain(n, seen);
     let reply = take_tcp(seen, conn);
-    if seen.closed.contains(&conn) {
-        return None;
-    }
-    let ev = s.handle_data(&mut c, &reply[0]).unwrap();
+    let Some(first) = reply.first() else {
+        assert!(seen.closed.contains(&conn), "no answer and not closed");
+        return Err(softbus_bus::session::SessionError::NotOpen);
+    };
+    let ev = s.handle_data(&mut c, first)?;
     assert!(matches!(ev[0], ClientEvent::Opened(_)));
-    Some(s)
+    assert!(!seen.closed.contains(&conn));
+    Ok(s)
 }
 
 /// An offering peer (full ICE, DTLS client or server as the answer says) and its offer.
@@ -867,6 +890,93 @@ fn one_peer_holds_at_most_its_share_of_sessions() {
     n.close_session(net.now(), SessionId(1)).unwrap();
     drain(&mut n, &mut seen);
     assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(5), "echo").is_some());
+}
+
+/// One address cannot hold every session (issue 17, item 3): eight device ids
+/// authenticated from 10.0.0.3 open 16 sessions between them, the 17th is
+/// refused with a typed reason whose text, read by the client from the
+/// node's answer, says the node is full; another address and a paired device
+/// still open theirs.
+#[test]
+fn one_address_holds_at_most_its_share_of_sessions() {
+    use softbus_bus::session::SessionError;
+    let net = Net::perfect();
+    let mut n = node(24);
+    n.create_session_server("echo", ServerMode::Echo).ok();
+    let mut seen = Seen::default();
+    let mut conn = 0u64;
+    let mut next = || {
+        conn += 1;
+        ConnId(conn)
+    };
+    let (mut opened, mut refused, mut auths) = (0, Vec::new(), Vec::new());
+    for d in 0..8u8 {
+        let id = format!("{:02X}", 0xA0 + d).repeat(32);
+        let auth = authenticate_as(&mut n, &mut seen, &net, next(), &id, TCP_PEER);
+        for _ in 0..3 {
+            match open_tcp_from(&mut n, &mut seen, &net, &auth, next(), "echo", TCP_PEER) {
+                Ok(_) => opened += 1,
+                Err(e) => refused.push(e),
+            }
+        }
+        auths.push(auth);
+    }
+    assert_eq!(opened, 16, "{refused:?}");
+    assert_eq!(refused.len(), 8);
+    let SessionError::Refused(why) = &refused[0] else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(
+        why,
+        "node full for 10.0.0.3: its session limit of 16 per address reached"
+    );
+    let address = "10.0.0.3".parse().unwrap();
+    assert!(refusals(&seen).iter().all(|r| *r
+        == (
+            Transport::Tcp,
+            Refusal::TooManyFromAddress { address, limit: 16 }
+        )));
+    // A device at another address opens one.
+    let other = authenticate_as(
+        &mut n,
+        &mut seen,
+        &net,
+        next(),
+        &"EE".repeat(32),
+        "10.0.0.5:40000",
+    );
+    assert!(open_tcp_from(
+        &mut n,
+        &mut seen,
+        &net,
+        &other,
+        next(),
+        "echo",
+        "10.0.0.5:40000"
+    )
+    .is_ok());
+    // So does a paired device (STS, no PIN).
+    let mut paired = node_as("CD", "10.0.0.9:50000");
+    pair_cores(&mut paired, &mut n);
+    let mut tcp = Tcp {
+        links: Vec::new(),
+        next: 1000,
+    };
+    let addr = "10.0.0.2:40001".parse().unwrap();
+    let sts = paired.connect_paired(net.now(), addr).unwrap();
+    tcp.pump(&mut paired, &mut n, &net);
+    let id = paired.open_session(net.now(), sts, "echo").unwrap();
+    let (ce, _) = tcp.pump(&mut paired, &mut n, &net);
+    assert!(
+        ce.iter()
+            .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id.0)),
+        "{ce:?}"
+    );
+    assert_eq!(n.sessions().len(), 18);
+    // A closed session gives the address its slot back.
+    n.close_session(net.now(), SessionId(1)).unwrap();
+    drain(&mut n, &mut seen);
+    assert!(open_tcp_from(&mut n, &mut seen, &net, &auths[7], next(), "echo", TCP_PEER).is_ok());
 }
 
 fn node_as(byte: &str, rtc_host: &str) -> Node {

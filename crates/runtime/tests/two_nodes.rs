@@ -129,8 +129,10 @@ async fn wrong_pin_and_unknown_server_are_refused_and_node_keeps_serving() {
         matches!(
             err,
             softbus_runtime::Error::NotOpened(softbus_node::SessionClosed::Connection(
-                softbus_node::ConnClosed::PeerClosed
-            ))
+                softbus_node::ConnClosed::Session(softbus_bus::session::SessionError::Refused(
+                    ref why
+                ))
+            )) if why == "no session server named \"nope\""
         ),
         "{err}"
     );

@@ -141,6 +141,18 @@ pub fn open_reply_json(device_id: &str, bus_name: &str) -> Vec<u8> {
     serde_json::to_vec(&r).expect("plain struct serializes")
 }
 
+/// A refusal's reason is cut to this many characters when shown.
+const MAX_REASON_CHARS: usize = 200;
+
+/// `CODE` of an open reply that refuses the session (1 opens it).
+pub const REFUSED_CODE: i32 = -1;
+
+/// The body of an open reply that refuses the session, saying why.
+pub fn refusal_json(reason: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"CODE": REFUSED_CODE, "REASON": reason}))
+        .expect("plain JSON serializes")
+}
+
 /// The data half of an open session: the prepared key, counters, replay check.
 pub struct DataChannel {
     gcm: Box<dyn GcmKey>,
@@ -366,7 +378,12 @@ impl SessionClient {
                     let v: Value = serde_json::from_slice(&plain)
                         .map_err(|_| SessionError::Malformed("open reply JSON"))?;
                     if v.get("CODE").and_then(Value::as_i64) != Some(1) {
-                        return Err(SessionError::Refused(v.to_string()));
+                        // Our refusals say why; any other reply is shown whole.
+                        let why = v.get("REASON").and_then(Value::as_str).map_or_else(
+                            || v.to_string(),
+                            |r| r.chars().take(MAX_REASON_CHARS).collect(),
+                        );
+                        return Err(SessionError::Refused(why));
                     }
                     self.opened = true;
                     self.deframer.set_kind(HeaderKind::Session, MAX_DATA_BODY);
