@@ -622,6 +622,10 @@ async fn attack(t: Arc<Target>, stop: Arc<AtomicBool>, c: Arc<Counters>, which: 
                             Err(softbus_runtime::Error::Auth(
                                 softbus_bus::auth::AuthError::LockedOut { .. },
                             )) => c.add("pin guess: refused or closed"),
+                            // PIN pairing paused: the guess was not evaluated.
+                            Err(softbus_runtime::Error::Auth(
+                                softbus_bus::auth::AuthError::PinPaused { .. },
+                            )) => c.add("pin guess: refused (pairing paused)"),
                             Err(softbus_runtime::Error::Auth(_)) => c.add("pin guess: answered wrong"),
                             Err(_) => c.add("pin guess: refused or closed"),
                         }

@@ -52,9 +52,16 @@ pub struct PinGuardConfig {
     /// connections are refused until the window has room again.
     pub failures_per_address: usize,
     pub window: Duration,
-    /// Failed confirmations over the life of one PIN; then PIN pairing stops: a
-    /// renewable (random) PIN is replaced, an operator's PIN stays locked.
-    pub failures_per_pin: u32,
+    /// Failed confirmations (from any address) in a burst: after that many PIN
+    /// pairing pauses for `cool_down`, doubled for each further burst (reset
+    /// once a whole day passes without a failure).
+    pub failures_per_burst: u32,
+    /// The first pause; the longest is a day.
+    pub cool_down: Duration,
+    /// Failed confirmations in any 24 hours; then a renewable (random) PIN is
+    /// replaced, and an operator's PIN pauses until the oldest of them is a
+    /// day old.
+    pub failures_per_day: u32,
     /// The PIN was drawn at random (and may be replaced when locked).
     pub renewable: bool,
     /// Auth connections (each may start key agreements) accepted from one
@@ -82,7 +89,9 @@ impl Default for PinGuardConfig {
         Self {
             failures_per_address: 5,
             window: Duration::from_secs(60),
-            failures_per_pin: 100,
+            failures_per_burst: 10,
+            cool_down: Duration::from_secs(60),
+            failures_per_day: 100,
             renewable: false,
             accepts_per_address: RateLimit {
                 burst: 16,
@@ -146,14 +155,30 @@ pub const MAX_REFUSING: usize = 64;
 /// One `AuthRefused` event per address per this long, at most.
 pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// Whole seconds, rounded up.
+fn secs_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The window of `PinGuardConfig::failures_per_day`.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// The PIN guard's state.
 #[derive(Debug)]
 struct PinGuard {
     by_ip: HashMap<IpAddr, AddressRecord>,
     total: Option<Bucket>,
     key_agreements: Option<Bucket>,
+    /// Failures of this PIN in all (reported).
     pin_failures: u32,
-    locked: bool,
+    /// Failures in the last 24 hours (at most `failures_per_day`).
+    day: VecDeque<Instant>,
+    /// Failures since the last pause.
+    burst: u32,
+    /// Pauses since the day window was last empty (each doubles the next).
+    pauses: u32,
+    /// PIN pairing is paused until then.
+    paused_until: Option<Instant>,
 }
 
 impl Default for BusConfig {
@@ -262,11 +287,13 @@ pub enum BusEvent {
         ip: IpAddr,
         code: u32,
     },
-    /// Too many failed key confirmations for this PIN: PIN pairing stopped. With
-    /// a renewable PIN it was replaced (`PinReplaced` follows); an operator's PIN
-    /// stays locked until restart.
+    /// Too many failed key confirmations for this PIN: PIN pairing pauses for
+    /// `retry_after` (a burst's cool-down, or until the day's bound has room).
+    /// A renewable PIN that reached the day's bound was replaced instead
+    /// (`retry_after` zero, `PinReplaced` follows).
     PinLocked {
         failures: u32,
+        retry_after: Duration,
     },
     /// An auth connection was refused at accept because its address failed
     /// the PIN too often; it may try again after `retry_after`. Reported once
@@ -512,7 +539,10 @@ impl Bus {
                 total: None,
                 key_agreements: None,
                 pin_failures: 0,
-                locked: false,
+                day: VecDeque::new(),
+                burst: 0,
+                pauses: 0,
+                paused_until: None,
             },
             identity: None,
             pairings: Arc::new(Pairings::new()),
@@ -628,34 +658,103 @@ impl Bus {
             }
             r.failures.push_back(now);
         }
-        self.guard.pin_failures += 1;
-        if self.guard.locked || self.guard.pin_failures < cfg.failures_per_pin {
-            return;
+        let g = &mut self.guard;
+        g.pin_failures += 1;
+        while g
+            .day
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= DAY)
+        {
+            g.day.pop_front();
         }
-        tracing::warn!(failures = self.guard.pin_failures, "PIN pairing locked");
-        self.events.push_back(BusEvent::PinLocked {
-            failures: self.guard.pin_failures,
-        });
-        if cfg.renewable {
+        if g.day.is_empty() {
+            g.pauses = 0;
+        }
+        g.day.push_back(now);
+        while g.day.len() > cfg.failures_per_day.max(1) as usize {
+            g.day.pop_front();
+        }
+        g.burst += 1;
+        let day_full = g.day.len() >= cfg.failures_per_day as usize;
+        if day_full && cfg.renewable {
+            // A new PIN makes every guess so far worthless: no pause.
+            g.pin_failures = 0;
+            g.day.clear();
+            g.burst = 0;
+            g.pauses = 0;
             let mut b = [0u8; 4];
             self.crypto.random(&mut b);
             let pin = zeroize::Zeroizing::new(format!("{:06}", u32::from_le_bytes(b) % 1_000_000));
             self.config.pin = PinPolicy::pin(&pin);
-            self.guard.pin_failures = 0;
+            tracing::warn!(
+                "PIN replaced after {} failures in a day",
+                cfg.failures_per_day
+            );
+            self.events.push_back(BusEvent::PinLocked {
+                failures: cfg.failures_per_day,
+                retry_after: Duration::ZERO,
+            });
             self.events.push_back(BusEvent::PinReplaced { pin });
-        } else {
-            self.guard.locked = true;
+            return;
         }
+        // Until the oldest failure of the day is a day old.
+        let day_pause = day_full.then(|| {
+            g.day.front().map_or(DAY, |t| {
+                DAY.saturating_sub(now.saturating_duration_since(*t))
+            })
+        });
+        let burst_pause = (g.burst >= cfg.failures_per_burst).then(|| {
+            g.pauses += 1;
+            cfg.cool_down
+                .saturating_mul(1u32 << (g.pauses - 1).min(16))
+                .min(DAY)
+        });
+        let Some(pause) = day_pause.max(burst_pause) else {
+            return;
+        };
+        g.burst = 0;
+        let until = now + pause;
+        g.paused_until = Some(g.paused_until.map_or(until, |u| u.max(until)));
+        let failures = g.pin_failures;
+        tracing::warn!(failures, pause_s = pause.as_secs(), "PIN pairing paused");
+        self.events.push_back(BusEvent::PinLocked {
+            failures,
+            retry_after: pause,
+        });
+        // Guesses under way would land in the pause: their exchanges end now
+        // (their peers are told), and no connection starts another.
+        let mut under_way = Vec::new();
+        for id in &self.auth_conns {
+            if let Some(Conn {
+                state: ConnState::Auth(a),
+                ..
+            }) = self.conns.get_mut(id)
+            {
+                a.pause_pairing(secs_up(pause));
+                if a.pin_exchanges() > 0 {
+                    under_way.push(*id);
+                }
+            }
+        }
+        for id in under_way {
+            let e = crate::auth::AuthError::PinPaused {
+                retry_after_s: secs_up(pause),
+            };
+            self.drop_conn(id, ConnClosed::Auth(e));
+        }
+    }
+
+    /// How long PIN pairing stays paused after too many failures, if it is.
+    pub fn pin_paused(&self, now: Instant) -> Option<Duration> {
+        self.guard
+            .paused_until
+            .filter(|u| *u > now)
+            .map(|u| u - now)
     }
 
     /// Session opens refused as replays so far.
     pub fn replayed_opens(&self) -> u64 {
         self.replayed_opens
-    }
-
-    /// Whether PIN pairing is locked (too many failures for the operator's PIN).
-    pub fn pin_locked(&self) -> bool {
-        self.guard.locked
     }
 
     /// What this node says about itself on the auth channel.
@@ -902,9 +1001,9 @@ impl Bus {
                     self.config.auth_max_data,
                     self.identity.clone(),
                 );
-                if self.guard.locked {
-                    // No key agreement can succeed here any more.
-                    a.refuse_pairing("PIN pairing locked after too many failed attempts");
+                if let Some(left) = self.pin_paused(now) {
+                    // No key agreement can succeed here until the pause ends.
+                    a.pause_pairing(secs_up(left));
                 }
                 ConnState::Auth(Box::new(a))
             }

@@ -649,8 +649,8 @@ async fn node(a: NodeArgs) -> ExitCode {
                                 eprintln!("softbus: pairing PIN {} (the previous one was locked after too many failed attempts)", p.as_str());
                             }
                         }
-                        NodeEvent::PinLocked { failures } if !renewable => eprintln!(
-                            "softbus: PIN pairing locked after {failures} failed attempts; restart the node to pair again"
+                        NodeEvent::PinLocked { failures, retry_after_s } if *retry_after_s > 0 => eprintln!(
+                            "softbus: PIN pairing paused for {retry_after_s} s after {failures} failed attempts (paired devices are not affected)"
                         ),
                         _ => {}
                     }

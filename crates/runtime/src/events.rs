@@ -71,10 +71,13 @@ pub enum NodeEvent {
     Error {
         message: String,
     },
-    /// Too many failed PIN attempts: PIN pairing stopped (an operator's PIN stays
-    /// locked until restart; a random one is replaced, see `pin_replaced`).
+    /// Too many failed PIN attempts: PIN pairing pauses for `retry_after_s`
+    /// seconds (a cool-down that doubles with each burst, or until the day's
+    /// bound has room); a random PIN that reached the day's bound is replaced
+    /// instead (`retry_after_s` 0, see `pin_replaced`).
     PinLocked {
         failures: u32,
+        retry_after_s: u64,
     },
     /// A new random PIN replaced the locked one (shown on stderr, never here).
     PinReplaced {},
@@ -180,8 +183,12 @@ impl NodeEvent {
             },
             // Our own client role; the caller hears of it directly.
             BusEvent::Authenticated { .. } => return None,
-            BusEvent::PinLocked { failures } => NodeEvent::PinLocked {
+            BusEvent::PinLocked {
+                failures,
+                retry_after,
+            } => NodeEvent::PinLocked {
                 failures: *failures,
+                retry_after_s: retry_after.as_secs(),
             },
             BusEvent::PinReplaced { .. } => NodeEvent::PinReplaced {},
             BusEvent::AuthRefused { ip, retry_after } => NodeEvent::AuthRefused {
@@ -383,9 +390,16 @@ impl NodeEvent {
                 _ => format!("session {session_id} closed: {reason}"),
             },
             NodeEvent::Error { message } => format!("error: {message}"),
-            NodeEvent::PinLocked { failures } => {
-                format!("PIN pairing locked after {failures} failed attempts")
-            }
+            NodeEvent::PinLocked {
+                failures,
+                retry_after_s: 0,
+            } => format!("PIN replaced after {failures} failed attempts"),
+            NodeEvent::PinLocked {
+                failures,
+                retry_after_s,
+            } => format!(
+                "PIN pairing paused for {retry_after_s} s after {failures} failed attempts"
+            ),
             NodeEvent::PinReplaced {} => "a new pairing PIN replaced the locked one".to_owned(),
             NodeEvent::AuthRefused { ip, retry_after_s } => format!(
                 "refused {ip}: too many failed PIN attempts, it may try again in {retry_after_s} s"

@@ -37,6 +37,10 @@ pub enum AuthError {
     /// agreement: it failed the PIN too often lately.
     #[error("refused: too many failed attempts from {ip}, try again in {retry_after_s} s")]
     LockedOut { ip: String, retry_after_s: u64 },
+    /// The peer (a softbus node) has paused PIN pairing after too many failed
+    /// attempts from anywhere; paired devices (STS) are not affected.
+    #[error("refused: PIN pairing is paused after too many failed attempts, try again in {retry_after_s} s")]
+    PinPaused { retry_after_s: u64 },
     /// The device answered an empty PIN with errorCode 15: its key store
     /// takes no empty key (real HUKS), so it cannot be reached with one.
     #[error("the device refuses the empty PIN (hichain error 15); give its PIN with --pin")]
@@ -337,6 +341,21 @@ impl AuthConn {
         self.pin = Err(AuthError::Refused(why));
     }
 
+    /// Refuses every key agreement on this connection because PIN pairing is
+    /// paused for `retry_after_s` more seconds; the peer is told so (a
+    /// `refuseAuth` with `REASON` "paused"), then gets the wrong-PIN error.
+    pub fn pause_pairing(&mut self, retry_after_s: u64) {
+        self.pin = Err(AuthError::PinPaused { retry_after_s });
+    }
+
+    /// PIN key agreements under way on this connection (STS not counted).
+    pub fn pin_exchanges(&self) -> usize {
+        self.pake
+            .iter()
+            .filter(|(_, e)| matches!(e, Exchange::Pake(_)))
+            .count()
+    }
+
     /// The key stored under `index`.
     pub fn key(&self, index: i32) -> Option<&[u8; 16]> {
         self.keys
@@ -521,8 +540,11 @@ impl AuthConn {
                         Ok(p) => Exchange::Pake(PakeServer::new(p)),
                         Err(e) => {
                             // Tell the peer, then hang up: PIN pairing is not
-                            // possible with this node.
+                            // possible with this node (now).
                             let e = e.clone();
+                            if let AuthError::PinPaused { retry_after_s } = e {
+                                self.out.push_back(paused_packet(seq, retry_after_s));
+                            }
                             self.refuse_hichain(seq, pake::errcode::WRONG_PIN);
                             return Err(e);
                         }
@@ -776,6 +798,18 @@ pub fn refusal_packet(seq: i64, ip: std::net::IpAddr, retry_after_s: u64) -> Vec
     )
 }
 
+/// What a node whose PIN pairing is paused answers a PIN key agreement with,
+/// before hichain's wrong-PIN error: the seconds until it may be tried again.
+pub fn paused_packet(seq: i64, retry_after_s: u64) -> Vec<u8> {
+    let body = json!({"TECmd": TE_REFUSE, "REASON": "paused", "RETRY_AFTER": retry_after_s});
+    frame::auth_plain(
+        Module::TRUST_ENGINE,
+        seq,
+        FLAG_REPLY,
+        body.to_string().as_bytes(),
+    )
+}
+
 /// The hichain errorCode a client sends when it gives up because of `e`.
 pub fn abort_code(e: &AuthError) -> u32 {
     match e {
@@ -786,6 +820,7 @@ pub fn abort_code(e: &AuthError) -> u32 {
         AuthError::PeerError(_)
         | AuthError::Crypto(_)
         | AuthError::LockedOut { .. }
+        | AuthError::PinPaused { .. }
         | AuthError::EmptyPinRefused => pake::errcode::ABORTED,
     }
 }
@@ -895,6 +930,23 @@ impl AuthClient {
         body: &[u8],
     ) -> Result<Option<Authenticated>, AuthError> {
         let seq = self.seq;
+        if h.module == Module::TRUST_ENGINE && matches!(self.state, ClientState::Pake(_)) {
+            // A softbus node whose PIN pairing is paused says so.
+            let v: Value =
+                serde_json::from_slice(body).map_err(|_| AuthError::Malformed("refuseAuth"))?;
+            if v.get("TECmd").and_then(Value::as_str) == Some(TE_REFUSE)
+                && v.get("REASON").and_then(Value::as_str) == Some("paused")
+            {
+                self.state = ClientState::Done;
+                return Err(AuthError::PinPaused {
+                    retry_after_s: v
+                        .get("RETRY_AFTER")
+                        .and_then(Value::as_u64)
+                        .ok_or(AuthError::Malformed("RETRY_AFTER"))?
+                        .min(86_400),
+                });
+            }
+        }
         match (
             std::mem::replace(&mut self.state, ClientState::Done),
             h.module,
