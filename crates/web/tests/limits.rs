@@ -256,6 +256,7 @@ async fn the_web_token_is_required() {
         out.push(get("/api/paired", &bearer));
         out.push(del(&format!("/api/paired/{}", "AB".repeat(32)), &bearer));
         out.push(del(&format!("/api/paired/{}", "AB".repeat(32)), ""));
+        out.push(get("/dashboard.js", ""));
         out
     })
     .await
@@ -268,12 +269,39 @@ async fn the_web_token_is_required() {
     assert_eq!(status(1), "401");
     assert_eq!(status(2), "200");
     assert_eq!(status(3), "200", "the dashboard page itself holds no data");
-    // No other page may frame it.
+    // No other page may frame it, and it runs only its own script: none is
+    // inline, so markup slipped into it cannot run.
     assert_eq!(header(&r[3], "x-frame-options"), Some("DENY"));
+    let csp: Vec<&str> = header(&r[3], "content-security-policy")
+        .unwrap()
+        .split(';')
+        .map(str::trim)
+        .collect();
+    for d in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(&d), "{d}: {csp:?}");
+    }
+    assert!(!r[3].contains("unsafe"), "{csp:?}");
+    let page = r[3].split("\r\n\r\n").nth(1).unwrap();
+    assert!(page.contains("<script src=\"/dashboard.js\"></script>") && !page.contains("<script>"));
+    // No inline event handler (` onclick=`) or style attribute either.
+    let handler = page.split(" on").skip(1).any(|rest| {
+        let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+        !name.is_empty() && rest[name.len()..].starts_with('=')
+    });
+    assert!(!page.contains("<style>") && !handler && !page.contains("style="));
+    // Its script is served as script, with no data in it.
+    assert_eq!(status(16), "200");
     assert_eq!(
-        header(&r[3], "content-security-policy"),
-        Some("frame-ancestors 'none'")
+        header(&r[16], "content-type"),
+        Some("text/javascript; charset=utf-8")
     );
+    assert_eq!(header(&r[16], "x-content-type-options"), Some("nosniff"));
     assert_eq!(status(4), "401", "an offer without the token");
     assert_eq!(status(5), "401");
     assert_eq!(status(6), "303");
