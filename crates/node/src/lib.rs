@@ -183,8 +183,23 @@ pub struct Limits {
     /// device ids or peer connections it shows (the operator's web token is
     /// not counted), so one address never holds every slot.
     pub max_sessions_per_address: usize,
+    /// WebRTC peer connections for data channels (offers posted to
+    /// `/rtc/offer` and our own), apart from the media relay's publishers
+    /// (one per stream) and viewers, which have budgets of their own.
+    pub max_rtc_peers: usize,
     /// The media relay's streams, viewers, grace period and budgets.
     pub media: MediaLimits,
+}
+
+impl Limits {
+    /// The peer connections the WebRTC host must hold for every budget to be
+    /// reachable at once: data-channel peers, one publisher per stream, and
+    /// every viewer.
+    pub fn rtc_peers_needed(&self) -> usize {
+        self.max_rtc_peers
+            .saturating_add(self.media.max_streams)
+            .saturating_add(self.media.max_viewers_total)
+    }
 }
 
 impl Default for Limits {
@@ -194,6 +209,7 @@ impl Default for Limits {
             max_session_servers: session::DEFAULT_MAX_SERVERS,
             max_sessions_per_peer: 16,
             max_sessions_per_address: 16,
+            max_rtc_peers: 64,
             media: MediaLimits::default(),
         }
     }
@@ -787,6 +803,7 @@ impl Node {
     /// WebRTC port; send it to the other node's signaling, then
     /// [`Node::rtc_apply_answer`].
     pub fn rtc_offer(&mut self, now: Instant) -> Result<(PeerId, String), NodeError> {
+        self.has_rtc_room()?;
         Ok(self.host.offer(now)?)
     }
 
@@ -884,9 +901,24 @@ impl Node {
         offer: &str,
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
+        self.has_rtc_room()?;
         let (peer, answer) = self.host.answer(now, offer)?;
         self.principals.insert(peer, principal);
         Ok((peer, answer))
+    }
+
+    /// The data-channel peers' budget (the relay's peers are not counted).
+    fn has_rtc_room(&self) -> Result<(), NodeError> {
+        let data_peers = self
+            .host
+            .peer_count()
+            .saturating_sub(self.relay.peer_count());
+        if data_peers >= self.limits.max_rtc_peers {
+            return Err(NodeError::Rtc(softbus_rtc::host::HostError::TooManyPeers(
+                self.limits.max_rtc_peers,
+            )));
+        }
+        Ok(())
     }
 
     /// Answers an offer from a paired device that signed its DTLS fingerprint

@@ -46,6 +46,8 @@ pub struct MediaLimits {
     pub max_streams: usize,
     /// Viewers of one stream.
     pub max_viewers: usize,
+    /// Viewers of all streams together.
+    pub max_viewers_total: usize,
     /// How long a stream waits for its publisher to come back.
     pub grace: Duration,
     /// Packets each track's cache keeps for retransmission.
@@ -60,6 +62,7 @@ impl Default for MediaLimits {
         Self {
             max_streams: 16,
             max_viewers: 64,
+            max_viewers_total: 256,
             grace: Duration::from_secs(5),
             cache_packets: 1024,
             rtx_per_second: 400,
@@ -71,7 +74,7 @@ impl Default for MediaLimits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaRefusal {
-    #[error("stream names are 1 to 64 of A-Z a-z 0-9 . _ -")]
+    #[error("stream names are 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit")]
     BadName,
     #[error("stream {0:?} already has a publisher")]
     Busy(String),
@@ -81,6 +84,8 @@ pub enum MediaRefusal {
     TooManyStreams(usize),
     #[error("viewer limit of {0} reached for this stream")]
     TooManyViewers(usize),
+    #[error("viewer limit of {0} reached for all streams together")]
+    TooManyViewersInAll(usize),
 }
 
 /// What the relay reports.
@@ -333,6 +338,13 @@ pub struct Relay {
     events: Vec<MediaEvent>,
 }
 
+impl Relay {
+    /// Peer connections of the relay: publishers and viewers.
+    pub fn peer_count(&self) -> usize {
+        self.publishers.len() + self.viewers.len()
+    }
+}
+
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
@@ -545,6 +557,11 @@ impl Relay {
         };
         if s.viewers.len() >= self.limits.max_viewers {
             return Ok(Err(MediaRefusal::TooManyViewers(self.limits.max_viewers)));
+        }
+        if self.viewers.len() >= self.limits.max_viewers_total {
+            return Ok(Err(MediaRefusal::TooManyViewersInAll(
+                self.limits.max_viewers_total,
+            )));
         }
         let mut tracks = Vec::new();
         for t in &s.tracks {

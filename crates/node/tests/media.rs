@@ -25,7 +25,10 @@ const RTX: u8 = 97;
 const PUBLISHER_SSRC: u32 = 0xCAFE;
 
 fn node(limits: Limits) -> Node {
-    node_full("CD", limits, HostConfig::new(HOST.parse().unwrap()))
+    // As the runtime builds it: room in the host for every budget at once.
+    let mut host = HostConfig::new(HOST.parse().unwrap());
+    host.max_peers = limits.rtc_peers_needed();
+    node_full("CD", limits, host)
 }
 
 /// A media client of the relay: an offering peer, its SRTP, what it received.
@@ -645,6 +648,83 @@ fn streams_refuse_a_second_publisher_unknown_names_and_past_their_limits() {
         w.n.whep(now, "cam", &o, web()),
         Err(NodeError::Media(MediaRefusal::TooManyViewers(1)))
     );
+}
+
+/// Publishers, viewers and data-channel peers have budgets of their own
+/// (issue 17): with every stream published and every data-channel peer
+/// connected, a stream still takes its full count of viewers; each budget
+/// refuses past itself with its own reason.
+#[test]
+fn publishers_viewers_and_data_peers_each_reach_their_budget() {
+    use softbus_node::{MediaLimits, MediaRefusal, NodeError};
+    use softbus_rtc::host::HostError;
+    let limits = Limits {
+        max_rtc_peers: 2,
+        media: MediaLimits {
+            max_streams: 2,
+            max_viewers: 3,
+            max_viewers_total: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut w = World::with(limits);
+    w.join("10.0.0.5:4000", "a", true);
+    w.join("10.0.0.6:4000", "b", true);
+    let data_offer = |port: u16| {
+        let id = DtlsIdentity::generate().unwrap();
+        let mut rng = OpenSslCrypto::seeded(u64::from(port));
+        Peer::offer(
+            SocketAddr::from(([10, 0, 1, 1], port)),
+            &id.fingerprint("sha-256").unwrap(),
+            Box::new(id.factory().unwrap()),
+            42,
+            Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+        )
+        .unwrap()
+        .1
+    };
+    for port in 1..=2 {
+        assert!(w
+            .n
+            .rtc_answer(w.net.now(), &data_offer(port), web())
+            .is_ok());
+    }
+    assert_eq!(
+        w.n.rtc_answer(w.net.now(), &data_offer(3), web()),
+        Err(NodeError::Rtc(HostError::TooManyPeers(2)))
+    );
+    // All three viewers of "a" get in beside them, and one of "b".
+    for k in 0..3 {
+        let c = w.join(&format!("10.0.2.{}:4000", k + 1), "a", false);
+        assert!(w.clients[c].connected);
+    }
+    let c = w.join("10.0.3.1:4000", "b", false);
+    assert!(w.clients[c].connected);
+    let viewer_offer = || {
+        let id = DtlsIdentity::generate().unwrap();
+        let mut rng = OpenSslCrypto::seeded(7);
+        Peer::offer_with_media(
+            "10.0.4.1:1".parse().unwrap(),
+            &id.fingerprint("sha-256").unwrap(),
+            Box::new(id.factory().unwrap()),
+            1,
+            Box::new(move |len| softbus_rtc::crypto::ice_chars(&mut rng, len)),
+            &[(MediaKind::Video, Direction::RecvOnly)],
+        )
+        .unwrap()
+        .1
+    };
+    let now = w.net.now();
+    assert_eq!(
+        w.n.whep(now, "a", &viewer_offer(), web()),
+        Err(NodeError::Media(MediaRefusal::TooManyViewers(3)))
+    );
+    assert_eq!(
+        w.n.whep(now, "b", &viewer_offer(), web()),
+        Err(NodeError::Media(MediaRefusal::TooManyViewersInAll(4)))
+    );
+    assert_eq!(w.n.host().peer_count(), 8);
 }
 
 /// Reduced-size RTCP only to peers that negotiated it (RFC 5506 §5): the

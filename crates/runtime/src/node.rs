@@ -540,8 +540,11 @@ impl Node {
         let rtc_sock = net::BatchUdp::new(net::bind_udp(cfg.ip, cfg.rtc_port)?)?;
         let rtc_port = rtc_sock.local_addr()?.port();
         let factory = DtlsIdentity::generate()?.factory()?;
+        let mut host_cfg = HostConfig::new(SocketAddr::from((cfg.ip, rtc_port)));
+        // Room for every budget at once (data-channel peers, publishers, viewers).
+        host_cfg.max_peers = cfg.limits.rtc_peers_needed();
         let host = Host::new(
-            HostConfig::new(SocketAddr::from((cfg.ip, rtc_port))),
+            host_cfg,
             Provider {
                 hmac: Box::new(OpenSslCrypto::new()),
                 random: Box::new(OpenSslCrypto::new()),

@@ -833,7 +833,11 @@ fn refused(e: &softbus_runtime::NodeError) -> Response {
     let status = match e {
         NodeError::Media(MediaRefusal::NoSuchStream(_)) => StatusCode::NOT_FOUND,
         NodeError::Media(MediaRefusal::Busy(_)) => StatusCode::CONFLICT,
-        NodeError::Media(MediaRefusal::TooManyStreams(_) | MediaRefusal::TooManyViewers(_))
+        NodeError::Media(
+            MediaRefusal::TooManyStreams(_)
+            | MediaRefusal::TooManyViewers(_)
+            | MediaRefusal::TooManyViewersInAll(_),
+        )
         | NodeError::Rtc(HostError::TooManyPeers(_)) => StatusCode::SERVICE_UNAVAILABLE,
         NodeError::Refused(_) => StatusCode::FORBIDDEN,
         // A viewer that takes none of the stream's formats would see nothing.
