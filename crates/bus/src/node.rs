@@ -3,8 +3,8 @@
 
 use crate::auth::hichain::{Identity, Pairings};
 use crate::auth::{
-    AuthClient, AuthConn, AuthConnEvent, AuthMethod, Authenticated, ClientAuth, LocalAuthInfo,
-    PeerInfo, PinPolicy,
+    AuthClient, AuthConn, AuthConnEvent, AuthMethod, Authenticated, ClientAuth, IdProof,
+    LocalAuthInfo, PeerInfo, PinPolicy,
 };
 use crate::crypto::Crypto;
 use crate::discovery::{
@@ -155,6 +155,31 @@ pub const MAX_REFUSING: usize = 64;
 /// One `AuthRefused` event per address per this long, at most.
 pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// Files `public` under `id`, replacing what was filed under it in any case.
+fn file_pairing(pairings: &mut Arc<Pairings>, id: &str, public: [u8; 32]) {
+    let p = Arc::make_mut(pairings);
+    p.retain(|k, _| !k.eq_ignore_ascii_case(id));
+    p.insert(id.to_owned(), public);
+}
+
+/// How far `device_id` is proved by a key agreed by `method`: a paired id
+/// derived from the key on file for it is proved; any other is what the peer said.
+pub fn id_proof(
+    c: &dyn Crypto,
+    pairings: &Pairings,
+    device_id: &str,
+    method: AuthMethod,
+) -> IdProof {
+    match method {
+        AuthMethod::WebToken => IdProof::Token,
+        AuthMethod::Paired => match crate::auth::hichain::filed(pairings, device_id) {
+            Some(k) if crate::auth::hichain::id_is_derived(c, device_id, k) => IdProof::Key,
+            _ => IdProof::Claimed,
+        },
+        AuthMethod::Pin | AuthMethod::EmptyPin => IdProof::Claimed,
+    }
+}
+
 /// Whole seconds, rounded up.
 fn secs_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -235,6 +260,9 @@ pub struct SessionInfo {
     pub transport: &'static str,
     /// How the peer proved who it is.
     pub auth: AuthMethod,
+    /// Whether `peer_device_id` is proved (derived from the key the peer
+    /// proved) or only claimed.
+    pub id: IdProof,
 }
 
 /// A peer asks to open a session: its open packet decrypted under the key of an
@@ -280,6 +308,9 @@ pub enum BusEvent {
         ip: IpAddr,
         device_id: String,
         public_key: [u8; 32],
+        /// `Key` when the id is derived from the key; `Claimed` otherwise (a
+        /// softbus_lite device's random id).
+        id: IdProof,
     },
     /// A key agreement failed (17 = wrong PIN); the connection is closed.
     PakeFailed {
@@ -744,6 +775,11 @@ impl Bus {
         }
     }
 
+    /// How far `device_id` is proved by a key agreed by `method` ([`id_proof`]).
+    pub fn id_proof(&self, device_id: &str, method: AuthMethod) -> IdProof {
+        id_proof(self.crypto.as_ref(), &self.pairings, device_id, method)
+    }
+
     /// How long PIN pairing stays paused after too many failures, if it is.
     pub fn pin_paused(&self, now: Instant) -> Option<Duration> {
         self.guard
@@ -1201,13 +1237,19 @@ impl Bus {
                                     sts_failed = Some(code);
                                 }
                                 AuthConnEvent::Paired(key) => {
-                                    Arc::make_mut(&mut self.pairings)
-                                        .insert(key.auth_id.clone(), key.public);
+                                    file_pairing(&mut self.pairings, &key.auth_id, key.public);
+                                    let id = id_proof(
+                                        self.crypto.as_ref(),
+                                        &self.pairings,
+                                        &key.auth_id,
+                                        AuthMethod::Paired,
+                                    );
                                     self.events.push_back(BusEvent::Paired {
                                         conn,
                                         ip: peer.ip(),
                                         device_id: key.auth_id,
                                         public_key: key.public,
+                                        id,
                                     });
                                 }
                                 AuthConnEvent::KeyEstablished { .. } => {}
@@ -1253,13 +1295,35 @@ impl Bus {
                         if let Some(auth) = result {
                             let peer = auth.peer.clone();
                             if let Some(key) = &auth.paired {
-                                Arc::make_mut(&mut self.pairings)
-                                    .insert(key.auth_id.clone(), key.public);
+                                // The same rule as the server's: a key that
+                                // does not derive the id never displaces the
+                                // one on file for it.
+                                if !crate::auth::hichain::may_file(
+                                    self.crypto.as_ref(),
+                                    &key.auth_id,
+                                    &key.public,
+                                    crate::auth::hichain::filed(&self.pairings, &key.auth_id),
+                                ) {
+                                    self.drop_conn(
+                                        conn,
+                                        ConnClosed::Auth(crate::auth::AuthError::Misbehaved(
+                                            "another key is on file for the id this device paired under",
+                                        )),
+                                    );
+                                    return Ok(());
+                                }
+                                file_pairing(&mut self.pairings, &key.auth_id, key.public);
                                 self.events.push_back(BusEvent::Paired {
                                     conn,
                                     ip: c.peer.ip(),
                                     device_id: key.auth_id.clone(),
                                     public_key: key.public,
+                                    id: id_proof(
+                                        self.crypto.as_ref(),
+                                        &self.pairings,
+                                        &key.auth_id,
+                                        AuthMethod::Paired,
+                                    ),
                                 });
                             }
                             *done = Some(Box::new(auth));
@@ -1294,6 +1358,12 @@ impl Bus {
                                     peer,
                                     transport: "tcp",
                                     auth: *method,
+                                    id: id_proof(
+                                        self.crypto.as_ref(),
+                                        &self.pairings,
+                                        peer_device_id,
+                                        *method,
+                                    ),
                                 };
                                 self.pending.remove(&conn);
                                 self.sessions.insert(
@@ -1702,6 +1772,12 @@ impl Bus {
             peer,
             transport: "tcp",
             auth: a.method,
+            id: id_proof(
+                self.crypto.as_ref(),
+                &self.pairings,
+                &a.peer_device_id,
+                a.method,
+            ),
         };
         self.sessions.insert(
             session_id,

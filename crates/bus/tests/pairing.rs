@@ -333,3 +333,113 @@ fn verify_ip_carries_the_name_set_by_set_common_device_info() {
     assert_eq!(after.peer.device_name, "kitchen-lite");
     assert_eq!(b.discovery().local().name, "kitchen-lite");
 }
+
+/// A softbus device's identity: its id derived from its key.
+fn derived(seed: u8) -> Arc<Identity> {
+    let c = OpenSslCrypto::new();
+    let public = c.ed25519_public(&[seed; 32]).unwrap();
+    let id = softbus_bus::auth::hichain::key_id(&c, &public).unwrap();
+    identity(&id, seed)
+}
+
+fn paired_event(ev: &[BusEvent]) -> Option<(String, softbus_bus::auth::IdProof)> {
+    ev.iter().find_map(|e| match e {
+        BusEvent::Paired { device_id, id, .. } => Some((device_id.clone(), *id)),
+        _ => None,
+    })
+}
+
+/// A PIN holder cannot pair as another device (issue 17, item 2): the id of
+/// a device that paired with its own key can be claimed neither by a BIND
+/// with another key (in any case of its hex digits) nor by a PIN key
+/// agreement, which is refused with a reason and no key.
+#[test]
+fn a_claimed_id_cannot_take_a_paired_device_s_place() {
+    use softbus_bus::auth::IdProof;
+    let mut b = node();
+    let phone = derived(5);
+    let id = phone.auth_id().to_owned();
+    run(&mut b, 1, 3, pair("246810", &id, &phone)).0.unwrap();
+    assert_eq!(
+        paired_event(&events(&mut b)),
+        Some((id.clone(), IdProof::Key))
+    );
+    // The thief knows the PIN and the phone's id (discovery shows it).
+    for (conn, claim) in [(2, id.clone()), (3, id.to_ascii_lowercase())] {
+        let thief = identity(&claim, 8);
+        let (r, closed) = run(&mut b, conn, 5, pair("246810", &claim, &thief));
+        assert_eq!(r.unwrap_err(), AuthError::PeerError(31), "{claim}");
+        assert!(closed);
+    }
+    let (r, closed) = run(&mut b, 4, 5, AuthClient::new(local(&id), b"246810", 3));
+    assert_eq!(r.unwrap_err(), AuthError::PairedIdClaimed);
+    assert!(closed);
+    assert!(events(&mut b).iter().any(|e| matches!(
+        e,
+        BusEvent::ConnDropped {
+            reason: softbus_bus::node::ConnClosed::Auth(AuthError::PairedIdClaimed),
+            ..
+        }
+    )));
+    assert_eq!(b.pairings().len(), 1);
+    assert_eq!(b.pairings().get(&id), Some(phone.public()));
+    // The phone itself still authenticates with its key.
+    let node_key = *b.identity().unwrap().public();
+    assert_eq!(
+        run(&mut b, 5, 3, paired(&id, &phone, node_key))
+            .0
+            .unwrap()
+            .method,
+        AuthMethod::Paired
+    );
+}
+
+/// Who claimed an id first does not keep it from the device it belongs to:
+/// a pairing under an id its key does not derive is marked claimed, and the
+/// device whose key derives the id displaces it; the claimer's key then
+/// authenticates no more.
+#[test]
+fn the_device_whose_key_derives_the_id_displaces_a_claimer() {
+    use softbus_bus::auth::IdProof;
+    let mut b = node();
+    let node_key = *b.identity().unwrap().public();
+    let phone = derived(5);
+    let id = phone.auth_id().to_owned();
+    let thief = identity(&id, 8);
+    run(&mut b, 1, 5, pair("246810", &id, &thief)).0.unwrap();
+    assert_eq!(
+        paired_event(&events(&mut b)),
+        Some((id.clone(), IdProof::Claimed))
+    );
+    run(&mut b, 2, 3, pair("246810", &id, &phone)).0.unwrap();
+    assert_eq!(
+        paired_event(&events(&mut b)),
+        Some((id.clone(), IdProof::Key))
+    );
+    assert_eq!(b.pairings().get(&id), Some(phone.public()));
+    let (r, closed) = run(&mut b, 3, 5, paired(&id, &thief, node_key));
+    assert!(r.is_err() && closed, "{r:?}");
+    // And the thief cannot take it back.
+    let (r, _) = run(&mut b, 4, 5, pair("246810", &id, &thief));
+    assert_eq!(r.unwrap_err(), AuthError::PeerError(31));
+    assert_eq!(b.pairings().get(&id), Some(phone.public()));
+}
+
+/// A softbus_lite device's random id is not derived from its key: it still
+/// pairs (marked claimed), and a second key for it is refused as before.
+#[test]
+fn a_lite_device_s_random_id_still_pairs_and_is_marked_claimed() {
+    use softbus_bus::auth::IdProof;
+    let mut b = node();
+    let lite = identity(PHONE, 5);
+    run(&mut b, 1, 3, pair("246810", PHONE, &lite)).0.unwrap();
+    assert_eq!(
+        paired_event(&events(&mut b)),
+        Some((PHONE.into(), IdProof::Claimed))
+    );
+    assert_eq!(b.id_proof(PHONE, AuthMethod::Paired), IdProof::Claimed);
+    let other = identity(PHONE, 9);
+    let (r, _) = run(&mut b, 2, 4, pair("246810", PHONE, &other));
+    assert_eq!(r.unwrap_err(), AuthError::PeerError(31));
+    assert_eq!(b.pairings().get(PHONE), Some(lite.public()));
+}

@@ -391,12 +391,14 @@ fn timeout_arg(secs: f64) -> Option<Duration> {
 
 fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIdentity, ExitCode> {
     let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
-    let id = softbus_runtime::store::load_or_create_device_id(&dir, |b| {
+    // The client's id is derived from its key, as the node's is (the same
+    // files its pairings use).
+    let own = softbus_runtime::store::load_or_create_identity(&dir, |b| {
         rand::Rng::fill(&mut rand::rng(), b)
     })
     .map_err(|e| failure(format!("data dir {}: {e}", dir.display())))?;
     Ok(ClientIdentity {
-        device_id: id,
+        device_id: own.device_id,
         name: net::host_name(),
         device_type: 0x0E,
         ip,
@@ -946,10 +948,17 @@ fn devices(a: DevicesArgs) -> ExitCode {
             if a.json {
                 println!(
                     "{}",
-                    serde_json::json!({"event": "paired_device", "role": role, "device_id": d.device_id, "public_key": d.public_key, "paired_at": d.paired_at})
+                    serde_json::json!({"event": "paired_device", "role": role, "device_id": d.device_id, "public_key": d.public_key, "paired_at": d.paired_at, "id": d.id_proof()})
                 );
             } else {
-                println!("{role}\t{}\tpaired at {}", d.device_id, d.paired_at);
+                let claimed = match d.id_proof() {
+                    "claimed" => "\tid claimed (not derived from its key)",
+                    _ => "",
+                };
+                println!(
+                    "{role}\t{}\tpaired at {}{claimed}",
+                    d.device_id, d.paired_at
+                );
             }
         }
     }

@@ -121,6 +121,8 @@ fn discover_and_send_between_loopback_addresses() {
     );
     let client_id = std::fs::read_to_string(cdir.join("client/deviceid")).unwrap();
     assert_eq!(opened["peer_device_id"].as_str(), Some(client_id.trim()));
+    // A PIN proves the PIN, not the id the client said.
+    assert_eq!(opened["id"], "claimed", "{opened}");
     let r = node.wait_for(|v| v["event"] == "bytes_received");
     assert_eq!(r["len"], 13);
     node.wait_for(|v| v["event"] == "session_closed");
@@ -764,6 +766,8 @@ fn pair_then_send_without_a_pin() {
     let client_id = client_id.trim();
     let paired = node.wait_for(|v| v["event"] == "paired");
     assert_eq!(paired["device_id"], client_id);
+    // The client's id is derived from its key (issue 17): the pairing proves it.
+    assert_eq!(paired["id"], "key", "{paired}");
     // Both sides keep the pairing, 0600.
     for f in [ndir.join("paired.json"), cdir.join("client/paired.json")] {
         use std::os::unix::fs::PermissionsExt;
@@ -781,6 +785,14 @@ fn pair_then_send_without_a_pin() {
         (opened["auth"].as_str(), opened["peer_device_id"].as_str()),
         (Some("paired"), Some(client_id))
     );
+    assert_eq!(opened["id"], "key", "{opened}");
+    // Now that the id is paired, a PIN does not let anyone show it.
+    let o = send(&["--pin", "246810"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("this device id is paired with the peer"),
+        "{o:?}"
+    );
     // ...and over WebRTC, with no web token: the offer is signed with the pairing.
     let o = send(&["--transport", "webrtc", "--web", &web]);
     assert!(o.status.success(), "{o:?}");
@@ -789,6 +801,7 @@ fn pair_then_send_without_a_pin() {
         (opened["auth"].as_str(), opened["peer_device_id"].as_str()),
         (Some("paired"), Some(client_id))
     );
+    assert_eq!(opened["id"], "key", "{opened}");
     // `devices` on both sides.
     let o = run(&[], &["devices", "--json", "--data-dir", cd]);
     let l = json_lines(&o);
@@ -804,7 +817,7 @@ fn pair_then_send_without_a_pin() {
     let l = json_lines(&o);
     assert!(
         l.iter()
-            .any(|d| d["role"] == "node" && d["device_id"] == client_id),
+            .any(|d| d["role"] == "node" && d["device_id"] == client_id && d["id"] == "key"),
         "{l:?}"
     );
     // Unpair on the node's side while it runs: it notices, and refuses.

@@ -1430,6 +1430,7 @@ impl Node {
         let info = SessionInfo {
             session_id: id.0,
             session: label,
+            id: self.bus.id_proof(&peer_device_id, auth),
             peer_device_id,
             auth,
             peer: self

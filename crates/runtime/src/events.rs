@@ -43,12 +43,19 @@ pub enum NodeEvent {
         transport: String,
         /// How the peer authenticated: `paired`, `pin`, `empty_pin` or `web_token`.
         auth: String,
+        /// Whether `peer_device_id` is proved: `key` (derived from the key the
+        /// peer proved), `claimed` (only what it said: a PIN, or a pairing
+        /// whose id is not derived from its key) or `token` (the web token).
+        id: String,
     },
     /// A device paired with this one (BIND with the PIN); it authenticates
     /// without the PIN from now on.
     Paired {
         device_id: String,
         ip: String,
+        /// `key` when the id is derived from the device's key, `claimed` when
+        /// not (a softbus_lite device's random id).
+        id: String,
     },
     /// A pairing was removed (`softbus unpair`, or the API).
     Unpaired {
@@ -164,6 +171,7 @@ impl NodeEvent {
                 peer_device_id: i.peer_device_id.clone(),
                 transport: i.transport.to_owned(),
                 auth: i.auth.as_str().to_owned(),
+                id: i.id.as_str().to_owned(),
             },
             BusEvent::BytesReceived { session_id, data } => NodeEvent::BytesReceived {
                 session_id: *session_id,
@@ -177,9 +185,12 @@ impl NodeEvent {
                 bytes_in: None,
                 bytes_out: None,
             },
-            BusEvent::Paired { device_id, ip, .. } => NodeEvent::Paired {
+            BusEvent::Paired {
+                device_id, ip, id, ..
+            } => NodeEvent::Paired {
                 device_id: device_id.clone(),
                 ip: ip.to_string(),
+                id: id.as_str().to_owned(),
             },
             // Our own client role; the caller hears of it directly.
             BusEvent::Authenticated { .. } => return None,
@@ -212,6 +223,7 @@ impl NodeEvent {
                 peer_device_id: i.peer_device_id.clone(),
                 transport: i.transport.to_owned(),
                 auth: i.auth.as_str().to_owned(),
+                id: i.id.as_str().to_owned(),
             },
             Event::BytesReceived { session, data, .. } => NodeEvent::BytesReceived {
                 session_id: session.0,
@@ -362,17 +374,20 @@ impl NodeEvent {
                 peer_device_id,
                 transport,
                 auth,
+                id,
             } => format!(
-                "session {session_id} opened to {session:?} by {} over {transport} ({})",
+                "session {session_id} opened to {session:?} by {} over {transport} ({}{})",
                 if peer_device_id.len() == 64 {
                     format!("{}…", short(peer_device_id))
                 } else {
                     peer_device_id.clone()
                 },
-                auth.replace('_', " ")
+                auth.replace('_', " "),
+                if id == "claimed" { ", id claimed" } else { "" }
             ),
-            NodeEvent::Paired { device_id, ip } => {
-                format!("paired with {}… at {ip}", short(device_id))
+            NodeEvent::Paired { device_id, ip, id } => {
+                let claimed = if id == "claimed" { " (id claimed, not derived from its key)" } else { "" };
+                format!("paired with {}… at {ip}{claimed}", short(device_id))
             }
             NodeEvent::Unpaired { device_id } => format!("unpaired {}…", short(device_id)),
             NodeEvent::BytesReceived { session_id, len } => {
@@ -468,6 +483,7 @@ mod tests {
                 peer_device_id: "web".into(),
                 transport: "webrtc".into(),
                 auth: "web_token".into(),
+                id: "token".into(),
             },
             NodeEvent::TrustChanged {
                 device_id: id.clone(),

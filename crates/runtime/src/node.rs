@@ -509,9 +509,20 @@ impl Node {
             true => Some(store::DirLock::acquire(&cfg.data_dir)?),
             false => None,
         };
-        let device_id = store::load_or_create_device_id(&cfg.data_dir, |b| {
+        let own = store::load_or_create_identity(&cfg.data_dir, |b| {
             softbus_bus::crypto::Crypto::random(&mut crypto, b)
         })?;
+        if !own.derived {
+            tracing::warn!(
+                device_id = %own.device_id,
+                "this device id was made before ids were derived from the key: peers see it as claimed; --reset-identity makes one derived from a new key (peers pair again)"
+            );
+        }
+        let store::OwnIdentity {
+            device_id,
+            key: identity_key,
+            ..
+        } = own;
         let address_claim = match cfg.exclusive && cfg.discovery {
             true => net::claim_discovery_address(
                 std::net::SocketAddrV4::new(cfg.ip, cfg.discovery_port),
@@ -520,9 +531,6 @@ impl Node {
             )?,
             false => None,
         };
-        let identity_key = store::load_or_create_identity_key(&cfg.data_dir, |b| {
-            softbus_bus::crypto::Crypto::random(&mut crypto, b)
-        })?;
         let pairs = store::PairStore::open(&cfg.data_dir)?;
         let paired = pairs.load()?;
         let pairings = store::engine_pairings(&paired);

@@ -109,20 +109,62 @@ impl DirLock {
     }
 }
 
-/// Loads `<dir>/deviceid` (64 hex characters), or creates it from 32 random bytes
-/// (upper-case hex) when there is none, as softbus_lite does. One that cannot be
-/// read is an error, never silently replaced.
-pub fn load_or_create_device_id(
+/// A device's own identity: its id and its long-term Ed25519 key.
+pub struct OwnIdentity {
+    pub device_id: String,
+    pub key: zeroize::Zeroizing<[u8; 32]>,
+    /// Whether the id is derived from the key (`hichain::key_id`), as every id
+    /// made since issue 17 is; an older one is kept (peers know it) but is
+    /// shown to them as claimed.
+    pub derived: bool,
+}
+
+impl std::fmt::Debug for OwnIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnIdentity")
+            .field("device_id", &self.device_id)
+            .field("derived", &self.derived)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads (or makes) `<dir>/identity.key` and then `<dir>/deviceid`, the id
+/// derived from the key's public half when there is none yet.
+pub fn load_or_create_identity(
     dir: &Path,
     random: impl FnOnce(&mut [u8]),
+) -> Result<OwnIdentity, StoreError> {
+    use softbus_bus::crypto::Crypto;
+    let key = load_or_create_identity_key(dir, random)?;
+    let c = softbus_crypto::OpenSslCrypto::new();
+    let corrupt = |what| StoreError::CorruptIdentity {
+        path: dir.join("identity.key"),
+        what,
+    };
+    let public = c
+        .ed25519_public(&key)
+        .map_err(|_| corrupt("not an Ed25519 key"))?;
+    let derived_id = softbus_bus::auth::hichain::key_id(&c, &public)
+        .map_err(|_| corrupt("no SHA-256 for its id"))?;
+    let device_id = load_or_create_device_id(dir, || derived_id.clone())?;
+    Ok(OwnIdentity {
+        derived: device_id == derived_id,
+        device_id,
+        key,
+    })
+}
+
+/// Loads `<dir>/deviceid` (64 hex characters), or writes `new_id()` there when
+/// there is none. One that cannot be read is an error, never silently replaced.
+pub fn load_or_create_device_id(
+    dir: &Path,
+    new_id: impl FnOnce() -> String,
 ) -> Result<String, StoreError> {
     private_dir(dir)?;
     let path = dir.join("deviceid");
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut b = [0u8; 32];
-            random(&mut b);
-            let id = hex::encode_upper(b);
+            let id = new_id();
             write_atomic(&path, id.as_bytes()).map_err(io_at(&path))?;
             Ok(id)
         }
@@ -220,6 +262,19 @@ pub struct PairedDevice {
     pub public_key: String,
     /// Unix seconds.
     pub paired_at: u64,
+}
+
+impl PairedDevice {
+    /// `key` when the device id is derived from its key (a softbus device),
+    /// `claimed` when not (a softbus_lite device's random id: a pairing
+    /// filed first under it is kept, but proves nothing about the id).
+    pub fn id_proof(&self) -> &'static str {
+        let c = softbus_crypto::OpenSslCrypto::new();
+        match parse_key(&self.public_key) {
+            Some(k) if softbus_bus::auth::hichain::id_is_derived(&c, &self.device_id, &k) => "key",
+            _ => "claimed",
+        }
+    }
 }
 
 /// Most paired devices kept.
@@ -660,16 +715,16 @@ mod tests {
     fn device_id_persists_and_a_corrupt_one_is_an_error() {
         use std::os::unix::fs::PermissionsExt;
         let d = tmp("id");
-        let a = load_or_create_device_id(&d, |b| b.fill(0xab)).unwrap();
+        let a = load_or_create_device_id(&d, || "AB".repeat(32)).unwrap();
         assert_eq!(a, "AB".repeat(32));
-        let b = load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap();
+        let b = load_or_create_device_id(&d, || "01".repeat(32)).unwrap();
         assert_eq!(a, b);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&d.join("deviceid")), 0o600);
         assert_eq!(mode(&d), 0o700);
         // Corrupt: an error that names the file and the way out, never a new id.
         std::fs::write(d.join("deviceid"), "short").unwrap();
-        let e = load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap_err();
+        let e = load_or_create_device_id(&d, || "01".repeat(32)).unwrap_err();
         assert!(matches!(e, StoreError::CorruptIdentity { .. }), "{e}");
         let text = e.to_string();
         assert!(
@@ -682,7 +737,7 @@ mod tests {
         );
         reset_identity(&d).unwrap();
         assert_eq!(
-            load_or_create_device_id(&d, |b| b.fill(0x01)).unwrap(),
+            load_or_create_device_id(&d, || "01".repeat(32)).unwrap(),
             "01".repeat(32)
         );
         std::fs::remove_dir_all(&d).unwrap();

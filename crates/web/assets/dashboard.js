@@ -26,7 +26,7 @@ function merge(found, trusted, paired) {
   const m = new Map();
   const get = id => m.get(id) || (m.set(id, { id, name: '', ip: '', found: false, verified: false, paired: false }), m.get(id));
   trusted.forEach(t => Object.assign(get(t.device_id), { name: t.name, ip: t.ip, verified: true, last_seen: t.last_seen }));
-  paired.forEach(p => Object.assign(get(p.device_id), { paired: true, paired_at: p.paired_at }));
+  paired.forEach(p => Object.assign(get(p.device_id), { paired: true, paired_at: p.paired_at, claimed: p.id === 'claimed' }));
   found.forEach(f => Object.assign(get(f.device_id), { name: f.name, ip: f.ip, found: true, type: f.device_type, auth_port: f.auth_port, capabilities: f.capabilities }));
   m.forEach(d => { d.state = d.paired ? 'paired' : d.verified ? 'verified' : 'found'; });
   return m;
@@ -57,7 +57,7 @@ function drawPicture(me) {
   if (!list.length) s += `<text x="${cx}" y="40" text-anchor="middle" class="muted" fill="#888">no devices yet: look for some</text>`;
   put($('picture'), s);
   rows('devices', ['name', 'state', 'ip', 'device id', ''], list, d => [
-    esc(d.name), `<span class="state ${d.state}">${d.state}</span>${d.found ? '' : ' <span class=muted>not seen now</span>'}`,
+    esc(d.name), `<span class="state ${d.state}">${d.state}</span>${d.claimed ? ' <span class=muted title="its id is not derived from its key: another device may have used it">id claimed</span>' : ''}${d.found ? '' : ' <span class=muted>not seen now</span>'}`,
     esc(d.ip), short(d.id),
     d.paired ? `<button data-unpair="${esc(d.id)}">Unpair</button>`
       : d.found && d.auth_port ? `<button data-pair="${esc(d.id)}">Pair…</button>` : '']);
@@ -145,7 +145,7 @@ async function refresh(tick) {
       ? list.map((x, i) => ({ server: i ? '' : `<b>${esc(n)}</b>`, x }))
       : [{ server: `<b>${esc(n)}</b>`, x: null }]);
     rows('sessions', ['session server', 'id', 'peer', 'from', 'transport', 'auth', 'in', 'out', 'age'], lines,
-      ({ server, x }) => x ? [server, x.session_id, esc(nameOf(x.peer_device_id)), esc(x.peer), esc(x.transport), esc(x.auth),
+      ({ server, x }) => x ? [server, x.session_id, esc(nameOf(x.peer_device_id)), esc(x.peer), esc(x.transport), esc(x.auth) + (x.id === 'claimed' ? ' <span class=muted title="the peer said this id; it did not prove it">(id claimed)</span>' : ''),
             bytes(x.bytes_in), bytes(x.bytes_out), x.opened_at_ms ? span(Date.now() - x.opened_at_ms) : '']
         : [server, '<span class=muted>no open sessions</span>', '', '', '', '', '', '', '']);
     rows('closed', ['id', 'session', 'peer', 'transport', 'in', 'out', 'lasted', 'ended'], closed.slice().reverse(),

@@ -577,7 +577,18 @@ async fn trusted(State(n): State<NodeHandle>) -> Response {
 
 async fn paired(State(n): State<NodeHandle>) -> Response {
     match n.snapshot().await {
-        Ok(s) => Json(s.paired).into_response(),
+        Ok(s) => {
+            let list: Vec<serde_json::Value> = s
+                .paired
+                .iter()
+                .map(|d| {
+                    let mut v = serde_json::to_value(d).unwrap_or_default();
+                    v["id"] = d.id_proof().into();
+                    v
+                })
+                .collect();
+            Json(list).into_response()
+        }
         Err(_) => unavailable(),
     }
 }

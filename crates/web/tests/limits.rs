@@ -389,6 +389,7 @@ async fn pairing_from_the_web_side() {
         }
         out.push(post("/api/pair", true, pair("135790")));
         out.push(post("/api/pair", true, pair("246810")));
+        out.push(ask(addr, &format!("GET /api/paired HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")));
         out
     })
     .await
@@ -428,6 +429,13 @@ async fn pairing_from_the_web_side() {
     assert!(r[11].contains("\"name\":\"kitchen\""), "{}", r[11]);
     let paired = desk.handle().snapshot().await.unwrap().paired;
     assert_eq!(paired.len(), 1);
+    // The kitchen's id is derived from its key: the API says it is proved.
+    assert!(
+        r[12].contains(&format!("\"device_id\":\"{kitchen_id}\"")),
+        "{}",
+        r[12]
+    );
+    assert!(r[12].contains("\"id\":\"key\""), "{}", r[12]);
     assert_eq!(paired[0].device_id, kitchen_id);
     let theirs = kitchen.handle().snapshot().await.unwrap().paired;
     assert_eq!(theirs[0].device_id, desk.handle().info().device_id);

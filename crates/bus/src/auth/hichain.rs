@@ -86,6 +86,46 @@ pub fn verify(c: &dyn Crypto, public: &[u8; 32], parts: &[&[u8]], sig: &[u8]) ->
     }
 }
 
+/// The device id a softbus device derives from its Ed25519 public key:
+/// SHA-256 over a context string and the key, 64 upper-case hex digits. An id
+/// equal to it is proved by proving the key; any other (a softbus_lite
+/// device's random id) is only claimed.
+pub fn key_id(c: &dyn Crypto, public: &[u8; 32]) -> Result<String, AuthError> {
+    Ok(hex::encode_upper(c.sha256(&[KEY_ID_CONTEXT, public])?))
+}
+
+/// What [`key_id`] hashes before the key.
+pub const KEY_ID_CONTEXT: &[u8] = b"softbus device id\0";
+
+/// Whether `id` is the one [`key_id`] derives from `public`.
+pub fn id_is_derived(c: &dyn Crypto, id: &str, public: &[u8; 32]) -> bool {
+    key_id(c, public).is_ok_and(|k| k.eq_ignore_ascii_case(id))
+}
+
+/// Whether a key learnt in a BIND may be filed under `id` beside `stored`
+/// (the key on file for it, if any): the same key, no key yet, or a key that
+/// derives the id where the one on file does not (a device proving its own
+/// id displaces whoever claimed it first). A key that only claims the id
+/// never displaces another.
+pub fn may_file(c: &dyn Crypto, id: &str, new: &[u8; 32], stored: Option<&[u8; 32]>) -> bool {
+    match stored {
+        None => true,
+        Some(k) if k == new => true,
+        Some(k) => id_is_derived(c, id, new) && !id_is_derived(c, id, k),
+    }
+}
+
+/// The key on file for `id`, its case ignored (ids are hex: `ab..` and `AB..`
+/// name one device).
+pub fn filed<'a>(pairings: &'a Pairings, id: &str) -> Option<&'a [u8; 32]> {
+    pairings.get(id).or_else(|| {
+        pairings
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(id))
+            .map(|(_, v)| v)
+    })
+}
+
 /// Paired devices: device id (auth id) → its Ed25519 public key.
 pub type Pairings = BTreeMap<String, [u8; 32]>;
 

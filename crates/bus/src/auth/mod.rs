@@ -41,6 +41,10 @@ pub enum AuthError {
     /// attempts from anywhere; paired devices (STS) are not affected.
     #[error("refused: PIN pairing is paused after too many failed attempts, try again in {retry_after_s} s")]
     PinPaused { retry_after_s: u64 },
+    /// A PIN key agreement named a device id that is paired with a key: only
+    /// that key (STS) proves it.
+    #[error("refused: this device id is paired with the peer; authenticate with its key (without --pin), not a PIN")]
+    PairedIdClaimed,
     /// The device answered an empty PIN with errorCode 15: its key store
     /// takes no empty key (real HUKS), so it cannot be reached with one.
     #[error("the device refuses the empty PIN (hichain error 15); give its PIN with --pin")]
@@ -217,6 +221,30 @@ pub enum AuthMethod {
     EmptyPin,
     /// The node's web token (a browser or HTTP client, over WebRTC).
     WebToken,
+}
+
+/// How far a session's device id is proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdProof {
+    /// Derived from the Ed25519 key the peer proved (STS, or the BIND that
+    /// paired it): no other device can show it.
+    Key,
+    /// What the peer said: a PIN key agreement, or a pairing whose id is not
+    /// derived from its key (a softbus_lite device's random id).
+    Claimed,
+    /// The node's web token (the id is the token's name).
+    Token,
+}
+
+impl IdProof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdProof::Key => "key",
+            IdProof::Claimed => "claimed",
+            IdProof::Token => "token",
+        }
+    }
 }
 
 impl AuthMethod {
@@ -569,11 +597,22 @@ impl AuthConn {
                     Ok(None)
                 }
                 ServerStep::Done(b, key) => {
-                    self.out
-                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
-                    if !server.awaits_exchange() {
+                    let bind = server.awaits_exchange();
+                    if !bind {
                         self.pake.remove(idx);
                     }
+                    // A PIN proves the PIN, not an id: one that names a paired
+                    // device (whose key is on file) must prove that key (STS)
+                    // or pair (BIND, where a key that does not derive the id
+                    // cannot displace it), or it would show as that device.
+                    let claimed = self.te_data.as_deref().unwrap_or_default();
+                    if !bind && hichain::filed(pairings, claimed).is_some() {
+                        self.out.push_back(claimed_packet(seq, claimed));
+                        self.refuse_hichain(seq, pake::errcode::WRONG_OPERATION);
+                        return Err(AuthError::PairedIdClaimed);
+                    }
+                    self.out
+                        .push_back(frame::auth_plain(Module::AUTH_SDK, seq, 0, &b));
                     // As softbus_lite, the key is installed at the confirm; a
                     // BIND upgrades it once the exchange succeeds.
                     let method = if self.empty_pin {
@@ -595,10 +634,15 @@ impl AuthConn {
                         || self.te_data.as_deref() != Some(peer.auth_id.as_str())
                     {
                         Some(pake::errcode::BAD_SEAL)
-                    } else if pairings
-                        .get(&peer.auth_id)
-                        .is_some_and(|k| *k != peer.public)
-                    {
+                    } else if !hichain::may_file(
+                        c,
+                        &peer.auth_id,
+                        &peer.public,
+                        hichain::filed(pairings, &peer.auth_id),
+                    ) {
+                        // Another key is on file for this id, and this one
+                        // does not prove it: a PIN holder claiming a paired
+                        // device's id.
                         Some(pake::errcode::STORE_FAILED)
                     } else {
                         None
@@ -810,6 +854,18 @@ pub fn paused_packet(seq: i64, retry_after_s: u64) -> Vec<u8> {
     )
 }
 
+/// What a node answers a PIN key agreement with whose device id is paired
+/// (before hichain's error 39): the id, so the client can tell its user.
+pub fn claimed_packet(seq: i64, id: &str) -> Vec<u8> {
+    let body = json!({"TECmd": TE_REFUSE, "REASON": "paired", "DEVICE_ID": id});
+    frame::auth_plain(
+        Module::TRUST_ENGINE,
+        seq,
+        FLAG_REPLY,
+        body.to_string().as_bytes(),
+    )
+}
+
 /// The hichain errorCode a client sends when it gives up because of `e`.
 pub fn abort_code(e: &AuthError) -> u32 {
     match e {
@@ -821,6 +877,7 @@ pub fn abort_code(e: &AuthError) -> u32 {
         | AuthError::Crypto(_)
         | AuthError::LockedOut { .. }
         | AuthError::PinPaused { .. }
+        | AuthError::PairedIdClaimed
         | AuthError::EmptyPinRefused => pake::errcode::ABORTED,
     }
 }
@@ -934,9 +991,14 @@ impl AuthClient {
             // A softbus node whose PIN pairing is paused says so.
             let v: Value =
                 serde_json::from_slice(body).map_err(|_| AuthError::Malformed("refuseAuth"))?;
-            if v.get("TECmd").and_then(Value::as_str) == Some(TE_REFUSE)
-                && v.get("REASON").and_then(Value::as_str) == Some("paused")
-            {
+            let refusal = (v.get("TECmd").and_then(Value::as_str) == Some(TE_REFUSE))
+                .then(|| v.get("REASON").and_then(Value::as_str))
+                .flatten();
+            if refusal == Some("paired") {
+                self.state = ClientState::Done;
+                return Err(AuthError::PairedIdClaimed);
+            }
+            if refusal == Some("paused") {
                 self.state = ClientState::Done;
                 return Err(AuthError::PinPaused {
                     retry_after_s: v
