@@ -8,8 +8,10 @@
 //! requests per connection) from 4; idle auth connections held from 8
 //! addresses (8 each); garbage on the auth and session ports; garbage
 //! datagrams on the discovery and WebRTC ports; slow HTTP headers (300
-//! connections); HTTP offers without the token, with a wrong one, and with a
-//! foreign Origin.
+//! connections); slow bodies of offers signed as a paired device (300
+//! connections from 10 addresses); HTTP offers without the token, with a wrong
+//! one, and with a foreign Origin; a session hog (the PIN from one address,
+//! a fresh device id on each of 8 auth connections, every session it can get).
 
 use crate::load;
 use softbus_bus::auth::hichain::{Identity, Pairings};
@@ -44,8 +46,8 @@ pub struct AbuseArgs {
     /// Print one JSON object with every number.
     #[arg(long)]
     json: bool,
-    /// Which attacks run (comma-separated): pin, pake, idle, tcp, udp, slow, body, http.
-    #[arg(long, default_value = "pin,pake,idle,tcp,udp,slow,body,http")]
+    /// Which attacks run (comma-separated): hog, pin, pake, idle, tcp, udp, slow, body, http.
+    #[arg(long, default_value = "hog,pin,pake,idle,tcp,udp,slow,body,http")]
     attacks: String,
     /// (internal) be the attackers against DISCOVERY,AUTH,SESSION,RTC,WEB_PORT
     /// until stdin closes.
@@ -600,6 +602,49 @@ async fn attack(t: Arc<Target>, stop: Arc<AtomicBool>, c: Arc<Counters>, which: 
         .run_until(async move {
             let mut tasks = Vec::new();
             let auth = SocketAddr::from((NODE_IP, t.auth_port));
+            // Session hog (first, before the PIN guesses pause PIN pairing): the
+            // PIN holder of issue 17 on one address, with a fresh device id on
+            // each of 8 auth connections, opens all the sessions it can and
+            // holds them until the end.
+            if on("hog") {
+                let (mut held, mut peers) = (Vec::new(), Vec::new());
+                let peer = SocketAddrV4::new(NODE_IP, t.auth_port);
+                let mut rng = OpenSslCrypto::new();
+                for d in 0..8i64 {
+                    let mut id = [0u8; 32];
+                    rng.random(&mut id);
+                    let me = ClientIdentity {
+                        device_id: hex::encode_upper(id),
+                        name: "hog".into(),
+                        device_type: 0x0E,
+                        ip: attacker_ip(60),
+                    };
+                    let Ok(mut p) = load::authenticate(&me, peer, PIN, 100 + d, Duration::from_secs(5)).await else {
+                        c.add("session hog: authentication failed");
+                        continue;
+                    };
+                    for _ in 0..4 {
+                        match p.open_session("echo").await {
+                            Ok(s) => {
+                                c.add("session hog: sessions held");
+                                held.push(s);
+                            }
+                            Err(e) if e.to_string().contains("node full for") => {
+                                c.add("session hog: refused, its address full")
+                            }
+                            Err(_) => c.add("session hog: refused otherwise"),
+                        }
+                    }
+                    peers.push(p);
+                }
+                let stop = stop.clone();
+                tasks.push(tokio::task::spawn_local(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    drop((held, peers));
+                }));
+            }
             // PIN guessing from 8 addresses.
             let auth_port = t.auth_port;
             for n in (1..=8u8).filter(|_| on("pin")) {

@@ -1,6 +1,7 @@
 //! The abuse suite as a test (issue 7): 20 paired clients discover,
 //! authenticate and echo while every attack runs; all of them succeed, no
-//! guess or unauthenticated offer gets in, and garbage connections are closed.
+//! guess or unauthenticated offer gets in, garbage connections are closed, and
+//! a session hog holds no more than its address's share.
 //! Timing is reported by `softbus bench abuse`, never asserted here.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 
@@ -52,6 +53,11 @@ fn paired_clients_get_through_every_attack() {
         assert!(n(k) > 0, "{k}: {r}");
     }
     assert_eq!(n("tcp garbage: still open after 2 s"), 0, "{r}");
+    // The session hog holds its address's share (16), no more, and is told
+    // why the rest were refused; the paired clients above all got theirs.
+    assert_eq!(n("session hog: sessions held"), 16, "{r}");
+    assert_eq!(n("session hog: refused, its address full"), 16, "{r}");
+    assert_eq!(n("session hog: refused otherwise"), 0, "{r}");
     // 5 wrong guesses per address per minute, 8 addresses: at most 40 answered.
     assert!(n("pin guess: answered wrong") <= 40, "{r}");
 }
