@@ -454,6 +454,22 @@ struct AwaitingOpen {
     held: Vec<Frame>,
 }
 
+impl AwaitingOpen {
+    /// The open reply `body` (accepting or refusing), sealed under the auth
+    /// key the open came under.
+    fn seal_reply(&self, c: &mut dyn Crypto, body: &[u8]) -> Result<Vec<u8>, FrameError> {
+        frame::auth_sealed(
+            c,
+            self.auth_key.as_slice(),
+            self.index,
+            Module::SESSION,
+            session::OPEN_REPLY_SEQ,
+            FLAG_REPLY,
+            body,
+        )
+    }
+}
+
 impl std::fmt::Debug for AwaitingOpen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AwaitingOpen")
@@ -1740,19 +1756,12 @@ impl Bus {
         let a = awaiting.take().ok_or(BusError::UnknownConn)?;
         let peer = *peer;
         let reply = session::open_reply_json(&self.local.device_id, &a.request.bus_name);
-        let sealed = frame::auth_sealed(
-            self.crypto.as_mut(),
-            a.auth_key.as_slice(),
-            a.index,
-            Module::SESSION,
-            session::OPEN_REPLY_SEQ,
-            FLAG_REPLY,
-            &reply,
-        )
-        .map_err(SessionError::from)
-        .and_then(|bytes| {
-            DataChannel::new(self.crypto.as_ref(), &a.request.key).map(|ch| (bytes, ch))
-        });
+        let sealed = a
+            .seal_reply(self.crypto.as_mut(), &reply)
+            .map_err(SessionError::from)
+            .and_then(|bytes| {
+                DataChannel::new(self.crypto.as_ref(), &a.request.key).map(|ch| (bytes, ch))
+            });
         let (bytes, channel) = match sealed {
             Ok(x) => x,
             Err(e) => {
@@ -1808,16 +1817,7 @@ impl Bus {
             ..
         }) = self.conns.get(&conn)
         {
-            let reply = session::refusal_json(reason);
-            if let Ok(bytes) = frame::auth_sealed(
-                self.crypto.as_mut(),
-                a.auth_key.as_slice(),
-                a.index,
-                Module::SESSION,
-                session::OPEN_REPLY_SEQ,
-                FLAG_REPLY,
-                &reply,
-            ) {
+            if let Ok(bytes) = a.seal_reply(self.crypto.as_mut(), &session::refusal_json(reason)) {
                 self.transmits.push_back(Transmit::Tcp { conn, bytes });
             }
         }

@@ -33,6 +33,21 @@ fn config(pin: &str) -> BusConfig {
     }
 }
 
+/// A lite-style client running the PIN key agreement with `pin`.
+fn phone(pin: &[u8]) -> AuthClient {
+    AuthClient::new(
+        LocalAuthInfo {
+            device_id: "CD".repeat(32),
+            device_name: "phone".into(),
+            device_type: "DEV_L1".into(),
+            auth_port: 0,
+            session_port: 0,
+        },
+        pin,
+        5,
+    )
+}
+
 /// One key agreement with `pin` from `ip` on a new connection `conn` at `now`:
 /// `Ok(true)` verified, `Ok(false)` refused at accept, `Err` the client's error.
 /// Also whether the node closed the connection.
@@ -50,17 +65,7 @@ fn attempt(
         return (Ok(false), true);
     }
     let mut c = OpenSslCrypto::seeded(u64::from(ip[3]));
-    let mut client = AuthClient::new(
-        LocalAuthInfo {
-            device_id: "CD".repeat(32),
-            device_name: "phone".into(),
-            device_type: "DEV_L1".into(),
-            auth_port: 0,
-            session_port: 0,
-        },
-        pin.as_bytes(),
-        5,
-    );
+    let mut client = phone(pin.as_bytes());
     let mut closed = false;
     for _ in 0..10 {
         while let Some(bytes) = client.poll_transmit() {
@@ -332,17 +337,7 @@ fn guesses_under_way_end_when_the_pause_begins() {
     )
     .unwrap();
     let mut c = OpenSslCrypto::seeded(9);
-    let mut client = AuthClient::new(
-        LocalAuthInfo {
-            device_id: "CD".repeat(32),
-            device_name: "phone".into(),
-            device_type: "DEV_L1".into(),
-            auth_port: 0,
-            session_port: 0,
-        },
-        b"1",
-        5,
-    );
+    let mut client = phone(b"1");
     // Run the exchange up to the client's key confirmation, and hold that.
     let mut confirm = Vec::new();
     for _ in 0..10 {

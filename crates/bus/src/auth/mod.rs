@@ -833,7 +833,14 @@ pub const TE_REFUSE: &str = "refuseAuth";
 /// module and seq, reply flag): the address as the node saw it and the seconds
 /// until it may try again.
 pub fn refusal_packet(seq: i64, ip: std::net::IpAddr, retry_after_s: u64) -> Vec<u8> {
-    let body = json!({"TECmd": TE_REFUSE, "REASON": "failures", "IP": ip.to_string(), "RETRY_AFTER": retry_after_s});
+    te_refusal(
+        seq,
+        json!({"TECmd": TE_REFUSE, "REASON": "failures", "IP": ip.to_string(), "RETRY_AFTER": retry_after_s}),
+    )
+}
+
+/// A `refuseAuth` body as the reply to the packet `seq` (module TRUST_ENGINE).
+fn te_refusal(seq: i64, body: Value) -> Vec<u8> {
     frame::auth_plain(
         Module::TRUST_ENGINE,
         seq,
@@ -845,24 +852,18 @@ pub fn refusal_packet(seq: i64, ip: std::net::IpAddr, retry_after_s: u64) -> Vec
 /// What a node whose PIN pairing is paused answers a PIN key agreement with,
 /// before hichain's wrong-PIN error: the seconds until it may be tried again.
 pub fn paused_packet(seq: i64, retry_after_s: u64) -> Vec<u8> {
-    let body = json!({"TECmd": TE_REFUSE, "REASON": "paused", "RETRY_AFTER": retry_after_s});
-    frame::auth_plain(
-        Module::TRUST_ENGINE,
+    te_refusal(
         seq,
-        FLAG_REPLY,
-        body.to_string().as_bytes(),
+        json!({"TECmd": TE_REFUSE, "REASON": "paused", "RETRY_AFTER": retry_after_s}),
     )
 }
 
 /// What a node answers a PIN key agreement with whose device id is paired
 /// (before hichain's error 39): the id, so the client can tell its user.
 pub fn claimed_packet(seq: i64, id: &str) -> Vec<u8> {
-    let body = json!({"TECmd": TE_REFUSE, "REASON": "paired", "DEVICE_ID": id});
-    frame::auth_plain(
-        Module::TRUST_ENGINE,
+    te_refusal(
         seq,
-        FLAG_REPLY,
-        body.to_string().as_bytes(),
+        json!({"TECmd": TE_REFUSE, "REASON": "paired", "DEVICE_ID": id}),
     )
 }
 
