@@ -127,8 +127,6 @@ impl Authenticated {
     }
 }
 
-/// The per-peer limit's key of an identity: a device (over any transport) or
-/// one WebRTC peer connection.
 /// Whether `who`'s sessions count toward its address's limit: every device
 /// (a PIN, a pairing or a signed offer proves a device, not that one address
 /// is one device), but not the operator's web token.
@@ -136,6 +134,8 @@ fn counts_per_address(who: &Authenticated) -> bool {
     !matches!(who.method(), AuthMethod::WebToken)
 }
 
+/// The per-peer limit's key of an identity: a device (over any transport) or
+/// one WebRTC peer connection.
 fn peer_key(who: &Authenticated) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

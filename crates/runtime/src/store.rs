@@ -743,6 +743,30 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
+    /// A new identity's id is derived from its key (issue 17) and read back
+    /// the same; an id made before (random) is kept, and said not derived.
+    #[test]
+    fn a_new_device_id_is_derived_from_the_key() {
+        use softbus_bus::crypto::Crypto;
+        let d = tmp("derived");
+        let own = load_or_create_identity(&d, |b| b.fill(7)).unwrap();
+        let c = softbus_crypto::OpenSslCrypto::new();
+        let public = c.ed25519_public(&[7; 32]).unwrap();
+        assert_eq!(
+            own.device_id,
+            softbus_bus::auth::hichain::key_id(&c, &public).unwrap()
+        );
+        assert!(own.derived);
+        let again = load_or_create_identity(&d, |b| b.fill(9)).unwrap();
+        assert_eq!((again.device_id, again.derived), (own.device_id, true));
+        let old = tmp("random-id");
+        load_or_create_device_id(&old, || "AB".repeat(32)).unwrap();
+        let own = load_or_create_identity(&old, |b| b.fill(7)).unwrap();
+        assert_eq!((own.device_id, own.derived), ("AB".repeat(32), false));
+        std::fs::remove_dir_all(&d).unwrap();
+        std::fs::remove_dir_all(&old).unwrap();
+    }
+
     /// The long-term key, the pairings and the web token: made once, kept
     /// 0600, read back the same; a corrupt one is an error naming the file,
     /// never replaced; `reset_identity` removes them all.
