@@ -7,7 +7,7 @@ use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
 use softbus_runtime::wire::{device_type_from_name, full_stack_capability_bit, CAPABILITIES};
 use softbus_runtime::PinPolicy;
-use softbus_runtime::{net, Node, NodeConfig};
+use softbus_runtime::{net, Node, NodeConfig, Transport};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -298,8 +298,8 @@ struct SendArgs {
     #[arg(long)]
     json: bool,
     /// tcp (the soft bus session protocol) or webrtc (a data channel via the node's /rtc/offer).
-    #[arg(long, default_value = "tcp")]
-    transport: String,
+    #[arg(long, value_enum, default_value_t = TransportArg::Tcp)]
+    transport: TransportArg,
     /// The node's HTTP address for --transport webrtc (default http://PEER_IP:8080).
     #[arg(long)]
     web: Option<String>,
@@ -403,6 +403,23 @@ fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIden
         device_type: 0x0E,
         ip,
     })
+}
+
+/// `--transport`: the node core's [`Transport`], as clap parses it (a typo is
+/// a usage error, never TCP).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum TransportArg {
+    Tcp,
+    Webrtc,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Tcp => Transport::Tcp,
+            TransportArg::Webrtc => Transport::WebRtc,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -824,12 +841,6 @@ async fn send(a: SendArgs) -> ExitCode {
         if !(0.0..=3600.0).contains(&a.interval) {
             return Err(usage("--interval must be 0..=3600 seconds"));
         }
-        if !matches!(a.transport.as_str(), "tcp" | "webrtc") {
-            return Err(usage(format!(
-                "--transport {:?}: expected tcp or webrtc",
-                a.transport
-            )));
-        }
         Ok(())
     };
     let c = match a.reach.start(&a.peer, checks).await {
@@ -1001,7 +1012,7 @@ async fn send_through(
     port: Option<u16>,
     timeout: Duration,
 ) -> ExitCode {
-    let s = if a.transport == "webrtc" {
+    let s = if Transport::from(a.transport) == Transport::WebRtc {
         let web = a
             .web
             .clone()

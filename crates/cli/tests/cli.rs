@@ -241,6 +241,20 @@ fn exit_codes() {
             "MESSAGE",
         ),
         (vec!["send", "--peer", "127.0.0.1:1"], "--session"),
+        // A misspelt transport is a usage error, never TCP.
+        (
+            vec![
+                "send",
+                "--peer",
+                "127.0.0.1:1",
+                "--session",
+                "echo",
+                "--transport",
+                "webrt",
+                "m",
+            ],
+            "possible values: tcp, webrtc",
+        ),
         (vec!["frobnicate"], "frobnicate"),
     ] {
         let o = run(&[], &args);
