@@ -127,70 +127,14 @@ pub struct NodeInfo {
 }
 
 enum Command {
-    CreateServer(String, ServerMode, oneshot::Sender<Result<(), NodeError>>),
-    RemoveServer(String, oneshot::Sender<Result<(), NodeError>>),
-    Send(i32, Vec<u8>, oneshot::Sender<Result<(), NodeError>>),
-    Close(i32, oneshot::Sender<Result<(), NodeError>>),
-    Discover(Vec<SocketAddrV4>),
-    RtcOffer(
-        String,
-        Principal,
-        oneshot::Sender<Result<(PeerId, String), NodeError>>,
-    ),
-    RtcOfferPaired(String, String, Vec<u8>, oneshot::Sender<PairedAnswer>),
-    /// WHIP (`true`) or WHEP: stream, offer, who.
-    Media(
-        bool,
-        String,
-        String,
-        Principal,
-        oneshot::Sender<Result<(PeerId, String), NodeError>>,
-    ),
-    RtcSignOffer(String, oneshot::Sender<Result<[u8; 64], NodeError>>),
-    RtcTakePairedAnswer(
-        PeerId,
-        [String; 3],
-        Vec<u8>,
-        oneshot::Sender<Result<(), NodeError>>,
-    ),
-    Connect(
-        SocketAddr,
-        ConnectAs,
-        oneshot::Sender<Result<RemoteDevice, Error>>,
-    ),
-    Unpair(String, oneshot::Sender<Result<bool, Error>>),
-    IsPaired(String, oneshot::Sender<bool>),
-    Publish(
-        Option<String>,
-        PublishInfo,
-        oneshot::Sender<Result<(), softbus_bus::discovery::publish::PublishError>>,
-    ),
-    Unpublish(Option<String>, i32, oneshot::Sender<Result<bool, i32>>),
-    SetCommonDeviceInfo(Vec<(i32, String)>, oneshot::Sender<Result<(), i32>>),
-    AppEvents(std::sync::mpsc::SyncSender<AppEvent>),
-    Session(i32, oneshot::Sender<Option<SessionInfo>>),
-    RtcMakeOffer(oneshot::Sender<Result<(PeerId, String), NodeError>>),
-    RtcTakeAnswer(PeerId, String, oneshot::Sender<Result<(), NodeError>>),
-    OpenRtcSession(
-        PeerId,
-        String,
-        oneshot::Sender<Result<SessionHandle, Error>>,
-    ),
-    OpenSession(
-        ConnId,
-        String,
-        oneshot::Sender<Result<SessionHandle, Error>>,
-    ),
-    RtcClose(
-        u64,
-        Option<Principal>,
-        oneshot::Sender<Result<bool, NodeError>>,
-    ),
-    RtcPeerOf(SessionId, oneshot::Sender<Option<PeerId>>),
-    RtcOwns(u64, Principal, oneshot::Sender<bool>),
-    Snapshot(oneshot::Sender<Snapshot>),
+    /// Work on the node core, run on its task with the time it starts at.
+    Run(Job),
     Shutdown,
 }
+
+/// What [`NodeHandle::call`] and [`NodeHandle::call_later`] send: a closure
+/// over the driver (the core, its sockets' bookkeeping, its records).
+type Job = Box<dyn FnOnce(&mut Driver, Instant) + Send>;
 
 /// What the application of a session server in `ServerMode::App` hears, in
 /// order, through [`NodeHandle::app_events`].
@@ -204,14 +148,6 @@ pub enum AppEvent {
 /// Events queued toward the application at most; past that, messages are
 /// dropped (and logged) rather than held.
 pub const APP_QUEUE: usize = 1024;
-
-/// How a client authenticates to a peer.
-#[derive(Debug, Clone)]
-enum ConnectAs {
-    Pin(zeroize::Zeroizing<Vec<u8>>),
-    Pair(zeroize::Zeroizing<Vec<u8>>),
-    Paired,
-}
 
 /// A paired node's answer: the peer, the answer SDP, our signature over it.
 type PairedAnswer = Result<(PeerId, String, [u8; 64]), NodeError>;
@@ -417,12 +353,10 @@ impl SessionHandle {
             // connection here sends SCTP SHUTDOWN and DTLS close_notify.
             Some(_) => {
                 let id = self.id;
-                let peer = self.node.call(|tx| Command::RtcPeerOf(id, tx)).await?;
+                let peer = self.node.call(move |d, _| d.node.rtc_peer_of(id)).await?;
                 match peer {
                     Some(p) => {
-                        self.node
-                            .call(|tx| Command::RtcClose(p.0, None, tx))
-                            .await??;
+                        self.node.rtc_close(p.0).await?;
                         Ok(())
                     }
                     None => self.node.close_session(id.0).await,
@@ -714,39 +648,66 @@ impl NodeHandle {
             .unwrap_or_default()
     }
 
-    async fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    /// The one way into the core: runs `f` on the node's task and returns
+    /// what it returns. A new core operation is this call, written once.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |d, now| {
+            let _ = tx.send(f(d, now));
+        });
         self.commands
-            .send(f(tx))
+            .send(Command::Run(job))
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)
     }
 
+    /// The same for an operation answered later (an authentication, a session
+    /// that opens): `f` keeps the sender until the core has the answer.
+    async fn call_later<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver, Instant, oneshot::Sender<Result<T, Error>>) + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |d, now| f(d, now, tx));
+        self.commands
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
     /// CreateSessionServer with a built-in behaviour, or `App` for events only.
     pub async fn create_session_server(&self, name: &str, mode: ServerMode) -> Result<(), Error> {
+        let name = name.to_owned();
         Ok(self
-            .call(|tx| Command::CreateServer(name.to_owned(), mode, tx))
+            .call(move |d, _| d.node.create_session_server(&name, mode))
             .await??)
     }
 
     /// RemoveSessionServer.
     pub async fn remove_session_server(&self, name: &str) -> Result<(), Error> {
+        let name = name.to_owned();
         Ok(self
-            .call(|tx| Command::RemoveServer(name.to_owned(), tx))
+            .call(move |d, now| d.node.remove_session_server(now, &name))
             .await??)
     }
 
     /// SendBytes.
     pub async fn send_bytes(&self, session_id: i32, data: Vec<u8>) -> Result<(), Error> {
         Ok(self
-            .call(|tx| Command::Send(session_id, data, tx))
+            .call(move |d, now| d.node.send_bytes(now, SessionId(session_id), &data))
             .await??)
     }
 
     /// CloseSession.
     pub async fn close_session(&self, session_id: i32) -> Result<(), Error> {
-        Ok(self.call(|tx| Command::Close(session_id, tx)).await??)
+        Ok(self
+            .call(move |d, now| d.node.close_session(now, SessionId(session_id)))
+            .await??)
     }
 
     /// Sends discovery requests to `targets`; answers arrive as `device_found` events.
@@ -754,10 +715,8 @@ impl NodeHandle {
         if self.info.discovery_port == 0 {
             return Err(Error::NoDiscovery);
         }
-        self.commands
-            .send(Command::Discover(targets))
+        self.call(move |d, now| d.node.start_discovery(now, targets))
             .await
-            .map_err(|_| Error::Stopped)
     }
 
     /// Answers a WebRTC offer posted by `principal`: `(peer id, answer SDP)`,
@@ -767,7 +726,8 @@ impl NodeHandle {
         sdp: String,
         principal: Principal,
     ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(|tx| Command::RtcOffer(sdp, principal, tx)).await
+        self.call(move |d, now| d.node.rtc_answer(now, &sdp, principal))
+            .await
     }
 
     /// WHIP: answers a publisher's offer for `stream`: `(peer id, answer SDP)`.
@@ -777,7 +737,7 @@ impl NodeHandle {
         sdp: String,
         principal: Principal,
     ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(|tx| Command::Media(true, stream, sdp, principal, tx))
+        self.call(move |d, now| d.node.whip(now, &stream, &sdp, principal))
             .await
     }
 
@@ -788,7 +748,7 @@ impl NodeHandle {
         sdp: String,
         principal: Principal,
     ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(|tx| Command::Media(false, stream, sdp, principal, tx))
+        self.call(move |d, now| d.node.whep(now, &stream, &sdp, principal))
             .await
     }
 
@@ -800,7 +760,7 @@ impl NodeHandle {
         device_id: String,
         signature: Vec<u8>,
     ) -> Result<PairedAnswer, Error> {
-        self.call(|tx| Command::RtcOfferPaired(sdp, device_id, signature, tx))
+        self.call(move |d, now| d.node.rtc_answer_paired(now, &sdp, &device_id, &signature))
             .await
     }
 
@@ -808,22 +768,31 @@ impl NodeHandle {
     /// agreement (no pairing: softbus_lite's way).
     pub async fn connect(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
         let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
-        self.call(|tx| Command::Connect(addr, ConnectAs::Pin(pin), tx))
-            .await?
+        self.call_later(move |d, now, tx| {
+            let r = d.node.connect(now, addr, &pin);
+            d.await_auth(r, tx);
+        })
+        .await
     }
 
     /// Client role: pairs with the device at `addr` using its PIN (hichain
     /// BIND: both keep the other's long-term key), then verifies.
     pub async fn pair(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
         let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
-        self.call(|tx| Command::Connect(addr, ConnectAs::Pair(pin), tx))
-            .await?
+        self.call_later(move |d, now, tx| {
+            let r = d.node.connect_pair(now, addr, &pin);
+            d.await_auth(r, tx);
+        })
+        .await
     }
 
     /// Client role: authenticates to a paired device with no PIN (STS).
     pub async fn connect_paired(&self, addr: SocketAddr) -> Result<RemoteDevice, Error> {
-        self.call(|tx| Command::Connect(addr, ConnectAs::Paired, tx))
-            .await?
+        self.call_later(move |d, now, tx| {
+            let r = d.node.connect_paired(now, addr);
+            d.await_auth(r, tx);
+        })
+        .await
     }
 
     /// PublishService (softbus_lite's checks and codes): the capability is
@@ -833,8 +802,14 @@ impl NodeHandle {
         module: Option<&str>,
         info: PublishInfo,
     ) -> Result<Result<(), softbus_bus::discovery::publish::PublishError>, Error> {
-        self.call(|tx| Command::Publish(module.map(str::to_owned), info, tx))
-            .await
+        let module = module.map(str::to_owned);
+        self.call(move |d, _| {
+            d.node
+                .bus_mut()
+                .discovery_mut()
+                .publish(module.as_deref(), &info)
+        })
+        .await
     }
 
     /// UnPublishService: `Ok(true)` when nothing stays published.
@@ -843,8 +818,13 @@ impl NodeHandle {
         module: Option<&str>,
         publish_id: i32,
     ) -> Result<Result<bool, i32>, Error> {
-        self.call(|tx| Command::Unpublish(module.map(str::to_owned), publish_id, tx))
-            .await
+        let module = module.map(str::to_owned);
+        self.call(move |d, _| {
+            let disc = d.node.bus_mut().discovery_mut();
+            disc.unpublish(module.as_deref(), publish_id)
+                .map(|()| !disc.publications().is_publishing())
+        })
+        .await
     }
 
     /// SetCommonDeviceInfo: (key, value) pairs, all or nothing.
@@ -852,37 +832,39 @@ impl NodeHandle {
         &self,
         entries: Vec<(i32, String)>,
     ) -> Result<Result<(), i32>, Error> {
-        self.call(|tx| Command::SetCommonDeviceInfo(entries, tx))
-            .await
+        self.call(move |d, _| {
+            let e: Vec<(i32, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            d.node.bus_mut().set_common_device_info(&e)
+        })
+        .await
     }
 
     /// The events of the session servers in `ServerMode::App` (opened, bytes,
     /// closed), on a bounded queue of [`APP_QUEUE`]; one receiver at a time.
     pub async fn app_events(&self) -> Result<std::sync::mpsc::Receiver<AppEvent>, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel(APP_QUEUE);
-        self.commands
-            .send(Command::AppEvents(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        self.call(move |d, _| d.app = Some(tx)).await?;
         Ok(rx)
     }
 
     /// One open session.
     pub async fn session(&self, id: i32) -> Result<Option<SessionInfo>, Error> {
-        self.call(|tx| Command::Session(id, tx)).await
+        self.call(move |d, _| d.node.session(SessionId(id)).cloned())
+            .await
     }
 
     /// Whether `device_id` is paired with this node (a cheap look-up, for a
     /// check before anything costly is done for a request that names it).
     pub async fn is_paired(&self, device_id: &str) -> Result<bool, Error> {
-        self.call(|tx| Command::IsPaired(device_id.to_owned(), tx))
+        let device_id = device_id.to_owned();
+        self.call(move |d, _| d.node.bus().pairings().contains_key(&device_id))
             .await
     }
 
     /// Forgets a paired device (on disk too); false if it was not paired.
     pub async fn unpair(&self, device_id: &str) -> Result<bool, Error> {
-        self.call(|tx| Command::Unpair(device_id.to_owned(), tx))
-            .await?
+        let device_id = device_id.to_owned();
+        self.call(move |d, _| d.unpair(device_id)).await?
     }
 
     /// Client role: opens a session to `server` on an authenticated peer.
@@ -891,8 +873,12 @@ impl NodeHandle {
         peer: &RemoteDevice,
         server: &str,
     ) -> Result<SessionHandle, Error> {
-        self.call(|tx| Command::OpenSession(peer.conn, server.to_owned(), tx))
-            .await?
+        let (conn, server) = (peer.conn, server.to_owned());
+        self.call_later(move |d, now, tx| {
+            let r = d.node.open_session(now, conn, &server);
+            d.await_open(r, tx);
+        })
+        .await
     }
 
     /// Opens a session to the session server `server` of the node whose web
@@ -905,14 +891,13 @@ impl NodeHandle {
         timeout: Duration,
         auth: WebAuth,
     ) -> Result<SessionHandle, Error> {
-        let (peer, offer) = self.call(Command::RtcMakeOffer).await??;
+        let (peer, offer) = self.call(|d, now| d.node.rtc_offer(now)).await??;
         let opened = tokio::time::timeout(timeout, async {
             let headers = match &auth {
                 WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
                 WebAuth::Paired => {
-                    let sig = self
-                        .call(|tx| Command::RtcSignOffer(offer.clone(), tx))
-                        .await??;
+                    let o = offer.clone();
+                    let sig = self.call(move |d, _| d.node.rtc_sign_offer(&o)).await??;
                     vec![
                         (DEVICE_HEADER, self.info.device_id.clone()),
                         (SIGNATURE_HEADER, hex::encode(sig)),
@@ -933,7 +918,8 @@ impl NodeHandle {
                 .ok_or(Error::Closed("answer without Location"))?;
             match &auth {
                 WebAuth::Token(_) => {
-                    self.call(|tx| Command::RtcTakeAnswer(peer, r.body.clone(), tx))
+                    let answer = r.body.clone();
+                    self.call(move |d, now| d.node.rtc_apply_answer(now, peer, &answer))
                         .await??;
                 }
                 WebAuth::Paired => {
@@ -947,13 +933,10 @@ impl NodeHandle {
                             reason: "the answer is not signed".into(),
                         });
                     };
-                    self.call(|tx| {
-                        Command::RtcTakePairedAnswer(
-                            peer,
-                            [offer.clone(), r.body.clone(), device],
-                            sig,
-                            tx,
-                        )
+                    let (o, answer) = (offer.clone(), r.body.clone());
+                    self.call(move |d, now| {
+                        d.node
+                            .rtc_apply_answer_paired(now, peer, &o, &answer, &device, &sig)
                     })
                     .await??;
                 }
@@ -962,9 +945,13 @@ impl NodeHandle {
                 WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
                 WebAuth::Paired => vec![],
             };
+            let server = server.to_owned();
             let mut s = self
-                .call(|tx| Command::OpenRtcSession(peer, server.to_owned(), tx))
-                .await??;
+                .call_later(move |d, now, tx| {
+                    let r = d.node.open_rtc_session(now, peer, &server);
+                    d.await_open(r, tx);
+                })
+                .await?;
             s.signaling = Some(Signaling {
                 web: web.to_owned(),
                 location,
@@ -984,7 +971,8 @@ impl NodeHandle {
 
     /// Closes a WebRTC peer connection; false if unknown.
     pub async fn rtc_close(&self, id: u64) -> Result<bool, Error> {
-        Ok(self.call(|tx| Command::RtcClose(id, None, tx)).await??)
+        self.call(move |d, now| d.node.rtc_close(now, PeerId(id)))
+            .await
     }
 
     /// `DELETE` of a peer connection by `by`: only the credential that created
@@ -994,17 +982,19 @@ impl NodeHandle {
         id: u64,
         by: Principal,
     ) -> Result<Result<bool, NodeError>, Error> {
-        self.call(|tx| Command::RtcClose(id, Some(by), tx)).await
+        self.call(move |d, now| d.node.rtc_close_as(now, PeerId(id), &by))
+            .await
     }
 
     /// Whether `by` created peer connection `id` and it is still open.
     pub async fn rtc_owns(&self, id: u64, by: Principal) -> Result<bool, Error> {
-        self.call(|tx| Command::RtcOwns(id, by, tx)).await
+        self.call(move |d, _| d.node.rtc_owned_by(PeerId(id), &by))
+            .await
     }
 
     /// Devices, sessions, servers, trusted devices.
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
-        self.call(Command::Snapshot).await
+        self.call(|d, _| d.snapshot()).await
     }
 }
 
@@ -1183,7 +1173,7 @@ impl Driver {
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     None | Some(Command::Shutdown) => break,
-                    Some(c) => self.command(c),
+                    Some(Command::Run(job)) => job(&mut self, Instant::now()),
                 },
                 Some(input) = inputs.recv() => self.input(input),
                 r = async {
@@ -1277,149 +1267,65 @@ impl Driver {
         self.pairs_stamp = self.pairs.stamp();
     }
 
-    fn command(&mut self, c: Command) {
-        let now = Instant::now();
-        match c {
-            Command::CreateServer(name, mode, tx) => {
-                let _ = tx.send(self.node.create_session_server(&name, mode));
+    /// Forgets a paired device on disk and in the core; `Unpaired` is
+    /// reported when it was paired.
+    fn unpair(&mut self, device: String) -> Result<bool, Error> {
+        let r = self.pairs.remove(&device).map_err(Error::from);
+        if matches!(r, Ok(true)) {
+            self.paired_changed();
+            if self.node.bus_mut().unpair(&device) {
+                let _ = self.events.send(NodeEvent::Unpaired { device_id: device });
             }
-            Command::RemoveServer(name, tx) => {
-                let _ = tx.send(self.node.remove_session_server(now, &name));
-            }
-            Command::Send(id, data, tx) => {
-                let _ = tx.send(self.node.send_bytes(now, SessionId(id), &data));
-            }
-            Command::Close(id, tx) => {
-                let _ = tx.send(self.node.close_session(now, SessionId(id)));
-            }
-            Command::Discover(targets) => self.node.start_discovery(now, targets),
-            Command::RtcOffer(sdp, principal, tx) => {
-                let _ = tx.send(self.node.rtc_answer(now, &sdp, principal));
-            }
-            Command::RtcOfferPaired(sdp, device, sig, tx) => {
-                let _ = tx.send(self.node.rtc_answer_paired(now, &sdp, &device, &sig));
-            }
-            Command::Media(publish, stream, sdp, principal, tx) => {
-                let _ = tx.send(if publish {
-                    self.node.whip(now, &stream, &sdp, principal)
-                } else {
-                    self.node.whep(now, &stream, &sdp, principal)
-                });
-            }
-            Command::RtcSignOffer(sdp, tx) => {
-                let _ = tx.send(self.node.rtc_sign_offer(&sdp));
-            }
-            Command::RtcTakePairedAnswer(peer, [offer, answer, device], sig, tx) => {
-                let _ = tx.send(
-                    self.node
-                        .rtc_apply_answer_paired(now, peer, &offer, &answer, &device, &sig),
-                );
-            }
-            Command::RtcOwns(id, by, tx) => {
-                let _ = tx.send(self.node.rtc_owned_by(PeerId(id), &by));
-            }
-            Command::RtcPeerOf(id, tx) => {
-                let _ = tx.send(self.node.rtc_peer_of(id));
-            }
-            Command::Publish(module, info, tx) => {
-                let r = self
-                    .node
-                    .bus_mut()
-                    .discovery_mut()
-                    .publish(module.as_deref(), &info);
-                let _ = tx.send(r);
-            }
-            Command::Unpublish(module, id, tx) => {
-                let d = self.node.bus_mut().discovery_mut();
-                let r = d
-                    .unpublish(module.as_deref(), id)
-                    .map(|()| !d.publications().is_publishing());
-                let _ = tx.send(r);
-            }
-            Command::SetCommonDeviceInfo(entries, tx) => {
-                let e: Vec<(i32, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                let _ = tx.send(self.node.bus_mut().set_common_device_info(&e));
-            }
-            Command::AppEvents(tx) => self.app = Some(tx),
-            Command::Session(id, tx) => {
-                let _ = tx.send(self.node.session(SessionId(id)).cloned());
-            }
-            Command::IsPaired(device, tx) => {
-                let _ = tx.send(self.node.bus().pairings().contains_key(&device));
-            }
-            Command::Unpair(device, tx) => {
-                let r = self.pairs.remove(&device).map_err(Error::from);
-                if matches!(r, Ok(true)) {
-                    self.paired_changed();
-                    if self.node.bus_mut().unpair(&device) {
-                        let _ = self.events.send(NodeEvent::Unpaired { device_id: device });
+        }
+        r
+    }
+
+    /// A consistent view for APIs and the dashboard.
+    fn snapshot(&self) -> Snapshot {
+        let bus = self.node.bus();
+        Snapshot {
+            devices: bus.discovery().devices(),
+            sessions: self
+                .node
+                .sessions()
+                .into_iter()
+                .map(|info| {
+                    let id = SessionId(info.session_id);
+                    let t = self.node.traffic(id).unwrap_or_default();
+                    OpenSession {
+                        opened_at_ms: self
+                            .opened_at
+                            .get(&info.session_id)
+                            .map_or(0, |(at, _)| *at),
+                        bytes_in: t.bytes_in,
+                        bytes_out: t.bytes_out,
+                        info,
                     }
-                }
-                let _ = tx.send(r);
+                })
+                .collect(),
+            closed_sessions: self.closed_sessions.iter().cloned().collect(),
+            servers: self.node.session_servers(),
+            trusted: self.trust.devices(),
+            paired: self.paired.clone(),
+            streams: self.node.streams(),
+            dropped_datagrams: bus.discovery().dropped(),
+        }
+    }
+
+    /// An authentication the core started: its caller is answered when it
+    /// finishes (or fails).
+    fn await_auth(
+        &mut self,
+        r: Result<ConnId, NodeError>,
+        tx: oneshot::Sender<Result<RemoteDevice, Error>>,
+    ) {
+        match r {
+            Ok(conn) => {
+                self.pending_auth.insert(conn, tx);
             }
-            Command::Connect(addr, how, tx) => match match &how {
-                ConnectAs::Pin(pin) => self.node.connect(now, addr, pin),
-                ConnectAs::Pair(pin) => self.node.connect_pair(now, addr, pin),
-                ConnectAs::Paired => self.node.connect_paired(now, addr),
-            } {
-                Ok(conn) => {
-                    self.pending_auth.insert(conn, tx);
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.into()));
-                }
-            },
-            Command::RtcMakeOffer(tx) => {
-                let _ = tx.send(self.node.rtc_offer(now));
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
             }
-            Command::RtcTakeAnswer(peer, sdp, tx) => {
-                let _ = tx.send(self.node.rtc_apply_answer(now, peer, &sdp));
-            }
-            Command::OpenRtcSession(peer, server, tx) => {
-                let r = self.node.open_rtc_session(now, peer, &server);
-                self.await_open(r, tx);
-            }
-            Command::OpenSession(auth, server, tx) => {
-                let r = self.node.open_session(now, auth, &server);
-                self.await_open(r, tx);
-            }
-            Command::RtcClose(id, by, tx) => {
-                let _ = tx.send(match by {
-                    Some(p) => self.node.rtc_close_as(now, PeerId(id), &p),
-                    None => Ok(self.node.rtc_close(now, PeerId(id))),
-                });
-            }
-            Command::Snapshot(tx) => {
-                let bus = self.node.bus();
-                let _ = tx.send(Snapshot {
-                    devices: bus.discovery().devices(),
-                    sessions: self
-                        .node
-                        .sessions()
-                        .into_iter()
-                        .map(|info| {
-                            let id = SessionId(info.session_id);
-                            let t = self.node.traffic(id).unwrap_or_default();
-                            OpenSession {
-                                opened_at_ms: self
-                                    .opened_at
-                                    .get(&info.session_id)
-                                    .map_or(0, |(at, _)| *at),
-                                bytes_in: t.bytes_in,
-                                bytes_out: t.bytes_out,
-                                info,
-                            }
-                        })
-                        .collect(),
-                    closed_sessions: self.closed_sessions.iter().cloned().collect(),
-                    servers: self.node.session_servers(),
-                    trusted: self.trust.devices(),
-                    paired: self.paired.clone(),
-                    streams: self.node.streams(),
-                    dropped_datagrams: bus.discovery().dropped(),
-                });
-            }
-            Command::Shutdown => {}
         }
     }
 
