@@ -1,0 +1,518 @@
+//! The handle: a cheap, cloneable way into a running node. Every operation is
+//! one [`NodeHandle::call`] of a closure over the driver on the node's task.
+
+use super::*;
+
+pub(super) enum Command {
+    /// Work on the node core, run on its task with the time it starts at.
+    Run(Job),
+    Shutdown,
+}
+
+/// What [`NodeHandle::call`] and [`NodeHandle::call_later`] send: a closure
+/// over the driver (the core, its sockets' bookkeeping, its records).
+pub(super) type Job = Box<dyn FnOnce(&mut Driver, Instant) + Send>;
+
+/// What the application of a session server in `ServerMode::App` hears, in
+/// order, through [`NodeHandle::app_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    Opened(SessionInfo),
+    Bytes { session: i32, data: Vec<u8> },
+    Closed { session: i32 },
+}
+
+/// Events queued toward the application at most; past that, messages are
+/// dropped (and logged) rather than held.
+pub const APP_QUEUE: usize = 1024;
+
+/// A paired node's answer: the peer, the answer SDP, our signature over it.
+pub(super) type PairedAnswer = Result<(PeerId, String, [u8; 64]), NodeError>;
+
+/// How this node proves itself to another node's signaling.
+#[derive(Debug, Clone)]
+pub enum WebAuth {
+    /// The other node's web token.
+    Token(String),
+    /// This device's pairing with the other node: the offer's DTLS
+    /// fingerprint signed with our long-term key.
+    Paired,
+}
+
+/// Headers of node-to-node signaling: the signer's device id and its
+/// signature (hex) over the SDP's DTLS fingerprint.
+pub const DEVICE_HEADER: &str = "softbus-device";
+pub const SIGNATURE_HEADER: &str = "softbus-signature";
+
+/// A peer this node authenticated to (client role): its auth connection, which
+/// holds the key for sessions, and what it said about itself.
+#[derive(Debug, Clone)]
+pub struct RemoteDevice {
+    pub conn: ConnId,
+    pub peer: PeerInfo,
+}
+
+/// A session this node opened (client role): send with [`SessionHandle::send`],
+/// receive with [`SessionHandle::recv`].
+#[derive(Debug)]
+pub struct SessionHandle {
+    pub id: SessionId,
+    pub(super) inbox: mpsc::Receiver<Vec<u8>>,
+    pub(super) node: NodeHandle,
+    /// For a session over WebRTC we offered: where to DELETE the peer connection.
+    pub(super) signaling: Option<Signaling>,
+}
+
+#[derive(Debug)]
+pub(super) struct Signaling {
+    pub(super) web: String,
+    pub(super) location: String,
+    pub(super) timeout: Duration,
+    /// The credential the offer was posted with.
+    pub(super) headers: Vec<(&'static str, String)>,
+}
+
+impl SessionHandle {
+    /// SendBytes.
+    pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
+        self.node.send_bytes(self.id.0, data.to_vec()).await
+    }
+
+    /// The next message, waiting at most `timeout`.
+    pub async fn recv(&mut self, timeout: Duration) -> Result<Vec<u8>, Error> {
+        match tokio::time::timeout(timeout, self.inbox.recv()).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(Error::Closed("the session closed")),
+            Err(_) => Err(Error::Timeout("a message on the session")),
+        }
+    }
+
+    /// CloseSession. Over WebRTC, the peer connection is ended with `DELETE` on
+    /// the other node's signaling (it then ends SCTP and DTLS toward us).
+    pub async fn close(self) -> Result<(), Error> {
+        match self.signaling {
+            Some(s) if !s.headers.is_empty() => {
+                let r = crate::signaling::request(
+                    &s.web,
+                    "DELETE",
+                    &s.location,
+                    &s.headers,
+                    "",
+                    s.timeout,
+                )
+                .await?;
+                if r.status == 204 {
+                    Ok(())
+                } else {
+                    Err(Error::Signaling {
+                        status: r.status,
+                        reason: r.body.trim().to_owned(),
+                    })
+                }
+            }
+            // Paired: no web credential to DELETE with; closing the peer
+            // connection here sends SCTP SHUTDOWN and DTLS close_notify.
+            Some(_) => {
+                let id = self.id;
+                let peer = self.node.call(move |d, _| d.node.rtc_peer_of(id)).await?;
+                match peer {
+                    Some(p) => {
+                        self.node.rtc_close(p.0).await?;
+                        Ok(())
+                    }
+                    None => self.node.close_session(id.0).await,
+                }
+            }
+            None => self.node.close_session(self.id.0).await,
+        }
+    }
+}
+
+/// Messages queued toward one client session's reader before more are dropped.
+pub const SESSION_INBOX: usize = 256;
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    pub(super) info: Arc<NodeInfo>,
+    /// The last [`RECENT_EVENTS`] events, for a dashboard that reloads.
+    pub(super) recent: Arc<std::sync::Mutex<std::collections::VecDeque<RecentEvent>>>,
+    /// The pairing PIN in force, for the operator (never in events).
+    pub(super) pin: Arc<std::sync::Mutex<Option<zeroize::Zeroizing<String>>>>,
+    pub(super) commands: mpsc::Sender<Command>,
+    pub(super) events: broadcast::Sender<NodeEvent>,
+}
+
+impl NodeHandle {
+    /// Identity and ports.
+    pub fn info(&self) -> &NodeInfo {
+        &self.info
+    }
+
+    /// The pairing PIN in force (it changes when a random PIN was replaced).
+    pub fn current_pin(&self) -> Option<zeroize::Zeroizing<String>> {
+        self.pin.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// Subscribes to node events.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// The last events (at most [`RECENT_EVENTS`]), oldest first.
+    pub fn recent_events(&self) -> Vec<RecentEvent> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The one way into the core: runs `f` on the node's task and returns
+    /// what it returns. A new core operation is this call, written once.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |d, now| {
+            let _ = tx.send(f(d, now));
+        });
+        self.commands
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// The same for an operation answered later (an authentication, a session
+    /// that opens): `f` keeps the sender until the core has the answer.
+    async fn call_later<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver, Instant, oneshot::Sender<Result<T, Error>>) + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |d, now| f(d, now, tx));
+        self.commands
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// CreateSessionServer with a built-in behaviour, or `App` for events only.
+    pub async fn create_session_server(&self, name: &str, mode: ServerMode) -> Result<(), Error> {
+        let name = name.to_owned();
+        Ok(self
+            .call(move |d, _| d.node.create_session_server(&name, mode))
+            .await??)
+    }
+
+    /// RemoveSessionServer.
+    pub async fn remove_session_server(&self, name: &str) -> Result<(), Error> {
+        let name = name.to_owned();
+        Ok(self
+            .call(move |d, now| d.node.remove_session_server(now, &name))
+            .await??)
+    }
+
+    /// SendBytes.
+    pub async fn send_bytes(&self, session_id: i32, data: Vec<u8>) -> Result<(), Error> {
+        Ok(self
+            .call(move |d, now| d.node.send_bytes(now, SessionId(session_id), &data))
+            .await??)
+    }
+
+    /// CloseSession.
+    pub async fn close_session(&self, session_id: i32) -> Result<(), Error> {
+        Ok(self
+            .call(move |d, now| d.node.close_session(now, SessionId(session_id)))
+            .await??)
+    }
+
+    /// Sends discovery requests to `targets`; answers arrive as `device_found` events.
+    pub async fn discover(&self, targets: Vec<SocketAddrV4>) -> Result<(), Error> {
+        if self.info.discovery_port == 0 {
+            return Err(Error::NoDiscovery);
+        }
+        self.call(move |d, now| d.node.start_discovery(now, targets))
+            .await
+    }
+
+    /// Answers a WebRTC offer posted by `principal`: `(peer id, answer SDP)`,
+    /// or why not.
+    pub async fn rtc_offer(
+        &self,
+        sdp: String,
+        principal: Principal,
+    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
+        self.call(move |d, now| d.node.rtc_answer(now, &sdp, principal))
+            .await
+    }
+
+    /// WHIP: answers a publisher's offer for `stream`: `(peer id, answer SDP)`.
+    pub async fn whip(
+        &self,
+        stream: String,
+        sdp: String,
+        principal: Principal,
+    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
+        self.call(move |d, now| d.node.whip(now, &stream, &sdp, principal))
+            .await
+    }
+
+    /// WHEP: answers a viewer's offer for `stream`: `(peer id, answer SDP)`.
+    pub async fn whep(
+        &self,
+        stream: String,
+        sdp: String,
+        principal: Principal,
+    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
+        self.call(move |d, now| d.node.whep(now, &stream, &sdp, principal))
+            .await
+    }
+
+    /// Answers an offer whose DTLS fingerprint the paired device `device_id`
+    /// signed: `(peer id, answer SDP, our signature)`, or why not.
+    pub async fn rtc_offer_paired(
+        &self,
+        sdp: String,
+        device_id: String,
+        signature: Vec<u8>,
+    ) -> Result<PairedAnswer, Error> {
+        self.call(move |d, now| d.node.rtc_answer_paired(now, &sdp, &device_id, &signature))
+            .await
+    }
+
+    /// Client role: connects to a peer's auth port and runs the PIN key
+    /// agreement (no pairing: softbus_lite's way).
+    pub async fn connect(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
+        let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
+        self.call_later(move |d, now, tx| {
+            let r = d.node.connect(now, addr, &pin);
+            d.await_auth(r, tx);
+        })
+        .await
+    }
+
+    /// Client role: pairs with the device at `addr` using its PIN (hichain
+    /// BIND: both keep the other's long-term key), then verifies.
+    pub async fn pair(&self, addr: SocketAddr, pin: &str) -> Result<RemoteDevice, Error> {
+        let pin = zeroize::Zeroizing::new(pin.as_bytes().to_vec());
+        self.call_later(move |d, now, tx| {
+            let r = d.node.connect_pair(now, addr, &pin);
+            d.await_auth(r, tx);
+        })
+        .await
+    }
+
+    /// Client role: authenticates to a paired device with no PIN (STS).
+    pub async fn connect_paired(&self, addr: SocketAddr) -> Result<RemoteDevice, Error> {
+        self.call_later(move |d, now, tx| {
+            let r = d.node.connect_paired(now, addr);
+            d.await_auth(r, tx);
+        })
+        .await
+    }
+
+    /// PublishService (softbus_lite's checks and codes): the capability is
+    /// advertised in discovery answers from then on.
+    pub async fn publish(
+        &self,
+        module: Option<&str>,
+        info: PublishInfo,
+    ) -> Result<Result<(), softbus_bus::discovery::publish::PublishError>, Error> {
+        let module = module.map(str::to_owned);
+        self.call(move |d, _| {
+            d.node
+                .bus_mut()
+                .discovery_mut()
+                .publish(module.as_deref(), &info)
+        })
+        .await
+    }
+
+    /// UnPublishService: `Ok(true)` when nothing stays published.
+    pub async fn unpublish(
+        &self,
+        module: Option<&str>,
+        publish_id: i32,
+    ) -> Result<Result<bool, i32>, Error> {
+        let module = module.map(str::to_owned);
+        self.call(move |d, _| {
+            let disc = d.node.bus_mut().discovery_mut();
+            disc.unpublish(module.as_deref(), publish_id)
+                .map(|()| !disc.publications().is_publishing())
+        })
+        .await
+    }
+
+    /// SetCommonDeviceInfo: (key, value) pairs, all or nothing.
+    pub async fn set_common_device_info(
+        &self,
+        entries: Vec<(i32, String)>,
+    ) -> Result<Result<(), i32>, Error> {
+        self.call(move |d, _| {
+            let e: Vec<(i32, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            d.node.bus_mut().set_common_device_info(&e)
+        })
+        .await
+    }
+
+    /// The events of the session servers in `ServerMode::App` (opened, bytes,
+    /// closed), on a bounded queue of [`APP_QUEUE`]; one receiver at a time.
+    pub async fn app_events(&self) -> Result<std::sync::mpsc::Receiver<AppEvent>, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(APP_QUEUE);
+        self.call(move |d, _| d.app = Some(tx)).await?;
+        Ok(rx)
+    }
+
+    /// One open session.
+    pub async fn session(&self, id: i32) -> Result<Option<SessionInfo>, Error> {
+        self.call(move |d, _| d.node.session(SessionId(id)).cloned())
+            .await
+    }
+
+    /// Whether `device_id` is paired with this node (a cheap look-up, for a
+    /// check before anything costly is done for a request that names it).
+    pub async fn is_paired(&self, device_id: &str) -> Result<bool, Error> {
+        let device_id = device_id.to_owned();
+        self.call(move |d, _| d.node.bus().pairings().contains_key(&device_id))
+            .await
+    }
+
+    /// Forgets a paired device (on disk too); false if it was not paired.
+    pub async fn unpair(&self, device_id: &str) -> Result<bool, Error> {
+        let device_id = device_id.to_owned();
+        self.call(move |d, _| d.unpair(device_id)).await?
+    }
+
+    /// Client role: opens a session to `server` on an authenticated peer.
+    pub async fn open_session(
+        &self,
+        peer: &RemoteDevice,
+        server: &str,
+    ) -> Result<SessionHandle, Error> {
+        let (conn, server) = (peer.conn, server.to_owned());
+        self.call_later(move |d, now, tx| {
+            let r = d.node.open_session(now, conn, &server);
+            d.await_open(r, tx);
+        })
+        .await
+    }
+
+    /// Opens a session to the session server `server` of the node whose web
+    /// side is `web` (`http://HOST:PORT`) over WebRTC: this node offers (full
+    /// ICE, DTLS, SCTP from its WebRTC port) and opens a data channel so labelled.
+    pub async fn open_webrtc_session(
+        &self,
+        web: &str,
+        server: &str,
+        timeout: Duration,
+        auth: WebAuth,
+    ) -> Result<SessionHandle, Error> {
+        let (peer, offer) = self.call(|d, now| d.node.rtc_offer(now)).await??;
+        let opened = tokio::time::timeout(timeout, async {
+            let headers = match &auth {
+                WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
+                WebAuth::Paired => {
+                    let o = offer.clone();
+                    let sig = self.call(move |d, _| d.node.rtc_sign_offer(&o)).await??;
+                    vec![
+                        (DEVICE_HEADER, self.info.device_id.clone()),
+                        (SIGNATURE_HEADER, hex::encode(sig)),
+                    ]
+                }
+            };
+            let r = crate::signaling::request(web, "POST", "/rtc/offer", &headers, &offer, timeout)
+                .await?;
+            if r.status != 201 {
+                return Err(Error::Signaling {
+                    status: r.status,
+                    reason: r.body.trim().to_owned(),
+                });
+            }
+            let location = r
+                .header("location")
+                .map(str::to_owned)
+                .ok_or(Error::Closed("answer without Location"))?;
+            match &auth {
+                WebAuth::Token(_) => {
+                    let answer = r.body.clone();
+                    self.call(move |d, now| d.node.rtc_apply_answer(now, peer, &answer))
+                        .await??;
+                }
+                WebAuth::Paired => {
+                    // The answer must come from the node we are paired with.
+                    let (Some(device), Some(sig)) = (
+                        r.header(DEVICE_HEADER).map(str::to_owned),
+                        r.header(SIGNATURE_HEADER).and_then(|h| hex::decode(h).ok()),
+                    ) else {
+                        return Err(Error::Signaling {
+                            status: r.status,
+                            reason: "the answer is not signed".into(),
+                        });
+                    };
+                    let (o, answer) = (offer.clone(), r.body.clone());
+                    self.call(move |d, now| {
+                        d.node
+                            .rtc_apply_answer_paired(now, peer, &o, &answer, &device, &sig)
+                    })
+                    .await??;
+                }
+            }
+            let s_headers = match &auth {
+                WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
+                WebAuth::Paired => vec![],
+            };
+            let server = server.to_owned();
+            let mut s = self
+                .call_later(move |d, now, tx| {
+                    let r = d.node.open_rtc_session(now, peer, &server);
+                    d.await_open(r, tx);
+                })
+                .await?;
+            s.signaling = Some(Signaling {
+                web: web.to_owned(),
+                location,
+                timeout,
+                headers: s_headers,
+            });
+            Ok(s)
+        })
+        .await
+        .unwrap_or(Err(Error::Timeout("WebRTC session")));
+        if opened.is_err() {
+            // Nothing of it stays behind on this node.
+            let _ = self.rtc_close(peer.0).await;
+        }
+        opened
+    }
+
+    /// Closes a WebRTC peer connection; false if unknown.
+    pub async fn rtc_close(&self, id: u64) -> Result<bool, Error> {
+        self.call(move |d, now| d.node.rtc_close(now, PeerId(id)))
+            .await
+    }
+
+    /// `DELETE` of a peer connection by `by`: only the credential that created
+    /// it may end it (`NodeError::NotOwner` otherwise); false if unknown.
+    pub async fn rtc_close_as(
+        &self,
+        id: u64,
+        by: Principal,
+    ) -> Result<Result<bool, NodeError>, Error> {
+        self.call(move |d, now| d.node.rtc_close_as(now, PeerId(id), &by))
+            .await
+    }
+
+    /// Whether `by` created peer connection `id` and it is still open.
+    pub async fn rtc_owns(&self, id: u64, by: Principal) -> Result<bool, Error> {
+        self.call(move |d, _| d.node.rtc_owned_by(PeerId(id), &by))
+            .await
+    }
+
+    /// Devices, sessions, servers, trusted devices.
+    pub async fn snapshot(&self) -> Result<Snapshot, Error> {
+        self.call(|d, _| d.snapshot()).await
+    }
+}
