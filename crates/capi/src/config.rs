@@ -16,9 +16,9 @@
 //! | `SOFTBUS_WEB_TOKEN` | the web token | made in the data directory |
 //! | `SOFTBUS_WEB_ORIGIN` | origins whose pages may call the web side (comma-separated) | none |
 
-use softbus_runtime::{NodeConfig, NodeHandle, PinPolicy};
+use softbus_runtime::{NodeConfig, NodeHandle};
+use softbus_web::launch;
 use std::net::{Ipv4Addr, SocketAddr};
-use zeroize::Zeroizing;
 
 /// The node's configuration and the web side's.
 #[derive(Debug, Clone)]
@@ -54,42 +54,18 @@ fn parsed<T: std::str::FromStr>(
 pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
     let ip: Ipv4Addr =
         parsed(&get, "SOFTBUS_IP")?.unwrap_or_else(softbus_runtime::net::default_ipv4);
-    let data_dir = get("SOFTBUS_DATA_DIR").map_or_else(
-        || {
-            dirs::data_dir()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("softbus")
-        },
-        std::path::PathBuf::from,
-    );
+    let data_dir =
+        get("SOFTBUS_DATA_DIR").map_or_else(launch::default_data_dir, std::path::PathBuf::from);
     let allow_empty = flag(&get, "SOFTBUS_ALLOW_EMPTY_PIN")?;
-    let (pin, renewable) = match get("SOFTBUS_PIN") {
-        Some(p) if p.is_empty() && !allow_empty => {
-            return Err("SOFTBUS_PIN is empty: it authenticates nobody; set SOFTBUS_ALLOW_EMPTY_PIN=1 to accept it anyway".into())
-        }
-        Some(p) => (p, false),
-        None => {
-            let p = format!(
-                "{:06}",
-                rand::Rng::random_range(&mut rand::rng(), 0..1_000_000u32)
-            );
-            eprintln!("softbus: pairing PIN {p} (set one with SOFTBUS_PIN)");
-            (p, true)
-        }
-    };
-    if allow_empty {
-        eprintln!("softbus: warning: SOFTBUS_ALLOW_EMPTY_PIN=1: the empty PIN proves nothing");
-    }
+    let (pin, renewable) = launch::pin_policy(
+        get("SOFTBUS_PIN"),
+        allow_empty,
+        "SOFTBUS_PIN",
+        "SOFTBUS_ALLOW_EMPTY_PIN=1",
+    )
+    .map_err(|e| e.to_string())?;
     let name = get("SOFTBUS_NAME").unwrap_or_else(softbus_runtime::net::host_name);
-    let mut node = NodeConfig::new(
-        &name,
-        ip,
-        data_dir,
-        PinPolicy {
-            pin: Some(Zeroizing::new(pin)),
-            allow_empty,
-        },
-    );
+    let mut node = NodeConfig::new(&name, ip, data_dir, pin);
     node.pin_renewable = renewable;
     // The program publishes its capabilities and creates its session servers.
     node.capabilities.clear();
@@ -107,12 +83,9 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> 
     if let Some(p) = parsed(&get, "SOFTBUS_SESSION_PORT")? {
         node.session_port = p;
     }
-    let web = match get("SOFTBUS_WEB").as_deref() {
-        None | Some("off") => None,
-        Some(v) => Some(
-            v.parse()
-                .map_err(|_| format!("SOFTBUS_WEB={v:?}: expected ADDR:PORT or off"))?,
-        ),
+    let web = match get("SOFTBUS_WEB") {
+        None => None,
+        Some(v) => launch::web_addr(&v, "SOFTBUS_WEB").map_err(|e| e.to_string())?,
     };
     Ok(Config {
         node,
@@ -129,45 +102,23 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> 
     })
 }
 
-/// Serves the dashboard and WebRTC signaling on `addr`, with the web token,
-/// and prints the dashboard link on stderr.
+/// Serves the dashboard and WebRTC signaling on `addr` as `softbus node`
+/// does (the same launch code: the token, the descriptor share, the dashboard
+/// line on stderr with the login link only to a terminal).
 pub fn start_web(
     rt: &tokio::runtime::Runtime,
     handle: &NodeHandle,
     addr: SocketAddr,
     cfg: &Config,
 ) -> Result<(), String> {
-    let secret = match &cfg.web_token {
-        Some(t) => Zeroizing::new(t.clone()),
-        None => softbus_runtime::store::load_or_create_web_token(&cfg.node.data_dir, |b| {
-            rand::Rng::fill(&mut rand::rng(), b)
-        })
-        .map_err(|e| e.to_string())?,
-    };
-    let token = softbus_web::WebToken::new("web", &secret)
-        .map_err(|e| format!("SOFTBUS_WEB_TOKEN: {e}"))?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|e| format!("SOFTBUS_WEB={addr}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
-        "softbus: dashboard http://{local}/login?token={}",
-        token.secret()
-    );
-    let access = softbus_web::WebAccess {
+    let o = launch::WebOptions {
+        token: cfg.web_token.clone(),
         hosts: Vec::new(),
         origins: cfg.web_origins.clone(),
-        auth: softbus_web::WebAuth::Token(token),
     };
-    let h = handle.clone();
-    rt.spawn(async move {
-        if let Err(e) =
-            softbus_web::serve_with(listener, h, softbus_web::WebLimits::default(), access).await
-        {
-            tracing::error!(error = %e, "web side stopped");
-        }
-    });
-    Ok(())
+    rt.block_on(launch::serve_web(handle, addr, &cfg.node.data_dir, o))
+        .map(|_| ())
+        .map_err(|e| format!("SOFTBUS_WEB={addr}: {e}"))
 }
 
 #[cfg(test)]

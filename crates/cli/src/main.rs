@@ -8,11 +8,11 @@ use softbus_runtime::events::NodeEvent;
 use softbus_runtime::wire::{device_type_from_name, full_stack_capability_bit, CAPABILITIES};
 use softbus_runtime::PinPolicy;
 use softbus_runtime::{net, Node, NodeConfig, Transport};
+use softbus_web::launch;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
 
 mod progress;
 use progress::Progress;
@@ -380,9 +380,7 @@ fn failure(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn default_data_dir() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("softbus")
+    launch::default_data_dir()
 }
 
 fn timeout_arg(secs: f64) -> Option<Duration> {
@@ -503,29 +501,14 @@ async fn node(a: NodeArgs) -> ExitCode {
     if caps.len() > 3 {
         return usage("at most 3 --capability values (softbus publishes 3 services)");
     }
-    let renewable = a.pin.is_none();
-    let pin = match a.pin {
-        Some(p) if p.is_empty() && !a.allow_empty_pin => {
-            return usage(
-                "--pin '' authenticates nobody; add --allow-empty-pin to accept it anyway",
-            )
-        }
-        Some(p) => p,
-        None => {
-            let p = format!(
-                "{:06}",
-                rand::Rng::random_range(&mut rand::rng(), 0..1_000_000u32)
-            );
-            eprintln!("softbus: pairing PIN {p} (set one with --pin)");
-            p
-        }
-    };
-    let web_addr: Option<SocketAddr> = match a.web.as_str() {
-        "off" => None,
-        s => match s.parse() {
-            Ok(x) => Some(x),
-            Err(_) => return usage(format!("--web {s:?}: expected ADDR:PORT or off")),
-        },
+    let (pin, renewable) =
+        match launch::pin_policy(a.pin, a.allow_empty_pin, "--pin", "--allow-empty-pin") {
+            Ok(p) => p,
+            Err(e) => return usage(e),
+        };
+    let web_addr = match launch::web_addr(&a.web, "--web") {
+        Ok(w) => w,
+        Err(e) => return usage(e),
     };
     let ip = a.ip.unwrap_or_else(net::default_ipv4);
     let data_dir = a.data_dir.unwrap_or_else(default_data_dir);
@@ -538,15 +521,7 @@ async fn node(a: NodeArgs) -> ExitCode {
             data_dir.display()
         );
     }
-    let mut cfg = NodeConfig::new(
-        &name,
-        ip,
-        data_dir,
-        PinPolicy {
-            pin: Some(Zeroizing::new(pin)),
-            allow_empty: a.allow_empty_pin,
-        },
-    );
+    let mut cfg = NodeConfig::new(&name, ip, data_dir, pin);
     cfg.pin_renewable = renewable;
     cfg.device_type = device_type;
     cfg.discovery_port = a.discovery_port;
@@ -563,24 +538,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     }
     cfg.discard = a.discard;
     cfg.paired_only = a.paired_only;
-    let token_given = a.web_token.is_some();
-    let token = match &a.web_token {
-        Some(t) => Zeroizing::new(t.clone()),
-        None => match softbus_runtime::store::load_or_create_web_token(&cfg.data_dir, |b| {
-            rand::Rng::fill(&mut rand::rng(), b)
-        }) {
-            Ok(t) => t,
-            Err(e) => return failure(e),
-        },
-    };
-    let token = match softbus_web::WebToken::new("web", &token) {
-        Ok(t) => t,
-        Err(e) => return usage(format!("web token: {e}")),
-    };
-    let token_path = cfg.data_dir.join("web-token");
-    if cfg.pin.allow_empty {
-        eprintln!("softbus: warning: --allow-empty-pin: any device that knows the protocol can open sessions (the empty PIN proves nothing)");
-    }
+    let data_dir = cfg.data_dir.clone();
     let node = match Node::start(cfg).await {
         Ok(n) => n,
         Err(e) => return failure(e),
@@ -589,57 +547,18 @@ async fn node(a: NodeArgs) -> ExitCode {
     let mut events = handle.subscribe();
     let web = match web_addr {
         None => None,
-        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => {
-                let local = l
-                    .local_addr()
-                    .map(|a| format!("http://{a}"))
-                    .unwrap_or_default();
-                let h = handle.clone();
-                // HTTP gets a share of the descriptors, the soft bus keeps a reserve.
-                let limits = softbus_web::WebLimits {
-                    max_connections: net::web_connection_budget(net::raise_descriptor_limit(
-                        65_536,
-                    )),
-                    ..Default::default()
-                };
-                // The login link carries the token: only to a person at a
-                // terminal, never into a log or the journal.
-                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                    eprintln!(
-                        "softbus: dashboard {local}/login?token={} (the token is the web side's password)",
-                        token.secret()
-                    );
-                } else if token_given {
-                    eprintln!(
-                        "softbus: dashboard {local} (log in with the web token it was given)"
-                    );
-                } else {
-                    eprintln!(
-                        "softbus: dashboard {local} (log in with the web token in {})",
-                        token_path.display()
-                    );
-                }
-                let access = softbus_web::WebAccess {
-                    hosts: a.web_hosts.clone(),
-                    origins: a.web_origins.clone(),
-                    auth: softbus_web::WebAuth::Token(token.clone()),
-                };
-                tokio::spawn(async move {
-                    if let Err(e) = softbus_web::serve_with(l, h, limits, access).await {
-                        tracing::error!(error = %e, "web server stopped");
-                    }
-                });
-                Some(local)
+        Some(addr) => {
+            let o = launch::WebOptions {
+                token: a.web_token.clone(),
+                hosts: a.web_hosts.clone(),
+                origins: a.web_origins.clone(),
+            };
+            match launch::serve_web(&handle, addr, &data_dir, o).await {
+                Ok(url) => Some(url),
+                Err(e @ launch::LaunchError::Config(_)) => return usage(e),
+                Err(launch::LaunchError::Runtime(e)) => return failure(e),
             }
-            Err(source) => {
-                return failure(softbus_runtime::Error::Bind {
-                    what: softbus_runtime::Bound::Web,
-                    addr,
-                    source,
-                })
-            }
-        },
+        }
     };
     let i = handle.info();
     let ready = NodeEvent::Ready {

@@ -42,6 +42,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 use tower_http::cors::CorsLayer;
 
+pub mod launch;
 mod serve;
 use serve::{read_body_within, ConnTag};
 pub use serve::{serve, serve_with, WebLimits, MAX_BODY};

@@ -115,6 +115,14 @@ impl DirLock {
     }
 }
 
+/// Where a node keeps its files unless told otherwise: the user's data
+/// directory (`~/.local/share/softbus`), or the temporary one without it.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("softbus")
+}
+
 /// A device's own identity: its id and its long-term Ed25519 key.
 pub struct OwnIdentity {
     pub device_id: String,
