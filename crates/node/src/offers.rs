@@ -1,0 +1,200 @@
+//! WebRTC offers and answers through the node's signaling: the web token's,
+//! a paired node's signed ones, WHIP and WHEP, and closing what they made.
+
+use super::*;
+
+/// What a paired device signs with an offer: this text and the offer's
+/// `a=fingerprint` value.
+pub(crate) const RTC_OFFER_CONTEXT: &[u8] = b"softbus webrtc offer\0";
+/// What a node signs with its answer: this, the answer's and the offer's fingerprints.
+pub(crate) const RTC_ANSWER_CONTEXT: &[u8] = b"softbus webrtc answer\0";
+
+/// The `a=fingerprint:` value of an SDP (`sha-256 ab:cd:…`). Every
+/// fingerprint line must agree, so a signed one cannot sit beside another that
+/// DTLS would check instead.
+pub(crate) fn sdp_fingerprint(sdp: &str) -> Option<String> {
+    let mut all = sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=fingerprint:"))
+        .map(|v| v.trim().to_ascii_lowercase());
+    let first = all.next().filter(|v| !v.is_empty())?;
+    all.all(|v| v == first).then_some(first)
+}
+
+impl Node {
+    /// Offering role (node to node over WebRTC): an offer from this node's
+    /// WebRTC port; send it to the other node's signaling, then
+    /// [`Node::rtc_apply_answer`].
+    pub fn rtc_offer(&mut self, now: Instant) -> Result<(PeerId, String), NodeError> {
+        self.has_rtc_room()?;
+        Ok(self.host.offer(now)?)
+    }
+
+    /// The answer to an offer of ours.
+    pub fn rtc_apply_answer(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        answer: &str,
+    ) -> Result<(), NodeError> {
+        self.host.apply_answer(now, peer, answer)?;
+        self.process(now);
+        Ok(())
+    }
+
+    /// Answers a WebRTC offer posted by `principal`: the peer and the answer
+    /// SDP. Its sessions carry the principal's identity.
+    pub fn rtc_answer(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        principal: Principal,
+    ) -> Result<(PeerId, String), NodeError> {
+        self.has_rtc_room()?;
+        let (peer, answer) = self.host.answer(now, offer)?;
+        self.principals.insert(peer, principal);
+        Ok((peer, answer))
+    }
+
+    /// Answers an offer from a paired device that signed its DTLS fingerprint
+    /// (node-to-node WebRTC): the peer, the answer, and our signature binding
+    /// the answer's fingerprint to the offer's. The DTLS handshake then proves
+    /// each side holds the certificate it signed for.
+    pub fn rtc_answer_paired(
+        &mut self,
+        now: Instant,
+        offer: &str,
+        device_id: &str,
+        signature: &[u8],
+    ) -> Result<(PeerId, String, [u8; 64]), NodeError> {
+        let offer_fp = sdp_fingerprint(offer).ok_or(NodeError::BadSignature)?;
+        if !self.bus.verify_paired(
+            device_id,
+            &[RTC_OFFER_CONTEXT, offer_fp.as_bytes()],
+            signature,
+        ) {
+            return Err(NodeError::BadSignature);
+        }
+        let (peer, answer) = self.rtc_answer(
+            now,
+            offer,
+            Principal::Device {
+                device_id: device_id.to_owned(),
+            },
+        )?;
+        let answer_fp = sdp_fingerprint(&answer).ok_or(NodeError::BadSignature)?;
+        let sig = self.bus.sign(&[
+            RTC_ANSWER_CONTEXT,
+            answer_fp.as_bytes(),
+            offer_fp.as_bytes(),
+        ])?;
+        Ok((peer, answer, sig))
+    }
+
+    /// Client role: our signature of an offer of ours, for a paired node.
+    pub fn rtc_sign_offer(&self, offer: &str) -> Result<[u8; 64], NodeError> {
+        let fp = sdp_fingerprint(offer).ok_or(NodeError::BadSignature)?;
+        Ok(self.bus.sign(&[RTC_OFFER_CONTEXT, fp.as_bytes()])?)
+    }
+
+    /// Client role: applies the answer of the paired node `device_id` to our
+    /// `offer`, after checking its signature over both fingerprints.
+    pub fn rtc_apply_answer_paired(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        offer: &str,
+        answer: &str,
+        device_id: &str,
+        signature: &[u8],
+    ) -> Result<(), NodeError> {
+        let (Some(offer_fp), Some(answer_fp)) = (sdp_fingerprint(offer), sdp_fingerprint(answer))
+        else {
+            return Err(NodeError::BadSignature);
+        };
+        if !self.bus.verify_paired(
+            device_id,
+            &[
+                RTC_ANSWER_CONTEXT,
+                answer_fp.as_bytes(),
+                offer_fp.as_bytes(),
+            ],
+            signature,
+        ) {
+            return Err(NodeError::BadSignature);
+        }
+        self.rtc_apply_answer(now, peer, answer)?;
+        self.answered_by.insert(peer, device_id.to_owned());
+        Ok(())
+    }
+
+    /// WHIP: answers a publisher's offer for `stream` (receive only). A stream
+    /// whose publisher left less than the grace period ago continues with it.
+    pub fn whip(
+        &mut self,
+        now: Instant,
+        stream: &str,
+        offer: &str,
+        principal: Principal,
+    ) -> Result<(PeerId, String), NodeError> {
+        self.admit_media(&principal)?;
+        let (peer, answer) =
+            self.relay
+                .publish(now, &mut self.host, stream, offer, principal.clone())??;
+        self.principals.insert(peer, principal);
+        self.process(now);
+        Ok((peer, answer))
+    }
+
+    /// WHEP: answers a viewer's offer for `stream` with its publisher's tracks
+    /// (send only).
+    pub fn whep(
+        &mut self,
+        now: Instant,
+        stream: &str,
+        offer: &str,
+        principal: Principal,
+    ) -> Result<(PeerId, String), NodeError> {
+        self.admit_media(&principal)?;
+        let (peer, answer) = self
+            .relay
+            .play(now, &mut self.host, stream, offer, &principal)??;
+        self.principals.insert(peer, principal);
+        self.process(now);
+        Ok((peer, answer))
+    }
+
+    /// Whether `by` created the peer connection `peer` and it is still there.
+    pub fn rtc_owned_by(&self, peer: PeerId, by: &Principal) -> bool {
+        self.host.has_peer(peer) && self.principals.get(&peer) == Some(by)
+    }
+
+    /// The principal that created an answered peer connection.
+    pub fn rtc_principal(&self, peer: PeerId) -> Option<&Principal> {
+        self.principals.get(&peer)
+    }
+
+    /// Closes a WebRTC peer connection and its sessions (the signaling side's
+    /// `DELETE`); false if unknown.
+    pub fn rtc_close(&mut self, now: Instant, peer: PeerId) -> bool {
+        let closed = self.host.close(now, peer, CloseReason::Deleted);
+        self.process(now);
+        closed
+    }
+
+    /// `DELETE` by `by`: only the credential that created the peer connection
+    /// may end it. Ok(false) if unknown.
+    pub fn rtc_close_as(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        by: &Principal,
+    ) -> Result<bool, NodeError> {
+        match self.principals.get(&peer) {
+            Some(owner) if owner != by => Err(NodeError::NotOwner),
+            // A peer we offered (node to node) has no principal: not theirs.
+            None if self.host.has_peer(peer) => Err(NodeError::NotOwner),
+            _ => Ok(self.rtc_close(now, peer)),
+        }
+    }
+}
