@@ -117,7 +117,7 @@ async fn attacker_process(ports: &str, which: &str) -> Result<(), String> {
     let [discovery_port, auth_port, session_port, rtc_port, web_port] = p[..] else {
         return Err("--attack DISCOVERY,AUTH,SESSION,RTC,WEB_PORT".into());
     };
-    softbus_runtime::node::pin_to_cpu(Some(crate::harness::CLIENT_CPU));
+    softbus_runtime::node::pin_to_cpu(Some(crate::placement::CLIENT_CPU));
     let t = Arc::new(Target {
         node_id: String::new(),
         node_key: [0; 32],
@@ -191,7 +191,7 @@ pub async fn run(a: AbuseArgs) -> Result<(), String> {
     }
     let mut cfg = NodeConfig::new("abused", NODE_IP, dir.clone(), PinPolicy::pin(PIN));
     cfg.discovery_port = 0;
-    cfg.cpu = Some(crate::harness::SERVER_CPU);
+    cfg.cpu = Some(crate::placement::SERVER_CPU);
     // An operator serving this many devices raises the session limit.
     cfg.limits.max_sessions = 256;
     let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
@@ -206,7 +206,7 @@ pub async fn run(a: AbuseArgs) -> Result<(), String> {
     let hw = h.clone();
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || {
-        softbus_runtime::node::pin_to_cpu(Some(crate::harness::SERVER_CPU));
+        softbus_runtime::node::pin_to_cpu(Some(crate::placement::SERVER_CPU));
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -227,7 +227,7 @@ pub async fn run(a: AbuseArgs) -> Result<(), String> {
     let mut events = h.subscribe();
     // The node and the web side run on the server CPU; this thread (the good
     // clients) and the attackers' thread on the client CPU.
-    softbus_runtime::node::pin_to_cpu(Some(crate::harness::CLIENT_CPU));
+    softbus_runtime::node::pin_to_cpu(Some(crate::placement::CLIENT_CPU));
     let target = Arc::new(Target {
         node_id: info.device_id.clone(),
         node_key,

@@ -8,6 +8,7 @@
 //!   vs a plain tokio server holding N idle TCP connections.
 
 use crate::load as client;
+use crate::placement::{CLIENT_CPU, SERVER_CPU};
 use softbus_bus::discovery::{Discovery, DiscoveryConfig, LocalDevice};
 use softbus_runtime::client::ClientIdentity;
 use softbus_runtime::PinPolicy;
@@ -45,9 +46,6 @@ pub struct BenchArgs {
 }
 
 const MSG: usize = 4048;
-/// The client runs on the first CPU, every server (node or baseline) on the second.
-pub(crate) const CLIENT_CPU: usize = 0;
-pub(crate) const SERVER_CPU: usize = 1;
 const WINDOW: usize = 32;
 const PIN: &str = "bench";
 

@@ -5,6 +5,7 @@
 mod abuse;
 mod harness;
 mod load;
+mod placement;
 mod relay;
 mod rtc_load;
 

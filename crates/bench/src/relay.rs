@@ -5,7 +5,7 @@
 //! own account of its CPU time (`/proc/.../schedstat`), so the comparison is
 //! packets forwarded per CPU-second: packets per second per core.
 
-use crate::harness::SERVER_CPU;
+use crate::placement::SERVER_CPU;
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::crypto::ice_chars;

@@ -6,7 +6,7 @@
 //! Every signature is Ed25519 over SHA-256 of the signed bytes, as HUKS signs
 //! hichain's digests. Auth ids are the ASCII text of the 64-hex device ids.
 
-use super::pake::{self, errcode, hex_field, CHALLENGE_LEN, SALT_LEN};
+use super::message::{self, errcode, hex_field, CHALLENGE_LEN, SALT_LEN};
 use super::AuthError;
 use crate::crypto::Crypto;
 use serde_json::{json, Value};
@@ -275,8 +275,8 @@ pub fn exchange_response(
     keys: &ExchangeKeys,
     body: &[u8],
 ) -> Result<PeerKey, AuthError> {
-    let (msg, p) = pake::envelope(body).map_err(|_| AuthError::Malformed("hichain message"))?;
-    if msg == pake::MSG_INFORM {
+    let (msg, p) = message::envelope(body).map_err(|_| AuthError::Malformed("hichain message"))?;
+    if msg == message::MSG_INFORM {
         let code = p.get("errorCode").and_then(Value::as_u64).unwrap_or(0) as u32;
         return Err(AuthError::PeerError(code));
     }
@@ -379,8 +379,8 @@ impl StsServer {
         peer_id: &str,
         pairings: &Pairings,
     ) -> Result<StsStep, AuthError> {
-        let fail = |code| Ok(StsStep::Failed(pake::error_message(code), code));
-        let (msg, p) = match pake::envelope(body) {
+        let fail = |code| Ok(StsStep::Failed(message::error_message(code), code));
+        let (msg, p) = match message::envelope(body) {
             Ok(x) => x,
             Err(code) => return fail(code),
         };
@@ -389,7 +389,7 @@ impl StsServer {
                 if p.get("operationCode").and_then(Value::as_u64) != Some(OP_AUTHENTICATE) {
                     return fail(errcode::WRONG_OPERATION);
                 }
-                if let Err(code) = pake::check_version(&p) {
+                if let Err(code) = message::check_version(&p) {
                     return fail(code);
                 }
                 let (Some(client_challenge), Some(client_epk)) =
@@ -418,7 +418,7 @@ impl StsServer {
                     "challenge": hex::encode_upper(challenge),
                     "epk": hex::encode_upper(epk),
                     "salt": hex::encode_upper(salt),
-                    "version": pake::version(),
+                    "version": message::version(),
                     "peerAuthId": hex::encode_upper(id.auth_id.as_bytes()),
                     "peerUserType": "0",
                 }});
@@ -531,7 +531,7 @@ impl StsClient {
             "challenge": hex::encode_upper(challenge),
             "epk": hex::encode_upper(epk),
             "operationCode": OP_AUTHENTICATE,
-            "version": pake::version(),
+            "version": message::version(),
             "pkgName": "default",
             "serviceType": hex::encode_upper("default"),
             "peerAuthId": hex::encode_upper(id.auth_id.as_bytes()),
@@ -559,8 +559,9 @@ impl StsClient {
         id: &Identity,
         body: &[u8],
     ) -> Result<StsClientStep, AuthError> {
-        let (msg, p) = pake::envelope(body).map_err(|_| AuthError::Malformed("hichain message"))?;
-        if msg == pake::MSG_INFORM {
+        let (msg, p) =
+            message::envelope(body).map_err(|_| AuthError::Malformed("hichain message"))?;
+        if msg == message::MSG_INFORM {
             let code = p.get("errorCode").and_then(Value::as_u64).unwrap_or(0) as u32;
             self.state = StsClientState::Finished;
             return Err(if code == errcode::WRONG_PIN {
@@ -581,7 +582,8 @@ impl StsClient {
                     challenge,
                 },
             ) => {
-                pake::check_version(&p).map_err(|_| AuthError::Incompatible("hichain version"))?;
+                message::check_version(&p)
+                    .map_err(|_| AuthError::Incompatible("hichain version"))?;
                 let (Some(salt), Some(server_challenge), Some(server_epk), Some(blob)) = (
                     arr::<SALT_LEN>(&p, "salt"),
                     arr::<CHALLENGE_LEN>(&p, "challenge"),

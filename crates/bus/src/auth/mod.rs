@@ -3,6 +3,7 @@
 //! ([`AuthConn`], one per accepted connection) and as client ([`AuthClient`]).
 
 pub mod hichain;
+pub mod message;
 pub mod pake;
 
 use crate::crypto::{Crypto, CryptoError};

@@ -6,6 +6,11 @@ use crate::crypto::Crypto;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+pub use super::message::{
+    check_version, envelope, errcode, error_message, hex_field, version, CHALLENGE_LEN, MSG_INFORM,
+    SALT_LEN,
+};
+
 /// RFC 3526 §3, the 2048-bit MODP group prime (group 14), big-endian hex.
 pub const P2048_HEX: &str = concat!(
     "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74",
@@ -23,8 +28,6 @@ pub const P_LEN: usize = 256;
 pub const SERVER_ESK_LEN: usize = 28;
 /// Secret exponent length of the full build (our client).
 pub const CLIENT_ESK_LEN: usize = 32;
-pub const CHALLENGE_LEN: usize = 16;
-pub const SALT_LEN: usize = 16;
 /// Length of the key handed to softbus (the auth key).
 pub const EXPORT_LEN: usize = 16;
 
@@ -32,35 +35,10 @@ pub const MSG_PAKE_REQUEST: u64 = 0x0001;
 pub const MSG_PAKE_RESPONSE: u64 = 0x8001;
 pub const MSG_PAKE_CLIENT_CONFIRM: u64 = 0x0002;
 pub const MSG_PAKE_SERVER_CONFIRM: u64 = 0x8002;
-pub const MSG_INFORM: u64 = 0x8080;
 /// `operationCode` of AUTH_KEY_AGREEMENT.
 pub const OP_AUTH_KEY_AGREEMENT: u64 = 6;
 /// `operationCode` of BIND: the PAKE, then the long-term keys are exchanged.
 pub const OP_BIND: u64 = 1;
-
-/// hichain error codes seen from deviceauth_lite.
-pub mod errcode {
-    pub const UNKNOWN_MESSAGE: u32 = 5;
-    pub const BAD_BODY: u32 = 9;
-    pub const UNSUPPORTED_VERSION: u32 = 12;
-    pub const NO_256_MOD: u32 = 15;
-    pub const WRONG_PIN: u32 = 17;
-    pub const BAD_PUBLIC_VALUE: u32 = 19;
-    pub const X25519_FAILED: u32 = 21;
-    pub const HKDF_FAILED: u32 = 22;
-    pub const BAD_SEAL: u32 = 26;
-    pub const SHORT_EXCHANGE: u32 = 28;
-    pub const BAD_SIGNATURE: u32 = 29;
-    pub const SIGN_FAILED: u32 = 30;
-    pub const STORE_FAILED: u32 = 31;
-    pub const CONFIRM_WITHOUT_REQUEST: u32 = 38;
-    pub const WRONG_OPERATION: u32 = 39;
-    pub const SIGNATURE_TOO_LONG: u32 = 40;
-    /// What a lite client itself sends when it ends an exchange; ours for an
-    /// exchange it gives up on without a fault of the peer's (a timeout, a
-    /// local error).
-    pub const ABORTED: u32 = 2;
-}
 
 /// The prime as bytes.
 pub fn prime() -> Vec<u8> {
@@ -138,60 +116,6 @@ pub fn export(
         &mut out[..],
     )?;
     Ok(out)
-}
-
-/// The version object both sides send.
-pub fn version() -> Value {
-    json!({"currentVersion": "1.0.0", "minVersion": "1.0.0"})
-}
-
-/// An INFORM error message, byte-exact as deviceauth_lite writes it.
-pub fn error_message(code: u32) -> Vec<u8> {
-    format!("{{\"message\":{MSG_INFORM}, \"payload\":{{\"errorCode\":{code}}}}}").into_bytes()
-}
-
-/// Reads `{"message":n,"payload":{…}}`.
-pub fn envelope(body: &[u8]) -> Result<(u64, Value), u32> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| errcode::BAD_BODY)?;
-    let m = v
-        .get("message")
-        .and_then(Value::as_u64)
-        .ok_or(errcode::BAD_BODY)?;
-    let payload = v.get("payload").cloned().unwrap_or(Value::Null);
-    Ok((m, payload))
-}
-
-/// A hex field of exactly `len` bytes (either case); big numbers may come shorter and are left-padded.
-pub fn hex_field(p: &Value, key: &str, len: usize, pad: bool) -> Option<Vec<u8>> {
-    let b = hex::decode(p.get(key)?.as_str()?).ok()?;
-    if b.len() == len {
-        Some(b)
-    } else if pad && b.len() < len {
-        let mut v = vec![0u8; len - b.len()];
-        v.extend_from_slice(&b);
-        Some(v)
-    } else {
-        None
-    }
-}
-
-fn version_tuple(s: &str) -> Option<(u32, u32, u32)> {
-    let mut it = s.split('.').map(|x| x.parse::<u32>().ok());
-    Some((it.next()??, it.next()??, it.next()??))
-}
-
-/// Checks a peer's version object against ours (1.0.0).
-pub fn check_version(p: &Value) -> Result<(), u32> {
-    let v = p.get("version").ok_or(errcode::BAD_BODY)?;
-    let min = v
-        .get("minVersion")
-        .and_then(Value::as_str)
-        .and_then(version_tuple)
-        .ok_or(errcode::BAD_BODY)?;
-    if min > (1, 0, 0) {
-        return Err(errcode::UNSUPPORTED_VERSION);
-    }
-    Ok(())
 }
 
 /// One hichain message out of the server engine.
