@@ -5,6 +5,24 @@
 use super::*;
 
 impl Node {
+    /// Where to reach the auth server of a device this node discovered, by
+    /// its id (pairing from the dashboard names a device, not an address).
+    pub fn auth_target(&self, device_id: &str) -> Result<AuthTarget, NodeError> {
+        let devices = self.bus.discovery().devices();
+        let d = devices
+            .iter()
+            .find(|d| d.device_id == device_id)
+            .ok_or_else(|| NodeError::NotDiscovered(device_id.to_owned()))?;
+        let port = d.auth_port.ok_or_else(|| NodeError::NoAuthPort {
+            name: d.name.clone(),
+            ip: d.ip,
+        })?;
+        Ok(AuthTarget {
+            name: d.name.clone(),
+            addr: SocketAddr::from((d.ip, port)),
+        })
+    }
+
     /// CreateSessionServer with a built-in behaviour, or `App` for events only.
     /// Unlike softbus_lite, a duplicate name is refused.
     pub fn create_session_server(&mut self, name: &str, mode: ServerMode) -> Result<(), NodeError> {

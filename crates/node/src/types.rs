@@ -279,4 +279,20 @@ pub enum NodeError {
     /// `--paired-only` refuses credentials that are only a PIN.
     #[error("{0}")]
     Refused(Refusal),
+    /// No device of this id has answered this node's discovery.
+    #[error("device {0} has not been discovered by this node")]
+    NotDiscovered(String),
+    /// The device answered discovery without an auth port.
+    #[error("{name} at {ip} advertises no auth port")]
+    NoAuthPort {
+        name: String,
+        ip: std::net::Ipv4Addr,
+    },
+}
+
+/// Where a discovered device's auth server is, and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthTarget {
+    pub name: String,
+    pub addr: SocketAddr,
 }

@@ -632,32 +632,22 @@ async fn pair(State(n): State<NodeHandle>, Json(r): Json<PairRequest>) -> Respon
         )
             .into_response();
     }
-    let Ok(s) = n.snapshot().await else {
-        return unavailable();
-    };
-    let Some(d) = s.devices.iter().find(|d| d.device_id == r.device_id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!(
-                "device {} has not been discovered by this node\n",
-                r.device_id
+    let d = match n.auth_target(&r.device_id).await {
+        Ok(d) => d,
+        Err(
+            e @ softbus_runtime::Error::Node(
+                softbus_runtime::NodeError::NotDiscovered(_)
+                | softbus_runtime::NodeError::NoAuthPort { .. },
             ),
-        )
-            .into_response();
+        ) => return (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        Err(_) => return unavailable(),
     };
-    let Some(port) = d.auth_port else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("{} at {} advertises no auth port\n", d.name, d.ip),
-        )
-            .into_response();
-    };
-    let addr = std::net::SocketAddr::from((d.ip, port));
+    let addr = d.addr;
     match tokio::time::timeout(PAIR_TIMEOUT, n.pair(addr, &r.pin)).await {
         Ok(Ok(p)) => Json(serde_json::json!({
             "device_id": p.peer.device_id,
             "name": p.peer.device_name,
-            "ip": d.ip.to_string(),
+            "ip": addr.ip().to_string(),
         }))
         .into_response(),
         Ok(Err(softbus_runtime::Error::Stopped)) => unavailable(),

@@ -380,6 +380,15 @@ impl NodeHandle {
             .await
     }
 
+    /// Where the auth server of the discovered device `device_id` is (the
+    /// core's look-up; `NodeError::NotDiscovered` or `NoAuthPort` if none).
+    pub async fn auth_target(&self, device_id: &str) -> Result<softbus_node::AuthTarget, Error> {
+        let device_id = device_id.to_owned();
+        Ok(self
+            .call(move |d, _| d.node.auth_target(&device_id))
+            .await??)
+    }
+
     /// Forgets a paired device (on disk too); false if it was not paired.
     pub async fn unpair(&self, device_id: &str) -> Result<bool, Error> {
         let device_id = device_id.to_owned();
