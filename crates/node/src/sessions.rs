@@ -5,6 +5,33 @@
 use super::*;
 
 impl Node {
+    /// Takes in the pairings as another process left them (`softbus unpair`
+    /// edits the file): every device no longer among them is `Unpaired`.
+    pub fn set_pairings(&mut self, pairings: softbus_bus::auth::hichain::Pairings) {
+        let gone: Vec<String> = self
+            .bus
+            .pairings()
+            .keys()
+            .filter(|k| !pairings.contains_key(*k))
+            .cloned()
+            .collect();
+        self.bus.set_pairings(pairings);
+        for device_id in gone {
+            self.events.push_back(Event::Unpaired { device_id });
+        }
+    }
+
+    /// Forgets a paired device: `Unpaired` follows when it was paired.
+    pub fn unpair(&mut self, device_id: &str) -> bool {
+        let was = self.bus.unpair(device_id);
+        if was {
+            self.events.push_back(Event::Unpaired {
+                device_id: device_id.to_owned(),
+            });
+        }
+        was
+    }
+
     /// Where to reach the auth server of a device this node discovered, by
     /// its id (pairing from the dashboard names a device, not an address).
     pub fn auth_target(&self, device_id: &str) -> Result<AuthTarget, NodeError> {

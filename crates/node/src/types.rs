@@ -254,6 +254,11 @@ pub enum Event {
     },
     /// Streams, publishers and viewers of the media relay.
     Media(MediaEvent),
+    /// A pairing ended (unpaired here, or gone from the pairings another
+    /// process changed): the device authenticates with its key no more.
+    Unpaired {
+        device_id: String,
+    },
 }
 
 /// Errors of the node's commands.

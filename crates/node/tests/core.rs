@@ -1213,3 +1213,32 @@ fn an_application_answers_a_data_channel_in_the_kind_it_was_spoken_to() {
         r.events.clear();
     }
 }
+
+/// Pairing changes are the core's (issue 18): a device gone from the
+/// pairings another process left, or unpaired here, is reported `Unpaired`
+/// once; unpairing an unknown device reports nothing.
+#[test]
+fn pairings_that_end_are_reported_by_the_core() {
+    let mut a = node_as("CD", "10.0.0.8:50000");
+    let mut b = node(24);
+    let mut c = node_as("EF", "10.0.0.12:50000");
+    pair_cores(&mut a, &mut b);
+    pair_cores(&mut c, &mut b);
+    let unpaired = |n: &mut Node| -> Vec<String> {
+        std::iter::from_fn(|| n.poll_event())
+            .filter_map(|e| match e {
+                Event::Unpaired { device_id } => Some(device_id),
+                _ => None,
+            })
+            .collect()
+    };
+    let _ = unpaired(&mut b);
+    let mut left = b.bus().pairings().clone();
+    left.remove(&"CD".repeat(32));
+    b.set_pairings(left);
+    assert_eq!(unpaired(&mut b), vec!["CD".repeat(32)]);
+    assert!(b.unpair(&"EF".repeat(32)));
+    assert!(!b.unpair(&"EF".repeat(32)));
+    assert_eq!(unpaired(&mut b), vec!["EF".repeat(32)]);
+    assert!(b.bus().pairings().is_empty());
+}

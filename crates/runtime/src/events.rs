@@ -240,6 +240,9 @@ impl NodeEvent {
                 bytes_in: Some(traffic.bytes_in),
                 bytes_out: Some(traffic.bytes_out),
             },
+            Event::Unpaired { device_id } => NodeEvent::Unpaired {
+                device_id: device_id.clone(),
+            },
             Event::OpenFailed { session, reason } => NodeEvent::Error {
                 message: format!("session {session} did not open: {reason}"),
             },

@@ -275,20 +275,8 @@ impl Driver {
         self.pairs_stamp = stamp;
         match self.pairs.load() {
             Ok(list) => {
-                let new = store::engine_pairings(&list);
+                self.node.set_pairings(store::engine_pairings(&list));
                 self.paired = list;
-                let gone: Vec<String> = self
-                    .node
-                    .bus()
-                    .pairings()
-                    .keys()
-                    .filter(|k| !new.contains_key(*k))
-                    .cloned()
-                    .collect();
-                self.node.bus_mut().set_pairings(new);
-                for device_id in gone {
-                    let _ = self.events.send(NodeEvent::Unpaired { device_id });
-                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "paired devices not reloaded");
@@ -311,9 +299,7 @@ impl Driver {
         let r = self.pairs.remove(&device).map_err(Error::from);
         if matches!(r, Ok(true)) {
             self.paired_changed();
-            if self.node.bus_mut().unpair(&device) {
-                let _ = self.events.send(NodeEvent::Unpaired { device_id: device });
-            }
+            self.node.unpair(&device);
         }
         r
     }
