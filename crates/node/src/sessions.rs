@@ -92,6 +92,17 @@ impl Node {
         self.sessions.get(&id).is_some_and(|e| e.outgoing)
     }
 
+    /// Whether session `id` is the application's to serve: opened to one of
+    /// our `ServerMode::App` servers (not one we opened to a peer). Its
+    /// opening, messages and close go to the application (the C API's
+    /// listener); every other session is served here or by its opener.
+    pub fn is_app_session(&self, id: SessionId) -> bool {
+        !self.is_outgoing(id)
+            && self
+                .session(id)
+                .is_some_and(|i| self.server_mode(&i.session) == Some(ServerMode::App))
+    }
+
     /// Names of the session servers, in order.
     pub fn session_servers(&self) -> Vec<String> {
         self.servers.keys().cloned().collect()

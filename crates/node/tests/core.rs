@@ -1242,3 +1242,23 @@ fn pairings_that_end_are_reported_by_the_core() {
     assert_eq!(unpaired(&mut b), vec!["EF".repeat(32)]);
     assert!(b.bus().pairings().is_empty());
 }
+
+/// Which sessions go to the application is the core's decision (issue 18):
+/// one opened to an `App` server is, one to a built-in echo server is not.
+#[test]
+fn the_core_says_which_sessions_are_the_application_s() {
+    let net = Net::perfect();
+    let mut n = node(24);
+    n.create_session_server("app", ServerMode::App).unwrap();
+    let mut seen = Seen::default();
+    let auth = authenticate(&mut n, &mut seen, &net, ConnId(1));
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(2), "app").is_some());
+    assert!(open_tcp(&mut n, &mut seen, &net, &auth, ConnId(3), "echo").is_some());
+    let ids: Vec<(String, bool)> = n
+        .sessions()
+        .iter()
+        .map(|i| (i.session.clone(), n.is_app_session(SessionId(i.session_id))))
+        .collect();
+    assert_eq!(ids, vec![("app".into(), true), ("echo".into(), false)]);
+    assert!(!n.is_app_session(SessionId(99)));
+}

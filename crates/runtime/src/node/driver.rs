@@ -533,9 +533,7 @@ impl Driver {
         self.book_sessions(&e);
         match &e {
             CoreEvent::SessionOpened(info)
-                if self.app.is_some()
-                    && !self.node.is_outgoing(SessionId(info.session_id))
-                    && self.node.server_mode(&info.session) == Some(ServerMode::App) =>
+                if self.app.is_some() && self.node.is_app_session(SessionId(info.session_id)) =>
             {
                 self.app_sessions.insert(info.session_id);
                 self.tell_app(AppEvent::Opened(info.clone()));
