@@ -21,7 +21,62 @@ pub(crate) fn sdp_fingerprint(sdp: &str) -> Option<String> {
     all.all(|v| v == first).then_some(first)
 }
 
+/// How this node proves itself to another node's signaling when it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferAs {
+    /// With the other node's web token (carried by the driver).
+    Token,
+    /// As a device paired with it: the offer's fingerprint is signed, and the
+    /// answer must be signed by the node we are paired with.
+    Paired,
+}
+
+/// An offer of ours for another node's signaling.
+#[derive(Debug, Clone)]
+pub struct OurOffer {
+    pub peer: PeerId,
+    pub sdp: String,
+    /// Our signature over its fingerprint, for `OfferAs::Paired`.
+    pub signature: Option<[u8; 64]>,
+}
+
 impl Node {
+    /// Client role: an offer to post to another node's signaling, signed
+    /// when we offer as a paired device.
+    pub fn rtc_offer_as(&mut self, now: Instant, how: OfferAs) -> Result<OurOffer, NodeError> {
+        let (peer, sdp) = self.rtc_offer(now)?;
+        let signature = match how {
+            OfferAs::Token => None,
+            OfferAs::Paired => Some(self.rtc_sign_offer(&sdp)?),
+        };
+        Ok(OurOffer {
+            peer,
+            sdp,
+            signature,
+        })
+    }
+
+    /// Client role: the answer another node's signaling returned to our
+    /// `offer`, with who signed it (its device id and signature) if anyone.
+    /// With the token the answer is applied as it is; as a paired device it
+    /// must be signed by the paired node, over both fingerprints.
+    pub fn rtc_take_answer(
+        &mut self,
+        now: Instant,
+        offer: &OurOffer,
+        how: OfferAs,
+        answer: &str,
+        signed: Option<(&str, &[u8])>,
+    ) -> Result<(), NodeError> {
+        match (how, signed) {
+            (OfferAs::Token, _) => self.rtc_apply_answer(now, offer.peer, answer),
+            (OfferAs::Paired, None) => Err(NodeError::AnswerNotSigned),
+            (OfferAs::Paired, Some((device, sig))) => {
+                self.rtc_apply_answer_paired(now, offer.peer, &offer.sdp, answer, device, sig)
+            }
+        }
+    }
+
     /// Offering role (node to node over WebRTC): an offer from this node's
     /// WebRTC port; send it to the other node's signaling, then
     /// [`Node::rtc_apply_answer`].

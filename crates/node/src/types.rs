@@ -284,6 +284,9 @@ pub enum NodeError {
     /// `--paired-only` refuses credentials that are only a PIN.
     #[error("{0}")]
     Refused(Refusal),
+    /// The other node answered a paired offer without signing its answer.
+    #[error("the answer is not signed")]
+    AnswerNotSigned,
     /// No device of this id has answered this node's discovery.
     #[error("device {0} has not been discovered by this node")]
     NotDiscovered(String),

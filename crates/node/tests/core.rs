@@ -1262,3 +1262,41 @@ fn the_core_says_which_sessions_are_the_application_s() {
     assert_eq!(ids, vec![("app".into(), true), ("echo".into(), false)]);
     assert!(!n.is_app_session(SessionId(99)));
 }
+
+/// The WebRTC client's credential and its answer check are the core's
+/// (issue 18): a paired offer is signed, and its answer is taken only when
+/// the paired node signed it; an unsigned one is `AnswerNotSigned`.
+#[test]
+fn a_paired_offer_is_signed_and_its_answer_must_be() {
+    use softbus_node::{NodeError, OfferAs};
+    let net = Net::perfect();
+    let mut a = node_as("CD", "10.0.0.8:50000");
+    let mut b = node(24);
+    pair_cores(&mut a, &mut b);
+    let offer = a.rtc_offer_as(net.now(), OfferAs::Paired).unwrap();
+    let sig = offer.signature.expect("a paired offer is signed");
+    let (_, answer, answer_sig) = b
+        .rtc_answer_paired(net.now(), &offer.sdp, &"CD".repeat(32), &sig)
+        .unwrap();
+    assert_eq!(
+        a.rtc_take_answer(net.now(), &offer, OfferAs::Paired, &answer, None),
+        Err(NodeError::AnswerNotSigned)
+    );
+    let ab = "AB".repeat(32);
+    assert_eq!(
+        a.rtc_take_answer(
+            net.now(),
+            &offer,
+            OfferAs::Paired,
+            &answer,
+            Some((ab.as_str(), answer_sig.as_slice()))
+        ),
+        Ok(())
+    );
+    // With the token nothing is signed.
+    assert!(a
+        .rtc_offer_as(net.now(), OfferAs::Token)
+        .unwrap()
+        .signature
+        .is_none());
+}

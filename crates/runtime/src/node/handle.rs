@@ -419,21 +419,26 @@ impl NodeHandle {
         timeout: Duration,
         auth: WebAuth,
     ) -> Result<SessionHandle, Error> {
-        let (peer, offer) = self.call(|d, now| d.node.rtc_offer(now)).await??;
+        let how = match auth {
+            WebAuth::Token(_) => softbus_node::OfferAs::Token,
+            WebAuth::Paired => softbus_node::OfferAs::Paired,
+        };
+        let offer = self
+            .call(move |d, now| d.node.rtc_offer_as(now, how))
+            .await??;
+        let peer = offer.peer;
         let opened = tokio::time::timeout(timeout, async {
-            let headers = match &auth {
-                WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
-                WebAuth::Paired => {
-                    let o = offer.clone();
-                    let sig = self.call(move |d, _| d.node.rtc_sign_offer(&o)).await??;
-                    vec![
-                        (DEVICE_HEADER, self.info.device_id.clone()),
-                        (SIGNATURE_HEADER, hex::encode(sig)),
-                    ]
-                }
+            // Our credential as HTTP headers: the token, or our signature.
+            let headers = match (&auth, &offer.signature) {
+                (WebAuth::Token(t), _) => vec![("Authorization", format!("Bearer {t}"))],
+                (WebAuth::Paired, sig) => vec![
+                    (DEVICE_HEADER, self.info.device_id.clone()),
+                    (SIGNATURE_HEADER, sig.map(hex::encode).unwrap_or_default()),
+                ],
             };
-            let r = crate::signaling::request(web, "POST", "/rtc/offer", &headers, &offer, timeout)
-                .await?;
+            let r =
+                crate::signaling::request(web, "POST", "/rtc/offer", &headers, &offer.sdp, timeout)
+                    .await?;
             if r.status != 201 {
                 return Err(Error::Signaling {
                     status: r.status,
@@ -444,31 +449,29 @@ impl NodeHandle {
                 .header("location")
                 .map(str::to_owned)
                 .ok_or(Error::Closed("answer without Location"))?;
-            match &auth {
-                WebAuth::Token(_) => {
-                    let answer = r.body.clone();
-                    self.call(move |d, now| d.node.rtc_apply_answer(now, peer, &answer))
-                        .await??;
-                }
-                WebAuth::Paired => {
-                    // The answer must come from the node we are paired with.
-                    let (Some(device), Some(sig)) = (
-                        r.header(DEVICE_HEADER).map(str::to_owned),
-                        r.header(SIGNATURE_HEADER).and_then(|h| hex::decode(h).ok()),
-                    ) else {
-                        return Err(Error::Signaling {
-                            status: r.status,
-                            reason: "the answer is not signed".into(),
-                        });
-                    };
-                    let (o, answer) = (offer.clone(), r.body.clone());
-                    self.call(move |d, now| {
-                        d.node
-                            .rtc_apply_answer_paired(now, peer, &o, &answer, &device, &sig)
-                    })
-                    .await??;
-                }
-            }
+            // Who signed the answer, as the headers say; the core decides.
+            let signed = match (
+                r.header(DEVICE_HEADER).map(str::to_owned),
+                r.header(SIGNATURE_HEADER).and_then(|h| hex::decode(h).ok()),
+            ) {
+                (Some(device), Some(sig)) => Some((device, sig)),
+                _ => None,
+            };
+            let (o, answer) = (offer.clone(), r.body.clone());
+            self.call(move |d, now| {
+                let signed = signed
+                    .as_ref()
+                    .map(|(dev, sig)| (dev.as_str(), sig.as_slice()));
+                d.node.rtc_take_answer(now, &o, how, &answer, signed)
+            })
+            .await?
+            .map_err(|e| match e {
+                NodeError::AnswerNotSigned => Error::Signaling {
+                    status: r.status,
+                    reason: e.to_string(),
+                },
+                e => e.into(),
+            })?;
             let s_headers = match &auth {
                 WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
                 WebAuth::Paired => vec![],
