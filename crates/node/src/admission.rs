@@ -22,25 +22,36 @@ pub(crate) fn peer_key(who: &Authenticated) -> u64 {
             ..
         } => (0u8, device_id).hash(&mut h),
         Authenticated::Signaling { peer, .. } => (1u8, peer.0).hash(&mut h),
+        Authenticated::Posting(p) => (2u8, p.name()).hash(&mut h),
     }
     h.finish()
 }
 
 impl Node {
     /// The one decision point: may a peer, authenticated as `who` and seen at
-    /// `from`, open a session on `server` over `transport`?
+    /// `from` (when known), have what it asks for over `transport`? The access
+    /// policy first (`--paired-only`), then what the ask needs: media only
+    /// over WebRTC (its stream and viewer limits are the relay's); a session
+    /// needs its server, room in the table, and room in its peer's and its
+    /// address's shares.
     pub fn admit(
         &self,
         transport: Transport,
         who: &Authenticated,
-        from: IpAddr,
-        server: &str,
+        from: Option<IpAddr>,
+        ask: Ask<'_>,
     ) -> Result<(), Refusal> {
-        let _ = transport;
         if self.policy.paired_only && matches!(who.method(), AuthMethod::Pin | AuthMethod::EmptyPin)
         {
             return Err(Refusal::NotPaired);
         }
+        let server = match ask {
+            Ask::Publish(_) | Ask::Play(_) if transport != Transport::WebRtc => {
+                return Err(Refusal::WrongTransport(transport))
+            }
+            Ask::Publish(_) | Ask::Play(_) => return Ok(()),
+            Ask::Session(server) => server,
+        };
         if !self.servers.contains_key(server) {
             return Err(Refusal::UnknownServer(server.to_owned()));
         }
@@ -50,14 +61,15 @@ impl Node {
         {
             return Err(Refusal::TooManyForPeer(self.limits.max_sessions_per_peer));
         }
-        if counts_per_address(who)
-            && self.per_address.get(&from).copied().unwrap_or(0)
+        if let Some(from) = from.filter(|_| counts_per_address(who)) {
+            if self.per_address.get(&from).copied().unwrap_or(0)
                 >= self.limits.max_sessions_per_address
-        {
-            return Err(Refusal::TooManyFromAddress {
-                address: from,
-                limit: self.limits.max_sessions_per_address,
-            });
+            {
+                return Err(Refusal::TooManyFromAddress {
+                    address: from,
+                    limit: self.limits.max_sessions_per_address,
+                });
+            }
         }
         Ok(())
     }
@@ -87,16 +99,6 @@ impl Node {
             return Err(NodeError::Rtc(softbus_rtc::host::HostError::TooManyPeers(
                 self.limits.max_rtc_peers,
             )));
-        }
-        Ok(())
-    }
-
-    /// Who may publish or play media: the access policy, as for sessions.
-    pub(crate) fn admit_media(&self, principal: &Principal) -> Result<(), NodeError> {
-        if self.policy.paired_only
-            && matches!(principal.method(), AuthMethod::Pin | AuthMethod::EmptyPin)
-        {
-            return Err(NodeError::Refused(Refusal::NotPaired));
         }
         Ok(())
     }

@@ -307,7 +307,12 @@ impl Node {
                     device_id: r.peer_device_id.clone(),
                     method: r.method,
                 };
-                match self.admit(Transport::Tcp, &who, r.peer.ip(), &r.server) {
+                match self.admit(
+                    Transport::Tcp,
+                    &who,
+                    Some(r.peer.ip()),
+                    Ask::Session(&r.server),
+                ) {
                     Ok(()) => {
                         let id = self.allocate();
                         if let Ok(info) = self.bus.accept_session(now, r.conn, id.0) {

@@ -192,7 +192,13 @@ impl Node {
         offer: &str,
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
-        self.admit_media(&principal)?;
+        self.admit(
+            Transport::WebRtc,
+            &Authenticated::Posting(principal.clone()),
+            None,
+            Ask::Publish(stream),
+        )
+        .map_err(NodeError::Refused)?;
         let (peer, answer) =
             self.relay
                 .publish(now, &mut self.host, stream, offer, principal.clone())??;
@@ -210,7 +216,13 @@ impl Node {
         offer: &str,
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
-        self.admit_media(&principal)?;
+        self.admit(
+            Transport::WebRtc,
+            &Authenticated::Posting(principal.clone()),
+            None,
+            Ask::Play(stream),
+        )
+        .map_err(NodeError::Refused)?;
         let (peer, answer) = self
             .relay
             .play(now, &mut self.host, stream, offer, &principal)??;

@@ -430,8 +430,11 @@ impl Node {
                     })),
                     _ => None,
                 },
+                // Counted where admit looked: the peer's address, when known.
                 address: match (outgoing, principal) {
-                    (false, Some(p)) if p.method() != AuthMethod::WebToken => Some(info.peer.ip()),
+                    (false, Some(p)) if p.method() != AuthMethod::WebToken => {
+                        self.host.remote(peer).map(|a| a.ip())
+                    }
                     _ => None,
                 },
                 discarded: 0,
@@ -460,10 +463,8 @@ impl Node {
                     peer,
                     principal: p.clone(),
                 },
-                self.host
-                    .remote(peer)
-                    .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
-                &label,
+                self.host.remote(peer).map(|a| a.ip()),
+                Ask::Session(&label),
             ),
             None => Err(Refusal::NotPaired),
         };

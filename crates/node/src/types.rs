@@ -76,6 +76,20 @@ pub enum Authenticated {
     },
     /// A WebRTC peer whose offer came through the node's signaling from `principal`.
     Signaling { peer: PeerId, principal: Principal },
+    /// A credential posting an offer to the node's signaling (WHIP, WHEP),
+    /// before its peer connection exists.
+    Posting(Principal),
+}
+
+/// What a peer asks the node for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask<'a> {
+    /// A session on the named session server.
+    Session(&'a str),
+    /// To publish the named stream (WHIP).
+    Publish(&'a str),
+    /// To play the named stream (WHEP).
+    Play(&'a str),
 }
 
 impl Authenticated {
@@ -83,7 +97,9 @@ impl Authenticated {
     pub fn method(&self) -> AuthMethod {
         match self {
             Authenticated::Device { method, .. } => *method,
-            Authenticated::Signaling { principal, .. } => principal.method(),
+            Authenticated::Signaling { principal, .. } | Authenticated::Posting(principal) => {
+                principal.method()
+            }
         }
     }
 }
@@ -169,6 +185,9 @@ pub enum Refusal {
     /// `--paired-only`: the peer authenticated with a PIN but is not paired.
     #[error("this node accepts paired devices only (pair with softbus pair)")]
     NotPaired,
+    /// Media (WHIP, WHEP) travels over WebRTC only.
+    #[error("media travels over WebRTC only, not {}", .0.as_str())]
+    WrongTransport(Transport),
 }
 
 /// Why a session ended.

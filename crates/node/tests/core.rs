@@ -1300,3 +1300,24 @@ fn a_paired_offer_is_signed_and_its_answer_must_be() {
         .signature
         .is_none());
 }
+
+/// Media asks go through the same `admit` as sessions, and it reads its
+/// transport: a stream is published or played over WebRTC only.
+#[test]
+fn media_asks_pass_the_one_decision_and_its_transport() {
+    use softbus_node::{Ask, Authenticated};
+    let n = node(24);
+    let who = Authenticated::Posting(web());
+    assert_eq!(
+        n.admit(Transport::Tcp, &who, None, Ask::Publish("cam")),
+        Err(Refusal::WrongTransport(Transport::Tcp))
+    );
+    assert_eq!(
+        n.admit(Transport::WebRtc, &who, None, Ask::Play("cam")),
+        Ok(())
+    );
+    assert_eq!(
+        n.admit(Transport::WebRtc, &who, None, Ask::Session("nope")),
+        Err(Refusal::UnknownServer("nope".into()))
+    );
+}
