@@ -414,7 +414,7 @@ impl Node {
                 .host
                 .remote(peer)
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            transport: Transport::WebRtc.as_str(),
+            transport: Transport::WebRtc,
         };
         self.by_channel.insert((peer, channel), id);
         self.insert_session(

@@ -14,22 +14,7 @@ impl std::fmt::Display for SessionId {
     }
 }
 
-/// How a session reaches the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Tcp,
-    WebRtc,
-}
-
-impl Transport {
-    /// As JSON events and the API name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::WebRtc => "webrtc",
-        }
-    }
-}
+pub use softbus_bus::node::Transport;
 
 pub use softbus_bus::auth::AuthMethod;
 

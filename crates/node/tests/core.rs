@@ -259,7 +259,7 @@ fn opened(seen: &Seen) -> Vec<(SessionId, Transport)> {
         .filter_map(|e| match e {
             Event::SessionOpened(i) => Some((
                 SessionId(i.session_id),
-                if i.transport == "tcp" {
+                if i.transport == Transport::Tcp {
                     Transport::Tcp
                 } else {
                     Transport::WebRtc
@@ -351,7 +351,7 @@ fn max_sessions_holds_across_transports() {
 
     // Closing the peer frees its session: now the TCP session opens.
     let peer = n.sessions()[0].clone();
-    assert_eq!(peer.transport, "webrtc");
+    assert_eq!(peer.transport, Transport::WebRtc);
     assert!(n.rtc_close(net.now(), r.id));
     drain(&mut n, &mut seen);
     assert!(seen.events.iter().any(|e| matches!(

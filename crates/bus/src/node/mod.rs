@@ -785,7 +785,7 @@ impl Bus {
                                     session: server.clone(),
                                     peer_device_id: peer_device_id.clone(),
                                     peer,
-                                    transport: "tcp",
+                                    transport: Transport::Tcp,
                                     auth: *method,
                                     id: id_proof(
                                         self.crypto.as_ref(),

@@ -297,7 +297,7 @@ impl Bus {
             session: a.request.bus_name.clone(),
             peer_device_id: a.peer_device_id.clone(),
             peer,
-            transport: "tcp",
+            transport: Transport::Tcp,
             auth: a.method,
             id: id_proof(
                 self.crypto.as_ref(),

@@ -25,6 +25,25 @@ pub enum Transmit {
     Dial { conn: ConnId, addr: SocketAddr },
 }
 
+/// How a session reaches the node: the soft bus over TCP, or a WebRTC data
+/// channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    WebRtc,
+}
+
+impl Transport {
+    /// As JSON events and the API name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::WebRtc => "webrtc",
+        }
+    }
+}
+
 /// An open session as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionInfo {
@@ -34,7 +53,7 @@ pub struct SessionInfo {
     /// `GetPeerDeviceId`: `TEData` of the auth connection whose key opened it.
     pub peer_device_id: String,
     pub peer: SocketAddr,
-    pub transport: &'static str,
+    pub transport: Transport,
     /// How the peer proved who it is.
     pub auth: AuthMethod,
     /// Whether `peer_device_id` is proved (derived from the key the peer
@@ -196,4 +215,17 @@ pub struct LocalConfig {
     pub name: String,
     pub device_type: u8,
     pub ip: std::net::Ipv4Addr,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Transport;
+
+    /// The API and the events name transports alike.
+    #[test]
+    fn transports_serialize_as_they_are_named() {
+        for t in [Transport::Tcp, Transport::WebRtc] {
+            assert_eq!(serde_json::to_value(t).ok(), Some(t.as_str().into()));
+        }
+    }
 }
