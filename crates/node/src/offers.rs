@@ -183,6 +183,18 @@ impl Node {
         Ok(())
     }
 
+    /// The one decision for a credential posting a media offer (it has no
+    /// peer connection or address yet).
+    fn admit_posting(&self, principal: &Principal, ask: Ask<'_>) -> Result<(), NodeError> {
+        self.admit(
+            Transport::WebRtc,
+            &Authenticated::Posting(principal.clone()),
+            None,
+            ask,
+        )
+        .map_err(NodeError::Refused)
+    }
+
     /// WHIP: answers a publisher's offer for `stream` (receive only). A stream
     /// whose publisher left less than the grace period ago continues with it.
     pub fn whip(
@@ -192,13 +204,7 @@ impl Node {
         offer: &str,
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
-        self.admit(
-            Transport::WebRtc,
-            &Authenticated::Posting(principal.clone()),
-            None,
-            Ask::Publish(stream),
-        )
-        .map_err(NodeError::Refused)?;
+        self.admit_posting(&principal, Ask::Publish(stream))?;
         let (peer, answer) =
             self.relay
                 .publish(now, &mut self.host, stream, offer, principal.clone())??;
@@ -216,13 +222,7 @@ impl Node {
         offer: &str,
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
-        self.admit(
-            Transport::WebRtc,
-            &Authenticated::Posting(principal.clone()),
-            None,
-            Ask::Play(stream),
-        )
-        .map_err(NodeError::Refused)?;
+        self.admit_posting(&principal, Ask::Play(stream))?;
         let (peer, answer) = self
             .relay
             .play(now, &mut self.host, stream, offer, &principal)??;
