@@ -737,3 +737,51 @@ fn held_refusals_are_bounded_node_wide() {
     }
     assert_eq!((held, closed), (MAX_REFUSING, 68 - MAX_REFUSING));
 }
+
+/// The client reads a node's refusals inside a PIN key agreement: a pause
+/// with its wait, a claimed paired id, and a malformed one as a typed error
+/// (the fuzz corpus seeds `ret_auth_info_then_paused` and `…_paired_refusal`
+/// are these packets).
+#[test]
+fn the_client_reads_refusals_during_the_key_agreement() {
+    let frame = |body: serde_json::Value| {
+        softbus_bus::frame::auth_plain(
+            softbus_bus::frame::Module::TRUST_ENGINE,
+            7,
+            softbus_bus::frame::FLAG_REPLY,
+            body.to_string().as_bytes(),
+        )
+    };
+    let ret = frame(serde_json::json!({"TECmd": "retAuthInfo", "TEData": "AB".repeat(32)}));
+    let cases = [
+        (
+            serde_json::json!({"TECmd": "refuseAuth", "REASON": "paused", "RETRY_AFTER": 60}),
+            AuthError::PinPaused { retry_after_s: 60 },
+        ),
+        (
+            serde_json::json!({"TECmd": "refuseAuth", "REASON": "paused", "RETRY_AFTER": 1u64 << 40}),
+            AuthError::PinPaused {
+                retry_after_s: 86_400,
+            },
+        ),
+        (
+            serde_json::json!({"TECmd": "refuseAuth", "REASON": "paired", "DEVICE_ID": "CD".repeat(32)}),
+            AuthError::PairedIdClaimed,
+        ),
+        (
+            serde_json::json!({"TECmd": "refuseAuth", "REASON": "paused"}),
+            AuthError::Malformed("RETRY_AFTER"),
+        ),
+    ];
+    let mut c = OpenSslCrypto::seeded(4);
+    for (refusal, want) in cases {
+        let mut client = phone(b"246810");
+        while client.poll_transmit().is_some() {}
+        assert!(client.handle_data(&mut c, &ret).unwrap().is_none());
+        assert_eq!(
+            client.handle_data(&mut c, &frame(refusal.clone())).err(),
+            Some(want),
+            "{refusal}"
+        );
+    }
+}
