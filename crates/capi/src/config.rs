@@ -54,8 +54,10 @@ fn parsed<T: std::str::FromStr>(
 pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
     let ip: Ipv4Addr =
         parsed(&get, "SOFTBUS_IP")?.unwrap_or_else(softbus_runtime::net::default_ipv4);
-    let data_dir =
-        get("SOFTBUS_DATA_DIR").map_or_else(launch::default_data_dir, std::path::PathBuf::from);
+    let data_dir = get("SOFTBUS_DATA_DIR").map_or_else(
+        softbus_runtime::store::default_data_dir,
+        std::path::PathBuf::from,
+    );
     let allow_empty = flag(&get, "SOFTBUS_ALLOW_EMPTY_PIN")?;
     let (pin, renewable) = launch::pin_policy(
         get("SOFTBUS_PIN"),

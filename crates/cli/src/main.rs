@@ -7,7 +7,7 @@ use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
 use softbus_runtime::wire::{device_type_from_name, full_stack_capability_bit, CAPABILITIES};
 use softbus_runtime::PinPolicy;
-use softbus_runtime::{net, Node, NodeConfig, Transport};
+use softbus_runtime::{net, store, Node, NodeConfig, Transport};
 use softbus_web::launch;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -379,16 +379,14 @@ fn failure(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn default_data_dir() -> PathBuf {
-    launch::default_data_dir()
-}
-
 fn timeout_arg(secs: f64) -> Option<Duration> {
     (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
 }
 
 fn client_identity(data_dir: Option<PathBuf>, ip: Ipv4Addr) -> Result<ClientIdentity, ExitCode> {
-    let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
+    let dir = data_dir
+        .unwrap_or_else(store::default_data_dir)
+        .join("client");
     // The client's id is derived from its key, as the node's is (the same
     // files its pairings use).
     let own = softbus_runtime::store::load_or_create_identity(&dir, |b| {
@@ -511,7 +509,7 @@ async fn node(a: NodeArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     let ip = a.ip.unwrap_or_else(net::default_ipv4);
-    let data_dir = a.data_dir.unwrap_or_else(default_data_dir);
+    let data_dir = a.data_dir.unwrap_or_else(store::default_data_dir);
     if a.reset_identity {
         if let Err(e) = softbus_runtime::store::reset_identity(&data_dir) {
             return failure(e);
@@ -780,7 +778,9 @@ async fn client_node(
     discovery_port: u16,
     discovery: bool,
 ) -> Result<Node, ExitCode> {
-    let dir = data_dir.unwrap_or_else(default_data_dir).join("client");
+    let dir = data_dir
+        .unwrap_or_else(store::default_data_dir)
+        .join("client");
     let mut cfg = NodeConfig::new(
         &net::host_name(),
         local_ip,
@@ -851,7 +851,7 @@ async fn pair(a: PairArgs) -> ExitCode {
 fn pair_stores(
     data_dir: Option<PathBuf>,
 ) -> Result<Vec<(&'static str, softbus_runtime::store::PairStore)>, ExitCode> {
-    let dir = data_dir.unwrap_or_else(default_data_dir);
+    let dir = data_dir.unwrap_or_else(store::default_data_dir);
     let mut out = Vec::new();
     for (role, d) in [("node", dir.clone()), ("client", dir.join("client"))] {
         out.push((

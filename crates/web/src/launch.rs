@@ -1,12 +1,13 @@
 //! Starting a node the way a person configures it, shared by the `softbus`
-//! binary and the C API (issue 18): the PIN policy, the data directory, the
-//! web token and the web side with its dashboard line. Each front end reads
+//! binary and the C API (issue 18): the PIN policy, the web address, the
+//! web token and the web side with its dashboard line (the default data
+//! directory is `store::default_data_dir`). Each front end reads
 //! its own options (flags, environment) and calls these; none has a copy.
 
 use crate::{WebAccess, WebAuth, WebLimits, WebToken};
 use softbus_runtime::{net, NodeHandle, PinPolicy};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use zeroize::Zeroizing;
 
 /// Why a node was not launched, in words for the person who configured it.
@@ -18,11 +19,6 @@ pub enum LaunchError {
     /// The configuration is fine but the system refused (a failure).
     #[error(transparent)]
     Runtime(#[from] softbus_runtime::Error),
-}
-
-/// Where a node keeps its files unless told otherwise.
-pub fn default_data_dir() -> PathBuf {
-    softbus_runtime::store::default_data_dir()
 }
 
 /// The PIN policy from the PIN given (if any), and whether it is renewable
