@@ -3,11 +3,11 @@
 
 use super::*;
 
-/// Whether `who`'s sessions count toward its address's limit: every device
+/// Whether sessions of a peer authenticated by `method` count toward its address's limit: every device
 /// (a PIN, a pairing or a signed offer proves a device, not that one address
 /// is one device), but not the operator's web token.
-pub(crate) fn counts_per_address(who: &Authenticated) -> bool {
-    !matches!(who.method(), AuthMethod::WebToken)
+pub(crate) fn counts_per_address(method: AuthMethod) -> bool {
+    !matches!(method, AuthMethod::WebToken)
 }
 
 /// The per-peer limit's key of an identity: a device (over any transport) or
@@ -61,7 +61,7 @@ impl Node {
         {
             return Err(Refusal::TooManyForPeer(self.limits.max_sessions_per_peer));
         }
-        if let Some(from) = from.filter(|_| counts_per_address(who)) {
+        if let Some(from) = from.filter(|_| counts_per_address(who.method())) {
             if self.per_address.get(&from).copied().unwrap_or(0)
                 >= self.limits.max_sessions_per_address
             {

@@ -432,7 +432,7 @@ impl Node {
                 },
                 // Counted where admit looked: the peer's address, when known.
                 address: match (outgoing, principal) {
-                    (false, Some(p)) if p.method() != AuthMethod::WebToken => {
+                    (false, Some(p)) if counts_per_address(p.method()) => {
                         self.host.remote(peer).map(|a| a.ip())
                     }
                     _ => None,
