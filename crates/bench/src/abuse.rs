@@ -20,7 +20,7 @@ use softbus_bus::crypto::Crypto;
 use softbus_bus::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent, LocalDevice};
 use softbus_crypto::OpenSslCrypto;
 use softbus_runtime::client::ClientIdentity;
-use softbus_runtime::{Node, NodeConfig, PinPolicy};
+use softbus_runtime::{NodeConfig, NodeTask, PinPolicy};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -194,7 +194,7 @@ pub async fn run(a: AbuseArgs) -> Result<(), String> {
     cfg.cpu = Some(crate::placement::SERVER_CPU);
     // An operator serving this many devices raises the session limit.
     cfg.limits.max_sessions = 256;
-    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let node = NodeTask::start(cfg).await.map_err(|e| e.to_string())?;
     let h = node.handle();
     let info = h.info().clone();
     // The web side on the server's CPU too, on a runtime of its own (as the

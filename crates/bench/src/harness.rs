@@ -12,7 +12,7 @@ use crate::placement::{CLIENT_CPU, SERVER_CPU};
 use softbus_bus::discovery::{Discovery, DiscoveryConfig, LocalDevice};
 use softbus_runtime::client::ClientIdentity;
 use softbus_runtime::PinPolicy;
-use softbus_runtime::{Node, NodeConfig};
+use softbus_runtime::{NodeConfig, NodeTask};
 use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{ExitCode, Stdio};
@@ -187,13 +187,13 @@ fn bench_config(ip: [u8; 4], tag: &str) -> NodeConfig {
     cfg
 }
 
-async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<Node, String> {
+async fn start_node(ip: [u8; 4], tag: &str, max_sessions: usize) -> Result<NodeTask, String> {
     let mut cfg = bench_config(ip, tag);
     cfg.limits.max_sessions = max_sessions;
     cfg.limits.max_sessions_per_peer = max_sessions;
     cfg.limits.max_sessions_per_address = max_sessions;
     cfg.bus.discovery.reply_rate = u32::MAX;
-    Node::start(cfg).await.map_err(|e| e.to_string())
+    NodeTask::start(cfg).await.map_err(|e| e.to_string())
 }
 
 /// Runs a baseline server on a thread of its own with a single-threaded runtime,
@@ -385,10 +385,10 @@ async fn plain_discard_server(l: TcpListener) {
 }
 
 /// A node with a discard server `discard`, pinned to the server CPU.
-async fn discard_node(ip: [u8; 4], tag: &str) -> Result<Node, String> {
+async fn discard_node(ip: [u8; 4], tag: &str) -> Result<NodeTask, String> {
     let mut cfg = bench_config(ip, tag);
     cfg.discard = vec!["discard".into()];
-    Node::start(cfg).await.map_err(|e| e.to_string())
+    NodeTask::start(cfg).await.map_err(|e| e.to_string())
 }
 
 async fn stream(secs: Duration) -> Result<(f64, f64), String> {

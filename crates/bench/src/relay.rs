@@ -14,7 +14,7 @@ use softbus_rtc::peer::{Peer, PeerEvent};
 use softbus_rtc::rtp::RtpBuilder;
 use softbus_rtc::sdp::Direction;
 use softbus_rtc::srtp::Context;
-use softbus_runtime::{Node, NodeConfig, PinPolicy, Principal};
+use softbus_runtime::{NodeConfig, NodeTask, PinPolicy, Principal};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -174,7 +174,7 @@ async fn through_node(secs: Duration, viewers: usize) -> Result<(f64, u64, u64),
     );
     cfg.discovery_port = 0;
     cfg.cpu = Some(SERVER_CPU);
-    let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+    let node = NodeTask::start(cfg).await.map_err(|e| e.to_string())?;
     let h = node.handle();
     let who = Principal::WebToken {
         name: "bench".into(),
@@ -184,7 +184,6 @@ async fn through_node(secs: Duration, viewers: usize) -> Result<(f64, u64, u64),
     let (_, answer) = h
         .whip("bench".into(), offer, who.clone())
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     publisher.answer(&answer)?;
     let mut clients = vec![publisher];
@@ -193,7 +192,6 @@ async fn through_node(secs: Duration, viewers: usize) -> Result<(f64, u64, u64),
         let (_, answer) = h
             .whep("bench".into(), offer, who.clone())
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         v.answer(&answer)?;
         clients.push(v);

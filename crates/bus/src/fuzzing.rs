@@ -7,8 +7,8 @@ use crate::discovery::{
     payload::DevicePayload, publish::PublishInfo, Discovery, DiscoveryConfig, LocalDevice,
 };
 use crate::frame::{Deframer, HeaderKind};
-use crate::node::{Bus, BusConfig, Listener, LocalConfig};
-use crate::ConnId;
+use crate::node::{Bus, BusConfig, Listener, LocalConfig, Refusal};
+use crate::{ConnId, SessionId};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -137,10 +137,10 @@ pub fn bus_tcp(now: Instant, crypto: Box<dyn Crypto>, data: &[u8]) {
     let mut next = 1;
     while let Some(r) = bus.poll_session_request() {
         if r.server == "echo" {
-            let _ = bus.accept_session(now, r.conn, next);
+            let _ = bus.accept_session(now, r.conn, SessionId(next));
             next += 1;
         } else {
-            bus.refuse_session(r.conn, "no such server");
+            bus.refuse_session(r.conn, Refusal::UnknownServer(r.server));
         }
     }
     while bus.poll_transmit().is_some() {}

@@ -29,11 +29,7 @@ pub mod fuzzing;
 pub mod node;
 pub mod session;
 
-/// Names one TCP connection between the engine and its driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-pub use softbus_proto::earliest;
+pub use softbus_proto::{earliest, ConnId, Datagram, SessionId, Transmit};
 
 /// Shortens an identifier for logs (device ids, keys are never logged whole).
 pub fn redact(s: &str) -> String {

@@ -7,9 +7,9 @@ use softbus_bus::discovery::{
     Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice,
 };
 use softbus_bus::frame::{self, Module};
-use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Transmit};
+use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Refusal};
 use softbus_bus::session::{ClientEvent, SessionClient};
-use softbus_bus::ConnId;
+use softbus_bus::{ConnId, SessionId, Transmit};
 use softbus_crypto::OpenSslCrypto;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -50,13 +50,14 @@ fn decide(bus: &mut Bus) {
             let id = bus
                 .sessions()
                 .iter()
-                .map(|s| s.session_id)
+                .map(|s| s.session_id.0)
                 .max()
                 .unwrap_or(0)
                 + 1;
-            bus.accept_session(Instant::now(), r.conn, id).unwrap();
+            bus.accept_session(Instant::now(), r.conn, SessionId(id))
+                .unwrap();
         } else {
-            bus.refuse_session(r.conn, "no such session server");
+            bus.refuse_session(r.conn, Refusal::UnknownServer(r.server));
         }
     }
 }
@@ -84,7 +85,7 @@ fn out_for(bus: &mut Bus, conn: ConnId) -> (Vec<Vec<u8>>, bool) {
         }
     }
     assert!(
-        keep.iter().all(|t| matches!(t, Transmit::Udp(_))),
+        keep.iter().all(|t| matches!(t, Transmit::Datagram(_))),
         "{keep:?}"
     );
     (v, closed)
@@ -143,7 +144,7 @@ fn opened_echo(
     c: &mut OpenSslCrypto,
     auth_conn: u64,
     sess_conn: u64,
-) -> (SessionClient, i32, Authenticated) {
+) -> (SessionClient, SessionId, Authenticated) {
     let auth = authenticate(bus, c, ConnId(auth_conn), "246810", 900).unwrap();
     let (mut s, out, closed) = open(bus, c, ConnId(sess_conn), &auth, "echo");
     assert!(!closed);
@@ -166,7 +167,7 @@ fn echo_round(
     c: &mut OpenSslCrypto,
     s: &mut SessionClient,
     conn: ConnId,
-    id: i32,
+    id: SessionId,
     msg: &[u8],
 ) {
     s.send(c, msg).unwrap();
@@ -221,12 +222,12 @@ fn discover_then_authenticate_then_echo() {
         bus.handle_datagram(now, from, Some(to.parse().unwrap()), &req.payload)
             .unwrap();
         assert!(
-            matches!(bus.poll_transmit(), Some(Transmit::Udp(_))),
+            matches!(bus.poll_transmit(), Some(Transmit::Datagram(_))),
             "{to}"
         );
     }
     bus.handle_datagram(now, from, None, &req.payload).unwrap();
-    let Some(Transmit::Udp(reply)) = bus.poll_transmit() else {
+    let Some(Transmit::Datagram(reply)) = bus.poll_transmit() else {
         panic!()
     };
     disc.handle_datagram(now, "10.0.0.2:5684".parse().unwrap(), &reply.payload)

@@ -35,7 +35,7 @@ impl Driven for Disc<'_> {
         let d = self.d.poll_transmit()?;
         Some(TestDatagram {
             from: SocketAddr::from((self.ip, 5684)),
-            to: SocketAddr::V4(d.dst),
+            to: d.destination,
             payload: d.payload,
         })
     }

@@ -8,8 +8,8 @@ use softbus_bus::auth::{
     AuthClient, AuthError, AuthMethod, Authenticated, ClientAuth, LocalAuthInfo, PinPolicy,
 };
 use softbus_bus::crypto::Crypto;
-use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig, Transmit};
-use softbus_bus::ConnId;
+use softbus_bus::node::{Bus, BusConfig, BusEvent, Listener, LocalConfig};
+use softbus_bus::{ConnId, Transmit};
 use softbus_crypto::OpenSslCrypto;
 use std::net::SocketAddr;
 use std::sync::Arc;

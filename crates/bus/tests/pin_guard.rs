@@ -5,8 +5,8 @@
 //! auth connections are rate-limited per address and node-wide.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
 use softbus_bus::auth::{AuthClient, AuthError, LocalAuthInfo, PinPolicy};
-use softbus_bus::node::{Bus, BusConfig, BusError, BusEvent, Listener, LocalConfig, Transmit};
-use softbus_bus::ConnId;
+use softbus_bus::node::{Bus, BusConfig, BusError, BusEvent, Listener, LocalConfig};
+use softbus_bus::{ConnId, Transmit};
 use softbus_crypto::OpenSslCrypto;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -21,7 +21,9 @@
 
 pub mod config;
 
-use softbus_runtime::{AppEvent, NodeHandle, PublishInfo as RustPublishInfo, ServerMode};
+use softbus_runtime::{
+    AppEvent, NodeHandle, PublishInfo as RustPublishInfo, ServerMode, SessionId,
+};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uchar, c_uint, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -90,7 +92,7 @@ const VALUE_MAX: usize = 96;
 
 /// The node this process runs, once something is published.
 struct Running {
-    node: softbus_runtime::Node,
+    node: softbus_runtime::NodeTask,
     handle: NodeHandle,
     rt: tokio::runtime::Runtime,
     /// Tells the callback thread to end.
@@ -106,7 +108,7 @@ struct Lib {
     servers: HashMap<String, ISessionListener>,
     /// Open sessions and the listener they were opened under (kept after
     /// their server is removed, for onSessionClosed).
-    sessions: HashMap<i32, ISessionListener>,
+    sessions: HashMap<SessionId, ISessionListener>,
     /// Services published now.
     published: usize,
 }
@@ -233,8 +235,8 @@ pub unsafe extern "C" fn PublishService(
         }
         let r = match ensure_running() {
             Ok((h, rt)) => match rt.block_on(h.publish(module.as_deref(), p)) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err((e.reason as CEnum, e.code)),
+                Ok(()) => Ok(()),
+                Err(softbus_runtime::Error::Publish(e)) => Err((e.reason as CEnum, e.code)),
                 Err(_) => Err((PUBLISH_FAIL_REASON_UNKNOWN, ERROR_FAIL)),
             },
             Err(e) => {
@@ -269,7 +271,7 @@ pub unsafe extern "C" fn UnPublishService(moduleName: *const c_char, publishId: 
             return ERROR_INVALID;
         };
         match rt.block_on(h.unpublish(module.as_deref(), publishId)) {
-            Ok(Ok(last)) => {
+            Ok(last) => {
                 if let Some(l) = lib().as_mut() {
                     l.published = l.published.saturating_sub(1);
                 }
@@ -278,7 +280,7 @@ pub unsafe extern "C" fn UnPublishService(moduleName: *const c_char, publishId: 
                 }
                 ERROR_SUCCESS
             }
-            Ok(Err(code)) => code,
+            Err(softbus_runtime::Error::Discovery(e)) => e.code(),
             Err(_) => ERROR_FAIL,
         }
     })
@@ -315,8 +317,8 @@ pub unsafe extern "C" fn SetCommonDeviceInfo(
             return ERROR_FAIL;
         };
         match rt.block_on(h.set_common_device_info(copied)) {
-            Ok(Ok(())) => ERROR_SUCCESS,
-            Ok(Err(code)) => code,
+            Ok(()) => ERROR_SUCCESS,
+            Err(softbus_runtime::Error::Discovery(e)) => e.code(),
             Err(_) => ERROR_FAIL,
         }
     })
@@ -416,7 +418,7 @@ pub unsafe extern "C" fn SendBytes(sessionId: c_int, data: *const c_void, len: c
         let Some((h, rt)) = handle() else {
             return -1;
         };
-        match rt.block_on(h.send_bytes(sessionId, bytes)) {
+        match rt.block_on(h.send_bytes(SessionId(sessionId), bytes)) {
             Ok(()) => 0,
             Err(_) => -1,
         }
@@ -428,7 +430,7 @@ fn session_field(
     f: impl FnOnce(&softbus_runtime::SessionInfo) -> String,
 ) -> Option<String> {
     let (h, rt) = handle()?;
-    let info = rt.block_on(h.session(id)).ok()??;
+    let info = rt.block_on(h.session(SessionId(id))).ok()??;
     Some(f(&info))
 }
 
@@ -495,7 +497,7 @@ pub unsafe extern "C" fn GetPeerDeviceId(
 pub extern "C" fn CloseSession(sessionId: c_int) {
     guard((), || {
         if let Some((h, rt)) = handle() {
-            let _ = rt.block_on(h.close_session(sessionId));
+            let _ = rt.block_on(h.close_session(SessionId(sessionId)));
         }
     });
 }
@@ -516,7 +518,7 @@ fn ensure_running() -> Result<(NodeHandle, tokio::runtime::Handle), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let node = rt
-        .block_on(softbus_runtime::Node::start(cfg.node.clone()))
+        .block_on(softbus_runtime::NodeTask::start(cfg.node.clone()))
         .map_err(|e| e.to_string())?;
     let handle = node.handle();
     if let Some(addr) = cfg.web {
@@ -610,9 +612,9 @@ fn dispatch(e: AppEvent) {
                 l.sessions.insert(info.session_id, listener);
                 listener
             };
-            let keep = listener.onSessionOpened.map_or(0, |f| f(info.session_id));
+            let keep = listener.onSessionOpened.map_or(0, |f| f(info.session_id.0));
             if keep != 0 {
-                CloseSession(info.session_id);
+                CloseSession(info.session_id.0);
             }
         }
         AppEvent::Bytes { session, data } => {
@@ -620,13 +622,13 @@ fn dispatch(e: AppEvent) {
                 .as_ref()
                 .and_then(|l| l.sessions.get(&session).copied());
             if let Some(f) = listener.and_then(|l| l.onBytesReceived) {
-                f(session, data.as_ptr().cast(), data.len() as c_uint);
+                f(session.0, data.as_ptr().cast(), data.len() as c_uint);
             }
         }
         AppEvent::Closed { session } => {
             let listener = lib().as_mut().and_then(|l| l.sessions.remove(&session));
             if let Some(f) = listener.and_then(|l| l.onSessionClosed) {
-                f(session);
+                f(session.0);
             }
         }
     }

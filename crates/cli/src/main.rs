@@ -7,7 +7,7 @@ use softbus_runtime::client::{self, ClientIdentity};
 use softbus_runtime::events::NodeEvent;
 use softbus_runtime::wire::{device_type_from_name, full_stack_capability_bit, CAPABILITIES};
 use softbus_runtime::PinPolicy;
-use softbus_runtime::{net, store, Node, NodeConfig, Transport};
+use softbus_runtime::{net, store, NodeConfig, NodeTask, Transport};
 use softbus_web::launch;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -183,7 +183,7 @@ struct Reach {
 
 /// The client node `send` or `pair` runs, toward one peer.
 struct Client {
-    node: Node,
+    node: NodeTask,
     peer_ip: Ipv4Addr,
     /// The auth port --peer gave, if any.
     port: Option<u16>,
@@ -537,7 +537,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.discard = a.discard;
     cfg.paired_only = a.paired_only;
     let data_dir = cfg.data_dir.clone();
-    let node = match Node::start(cfg).await {
+    let node = match NodeTask::start(cfg).await {
         Ok(n) => n,
         Err(e) => return failure(e),
     };
@@ -777,7 +777,7 @@ async fn client_node(
     local_ip: Ipv4Addr,
     discovery_port: u16,
     discovery: bool,
-) -> Result<Node, ExitCode> {
+) -> Result<NodeTask, ExitCode> {
     let dir = data_dir
         .unwrap_or_else(store::default_data_dir)
         .join("client");
@@ -796,7 +796,7 @@ async fn client_node(
     cfg.discovery = discovery;
     cfg.capabilities.clear();
     cfg.echo.clear();
-    Node::start(cfg).await.map_err(failure)
+    NodeTask::start(cfg).await.map_err(failure)
 }
 
 fn parse_peer(peer: &str) -> Result<(Ipv4Addr, Option<u16>), ExitCode> {

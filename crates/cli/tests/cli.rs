@@ -489,7 +489,7 @@ fn send_over_webrtc_between_loopback_addresses() {
 /// address disturbs none of the open WebRTC sessions.
 #[test]
 fn webrtc_garbage_does_not_disturb_peers() {
-    use softbus_runtime::{Node, NodeConfig, PinPolicy, WebAuth};
+    use softbus_runtime::{NodeConfig, NodeTask, PinPolicy, WebAuth};
     use std::net::{Ipv4Addr, UdpSocket};
     use std::time::Duration;
     let dir = temp_dir("rtcgarbage");
@@ -513,7 +513,7 @@ fn webrtc_garbage_does_not_disturb_peers() {
             cfg.discovery_port = 0;
             cfg.echo.clear();
             cfg.capabilities.clear();
-            Node::start(cfg)
+            NodeTask::start(cfg)
         };
         let (na, nb) = (
             client([127, 0, 0, 48], "a").await.unwrap(),

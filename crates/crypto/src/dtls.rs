@@ -108,9 +108,21 @@ thread_local! {
     static RETRANSMITTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn err(e: impl std::fmt::Display) -> DtlsError {
-    DtlsError::Backend(e.to_string())
+fn err(e: impl std::error::Error + Send + Sync + 'static) -> DtlsError {
+    DtlsError::Backend(softbus_rtc::dtls::BackendError::new(e))
 }
+
+/// A fingerprint asked for with a hash OpenSSL is not given here.
+#[derive(Debug)]
+struct UnknownHash(String);
+
+impl std::fmt::Display for UnknownHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown fingerprint hash {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownHash {}
 
 /// Days a generated certificate is valid; the WebRTC host renews it before.
 pub const CERT_DAYS: u32 = 30;
@@ -182,7 +194,7 @@ impl DtlsIdentity {
 
     /// The certificate fingerprint with `algorithm` (`sha-1` … `sha-512`), for `a=fingerprint`.
     pub fn fingerprint(&self, algorithm: &str) -> Result<Fingerprint, DtlsError> {
-        let md = digest_for(algorithm).ok_or_else(|| err("unknown hash"))?;
+        let md = digest_for(algorithm).ok_or_else(|| err(UnknownHash(algorithm.to_owned())))?;
         Ok(Fingerprint {
             algorithm: algorithm.to_owned(),
             digest: self.cert.digest(md).map_err(err)?.to_vec(),
@@ -396,7 +408,7 @@ impl DtlsBackend for OpenSslDtls {
     }
 
     fn digest(&self, algorithm: &str, der: &[u8]) -> Result<Vec<u8>, DtlsError> {
-        let md = digest_for(algorithm).ok_or_else(|| err("unknown fingerprint hash"))?;
+        let md = digest_for(algorithm).ok_or_else(|| err(UnknownHash(algorithm.to_owned())))?;
         Ok(openssl::hash::hash(md, der).map_err(err)?.to_vec())
     }
 

@@ -77,8 +77,7 @@ impl Node {
     /// Whether this node may ask for a session to `server` (name, limit).
     pub(crate) fn may_open(&self, server: &str) -> Result<(), NodeError> {
         session::check_name(server)?;
-        self.has_room()
-            .map_err(|r| SessionError::Refused(r.to_string()).into())
+        self.has_room().map_err(NodeError::Refused)
     }
 
     /// The session limit, counting sessions open and being opened by us.

@@ -47,8 +47,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 pub use types::*;
 
-pub use softbus_bus::node::Transmit as BusTransmit;
-
 /// A session this node asked for, on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Opening {
@@ -255,6 +253,18 @@ impl Node {
         )
     }
 
+    /// The address discovery datagrams leave from ([`Datagram::source`]):
+    /// the driver sends those from its discovery socket.
+    pub fn discovery_source(&self) -> SocketAddr {
+        SocketAddr::V4(self.bus.discovery().source())
+    }
+
+    /// The address WebRTC datagrams leave from: the driver sends those from
+    /// its WebRTC socket.
+    pub fn rtc_source(&self) -> SocketAddr {
+        self.host.local()
+    }
+
     /// Next output for the driver.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -268,7 +278,12 @@ impl Node {
     // ---- commands ----
 
     /// The driver connected (or failed to connect) a [`Transmit::Dial`].
-    pub fn handle_dialed(&mut self, now: Instant, conn: ConnId, result: Result<(), String>) {
+    pub fn handle_dialed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        result: Result<(), std::io::ErrorKind>,
+    ) {
         self.bus.handle_dialed(now, conn, result);
         self.process(now);
     }
@@ -315,7 +330,7 @@ impl Node {
                 ) {
                     Ok(()) => {
                         let id = self.allocate();
-                        if let Ok(info) = self.bus.accept_session(now, r.conn, id.0) {
+                        if let Ok(info) = self.bus.accept_session(now, r.conn, id) {
                             self.insert_session(
                                 id,
                                 Entry {
@@ -333,7 +348,7 @@ impl Node {
                         }
                     }
                     Err(reason) => {
-                        self.bus.refuse_session(r.conn, &reason.to_string());
+                        self.bus.refuse_session(r.conn, reason.clone());
                         self.events.push_back(Event::SessionRefused {
                             transport: Transport::Tcp,
                             server: r.server,
@@ -345,16 +360,7 @@ impl Node {
             }
             while let Some(t) = self.bus.poll_transmit() {
                 progressed = true;
-                self.transmits.push_back(match t {
-                    BusTransmit::Udp(d) => Transmit::Datagram {
-                        socket: Socket::Discovery,
-                        destination: SocketAddr::V4(d.dst),
-                        payload: d.payload,
-                    },
-                    BusTransmit::Tcp { conn, bytes } => Transmit::Tcp { conn, bytes },
-                    BusTransmit::Close { conn } => Transmit::Close { conn },
-                    BusTransmit::Dial { conn, addr } => Transmit::Dial { conn, addr },
-                });
+                self.transmits.push_back(t);
             }
             while let Some(e) = self.bus.poll_event() {
                 progressed = true;
@@ -370,11 +376,7 @@ impl Node {
             }
             while let Some(t) = self.host.poll_transmit() {
                 progressed = true;
-                self.transmits.push_back(Transmit::Datagram {
-                    socket: Socket::Rtc,
-                    destination: t.destination,
-                    payload: t.payload,
-                });
+                self.transmits.push_back(Transmit::Datagram(t));
             }
             if !progressed {
                 break;
@@ -386,7 +388,7 @@ impl Node {
         match e {
             // A session we asked for opened; those we accepted are registered already.
             BusEvent::SessionOpened(info) => {
-                let id = SessionId(info.session_id);
+                let id = info.session_id;
                 if self.opening.remove(&id).is_some() {
                     self.insert_session(
                         id,
@@ -413,16 +415,16 @@ impl Node {
                     .push_back(Event::Bus(BusEvent::ConnDropped { conn, ip, reason }));
             }
             BusEvent::BytesReceived { session_id, data } => {
-                self.received(now, SessionId(session_id), true, data)
+                self.received(now, session_id, true, data)
             }
             BusEvent::SessionClosed {
                 session_id,
                 session,
                 reason,
             } => {
-                if let Some(e) = self.remove_session(&SessionId(session_id)) {
+                if let Some(e) = self.remove_session(&session_id) {
                     self.events.push_back(Event::SessionClosed {
-                        session: SessionId(session_id),
+                        session: session_id,
                         server: session,
                         reason: SessionClosed::Connection(reason),
                         traffic: e.traffic,

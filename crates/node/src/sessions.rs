@@ -133,7 +133,7 @@ impl Node {
     pub fn session(&self, id: SessionId) -> Option<&SessionInfo> {
         let e = self.sessions.get(&id)?;
         match e.route {
-            Route::Tcp => self.bus.session(id.0),
+            Route::Tcp => self.bus.session(id),
             Route::Rtc { .. } => e.rtc_info.as_deref(),
         }
     }
@@ -161,7 +161,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         let e = self.sessions.get(&id).ok_or(SessionError::NoSession)?;
         match e.route {
-            Route::Tcp => self.bus.send_bytes(id.0, data)?,
+            Route::Tcp => self.bus.send_bytes(id, data)?,
             Route::Rtc { peer, channel } => self.host.send(now, peer, channel, binary, data)?,
         }
         if let Some(e) = self.sessions.get_mut(&id) {
@@ -225,7 +225,7 @@ impl Node {
     ) -> Result<SessionId, NodeError> {
         self.may_open(server)?;
         let id = self.allocate();
-        let conn = self.bus.open_session_to(now, auth, server, id.0)?;
+        let conn = self.bus.open_session_to(now, auth, server, id)?;
         self.opening.insert(id, Opening::Tcp(conn));
         self.process(now);
         Ok(id)
@@ -304,7 +304,7 @@ impl Node {
         match e.route {
             // The bus reports its own SessionClosed, which finds no entry then.
             Route::Tcp => {
-                let _ = self.bus.close_session(id.0);
+                let _ = self.bus.close_session(id);
             }
             Route::Rtc { peer, channel } => {
                 self.by_channel.remove(&(peer, channel));
@@ -405,7 +405,7 @@ impl Node {
             (None, None) => (String::new(), AuthMethod::WebToken),
         };
         let info = SessionInfo {
-            session_id: id.0,
+            session_id: id,
             session: label,
             id: self.bus.id_proof(&peer_device_id, auth),
             peer_device_id,

@@ -5,14 +5,7 @@ use super::*;
 
 /// One session, whatever its transport. Ids count from 1 and are never reused
 /// while the session is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub i32);
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub use softbus_proto::SessionId;
 
 pub use softbus_bus::node::Transport;
 
@@ -154,26 +147,7 @@ impl Default for Limits {
     }
 }
 
-/// Why a session was not opened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    #[error("no session server named {0:?}")]
-    UnknownServer(String),
-    #[error("node full: session limit of {0} reached")]
-    TooManySessions(usize),
-    #[error("node full for this peer: its session limit of {0} reached")]
-    TooManyForPeer(usize),
-    /// The sessions from one IP address reached `max_sessions_per_address`.
-    #[error("node full for {address}: its session limit of {limit} per address reached")]
-    TooManyFromAddress { address: IpAddr, limit: usize },
-    /// `--paired-only`: the peer authenticated with a PIN but is not paired.
-    #[error("this node accepts paired devices only (pair with softbus pair)")]
-    NotPaired,
-    /// Media (WHIP, WHEP) travels over WebRTC only.
-    #[error("media travels over WebRTC only, not {}", .0.as_str())]
-    WrongTransport(Transport),
-}
+pub use softbus_bus::node::Refusal;
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -193,7 +167,9 @@ pub enum SessionClosed {
     Connection(ConnClosed),
 }
 
-/// Which of the node's UDP sockets a datagram uses.
+/// Which of the node's UDP sockets a datagram arrived on. (Outgoing
+/// datagrams name their socket by its address, [`Datagram::source`]: see
+/// [`Node::discovery_source`] and [`Node::rtc_source`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Socket {
     /// CoAP discovery (port 5684).
@@ -202,23 +178,7 @@ pub enum Socket {
     Rtc,
 }
 
-/// Output for the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transmit {
-    /// A datagram from one of the node's sockets.
-    Datagram {
-        socket: Socket,
-        destination: SocketAddr,
-        payload: Vec<u8>,
-    },
-    /// Bytes for a TCP connection, one write.
-    Tcp { conn: ConnId, bytes: Vec<u8> },
-    /// Close this TCP connection.
-    Close { conn: ConnId },
-    /// Connect to `addr` for `conn` (a client role); answer with
-    /// [`Node::handle_dialed`]. Its packets go one per write.
-    Dial { conn: ConnId, addr: SocketAddr },
-}
+pub use softbus_proto::{Datagram, Transmit};
 
 /// What the node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -258,7 +258,7 @@ fn opened(seen: &Seen) -> Vec<(SessionId, Transport)> {
         .iter()
         .filter_map(|e| match e {
             Event::SessionOpened(i) => Some((
-                SessionId(i.session_id),
+                i.session_id,
                 if i.transport == Transport::Tcp {
                     Transport::Tcp
                 } else {
@@ -585,7 +585,7 @@ impl Tcp {
                             s.handle_tcp_closed(net.now(), *sc);
                         }
                     }
-                    Transmit::Datagram { .. } => {}
+                    Transmit::Datagram(_) => {}
                 }
             }
             while let Some(t) = s.poll_transmit() {
@@ -637,7 +637,7 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
     let (ce, se) = tcp.pump(&mut client, &mut server, &net);
     assert!(
         ce.iter().any(
-            |e| matches!(e, Event::SessionOpened(i) if i.session_id == id.0 && i.session == "echo")
+            |e| matches!(e, Event::SessionOpened(i) if i.session_id == id && i.session == "echo")
         ),
         "{ce:?}"
     );
@@ -645,8 +645,8 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
     // The client's limit (1) counts the sessions it opened.
     assert!(matches!(
         client.open_session(net.now(), auth, "echo"),
-        Err(softbus_node::NodeError::Session(
-            softbus_bus::session::SessionError::Refused(_)
+        Err(softbus_node::NodeError::Refused(
+            softbus_node::Refusal::TooManySessions(1)
         ))
     ));
     client.send_bytes(net.now(), id, b"ping").unwrap();
@@ -969,7 +969,7 @@ fn one_address_holds_at_most_its_share_of_sessions() {
     let (ce, _) = tcp.pump(&mut paired, &mut n, &net);
     assert!(
         ce.iter()
-            .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id.0)),
+            .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id)),
         "{ce:?}"
     );
     assert_eq!(n.sessions().len(), 18);
@@ -1031,7 +1031,7 @@ fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     let (ce, se) = tcp.pump(&mut client, &mut server, &net);
     assert!(
         ce.iter()
-            .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id.0)),
+            .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id)),
         "{ce:?}"
     );
     assert!(se.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.auth == AuthMethod::Paired && i.peer_device_id == cd)), "{se:?}");
@@ -1047,7 +1047,7 @@ fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     tcp.pump(&mut client, &mut server, &net);
     let id2 = client.open_session(net.now(), sts, "echo").unwrap();
     let (ce, se) = tcp.pump(&mut client, &mut server, &net);
-    assert!(ce.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id2.0 && i.auth == AuthMethod::Paired)), "{ce:?}");
+    assert!(ce.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id2 && i.auth == AuthMethod::Paired)), "{ce:?}");
     assert!(
         se.iter()
             .any(|e| matches!(e, Event::SessionOpened(i) if i.auth == AuthMethod::Paired)),
@@ -1257,7 +1257,7 @@ fn the_core_says_which_sessions_are_the_application_s() {
     let ids: Vec<(String, bool)> = n
         .sessions()
         .iter()
-        .map(|i| (i.session.clone(), n.is_app_session(SessionId(i.session_id))))
+        .map(|i| (i.session.clone(), n.is_app_session(i.session_id)))
         .collect();
     assert_eq!(ids, vec![("app".into(), true), ("echo".into(), false)]);
     assert!(!n.is_app_session(SessionId(99)));

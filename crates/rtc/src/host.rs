@@ -83,7 +83,7 @@ pub enum HostError {
     Srtp(#[from] SrtpError),
 }
 
-pub use softbus_proto::Transmit;
+pub use softbus_proto::Datagram;
 
 /// What the host reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,7 +170,7 @@ pub struct Host {
     tombstones: VecDeque<Tombstone>,
     /// When the current certificate started serving (the first answer).
     certificate_since: Option<Instant>,
-    transmits: VecDeque<Transmit>,
+    transmits: VecDeque<Datagram>,
     events: VecDeque<HostEvent>,
 }
 
@@ -566,7 +566,7 @@ impl Host {
         }
         // Straight out: nothing else of this peer is waiting behind it.
         while let Some((destination, payload)) = e.peer.poll_transmit() {
-            self.transmits.push_back(Transmit {
+            self.transmits.push_back(Datagram {
                 source: self.cfg.local,
                 destination,
                 payload,
@@ -581,7 +581,7 @@ impl Host {
     }
 
     /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
         self.transmits.pop_front()
     }
 
@@ -608,7 +608,7 @@ impl Host {
         if let Some(payload) =
             crate::ice::closed_response(&m, &t.ufrag, &t.pwd, self.provider.hmac.as_ref())
         {
-            self.transmits.push_back(Transmit {
+            self.transmits.push_back(Datagram {
                 source: self.cfg.local,
                 destination: from,
                 payload,
@@ -652,7 +652,7 @@ impl Host {
         }
         let source = self.cfg.local;
         while let Some((destination, payload)) = e.peer.poll_transmit() {
-            self.transmits.push_back(Transmit {
+            self.transmits.push_back(Datagram {
                 source,
                 destination,
                 payload,

@@ -7,7 +7,7 @@ use crate::{net, Error};
 use softbus_bus::discovery::{
     Discovery, DiscoveryConfig, DiscoveryEvent, FoundDevice, LocalDevice,
 };
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// Who the client says it is.
@@ -51,8 +51,8 @@ pub async fn discover(
     let mut buf = vec![0u8; 2048];
     loop {
         while let Some(t) = d.poll_transmit() {
-            if let Err(e) = sock.send_to(&t.payload, SocketAddr::V4(t.dst)).await {
-                tracing::warn!(dst = %t.dst, error = %e, "discovery request not sent");
+            if let Err(e) = sock.send_to(&t.payload, t.destination).await {
+                tracing::warn!(dst = %t.destination, error = %e, "discovery request not sent");
             }
         }
         while let Some(e) = d.poll_event() {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use softbus_bus::discovery::{DiscoveryEvent, FoundDevice};
 use softbus_bus::node::BusEvent;
+use softbus_bus::SessionId;
 
 /// A node event as scripts see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,7 +37,7 @@ pub enum NodeEvent {
         ip: String,
     },
     SessionOpened {
-        session_id: i32,
+        session_id: SessionId,
         session: String,
         /// The device id, or the web token's name for a browser.
         peer_device_id: String,
@@ -62,11 +63,11 @@ pub enum NodeEvent {
         device_id: String,
     },
     BytesReceived {
-        session_id: i32,
+        session_id: SessionId,
         len: usize,
     },
     SessionClosed {
-        session_id: i32,
+        session_id: SessionId,
         reason: String,
         /// Bytes the session received and sent over its life (the node's own
         /// sessions; absent for a client's).
@@ -226,7 +227,7 @@ impl NodeEvent {
                 id: i.id.as_str().to_owned(),
             },
             Event::BytesReceived { session, data, .. } => NodeEvent::BytesReceived {
-                session_id: session.0,
+                session_id: *session,
                 len: data.len(),
             },
             Event::SessionClosed {
@@ -235,7 +236,7 @@ impl NodeEvent {
                 traffic,
                 ..
             } => NodeEvent::SessionClosed {
-                session_id: session.0,
+                session_id: *session,
                 reason: reason.to_string(),
                 bytes_in: Some(traffic.bytes_in),
                 bytes_out: Some(traffic.bytes_out),
@@ -481,7 +482,7 @@ mod tests {
                 ip: "10.0.0.2".into(),
             },
             NodeEvent::SessionOpened {
-                session_id: 3,
+                session_id: softbus_bus::SessionId(3),
                 session: "echo".into(),
                 peer_device_id: "web".into(),
                 transport: "webrtc".into(),

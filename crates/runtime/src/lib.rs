@@ -23,7 +23,7 @@ pub mod signaling;
 pub mod store;
 
 pub use node::{
-    AppEvent, Node, NodeConfig, NodeHandle, NodeInfo, Principal, PublishInfo, RecentEvent,
+    AppEvent, NodeConfig, NodeHandle, NodeInfo, NodeTask, Principal, PublishInfo, RecentEvent,
     RemoteDevice, ServerMode, SessionHandle, WebAuth, DEVICE_HEADER, SIGNATURE_HEADER,
 };
 pub use softbus_bus::auth::PinPolicy;
@@ -97,12 +97,12 @@ pub enum Error {
     Timeout(&'static str),
     #[error("connection closed: {0}")]
     Closed(&'static str),
+    #[error("{0}")]
+    Node(#[from] softbus_node::NodeError),
     #[error("authentication failed: {0}")]
     Auth(#[from] softbus_bus::auth::AuthError),
     #[error("session: {0}")]
     Session(#[from] softbus_bus::session::SessionError),
-    #[error("{0}")]
-    Node(#[from] softbus_node::NodeError),
     #[error("the node has stopped")]
     Stopped,
     /// The node's files (identity, trust store) cannot be used.
@@ -114,15 +114,23 @@ pub enum Error {
     /// The session did not open, and why.
     #[error("the session did not open: {0}")]
     NotOpened(softbus_node::SessionClosed),
+    /// The other node's signaling answered with an error status (its reason).
+    #[error("the other node answered {status}: {reason}")]
+    Signaling { status: u16, reason: String },
     #[error("DTLS: {0}")]
     Dtls(#[from] softbus_rtc::dtls::DtlsError),
+    /// PublishService refused (softbus_lite's reason and code).
+    #[error(transparent)]
+    Publish(#[from] softbus_bus::discovery::publish::PublishError),
+    /// UnPublishService or SetCommonDeviceInfo refused (its code).
+    #[error(transparent)]
+    Discovery(#[from] softbus_bus::discovery::publish::CommandError),
     #[error("WebRTC: {0}")]
     Peer(#[from] softbus_rtc::peer::PeerError),
     #[error("data channel: {0}")]
     Channel(#[from] softbus_rtc::sctp::ChannelError),
-    /// The other node's signaling answered with an error status (its reason).
-    #[error("the other node answered {status}: {reason}")]
-    Signaling { status: u16, reason: String },
+    #[error("WebRTC peer connection closed: {0}")]
+    PeerClosed(softbus_rtc::peer::CloseReason),
     #[error("web address {0:?}: expected http://HOST:PORT")]
     WebAddress(String),
     #[error("capability {name:?}: {source}")]
@@ -137,8 +145,6 @@ pub enum Error {
         #[source]
         source: softbus_node::NodeError,
     },
-    #[error("WebRTC peer connection closed: {0}")]
-    PeerClosed(softbus_rtc::peer::CloseReason),
     /// Discovery was asked of a node started without a discovery socket.
     #[error("this node has no discovery socket (started with the peer's auth port)")]
     NoDiscovery,

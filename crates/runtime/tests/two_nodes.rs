@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_bus::auth::PinPolicy;
 use softbus_runtime::events::NodeEvent;
-use softbus_runtime::{Node, NodeConfig};
+use softbus_runtime::{NodeConfig, NodeTask};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +16,7 @@ fn data_dir(tag: &str) -> PathBuf {
     d
 }
 
-async fn start(name: &str, ip: [u8; 4], tag: &str) -> Node {
+async fn start(name: &str, ip: [u8; 4], tag: &str) -> NodeTask {
     let mut cfg = NodeConfig::new(
         name,
         Ipv4Addr::from(ip),
@@ -24,7 +24,7 @@ async fn start(name: &str, ip: [u8; 4], tag: &str) -> Node {
         PinPolicy::pin("135790"),
     );
     cfg.echo = vec!["echo-server".into()];
-    Node::start(cfg).await.expect("node starts")
+    NodeTask::start(cfg).await.expect("node starts")
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn discard_server_counts_and_reports() {
         PinPolicy::pin("1"),
     );
     cfg.discard = vec!["sink".into()];
-    let a = Node::start(cfg).await.unwrap();
+    let a = NodeTask::start(cfg).await.unwrap();
     let ai = a.handle().info().clone();
     a.handle()
         .create_session_server("app", softbus_runtime::ServerMode::App)

@@ -771,7 +771,7 @@ async fn rtc_offer(
         Some(Extension(p)) => n
             .rtc_offer(sdp, p)
             .await
-            .map(|r| r.map(|(id, answer)| (id, answer, Vec::new()))),
+            .map(|(id, answer)| (id, answer, Vec::new())),
         None => {
             // A paired node: its device id and its signature over the offer's
             // DTLS fingerprint; we answer with ours.
@@ -788,25 +788,25 @@ async fn rtc_offer(
                 return unauthorized();
             };
             match n.rtc_offer_paired(sdp, device, sig).await {
-                Ok(Err(softbus_runtime::NodeError::BadSignature)) => return unauthorized(),
-                r => r.map(|r| {
-                    r.map(|(id, answer, sig)| {
-                        let own = n.info().device_id.clone();
-                        (
-                            id,
-                            answer,
-                            vec![
-                                (softbus_runtime::DEVICE_HEADER, own),
-                                (softbus_runtime::SIGNATURE_HEADER, hex::encode(sig)),
-                            ],
-                        )
-                    })
+                Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::BadSignature)) => {
+                    return unauthorized()
+                }
+                r => r.map(|(id, answer, sig)| {
+                    let own = n.info().device_id.clone();
+                    (
+                        id,
+                        answer,
+                        vec![
+                            (softbus_runtime::DEVICE_HEADER, own),
+                            (softbus_runtime::SIGNATURE_HEADER, hex::encode(sig)),
+                        ],
+                    )
                 }),
             }
         }
     };
     match answered {
-        Ok(Ok((id, answer, extra))) => {
+        Ok((id, answer, extra)) => {
             let mut resp = (
                 StatusCode::CREATED,
                 [
@@ -823,7 +823,7 @@ async fn rtc_offer(
             }
             resp
         }
-        Ok(Err(reason)) => refused(&reason),
+        Err(softbus_runtime::Error::Node(reason)) => refused(&reason),
         Err(_) => unavailable(),
     }
 }
@@ -866,11 +866,13 @@ async fn close_as(
     unknown: &'static str,
 ) -> Response {
     match n.rtc_close_as(id, by).await {
-        Ok(Ok(true)) => done.into_response(),
-        Ok(Ok(false)) | Ok(Err(softbus_runtime::NodeError::NotOwner)) => {
+        Ok(true) => done.into_response(),
+        Ok(false) | Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::NotOwner)) => {
             (StatusCode::NOT_FOUND, unknown).into_response()
         }
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(softbus_runtime::Error::Node(e)) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
         Err(_) => unavailable(),
     }
 }
@@ -950,13 +952,10 @@ async fn whep(
 fn media_answer(
     kind: &str,
     stream: &str,
-    r: Result<
-        Result<(softbus_runtime::PeerId, String), softbus_runtime::NodeError>,
-        softbus_runtime::Error,
-    >,
+    r: Result<(softbus_runtime::PeerId, String), softbus_runtime::Error>,
 ) -> Response {
     match r {
-        Ok(Ok((id, answer))) => (
+        Ok((id, answer)) => (
             StatusCode::CREATED,
             [
                 (header::CONTENT_TYPE, "application/sdp".to_owned()),
@@ -965,7 +964,7 @@ fn media_answer(
             answer,
         )
             .into_response(),
-        Ok(Err(e)) => refused(&e),
+        Err(softbus_runtime::Error::Node(e)) => refused(&e),
         Err(_) => unavailable(),
     }
 }

@@ -4,18 +4,18 @@
 //! quarters of the slots, and one address holds at most 32, over loopback. And it is authenticated
 //! (item 4): the Host, the origin and the web token are checked.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_runtime::{Node, NodeConfig, PinPolicy};
+use softbus_runtime::{NodeConfig, NodeTask, PinPolicy};
 use softbus_web::{serve_with, WebAccess, WebLimits, WebToken};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-async fn web(ip: [u8; 4], tag: &str, limits: WebLimits) -> (Node, String) {
+async fn web(ip: [u8; 4], tag: &str, limits: WebLimits) -> (NodeTask, String) {
     let dir = std::env::temp_dir().join(format!("softbus-web-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cfg = NodeConfig::new("web", Ipv4Addr::from(ip), dir, PinPolicy::pin("1"));
     cfg.discovery_port = 0;
-    let node = Node::start(cfg).await.unwrap();
+    let node = NodeTask::start(cfg).await.unwrap();
     let l = tokio::net::TcpListener::bind((Ipv4Addr::from(ip), 0))
         .await
         .unwrap();
@@ -120,7 +120,7 @@ async fn host_and_origin_are_checked() {
         PinPolicy::pin("1"),
     );
     cfg.discovery_port = 0;
-    let node = Node::start(cfg).await.unwrap();
+    let node = NodeTask::start(cfg).await.unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.73:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let h = node.handle();
@@ -214,7 +214,7 @@ async fn the_web_token_is_required() {
         PinPolicy::pin("1"),
     );
     cfg.discovery_port = 0;
-    let node = Node::start(cfg).await.unwrap();
+    let node = NodeTask::start(cfg).await.unwrap();
     let l = tokio::net::TcpListener::bind("127.0.0.74:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let h = node.handle();
@@ -341,7 +341,7 @@ async fn pairing_from_the_web_side() {
         // softbus_lite's port: an answer goes to the asker's 5684 (these
         // addresses are this test's own).
         let cfg = NodeConfig::new(tag, Ipv4Addr::from(ip), dir, PinPolicy::pin(pin));
-        Node::start(cfg)
+        NodeTask::start(cfg)
     };
     let desk = start([127, 0, 0, 77], "desk", "1").await.unwrap();
     let kitchen = start([127, 0, 0, 78], "kitchen", "246810").await.unwrap();
@@ -466,7 +466,7 @@ async fn slow_bodies_without_a_credential_cannot_lock_token_holders_out() {
     let ip = Ipv4Addr::new(127, 0, 0, 74);
     let mut cfg = NodeConfig::new("web", ip, dir.clone(), PinPolicy::pin("1"));
     cfg.discovery_port = 0;
-    let node = Node::start(cfg).await.unwrap();
+    let node = NodeTask::start(cfg).await.unwrap();
     let l = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let addr = l.local_addr().unwrap();
     let h = node.handle();

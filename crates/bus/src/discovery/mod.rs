@@ -7,7 +7,8 @@ pub mod publish;
 
 use crate::coap::{self, CoapError, CoapOption, Message, MessageType};
 use payload::{DevicePayload, FullRequest, LiteReply, PayloadError};
-use publish::{CommonInfo, Publications, PublishError, PublishInfo};
+use publish::{CommandError, CommonInfo, Publications, PublishError, PublishInfo};
+pub use softbus_proto::Datagram;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -117,13 +118,6 @@ pub enum DiscoveryEvent {
     ScheduleDone,
 }
 
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Datagram {
-    pub dst: SocketAddrV4,
-    pub payload: Vec<u8>,
-}
-
 #[derive(Debug)]
 struct Entry {
     device: FoundDevice,
@@ -208,14 +202,14 @@ impl Discovery {
     }
 
     /// UnPublishService.
-    pub fn unpublish(&mut self, module: Option<&str>, publish_id: i32) -> Result<(), i32> {
+    pub fn unpublish(&mut self, module: Option<&str>, publish_id: i32) -> Result<(), CommandError> {
         self.reply_cache = None;
         self.publications.unpublish(module, publish_id)
     }
 
     /// SetCommonDeviceInfo. Unlike softbus_lite, the device id stays wrapped as
     /// `{"UDID":…}` afterwards, so full-stack peers can still parse it.
-    pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), i32> {
+    pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), CommandError> {
         self.reply_cache = None;
         let mut ci = CommonInfo {
             device_id: self.local.device_id.clone(),
@@ -271,12 +265,23 @@ impl Discovery {
         self.message_id
     }
 
-    fn push_transmit(&mut self, d: Datagram) {
+    /// Queues a datagram from the discovery socket (the local address and
+    /// [`DiscoveryConfig::port`]).
+    fn push_transmit(&mut self, dst: SocketAddrV4, payload: Vec<u8>) {
         if self.transmits.len() >= self.config.queue_limit {
             self.dropped += 1;
             return;
         }
-        self.transmits.push_back(d);
+        self.transmits.push_back(Datagram {
+            source: SocketAddr::V4(self.source()),
+            destination: SocketAddr::V4(dst),
+            payload,
+        });
+    }
+
+    /// The address discovery datagrams leave from.
+    pub fn source(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.local.ip, self.config.port)
     }
 
     fn push_event(&mut self, e: DiscoveryEvent) {
@@ -409,10 +414,7 @@ impl Discovery {
                     options: Vec::new(),
                     payload: Vec::new(),
                 };
-                self.push_transmit(Datagram {
-                    dst: v4,
-                    payload: ack.emit()?,
-                });
+                self.push_transmit(v4, ack.emit()?);
             }
         }
         if msg.payload().is_empty() {
@@ -448,10 +450,7 @@ impl Discovery {
                 .as_bytes()
                 .to_vec();
             let bytes = self.post(&dst_ip.to_string(), body)?;
-            self.push_transmit(Datagram {
-                dst: SocketAddrV4::new(dst_ip, self.config.port),
-                payload: bytes,
-            });
+            self.push_transmit(SocketAddrV4::new(dst_ip, self.config.port), bytes);
         }
         Ok(())
     }
@@ -520,10 +519,7 @@ impl Discovery {
             for t in targets {
                 let payload = self.request_payload();
                 match self.post(&t.ip().to_string(), payload) {
-                    Ok(bytes) => self.push_transmit(Datagram {
-                        dst: t,
-                        payload: bytes,
-                    }),
+                    Ok(bytes) => self.push_transmit(t, bytes),
                     Err(e) => {
                         tracing::warn!(error = %e, "discovery request does not fit a datagram")
                     }

@@ -131,6 +131,29 @@ pub mod codes {
     pub const NONEXISTENT: i32 = -3;
 }
 
+/// A refused UnPublishService or SetCommonDeviceInfo; the C API returns its
+/// [`code`](CommandError::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("discovery refused the request")]
+    Fail,
+    #[error("invalid argument, or nothing was ever published")]
+    Invalid,
+    #[error("no such publication")]
+    Nonexistent,
+}
+
+impl CommandError {
+    /// The code of discovery_error.h.
+    pub fn code(self) -> i32 {
+        match self {
+            CommandError::Fail => codes::FAIL,
+            CommandError::Invalid => codes::INVALID,
+            CommandError::Nonexistent => codes::NONEXISTENT,
+        }
+    }
+}
+
 /// One published service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -223,18 +246,18 @@ impl Publications {
     }
 
     /// UnPublishService: −2 invalid / nothing ever published, −3 not found.
-    pub fn unpublish(&mut self, module: Option<&str>, publish_id: i32) -> Result<(), i32> {
+    pub fn unpublish(&mut self, module: Option<&str>, publish_id: i32) -> Result<(), CommandError> {
         let Some(module) = module else {
-            return Err(codes::INVALID);
+            return Err(CommandError::Invalid);
         };
         if publish_id <= 0 || !self.ever_published {
-            return Err(codes::INVALID);
+            return Err(CommandError::Invalid);
         }
         let pos = self
             .services
             .iter()
             .position(|s| s.module == module && s.publish_id == publish_id)
-            .ok_or(codes::NONEXISTENT)?;
+            .ok_or(CommandError::Nonexistent)?;
         self.services.remove(pos);
         Ok(())
     }
@@ -244,19 +267,19 @@ impl Publications {
         &self,
         info: &mut CommonInfo,
         entries: &[(i32, &str)],
-    ) -> Result<(), i32> {
+    ) -> Result<(), CommandError> {
         if !self.ever_published || entries.is_empty() || entries.len() > 3 {
-            return Err(codes::FAIL);
+            return Err(CommandError::Fail);
         }
         let mut next = info.clone();
         for &(key, value) in entries {
             match key {
                 KEY_DEVID if value.len() < 96 => next.device_id = value.to_owned(),
                 KEY_DEVTYPE => {
-                    next.device_type = device_type_from_name(value).ok_or(codes::FAIL)?
+                    next.device_type = device_type_from_name(value).ok_or(CommandError::Fail)?
                 }
                 KEY_DEVNAME if value.len() < 64 => next.device_name = value.to_owned(),
-                _ => return Err(codes::FAIL),
+                _ => return Err(CommandError::Fail),
             }
         }
         *info = next;
@@ -316,6 +339,13 @@ mod tests {
     }
 
     #[test]
+    fn command_errors_carry_the_lite_codes() {
+        assert_eq!(CommandError::Fail.code(), -1);
+        assert_eq!(CommandError::Invalid.code(), -2);
+        assert_eq!(CommandError::Nonexistent.code(), -3);
+    }
+
+    #[test]
     fn publish_validation_codes() {
         let mut p = Publications::default();
         let err = |r, c| PublishError {
@@ -357,7 +387,7 @@ mod tests {
             p.publish(Some("m"), &nocap),
             Err(err(PublishFailReason::Unknown, -1))
         );
-        assert_eq!(p.unpublish(Some("m"), 1), Err(codes::INVALID)); // nothing ever published
+        assert_eq!(p.unpublish(Some("m"), 1), Err(CommandError::Invalid)); // nothing ever published
         p.publish(Some("m"), &info(1, "dvKit")).unwrap();
         assert_eq!(
             p.publish(Some("m"), &info(1, "hicall")),
@@ -370,9 +400,9 @@ mod tests {
             Err(err(PublishFailReason::Unknown, -1))
         );
         assert_eq!(p.bitmap(), 1 << 5 | 1 << 0 | 1 << 6);
-        assert_eq!(p.unpublish(Some("zz"), 1), Err(codes::NONEXISTENT));
-        assert_eq!(p.unpublish(Some("m"), 0), Err(codes::INVALID));
-        assert_eq!(p.unpublish(None, 1), Err(codes::INVALID));
+        assert_eq!(p.unpublish(Some("zz"), 1), Err(CommandError::Nonexistent));
+        assert_eq!(p.unpublish(Some("m"), 0), Err(CommandError::Invalid));
+        assert_eq!(p.unpublish(None, 1), Err(CommandError::Invalid));
         p.unpublish(Some("m"), 1).unwrap();
         assert_eq!(p.bitmap(), 1 << 0 | 1 << 6);
     }
@@ -402,23 +432,29 @@ mod tests {
         };
         assert_eq!(
             p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "x")]),
-            Err(-1)
+            Err(CommandError::Fail)
         ); // before publish
         p.publish(Some("m"), &info(1, "dvKit")).unwrap();
-        assert_eq!(p.set_common_device_info(&mut ci, &[]), Err(-1));
+        assert_eq!(
+            p.set_common_device_info(&mut ci, &[]),
+            Err(CommandError::Fail)
+        );
         assert_eq!(
             p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "n"); 4]),
-            Err(-1)
+            Err(CommandError::Fail)
         );
         assert_eq!(
             p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "new"), (KEY_DEVTYPE, "FRIDGE")]),
-            Err(-1)
+            Err(CommandError::Fail)
         );
         assert_eq!(ci.device_name, "DEV_L1"); // restored
         p.set_common_device_info(&mut ci, &[(KEY_DEVNAME, "new"), (KEY_DEVTYPE, "TV")])
             .unwrap();
         assert_eq!((ci.device_name.as_str(), ci.device_type), ("new", 0x9C));
-        assert_eq!(p.set_common_device_info(&mut ci, &[(7, "x")]), Err(-1));
+        assert_eq!(
+            p.set_common_device_info(&mut ci, &[(7, "x")]),
+            Err(CommandError::Fail)
+        );
         assert_eq!(
             capability_names(&[0b100_0001]),
             vec!["hicall", "ddmpCapability"]

@@ -59,7 +59,7 @@ fn responder_replies_like_lite() {
     )
     .unwrap();
     let out = d.poll_transmit().unwrap();
-    assert_eq!(out.dst, "10.77.0.3:5684".parse().unwrap());
+    assert_eq!(out.destination, "10.77.0.3:5684".parse().unwrap());
     let mut expect = vec![0x50, 0x02, 0x00, 0x01, 0x39];
     expect.extend_from_slice(b"10.77.0.3");
     expect.extend_from_slice(&[0x8d, 0x02]);
@@ -285,10 +285,10 @@ fn con_request_is_acknowledged() {
     d.handle_datagram(now, "127.0.0.1:40000".parse().unwrap(), &con)
         .unwrap();
     let ack = d.poll_transmit().unwrap();
-    assert_eq!(ack.dst, "127.0.0.1:40000".parse().unwrap());
+    assert_eq!(ack.destination, "127.0.0.1:40000".parse().unwrap());
     assert_eq!(ack.payload, vec![0x60, 0x00, 0x42, 0x42]);
     assert_eq!(
-        d.poll_transmit().unwrap().dst,
+        d.poll_transmit().unwrap().destination,
         "10.77.0.3:5684".parse().unwrap()
     );
 }

@@ -81,7 +81,7 @@ impl Bus {
         now: Instant,
         auth: ConnId,
         server: &str,
-        session_id: i32,
+        session_id: SessionId,
     ) -> Result<ConnId, BusError> {
         let Some(Conn {
             peer,
@@ -128,7 +128,12 @@ impl Bus {
     }
 
     /// The driver connected (or failed to connect) a [`Transmit::Dial`].
-    pub fn handle_dialed(&mut self, _now: Instant, conn: ConnId, result: Result<(), String>) {
+    pub fn handle_dialed(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        result: Result<(), std::io::ErrorKind>,
+    ) {
         if let Err(reason) = result {
             return self.drop_conn(conn, ConnClosed::ConnectFailed(reason));
         }

@@ -16,12 +16,11 @@ use crate::auth::{
     LocalAuthInfo, PeerInfo, PinPolicy,
 };
 use crate::crypto::Crypto;
-use crate::discovery::{
-    Datagram, Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice,
-};
+use crate::discovery::publish::CommandError;
+use crate::discovery::{Discovery, DiscoveryConfig, DiscoveryError, DiscoveryEvent, LocalDevice};
 use crate::frame::{self, Frame, FrameError, Module, FLAG_REPLY};
 use crate::session::{self, ClientEvent, DataChannel, SessionClient, SessionConn, SessionError};
-use crate::ConnId;
+use crate::{ConnId, SessionId, Transmit};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -91,7 +90,7 @@ enum ConnState {
     /// Our session client on a dialed connection.
     SessionClient {
         engine: Box<SessionClient>,
-        session: i32,
+        session: SessionId,
         server: String,
         peer_device_id: String,
         method: AuthMethod,
@@ -99,7 +98,7 @@ enum ConnState {
     },
     Session {
         conn: SessionConn,
-        session: Option<i32>,
+        session: Option<SessionId>,
         /// An open request awaiting the application's decision, and the frames
         /// that followed it.
         awaiting: Option<Box<AwaitingOpen>>,
@@ -171,7 +170,7 @@ pub struct Bus {
     pending: BTreeSet<ConnId>,
     /// Auth connections (at most `max_auth_conns`), where session keys live.
     auth_conns: BTreeSet<ConnId>,
-    sessions: BTreeMap<i32, Session>,
+    sessions: BTreeMap<SessionId, Session>,
     requests: VecDeque<SessionRequest>,
     /// Dialed connections (client roles) held at once.
     dialed: BTreeSet<ConnId>,
@@ -359,7 +358,7 @@ impl Bus {
     /// softbus_lite's `SetCommonDeviceInfo`: the name and type set here are
     /// what discovery answers and what VerifyIp says from then on (the device
     /// id stays the auth identity's).
-    pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), i32> {
+    pub fn set_common_device_info(&mut self, entries: &[(i32, &str)]) -> Result<(), CommandError> {
         self.discovery.set_common_device_info(entries)?;
         let d = self.discovery.local();
         self.local.name = d.name.clone();
@@ -624,7 +623,7 @@ impl Bus {
                     conn,
                     bytes: crate::auth::refusal_packet(seq, peer.ip(), secs),
                 });
-                self.drop_conn(conn, ConnClosed::Refused("locked out".into()));
+                self.drop_conn(conn, ConnClosed::LockedOut);
             }
             ConnState::Auth(a) => {
                 let mut failed = false;
@@ -846,7 +845,7 @@ impl Bus {
 
     fn drain_discovery(&mut self) {
         while let Some(d) = self.discovery.poll_transmit() {
-            self.transmits.push_back(Transmit::Udp(d));
+            self.transmits.push_back(Transmit::Datagram(d));
         }
         while let Some(e) = self.discovery.poll_event() {
             self.events.push_back(BusEvent::Discovery(e));

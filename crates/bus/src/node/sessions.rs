@@ -6,7 +6,7 @@ use super::*;
 impl Bus {
     /// Closes every session open on `server` (RemoveSessionServer).
     pub fn close_sessions_of(&mut self, server: &str, reason: ConnClosed) {
-        let ids: Vec<i32> = self
+        let ids: Vec<SessionId> = self
             .sessions
             .values()
             .filter(|s| s.info.session == server)
@@ -23,12 +23,12 @@ impl Bus {
     }
 
     /// One session's info (GetMySessionName, GetPeerSessionName, GetPeerDeviceId).
-    pub fn session(&self, id: i32) -> Option<&SessionInfo> {
+    pub fn session(&self, id: SessionId) -> Option<&SessionInfo> {
         self.sessions.get(&id).map(|s| &s.info)
     }
 
     /// SendBytes: 1..=4048 bytes, one packet.
-    pub fn send_bytes(&mut self, id: i32, data: &[u8]) -> Result<(), SessionError> {
+    pub fn send_bytes(&mut self, id: SessionId, data: &[u8]) -> Result<(), SessionError> {
         let s = self.sessions.get(&id).ok_or(SessionError::NoSession)?;
         let conn_id = s.conn;
         let conn = self
@@ -59,7 +59,7 @@ impl Bus {
     }
 
     /// CloseSession: closes the connection; no message goes on the wire.
-    pub fn close_session(&mut self, id: i32) -> Result<(), SessionError> {
+    pub fn close_session(&mut self, id: SessionId) -> Result<(), SessionError> {
         if !self.sessions.contains_key(&id) {
             return Err(SessionError::NoSession);
         }
@@ -67,7 +67,7 @@ impl Bus {
         Ok(())
     }
 
-    pub(super) fn close_session_with(&mut self, id: i32, reason: ConnClosed) {
+    pub(super) fn close_session_with(&mut self, id: SessionId, reason: ConnClosed) {
         if let Some(conn) = self.sessions.get(&id).map(|s| s.conn) {
             self.forget_conn(conn, reason);
             self.transmits.push_back(Transmit::Close { conn });
@@ -163,7 +163,7 @@ impl Bus {
                         }),
                         Err(e) if ch.exhausted() => return Err(e),
                         Err(e) => {
-                            tracing::debug!(session = id, error = %e, "dropped session packet")
+                            tracing::debug!(session = id.0, error = %e, "dropped session packet")
                         }
                     }
                 }
@@ -255,7 +255,7 @@ impl Bus {
         &mut self,
         now: Instant,
         conn: ConnId,
-        session_id: i32,
+        session_id: SessionId,
     ) -> Result<SessionInfo, BusError> {
         let Some(Conn {
             peer,
@@ -318,7 +318,7 @@ impl Bus {
         if let Err(e) = self.handle_session_frames(now, conn, peer, a.held) {
             self.drop_conn(conn, e.into());
         }
-        tracing::trace!(?now, session = session_id, "session accepted");
+        tracing::trace!(?now, session = session_id.0, "session accepted");
         Ok(info)
     }
 
@@ -326,7 +326,7 @@ impl Bus {
     /// than 1 and `reason` as its `REASON` goes out under the auth key (a
     /// softbus_lite server only closes; a client reads any other code as a
     /// refusal), then the connection is closed and `ConnDropped` carries `reason`.
-    pub fn refuse_session(&mut self, conn: ConnId, reason: &str) {
+    pub fn refuse_session(&mut self, conn: ConnId, reason: Refusal) {
         self.requests.retain(|r| r.conn != conn);
         if let Some(Conn {
             state: ConnState::Session {
@@ -335,10 +335,13 @@ impl Bus {
             ..
         }) = self.conns.get(&conn)
         {
-            if let Ok(bytes) = a.seal_reply(self.crypto.as_mut(), &session::refusal_json(reason)) {
+            if let Ok(bytes) = a.seal_reply(
+                self.crypto.as_mut(),
+                &session::refusal_json(&reason.to_string()),
+            ) {
                 self.transmits.push_back(Transmit::Tcp { conn, bytes });
             }
         }
-        self.drop_conn(conn, ConnClosed::Refused(reason.to_owned()));
+        self.drop_conn(conn, ConnClosed::Refused(reason));
     }
 }

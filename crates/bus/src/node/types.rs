@@ -10,21 +10,6 @@ pub enum Listener {
     Session,
 }
 
-/// Output for the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transmit {
-    /// A discovery datagram.
-    Udp(Datagram),
-    /// Bytes for a TCP connection, one write.
-    Tcp { conn: ConnId, bytes: Vec<u8> },
-    /// Close this TCP connection.
-    Close { conn: ConnId },
-    /// Open a TCP connection to `addr` for `conn` (a client role); answer with
-    /// [`Bus::handle_dialed`]. Write its packets one per write: softbus_lite's
-    /// receive path needs that.
-    Dial { conn: ConnId, addr: SocketAddr },
-}
-
 /// How a session reaches the node: the soft bus over TCP, or a WebRTC data
 /// channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -44,10 +29,32 @@ impl Transport {
     }
 }
 
+/// Why a session was not opened: what the application (the node core)
+/// decides, and what a refused peer reads in the open reply's `REASON`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("no session server named {0:?}")]
+    UnknownServer(String),
+    #[error("node full: session limit of {0} reached")]
+    TooManySessions(usize),
+    #[error("node full for this peer: its session limit of {0} reached")]
+    TooManyForPeer(usize),
+    /// The sessions from one IP address reached `max_sessions_per_address`.
+    #[error("node full for {address}: its session limit of {limit} per address reached")]
+    TooManyFromAddress { address: IpAddr, limit: usize },
+    /// `--paired-only`: the peer authenticated with a PIN but is not paired.
+    #[error("this node accepts paired devices only (pair with softbus pair)")]
+    NotPaired,
+    /// Media (WHIP, WHEP) travels over WebRTC only.
+    #[error("media travels over WebRTC only, not {}", .0.as_str())]
+    WrongTransport(Transport),
+}
+
 /// An open session as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionInfo {
-    pub session_id: i32,
+    pub session_id: SessionId,
     /// `GetMySessionName`; `GetPeerSessionName` returns the same (by design).
     pub session: String,
     /// `GetPeerDeviceId`: `TEData` of the auth connection whose key opened it.
@@ -136,11 +143,11 @@ pub enum BusEvent {
     /// A session opened; close it to refuse.
     SessionOpened(SessionInfo),
     BytesReceived {
-        session_id: i32,
+        session_id: SessionId,
         data: Vec<u8>,
     },
     SessionClosed {
-        session_id: i32,
+        session_id: SessionId,
         session: String,
         reason: ConnClosed,
     },
@@ -175,16 +182,20 @@ pub enum ConnClosed {
     /// The auth table was full and this connection had not authenticated.
     #[error("evicted unauthenticated (the connection table was full)")]
     Evicted,
-    /// A dialed connection did not connect (the system's error text).
+    /// A dialed connection did not connect (what the system said).
     #[error("connect failed: {0}")]
-    ConnectFailed(String),
+    ConnectFailed(std::io::ErrorKind),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Session(#[from] SessionError),
-    /// The application refused the session (its reason).
+    /// The application refused the session.
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
+    /// The address is locked out after failed PIN attempts; its first packet
+    /// was answered with `refuseAuth`.
+    #[error("locked out")]
+    LockedOut,
 }
 
 /// Errors of the facade's commands.

@@ -70,12 +70,10 @@ pub fn drain(n: &mut Node, seen: &mut Seen) {
         match t {
             Transmit::Tcp { conn, bytes } => seen.tcp.push((conn, bytes)),
             Transmit::Close { conn } => seen.closed.push(conn),
-            Transmit::Datagram {
-                socket: Socket::Rtc,
-                destination,
-                payload,
-            } => seen.rtc.push((destination, payload)),
-            Transmit::Datagram { .. } => {}
+            Transmit::Datagram(d) if d.source == n.rtc_source() => {
+                seen.rtc.push((d.destination, d.payload))
+            }
+            Transmit::Datagram(_) => {}
             Transmit::Dial { conn, addr } => panic!("no dial expected: {conn:?} {addr}"),
         }
     }

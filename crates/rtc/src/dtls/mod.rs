@@ -49,12 +49,44 @@ pub struct RetransmitStats {
     pub stored: u32,
 }
 
+/// An error of the DTLS library behind [`DtlsFactory`], kept whole: a caller
+/// may downcast [`BackendError::get`] to the backend's own type (for the
+/// OpenSSL backend, `openssl::error::ErrorStack`).
+#[derive(Debug, Clone)]
+pub struct BackendError(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl BackendError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+
+    /// The backend's error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The same error, not an equal one: backend errors have no equality of their own.
+impl PartialEq for BackendError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for BackendError {}
+
 /// DTLS errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DtlsError {
     #[error("DTLS backend: {0}")]
-    Backend(String),
+    Backend(BackendError),
     #[error("the remote certificate does not match the SDP fingerprint")]
     FingerprintMismatch,
     #[error("no remote fingerprint to check against")]

@@ -22,7 +22,7 @@ pub(super) enum Input {
     /// A connection the node asked to dial is up (or failed).
     Dialed {
         conn: ConnId,
-        result: Result<(mpsc::Sender<Vec<u8>>, tokio::task::AbortHandle), String>,
+        result: Result<(mpsc::Sender<Vec<u8>>, tokio::task::AbortHandle), std::io::ErrorKind>,
     },
 }
 
@@ -150,7 +150,7 @@ pub(super) struct Driver {
     /// while the node runs.
     pub(super) _claims: (Option<store::DirLock>, Option<net::AddressClaim>),
     /// When each open session opened (Unix ms), and the last closed ones.
-    pub(super) opened_at: HashMap<i32, (u64, SessionInfo)>,
+    pub(super) opened_at: HashMap<SessionId, (u64, SessionInfo)>,
     pub(super) closed_sessions: std::collections::VecDeque<ClosedSession>,
     /// Datagrams of one flush, per socket, and the buffer GSO trains are built in.
     pub(super) udp_out: Vec<(SocketAddr, Vec<u8>)>,
@@ -168,7 +168,7 @@ pub(super) struct Driver {
     pub(super) trust: TrustWriter,
     /// Toward the application of `ServerMode::App` servers, and its sessions.
     pub(super) app: Option<std::sync::mpsc::SyncSender<AppEvent>>,
-    pub(super) app_sessions: std::collections::HashSet<i32>,
+    pub(super) app_sessions: std::collections::HashSet<SessionId>,
     /// `paired.json`, and its modification time when last read.
     pub(super) pairs: store::PairStore,
     pub(super) pairs_stamp: Option<std::time::SystemTime>,
@@ -314,7 +314,7 @@ impl Driver {
                 .sessions()
                 .into_iter()
                 .map(|info| {
-                    let id = SessionId(info.session_id);
+                    let id = info.session_id;
                     let t = self.node.traffic(id).unwrap_or_default();
                     OpenSession {
                         opened_at_ms: self
@@ -420,7 +420,9 @@ impl Driver {
                     let reader = tokio::spawn(read_loop(rd, conn, inputs.clone()));
                     Ok((wtx, reader.abort_handle()))
                 }
-                Err(e) => Err(e.to_string()),
+                Err(Error::Io(e)) => Err(e.kind()),
+                Err(Error::Timeout(_)) => Err(std::io::ErrorKind::TimedOut),
+                Err(_) => Err(std::io::ErrorKind::Other),
             };
             let _ = inputs.send(Input::Dialed { conn, result }).await;
         });
@@ -433,14 +435,10 @@ impl Driver {
             while let Some(t) = self.node.poll_transmit() {
                 progressed = true;
                 match t {
-                    Transmit::Datagram {
-                        socket,
-                        destination,
-                        payload,
-                    } => match socket {
-                        Socket::Discovery => self.udp_out.push((destination, payload)),
-                        Socket::Rtc => self.rtc_out.push((destination, payload)),
-                    },
+                    Transmit::Datagram(d) if d.source == self.node.discovery_source() => {
+                        self.udp_out.push((d.destination, d.payload))
+                    }
+                    Transmit::Datagram(d) => self.rtc_out.push((d.destination, d.payload)),
                     Transmit::Tcp { conn, bytes } => {
                         if let Some(w) = self.writers.get(&conn) {
                             if w.try_send(bytes).is_err() {
@@ -513,7 +511,7 @@ impl Driver {
                 traffic,
                 ..
             } => {
-                if let Some((opened, info)) = self.opened_at.remove(&session.0) {
+                if let Some((opened, info)) = self.opened_at.remove(session) {
                     let closed = ClosedSession {
                         info,
                         opened_at_ms: opened,
@@ -533,21 +531,21 @@ impl Driver {
         self.book_sessions(&e);
         match &e {
             CoreEvent::SessionOpened(info)
-                if self.app.is_some() && self.node.is_app_session(SessionId(info.session_id)) =>
+                if self.app.is_some() && self.node.is_app_session(info.session_id) =>
             {
                 self.app_sessions.insert(info.session_id);
                 self.tell_app(AppEvent::Opened(info.clone()));
             }
             CoreEvent::BytesReceived { session, data, .. }
-                if self.app_sessions.contains(&session.0) =>
+                if self.app_sessions.contains(session) =>
             {
                 self.tell_app(AppEvent::Bytes {
-                    session: session.0,
+                    session: *session,
                     data: data.clone(),
                 });
             }
-            CoreEvent::SessionClosed { session, .. } if self.app_sessions.remove(&session.0) => {
-                self.tell_app(AppEvent::Closed { session: session.0 });
+            CoreEvent::SessionClosed { session, .. } if self.app_sessions.remove(session) => {
+                self.tell_app(AppEvent::Closed { session: *session });
             }
             _ => {}
         }
@@ -566,7 +564,7 @@ impl Driver {
                 }
             }
             CoreEvent::SessionOpened(info) => {
-                let id = SessionId(info.session_id);
+                let id = info.session_id;
                 if let (Some((tx, inbox)), Some(node)) =
                     (self.pending_open.remove(&id), self.handle.clone())
                 {

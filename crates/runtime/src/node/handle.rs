@@ -18,16 +18,13 @@ pub(super) type Job = Box<dyn FnOnce(&mut Driver, Instant) + Send>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppEvent {
     Opened(SessionInfo),
-    Bytes { session: i32, data: Vec<u8> },
-    Closed { session: i32 },
+    Bytes { session: SessionId, data: Vec<u8> },
+    Closed { session: SessionId },
 }
 
 /// Events queued toward the application at most; past that, messages are
 /// dropped (and logged) rather than held.
 pub const APP_QUEUE: usize = 1024;
-
-/// A paired node's answer: the peer, the answer SDP, our signature over it.
-pub(super) type PairedAnswer = Result<(PeerId, String, [u8; 64]), NodeError>;
 
 /// How this node proves itself to another node's signaling.
 #[derive(Debug, Clone)]
@@ -75,7 +72,7 @@ pub(super) struct Signaling {
 impl SessionHandle {
     /// SendBytes.
     pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
-        self.node.send_bytes(self.id.0, data.to_vec()).await
+        self.node.send_bytes(self.id, data.to_vec()).await
     }
 
     /// The next message, waiting at most `timeout`.
@@ -120,10 +117,10 @@ impl SessionHandle {
                         self.node.rtc_close(p.0).await?;
                         Ok(())
                     }
-                    None => self.node.close_session(id.0).await,
+                    None => self.node.close_session(id).await,
                 }
             }
-            None => self.node.close_session(self.id.0).await,
+            None => self.node.close_session(self.id).await,
         }
     }
 }
@@ -184,6 +181,15 @@ impl NodeHandle {
         rx.await.map_err(|_| Error::Stopped)
     }
 
+    /// [`call`](Self::call) for an operation that may fail: its error joins
+    /// the runtime's, so callers see one `Result`.
+    async fn try_call<T: Send + 'static, E: Into<Error> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver, Instant) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.call(f).await?.map_err(Into::into)
+    }
+
     /// The same for an operation answered later (an authentication, a session
     /// that opens): `f` keeps the sender until the core has the answer.
     async fn call_later<T: Send + 'static>(
@@ -216,16 +222,16 @@ impl NodeHandle {
     }
 
     /// SendBytes.
-    pub async fn send_bytes(&self, session_id: i32, data: Vec<u8>) -> Result<(), Error> {
+    pub async fn send_bytes(&self, session_id: SessionId, data: Vec<u8>) -> Result<(), Error> {
         Ok(self
-            .call(move |d, now| d.node.send_bytes(now, SessionId(session_id), &data))
+            .call(move |d, now| d.node.send_bytes(now, session_id, &data))
             .await??)
     }
 
     /// CloseSession.
-    pub async fn close_session(&self, session_id: i32) -> Result<(), Error> {
+    pub async fn close_session(&self, session_id: SessionId) -> Result<(), Error> {
         Ok(self
-            .call(move |d, now| d.node.close_session(now, SessionId(session_id)))
+            .call(move |d, now| d.node.close_session(now, session_id))
             .await??)
     }
 
@@ -244,8 +250,8 @@ impl NodeHandle {
         &self,
         sdp: String,
         principal: Principal,
-    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(move |d, now| d.node.rtc_answer(now, &sdp, principal))
+    ) -> Result<(PeerId, String), Error> {
+        self.try_call(move |d, now| d.node.rtc_answer(now, &sdp, principal))
             .await
     }
 
@@ -255,8 +261,8 @@ impl NodeHandle {
         stream: String,
         sdp: String,
         principal: Principal,
-    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(move |d, now| d.node.whip(now, &stream, &sdp, principal))
+    ) -> Result<(PeerId, String), Error> {
+        self.try_call(move |d, now| d.node.whip(now, &stream, &sdp, principal))
             .await
     }
 
@@ -266,8 +272,8 @@ impl NodeHandle {
         stream: String,
         sdp: String,
         principal: Principal,
-    ) -> Result<Result<(PeerId, String), NodeError>, Error> {
-        self.call(move |d, now| d.node.whep(now, &stream, &sdp, principal))
+    ) -> Result<(PeerId, String), Error> {
+        self.try_call(move |d, now| d.node.whep(now, &stream, &sdp, principal))
             .await
     }
 
@@ -278,8 +284,8 @@ impl NodeHandle {
         sdp: String,
         device_id: String,
         signature: Vec<u8>,
-    ) -> Result<PairedAnswer, Error> {
-        self.call(move |d, now| d.node.rtc_answer_paired(now, &sdp, &device_id, &signature))
+    ) -> Result<(PeerId, String, [u8; 64]), Error> {
+        self.try_call(move |d, now| d.node.rtc_answer_paired(now, &sdp, &device_id, &signature))
             .await
     }
 
@@ -316,13 +322,9 @@ impl NodeHandle {
 
     /// PublishService (softbus_lite's checks and codes): the capability is
     /// advertised in discovery answers from then on.
-    pub async fn publish(
-        &self,
-        module: Option<&str>,
-        info: PublishInfo,
-    ) -> Result<Result<(), softbus_bus::discovery::publish::PublishError>, Error> {
+    pub async fn publish(&self, module: Option<&str>, info: PublishInfo) -> Result<(), Error> {
         let module = module.map(str::to_owned);
-        self.call(move |d, _| {
+        self.try_call(move |d, _| {
             d.node
                 .bus_mut()
                 .discovery_mut()
@@ -332,13 +334,9 @@ impl NodeHandle {
     }
 
     /// UnPublishService: `Ok(true)` when nothing stays published.
-    pub async fn unpublish(
-        &self,
-        module: Option<&str>,
-        publish_id: i32,
-    ) -> Result<Result<bool, i32>, Error> {
+    pub async fn unpublish(&self, module: Option<&str>, publish_id: i32) -> Result<bool, Error> {
         let module = module.map(str::to_owned);
-        self.call(move |d, _| {
+        self.try_call(move |d, _| {
             let disc = d.node.bus_mut().discovery_mut();
             disc.unpublish(module.as_deref(), publish_id)
                 .map(|()| !disc.publications().is_publishing())
@@ -347,11 +345,8 @@ impl NodeHandle {
     }
 
     /// SetCommonDeviceInfo: (key, value) pairs, all or nothing.
-    pub async fn set_common_device_info(
-        &self,
-        entries: Vec<(i32, String)>,
-    ) -> Result<Result<(), i32>, Error> {
-        self.call(move |d, _| {
+    pub async fn set_common_device_info(&self, entries: Vec<(i32, String)>) -> Result<(), Error> {
+        self.try_call(move |d, _| {
             let e: Vec<(i32, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
             d.node.bus_mut().set_common_device_info(&e)
         })
@@ -367,9 +362,8 @@ impl NodeHandle {
     }
 
     /// One open session.
-    pub async fn session(&self, id: i32) -> Result<Option<SessionInfo>, Error> {
-        self.call(move |d, _| d.node.session(SessionId(id)).cloned())
-            .await
+    pub async fn session(&self, id: SessionId) -> Result<Option<SessionInfo>, Error> {
+        self.call(move |d, _| d.node.session(id).cloned()).await
     }
 
     /// Whether `device_id` is paired with this node (a cheap look-up, for a
@@ -508,12 +502,8 @@ impl NodeHandle {
 
     /// `DELETE` of a peer connection by `by`: only the credential that created
     /// it may end it (`NodeError::NotOwner` otherwise); false if unknown.
-    pub async fn rtc_close_as(
-        &self,
-        id: u64,
-        by: Principal,
-    ) -> Result<Result<bool, NodeError>, Error> {
-        self.call(move |d, now| d.node.rtc_close_as(now, PeerId(id), &by))
+    pub async fn rtc_close_as(&self, id: u64, by: Principal) -> Result<bool, Error> {
+        self.try_call(move |d, now| d.node.rtc_close_as(now, PeerId(id), &by))
             .await
     }
 

@@ -133,14 +133,15 @@ pub struct NodeInfo {
     pub rtc_port: u16,
 }
 
-/// A running node; dropping it does not stop it, [`Node::shutdown`] does.
+/// A running node: the task that holds the core ([`softbus_node::Node`]) and
+/// its sockets. Dropping it does not stop it, [`NodeTask::shutdown`] does.
 #[derive(Debug)]
-pub struct Node {
+pub struct NodeTask {
     handle: NodeHandle,
     done: oneshot::Receiver<()>,
 }
 
-impl Node {
+impl NodeTask {
     /// Binds the discovery socket and both listeners, publishes the capabilities,
     /// creates the echo servers and starts the engine task.
     ///
@@ -148,7 +149,7 @@ impl Node {
     /// engine is single-threaded anyway, and its reader, engine and writer tasks
     /// then hand packets over without cross-thread wake-ups, while the caller's
     /// runtime (dashboard, clients) does not compete with the hot path.
-    pub async fn start(cfg: NodeConfig) -> Result<Node, Error> {
+    pub async fn start(cfg: NodeConfig) -> Result<NodeTask, Error> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -178,7 +179,7 @@ impl Node {
                 let _ = done_tx.send(());
             })?;
         let handle = ready_rx.await.map_err(|_| Error::Stopped)??;
-        Ok(Node {
+        Ok(NodeTask {
             handle,
             done: done_rx,
         })
@@ -416,7 +417,7 @@ mod tests {
         let ring = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
         for i in 0..(RECENT_EVENTS + 50) {
             tx.send(NodeEvent::BytesReceived {
-                session_id: i32::try_from(i).unwrap(),
+                session_id: SessionId(i32::try_from(i).unwrap()),
                 len: 1,
             })
             .unwrap();
