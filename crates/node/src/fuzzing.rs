@@ -1,12 +1,12 @@
 //! Entry points of the node core's fuzz targets, shared with the tests that
 //! replay their corpora.
 
-use crate::media::{MediaLimits, Relay};
+use crate::media::{MediaLimits, MediaTransmit, Relay};
 use crate::Principal;
 use softbus_rtc::crypto::Provider;
 use softbus_rtc::host::{Host, HostConfig};
 use softbus_rtc::jsep::MediaKind;
-use softbus_rtc::peer::Peer;
+use softbus_rtc::peer::{MediaAnswer, Peer};
 use softbus_rtc::sdp::Direction;
 use std::time::{Duration, Instant};
 
@@ -43,19 +43,32 @@ pub fn relay(now: Instant, data: &[u8], mut provider: Provider) -> (usize, u64) 
         HostConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 5000))),
         provider,
     );
-    let mut relay = Relay::new(MediaLimits::default());
+    let mut relay = Relay::new(MediaLimits::default(), 7);
     let who = Principal::WebToken {
         name: "web".into(),
         credential: "fuzz".into(),
     };
-    let Ok(Ok((publisher, _))) = relay.publish(now, &mut host, "s", &up, who.clone()) else {
+    if relay.check_publish("s", &who).is_err() {
+        return (0, 0);
+    }
+    let Ok((publisher, _)) = host.answer_media(now, &up, MediaAnswer::Receive) else {
         return (0, 0);
     };
-    relay.connected(now, &mut host, publisher);
+    relay.add_publisher(
+        publisher,
+        "s",
+        who.clone(),
+        host.media(publisher).unwrap_or_default(),
+    );
+    relay.handle_connected(now, publisher);
     let mut viewers = Vec::new();
     for _ in 0..2 {
-        if let Ok(Ok((v, _))) = relay.play(now, &mut host, "s", &down, &who) {
-            relay.connected(now, &mut host, v);
+        let Ok(plan) = relay.plan_viewer("s") else {
+            continue;
+        };
+        if let Ok((v, _)) = host.answer_media(now, &down, MediaAnswer::Send(plan)) {
+            relay.add_viewer(v, "s", &who, host.media(v).unwrap_or_default());
+            relay.handle_connected(now, v);
             viewers.push(v);
         }
     }
@@ -67,31 +80,38 @@ pub fn relay(now: Instant, data: &[u8], mut provider: Provider) -> (usize, u64) 
         rest = next;
         let viewer = viewers.get(usize::from(*kind >> 4) % 2.max(viewers.len()));
         match kind % 5 {
-            0 => relay.rtp(now, &mut host, publisher, chunk),
-            1 => relay.rtcp(now, &mut host, publisher, chunk),
+            0 => relay.handle_rtp(now, publisher, chunk),
+            1 => relay.handle_rtcp(now, publisher, chunk),
             2 => {
                 if let Some(v) = viewer {
-                    relay.rtcp(now, &mut host, *v, chunk);
+                    relay.handle_rtcp(now, *v, chunk);
                 }
             }
             3 => {
                 if let Some(v) = viewer {
-                    relay.closed(now, *v, &softbus_rtc::peer::CloseReason::Deleted);
+                    relay.handle_closed(now, *v, &softbus_rtc::peer::CloseReason::Deleted);
                 }
             }
             _ => {
                 now += Duration::from_millis(u64::from(len as u16) * 10);
-                relay.handle_timeout(now, &mut host);
+                relay.handle_timeout(now);
             }
         }
         let _ = relay.streams();
         let _ = relay.poll_timeout();
-        relay.drain_events().for_each(drop);
+        while relay.poll_event().is_some() {}
+        while let Some(t) = relay.poll_transmit() {
+            match t {
+                MediaTransmit::Rtp { peer, packet } => drop(host.send_rtp(peer, packet)),
+                MediaTransmit::Rtcp { peer, packet } => drop(host.send_rtcp(peer, &packet)),
+                MediaTransmit::Close { peer, reason } => drop(host.close(now, peer, reason)),
+            }
+        }
     }
     let taken = relay.streams().first().map_or(0, |s| s.packets_in);
     // The publisher leaves and the grace ends: the stream is gone.
-    relay.closed(now, publisher, &softbus_rtc::peer::CloseReason::Deleted);
-    relay.handle_timeout(now + Duration::from_secs(6), &mut host);
+    relay.handle_closed(now, publisher, &softbus_rtc::peer::CloseReason::Deleted);
+    relay.handle_timeout(now + Duration::from_secs(6));
     assert!(
         relay.streams().is_empty(),
         "the stream ends after its grace"

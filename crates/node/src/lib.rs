@@ -33,7 +33,7 @@ mod types;
 
 use admission::*;
 use media::Relay;
-pub use media::{MediaEvent, MediaLimits, MediaRefusal, StreamInfo, ViewerInfo};
+pub use media::{MediaEvent, MediaLimits, MediaRefusal, MediaTransmit, StreamInfo, ViewerInfo};
 pub use offers::{OfferAs, OurOffer};
 use softbus_bus::discovery::DiscoveryError;
 pub use softbus_bus::node::ConnClosed;
@@ -136,11 +136,12 @@ impl std::fmt::Debug for Node {
 
 impl Node {
     /// A node over a built soft bus and WebRTC host.
-    pub fn new(bus: Bus, host: Host, limits: Limits) -> Self {
+    pub fn new(bus: Bus, mut host: Host, limits: Limits) -> Self {
+        let seed = u64::from(host.random_u32()) << 32 | u64::from(host.random_u32());
         Self {
             bus,
             host,
-            relay: Relay::new(limits.media.clone()),
+            relay: Relay::new(limits.media.clone(), seed),
             limits,
             servers: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -241,7 +242,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.bus.handle_timeout(now);
         self.host.handle_timeout(now);
-        self.relay.handle_timeout(now, &mut self.host);
+        self.relay.handle_timeout(now);
         self.process(now);
     }
 
@@ -370,9 +371,13 @@ impl Node {
                 progressed = true;
                 self.host_event(now, e);
             }
-            for e in self.relay.drain_events() {
+            while let Some(e) = self.relay.poll_event() {
                 progressed = true;
                 self.events.push_back(Event::Media(e));
+            }
+            while let Some(t) = self.relay.poll_transmit() {
+                progressed = true;
+                self.media_transmit(now, t);
             }
             while let Some(t) = self.host.poll_transmit() {
                 progressed = true;
@@ -435,6 +440,22 @@ impl Node {
         }
     }
 
+    /// Gives what the relay asks for to the WebRTC host. A send that fails
+    /// (the peer is gone, or not connected yet) costs only that packet.
+    fn media_transmit(&mut self, now: Instant, t: MediaTransmit) {
+        let sent = match t {
+            MediaTransmit::Rtp { peer, packet } => self.host.send_rtp(peer, packet),
+            MediaTransmit::Rtcp { peer, packet } => self.host.send_rtcp(peer, &packet),
+            MediaTransmit::Close { peer, reason } => {
+                self.host.close(now, peer, reason);
+                Ok(())
+            }
+        };
+        if let Err(e) = sent {
+            tracing::trace!(error = %e, "media packet not sent");
+        }
+    }
+
     fn host_event(&mut self, now: Instant, e: HostEvent) {
         match e {
             HostEvent::Moved { peer, remote } => {
@@ -448,14 +469,14 @@ impl Node {
                 }
             }
             HostEvent::Connected { peer } if self.relay.has_peer(peer) => {
-                self.relay.connected(now, &mut self.host, peer);
+                self.relay.handle_connected(now, peer);
             }
             HostEvent::Connected { peer } => {
                 self.connected.insert(peer);
                 self.open_waiting_channels(now, peer);
             }
-            HostEvent::Rtp { peer, packet } => self.relay.rtp(now, &mut self.host, peer, &packet),
-            HostEvent::Rtcp { peer, packet } => self.relay.rtcp(now, &mut self.host, peer, &packet),
+            HostEvent::Rtp { peer, packet } => self.relay.handle_rtp(now, peer, &packet),
+            HostEvent::Rtcp { peer, packet } => self.relay.handle_rtcp(now, peer, &packet),
             HostEvent::ChannelOpen {
                 peer,
                 channel,
@@ -501,7 +522,7 @@ impl Node {
                 }
             }
             HostEvent::PeerClosed { peer, reason } => {
-                self.relay.closed(now, peer, &reason);
+                self.relay.handle_closed(now, peer, &reason);
                 self.connected.remove(&peer);
                 self.fail_openings(
                     |o| matches!(o, Opening::Rtc { peer: p, .. } if *p == peer),

@@ -2,6 +2,7 @@
 //! a paired node's signed ones, WHIP and WHEP, and closing what they made.
 
 use super::*;
+use softbus_rtc::peer::MediaAnswer;
 
 /// What a paired device signs with an offer: this text and the offer's
 /// `a=fingerprint` value.
@@ -205,9 +206,11 @@ impl Node {
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
         self.admit_posting(&principal, Ask::Publish(stream))?;
-        let (peer, answer) =
-            self.relay
-                .publish(now, &mut self.host, stream, offer, principal.clone())??;
+        self.relay.check_publish(stream, &principal)?;
+        let (peer, answer) = self.host.answer_media(now, offer, MediaAnswer::Receive)?;
+        let media = self.host.media(peer).unwrap_or_default();
+        self.relay
+            .add_publisher(peer, stream, principal.clone(), media);
         self.principals.insert(peer, principal);
         self.process(now);
         Ok((peer, answer))
@@ -223,9 +226,12 @@ impl Node {
         principal: Principal,
     ) -> Result<(PeerId, String), NodeError> {
         self.admit_posting(&principal, Ask::Play(stream))?;
+        let plan = self.relay.plan_viewer(stream)?;
         let (peer, answer) = self
-            .relay
-            .play(now, &mut self.host, stream, offer, &principal)??;
+            .host
+            .answer_media(now, offer, MediaAnswer::Send(plan))?;
+        let media = self.host.media(peer).unwrap_or_default();
+        self.relay.add_viewer(peer, stream, &principal, media);
         self.principals.insert(peer, principal);
         self.process(now);
         Ok((peer, answer))

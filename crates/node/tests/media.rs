@@ -154,7 +154,7 @@ impl Client {
                 let r = RtpPacket::parse(p).unwrap();
                 match r.payload_type() {
                     VP8 => Some(r.sequence()),
-                    RTX => Some(softbus_rtc::relay::rtx_original(p).unwrap().0),
+                    RTX => Some(softbus_rtc::rewrite::rtx_original(p).unwrap().0),
                     _ => None,
                 }
             })
@@ -354,7 +354,7 @@ fn answer_nacks(w: &mut World, p: usize, sent: &BTreeMap<u16, Vec<u8>>, rtx_seq:
     for seq in nacks {
         if let Some(orig) = sent.get(&seq) {
             *rtx_seq = rtx_seq.wrapping_add(1);
-            let rtx = softbus_rtc::relay::rtx_packet(orig, 0xCAFF, RTX, *rtx_seq).unwrap();
+            let rtx = softbus_rtc::rewrite::rtx_packet(orig, 0xCAFF, RTX, *rtx_seq).unwrap();
             w.clients[p].send_rtp(&rtx);
         }
     }

@@ -115,13 +115,13 @@ pub fn rtp(data: &[u8]) {
         }
     }
     // The relay's per-packet steps take publisher packets as they come.
-    let mut w = crate::relay::Rewriter::new(1, vec![(96, 100), (111, 111)]);
+    let mut w = crate::rewrite::Rewriter::new(1, vec![(96, 100), (111, 111)]);
     w.switch_source();
     if let Ok(Some(out)) = w.rewrite(data) {
         crate::rtp::RtpPacket::parse(&out).expect("a rewritten packet parses");
     }
     // With the viewer's header extension ids and mid written in.
-    w.extensions = Some(crate::relay::ExtensionMap {
+    w.extensions = Some(crate::rewrite::ExtensionMap {
         ids: vec![(1, 2), (3, 14), (5, 200)],
         mid: Some((4, b"1".to_vec())),
         source_mid: Some(9),
@@ -132,8 +132,8 @@ pub fn rtp(data: &[u8]) {
         let original = crate::rtp::RtpPacket::parse(data).expect("it was rewritten");
         assert_eq!(p.payload(), original.payload());
     }
-    if let Ok(r) = crate::relay::rtx_packet(data, 2, 97, 3) {
-        let (_, payload) = crate::relay::rtx_original(&r).expect("an RTX packet reads back");
+    if let Ok(r) = crate::rewrite::rtx_packet(data, 2, 97, 3) {
+        let (_, payload) = crate::rewrite::rtx_original(&r).expect("an RTX packet reads back");
         assert_eq!(
             payload,
             crate::rtp::RtpPacket::parse(data)
@@ -141,7 +141,7 @@ pub fn rtp(data: &[u8]) {
                 .unwrap_or_default()
         );
     }
-    let _ = crate::relay::rtx_original(data);
+    let _ = crate::rewrite::rtx_original(data);
     if let Ok(packets) = crate::rtp::parse_rtcp(data) {
         for p in packets {
             if let crate::rtp::Rtcp::Nack { pairs, .. } = p {

@@ -15,7 +15,7 @@
 //! - [`host`]: many answered peers on one port, routed by ufrag, then by address.
 //! - [`rtp`]: RTP header views with RFC 8285 extensions, RTCP compound packets.
 //! - [`srtp`]: SRTP and SRTCP (RFC 3711, RFC 7714), ciphers through a trait.
-//! - [`relay`]: per-viewer rewriting, a packet cache, RTX (RFC 4588).
+//! - [`rewrite`]: per-viewer rewriting, a packet cache, RTX (RFC 4588).
 //!
 //! Nothing here does I/O or reads a clock; HMAC comes through [`crypto::Hmac`],
 //! the DTLS library through [`dtls::DtlsFactory`]. Every parser returns a typed
@@ -30,7 +30,7 @@ pub mod host;
 pub mod ice;
 pub mod jsep;
 pub mod peer;
-pub mod relay;
+pub mod rewrite;
 pub mod rtp;
 pub mod sctp;
 pub mod sdp;

@@ -3,7 +3,7 @@
 //! what the link lost (RFC 4585 generic NACK over a lossy uplink too); the
 //! relay answers from its cache with RTX (RFC 4588); every packet arrives.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_rtc::relay::{rtx_original, rtx_packet, PacketCache, Rewriter};
+use softbus_rtc::rewrite::{rtx_original, rtx_packet, PacketCache, Rewriter};
 use softbus_rtc::rtp::{build_nack, nack_lost, parse_rtcp, Rtcp, RtpBuilder, RtpPacket};
 use softbus_testkit::{LinkConfig, LossyLink, VirtualClock};
 use std::collections::{BTreeMap, BTreeSet};
