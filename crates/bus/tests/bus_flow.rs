@@ -102,19 +102,17 @@ fn authenticate(
     bus.handle_accept(now, conn, Listener::Auth, PEER.parse().unwrap())
         .unwrap();
     let mut client = AuthClient::new(client_info(), pin.as_bytes(), seq);
-    for _ in 0..10 {
-        while let Some(b) = client.poll_transmit() {
-            bus.handle_tcp_data(now, conn, &b).unwrap();
-        }
-        let (replies, closed) = out_for(bus, conn);
-        for r in replies {
-            if let Some(done) = client.handle_data(c, &r)? {
-                return Ok(done);
-            }
-        }
-        assert!(!closed, "node closed the auth connection");
+    let x = common::exchange(bus, now, conn, &mut client, c);
+    assert!(
+        x.other.iter().all(|t| matches!(t, Transmit::Datagram(_))),
+        "{:?}",
+        x.other
+    );
+    match x.result {
+        Some(r) => r,
+        None if x.closed => panic!("node closed the auth connection"),
+        None => panic!("auth did not finish"),
     }
-    panic!("auth did not finish")
 }
 
 fn open(

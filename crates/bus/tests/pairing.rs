@@ -3,6 +3,8 @@
 //! PIN; an unpaired device, a wrong PIN, a forged server and a second key for
 //! a paired id are all refused.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap is the assertion; Instant::now only picks an origin
+mod common;
+
 use softbus_bus::auth::hichain::{Identity, Pairings, PeerKey};
 use softbus_bus::auth::{
     AuthClient, AuthError, AuthMethod, Authenticated, ClientAuth, LocalAuthInfo, PinPolicy,
@@ -70,31 +72,9 @@ fn run(
     )
     .unwrap();
     let mut c = OpenSslCrypto::seeded(u64::from(host) + conn.0);
-    let mut closed = false;
-    for _ in 0..12 {
-        while let Some(bytes) = client.poll_transmit() {
-            let _ = b.handle_tcp_data(now, conn, &bytes);
-        }
-        let mut replies = Vec::new();
-        while let Some(t) = b.poll_transmit() {
-            match t {
-                Transmit::Tcp { conn: x, bytes } if x == conn => replies.push(bytes),
-                Transmit::Close { conn: x } if x == conn => closed = true,
-                _ => {}
-            }
-        }
-        for r in replies {
-            match client.handle_data(&mut c, &r) {
-                Ok(Some(a)) => return (Ok(a), closed),
-                Ok(None) => {}
-                Err(e) => return (Err(e), closed),
-            }
-        }
-        if closed {
-            break;
-        }
-    }
-    (Err(AuthError::Misbehaved("no answer")), closed)
+    let x = common::exchange(b, now, conn, &mut client, &mut c);
+    let result = x.result.unwrap_or(Err(AuthError::Misbehaved("no answer")));
+    (result, x.closed)
 }
 
 fn pair(pin: &str, who: &str, id: &Arc<Identity>) -> AuthClient {

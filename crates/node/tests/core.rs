@@ -11,11 +11,11 @@ use softbus_bus::ConnId;
 use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
 use softbus_node::{
-    Event, Limits, Node, Refusal, ServerMode, SessionClosed, SessionId, Socket, Transmit, Transport,
+    Event, Limits, Node, Refusal, ServerMode, SessionClosed, SessionId, Socket, Transport,
 };
 use softbus_rtc::host::HostConfig;
 use softbus_rtc::peer::{CloseReason, Peer, PeerEvent};
-use softbus_testkit::{Datagram, Driven, Net, Step};
+use softbus_testkit::{Net, PeerAt, Step};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -74,18 +74,24 @@ fn authenticate_as(
         session_port: 0,
     };
     let mut client = AuthClient::new(info, b"246810", 900);
-    for _ in 0..10 {
+    // Each round the client speaks and the node answers, until the client is
+    // done; a round with no answer ends the exchange.
+    loop {
         while let Some(b) = client.poll_transmit() {
             n.handle_tcp_data(net.now(), conn, &b);
         }
         drain(n, seen);
-        for r in take_tcp(seen, conn) {
+        let replies = take_tcp(seen, conn);
+        assert!(
+            !replies.is_empty(),
+            "auth did not finish: the node went quiet"
+        );
+        for r in replies {
             if let Some(done) = client.handle_data(&mut c, &r).unwrap() {
                 return done;
             }
         }
     }
-    panic!("auth did not finish")
 }
 
 /// Asks for a session on `conn`; the client once the open reply came, or None.
@@ -205,7 +211,8 @@ impl RtcClient {
     ) {
         let deadline = net.deadline(Duration::from_secs(60));
         loop {
-            let step = net.step(&mut [&mut NodeSide { n, seen }, &mut *self], deadline);
+            let mut peer = PeerAt::new(self.addr, &mut self.peer, &self.hmac);
+            let step = net.step(&mut [&mut NodeSide { n, seen }, &mut peer], deadline);
             while let Some(e) = self.peer.poll_event() {
                 self.events.push(e);
             }
@@ -220,36 +227,16 @@ impl RtcClient {
     /// Drives the client and the node for `d` of virtual time.
     fn pump_for(&mut self, n: &mut Node, seen: &mut Seen, net: &mut Net, d: Duration) {
         let deadline = net.deadline(d);
-        while net.step(&mut [&mut NodeSide { n, seen }, &mut *self], deadline) != Step::Idle {
+        loop {
+            let mut peer = PeerAt::new(self.addr, &mut self.peer, &self.hmac);
+            if net.step(&mut [&mut NodeSide { n, seen }, &mut peer], deadline) == Step::Idle {
+                break;
+            }
             while let Some(e) = self.peer.poll_event() {
                 self.events.push(e);
             }
         }
         drain(n, seen);
-    }
-}
-
-impl Driven for RtcClient {
-    fn owns(&self, a: SocketAddr) -> bool {
-        a == self.addr
-    }
-    fn poll_datagram(&mut self) -> Option<Datagram> {
-        let (to, payload) = self.peer.poll_transmit()?;
-        Some(Datagram {
-            from: self.addr,
-            to,
-            payload,
-        })
-    }
-    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
-        self.peer
-            .handle_datagram(now, d.from, &d.payload, &self.hmac);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.peer.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.peer.handle_timeout(now, &self.hmac);
     }
 }
 
@@ -544,72 +531,28 @@ fn the_certificate_is_renewed_without_dropping_live_connections() {
     assert_eq!(fingerprint_of(&a1), fingerprint_of(&a2));
 }
 
-/// Two node cores joined by in-memory TCP: the client's dials are accepted by
-/// the server's listener of that port, bytes are carried both ways.
+/// Two node cores on the test network with TCP between them: the client (at
+/// `ip`) dials, the server (the test nodes' 10.0.0.2) listens.
 struct Tcp {
-    /// (client conn, server conn)
-    links: Vec<(ConnId, ConnId)>,
-    next: u64,
+    ip: [u8; 4],
 }
 
 const CLIENT_IP: [u8; 4] = [10, 0, 0, 9];
+const SERVER_IP: [u8; 4] = [10, 0, 0, 2];
 
 impl Tcp {
-    fn pump(&mut self, c: &mut Node, s: &mut Node, net: &Net) -> (Vec<Event>, Vec<Event>) {
+    /// Carries what both cores have to say until neither says more (no time
+    /// passes); the events each reported.
+    fn pump(&mut self, c: &mut Node, s: &mut Node, net: &mut Net) -> (Vec<Event>, Vec<Event>) {
         let (mut ce, mut se) = (Vec::new(), Vec::new());
-        for _ in 0..100 {
-            let mut moved = false;
-            while let Some(t) = c.poll_transmit() {
-                moved = true;
-                match t {
-                    Transmit::Dial { conn, addr } => {
-                        self.next += 1;
-                        let sc = ConnId(self.next);
-                        let listener = if addr.port() == 40001 {
-                            Listener::Auth
-                        } else {
-                            Listener::Session
-                        };
-                        let from = SocketAddr::from((CLIENT_IP, 50000 + self.next as u16));
-                        s.handle_accept(net.now(), sc, listener, from).unwrap();
-                        self.links.push((conn, sc));
-                        c.handle_dialed(net.now(), conn, Ok(()));
-                    }
-                    Transmit::Tcp { conn, bytes } => {
-                        if let Some((_, sc)) = self.links.iter().find(|(cc, _)| *cc == conn) {
-                            s.handle_tcp_data(net.now(), *sc, &bytes);
-                        }
-                    }
-                    Transmit::Close { conn } => {
-                        if let Some((_, sc)) = self.links.iter().find(|(cc, _)| *cc == conn) {
-                            s.handle_tcp_closed(net.now(), *sc);
-                        }
-                    }
-                    Transmit::Datagram(_) => {}
-                }
-            }
-            while let Some(t) = s.poll_transmit() {
-                moved = true;
-                match t {
-                    Transmit::Tcp { conn, bytes } => {
-                        if let Some((cc, _)) = self.links.iter().find(|(_, sc)| *sc == conn) {
-                            c.handle_tcp_data(net.now(), *cc, &bytes);
-                        }
-                    }
-                    Transmit::Close { conn } => {
-                        if let Some((cc, _)) = self.links.iter().find(|(_, sc)| *sc == conn) {
-                            c.handle_tcp_closed(net.now(), *cc);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            ce.extend(std::iter::from_fn(|| c.poll_event()));
-            se.extend(std::iter::from_fn(|| s.poll_event()));
-            if !moved {
-                break;
-            }
-        }
+        let now = net.now();
+        net.run_until_idle(
+            &mut [
+                &mut CoreAt::new(c, self.ip, &mut ce),
+                &mut CoreAt::new(s, SERVER_IP, &mut se),
+            ],
+            now,
+        );
         (ce, se)
     }
 }
@@ -619,13 +562,13 @@ impl Tcp {
 #[test]
 fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
     use softbus_bus::node::BusEvent;
-    let net = Net::perfect();
+    let mut net = Net::perfect();
     let (mut server, mut client) = (node(24), node(1));
     let mut tcp = tcp();
     let auth = client
         .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"246810")
         .unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(
         ce.iter().any(|e| matches!(e, Event::Bus(BusEvent::Authenticated { conn, peer }) if *conn == auth && peer.device_id == "AB".repeat(32))),
         "{ce:?}"
@@ -634,7 +577,7 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
         .iter()
         .any(|e| matches!(e, Event::Bus(BusEvent::PeerVerified { .. }))));
     let id = client.open_session(net.now(), auth, "echo").unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(
         ce.iter().any(
             |e| matches!(e, Event::SessionOpened(i) if i.session_id == id && i.session == "echo")
@@ -650,7 +593,7 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
         ))
     ));
     client.send_bytes(net.now(), id, b"ping").unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(ce.contains(&Event::BytesReceived {
         session: id,
         binary: true,
@@ -666,16 +609,13 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
     // A session to a server that does not exist fails on the client with a reason.
     // (Its connection ids are its own: a link table of its own, server ids go on.)
     let mut client2 = node(24);
-    let mut tcp2 = Tcp {
-        links: Vec::new(),
-        next: tcp.next,
-    };
+    let mut tcp2 = Tcp { ip: [10, 0, 0, 11] };
     let auth2 = client2
         .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"246810")
         .unwrap();
-    tcp2.pump(&mut client2, &mut server, &net);
+    tcp2.pump(&mut client2, &mut server, &mut net);
     let id2 = client2.open_session(net.now(), auth2, "nope").unwrap();
-    let (ce, se) = tcp2.pump(&mut client2, &mut server, &net);
+    let (ce, se) = tcp2.pump(&mut client2, &mut server, &mut net);
     assert!(
         se.iter().any(|e| matches!(
             e,
@@ -697,13 +637,13 @@ fn a_client_node_authenticates_and_opens_a_session_through_its_core() {
 #[test]
 fn a_client_with_a_wrong_pin_is_dropped() {
     use softbus_bus::node::BusEvent;
-    let net = Net::perfect();
+    let mut net = Net::perfect();
     let (mut server, mut client) = (node(24), node(24));
     let mut tcp = tcp();
     let auth = client
         .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"000000")
         .unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(
         se.iter()
             .any(|e| matches!(e, Event::Bus(BusEvent::PakeFailed { .. }))),
@@ -733,12 +673,9 @@ fn step2(
     )
 }
 
-/// A client core and a server core joined by in-memory TCP, fresh links.
+/// A client core at [`CLIENT_IP`] and the server core.
 fn tcp() -> Tcp {
-    Tcp {
-        links: Vec::new(),
-        next: 0,
-    }
+    Tcp { ip: CLIENT_IP }
 }
 
 /// Node to node over WebRTC through both cores: A offers from its WebRTC port,
@@ -787,9 +724,7 @@ fn a_node_offers_to_a_node_and_opens_a_session_over_webrtc() {
     assert_eq!((got(&sa), got(&sb)), (1, 1), "no echo loop");
     // A session to a server B does not have never opens.
     let missing = a.open_rtc_session(net.now(), pa, "nope").unwrap();
-    for _ in 0..50 {
-        step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline);
-    }
+    while step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline) != Step::Idle {}
     assert!(!opened(&sa).iter().any(|(i, _)| *i == missing));
     assert!(
         sa.events.contains(&Event::OpenFailed {
@@ -900,7 +835,7 @@ fn one_peer_holds_at_most_its_share_of_sessions() {
 #[test]
 fn one_address_holds_at_most_its_share_of_sessions() {
     use softbus_bus::session::SessionError;
-    let net = Net::perfect();
+    let mut net = Net::perfect();
     let mut n = node(24);
     n.create_session_server("echo", ServerMode::Echo).ok();
     let mut seen = Seen::default();
@@ -958,15 +893,12 @@ fn one_address_holds_at_most_its_share_of_sessions() {
     // So does a paired device (STS, no PIN).
     let mut paired = node_as("CD", "10.0.0.9:50000");
     pair_cores(&mut paired, &mut n);
-    let mut tcp = Tcp {
-        links: Vec::new(),
-        next: 1000,
-    };
+    let mut tcp = tcp();
     let addr = "10.0.0.2:40001".parse().unwrap();
     let sts = paired.connect_paired(net.now(), addr).unwrap();
-    tcp.pump(&mut paired, &mut n, &net);
+    tcp.pump(&mut paired, &mut n, &mut net);
     let id = paired.open_session(net.now(), sts, "echo").unwrap();
-    let (ce, _) = tcp.pump(&mut paired, &mut n, &net);
+    let (ce, _) = tcp.pump(&mut paired, &mut n, &mut net);
     assert!(
         ce.iter()
             .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id)),
@@ -995,16 +927,16 @@ fn node_as(byte: &str, rtc_host: &str) -> Node {
 fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     use softbus_bus::node::BusEvent;
     use softbus_node::{AuthMethod, Policy};
-    let net = Net::perfect();
+    let mut net = Net::perfect();
     let mut server = node(24);
     server.set_policy(Policy { paired_only: true });
     let mut client = node_as("CD", "10.0.0.9:50000");
     let mut tcp = tcp();
     let addr = "10.0.0.2:40001".parse().unwrap();
     let pin_only = client.connect(net.now(), addr, b"246810").unwrap();
-    tcp.pump(&mut client, &mut server, &net);
+    tcp.pump(&mut client, &mut server, &mut net);
     client.open_session(net.now(), pin_only, "echo").unwrap();
-    let (_, se) = tcp.pump(&mut client, &mut server, &net);
+    let (_, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(
         se.iter().any(|e| matches!(
             e,
@@ -1017,7 +949,7 @@ fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     );
     // Pair: both sides learn the other's key.
     let paired = client.connect_pair(net.now(), addr, b"246810").unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     let cd = "CD".repeat(32);
     assert!(
         se.iter().any(
@@ -1028,7 +960,7 @@ fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     assert!(ce.iter().any(|e| matches!(e, Event::Bus(BusEvent::Paired { device_id, .. }) if *device_id == "AB".repeat(32))), "{ce:?}");
     assert_eq!(server.bus().pairings().len(), 1);
     let id = client.open_session(net.now(), paired, "echo").unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(
         ce.iter()
             .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id)),
@@ -1037,16 +969,16 @@ fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     assert!(se.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.auth == AuthMethod::Paired && i.peer_device_id == cd)), "{se:?}");
     // Later: STS, no PIN at all.
     let sts = client.connect_paired(net.now(), addr).unwrap();
-    let (ce, _) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, _) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(
         ce.iter()
             .any(|e| matches!(e, Event::Bus(BusEvent::Authenticated { conn, .. }) if *conn == sts)),
         "{ce:?}"
     );
     client.close_session(net.now(), id).unwrap();
-    tcp.pump(&mut client, &mut server, &net);
+    tcp.pump(&mut client, &mut server, &mut net);
     let id2 = client.open_session(net.now(), sts, "echo").unwrap();
-    let (ce, se) = tcp.pump(&mut client, &mut server, &net);
+    let (ce, se) = tcp.pump(&mut client, &mut server, &mut net);
     assert!(ce.iter().any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == id2 && i.auth == AuthMethod::Paired)), "{ce:?}");
     assert!(
         se.iter()
@@ -1055,12 +987,9 @@ fn paired_only_admits_paired_devices_and_refuses_the_pin_alone() {
     );
     // An unpaired device cannot use STS.
     let mut stranger = node_as("EF", "10.0.0.10:50000");
-    let mut tcp3 = Tcp {
-        links: Vec::new(),
-        next: tcp.next,
-    };
+    let mut tcp3 = Tcp { ip: [10, 0, 0, 12] };
     assert!(stranger.connect_paired(net.now(), addr).is_ok());
-    let (ce, _) = tcp3.pump(&mut stranger, &mut server, &net);
+    let (ce, _) = tcp3.pump(&mut stranger, &mut server, &mut net);
     assert!(
         !ce.iter()
             .any(|e| matches!(e, Event::Bus(BusEvent::Authenticated { .. }))),

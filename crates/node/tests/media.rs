@@ -13,7 +13,7 @@ use softbus_rtc::peer::{Peer, PeerEvent};
 use softbus_rtc::rtp::{self, Rtcp, RtpBuilder, RtpPacket};
 use softbus_rtc::sdp::Direction;
 use softbus_rtc::srtp::Context;
-use softbus_testkit::{Datagram, Driven, LinkConfig, Net, Step};
+use softbus_testkit::{Driven, LinkConfig, Net, PeerAt, Step};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ struct Client {
     rtcp: Vec<Vec<u8>>,
     /// Stops reading: whatever arrives is dropped unread.
     deaf: bool,
+    /// Events the network adapter kept, with the time each came.
+    pending: Vec<(Instant, PeerEvent)>,
 }
 
 impl Client {
@@ -110,11 +112,24 @@ impl Client {
             rtp: Vec::new(),
             rtcp: Vec::new(),
             deaf: false,
+            pending: Vec::new(),
         }
     }
 
-    fn events(&mut self, now: Instant) {
-        while let Some(e) = self.peer.poll_event() {
+    /// The client on the network: the shared adapter, keeping events here.
+    fn at(&mut self) -> PeerAt<'_> {
+        PeerAt {
+            addr: self.addr,
+            peer: &mut self.peer,
+            hmac: &self.hmac,
+            events: Some(&mut self.pending),
+            deaf: self.deaf,
+        }
+    }
+
+    /// Takes in what its peer reported, in order.
+    fn events(&mut self) {
+        for (now, e) in std::mem::take(&mut self.pending) {
             match e {
                 PeerEvent::SrtpKeys(k) => {
                     let c = || Box::new(softbus_crypto::SrtpBackend::default());
@@ -166,35 +181,6 @@ impl Client {
             let r = RtpPacket::parse(p).unwrap();
             (r.payload_type() == VP8).then(|| r.ssrc())
         })
-    }
-}
-
-impl Driven for Client {
-    fn owns(&self, a: SocketAddr) -> bool {
-        a == self.addr
-    }
-    fn poll_datagram(&mut self) -> Option<Datagram> {
-        let (to, payload) = self.peer.poll_transmit()?;
-        Some(Datagram {
-            from: self.addr,
-            to,
-            payload,
-        })
-    }
-    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
-        if self.deaf {
-            return;
-        }
-        self.peer
-            .handle_datagram(now, d.from, &d.payload, &self.hmac);
-        self.events(now);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.peer.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.peer.handle_timeout(now, &self.hmac);
-        self.events(now);
     }
 }
 
@@ -251,9 +237,12 @@ impl World {
             n: &mut self.n,
             seen: &mut self.seen,
         };
+        let mut peers: Vec<PeerAt> = self.clients.iter_mut().map(Client::at).collect();
         let mut engines: Vec<&mut dyn Driven> = vec![&mut side];
-        engines.extend(self.clients.iter_mut().map(|c| c as &mut dyn Driven));
+        engines.extend(peers.iter_mut().map(|c| c as &mut dyn Driven));
         let s = self.net.step(&mut engines, deadline);
+        drop(peers);
+        self.clients.iter_mut().for_each(Client::events);
         drain(&mut self.n, &mut self.seen);
         s
     }
@@ -267,9 +256,12 @@ impl World {
                 n: &mut self.n,
                 seen: &mut self.seen,
             };
+            let mut peers: Vec<PeerAt> = self.clients.iter_mut().map(Client::at).collect();
             let mut engines: Vec<&mut dyn Driven> = vec![&mut side];
-            engines.extend(self.clients.iter_mut().map(|c| c as &mut dyn Driven));
+            engines.extend(peers.iter_mut().map(|c| c as &mut dyn Driven));
             self.net.advance(&mut engines, t - now);
+            drop(peers);
+            self.clients.iter_mut().for_each(Client::events);
             while self.step(t) != Step::Idle {}
         }
     }
@@ -396,8 +388,9 @@ fn nack_recovery_delivers_above_99_percent_at_5_percent_loss() {
             viewer_nacks(&mut w, &mut nacker, t);
         }
     }
-    // Repair time after the last packet.
-    for _ in 0..25 {
+    // Repair time after the last packet: half a second, in 20 ms rounds.
+    let end = w.net.now() + Duration::from_millis(500);
+    while w.net.now() < end {
         let t = w.net.now() + Duration::from_millis(20);
         w.run_to(t);
         answer_nacks(&mut w, p, &sent, &mut rtx_seq);

@@ -9,9 +9,9 @@ use softbus_rtc::dtls::DtlsRole;
 use softbus_rtc::jsep::{JsepError, SignalingState};
 use softbus_rtc::peer::{LocalParams, Peer, PeerError, PeerEvent};
 use softbus_rtc::sdp::{SdpOffer, Setup};
-use softbus_testkit::{Datagram, Driven, LinkConfig, Net, Step};
+use softbus_testkit::{LinkConfig, Net, PeerAt, Step};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const OFFERER: &str = "127.0.0.1:40000";
 const ANSWERER: &str = "127.0.0.1:50000";
@@ -89,36 +89,6 @@ fn a_rejected_answer_leaves_the_offer_pending() {
     o.apply_answer(now, &answer, &h, tids()).unwrap();
 }
 
-/// A peer on the shared test network (testkit's `Net`).
-struct Side<'a> {
-    addr: SocketAddr,
-    peer: &'a mut Peer,
-    h: &'a OpenSslCrypto,
-}
-
-impl Driven for Side<'_> {
-    fn owns(&self, addr: SocketAddr) -> bool {
-        addr == self.addr
-    }
-    fn poll_datagram(&mut self) -> Option<Datagram> {
-        let (to, payload) = self.peer.poll_transmit()?;
-        Some(Datagram {
-            from: self.addr,
-            to,
-            payload,
-        })
-    }
-    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
-        self.peer.handle_datagram(now, d.from, &d.payload, self.h);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.peer.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        self.peer.handle_timeout(now, self.h);
-    }
-}
-
 /// Drives both peers on `net` until `done` holds for an event (`true`: the
 /// offerer's) or 20 s of virtual time pass.
 fn run(
@@ -144,16 +114,8 @@ fn run_for(
     loop {
         let step = net.step(
             &mut [
-                &mut Side {
-                    addr: o_addr,
-                    peer: o,
-                    h: &h,
-                },
-                &mut Side {
-                    addr: a_addr,
-                    peer: a,
-                    h: &h,
-                },
+                &mut PeerAt::new(o_addr, o, &h),
+                &mut PeerAt::new(a_addr, a, &h),
             ],
             deadline,
         );

@@ -5,14 +5,20 @@
 //!   same seed gives the same run.
 //! - [`Net`]: the shared driver for engines under test. It carries every
 //!   engine's datagrams over one seeded [`LossyLink`] to the engine that owns the
-//!   destination address, fires timers, and when nothing moves jumps the clock to
-//!   the earliest `poll_timeout` or arrival. Engines take part through [`Driven`],
-//!   a small adapter each test writes for its engine.
+//!   destination address, and its TCP streams (dials, writes, closes) to the
+//!   engine listening on the dialed address, in order and at once; fires
+//!   timers, and when nothing moves jumps the clock to the earliest
+//!   `poll_timeout` or arrival. Engines take part through [`Driven`], a small
+//!   adapter per engine kind.
+//! - [`PeerAt`]: that adapter for a WebRTC [`Peer`], shared by every test.
 #![forbid(unsafe_code)]
 
 use rand::{Rng, SeedableRng};
+pub use softbus_proto::ConnId;
+use softbus_rtc::crypto::Hmac;
+use softbus_rtc::peer::{Peer, PeerEvent};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// A clock that advances only on request.
@@ -135,7 +141,19 @@ pub struct Datagram {
     pub payload: Vec<u8>,
 }
 
-/// An engine as [`Net`] drives it: the sans-IO vocabulary, datagrams only.
+/// What an engine asks of TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tcp {
+    /// Connect `conn` to `to`; answered by [`Driven::handle_dialed`].
+    Dial { conn: ConnId, to: SocketAddr },
+    /// Bytes for the other end of `conn`.
+    Write { conn: ConnId, bytes: Vec<u8> },
+    /// Close `conn`; the other end is told.
+    Close { conn: ConnId },
+}
+
+/// An engine as [`Net`] drives it: the sans-IO vocabulary. An engine that
+/// speaks only UDP leaves the TCP methods as they are.
 pub trait Driven {
     /// Whether datagrams to `addr` are for this engine.
     fn owns(&self, addr: SocketAddr) -> bool;
@@ -147,6 +165,125 @@ pub trait Driven {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Fires the engine's timers.
     fn handle_timeout(&mut self, now: Instant);
+
+    /// The address its TCP connections come from; with its connection ids it
+    /// names a stream, so engines on one [`Net`] have distinct addresses.
+    fn tcp_address(&self) -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+    /// Whether it accepts TCP connections to `addr`.
+    fn listens(&self, _addr: SocketAddr) -> bool {
+        false
+    }
+    /// Its next TCP action.
+    fn poll_tcp(&mut self) -> Option<Tcp> {
+        None
+    }
+    /// A connection to `local` (one it listens on) from `peer`, as `conn`.
+    fn handle_accept(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        _local: SocketAddr,
+        _peer: SocketAddr,
+    ) {
+    }
+    /// Whether its dial of `conn` connected.
+    fn handle_dialed(&mut self, _now: Instant, _conn: ConnId, _connected: bool) {}
+    /// Bytes from the other end of `conn`.
+    fn handle_tcp_data(&mut self, _now: Instant, _conn: ConnId, _data: &[u8]) {}
+    /// The other end closed `conn`.
+    fn handle_tcp_closed(&mut self, _now: Instant, _conn: ConnId) {}
+}
+
+/// The connection ids [`Net`] gives accepted connections start here, clear of
+/// the small ids tests and engines pick themselves.
+pub const ACCEPTED_CONNS: u64 = 1 << 40;
+
+/// One TCP stream: its two ends, each (engine address, connection id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stream {
+    ends: [(IpAddr, ConnId); 2],
+}
+
+impl Stream {
+    /// The other end of `end`, if `end` is one of this stream's.
+    fn other(&self, end: (IpAddr, ConnId)) -> Option<(IpAddr, ConnId)> {
+        match self.ends {
+            [a, b] if a == end => Some(b),
+            [a, b] if b == end => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// A WebRTC [`Peer`] at `addr` on a [`Net`]. Its events stay in the peer
+/// (`peer.poll_event()`) unless `events` is given: then each is kept with the
+/// time it came, for tests that must know when.
+pub struct PeerAt<'a> {
+    pub addr: SocketAddr,
+    pub peer: &'a mut Peer,
+    pub hmac: &'a dyn Hmac,
+    pub events: Option<&'a mut Vec<(Instant, PeerEvent)>>,
+    /// Datagrams to it are dropped while set (a peer that stopped answering).
+    pub deaf: bool,
+}
+
+impl std::fmt::Debug for PeerAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerAt")
+            .field("addr", &self.addr)
+            .field("deaf", &self.deaf)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PeerAt<'a> {
+    pub fn new(addr: SocketAddr, peer: &'a mut Peer, hmac: &'a dyn Hmac) -> Self {
+        Self {
+            addr,
+            peer,
+            hmac,
+            events: None,
+            deaf: false,
+        }
+    }
+
+    fn keep_events(&mut self, now: Instant) {
+        if let Some(events) = self.events.as_mut() {
+            while let Some(e) = self.peer.poll_event() {
+                events.push((now, e));
+            }
+        }
+    }
+}
+
+impl Driven for PeerAt<'_> {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == self.addr
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        let (to, payload) = self.peer.poll_transmit()?;
+        Some(Datagram {
+            from: self.addr,
+            to,
+            payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        if !self.deaf {
+            self.peer
+                .handle_datagram(now, d.from, &d.payload, self.hmac);
+        }
+        self.keep_events(now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.peer.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.peer.handle_timeout(now, self.hmac);
+        self.keep_events(now);
+    }
 }
 
 /// What one [`Net::step`] did.
@@ -160,11 +297,16 @@ pub enum Step {
     Idle,
 }
 
-/// A virtual network of engines: one clock, one seeded lossy link.
+/// A virtual network of engines: one clock, one seeded lossy link for
+/// datagrams, reliable in-order TCP streams.
 #[derive(Debug)]
 pub struct Net {
     clock: VirtualClock,
     link: LossyLink<Datagram>,
+    streams: Vec<Stream>,
+    next_conn: u64,
+    /// TCP dials no engine listened for.
+    pub refused: u64,
     /// Datagrams whose destination no engine owns.
     pub undeliverable: u64,
     /// Datagrams delivered.
@@ -177,6 +319,9 @@ impl Net {
         Self {
             clock: VirtualClock::new(),
             link: LossyLink::new(cfg, seed),
+            streams: Vec::new(),
+            next_conn: ACCEPTED_CONNS,
+            refused: 0,
             undeliverable: 0,
             delivered: 0,
         }
@@ -220,13 +365,74 @@ impl Net {
         self.link.stats()
     }
 
-    /// One round: every engine's datagrams go on the link, what is due is
-    /// delivered to the engine owning its destination; if nothing moved, the
-    /// clock jumps to the earliest timer or arrival (not past `deadline`) and
-    /// the due timers fire.
+    /// Open TCP streams.
+    pub fn tcp_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Carries one TCP action of engine `i`.
+    fn tcp(&mut self, engines: &mut [&mut dyn Driven], now: Instant, i: usize, t: Tcp) {
+        let me = engines[i].tcp_address();
+        match t {
+            Tcp::Dial { conn, to } => {
+                let Some(j) = engines.iter().position(|e| e.listens(to)) else {
+                    self.refused += 1;
+                    engines[i].handle_dialed(now, conn, false);
+                    return;
+                };
+                let accepted = ConnId(self.next_conn);
+                self.next_conn += 1;
+                // Ports from the ephemeral range, one per stream.
+                let port = 32768 + (self.next_conn % 28000) as u16;
+                let them = engines[j].tcp_address();
+                // A dial that reuses a connection id replaces its old stream.
+                self.streams.retain(|s| s.other((me, conn)).is_none());
+                self.streams.push(Stream {
+                    ends: [(me, conn), (them, accepted)],
+                });
+                engines[j].handle_accept(now, accepted, to, SocketAddr::new(me, port));
+                engines[i].handle_dialed(now, conn, true);
+            }
+            Tcp::Write { conn, bytes } => {
+                let Some((ip, other)) = self.streams.iter().find_map(|s| s.other((me, conn)))
+                else {
+                    return;
+                };
+                if let Some(e) = engines.iter_mut().find(|e| e.tcp_address() == ip) {
+                    e.handle_tcp_data(now, other, &bytes);
+                }
+            }
+            Tcp::Close { conn } => {
+                let Some(pos) = self
+                    .streams
+                    .iter()
+                    .position(|s| s.other((me, conn)).is_some())
+                else {
+                    return;
+                };
+                let s = self.streams.remove(pos);
+                if let Some((ip, other)) = s.other((me, conn)) {
+                    if let Some(e) = engines.iter_mut().find(|e| e.tcp_address() == ip) {
+                        e.handle_tcp_closed(now, other);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: every engine's TCP actions are carried at once; its
+    /// datagrams go on the link, what is due is delivered to the engine owning
+    /// its destination; if nothing moved, the clock jumps to the earliest
+    /// timer or arrival (not past `deadline`) and the due timers fire.
     pub fn step(&mut self, engines: &mut [&mut dyn Driven], deadline: Instant) -> Step {
         let now = self.clock.now();
         let mut moved = false;
+        for i in 0..engines.len() {
+            while let Some(t) = engines[i].poll_tcp() {
+                self.tcp(engines, now, i, t);
+                moved = true;
+            }
+        }
         for e in engines.iter_mut() {
             while let Some(d) = e.poll_datagram() {
                 self.link.send(now, d);
@@ -271,6 +477,11 @@ impl Net {
     /// The instant `limit` from now, for [`Net::step`]'s deadline.
     pub fn deadline(&self, limit: Duration) -> Instant {
         self.clock.now() + limit
+    }
+
+    /// Steps until nothing moves and nothing is due before `deadline`.
+    pub fn run_until_idle(&mut self, engines: &mut [&mut dyn Driven], deadline: Instant) {
+        while self.step(engines, deadline) != Step::Idle {}
     }
 }
 
@@ -318,6 +529,111 @@ mod tests {
 
     /// Two echo engines: one sends on a timer, the other answers; the driver
     /// delivers by address, jumps to timers, and loses what the link loses.
+    /// TCP: a dial reaches the listening engine, bytes cross both ways in
+    /// order, a close reaches the other end, a dial nobody listens for fails.
+    #[test]
+    fn net_carries_tcp_streams() {
+        #[derive(Default)]
+        struct End {
+            ip: [u8; 4],
+            listen: Option<SocketAddr>,
+            out: std::collections::VecDeque<Tcp>,
+            got: Vec<(ConnId, Vec<u8>)>,
+            accepted: Vec<(ConnId, SocketAddr)>,
+            dialed: Vec<(ConnId, bool)>,
+            closed: Vec<ConnId>,
+        }
+        impl Driven for End {
+            fn owns(&self, _: SocketAddr) -> bool {
+                false
+            }
+            fn poll_datagram(&mut self) -> Option<Datagram> {
+                None
+            }
+            fn handle_datagram(&mut self, _: Instant, _: Datagram) {}
+            fn poll_timeout(&self) -> Option<Instant> {
+                None
+            }
+            fn handle_timeout(&mut self, _: Instant) {}
+            fn tcp_address(&self) -> IpAddr {
+                IpAddr::from(self.ip)
+            }
+            fn listens(&self, a: SocketAddr) -> bool {
+                self.listen == Some(a)
+            }
+            fn poll_tcp(&mut self) -> Option<Tcp> {
+                self.out.pop_front()
+            }
+            fn handle_accept(&mut self, _: Instant, conn: ConnId, _: SocketAddr, peer: SocketAddr) {
+                self.accepted.push((conn, peer));
+            }
+            fn handle_dialed(&mut self, _: Instant, conn: ConnId, ok: bool) {
+                self.dialed.push((conn, ok));
+            }
+            fn handle_tcp_data(&mut self, _: Instant, conn: ConnId, data: &[u8]) {
+                self.got.push((conn, data.to_vec()));
+                // The server answers every write.
+                if self.listen.is_some() {
+                    self.out.push_back(Tcp::Write {
+                        conn,
+                        bytes: [b"re:", data].concat(),
+                    });
+                }
+            }
+            fn handle_tcp_closed(&mut self, _: Instant, conn: ConnId) {
+                self.closed.push(conn);
+            }
+        }
+        let addr: SocketAddr = "10.0.0.1:7".parse().unwrap();
+        let mut server = End {
+            ip: [10, 0, 0, 1],
+            listen: Some(addr),
+            ..Default::default()
+        };
+        let mut client = End {
+            ip: [10, 0, 0, 2],
+            ..Default::default()
+        };
+        client.out.extend([
+            Tcp::Dial {
+                conn: ConnId(1),
+                to: addr,
+            },
+            Tcp::Write {
+                conn: ConnId(1),
+                bytes: b"a".to_vec(),
+            },
+            Tcp::Write {
+                conn: ConnId(1),
+                bytes: b"b".to_vec(),
+            },
+            Tcp::Dial {
+                conn: ConnId(2),
+                to: "10.0.0.1:8".parse().unwrap(),
+            },
+        ]);
+        let mut net = Net::perfect();
+        let deadline = net.deadline(Duration::from_secs(1));
+        net.run_until_idle(&mut [&mut server, &mut client], deadline);
+        let accepted = server.accepted[0].0;
+        assert_eq!(accepted, ConnId(ACCEPTED_CONNS));
+        assert_eq!(server.accepted[0].1.ip(), IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(
+            server.got,
+            vec![(accepted, b"a".to_vec()), (accepted, b"b".to_vec())]
+        );
+        assert_eq!(
+            client.got,
+            vec![(ConnId(1), b"re:a".to_vec()), (ConnId(1), b"re:b".to_vec())]
+        );
+        assert_eq!(client.dialed, vec![(ConnId(1), true), (ConnId(2), false)]);
+        assert_eq!((net.refused, net.tcp_streams()), (1, 1));
+        client.out.push_back(Tcp::Close { conn: ConnId(1) });
+        net.run_until_idle(&mut [&mut server, &mut client], deadline);
+        assert_eq!(server.closed, vec![accepted]);
+        assert_eq!(net.tcp_streams(), 0);
+    }
+
     #[test]
     fn net_delivers_by_address_and_jumps_to_timers() {
         struct Pinger {

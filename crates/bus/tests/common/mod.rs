@@ -117,3 +117,67 @@ impl Crypto for ScriptedCrypto {
         buf.copy_from_slice(&next);
     }
 }
+
+use softbus_bus::auth::{AuthClient, AuthError, Authenticated};
+use softbus_bus::node::Bus;
+use softbus_bus::{ConnId, Transmit};
+use std::time::Instant;
+
+/// How a client's key agreement with a [`Bus`] ended.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The client's result; `None` when the bus went quiet before it finished.
+    pub result: Option<Result<Authenticated, AuthError>>,
+    /// Whether the bus closed the connection.
+    pub closed: bool,
+    /// Everything else the bus said meanwhile (other connections, datagrams).
+    pub other: Vec<Transmit>,
+}
+
+/// Runs `client` against `bus` on its accepted auth connection `conn`: each
+/// round the client speaks and the bus answers, until the client finishes or
+/// fails, the bus closes the connection, or a round brings no answer.
+pub fn exchange(
+    bus: &mut Bus,
+    now: Instant,
+    conn: ConnId,
+    client: &mut AuthClient,
+    c: &mut dyn Crypto,
+) -> Exchange {
+    let mut out = Exchange {
+        result: None,
+        closed: false,
+        other: Vec::new(),
+    };
+    loop {
+        while let Some(bytes) = client.poll_transmit() {
+            bus.handle_tcp_data(now, conn, &bytes)
+                .expect("the bus takes the client's bytes");
+        }
+        let mut replies = Vec::new();
+        while let Some(t) = bus.poll_transmit() {
+            match t {
+                Transmit::Tcp { conn: x, bytes } if x == conn => replies.push(bytes),
+                Transmit::Close { conn: x } if x == conn => out.closed = true,
+                other => out.other.push(other),
+            }
+        }
+        let quiet = replies.is_empty();
+        for r in replies {
+            match client.handle_data(c, &r) {
+                Ok(None) => {}
+                Ok(Some(a)) => {
+                    out.result = Some(Ok(a));
+                    return out;
+                }
+                Err(e) => {
+                    out.result = Some(Err(e));
+                    return out;
+                }
+            }
+        }
+        if quiet || out.closed {
+            return out;
+        }
+    }
+}
