@@ -34,7 +34,7 @@ mod types;
 use admission::*;
 use media::Relay;
 pub use media::{MediaEvent, MediaLimits, MediaRefusal, MediaTransmit, StreamInfo, ViewerInfo};
-pub use offers::{OfferAs, OurOffer};
+pub use offers::{Ending, OfferAs, OurOffer};
 use softbus_bus::discovery::DiscoveryError;
 pub use softbus_bus::node::ConnClosed;
 use softbus_bus::node::{Bus, BusError, BusEvent, Listener, SessionInfo};

@@ -32,6 +32,19 @@ pub enum OfferAs {
     Paired,
 }
 
+/// How a session this node opened is ended; the driver does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Our offer went with the other node's web token: ask its signaling to
+    /// `DELETE` our peer connection (it then ends SCTP and DTLS toward us).
+    Delete(PeerId),
+    /// Our offer went as a paired device, with no web credential to `DELETE`
+    /// with: end our peer connection here (SCTP SHUTDOWN, DTLS close_notify).
+    ClosePeer(PeerId),
+    /// A TCP session, or one on a peer connection we answered: close it.
+    Session,
+}
+
 /// An offer of ours for another node's signaling.
 #[derive(Debug, Clone)]
 pub struct OurOffer {
@@ -55,6 +68,16 @@ impl Node {
             sdp,
             signature,
         })
+    }
+
+    /// How to end session `id` (see [`Ending`]).
+    pub fn ending(&self, id: SessionId) -> Ending {
+        match self.rtc_peer_of(id) {
+            None => Ending::Session,
+            Some(p) if self.principals.contains_key(&p) => Ending::Session,
+            Some(p) if self.answered_by.contains_key(&p) => Ending::ClosePeer(p),
+            Some(p) => Ending::Delete(p),
+        }
     }
 
     /// Client role: the answer another node's signaling returned to our

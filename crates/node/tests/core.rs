@@ -1085,6 +1085,47 @@ fn node_to_node_webrtc_is_bound_to_the_pairing() {
         (on_b[0].peer_device_id.as_str(), on_b[0].auth),
         (cd.as_str(), AuthMethod::Paired)
     );
+    // Offered as a paired device: no web credential to DELETE with, so A ends
+    // its peer connection itself; B, which answered, closes the session.
+    assert_eq!(a.ending(id), softbus_node::Ending::ClosePeer(pa));
+    assert_eq!(b.ending(on_b[0].session_id), softbus_node::Ending::Session);
+}
+
+/// How a session ends is the core's decision: one offered with the other
+/// node's web token is ended by `DELETE` on its signaling; a TCP session, or
+/// an unknown one, is closed.
+#[test]
+fn the_core_says_how_a_session_ends() {
+    use softbus_node::Ending;
+    let mut net = Net::perfect();
+    let mut a = node_as("CD", "10.0.0.8:50000");
+    let mut b = node(24);
+    let (pa, offer) = a.rtc_offer(net.now()).unwrap();
+    let (_, answer) = b.rtc_answer(net.now(), &offer, web()).unwrap();
+    a.rtc_apply_answer(net.now(), pa, &answer).unwrap();
+    let id = a.open_rtc_session(net.now(), pa, "echo").unwrap();
+    let (mut sa, mut sb) = (Seen::default(), Seen::default());
+    let deadline = net.deadline(Duration::from_secs(30));
+    while !opened(&sa).iter().any(|(i, _)| *i == id) {
+        let step = step2(&mut net, (&mut a, &mut sa), (&mut b, &mut sb), deadline);
+        assert_ne!(step, Step::Idle, "{:?} / {:?}", sa.events, sb.events);
+    }
+    assert_eq!(a.ending(id), Ending::Delete(pa));
+    assert_eq!(b.ending(b.sessions()[0].session_id), Ending::Session);
+    assert_eq!(a.ending(SessionId(999)), Ending::Session);
+    // A TCP session the client opened.
+    let (mut server, mut client) = (node(24), node(24));
+    let mut tcp = tcp();
+    let auth = client
+        .connect(net.now(), "10.0.0.2:40001".parse().unwrap(), b"246810")
+        .unwrap();
+    tcp.pump(&mut client, &mut server, &mut net);
+    let tcp_id = client.open_session(net.now(), auth, "echo").unwrap();
+    let (ce, _) = tcp.pump(&mut client, &mut server, &mut net);
+    assert!(ce
+        .iter()
+        .any(|e| matches!(e, Event::SessionOpened(i) if i.session_id == tcp_id)));
+    assert_eq!(client.ending(tcp_id), Ending::Session);
 }
 
 fn fingerprint_line(sdp: &str) -> String {

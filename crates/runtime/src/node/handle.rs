@@ -26,21 +26,6 @@ pub enum AppEvent {
 /// dropped (and logged) rather than held.
 pub const APP_QUEUE: usize = 1024;
 
-/// How this node proves itself to another node's signaling.
-#[derive(Debug, Clone)]
-pub enum WebAuth {
-    /// The other node's web token.
-    Token(String),
-    /// This device's pairing with the other node: the offer's DTLS
-    /// fingerprint signed with our long-term key.
-    Paired,
-}
-
-/// Headers of node-to-node signaling: the signer's device id and its
-/// signature (hex) over the SDP's DTLS fingerprint.
-pub const DEVICE_HEADER: &str = "softbus-device";
-pub const SIGNATURE_HEADER: &str = "softbus-signature";
-
 /// A peer this node authenticated to (client role): its auth connection, which
 /// holds the key for sessions, and what it said about itself.
 #[derive(Debug, Clone)]
@@ -60,15 +45,6 @@ pub struct SessionHandle {
     pub(super) signaling: Option<Signaling>,
 }
 
-#[derive(Debug)]
-pub(super) struct Signaling {
-    pub(super) web: String,
-    pub(super) location: String,
-    pub(super) timeout: Duration,
-    /// The credential the offer was posted with.
-    pub(super) headers: Vec<(&'static str, String)>,
-}
-
 impl SessionHandle {
     /// SendBytes.
     pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
@@ -81,46 +57,6 @@ impl SessionHandle {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(Error::Closed("the session closed")),
             Err(_) => Err(Error::Timeout("a message on the session")),
-        }
-    }
-
-    /// CloseSession. Over WebRTC, the peer connection is ended with `DELETE` on
-    /// the other node's signaling (it then ends SCTP and DTLS toward us).
-    pub async fn close(self) -> Result<(), Error> {
-        match self.signaling {
-            Some(s) if !s.headers.is_empty() => {
-                let r = crate::signaling::request(
-                    &s.web,
-                    "DELETE",
-                    &s.location,
-                    &s.headers,
-                    "",
-                    s.timeout,
-                )
-                .await?;
-                if r.status == 204 {
-                    Ok(())
-                } else {
-                    Err(Error::Signaling {
-                        status: r.status,
-                        reason: r.body.trim().to_owned(),
-                    })
-                }
-            }
-            // Paired: no web credential to DELETE with; closing the peer
-            // connection here sends SCTP SHUTDOWN and DTLS close_notify.
-            Some(_) => {
-                let id = self.id;
-                let peer = self.node.call(move |d, _| d.node.rtc_peer_of(id)).await?;
-                match peer {
-                    Some(p) => {
-                        self.node.rtc_close(p.0).await?;
-                        Ok(())
-                    }
-                    None => self.node.close_session(id).await,
-                }
-            }
-            None => self.node.close_session(self.id).await,
         }
     }
 }
@@ -166,7 +102,7 @@ impl NodeHandle {
 
     /// The one way into the core: runs `f` on the node's task and returns
     /// what it returns. A new core operation is this call, written once.
-    async fn call<T: Send + 'static>(
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Driver, Instant) -> T + Send + 'static,
     ) -> Result<T, Error> {
@@ -183,7 +119,7 @@ impl NodeHandle {
 
     /// [`call`](Self::call) for an operation that may fail: its error joins
     /// the runtime's, so callers see one `Result`.
-    async fn try_call<T: Send + 'static, E: Into<Error> + Send + 'static>(
+    pub(super) async fn try_call<T: Send + 'static, E: Into<Error> + Send + 'static>(
         &self,
         f: impl FnOnce(&mut Driver, Instant) -> Result<T, E> + Send + 'static,
     ) -> Result<T, Error> {
@@ -192,7 +128,7 @@ impl NodeHandle {
 
     /// The same for an operation answered later (an authentication, a session
     /// that opens): `f` keeps the sender until the core has the answer.
-    async fn call_later<T: Send + 'static>(
+    pub(super) async fn call_later<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Driver, Instant, oneshot::Sender<Result<T, Error>>) + Send + 'static,
     ) -> Result<T, Error> {
@@ -401,97 +337,6 @@ impl NodeHandle {
             d.await_open(r, tx);
         })
         .await
-    }
-
-    /// Opens a session to the session server `server` of the node whose web
-    /// side is `web` (`http://HOST:PORT`) over WebRTC: this node offers (full
-    /// ICE, DTLS, SCTP from its WebRTC port) and opens a data channel so labelled.
-    pub async fn open_webrtc_session(
-        &self,
-        web: &str,
-        server: &str,
-        timeout: Duration,
-        auth: WebAuth,
-    ) -> Result<SessionHandle, Error> {
-        let how = match auth {
-            WebAuth::Token(_) => softbus_node::OfferAs::Token,
-            WebAuth::Paired => softbus_node::OfferAs::Paired,
-        };
-        let offer = self
-            .call(move |d, now| d.node.rtc_offer_as(now, how))
-            .await??;
-        let peer = offer.peer;
-        let opened = tokio::time::timeout(timeout, async {
-            // Our credential as HTTP headers: the token, or our signature.
-            let headers = match (&auth, &offer.signature) {
-                (WebAuth::Token(t), _) => vec![("Authorization", format!("Bearer {t}"))],
-                (WebAuth::Paired, sig) => vec![
-                    (DEVICE_HEADER, self.info.device_id.clone()),
-                    (SIGNATURE_HEADER, sig.map(hex::encode).unwrap_or_default()),
-                ],
-            };
-            let r =
-                crate::signaling::request(web, "POST", "/rtc/offer", &headers, &offer.sdp, timeout)
-                    .await?;
-            if r.status != 201 {
-                return Err(Error::Signaling {
-                    status: r.status,
-                    reason: r.body.trim().to_owned(),
-                });
-            }
-            let location = r
-                .header("location")
-                .map(str::to_owned)
-                .ok_or(Error::Closed("answer without Location"))?;
-            // Who signed the answer, as the headers say; the core decides.
-            let signed = match (
-                r.header(DEVICE_HEADER).map(str::to_owned),
-                r.header(SIGNATURE_HEADER).and_then(|h| hex::decode(h).ok()),
-            ) {
-                (Some(device), Some(sig)) => Some((device, sig)),
-                _ => None,
-            };
-            let (o, answer) = (offer.clone(), r.body.clone());
-            self.call(move |d, now| {
-                let signed = signed
-                    .as_ref()
-                    .map(|(dev, sig)| (dev.as_str(), sig.as_slice()));
-                d.node.rtc_take_answer(now, &o, how, &answer, signed)
-            })
-            .await?
-            .map_err(|e| match e {
-                NodeError::AnswerNotSigned => Error::Signaling {
-                    status: r.status,
-                    reason: e.to_string(),
-                },
-                e => e.into(),
-            })?;
-            let s_headers = match &auth {
-                WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
-                WebAuth::Paired => vec![],
-            };
-            let server = server.to_owned();
-            let mut s = self
-                .call_later(move |d, now, tx| {
-                    let r = d.node.open_rtc_session(now, peer, &server);
-                    d.await_open(r, tx);
-                })
-                .await?;
-            s.signaling = Some(Signaling {
-                web: web.to_owned(),
-                location,
-                timeout,
-                headers: s_headers,
-            });
-            Ok(s)
-        })
-        .await
-        .unwrap_or(Err(Error::Timeout("WebRTC session")));
-        if opened.is_err() {
-            // Nothing of it stays behind on this node.
-            let _ = self.rtc_close(peer.0).await;
-        }
-        opened
     }
 
     /// Closes a WebRTC peer connection; false if unknown.

@@ -6,6 +6,7 @@
 mod driver;
 mod handle;
 mod records;
+mod rtc_client;
 
 use crate::events::NodeEvent;
 use crate::store::{self, TrustRecord, TrustStore, TrustWriter};
@@ -13,6 +14,7 @@ use crate::{net, Bound, Error};
 use driver::*;
 pub use handle::*;
 pub use records::*;
+pub use rtc_client::*;
 use softbus_bus::auth::PeerInfo;
 use softbus_bus::auth::PinPolicy;
 pub use softbus_bus::discovery::publish::PublishInfo;
@@ -24,7 +26,8 @@ use softbus_crypto::OpenSslCrypto;
 pub use softbus_node::Principal;
 pub use softbus_node::ServerMode;
 use softbus_node::{
-    Event as CoreEvent, Limits, Node as CoreNode, NodeError, Policy, SessionId, Socket, Transmit,
+    Ending, Event as CoreEvent, Limits, Node as CoreNode, NodeError, Policy, SessionId, Socket,
+    Transmit,
 };
 use softbus_rtc::crypto::Provider;
 use softbus_rtc::host::{Host, HostConfig, PeerId};
