@@ -229,8 +229,9 @@ pub unsafe extern "C" fn PublishService(
             capability_data: data,
         };
         // softbus_lite's checks that need no node first (same order, same codes).
-        let mut probe = softbus_runtime::wire::Publications::default();
-        if let Err(e) = probe.publish(module.as_deref(), &p) {
+        if let Err(e) =
+            softbus_runtime::wire::Publications::check_args(module.as_deref(), &p, false)
+        {
             return publish_result(cb, info.publishId, Err((e.reason as CEnum, e.code)));
         }
         let r = match ensure_running() {

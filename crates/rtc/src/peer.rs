@@ -98,9 +98,9 @@ pub enum CloseReason {
     ConsentExpired,
     #[error("DTLS: {0}")]
     Dtls(#[from] crate::dtls::DtlsError),
-    /// The SCTP association failed or was lost (sctp-proto's reason text).
+    /// The SCTP association failed or was lost (sctp-proto's reason).
     #[error("SCTP: {0}")]
-    Sctp(String),
+    Sctp(crate::sctp::Lost),
     /// ICE did not connect in time after the answer.
     #[error("ICE did not connect in time")]
     ConnectTimeout,

@@ -194,39 +194,52 @@ impl Publications {
         }
     }
 
+    /// PublishService's checks of its arguments alone (no table needed), in
+    /// discovery_service.c's order and codes: the capability's bit, or why not.
+    /// `full_stack` takes the full stack's capability names.
+    pub fn check_args(
+        module: Option<&str>,
+        info: &PublishInfo,
+        full_stack: bool,
+    ) -> Result<u32, PublishError> {
+        let fail = |reason, code| PublishError {
+            publish_id: info.publish_id,
+            reason,
+            code,
+        };
+        match module {
+            Some(m)
+                if m.len() < MAX_MODULE_NAME
+                    && info.publish_id > 0
+                    && info.capability_data.len() <= MAX_CAPABILITY_DATA => {}
+            _ => return Err(fail(PublishFailReason::ParameterInvalid, codes::INVALID)),
+        }
+        if info.medium != MEDIUM_COAP {
+            return Err(fail(PublishFailReason::NotSupportMedium, codes::INVALID));
+        }
+        info.capability
+            .as_deref()
+            .and_then(if full_stack {
+                full_stack_capability_bit
+            } else {
+                capability_bit
+            })
+            .ok_or(fail(PublishFailReason::Unknown, codes::FAIL))
+    }
+
     /// PublishService. Check order and codes as in discovery_service.c.
     pub fn publish(
         &mut self,
         module: Option<&str>,
         info: &PublishInfo,
     ) -> Result<(), PublishError> {
+        let bit = Self::check_args(module, info, self.full_stack)?;
+        let module = module.unwrap_or_default();
         let fail = |reason, code| PublishError {
             publish_id: info.publish_id,
             reason,
             code,
         };
-        let module = match module {
-            Some(m)
-                if m.len() < MAX_MODULE_NAME
-                    && info.publish_id > 0
-                    && info.capability_data.len() <= MAX_CAPABILITY_DATA =>
-            {
-                m
-            }
-            _ => return Err(fail(PublishFailReason::ParameterInvalid, codes::INVALID)),
-        };
-        if info.medium != MEDIUM_COAP {
-            return Err(fail(PublishFailReason::NotSupportMedium, codes::INVALID));
-        }
-        let bit = info
-            .capability
-            .as_deref()
-            .and_then(if self.full_stack {
-                full_stack_capability_bit
-            } else {
-                capability_bit
-            })
-            .ok_or(fail(PublishFailReason::Unknown, codes::FAIL))?;
         if self
             .services
             .iter()

@@ -45,8 +45,18 @@ pub enum ChannelError {
     #[error("too many channels")]
     TooManyChannels,
     #[error("SCTP: {0}")]
-    Sctp(String),
+    Sctp(#[from] sctp_proto::Error),
+    #[error("SCTP: {0}")]
+    Connect(#[from] sctp_proto::ConnectError),
 }
+
+/// Why an SCTP association failed or was lost, as sctp-proto says.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(transparent)]
+pub struct Lost(#[from] pub sctp_proto::AssociationError);
+
+// Equal reasons are equal: sctp-proto only leaves out the marker.
+impl Eq for Lost {}
 
 /// What the data channel layer reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +80,7 @@ pub enum ChannelEvent {
     /// The peer reset the channel's stream.
     Closed { id: u16 },
     /// The association failed or was lost.
-    Lost(String),
+    Lost(Lost),
 }
 
 #[derive(Debug)]
@@ -135,10 +145,7 @@ impl DataChannels {
     pub fn connect(&mut self, now: Instant, local_max: usize) -> Result<(), ChannelError> {
         let mut cfg = ClientConfig::new();
         cfg.transport = transport(local_max);
-        let (h, a) = self
-            .endpoint
-            .connect(cfg, placeholder())
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        let (h, a) = self.endpoint.connect(cfg, placeholder())?;
         self.assoc = Some((h, a));
         self.process(now);
         Ok(())
@@ -217,9 +224,9 @@ impl DataChannels {
             while let Some(ev) = a.poll() {
                 match ev {
                     Event::Connected => self.events.push_back(ChannelEvent::Connected),
-                    Event::HandshakeFailed { reason } | Event::AssociationLost { reason } => self
-                        .events
-                        .push_back(ChannelEvent::Lost(reason.to_string())),
+                    Event::HandshakeFailed { reason } | Event::AssociationLost { reason } => {
+                        self.events.push_back(ChannelEvent::Lost(Lost(reason)))
+                    }
                     Event::Stream(StreamEvent::Opened { .. }) => {
                         while a.accept_stream().is_some() {}
                     }
@@ -367,16 +374,13 @@ impl DataChannels {
         }
         let id = self.next_id;
         let (_, a) = self.assoc.as_mut().ok_or(ChannelError::NotConnected)?;
-        let mut s = a
-            .open_stream(id, Ppi::Dcep)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        let mut s = a.open_stream(id, Ppi::Dcep)?;
         let (rt, rv) = match reliability {
             Reliability::Reliable => (ReliabilityType::Reliable, 0),
             Reliability::MaxRetransmits(n) => (ReliabilityType::Rexmit, n),
             Reliability::MaxLifetimeMs(n) => (ReliabilityType::Timed, n),
         };
-        s.set_reliability_params(!ordered, rt, rv)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        s.set_reliability_params(!ordered, rt, rv)?;
         let open = Open {
             ordered,
             reliability,
@@ -384,8 +388,7 @@ impl DataChannels {
             label: label.to_owned(),
             protocol: String::new(),
         };
-        s.write_sctp(&Bytes::from(open.emit()), Ppi::Dcep)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        s.write_sctp(&Bytes::from(open.emit()), Ppi::Dcep)?;
         self.next_id = self.next_id.wrapping_add(2);
         self.channels.insert(
             id,
@@ -418,17 +421,14 @@ impl DataChannels {
             });
         }
         let (_, a) = self.assoc.as_mut().ok_or(ChannelError::NotConnected)?;
-        let mut s = a
-            .stream(id)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        let mut s = a.stream(id)?;
         let (ppi, payload) = match (binary, data.is_empty()) {
             (false, false) => (Ppi::String, Bytes::copy_from_slice(data)),
             (false, true) => (Ppi::StringEmpty, Bytes::from_static(&[0])),
             (true, false) => (Ppi::Binary, Bytes::copy_from_slice(data)),
             (true, true) => (Ppi::BinaryEmpty, Bytes::from_static(&[0])),
         };
-        s.write_sctp(&payload, ppi)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        s.write_sctp(&payload, ppi)?;
         self.flush(now);
         Ok(())
     }
@@ -444,11 +444,8 @@ impl DataChannels {
         }
         c.acked = true;
         let (_, a) = self.assoc.as_mut().ok_or(ChannelError::NotConnected)?;
-        let mut s = a
-            .stream(id)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
-        s.write_sctp(&Bytes::from_static(&[dcep::ACK]), Ppi::Dcep)
-            .map_err(|e| ChannelError::Sctp(e.to_string()))?;
+        let mut s = a.stream(id)?;
+        s.write_sctp(&Bytes::from_static(&[dcep::ACK]), Ppi::Dcep)?;
         self.flush(now);
         Ok(())
     }
