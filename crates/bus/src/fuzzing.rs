@@ -68,6 +68,7 @@ pub fn auth_conn(crypto: &mut dyn Crypto, data: &[u8]) {
     let mut a = AuthConn::new(local, &PinPolicy::pin("1234"), 1512, identity);
     let _ = a.handle_data(crypto, data, &pairings);
     while a.poll_transmit().is_some() {}
+    while a.poll_event().is_some() {}
 }
 
 /// The client side of the auth channel fed a device's arbitrary replies: once

@@ -304,6 +304,8 @@ pub struct AuthConn {
     /// [`MAX_OPENS_REMEMBERED`].
     opens: std::collections::HashSet<u64>,
     out: VecDeque<Vec<u8>>,
+    /// What it reports; one per packet at most, drained after every call.
+    events: VecDeque<AuthConnEvent>,
 }
 
 /// Session opens one auth connection remembers for replay detection.
@@ -335,6 +337,7 @@ impl AuthConn {
             ignored: 0,
             opens: std::collections::HashSet::new(),
             out: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -426,14 +429,20 @@ impl AuthConn {
         self.out.pop_front()
     }
 
+    /// What the connection reports, oldest first.
+    pub fn poll_event(&mut self) -> Option<AuthConnEvent> {
+        self.events.pop_front()
+    }
+
     /// Feeds stream bytes; `pairings` are the devices paired with this node
-    /// (for STS). An error means: close the connection.
+    /// (for STS). An error means: close the connection. What it says is in
+    /// [`AuthConn::poll_transmit`], what happened in [`AuthConn::poll_event`].
     pub fn handle_data(
         &mut self,
         c: &mut dyn Crypto,
         data: &[u8],
         pairings: &Pairings,
-    ) -> Result<Vec<AuthConnEvent>, AuthError> {
+    ) -> Result<(), AuthError> {
         self.handle_data_within(c, data, pairings, &mut || true)
     }
 
@@ -446,9 +455,8 @@ impl AuthConn {
         data: &[u8],
         pairings: &Pairings,
         may_start: &mut dyn FnMut() -> bool,
-    ) -> Result<Vec<AuthConnEvent>, AuthError> {
+    ) -> Result<(), AuthError> {
         self.deframer.push(data);
-        let mut events = Vec::new();
         while let Some(frame) = self.deframer.next_frame()? {
             let Frame::Auth(h, body) = frame else {
                 return Err(AuthError::Misbehaved("session frame on auth channel"));
@@ -469,10 +477,10 @@ impl AuthConn {
                 }
             }
             if let Some(e) = self.handle_packet(c, h, &body, pairings)? {
-                events.push(e);
+                self.events.push_back(e);
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     fn handle_packet(

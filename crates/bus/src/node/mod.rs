@@ -640,8 +640,9 @@ impl Bus {
                 while let Some(bytes) = a.poll_transmit() {
                     self.transmits.push_back(Transmit::Tcp { conn, bytes });
                 }
+                let events: Vec<AuthConnEvent> = std::iter::from_fn(|| a.poll_event()).collect();
                 match r {
-                    Ok(events) => {
+                    Ok(()) => {
                         for e in events {
                             match e {
                                 AuthConnEvent::Verified(p) => {
