@@ -144,31 +144,27 @@ impl NodeHandle {
     /// CreateSessionServer with a built-in behaviour, or `App` for events only.
     pub async fn create_session_server(&self, name: &str, mode: ServerMode) -> Result<(), Error> {
         let name = name.to_owned();
-        Ok(self
-            .call(move |d, _| d.node.create_session_server(&name, mode))
-            .await??)
+        self.try_call(move |d, _| d.node.create_session_server(&name, mode))
+            .await
     }
 
     /// RemoveSessionServer.
     pub async fn remove_session_server(&self, name: &str) -> Result<(), Error> {
         let name = name.to_owned();
-        Ok(self
-            .call(move |d, now| d.node.remove_session_server(now, &name))
-            .await??)
+        self.try_call(move |d, now| d.node.remove_session_server(now, &name))
+            .await
     }
 
     /// SendBytes.
     pub async fn send_bytes(&self, session_id: SessionId, data: Vec<u8>) -> Result<(), Error> {
-        Ok(self
-            .call(move |d, now| d.node.send_bytes(now, session_id, &data))
-            .await??)
+        self.try_call(move |d, now| d.node.send_bytes(now, session_id, &data))
+            .await
     }
 
     /// CloseSession.
     pub async fn close_session(&self, session_id: SessionId) -> Result<(), Error> {
-        Ok(self
-            .call(move |d, now| d.node.close_session(now, session_id))
-            .await??)
+        self.try_call(move |d, now| d.node.close_session(now, session_id))
+            .await
     }
 
     /// Sends discovery requests to `targets`; answers arrive as `device_found` events.
@@ -314,9 +310,8 @@ impl NodeHandle {
     /// core's look-up; `NodeError::NotDiscovered` or `NoAuthPort` if none).
     pub async fn auth_target(&self, device_id: &str) -> Result<softbus_node::AuthTarget, Error> {
         let device_id = device_id.to_owned();
-        Ok(self
-            .call(move |d, _| d.node.auth_target(&device_id))
-            .await??)
+        self.try_call(move |d, _| d.node.auth_target(&device_id))
+            .await
     }
 
     /// Forgets a paired device (on disk too); false if it was not paired.

@@ -85,8 +85,8 @@ impl NodeHandle {
             WebAuth::Paired => softbus_node::OfferAs::Paired,
         };
         let offer = self
-            .call(move |d, now| d.node.rtc_offer_as(now, how))
-            .await??;
+            .try_call(move |d, now| d.node.rtc_offer_as(now, how))
+            .await?;
         let peer = offer.peer;
         let opened = tokio::time::timeout(timeout, async {
             // Our credential as HTTP headers: the token, or our signature.
