@@ -1,6 +1,9 @@
 //! What the node core's virtual-time tests share: a node, what it said, its
 //! WebRTC port on the test network, and a node core with its TCP on it.
 #![allow(dead_code)] // each test file uses its part
+pub mod kit;
+#[allow(unused_imports)] // media.rs uses none of it
+pub use kit::*;
 use softbus_bus::auth::PinPolicy;
 use softbus_bus::node::Listener;
 use softbus_bus::node::{Bus, BusConfig, LocalConfig};
@@ -25,6 +28,11 @@ pub fn web() -> softbus_node::Principal {
 
 /// A node whose device id is `byte` × 32, with a long-term key derived from it.
 pub fn node_full(byte: &str, limits: Limits, host_cfg: HostConfig) -> Node {
+    node_full_at(byte, [10, 0, 0, 2], limits, host_cfg)
+}
+
+/// The same on the soft bus address `ip` (what its discovery answers name).
+pub fn node_full_at(byte: &str, ip: [u8; 4], limits: Limits, host_cfg: HostConfig) -> Node {
     let mut bus = Bus::new(
         BusConfig {
             pin: PinPolicy::pin("246810"),
@@ -34,7 +42,7 @@ pub fn node_full(byte: &str, limits: Limits, host_cfg: HostConfig) -> Node {
             device_id: byte.repeat(32),
             name: "node".into(),
             device_type: 0xF2,
-            ip: [10, 0, 0, 2].into(),
+            ip: ip.into(),
         },
         Box::new(OpenSslCrypto::seeded(11)),
     );
