@@ -26,12 +26,15 @@
 
 mod admission;
 pub mod fuzzing;
+mod gateway;
 pub mod media;
 mod offers;
 mod sessions;
 mod types;
 
 use admission::*;
+use gateway::Gateway;
+pub use gateway::{GatewayRefusal, MAX_GATEWAY_OPENING};
 use media::Relay;
 pub use media::{MediaEvent, MediaLimits, MediaRefusal, MediaTransmit, StreamInfo, ViewerInfo};
 pub use offers::{Ending, OfferAs, OurOffer};
@@ -119,6 +122,8 @@ pub struct Node {
     answered_by: HashMap<PeerId, String>,
     /// WHIP publishers and WHEP viewers.
     relay: Relay,
+    /// Channels bridged to devices' sessions.
+    gateway: Gateway,
     next_session: i32,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -142,6 +147,7 @@ impl Node {
             bus,
             host,
             relay: Relay::new(limits.media.clone(), seed),
+            gateway: Gateway::default(),
             limits,
             servers: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -371,6 +377,10 @@ impl Node {
                 progressed = true;
                 self.host_event(now, e);
             }
+            for id in self.gateway.take_unbridged() {
+                progressed = true;
+                self.close_with(now, id, SessionClosed::OtherEnd);
+            }
             while let Some(e) = self.relay.poll_event() {
                 progressed = true;
                 self.events.push_back(Event::Media(e));
@@ -409,13 +419,24 @@ impl Node {
                         },
                     );
                     self.events.push_back(Event::SessionOpened(info));
+                    self.gateway_opened(now, id);
                 }
             }
             BusEvent::ConnDropped { conn, ip, reason } => {
+                let failed: Vec<SessionId> = self
+                    .opening
+                    .iter()
+                    .filter(|(_, o)| **o == Opening::Tcp(conn))
+                    .map(|(id, _)| *id)
+                    .collect();
                 self.fail_openings(
                     |o| *o == Opening::Tcp(conn),
                     SessionClosed::Connection(reason.clone()),
                 );
+                for id in failed {
+                    self.gateway_open_failed(now, id, SessionClosed::Connection(reason.clone()));
+                }
+                self.gateway_conn_dropped(now, conn, &reason);
                 self.events
                     .push_back(Event::Bus(BusEvent::ConnDropped { conn, ip, reason }));
             }
@@ -436,7 +457,16 @@ impl Node {
                     });
                 }
             }
-            other => self.events.push_back(Event::Bus(other)),
+            other => {
+                let authenticated = match &other {
+                    BusEvent::Authenticated { conn, .. } => Some(*conn),
+                    _ => None,
+                };
+                self.events.push_back(Event::Bus(other));
+                if let Some(conn) = authenticated {
+                    self.gateway_authenticated(now, conn);
+                }
+            }
         }
     }
 
@@ -506,6 +536,7 @@ impl Node {
                 }
             }
             HostEvent::ChannelClosed { peer, channel } => {
+                self.gateway_channel_gone(peer, Some(channel));
                 self.fail_openings(
                     |o| matches!(o, Opening::Rtc { peer: p, channel: Some(c), .. } if *p == peer && *c == channel),
                     SessionClosed::ChannelClosed,
@@ -523,6 +554,7 @@ impl Node {
             }
             HostEvent::PeerClosed { peer, reason } => {
                 self.relay.handle_closed(now, peer, &reason);
+                self.gateway_channel_gone(peer, None);
                 self.connected.remove(&peer);
                 self.fail_openings(
                     |o| matches!(o, Opening::Rtc { peer: p, .. } if *p == peer),

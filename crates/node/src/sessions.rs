@@ -347,6 +347,7 @@ impl Node {
     /// Out of the table, and out of its peer's count.
     pub(crate) fn remove_session(&mut self, id: &SessionId) -> Option<Entry> {
         let e = self.sessions.remove(id)?;
+        self.gateway.ended(*id);
         if let Some(k) = e.peer_key {
             if let Some(n) = self.per_peer.get_mut(&k) {
                 *n -= 1;
@@ -454,6 +455,24 @@ impl Node {
         channel: ChannelId,
         label: String,
     ) {
+        // A label with a slash names a device's session: the gateway's (for the
+        // same principals: web-token holders and paired devices).
+        if label.contains('/') {
+            let r = match self.principals.contains_key(&peer) {
+                true => self.gateway_channel(now, peer, channel, label.clone()),
+                false => Err(GatewayRefusal::Refused(Refusal::NotPaired)),
+            };
+            if let Err(reason) = r {
+                self.host.close_channel(now, peer, channel);
+                let remote = self.host.remote(peer).map(|a| a.ip());
+                self.events.push_back(Event::GatewayRefused {
+                    label,
+                    peer: remote,
+                    reason,
+                });
+            }
+            return;
+        }
         // A peer we offered to has no principal: the other node's services are
         // not ours to expose, and it may not open sessions here.
         let decision = match self.principals.get(&peer) {
@@ -493,6 +512,13 @@ impl Node {
 
     /// A message on a session: reported, then the built-in service answers.
     pub(crate) fn received(&mut self, now: Instant, id: SessionId, binary: bool, data: Vec<u8>) {
+        if let Some(other) = self.gateway.other_end(id) {
+            if let Some(e) = self.sessions.get_mut(&id) {
+                e.last_binary = binary;
+                e.traffic.bytes_in += data.len() as u64;
+            }
+            return self.gateway_forward(now, id, other, binary, data);
+        }
         let mode = match self.sessions.get(&id) {
             Some(e) if !e.outgoing => self
                 .session(id)

@@ -159,6 +159,9 @@ pub enum SessionClosed {
     ServerRemoved,
     #[error("channel closed")]
     ChannelClosed,
+    /// The other end of a gateway bridge closed.
+    #[error("the other end of the gateway closed")]
+    OtherEnd,
     /// The WebRTC peer connection ended.
     #[error("{0}")]
     PeerConnection(CloseReason),
@@ -198,6 +201,22 @@ pub enum Event {
         reason: SessionClosed,
         /// What the session carried, over its life.
         traffic: Traffic,
+    },
+    /// A gateway channel (`DEVICE/SESSION`) was bridged to the device's
+    /// session: both are in the session table, both close together.
+    GatewayOpened {
+        channel_session: SessionId,
+        device_session: SessionId,
+        /// Who asked (the channel's principal).
+        who: String,
+        device: String,
+        session: String,
+    },
+    /// A gateway channel was refused (closed), and why.
+    GatewayRefused {
+        label: String,
+        peer: Option<IpAddr>,
+        reason: crate::GatewayRefusal,
     },
     /// A session was asked for and refused.
     SessionRefused {

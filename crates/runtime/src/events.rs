@@ -66,6 +66,23 @@ pub enum NodeEvent {
         session_id: SessionId,
         len: usize,
     },
+    /// A data channel labelled `DEVICE/SESSION` was bridged to that session
+    /// on the device (the gateway): both ends are sessions of this node.
+    GatewayOpened {
+        /// The channel's session (who asked).
+        session_id: SessionId,
+        /// The session this node opened on the device.
+        device_session_id: SessionId,
+        who: String,
+        device_id: String,
+        session: String,
+    },
+    /// A gateway channel was refused, and why.
+    GatewayRefused {
+        label: String,
+        ip: Option<String>,
+        reason: String,
+    },
     SessionClosed {
         session_id: SessionId,
         reason: String,
@@ -264,6 +281,28 @@ impl NodeEvent {
                     ),
                 },
             },
+            Event::GatewayOpened {
+                channel_session,
+                device_session,
+                who,
+                device,
+                session,
+            } => NodeEvent::GatewayOpened {
+                session_id: *channel_session,
+                device_session_id: *device_session,
+                who: who.clone(),
+                device_id: device.clone(),
+                session: session.clone(),
+            },
+            Event::GatewayRefused {
+                label,
+                peer,
+                reason,
+            } => NodeEvent::GatewayRefused {
+                label: label.clone(),
+                ip: peer.map(|ip| ip.to_string()),
+                reason: reason.to_string(),
+            },
             Event::Media(m) => return Self::from_media(m),
             _ => return None,
         })
@@ -394,6 +433,20 @@ impl NodeEvent {
                 format!("paired with {}… at {ip}{claimed}", short(device_id))
             }
             NodeEvent::Unpaired { device_id } => format!("unpaired {}…", short(device_id)),
+            NodeEvent::GatewayOpened {
+                session_id,
+                device_session_id,
+                who,
+                device_id,
+                session,
+            } => format!(
+                "gateway: session {session_id} ({who}) bridged to {session:?} on {}… (session {device_session_id})",
+                short(device_id)
+            ),
+            NodeEvent::GatewayRefused { label, ip, reason } => match ip {
+                Some(ip) => format!("gateway: refused {label:?} from {ip}: {reason}"),
+                None => format!("gateway: refused {label:?}: {reason}"),
+            },
             NodeEvent::BytesReceived { session_id, len } => {
                 format!("session {session_id}: received {len} bytes")
             }

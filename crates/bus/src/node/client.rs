@@ -127,6 +127,14 @@ impl Bus {
         conn
     }
 
+    /// Closes a connection this node dialed or accepted (a client role that
+    /// gives up, e.g. the gateway when its channel went away first).
+    pub fn close_conn(&mut self, conn: ConnId) {
+        if self.conns.contains_key(&conn) {
+            self.drop_conn(conn, ConnClosed::Local);
+        }
+    }
+
     /// The driver connected (or failed to connect) a [`Transmit::Dial`].
     pub fn handle_dialed(
         &mut self,

@@ -177,6 +177,20 @@ impl<'a> CoreAt<'a> {
     }
 }
 
+/// An adapter dropped with output it took from its core but did not deliver
+/// lost that output: keep it for the whole run.
+impl Drop for CoreAt<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.tcp.is_empty() && self.rtc.is_empty(),
+                "CoreAt dropped with undelivered output: {:?}",
+                self.tcp
+            );
+        }
+    }
+}
+
 impl Driven for CoreAt<'_> {
     fn owns(&self, a: SocketAddr) -> bool {
         a == self.n.host().local()
