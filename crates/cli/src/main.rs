@@ -141,6 +141,11 @@ struct NodeArgs {
     /// pairing (softbus_lite's way) opens none. The web token still does.
     #[arg(long)]
     paired_only: bool,
+    /// Let the gateway (data channels labelled DEVICE/SESSION) authenticate
+    /// to this device with this PIN: for softbus_lite devices that never pair.
+    /// DEVICE is its device id. Repeatable; an empty PIN needs --allow-empty-pin.
+    #[arg(long, value_name = "DEVICE=PIN")]
+    gateway_pin: Vec<String>,
     /// The web token every /api and /rtc request needs (at least 32
     /// characters; default: made on first start, kept in DATA_DIR/web-token).
     /// From the environment it stays out of the process list.
@@ -499,6 +504,10 @@ async fn node(a: NodeArgs) -> ExitCode {
     if caps.len() > 3 {
         return usage("at most 3 --capability values (softbus publishes 3 services)");
     }
+    let gateway_pins = match launch::gateway_pins(&a.gateway_pin, a.allow_empty_pin) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
     let (pin, renewable) =
         match launch::pin_policy(a.pin, a.allow_empty_pin, "--pin", "--allow-empty-pin") {
             Ok(p) => p,
@@ -536,6 +545,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     }
     cfg.discard = a.discard;
     cfg.paired_only = a.paired_only;
+    cfg.gateway_pins = gateway_pins;
     let data_dir = cfg.data_dir.clone();
     let node = match NodeTask::start(cfg).await {
         Ok(n) => n,

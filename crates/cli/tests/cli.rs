@@ -219,6 +219,7 @@ fn http_get(addr: &str, path: &str, token: &str) -> String {
 fn exit_codes() {
     let dir = temp_dir("ec");
     let d = dir.to_str().unwrap();
+    let empty_gateway_pin = format!("{}=", "AB".repeat(32));
     // bad usage: 2, one line naming what is wrong (docs/interfaces.md)
     for (args, names) in [
         (vec!["node", "--device-type", "FRIDGE"], "FRIDGE"),
@@ -256,6 +257,16 @@ fn exit_codes() {
             "possible values: tcp, webrtc",
         ),
         (vec!["frobnicate"], "frobnicate"),
+        // The gateway's PINs name devices by id, and an empty one needs consent.
+        (
+            vec!["node", "--gateway-pin", "lamp=1234"],
+            "\"lamp\" is not a device id",
+        ),
+        (vec!["node", "--gateway-pin", "1234"], "expected DEVICE=PIN"),
+        (
+            vec!["node", "--gateway-pin", empty_gateway_pin.as_str()],
+            "an empty PIN authenticates nobody",
+        ),
     ] {
         let o = run(&[], &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");

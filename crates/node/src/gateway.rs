@@ -16,6 +16,9 @@ use super::*;
 use softbus_bus::frame::MAX_SEND_BYTES;
 use zeroize::Zeroizing;
 
+/// The devices the gateway may reach with a PIN: device id → PIN.
+pub type GatewayPins = Vec<(String, Zeroizing<Vec<u8>>)>;
+
 /// Gateway channels waiting for their device at once; more are refused.
 pub const MAX_GATEWAY_OPENING: usize = 64;
 
@@ -106,10 +109,10 @@ fn is_device_id(s: &str) -> bool {
 impl Node {
     /// The devices the gateway may reach with a PIN (softbus_lite devices
     /// that never pair): device id → PIN. Replaces the list.
-    pub fn set_gateway_pins(&mut self, pins: Vec<(String, Vec<u8>)>) {
+    pub fn set_gateway_pins(&mut self, pins: GatewayPins) {
         self.gateway.pins = pins
             .into_iter()
-            .map(|(id, pin)| (id.to_ascii_uppercase(), Zeroizing::new(pin)))
+            .map(|(id, pin)| (id.to_ascii_uppercase(), pin))
             .collect();
     }
 

@@ -34,7 +34,7 @@ mod types;
 
 use admission::*;
 use gateway::Gateway;
-pub use gateway::{GatewayRefusal, MAX_GATEWAY_OPENING};
+pub use gateway::{GatewayPins, GatewayRefusal, MAX_GATEWAY_OPENING};
 use media::Relay;
 pub use media::{MediaEvent, MediaLimits, MediaRefusal, MediaTransmit, StreamInfo, ViewerInfo};
 pub use offers::{Ending, OfferAs, OurOffer};

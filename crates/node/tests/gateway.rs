@@ -174,7 +174,7 @@ fn a_channel_is_bridged_to_a_device_session_with_the_allowed_pin() {
 
     // The operator allows the device's PIN: the channel opens once D's echo
     // session does, by the device's name too.
-    g.set_gateway_pins(vec![(dev.to_ascii_lowercase(), b"246810".to_vec())]);
+    g.set_gateway_pins(vec![(dev.to_ascii_lowercase(), b"246810".to_vec().into())]);
     ge.clear();
     let ch = r.peer.open_channel(net.now(), "node/echo").unwrap();
     run(
@@ -271,7 +271,7 @@ fn a_paired_device_needs_no_pin_and_its_close_closes_the_channel() {
 
     // A paired-only gateway uses no PIN toward devices either.
     g.set_policy(Policy { paired_only: true });
-    g.set_gateway_pins(vec![(dev.clone(), b"246810".to_vec())]);
+    g.set_gateway_pins(vec![(dev.clone(), b"246810".to_vec().into())]);
     let ch = r
         .peer
         .open_channel(net.now(), &format!("{dev}/echo"))

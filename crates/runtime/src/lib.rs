@@ -29,7 +29,8 @@ pub use node::{
 pub use softbus_bus::auth::PinPolicy;
 pub use softbus_bus::node::SessionInfo;
 pub use softbus_node::{
-    ConnClosed, MediaRefusal, NodeError, SessionClosed, SessionId, StreamInfo, Transport,
+    ConnClosed, GatewayPins, MediaRefusal, NodeError, SessionClosed, SessionId, StreamInfo,
+    Transport,
 };
 pub use softbus_rtc::host::{HostError, PeerId};
 pub use softbus_rtc::peer::PeerError;

@@ -24,6 +24,34 @@ pub enum LaunchError {
 /// The PIN policy from the PIN given (if any), and whether it is renewable
 /// (drawn here: replaced when its daily bound of failures is reached). The
 /// empty PIN is refused unless `allow_empty`; with none given a random 6-digit
+/// The gateway's PINs from `--gateway-pin DEVICE=PIN` values: DEVICE is a
+/// device id (64 hex digits; a name could be claimed by anyone on the LAN);
+/// an empty PIN only with `allow_empty`.
+pub fn gateway_pins(
+    given: &[String],
+    allow_empty: bool,
+) -> Result<softbus_runtime::GatewayPins, LaunchError> {
+    given
+        .iter()
+        .map(|v| {
+            let (id, pin) = v.split_once('=').ok_or_else(|| {
+                LaunchError::Config(format!("--gateway-pin {v:?}: expected DEVICE=PIN"))
+            })?;
+            if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(LaunchError::Config(format!(
+                    "--gateway-pin: {id:?} is not a device id (64 hex digits)"
+                )));
+            }
+            if pin.is_empty() && !allow_empty {
+                return Err(LaunchError::Config(format!(
+                    "--gateway-pin {id}=: an empty PIN authenticates nobody; add --allow-empty-pin to use it anyway"
+                )));
+            }
+            Ok((id.to_ascii_uppercase(), Zeroizing::new(pin.as_bytes().to_vec())))
+        })
+        .collect()
+}
+
 /// PIN is drawn and printed on stderr, naming `set_with` (how to choose one).
 pub fn pin_policy(
     given: Option<String>,

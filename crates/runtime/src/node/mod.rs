@@ -85,6 +85,9 @@ pub struct NodeConfig {
     pub rtc_port: u16,
     /// Open sessions for paired devices only (`--paired-only`).
     pub paired_only: bool,
+    /// Devices the gateway may reach with a PIN (`--gateway-pin DEVICE=PIN`):
+    /// device id → PIN.
+    pub gateway_pins: softbus_node::GatewayPins,
     /// A node proper: it holds its data directory's lock and its discovery
     /// address's claim while it runs, and refuses to start where another node
     /// holds them. Client nodes (`softbus send`, `pair`) set this to false:
@@ -116,6 +119,7 @@ impl NodeConfig {
             cpu: None,
             rtc_port: 0,
             paired_only: false,
+            gateway_pins: Vec::new(),
             exclusive: true,
             discovery: true,
         }
@@ -289,6 +293,7 @@ impl NodeTask {
         node.set_policy(Policy {
             paired_only: cfg.paired_only,
         });
+        node.set_gateway_pins(cfg.gateway_pins.clone());
         for (names, mode) in [
             (&cfg.discard, ServerMode::Discard),
             (&cfg.echo, ServerMode::Echo),
