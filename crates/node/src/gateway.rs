@@ -22,6 +22,11 @@ pub type GatewayPins = Vec<(String, Zeroizing<Vec<u8>>)>;
 /// Gateway channels waiting for their device at once; more are refused.
 pub const MAX_GATEWAY_OPENING: usize = 64;
 
+/// Bytes a browser may send on a gateway channel before the device's session
+/// is open (a browser may send as soon as it announced the channel); they are
+/// delivered in order once it is. More refuses the channel.
+pub const MAX_GATEWAY_EARLY_BYTES: usize = 64 * 1024;
+
 /// Why a gateway channel was not bridged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -40,6 +45,8 @@ pub enum GatewayRefusal {
     PairedOnly(String),
     #[error("gateway limit of {0} channels waiting for their device reached")]
     Busy(usize),
+    #[error("more than {0} bytes sent before the device's session opened")]
+    TooEarly(usize),
     #[error("device {device} did not open {session}: {reason}")]
     Device {
         device: String,
@@ -62,6 +69,9 @@ pub(crate) struct GatewayOpening {
     auth: ConnId,
     /// The session asked for, once authenticated.
     dev: Option<SessionId>,
+    /// What the browser sent meanwhile, in order (binary?, bytes).
+    early: Vec<(bool, Vec<u8>)>,
+    early_bytes: usize,
 }
 
 /// The gateway's state in the core.
@@ -195,6 +205,8 @@ impl Node {
             device,
             auth,
             dev: None,
+            early: Vec::new(),
+            early_bytes: 0,
         });
         Ok(())
     }
@@ -254,6 +266,42 @@ impl Node {
             device: o.device,
             session: o.session,
         });
+        for (binary, data) in o.early {
+            self.received(now, id, binary, data);
+        }
+    }
+
+    /// A message on a gateway channel still waiting for its device: kept (up
+    /// to [`MAX_GATEWAY_EARLY_BYTES`]) until the bridge is up. False when the
+    /// channel is not a gateway's.
+    pub(crate) fn gateway_early(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        channel: ChannelId,
+        binary: bool,
+        data: Vec<u8>,
+    ) -> bool {
+        let Some(i) = self
+            .gateway
+            .opening
+            .iter()
+            .position(|o| o.peer == peer && o.channel == channel)
+        else {
+            return false;
+        };
+        let o = &mut self.gateway.opening[i];
+        o.early_bytes += data.len();
+        if o.early_bytes > MAX_GATEWAY_EARLY_BYTES {
+            let o = self.gateway.opening.remove(i);
+            if let Some(dev) = o.dev {
+                self.opening.remove(&dev);
+            }
+            self.gateway_refuse(now, o, GatewayRefusal::TooEarly(MAX_GATEWAY_EARLY_BYTES));
+            return true;
+        }
+        o.early.push((binary, data));
+        true
     }
 
     /// The connection to a device dropped: a gateway channel waiting for it

@@ -34,7 +34,7 @@ mod types;
 
 use admission::*;
 use gateway::Gateway;
-pub use gateway::{GatewayPins, GatewayRefusal, MAX_GATEWAY_OPENING};
+pub use gateway::{GatewayPins, GatewayRefusal, MAX_GATEWAY_EARLY_BYTES, MAX_GATEWAY_OPENING};
 use media::Relay;
 pub use media::{MediaEvent, MediaLimits, MediaRefusal, MediaTransmit, StreamInfo, ViewerInfo};
 pub use offers::{Ending, OfferAs, OurOffer};
@@ -420,6 +420,10 @@ impl Node {
                     );
                     self.events.push_back(Event::SessionOpened(info));
                     self.gateway_opened(now, id);
+                } else if !self.sessions.contains_key(&id) {
+                    // An open nobody waits for any more (its gateway channel
+                    // went away first): it is closed, not kept.
+                    let _ = self.bus.close_session(id);
                 }
             }
             BusEvent::ConnDropped { conn, ip, reason } => {
@@ -533,6 +537,8 @@ impl Node {
             } => {
                 if let Some(id) = self.by_channel.get(&(peer, channel)).copied() {
                     self.received(now, id, binary, data);
+                } else {
+                    self.gateway_early(now, peer, channel, binary, data);
                 }
             }
             HostEvent::ChannelClosed { peer, channel } => {

@@ -177,6 +177,9 @@ fn a_channel_is_bridged_to_a_device_session_with_the_allowed_pin() {
     g.set_gateway_pins(vec![(dev.to_ascii_lowercase(), b"246810".to_vec().into())]);
     ge.clear();
     let ch = r.peer.open_channel(net.now(), "node/echo").unwrap();
+    // A browser may send as soon as it announced the channel: that message
+    // waits for the device's session and is not lost.
+    r.peer.send(net.now(), ch, false, b"early").unwrap();
     run(
         &mut net,
         &mut r,
@@ -185,7 +188,17 @@ fn a_channel_is_bridged_to_a_device_session_with_the_allowed_pin() {
         |p, _, _| {
             p.iter()
                 .any(|e| matches!(e, PeerEvent::ChannelOpen { id, .. } if *id == ch))
+                && p.iter().any(|e| matches!(e, PeerEvent::Message { .. }))
         },
+    );
+    assert!(
+        r.events.contains(&PeerEvent::Message {
+            id: ch,
+            binary: false,
+            data: b"early".to_vec()
+        }),
+        "{:?}",
+        r.events
     );
     let (chan_session, dev_session) = g.gateway_bridges()[0];
     assert!(ge.iter().any(|e| matches!(e,
@@ -243,7 +256,7 @@ fn a_channel_is_bridged_to_a_device_session_with_the_allowed_pin() {
     };
     let v: serde_json::Value = serde_json::from_slice(data).unwrap();
     assert!(v["error"].as_str().unwrap().contains("4049 bytes"), "{v}");
-    assert_eq!(g.traffic(dev_session).unwrap().bytes_out, 5 + 4);
+    assert_eq!(g.traffic(dev_session).unwrap().bytes_out, 5 + 5 + 4);
 
     // The browser closes the channel: the device's session closes too.
     r.peer.close_channel(net.now(), ch);
