@@ -74,6 +74,16 @@ impl Node {
         Ok(())
     }
 
+    /// Whether this node may ask for a session to `server` (name, limit). Over
+    /// WebRTC `server` may also be a gateway label, `DEVICE/SESSION`.
+    pub(crate) fn may_open_label(&self, label: &str) -> Result<(), NodeError> {
+        match crate::gateway::split_label(label) {
+            Some((device, server)) if device.len() <= 64 => self.may_open(server),
+            Some(_) => Err(SessionError::BadName.into()),
+            None => self.may_open(label),
+        }
+    }
+
     /// Whether this node may ask for a session to `server` (name, limit).
     pub(crate) fn may_open(&self, server: &str) -> Result<(), NodeError> {
         session::check_name(server)?;

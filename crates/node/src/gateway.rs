@@ -106,7 +106,7 @@ impl Gateway {
 }
 
 /// `DEVICE/SESSION`, both parts non-empty.
-fn split_label(label: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_label(label: &str) -> Option<(&str, &str)> {
     let (device, session) = label.split_once('/')?;
     (!device.is_empty() && !session.is_empty() && !session.contains('/'))
         .then_some((device, session))

@@ -241,7 +241,7 @@ impl Node {
         peer: PeerId,
         server: &str,
     ) -> Result<SessionId, NodeError> {
-        self.may_open(server)?;
+        self.may_open_label(server)?;
         if !self.host.has_peer(peer) {
             return Err(HostError::UnknownPeer.into());
         }
