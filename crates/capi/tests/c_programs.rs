@@ -3,7 +3,7 @@
 //! the two examples are discovered and echo `softbus send` byte-exact; the
 //! headers agree with the Rust structs and functions; a misuse program under
 //! AddressSanitizer gets every documented error code and neither crashes nor
-//! leaks.
+//! leaks; the echo server is reached through a gateway node.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_testkit::interop::{skip, LoopbackNs};
 use std::io::{BufRead, BufReader};
@@ -534,4 +534,121 @@ fn the_echo_server_serves_a_chromium_data_channel() {
     let (code, err) = e.stop();
     assert_eq!(code, Some(0), "{err}");
     let _ = std::fs::remove_file(echo);
+}
+
+/// The gateway (issue 19, item 1) toward a lite-compatible device: the C echo
+/// server, built against libsoftbus, is reached through a softbus node by
+/// `softbus send --transport webrtc --session DEVICE/echo-server`, the node
+/// authenticating to it with the PIN it was given for it (`--gateway-pin`);
+/// every size up to softbus_lite's 4,048 bytes comes back byte-exact.
+#[test]
+fn the_echo_server_is_reached_through_a_gateway_node() {
+    let echo = compile("examples/c/echo_server.c", &[]);
+    let cdata = std::env::temp_dir().join(format!("softbus-capi-gw-{}", std::process::id()));
+    let cd = cdata.to_str().unwrap();
+    let e = Program::start(&echo, "127.0.3.11", &[]);
+    // Its device id, as discovery reports it.
+    let o = softbus(&[
+        "discover",
+        "--ip",
+        "127.0.3.13",
+        "--target",
+        "127.0.3.11",
+        "--timeout",
+        "2",
+        "--json",
+        "--data-dir",
+        cd,
+    ]);
+    let found = json_lines(&o);
+    assert_eq!(found.len(), 1, "{o:?}");
+    let device = found[0]["device_id"].as_str().unwrap().to_owned();
+    // The gateway node, allowed the device's PIN.
+    let token = "capi-test-token-0123456789abcdef0123";
+    let allowed = format!("{device}=246810");
+    let gdata = cdata.join("gw");
+    let mut gw = Command::new(built().join("softbus"))
+        .args([
+            "node",
+            "--json",
+            "--ip",
+            "127.0.3.12",
+            "--web",
+            "127.0.3.12:0",
+            "--pin",
+            "1",
+            "--web-token",
+            token,
+            "--gateway-pin",
+            &allowed,
+            "--data-dir",
+        ])
+        .arg(&gdata)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(gw.stdout.take().unwrap()).lines();
+    let mut next_event = |name: &str| -> serde_json::Value {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            let Some(Ok(l)) = lines.next() else { break };
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if v["event"] == name {
+                return v;
+            }
+        }
+        panic!("no {name} event from the gateway node")
+    };
+    let web = next_event("ready")["web"].as_str().unwrap().to_owned();
+    // The gateway discovers the device.
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import urllib.request as u; print(u.urlopen(u.Request('{web}/api/discover', \
+             data=b'{{\"targets\":[\"127.0.3.11:5684\"]}}', headers={{'Authorization': \
+             'Bearer {token}', 'Content-Type': 'application/json'}})).status)"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "202", "{o:?}");
+    let found = next_event("device_found");
+    assert_eq!(found["device_id"], device.as_str());
+    let label = format!("{device}/echo-server");
+    for n in [1usize, 1000, 4048] {
+        let msg: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let o = softbus(&[
+            "send",
+            "--transport",
+            "webrtc",
+            "--peer",
+            "127.0.3.12",
+            "--web",
+            &web,
+            "--ip",
+            "127.0.3.13",
+            "--web-token",
+            token,
+            "--session",
+            &label,
+            "--json",
+            "--data-dir",
+            cd,
+            &msg,
+        ]);
+        assert!(o.status.success(), "{n}: {o:?}");
+        let r = &json_lines(&o)[0];
+        assert_eq!(r["len"], n);
+        assert_eq!(r["data"].as_str(), Some(msg.as_str()), "{n}");
+        let opened = e.wait_line(|l| l.starts_with("opened "));
+        assert!(opened.contains(" echo-server from "), "{opened}");
+        let bridged = next_event("gateway_opened");
+        assert_eq!(bridged["session"], "echo-server");
+        e.wait_line(|l| l.starts_with("closed "));
+    }
+    let _ = gw.kill();
+    let _ = gw.wait();
+    let (code, err) = e.stop();
+    assert_eq!(code, Some(0), "{err}");
+    let _ = std::fs::remove_file(echo);
+    let _ = std::fs::remove_dir_all(&cdata);
 }
