@@ -71,141 +71,155 @@ fn discover(g: &mut Node, d: &mut Node, net: &Net) {
     );
 }
 
-/// The browser, G and D on one network, until `done` or 30 s of virtual time.
-fn run(
-    net: &mut Net,
-    r: &mut RtcClient,
-    (g, ge): (&mut Node, &mut Vec<Event>),
-    (d, de): (&mut Node, &mut Vec<Event>),
-    done: impl Fn(&[PeerEvent], &[Event], &[Event]) -> bool,
-) {
-    let deadline = net.deadline(Duration::from_secs(30));
-    // The adapters live as long as the run: what they took from a core and
-    // have not delivered yet stays with them between steps.
-    let (mut gc, mut dc) = (
-        CoreAt::new(g, GATEWAY_IP, ge),
-        CoreAt::new(d, DEVICE_IP, de),
-    );
-    loop {
-        if done(&r.events, gc.events, dc.events) {
-            // What is under way at this instant still arrives.
-            let now = net.now();
-            let mut peer = PeerAt::new(r.addr, &mut r.peer, &r.hmac);
-            net.run_until_idle(&mut [&mut gc, &mut dc, &mut peer], now);
-            r.events.extend(std::iter::from_fn(|| r.peer.poll_event()));
-            return;
+/// The browser, the gateway G and the device D on one network.
+struct World {
+    net: Net,
+    r: RtcClient,
+    g: Node,
+    d: Node,
+    /// What G and D reported.
+    ge: Vec<Event>,
+    de: Vec<Event>,
+    /// D's device id.
+    dev: String,
+}
+
+impl World {
+    /// G (with the browser connected) has discovered D.
+    fn new() -> Self {
+        let mut net = Net::perfect();
+        let (mut g, mut seen) = (node(24), Seen::default());
+        let mut d = device();
+        let dev = device_id(&d);
+        discover(&mut g, &mut d, &net);
+        let r = RtcClient::connect(&mut g, &mut seen, &mut net);
+        Self {
+            net,
+            r,
+            g,
+            d,
+            ge: Vec::new(),
+            de: Vec::new(),
+            dev,
         }
-        let step = net.step(
-            &mut [
-                &mut gc,
-                &mut dc,
-                &mut PeerAt::new(r.addr, &mut r.peer, &r.hmac),
-            ],
-            deadline,
-        );
-        r.events.extend(std::iter::from_fn(|| r.peer.poll_event()));
-        assert_ne!(
-            step,
-            Step::Idle,
-            "not done: {:?}\nG: {:?}\nD: {:?}",
-            r.events,
-            gc.events,
-            dc.events
-        );
     }
-}
 
-fn refused(ge: &[Event]) -> Vec<GatewayRefusal> {
-    ge.iter()
-        .filter_map(|e| match e {
-            Event::GatewayRefused { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
-}
+    /// The browser opens a channel labelled `label`.
+    fn open(&mut self, label: &str) -> u16 {
+        self.r.peer.open_channel(self.net.now(), label).unwrap()
+    }
 
-fn closed(events: &[PeerEvent], id: u16) -> bool {
-    events
-        .iter()
-        .any(|e| matches!(e, PeerEvent::ChannelClosed { id: c } if *c == id))
+    /// Runs all three until `done` (the browser's events, G's, D's), at most
+    /// 30 s of virtual time; what is under way at that instant still arrives.
+    fn run(&mut self, done: impl Fn(&[PeerEvent], &[Event], &[Event]) -> bool) {
+        let deadline = self.net.deadline(Duration::from_secs(30));
+        let r = &mut self.r;
+        // The adapters live as long as the run: what they took from a core
+        // and have not delivered yet stays with them between steps.
+        let mut gc = CoreAt::new(&mut self.g, GATEWAY_IP, &mut self.ge);
+        let mut dc = CoreAt::new(&mut self.d, DEVICE_IP, &mut self.de);
+        loop {
+            if done(&r.events, gc.events, dc.events) {
+                let now = self.net.now();
+                let mut peer = PeerAt::new(r.addr, &mut r.peer, &r.hmac);
+                self.net
+                    .run_until_idle(&mut [&mut gc, &mut dc, &mut peer], now);
+                r.events.extend(std::iter::from_fn(|| r.peer.poll_event()));
+                return;
+            }
+            let mut peer = PeerAt::new(r.addr, &mut r.peer, &r.hmac);
+            let step = self.net.step(&mut [&mut gc, &mut dc, &mut peer], deadline);
+            r.events.extend(std::iter::from_fn(|| r.peer.poll_event()));
+            assert_ne!(
+                step,
+                Step::Idle,
+                "not done: {:?}\nG: {:?}\nD: {:?}",
+                r.events,
+                gc.events,
+                dc.events
+            );
+        }
+    }
+
+    /// Runs until the browser's channel `ch` closes.
+    fn until_closed(&mut self, ch: u16) {
+        self.run(|p, _, _| {
+            p.iter()
+                .any(|e| matches!(e, PeerEvent::ChannelClosed { id } if *id == ch))
+        });
+    }
+
+    /// Runs until the browser receives a message.
+    fn until_message(&mut self) {
+        self.run(|p, _, _| p.iter().any(|e| matches!(e, PeerEvent::Message { .. })));
+    }
+
+    /// Runs until `ch` is open.
+    fn until_open(&mut self, ch: u16) {
+        self.run(|p, _, _| {
+            p.iter()
+                .any(|e| matches!(e, PeerEvent::ChannelOpen { id, .. } if *id == ch))
+        });
+    }
+
+    /// The reasons of G's refusals so far.
+    fn refused(&self) -> Vec<GatewayRefusal> {
+        self.ge
+            .iter()
+            .filter_map(|e| match e {
+                Event::GatewayRefused { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 #[test]
 fn a_channel_is_bridged_to_a_device_session_with_the_allowed_pin() {
-    let mut net = Net::perfect();
-    let (mut g, mut seen) = (node(24), Seen::default());
-    let mut d = device();
-    let dev = device_id(&d);
-    discover(&mut g, &mut d, &net);
-    let mut r = RtcClient::connect(&mut g, &mut seen, &mut net);
-    let (mut ge, mut de) = (Vec::new(), Vec::new());
+    let mut w = World::new();
+    let dev = w.dev.clone();
 
     // No pairing and no PIN for the device: refused, and the channel closed.
-    let label = format!("{dev}/echo");
-    let ch = r.peer.open_channel(net.now(), &label).unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| closed(p, ch),
-    );
-    assert_eq!(
-        refused(&ge),
-        vec![GatewayRefusal::NoCredential(dev.clone())]
-    );
+    let ch = w.open(&format!("{dev}/echo"));
+    w.until_closed(ch);
+    assert_eq!(w.refused(), vec![GatewayRefusal::NoCredential(dev.clone())]);
 
     // An unknown device, and a label that is not DEVICE/SESSION.
     for (label, want) in [
         ("lamp/echo", GatewayRefusal::UnknownDevice("lamp".into())),
         ("/echo", GatewayRefusal::BadLabel),
     ] {
-        ge.clear();
-        let ch = r.peer.open_channel(net.now(), label).unwrap();
-        run(
-            &mut net,
-            &mut r,
-            (&mut g, &mut ge),
-            (&mut d, &mut de),
-            |p, _, _| closed(p, ch),
-        );
-        assert_eq!(refused(&ge), vec![want], "{label}");
+        w.ge.clear();
+        let ch = w.open(label);
+        w.until_closed(ch);
+        assert_eq!(w.refused(), vec![want], "{label}");
     }
 
     // The operator allows the device's PIN: the channel opens once D's echo
     // session does, by the device's name too.
-    g.set_gateway_pins(vec![(dev.to_ascii_lowercase(), b"246810".to_vec().into())]);
-    ge.clear();
-    let ch = r.peer.open_channel(net.now(), "node/echo").unwrap();
+    w.g.set_gateway_pins(vec![(dev.to_ascii_lowercase(), b"246810".to_vec().into())]);
+    w.ge.clear();
+    let ch = w.open("node/echo");
     // A browser may send as soon as it announced the channel: that message
     // waits for the device's session and is not lost.
-    r.peer.send(net.now(), ch, false, b"early").unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| {
-            p.iter()
-                .any(|e| matches!(e, PeerEvent::ChannelOpen { id, .. } if *id == ch))
-                && p.iter().any(|e| matches!(e, PeerEvent::Message { .. }))
-        },
-    );
-    assert!(
-        r.events.contains(&PeerEvent::Message {
-            id: ch,
-            binary: false,
-            data: b"early".to_vec()
-        }),
-        "{:?}",
-        r.events
-    );
-    let (chan_session, dev_session) = g.gateway_bridges()[0];
-    assert!(ge.iter().any(|e| matches!(e,
+    w.r.peer.send(w.net.now(), ch, false, b"early").unwrap();
+    w.run(|p, _, _| {
+        p.iter()
+            .any(|e| matches!(e, PeerEvent::ChannelOpen { id, .. } if *id == ch))
+            && p.iter().any(|e| matches!(e, PeerEvent::Message { .. }))
+    });
+    let early = PeerEvent::Message {
+        id: ch,
+        binary: false,
+        data: b"early".to_vec(),
+    };
+    assert!(w.r.events.contains(&early), "{:?}", w.r.events);
+    let (chan_session, dev_session) = w.g.gateway_bridges()[0];
+    assert!(w.ge.iter().any(|e| matches!(e,
         Event::GatewayOpened { channel_session, device_session, who, device, session }
             if *channel_session == chan_session && *device_session == dev_session
                 && who == "web" && *device == dev && session == "echo")));
-    let on_d = d.sessions();
+    let on_d = w.d.sessions();
     assert_eq!(on_d.len(), 1);
     assert_eq!(
         (on_d[0].session.as_str(), on_d[0].peer_device_id.as_str()),
@@ -215,136 +229,74 @@ fn a_channel_is_bridged_to_a_device_session_with_the_allowed_pin() {
     // Text and binary cross both ways unchanged; the echo comes back in the
     // kind the browser spoke.
     for (binary, data) in [(false, b"hello".to_vec()), (true, vec![0, 159, 255, 7])] {
-        r.events.clear();
-        r.peer.send(net.now(), ch, binary, &data).unwrap();
-        run(
-            &mut net,
-            &mut r,
-            (&mut g, &mut ge),
-            (&mut d, &mut de),
-            |p, _, _| p.iter().any(|e| matches!(e, PeerEvent::Message { .. })),
-        );
-        assert!(
-            r.events.contains(&PeerEvent::Message {
-                id: ch,
-                binary,
-                data: data.clone()
-            }),
-            "{:?}",
-            r.events
-        );
+        w.r.events.clear();
+        w.r.peer.send(w.net.now(), ch, binary, &data).unwrap();
+        w.until_message();
+        let echo = PeerEvent::Message {
+            id: ch,
+            binary,
+            data,
+        };
+        assert!(w.r.events.contains(&echo), "{:?}", w.r.events);
     }
 
     // Larger than softbus_lite takes: answered on the channel, not sent.
-    r.events.clear();
-    let big = vec![7u8; 4049];
-    r.peer.send(net.now(), ch, true, &big).unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| p.iter().any(|e| matches!(e, PeerEvent::Message { .. })),
-    );
+    w.r.events.clear();
+    w.r.peer.send(w.net.now(), ch, true, &[7u8; 4049]).unwrap();
+    w.until_message();
     let PeerEvent::Message {
         binary: false,
         data,
         ..
-    } = &r.events[0]
+    } = &w.r.events[0]
     else {
-        panic!("{:?}", r.events)
+        panic!("{:?}", w.r.events)
     };
     let v: serde_json::Value = serde_json::from_slice(data).unwrap();
     assert!(v["error"].as_str().unwrap().contains("4049 bytes"), "{v}");
-    assert_eq!(g.traffic(dev_session).unwrap().bytes_out, 5 + 5 + 4);
+    assert_eq!(w.g.traffic(dev_session).unwrap().bytes_out, 5 + 5 + 4);
 
     // The browser closes the channel: the device's session closes too.
-    r.peer.close_channel(net.now(), ch);
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |_, _, de| de.iter().any(|e| matches!(e, Event::SessionClosed { .. })),
-    );
-    assert!(d.sessions().is_empty());
-    assert!(g.gateway_bridges().is_empty());
-    assert!(g.session(dev_session).is_none() && g.session(chan_session).is_none());
+    w.r.peer.close_channel(w.net.now(), ch);
+    w.run(|_, _, de| de.iter().any(|e| matches!(e, Event::SessionClosed { .. })));
+    assert!(w.d.sessions().is_empty());
+    assert!(w.g.gateway_bridges().is_empty());
+    assert!(w.g.session(dev_session).is_none() && w.g.session(chan_session).is_none());
 }
 
 #[test]
 fn a_paired_device_needs_no_pin_and_its_close_closes_the_channel() {
-    let mut net = Net::perfect();
-    let (mut g, mut seen) = (node(24), Seen::default());
-    let mut d = device();
-    let dev = device_id(&d);
-    discover(&mut g, &mut d, &net);
-    let mut r = RtcClient::connect(&mut g, &mut seen, &mut net);
-    let (mut ge, mut de) = (Vec::new(), Vec::new());
+    let mut w = World::new();
+    let dev = w.dev.clone();
 
     // A paired-only gateway uses no PIN toward devices either.
-    g.set_policy(Policy { paired_only: true });
-    g.set_gateway_pins(vec![(dev.clone(), b"246810".to_vec().into())]);
-    let ch = r
-        .peer
-        .open_channel(net.now(), &format!("{dev}/echo"))
-        .unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| closed(p, ch),
-    );
-    assert_eq!(refused(&ge), vec![GatewayRefusal::PairedOnly(dev.clone())]);
+    w.g.set_policy(Policy { paired_only: true });
+    w.g.set_gateway_pins(vec![(dev.clone(), b"246810".to_vec().into())]);
+    let ch = w.open(&format!("{dev}/echo"));
+    w.until_closed(ch);
+    assert_eq!(w.refused(), vec![GatewayRefusal::PairedOnly(dev.clone())]);
 
     // Paired: STS, no PIN; the device sees the gateway as a paired device.
-    pair_cores(&mut g, &mut d);
-    let ch = r
-        .peer
-        .open_channel(net.now(), &format!("{dev}/echo"))
-        .unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| {
-            p.iter()
-                .any(|e| matches!(e, PeerEvent::ChannelOpen { id, .. } if *id == ch))
-        },
-    );
-    assert_eq!(d.sessions()[0].auth, softbus_node::AuthMethod::Paired);
+    pair_cores(&mut w.g, &mut w.d);
+    let ch = w.open(&format!("{dev}/echo"));
+    w.until_open(ch);
+    assert_eq!(w.d.sessions()[0].auth, softbus_node::AuthMethod::Paired);
 
     // A session the device does not serve: refused with the device's reason.
-    ge.clear();
-    let nope = r
-        .peer
-        .open_channel(net.now(), &format!("{dev}/nope"))
-        .unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| closed(p, nope),
-    );
+    w.ge.clear();
+    let nope = w.open(&format!("{dev}/nope"));
+    w.until_closed(nope);
     assert!(
-        matches!(&refused(&ge)[..], [GatewayRefusal::Device { session, .. }] if session == "nope"),
-        "{ge:?}"
+        matches!(&w.refused()[..], [GatewayRefusal::Device { session, .. }] if session == "nope"),
+        "{:?}",
+        w.ge
     );
 
     // The device closes its session: the browser's channel closes.
-    let dev_session = g.gateway_bridges()[0].1;
-    let on_d = d.sessions()[0].session_id;
-    d.close_session(net.now(), on_d).unwrap();
-    run(
-        &mut net,
-        &mut r,
-        (&mut g, &mut ge),
-        (&mut d, &mut de),
-        |p, _, _| closed(p, ch),
-    );
-    assert!(g.gateway_bridges().is_empty());
-    assert!(g.session(dev_session).is_none());
+    let dev_session = w.g.gateway_bridges()[0].1;
+    let on_d = w.d.sessions()[0].session_id;
+    w.d.close_session(w.net.now(), on_d).unwrap();
+    w.until_closed(ch);
+    assert!(w.g.gateway_bridges().is_empty());
+    assert!(w.g.session(dev_session).is_none());
 }
