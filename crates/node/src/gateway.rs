@@ -47,6 +47,9 @@ pub enum GatewayRefusal {
     Busy(usize),
     #[error("more than {0} bytes sent before the device's session opened")]
     TooEarly(usize),
+    /// This node could not start authenticating to the device.
+    #[error("cannot reach device {device}: {reason}")]
+    Connect { device: String, reason: BusError },
     #[error("device {device} did not open {session}: {reason}")]
     Device {
         device: String,
@@ -189,13 +192,9 @@ impl Node {
         } else {
             return Err(GatewayRefusal::NoCredential(device));
         };
-        let auth = conn.map_err(|e| GatewayRefusal::Device {
+        let auth = conn.map_err(|reason| GatewayRefusal::Connect {
             device: device.clone(),
-            session: session.to_owned(),
-            reason: SessionClosed::Connection(ConnClosed::Session(match e {
-                BusError::Session(s) => s,
-                _ => SessionError::NotOpen,
-            })),
+            reason,
         })?;
         self.gateway.opening.push(GatewayOpening {
             peer,
