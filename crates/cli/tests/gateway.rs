@@ -23,6 +23,21 @@ fn discover(web: &str, target: &str) {
     assert!(out.starts_with("HTTP/1.1 202"), "{out}");
 }
 
+/// `GET path` with the test token: the body of a `200`.
+fn get(web: &str, path: &str) -> String {
+    let addr = web.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TEST_TOKEN}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
 #[test]
 fn send_reaches_a_device_session_through_a_gateway() {
     let dir = temp_dir("gwsend");
@@ -61,6 +76,12 @@ fn send_reaches_a_device_session_through_a_gateway() {
     let web = gw.ready["web"].as_str().unwrap().to_owned();
     discover(&web, "127.0.0.71:5684");
     gw.wait_for(|v| v["event"] == "device_found" && v["device_id"] == lamp_id.as_str());
+    // The dashboard's list of what the gateway reaches.
+    let list: serde_json::Value = serde_json::from_str(&get(&web, "/api/gateway")).unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!([{"device_id": lamp_id, "name": lamp.ready["name"], "via": "pin"}])
+    );
     let label = format!("{lamp_id}/echo");
     let o = run(
         &[],

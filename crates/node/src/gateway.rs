@@ -60,6 +60,15 @@ pub enum GatewayRefusal {
     Refused(#[from] Refusal),
 }
 
+/// A device the gateway can reach now: discovered, with a credential.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GatewayDevice {
+    pub device_id: String,
+    pub name: String,
+    /// `paired` (STS) or `pin` (`--gateway-pin`).
+    pub via: &'static str,
+}
+
 /// A gateway channel waiting for its device.
 #[derive(Debug)]
 pub(crate) struct GatewayOpening {
@@ -127,6 +136,38 @@ impl Node {
             .into_iter()
             .map(|(id, pin)| (id.to_ascii_uppercase(), pin))
             .collect();
+    }
+
+    /// The discovered devices a gateway channel can reach: those paired with
+    /// this node, and (unless paired-only) those with a PIN allowed.
+    pub fn gateway_devices(&self) -> Vec<GatewayDevice> {
+        self.bus
+            .discovery()
+            .devices()
+            .into_iter()
+            .filter(|d| d.auth_port.is_some())
+            .filter_map(|d| {
+                let via = if softbus_bus::auth::hichain::filed(self.bus.pairings(), &d.device_id)
+                    .is_some()
+                {
+                    "paired"
+                } else if !self.policy.paired_only
+                    && self
+                        .gateway
+                        .pins
+                        .contains_key(&d.device_id.to_ascii_uppercase())
+                {
+                    "pin"
+                } else {
+                    return None;
+                };
+                Some(GatewayDevice {
+                    device_id: d.device_id,
+                    name: d.name,
+                    via,
+                })
+            })
+            .collect()
     }
 
     /// Bridged sessions: (channel side, device side).

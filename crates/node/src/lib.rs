@@ -34,7 +34,9 @@ mod types;
 
 use admission::*;
 use gateway::Gateway;
-pub use gateway::{GatewayPins, GatewayRefusal, MAX_GATEWAY_EARLY_BYTES, MAX_GATEWAY_OPENING};
+pub use gateway::{
+    GatewayDevice, GatewayPins, GatewayRefusal, MAX_GATEWAY_EARLY_BYTES, MAX_GATEWAY_OPENING,
+};
 use media::Relay;
 pub use media::{MediaEvent, MediaLimits, MediaRefusal, MediaTransmit, StreamInfo, ViewerInfo};
 pub use offers::{Ending, OfferAs, OurOffer};

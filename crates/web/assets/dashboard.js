@@ -301,7 +301,13 @@ async function play(stream, stopAfter) {
 }
 $('streams').onclick = e => { if (e.target.dataset.play) play(e.target.dataset.play); };
 $('stop').onclick = stopPlaying;
-$('connect').onclick = () => chat($('server').value);
+// A device's option is `dev:ID`; the label is then ID/SESSION (the gateway).
+const label = () => {
+  const v = $('server').value;
+  return v.startsWith('dev:') ? v.slice(4) + '/' + ($('devsession').value || 'echo') : v;
+};
+$('server').onchange = () => { $('devsession').hidden = !$('server').value.startsWith('dev:'); };
+$('connect').onclick = () => chat(label());
 const say = () => {
   const box = $('say');
   if (channel && box.value) { channel.send(box.value); chatLog('> ' + box.value); box.value = ''; }
@@ -310,14 +316,21 @@ $('send').onclick = say;
 $('say').onkeydown = e => { if (e.key === 'Enter') say(); };
 async function servers() {
   try {
-    const list = await api('/api/servers');
+    const [list, devices] = await Promise.all([api('/api/servers'), api('/api/gateway')]);
     const sel = $('server');
-    sel.innerHTML = list.map(n => '<option>' + esc(n) + '</option>').join('');
+    const keep = sel.value;
+    sel.innerHTML = list.map(n => '<option>' + esc(n) + '</option>').join('') +
+      (devices.length ? '<optgroup label="Devices through this node">' +
+        devices.map(d => '<option value="dev:' + esc(d.device_id) + '">' + esc(d.name) + ' (' +
+          esc(d.device_id.slice(0, 8)) + '…, ' + esc(d.via) + ')</option>').join('') + '</optgroup>' : '');
     // The echo server answers what you type: the one to try first.
-    if (list.includes('echo')) sel.value = 'echo';
+    if (keep && [...sel.options].some(o => o.value === keep)) sel.value = keep;
+    else if (list.includes('echo')) sel.value = 'echo';
   } catch (e) {}
 }
 servers();
+// Devices come and go with discovery.
+setInterval(servers, 10000);
 drawTraffic();
 refresh(true);
 setInterval(() => refresh(true), 2000);

@@ -13,7 +13,7 @@
 //! that created a peer connection may `DELETE` it.
 //!
 //! - `GET /` dashboard (with a data channel chat to any session server);
-//!   `GET /api/device`, `/api/devices`, `/api/sessions`, `/api/servers`,
+//!   `GET /api/device`, `/api/devices`, `/api/sessions`, `/api/servers`, `/api/gateway`,
 //!   `/api/trusted` JSON; `GET /api/events` server-sent events (the `--json`
 //!   lines, and each in words as a `words` event); `GET /api/recent` the last
 //!   200 events.
@@ -466,6 +466,7 @@ fn routes(node: NodeHandle, st: AuthState, body_timeout: std::time::Duration) ->
             post(discover).layer(Extension(DiscoverLimiter::default())),
         )
         .route("/api/servers", get(servers))
+        .route("/api/gateway", get(gateway))
         .route("/api/events", get(events))
         .route("/api/recent", get(recent))
         .route("/rtc/offer", post(rtc_offer))
@@ -565,6 +566,13 @@ async fn closed_sessions(State(n): State<NodeHandle>) -> Response {
 async fn servers(State(n): State<NodeHandle>) -> Response {
     match n.snapshot().await {
         Ok(s) => Json(s.servers).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn gateway(State(n): State<NodeHandle>) -> Response {
+    match n.snapshot().await {
+        Ok(s) => Json(s.gateway).into_response(),
         Err(_) => unavailable(),
     }
 }

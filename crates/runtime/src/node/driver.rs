@@ -329,6 +329,7 @@ impl Driver {
                 .collect(),
             closed_sessions: self.closed_sessions.iter().cloned().collect(),
             servers: self.node.session_servers(),
+            gateway: self.node.gateway_devices(),
             trusted: self.trust.devices(),
             paired: self.paired.clone(),
             streams: self.node.streams(),

@@ -90,6 +90,8 @@ pub struct Snapshot {
     /// The last sessions that closed, oldest first.
     pub closed_sessions: Vec<ClosedSession>,
     pub servers: Vec<String>,
+    /// Devices a gateway channel (`DEVICE/SESSION`) can reach now.
+    pub gateway: Vec<softbus_node::GatewayDevice>,
     pub trusted: Vec<store::TrustedDevice>,
     pub paired: Vec<store::PairedDevice>,
     /// The media relay's streams and viewers.
