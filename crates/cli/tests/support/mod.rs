@@ -102,19 +102,29 @@ impl NodeProc {
     pub fn wait_for(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         // Generous: on a loaded 2-core machine a headless Chromium can take seconds
         // to start before the event it causes can happen.
-        let end = std::time::Instant::now() + Duration::from_secs(20);
+        self.wait_for_within(Duration::from_secs(20), f)
+            .unwrap_or_else(|| panic!("event not seen"))
+    }
+
+    /// The same within `limit`; `None` if it did not come.
+    pub fn wait_for_within(
+        &self,
+        limit: Duration,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let end = std::time::Instant::now() + limit;
         while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
             match self.lines.recv_timeout(left) {
                 Ok(l) => {
                     let v: serde_json::Value = serde_json::from_str(&l).unwrap();
                     if f(&v) {
-                        return v;
+                        return Some(v);
                     }
                 }
                 Err(_) => break,
             }
         }
-        panic!("event not seen")
+        None
     }
 
     pub fn port(&self, key: &str) -> u16 {
