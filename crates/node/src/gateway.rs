@@ -69,6 +69,14 @@ pub struct GatewayDevice {
     pub via: &'static str,
 }
 
+/// How the gateway authenticates to a device.
+enum Credential {
+    /// STS with the pairing this node holds.
+    Paired,
+    /// The PIN key agreement with the PIN the operator allowed.
+    Pin(Zeroizing<Vec<u8>>),
+}
+
 /// A gateway channel waiting for its device.
 #[derive(Debug)]
 pub(crate) struct GatewayOpening {
@@ -147,19 +155,9 @@ impl Node {
             .into_iter()
             .filter(|d| d.auth_port.is_some())
             .filter_map(|d| {
-                let via = if softbus_bus::auth::hichain::filed(self.bus.pairings(), &d.device_id)
-                    .is_some()
-                {
-                    "paired"
-                } else if !self.policy.paired_only
-                    && self
-                        .gateway
-                        .pins
-                        .contains_key(&d.device_id.to_ascii_uppercase())
-                {
-                    "pin"
-                } else {
-                    return None;
+                let via = match self.gateway_credential(&d.device_id).ok()? {
+                    Credential::Paired => "paired",
+                    Credential::Pin(_) => "pin",
                 };
                 Some(GatewayDevice {
                     device_id: d.device_id,
@@ -168,6 +166,21 @@ impl Node {
                 })
             })
             .collect()
+    }
+
+    /// How the gateway authenticates to `device`: its pairing first; else,
+    /// unless paired-only, the PIN the operator allowed; else not at all.
+    fn gateway_credential(&self, device: &str) -> Result<Credential, GatewayRefusal> {
+        if softbus_bus::auth::hichain::filed(self.bus.pairings(), device).is_some() {
+            return Ok(Credential::Paired);
+        }
+        if self.policy.paired_only {
+            return Err(GatewayRefusal::PairedOnly(device.to_owned()));
+        }
+        match self.gateway.pins.get(&device.to_ascii_uppercase()) {
+            Some(pin) => Ok(Credential::Pin(pin.clone())),
+            None => Err(GatewayRefusal::NoCredential(device.to_owned())),
+        }
     }
 
     /// Bridged sessions: (channel side, device side).
@@ -222,16 +235,9 @@ impl Node {
             return Err(GatewayRefusal::Busy(MAX_GATEWAY_OPENING));
         }
         let (device, addr) = self.gateway_device(name)?;
-        let paired = softbus_bus::auth::hichain::filed(self.bus.pairings(), &device).is_some();
-        let upper = device.to_ascii_uppercase();
-        let conn = if paired {
-            self.bus.connect_paired(now, addr)
-        } else if self.policy.paired_only {
-            return Err(GatewayRefusal::PairedOnly(device));
-        } else if let Some(pin) = self.gateway.pins.get(&upper).cloned() {
-            self.bus.connect_auth(now, addr, &pin)
-        } else {
-            return Err(GatewayRefusal::NoCredential(device));
+        let conn = match self.gateway_credential(&device)? {
+            Credential::Paired => self.bus.connect_paired(now, addr),
+            Credential::Pin(pin) => self.bus.connect_auth(now, addr, &pin),
         };
         let auth = conn.map_err(|reason| GatewayRefusal::Connect {
             device: device.clone(),
@@ -334,9 +340,6 @@ impl Node {
         o.early_bytes += data.len();
         if o.early_bytes > MAX_GATEWAY_EARLY_BYTES {
             let o = self.gateway.opening.remove(i);
-            if let Some(dev) = o.dev {
-                self.opening.remove(&dev);
-            }
             self.gateway_refuse(now, o, GatewayRefusal::TooEarly(MAX_GATEWAY_EARLY_BYTES));
             return true;
         }
@@ -386,17 +389,24 @@ impl Node {
             .into_iter()
             .partition(|o| o.peer == peer && channel.is_none_or(|c| c == o.channel));
         self.gateway.opening = keep;
-        for o in gone {
-            if let Some(dev) = o.dev {
-                self.opening.remove(&dev);
-            }
-            self.bus.close_conn(o.auth);
+        for o in &gone {
+            self.gateway_forget(o);
         }
+    }
+
+    /// Nothing waits for `o`'s device any more: its session open (if asked)
+    /// and its auth connection go. An open that completes anyway is closed
+    /// when it does.
+    fn gateway_forget(&mut self, o: &GatewayOpening) {
+        if let Some(dev) = o.dev {
+            self.opening.remove(&dev);
+        }
+        self.bus.close_conn(o.auth);
     }
 
     fn gateway_refuse(&mut self, now: Instant, o: GatewayOpening, reason: GatewayRefusal) {
         self.host.close_channel(now, o.peer, o.channel);
-        self.bus.close_conn(o.auth);
+        self.gateway_forget(&o);
         let peer = self.host.remote(o.peer).map(|a| a.ip());
         self.events.push_back(Event::GatewayRefused {
             label: o.label,
