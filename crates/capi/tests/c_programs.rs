@@ -191,6 +191,25 @@ fn softbus(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `softbus ARGS MESSAGE` for messages of 1, 1,000 and 4,048 bytes: each
+/// comes back byte-exact from the echo server `e`, which reports the session
+/// opened and closed; `opened` runs between the two.
+fn echoes_each_size(e: &Program, args: &[&str], mut opened: impl FnMut()) {
+    for n in [1usize, 1000, 4048] {
+        let msg: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+        let all: Vec<&str> = args.iter().copied().chain([msg.as_str()]).collect();
+        let o = softbus(&all);
+        assert!(o.status.success(), "{n}: {o:?}");
+        let r = &json_lines(&o)[0];
+        assert_eq!(r["len"], n);
+        assert_eq!(r["data"].as_str(), Some(msg.as_str()), "{n}");
+        let line = e.wait_line(|l| l.starts_with("opened "));
+        assert!(line.contains(" echo-server from "), "{line}");
+        opened();
+        e.wait_line(|l| l.starts_with("closed "));
+    }
+}
+
 fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
@@ -408,9 +427,9 @@ fn the_examples_are_discovered_and_echo_byte_exact() {
         cd,
     ]);
     assert_eq!(json_lines(&o).len(), 1, "{o:?}");
-    for n in [1usize, 1000, 4048] {
-        let msg: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-        let o = softbus(&[
+    echoes_each_size(
+        &e,
+        &[
             "send",
             "--peer",
             "127.0.3.3",
@@ -423,16 +442,9 @@ fn the_examples_are_discovered_and_echo_byte_exact() {
             "--json",
             "--data-dir",
             cd,
-            &msg,
-        ]);
-        assert!(o.status.success(), "{n}: {o:?}");
-        let r = &json_lines(&o)[0];
-        assert_eq!(r["len"], n);
-        assert_eq!(r["data"].as_str(), Some(msg.as_str()), "{n}");
-        let opened = e.wait_line(|l| l.starts_with("opened "));
-        assert!(opened.contains(" echo-server from "), "{opened}");
-        e.wait_line(|l| l.starts_with("closed "));
-    }
+        ],
+        || {},
+    );
     let (code, err) = e.stop();
     assert_eq!(code, Some(0), "{err}");
     for f in [publish, echo] {
@@ -614,9 +626,9 @@ fn the_echo_server_is_reached_through_a_gateway_node() {
     let found = next_event("device_found");
     assert_eq!(found["device_id"], device.as_str());
     let label = format!("{device}/echo-server");
-    for n in [1usize, 1000, 4048] {
-        let msg: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-        let o = softbus(&[
+    echoes_each_size(
+        &e,
+        &[
             "send",
             "--transport",
             "webrtc",
@@ -633,18 +645,12 @@ fn the_echo_server_is_reached_through_a_gateway_node() {
             "--json",
             "--data-dir",
             cd,
-            &msg,
-        ]);
-        assert!(o.status.success(), "{n}: {o:?}");
-        let r = &json_lines(&o)[0];
-        assert_eq!(r["len"], n);
-        assert_eq!(r["data"].as_str(), Some(msg.as_str()), "{n}");
-        let opened = e.wait_line(|l| l.starts_with("opened "));
-        assert!(opened.contains(" echo-server from "), "{opened}");
-        let bridged = next_event("gateway_opened");
-        assert_eq!(bridged["session"], "echo-server");
-        e.wait_line(|l| l.starts_with("closed "));
-    }
+        ],
+        || {
+            let bridged = next_event("gateway_opened");
+            assert_eq!(bridged["session"], "echo-server");
+        },
+    );
     let _ = gw.kill();
     let _ = gw.wait();
     let (code, err) = e.stop();
