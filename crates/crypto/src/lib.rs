@@ -540,6 +540,17 @@ impl softbus_rtc::crypto::Hmac for OpenSslCrypto {
         r.expect("HMAC-SHA1 over memory buffers");
         out
     }
+
+    fn md5(&self, parts: &[&[u8]]) -> [u8; 16] {
+        let mut h = openssl::hash::Hasher::new(MessageDigest::md5()).expect("MD5 is available");
+        for p in parts {
+            h.update(p).expect("MD5 over memory buffers");
+        }
+        let d = h.finish().expect("MD5 over memory buffers");
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&d);
+        out
+    }
 }
 
 /// The SRTP backend for [`softbus_rtc::crypto::Provider::srtp`]: one

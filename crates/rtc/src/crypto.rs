@@ -4,6 +4,9 @@
 pub trait Hmac {
     /// HMAC-SHA1 of the concatenation of `parts` under `key`.
     fn hmac_sha1(&self, key: &[u8], parts: &[&[u8]]) -> [u8; 20];
+    /// MD5 of the concatenation of `parts`: only for TURN's long-term
+    /// credential key, `MD5(username ":" realm ":" password)` (RFC 8489 §9.2.2).
+    fn md5(&self, parts: &[&[u8]]) -> [u8; 16];
 }
 
 /// Randomness for ICE credentials and identifiers.

@@ -181,3 +181,50 @@ pub fn srtp(data: &[u8], crypto: impl Fn() -> Box<dyn crate::srtp::SrtpCrypto>) 
         );
     }
 }
+
+/// A TURN client brought to an allocation with a pending channel, then fed
+/// `data` as a datagram and as stream bytes; and `data` as an ICE server URL.
+pub fn turn(h: &dyn crate::crypto::Hmac, now: std::time::Instant, data: &[u8]) {
+    use crate::stun::{attr, Class, MessageBuilder, ALLOCATE};
+    use crate::turn::{TurnClient, TurnConfig, TurnTransport};
+    let _ = crate::turn::server::IceServerUrl::parse(&String::from_utf8_lossy(data));
+    for transport in [TurnTransport::Udp, TurnTransport::Tcp] {
+        let mut n = 0u8;
+        let mut c = TurnClient::new(
+            TurnConfig {
+                server: ([198, 18, 0, 1], 3478).into(),
+                transport,
+                username: "u".into(),
+                password: "p".into(),
+            },
+            Box::new(move || {
+                n = n.wrapping_add(1);
+                [n; 12]
+            }),
+        );
+        c.start(now, h);
+        let unauthorized = MessageBuilder::new(Class::Error, ALLOCATE, [1; 12])
+            .error_code(401, "Unauthorized")
+            .attribute(attr::REALM, b"r")
+            .attribute(attr::NONCE, b"n")
+            .fingerprint();
+        let _ = c.handle_datagram(now, &unauthorized, h);
+        let key = h.md5(&[b"u:r:p"]);
+        let ok = MessageBuilder::new(Class::Success, ALLOCATE, [2; 12])
+            .xor_address(attr::XOR_RELAYED_ADDRESS, ([198, 18, 0, 2], 50_000).into())
+            .xor_address(attr::XOR_MAPPED_ADDRESS, ([10, 0, 0, 2], 4000).into())
+            .attribute(attr::LIFETIME, &600u32.to_be_bytes())
+            .message_integrity(h, &key)
+            .fingerprint();
+        let _ = c.handle_datagram(now, &ok, h);
+        let _ = c.send(now, ([203, 0, 113, 7], 5000).into(), b"x", h);
+        let _ = c.handle_datagram(now, data, h);
+        for chunk in data.chunks(7) {
+            if c.handle_stream(now, chunk, h, &mut |_, _| {}).is_err() {
+                break;
+            }
+        }
+        c.handle_timeout(now + std::time::Duration::from_secs(600), h);
+        while c.poll_transmit().is_some() {}
+    }
+}

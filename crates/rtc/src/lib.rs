@@ -36,5 +36,6 @@ pub mod sctp;
 pub mod sdp;
 pub mod srtp;
 pub mod stun;
+pub mod turn;
 
 pub(crate) use softbus_proto::earliest;

@@ -93,3 +93,20 @@ fn replay_srtp() {
         softbus_rtc::fuzzing::srtp(&data, || Box::new(softbus_crypto::SrtpBackend::default()));
     }
 }
+
+#[test]
+fn replay_turn() {
+    let c = softbus_crypto::OpenSslCrypto::new();
+    let corpus = corpus("turn");
+    for (_, data) in &corpus {
+        softbus_rtc::fuzzing::turn(&c, std::time::Instant::now(), data);
+    }
+    let urls = corpus
+        .iter()
+        .filter(|(n, _)| n.starts_with("url_"))
+        .filter(|(_, d)| {
+            softbus_rtc::turn::server::IceServerUrl::parse(std::str::from_utf8(d).unwrap()).is_ok()
+        })
+        .count();
+    assert_eq!(urls, 3, "the URL seeds parse");
+}

@@ -13,6 +13,8 @@
 //! - [`PeerAt`]: that adapter for a WebRTC [`Peer`], shared by every test.
 #![forbid(unsafe_code)]
 
+pub mod turn;
+
 use rand::{Rng, SeedableRng};
 pub use softbus_proto::ConnId;
 use softbus_rtc::crypto::Hmac;

@@ -24,6 +24,15 @@ pub mod attr {
     pub const MESSAGE_INTEGRITY: u16 = 0x0008;
     pub const ERROR_CODE: u16 = 0x0009;
     pub const UNKNOWN_ATTRIBUTES: u16 = 0x000A;
+    // TURN (RFC 8656 §18).
+    pub const CHANNEL_NUMBER: u16 = 0x000C;
+    pub const LIFETIME: u16 = 0x000D;
+    pub const XOR_PEER_ADDRESS: u16 = 0x0012;
+    pub const DATA: u16 = 0x0013;
+    pub const REALM: u16 = 0x0014;
+    pub const NONCE: u16 = 0x0015;
+    pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
+    pub const REQUESTED_TRANSPORT: u16 = 0x0019;
     pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
     pub const PRIORITY: u16 = 0x0024;
     pub const USE_CANDIDATE: u16 = 0x0025;
@@ -66,6 +75,13 @@ pub enum Class {
 
 /// The Binding method.
 pub const BINDING: u16 = 0x001;
+/// TURN methods (RFC 8656 §17).
+pub const ALLOCATE: u16 = 0x003;
+pub const REFRESH: u16 = 0x004;
+pub const SEND: u16 = 0x006;
+pub const DATA_METHOD: u16 = 0x007;
+pub const CREATE_PERMISSION: u16 = 0x008;
+pub const CHANNEL_BIND: u16 = 0x009;
 
 fn message_type(class: Class, method: u16) -> u16 {
     let c = match class {
@@ -117,7 +133,13 @@ pub fn is_stun(b: &[u8]) -> bool {
 impl<'a> Message<'a> {
     /// Checks the header and that every attribute lies within the message.
     pub fn parse(buf: &'a [u8]) -> Result<Self, StunError> {
-        if buf.len() > MAX_MESSAGE {
+        Self::parse_up_to(buf, MAX_MESSAGE)
+    }
+
+    /// As [`Message::parse`], for messages up to `limit` bytes (a TURN Data
+    /// indication carries a whole relayed datagram).
+    pub fn parse_up_to(buf: &'a [u8], limit: usize) -> Result<Self, StunError> {
+        if buf.len() > limit {
             return Err(StunError::TooLarge);
         }
         if !is_stun(buf) {
@@ -221,6 +243,22 @@ impl<'a> Message<'a> {
             .get(attr::XOR_MAPPED_ADDRESS)
             .ok_or(StunError::Missing)?;
         decode_xor_address(v, &self.transaction_id())
+    }
+
+    /// An XOR-encoded address attribute of `typ` (XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS).
+    pub fn xor_address(&self, typ: u16) -> Result<SocketAddr, StunError> {
+        let v = self.get(typ).ok_or(StunError::Missing)?;
+        decode_xor_address(v, &self.transaction_id()).map_err(|_| StunError::BadAttribute(typ))
+    }
+
+    /// ERROR-CODE as `(code, reason)`.
+    pub fn error_code(&self) -> Result<(u16, &'a str), StunError> {
+        let v = self.get(attr::ERROR_CODE).ok_or(StunError::Missing)?;
+        if v.len() < 4 || !(3..=6).contains(&v[2]) || v[3] > 99 {
+            return Err(StunError::BadAttribute(attr::ERROR_CODE));
+        }
+        let reason = std::str::from_utf8(&v[4..]).unwrap_or("");
+        Ok((u16::from(v[2]) * 100 + u16::from(v[3]), reason))
     }
 
     /// Verifies MESSAGE-INTEGRITY with `key` (the ICE password for short-term credentials).
@@ -375,11 +413,23 @@ impl MessageBuilder {
 
     /// XOR-MAPPED-ADDRESS.
     pub fn xor_mapped_address(self, a: SocketAddr) -> Self {
+        self.xor_address(attr::XOR_MAPPED_ADDRESS, a)
+    }
+
+    /// An XOR-encoded address attribute of `typ`.
+    pub fn xor_address(self, typ: u16, a: SocketAddr) -> Self {
         let tid: [u8; 12] = self.buf[8..20]
             .try_into()
             .expect("header holds a 12-byte transaction id");
         let v = encode_xor_address(a, &tid);
-        self.attribute(attr::XOR_MAPPED_ADDRESS, &v)
+        self.attribute(typ, &v)
+    }
+
+    /// ERROR-CODE (RFC 8489 §14.8).
+    pub fn error_code(self, code: u16, reason: &str) -> Self {
+        let mut v = vec![0, 0, (code / 100) as u8, (code % 100) as u8];
+        v.extend_from_slice(reason.as_bytes());
+        self.attribute(attr::ERROR_CODE, &v)
     }
 
     /// Appends MESSAGE-INTEGRITY computed with `key`.
