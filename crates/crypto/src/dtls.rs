@@ -535,6 +535,7 @@ pub fn fuzz_peer(now: std::time::Instant, data: &[u8]) -> usize {
         ice_pwd: "VOkJxbRl1RmTxUk/WvJxBt".into(),
         fingerprint,
         session_id: 1,
+        full_ice: None,
     };
     let mut r = crate::OpenSslCrypto::seeded(1);
     let random = Box::new(move |n| softbus_rtc::crypto::ice_chars(&mut r, n));

@@ -11,6 +11,8 @@
 
 use crate::crypto::{ice_chars, Provider};
 use crate::demux::{classify, PacketKind};
+use crate::gather::{GatherEvent, Gatherer, IceServer, ServerStatus};
+use crate::ice::Via;
 use crate::peer::{CloseReason, LocalParams, MediaAnswer, MediaTrack, Peer, PeerError, PeerEvent};
 use crate::sdp::SdpOffer;
 use crate::srtp::{Context as SrtpContext, SrtpError};
@@ -47,6 +49,9 @@ pub struct HostConfig {
     /// When the DTLS certificate is replaced for new peers; `None`: 3 days
     /// before it expires. Live connections keep the one they started with.
     pub renew_certificate_after: Option<Duration>,
+    /// STUN and TURN servers. With none the host answers as ICE-lite with its
+    /// host candidate only; with any it is a full ICE agent (ADR 14).
+    pub ice_servers: Vec<IceServer>,
 }
 
 impl HostConfig {
@@ -58,6 +63,7 @@ impl HostConfig {
             max_addrs: 1024,
             connect_timeout: Duration::from_secs(30),
             renew_certificate_after: None,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -166,7 +172,8 @@ pub struct Host {
     cfg: HostConfig,
     provider: Provider,
     peers: BTreeMap<PeerId, Entry>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    by_addr: HashMap<(Via, SocketAddr), PeerId>,
+    gather: Gatherer,
     tombstones: VecDeque<Tombstone>,
     /// When the current certificate started serving (the first answer).
     certificate_since: Option<Instant>,
@@ -185,12 +192,14 @@ impl std::fmt::Debug for Host {
 
 impl Host {
     /// A host with `cfg`; DTLS sessions, HMAC and randomness from `provider`.
-    pub fn new(cfg: HostConfig, provider: Provider) -> Self {
+    pub fn new(cfg: HostConfig, mut provider: Provider) -> Self {
+        let gather = Gatherer::new(cfg.local, cfg.ice_servers.clone(), provider.random.fork());
         Self {
             cfg,
             provider,
             peers: BTreeMap::new(),
             by_addr: HashMap::new(),
+            gather,
             tombstones: VecDeque::new(),
             certificate_since: None,
             transmits: VecDeque::new(),
@@ -248,6 +257,11 @@ impl Host {
                 .map_err(HostError::Identity)?,
             // o= session ids are below 2^62 (RFC 8829 §5.2.1).
             session_id: u64::from_le_bytes(sid) >> 2,
+            full_ice: self.gather.is_enabled().then(|| {
+                let mut tie = [0u8; 8];
+                random.fill(&mut tie);
+                self.gather.full_ice(u64::from_le_bytes(tie))
+            }),
         };
         let mut r = self.provider.random.fork();
         let (peer, answer) = Peer::answer_media(
@@ -257,7 +271,100 @@ impl Host {
             Box::new(move |n| ice_chars(r.as_mut(), n)),
             media,
         )?;
-        Ok((self.insert(now, peer, ufrag, pwd), answer))
+        let id = self.insert(now, peer, ufrag, pwd);
+        if self.gather.is_enabled() {
+            // The offer's own candidates (IP literals over UDP; mDNS names cannot be checked).
+            let remotes: Vec<SocketAddr> = offer
+                .media
+                .iter()
+                .flat_map(|m| m.candidates())
+                .flatten()
+                .filter(|c| c.transport.eq_ignore_ascii_case("udp"))
+                .filter_map(|c| c.ip().map(|ip| SocketAddr::new(ip, c.port)))
+                .collect();
+            let bases = self.gather.relay_bases();
+            let mut r = self.provider.random.fork();
+            if let Some(e) = self.peers.get_mut(&id) {
+                e.peer.start_ice(
+                    now,
+                    &remotes,
+                    &bases,
+                    Box::new(move || {
+                        let mut t = [0u8; 12];
+                        r.fill(&mut t);
+                        t
+                    }),
+                    self.provider.hmac.as_ref(),
+                );
+            }
+            self.drain(now, id);
+        }
+        Ok((id, answer))
+    }
+
+    /// Starts gathering candidates from the ICE servers (once; a no-op without any).
+    pub fn start_gathering(&mut self, now: Instant) {
+        if self.gather.is_enabled() {
+            self.gather.start(now, self.provider.hmac.as_ref());
+            self.gathered(now);
+        }
+    }
+
+    /// Whether the host is a full ICE agent (ICE servers are configured).
+    pub fn is_full_ice(&self) -> bool {
+        self.gather.is_enabled()
+    }
+
+    /// Whether a TURN server is configured.
+    pub fn has_turn(&self) -> bool {
+        self.gather.has_turn()
+    }
+
+    /// How each ICE server is doing.
+    pub fn ice_servers(&self) -> Vec<ServerStatus> {
+        self.gather.status()
+    }
+
+    /// A remote candidate learnt late (trickle) for `peer`.
+    pub fn add_remote_candidate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+    ) -> Result<(), HostError> {
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        e.peer
+            .add_remote_candidate(now, addr, self.provider.hmac.as_ref());
+        self.drain(now, peer);
+        Ok(())
+    }
+
+    /// The gatherer's events and datagrams: a relay that became ready is
+    /// offered to every live full-ICE peer as a new base.
+    fn gathered(&mut self, now: Instant) {
+        while let Some(ev) = self.gather.poll_event() {
+            match ev {
+                GatherEvent::RelayReady { via, .. } => {
+                    let bases = self.gather.relay_bases();
+                    let prio = bases.iter().find(|(v, _)| *v == via).map(|(_, p)| *p);
+                    let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+                    for id in ids {
+                        if let (Some(e), Some(p)) = (self.peers.get_mut(&id), prio) {
+                            e.peer
+                                .add_local_relay(now, via, p, self.provider.hmac.as_ref());
+                        }
+                        self.drain(now, id);
+                    }
+                }
+                GatherEvent::RelayLost { via, reason } => {
+                    tracing::warn!(?via, %reason, "TURN relay lost");
+                }
+                GatherEvent::Reflexive(a) => {
+                    tracing::info!(address = %a, "server-reflexive address")
+                }
+            }
+        }
+        flush_gathered(&mut self.gather, &mut self.transmits, self.cfg.local);
     }
 
     /// A new peer with our ICE credentials `ufrag`/`pwd`, freed if ICE has not
@@ -352,7 +459,7 @@ impl Host {
             .unwrap_or_default();
         for a in remotes.into_iter().take(crate::ice::agent::MAX_REMOTE) {
             if self.by_addr.len() < self.cfg.max_addrs {
-                self.by_addr.insert(a, id);
+                self.by_addr.insert((Via::Host, a), id);
             }
         }
         self.drain(now, id);
@@ -394,7 +501,11 @@ impl Host {
     /// Which peer a datagram from `from` belongs to, if any: by address, or for
     /// a STUN check by the local ufrag of its USERNAME.
     pub fn accepts(&self, from: SocketAddr, data: &[u8]) -> Option<PeerId> {
-        if let Some(id) = self.by_addr.get(&from) {
+        self.accepts_via(Via::Host, from, data)
+    }
+
+    fn accepts_via(&self, via: Via, from: SocketAddr, data: &[u8]) -> Option<PeerId> {
+        if let Some(id) = self.by_addr.get(&(via, from)) {
             return Some(*id);
         }
         if classify(data) != PacketKind::Stun {
@@ -410,16 +521,38 @@ impl Host {
 
     /// A datagram arrived on the host's port; false if no peer took it.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
-        let Some(id) = self.accepts(from, data) else {
+        if self.gather.owns(from) {
+            let relayed = self
+                .gather
+                .handle_datagram(now, from, data, self.provider.hmac.as_ref());
+            let taken = match relayed {
+                Some((via, peer, payload)) => {
+                    let payload = payload.to_vec();
+                    self.deliver(now, via, peer, &payload)
+                }
+                None => true,
+            };
+            self.gathered(now);
+            return taken;
+        }
+        if !self.deliver(now, Via::Host, from, data) {
             self.answer_closed(now, from, data);
             return false;
+        }
+        true
+    }
+
+    /// A datagram from `from` through base `via`, to the peer it belongs to.
+    fn deliver(&mut self, now: Instant, via: Via, from: SocketAddr, data: &[u8]) -> bool {
+        let Some(id) = self.accepts_via(via, from, data) else {
+            return false;
         };
-        if !self.by_addr.contains_key(&from) && self.by_addr.len() < self.cfg.max_addrs {
-            self.by_addr.insert(from, id);
+        if !self.by_addr.contains_key(&(via, from)) && self.by_addr.len() < self.cfg.max_addrs {
+            self.by_addr.insert((via, from), id);
         }
         if let Some(e) = self.peers.get_mut(&id) {
             e.peer
-                .handle_datagram(now, from, data, self.provider.hmac.as_ref());
+                .handle_datagram_via(now, via, from, data, self.provider.hmac.as_ref());
         }
         self.drain(now, id);
         true
@@ -427,6 +560,10 @@ impl Host {
 
     /// Timers of every peer, and the connect deadline of answered peers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.gather.poll_timeout().is_some_and(|t| t <= now) {
+            self.gather.handle_timeout(now, self.provider.hmac.as_ref());
+            self.gathered(now);
+        }
         let due: Vec<PeerId> = self
             .peers
             .iter()
@@ -455,6 +592,7 @@ impl Host {
         self.peers
             .values()
             .flat_map(|e| [e.peer.poll_timeout(), e.connect_by])
+            .chain([self.gather.poll_timeout()])
             .flatten()
             .min()
     }
@@ -565,12 +703,23 @@ impl Host {
             return Err(HostError::NoSrtp);
         }
         // Straight out: nothing else of this peer is waiting behind it.
-        while let Some((destination, payload)) = e.peer.poll_transmit() {
-            self.transmits.push_back(Datagram {
-                source: self.cfg.local,
-                destination,
-                payload,
-            });
+        while let Some((via, destination, payload)) = e.peer.poll_transmit_via() {
+            if via == Via::Host {
+                self.transmits.push_back(Datagram {
+                    source: self.cfg.local,
+                    destination,
+                    payload,
+                });
+            } else {
+                self.gather.send(
+                    None,
+                    via,
+                    destination,
+                    &payload,
+                    self.provider.hmac.as_ref(),
+                );
+                flush_gathered(&mut self.gather, &mut self.transmits, self.cfg.local);
+            }
         }
         Ok(())
     }
@@ -651,12 +800,23 @@ impl Host {
             e.remote = Some(now_at);
         }
         let source = self.cfg.local;
-        while let Some((destination, payload)) = e.peer.poll_transmit() {
-            self.transmits.push_back(Datagram {
-                source,
-                destination,
-                payload,
-            });
+        while let Some((via, destination, payload)) = e.peer.poll_transmit_via() {
+            if via == Via::Host {
+                self.transmits.push_back(Datagram {
+                    source,
+                    destination,
+                    payload,
+                });
+            } else {
+                self.gather.send(
+                    Some(now),
+                    via,
+                    destination,
+                    &payload,
+                    self.provider.hmac.as_ref(),
+                );
+                flush_gathered(&mut self.gather, &mut self.transmits, source);
+            }
         }
         let mut closed = None;
         while let Some(ev) = e.peer.poll_event() {
@@ -739,5 +899,16 @@ impl Host {
         if let Some(reason) = closed {
             self.remove(now, id, reason);
         }
+    }
+}
+
+/// The gatherer's datagrams (for its servers), from the host socket.
+fn flush_gathered(gather: &mut Gatherer, transmits: &mut VecDeque<Datagram>, source: SocketAddr) {
+    while let Some((server, payload)) = gather.poll_transmit() {
+        transmits.push_back(Datagram {
+            source,
+            destination: server,
+            payload,
+        });
     }
 }

@@ -26,6 +26,7 @@ pub mod crypto;
 pub mod demux;
 pub mod dtls;
 pub mod fuzzing;
+pub mod gather;
 pub mod host;
 pub mod ice;
 pub mod jsep;

@@ -13,7 +13,7 @@ use crate::crypto::Hmac;
 use crate::demux::{classify, PacketKind};
 use crate::dtls::{DtlsEvent, DtlsFactory, DtlsRole, DtlsState, DtlsTransport};
 use crate::ice::agent::{AgentConfig, IceAgent};
-use crate::ice::{Credentials, IceEvent, IceLite, IceState};
+use crate::ice::{Credentials, IceEvent, IceLite, IceState, Via};
 use crate::jsep::codecs::{self, Codec, Extension};
 use crate::jsep::{
     media_kind, AnswerFilter, AnswerPolicy, DtlsSide, Jsep, JsepError, LocalTransport, MediaKind,
@@ -96,6 +96,9 @@ pub enum CloseReason {
     Deleted,
     #[error("ICE consent expired")]
     ConsentExpired,
+    /// Every candidate pair failed.
+    #[error("ICE failed: no candidate pair connected")]
+    IceFailed,
     #[error("DTLS: {0}")]
     Dtls(#[from] crate::dtls::DtlsError),
     /// The SCTP association failed or was lost (sctp-proto's reason).
@@ -349,6 +352,60 @@ pub struct LocalParams {
     pub fingerprint: Fingerprint,
     /// `o=` session id.
     pub session_id: u64,
+    /// Full ICE instead of ICE-lite, with the candidates gathered beyond the host one.
+    pub full_ice: Option<FullIce>,
+}
+
+/// What a full ICE agent answers with beyond its host candidate.
+#[derive(Debug, Clone, Default)]
+pub struct FullIce {
+    pub tie_breaker: u64,
+    /// Server-reflexive addresses of the host socket.
+    pub reflexive: Vec<SocketAddr>,
+    /// Relayed addresses, each with the relay it belongs to and the address the
+    /// relay saw this side at (the candidate's related address).
+    pub relays: Vec<(Via, SocketAddr, SocketAddr)>,
+    /// Whether gathering is over (`a=end-of-candidates`).
+    pub complete: bool,
+}
+
+/// RFC 8445 §5.1.2.1 with local preference 65535, component 1.
+pub fn candidate_priority(type_preference: u32) -> u32 {
+    (type_preference << 24) | (65_535 << 8) | 255
+}
+
+/// Type preferences (RFC 8445 §5.1.2.2).
+pub const HOST_PREFERENCE: u32 = 126;
+pub const SRFLX_PREFERENCE: u32 = 100;
+pub const PRFLX_PREFERENCE: u32 = 110;
+pub const RELAY_PREFERENCE: u32 = 0;
+
+/// The `a=candidate` lines of a full agent: host, server-reflexive, relayed.
+pub fn local_candidates(host: SocketAddr, full: &FullIce) -> Vec<Candidate> {
+    let mut v = vec![Candidate::host(
+        "1",
+        host,
+        candidate_priority(HOST_PREFERENCE),
+    )];
+    for r in &full.reflexive {
+        let mut c = Candidate::host("2", *r, candidate_priority(SRFLX_PREFERENCE));
+        c.typ = "srflx".into();
+        c.related_address = Some(host.ip().to_string());
+        c.related_port = Some(host.port());
+        v.push(c);
+    }
+    for (i, (_, relayed, mapped)) in full.relays.iter().enumerate() {
+        let mut c = Candidate::host(
+            &format!("{}", 3 + i),
+            *relayed,
+            candidate_priority(RELAY_PREFERENCE) - i as u32,
+        );
+        c.typ = "relay".into();
+        c.related_address = Some(mapped.ip().to_string());
+        c.related_port = Some(mapped.port());
+        v.push(c);
+    }
+    v
 }
 
 /// One answered peer connection.
@@ -357,59 +414,62 @@ enum Ice {
     Lite(IceLite),
     /// Offer sent; the agent starts when the answer brings the remote credentials.
     AwaitingAnswer(Credentials, u64),
+    /// Answered as a full agent; it starts with [`Peer::start_ice`].
+    Answered(AgentConfig),
     Full(IceAgent),
 }
 
 impl Ice {
-    fn handle_stun(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
+    fn handle_stun(&mut self, now: Instant, via: Via, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
         // A rejected check or response is answered or dropped by the agent; it
         // changes nothing here.
         let _ = match self {
-            Ice::Lite(a) => a.handle_stun(now, from, data, h),
-            Ice::Full(a) => a.handle_stun(now, from, data, h),
-            Ice::AwaitingAnswer(..) => Ok(()),
+            // A lite agent has only its host candidate.
+            Ice::Lite(a) if via == Via::Host => a.handle_stun(now, from, data, h),
+            Ice::Full(a) => a.handle_stun(now, via, from, data, h),
+            Ice::Lite(_) | Ice::AwaitingAnswer(..) | Ice::Answered(_) => Ok(()),
         };
     }
     fn handle_timeout(&mut self, now: Instant, h: &dyn Hmac) {
         match self {
             Ice::Lite(a) => a.handle_timeout(now),
             Ice::Full(a) => a.handle_timeout(now, h),
-            Ice::AwaitingAnswer(..) => {}
+            Ice::AwaitingAnswer(..) | Ice::Answered(_) => {}
         }
     }
     fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Ice::Lite(a) => a.poll_timeout(),
             Ice::Full(a) => a.poll_timeout(),
-            Ice::AwaitingAnswer(..) => None,
+            Ice::AwaitingAnswer(..) | Ice::Answered(_) => None,
         }
     }
-    fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+    fn poll_transmit(&mut self) -> Option<(Via, SocketAddr, Vec<u8>)> {
         match self {
-            Ice::Lite(a) => a.poll_transmit(),
+            Ice::Lite(a) => a.poll_transmit().map(|(to, b)| (Via::Host, to, b)),
             Ice::Full(a) => a.poll_transmit(),
-            Ice::AwaitingAnswer(..) => None,
+            Ice::AwaitingAnswer(..) | Ice::Answered(_) => None,
         }
     }
     fn poll_event(&mut self) -> Option<IceEvent> {
         match self {
             Ice::Lite(a) => a.poll_event(),
             Ice::Full(a) => a.poll_event(),
-            Ice::AwaitingAnswer(..) => None,
+            Ice::AwaitingAnswer(..) | Ice::Answered(_) => None,
         }
     }
     fn state(&self) -> IceState {
         match self {
             Ice::Lite(a) => a.state(),
             Ice::Full(a) => a.state(),
-            Ice::AwaitingAnswer(..) => IceState::New,
+            Ice::AwaitingAnswer(..) | Ice::Answered(_) => IceState::New,
         }
     }
     fn close(&mut self) {
         match self {
             Ice::Lite(a) => a.close(),
             Ice::Full(a) => a.close(),
-            Ice::AwaitingAnswer(..) => {}
+            Ice::AwaitingAnswer(..) | Ice::Answered(_) => {}
         }
     }
 }
@@ -420,8 +480,8 @@ pub struct Peer {
     sctp: DataChannels,
     /// The offering side's signaling state; `None` when answering.
     jsep: Option<Jsep>,
-    selected: Option<SocketAddr>,
-    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    selected: Option<(Via, SocketAddr)>,
+    transmits: VecDeque<(Via, SocketAddr, Vec<u8>)>,
     events: VecDeque<PeerEvent>,
     closed: bool,
     /// Whether the answer accepted a data section (SCTP runs over DTLS).
@@ -499,11 +559,20 @@ impl Peer {
             None => 65536,
         };
         let mut transport = LocalTransport::new(local.fingerprint.to_value());
-        transport.candidates = vec![Candidate::host("1", local.candidate, 2_130_706_431)];
-        transport.end_of_candidates = true;
+        match &local.full_ice {
+            None => {
+                transport.candidates = vec![Candidate::host("1", local.candidate, 2_130_706_431)];
+                transport.end_of_candidates = true;
+                transport.ice_lite = true;
+                transport.ice_options = vec!["ice2".into()];
+            }
+            Some(full) => {
+                transport.candidates = local_candidates(local.candidate, full);
+                transport.end_of_candidates = full.complete;
+                transport.ice_options = vec!["trickle".into(), "ice2".into()];
+            }
+        }
         transport.default_address = Some(local.candidate);
-        transport.ice_lite = true;
-        transport.ice_options = vec!["ice2".into()];
         transport.max_message_size = DEFAULT_MAX_MESSAGE;
         let mut jsep = Jsep::with_identity(
             transport,
@@ -566,15 +635,29 @@ impl Peer {
         };
         let mut dtls = DtlsTransport::new(factory, role);
         dtls.set_remote_fingerprint(fp);
-        let ice = IceLite::new(Credentials {
-            local_ufrag: local.ice_ufrag.clone(),
-            local_pwd: local.ice_pwd.clone(),
-            remote_ufrag: Some(remote_ufrag),
-        });
+        let ice = match &local.full_ice {
+            None => Ice::Lite(IceLite::new(Credentials {
+                local_ufrag: local.ice_ufrag.clone(),
+                local_pwd: local.ice_pwd.clone(),
+                remote_ufrag: Some(remote_ufrag),
+            })),
+            Some(full) => Ice::Answered(AgentConfig {
+                local_ufrag: local.ice_ufrag.clone(),
+                local_pwd: local.ice_pwd.clone(),
+                remote_ufrag,
+                remote_pwd: offer
+                    .ice_pwd(data)
+                    .ok_or(PeerError::Missing("a=ice-pwd"))?
+                    .to_owned(),
+                tie_breaker: full.tie_breaker,
+                priority: candidate_priority(PRFLX_PREFERENCE),
+                controlling: false,
+            }),
+        };
         let sctp = DataChannels::new(role == DtlsRole::Client, DEFAULT_MAX_MESSAGE, peer_max);
         Ok((
             Self {
-                ice: Ice::Lite(ice),
+                ice,
                 dtls,
                 sctp,
                 jsep: Some(jsep),
@@ -692,6 +775,7 @@ impl Peer {
                 .to_owned(),
             tie_breaker: *tie,
             priority: 2_130_706_431,
+            controlling: true,
         };
         let fp = a
             .fingerprints(m)?
@@ -757,19 +841,80 @@ impl Peer {
         Ok(id)
     }
 
-    /// A datagram from `from` on the peer's port.
+    /// Starts the full agent of a peer answered with [`LocalParams::full_ice`]:
+    /// the offer's candidates (`remotes`) and the relays are paired and
+    /// checked. `random` makes transaction ids. Nothing happens for other peers.
+    pub fn start_ice(
+        &mut self,
+        now: Instant,
+        remotes: &[SocketAddr],
+        relays: &[(Via, u32)],
+        random: Box<dyn FnMut() -> [u8; 12] + Send>,
+        h: &dyn Hmac,
+    ) {
+        let Ice::Answered(cfg) = &self.ice else {
+            return;
+        };
+        let mut agent = IceAgent::new(cfg.clone(), random);
+        for (via, priority) in relays {
+            agent.add_local(now, *via, *priority, h);
+        }
+        for r in remotes {
+            agent.add_remote_candidate(now, *r, h);
+        }
+        self.ice = Ice::Full(agent);
+        self.process(now);
+    }
+
+    /// A remote candidate learnt late (trickle); ignored by a lite agent, which
+    /// only answers checks.
+    pub fn add_remote_candidate(&mut self, now: Instant, addr: SocketAddr, h: &dyn Hmac) {
+        if let Ice::Full(a) = &mut self.ice {
+            a.add_remote_candidate(now, addr, h);
+            self.process(now);
+        }
+    }
+
+    /// A local relay became ready after the answer: it is paired too.
+    pub fn add_local_relay(&mut self, now: Instant, via: Via, priority: u32, h: &dyn Hmac) {
+        if let Ice::Full(a) = &mut self.ice {
+            a.add_local(now, via, priority, h);
+            self.process(now);
+        }
+    }
+
+    /// Whether this peer runs a full ICE agent (not ICE-lite).
+    pub fn is_full_ice(&self) -> bool {
+        matches!(
+            self.ice,
+            Ice::Full(_) | Ice::Answered(_) | Ice::AwaitingAnswer(..)
+        )
+    }
+
+    /// A datagram from `from` on the peer's host port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
+        self.handle_datagram_via(now, Via::Host, from, data, h);
+    }
+
+    /// A datagram from `from` that arrived through base `via`.
+    pub fn handle_datagram_via(
+        &mut self,
+        now: Instant,
+        via: Via,
+        from: SocketAddr,
+        data: &[u8],
+        h: &dyn Hmac,
+    ) {
         if self.closed {
             return;
         }
+        let on_selected = self.selected == Some((via, from));
         match classify(data) {
             PacketKind::Stun => {
-                self.ice.handle_stun(now, from, data, h);
+                self.ice.handle_stun(now, via, from, data, h);
             }
-            PacketKind::Dtls if Some(from) == self.selected => self.dtls.handle_datagram(now, data),
-            PacketKind::RtpOrRtcp
-                if Some(from) == self.selected && self.dtls.state() == DtlsState::Connected =>
-            {
+            PacketKind::Dtls if on_selected => self.dtls.handle_datagram(now, data),
+            PacketKind::RtpOrRtcp if on_selected && self.dtls.state() == DtlsState::Connected => {
                 if self.events.len() < MAX_QUEUED_EVENTS {
                     self.events.push_back(PeerEvent::Media(data.to_vec()));
                 } else {
@@ -784,7 +929,7 @@ impl Peer {
     /// Sends an SRTP or SRTCP datagram (already protected) to the selected
     /// pair; false before DTLS is up or for anything that is not RTP/RTCP.
     pub fn send_media(&mut self, datagram: Vec<u8>) -> bool {
-        let Some(to) = self.selected else {
+        let Some((via, to)) = self.selected else {
             return false;
         };
         if self.closed
@@ -793,7 +938,7 @@ impl Peer {
         {
             return false;
         }
-        self.transmits.push_back((to, datagram));
+        self.transmits.push_back((via, to, datagram));
         true
     }
 
@@ -820,18 +965,21 @@ impl Peer {
     fn process(&mut self, now: Instant) {
         while let Some(e) = self.ice.poll_event() {
             match e {
-                IceEvent::Selected(a) => {
-                    self.selected = Some(a);
+                IceEvent::Selected(via, a) => {
+                    self.selected = Some((via, a));
                     self.dtls.set_ice_connected(now, true);
                 }
                 IceEvent::StateChanged(IceState::Disconnected) => {
                     self.close_with(now, CloseReason::ConsentExpired)
                 }
+                IceEvent::StateChanged(IceState::Failed) => {
+                    self.close_with(now, CloseReason::IceFailed)
+                }
                 IceEvent::StateChanged(_) => {}
             }
         }
-        while let Some((to, b)) = self.ice.poll_transmit() {
-            self.transmits.push_back((to, b));
+        while let Some(t) = self.ice.poll_transmit() {
+            self.transmits.push_back(t);
         }
         // DTLS application data is SCTP; SCTP output goes back into DTLS.
         for _ in 0..64 {
@@ -880,9 +1028,9 @@ impl Peer {
                 break;
             }
         }
-        if let Some(to) = self.selected {
+        if let Some((via, to)) = self.selected {
             while let Some(d) = self.dtls.poll_transmit() {
-                self.transmits.push_back((to, d));
+                self.transmits.push_back((via, to, d));
             }
         }
     }
@@ -902,9 +1050,9 @@ impl Peer {
             }
         }
         self.dtls.close();
-        if let Some(to) = self.selected {
+        if let Some((via, to)) = self.selected {
             while let Some(d) = self.dtls.poll_transmit() {
-                self.transmits.push_back((to, d));
+                self.transmits.push_back((via, to, d));
             }
         }
         self.ice.close();
@@ -969,13 +1117,26 @@ impl Peer {
         self.dtls.role()
     }
 
-    /// The address of the selected (last nominated) candidate pair.
+    /// The remote address of the selected (last nominated) candidate pair.
     pub fn selected(&self) -> Option<SocketAddr> {
+        self.selected.map(|(_, a)| a)
+    }
+
+    /// The selected pair: its local base and remote address.
+    pub fn selected_pair(&self) -> Option<(Via, SocketAddr)> {
         self.selected
     }
 
-    /// Next `(destination, datagram)`.
+    /// Next `(destination, datagram)` of a peer whose only base is the host
+    /// socket (every peer without relays).
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        let (via, to, d) = self.transmits.pop_front()?;
+        debug_assert_eq!(via, Via::Host, "a relayed datagram needs poll_transmit_via");
+        Some((to, d))
+    }
+
+    /// Next `(base, destination, datagram)`.
+    pub fn poll_transmit_via(&mut self) -> Option<(Via, SocketAddr, Vec<u8>)> {
         self.transmits.pop_front()
     }
 

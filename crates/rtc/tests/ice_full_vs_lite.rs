@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::ice::agent::{AgentConfig, IceAgent};
-use softbus_rtc::ice::{Credentials, IceEvent, IceLite, IceState};
+use softbus_rtc::ice::{Credentials, IceEvent, IceLite, IceState, Via};
 use softbus_testkit::{Datagram, Driven, LinkConfig, Net, Step};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ fn agents(seed: u64) -> (IceAgent, IceLite) {
             remote_pwd: "lite-password-000000000".into(),
             tie_breaker: 42,
             priority: 2_130_706_431,
+            controlling: true,
         },
         Box::new(move || {
             n = n
@@ -48,7 +49,7 @@ impl Driven for Full<'_> {
         a == C.parse().unwrap()
     }
     fn poll_datagram(&mut self) -> Option<Datagram> {
-        let (to, payload) = self.0.poll_transmit()?;
+        let (_, to, payload) = self.0.poll_transmit()?;
         Some(Datagram {
             from: C.parse().unwrap(),
             to,
@@ -56,7 +57,9 @@ impl Driven for Full<'_> {
         })
     }
     fn handle_datagram(&mut self, now: Instant, d: Datagram) {
-        let _ = self.0.handle_stun(now, d.from, &d.payload, self.1);
+        let _ = self
+            .0
+            .handle_stun(now, Via::Host, d.from, &d.payload, self.1);
     }
     fn poll_timeout(&self) -> Option<Instant> {
         self.0.poll_timeout()
@@ -143,7 +146,7 @@ fn connects_under_twenty_percent_loss_with_reordering() {
         assert_eq!(full.state(), IceState::Connected, "seed {seed}: {events:?}");
         let (t, _) = events
             .iter()
-            .find(|(_, e)| matches!(e, IceEvent::Selected(_)))
+            .find(|(_, e)| matches!(e, IceEvent::Selected(..)))
             .unwrap();
         times.push(*t);
     }
@@ -178,7 +181,8 @@ fn consent_loss_disconnects() {
 #[test]
 fn unreachable_candidate_fails() {
     let (full, events) = run(1, 1.0, 30, None);
-    assert_eq!(full.state(), IceState::Disconnected, "{events:?}");
+    // Every pair failed before one was selected: Failed, not Disconnected.
+    assert_eq!(full.state(), IceState::Failed, "{events:?}");
 }
 
 /// A full agent answers checks from a full peer (and refuses unauthenticated ones with 401).
@@ -196,17 +200,22 @@ fn full_agent_answers_checks() {
             .message_integrity(&h, pwd.as_bytes())
             .fingerprint()
     };
-    full.handle_stun(t, from, &check("full-password-000000000"), &h)
+    full.handle_stun(t, Via::Host, from, &check("full-password-000000000"), &h)
         .unwrap();
-    let (to, resp) = full.poll_transmit().unwrap();
+    // The response first; then the agent's triggered check on the new pair.
+    let (_, to, resp) = full.poll_transmit().unwrap();
     let m = Message::parse(&resp).unwrap();
     assert_eq!(
         (to, m.class(), m.xor_mapped_address().unwrap()),
         (from, Class::Success, from)
     );
     m.verify_integrity(&h, b"full-password-000000000").unwrap();
-    assert!(full.handle_stun(t, from, &check("wrong"), &h).is_err());
-    let (_, resp) = full.poll_transmit().unwrap();
+    let (_, _, triggered) = full.poll_transmit().unwrap();
+    assert_eq!(Message::parse(&triggered).unwrap().class(), Class::Request);
+    assert!(full
+        .handle_stun(t, Via::Host, from, &check("wrong"), &h)
+        .is_err());
+    let (_, _, resp) = full.poll_transmit().unwrap();
     let m = Message::parse(&resp).unwrap();
     assert_eq!(
         (m.class(), &m.get(attr::ERROR_CODE).unwrap()[2..4]),

@@ -2,7 +2,7 @@
 //! STUN builder), in virtual time: answer, nominate, reject, consent expiry.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // tests: unwrap asserts; Instant::now only picks an origin
 use softbus_crypto::OpenSslCrypto;
-use softbus_rtc::ice::{Credentials, IceError, IceEvent, IceLite, IceState, CONSENT_TIMEOUT};
+use softbus_rtc::ice::{Credentials, IceError, IceEvent, IceLite, IceState, Via, CONSENT_TIMEOUT};
 use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, StunError, BINDING};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ fn answers_checks_and_takes_the_nomination() {
         events(&mut a),
         vec![
             IceEvent::StateChanged(IceState::Checking),
-            IceEvent::Selected(from),
+            IceEvent::Selected(Via::Host, from),
             IceEvent::StateChanged(IceState::Connected)
         ]
     );

@@ -16,6 +16,7 @@ fn local() -> LocalParams {
         ice_pwd: "answerer-password-000000".into(),
         fingerprint: id.fingerprint("sha-256").unwrap(),
         session_id: 9,
+        full_ice: None,
     }
 }
 

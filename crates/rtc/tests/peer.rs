@@ -50,6 +50,7 @@ fn offer_and_answer() -> (Peer, Peer, String, String) {
         ice_pwd: "answerer-password-000000".into(),
         fingerprint: aid.fingerprint("sha-256").unwrap(),
         session_id: 9,
+        full_ice: None,
     };
     let parsed = SdpOffer::parse(&offer).unwrap();
     let (answerer, answer) =

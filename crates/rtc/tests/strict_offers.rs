@@ -15,6 +15,7 @@ fn answer(offer: &str) -> Result<String, PeerError> {
         ice_pwd: "answerer-password-000000".into(),
         fingerprint: id.fingerprint("sha-256").unwrap(),
         session_id: 9,
+        full_ice: None,
     };
     let offer = SdpOffer::parse(offer)?;
     let mut r = softbus_crypto::OpenSslCrypto::seeded(2);

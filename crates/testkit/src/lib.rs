@@ -13,6 +13,7 @@
 //! - [`PeerAt`]: that adapter for a WebRTC [`Peer`], shared by every test.
 #![forbid(unsafe_code)]
 
+pub mod nat;
 pub mod turn;
 
 use rand::{Rng, SeedableRng};
@@ -285,6 +286,62 @@ impl Driven for PeerAt<'_> {
     fn handle_timeout(&mut self, now: Instant) {
         self.peer.handle_timeout(now, self.hmac);
         self.keep_events(now);
+    }
+}
+
+/// A WebRTC [`Host`](softbus_rtc::host::Host) on a [`Net`]: datagrams leave
+/// from their source address (the host socket, or towards a TURN server), its
+/// events are kept in `events`.
+pub struct HostAt<'a> {
+    pub host: &'a mut softbus_rtc::host::Host,
+    pub events: Vec<softbus_rtc::host::HostEvent>,
+}
+
+impl std::fmt::Debug for HostAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostAt")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> HostAt<'a> {
+    pub fn new(host: &'a mut softbus_rtc::host::Host) -> Self {
+        Self {
+            host,
+            events: Vec::new(),
+        }
+    }
+
+    fn keep_events(&mut self) {
+        while let Some(e) = self.host.poll_event() {
+            self.events.push(e);
+        }
+    }
+}
+
+impl Driven for HostAt<'_> {
+    fn owns(&self, a: SocketAddr) -> bool {
+        a == self.host.local()
+    }
+    fn poll_datagram(&mut self) -> Option<Datagram> {
+        let d = self.host.poll_transmit()?;
+        Some(Datagram {
+            from: d.source,
+            to: d.destination,
+            payload: d.payload,
+        })
+    }
+    fn handle_datagram(&mut self, now: Instant, d: Datagram) {
+        self.host.handle_datagram(now, d.from, &d.payload);
+        self.keep_events();
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.host.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.host.handle_timeout(now);
+        self.keep_events();
     }
 }
 

@@ -33,6 +33,8 @@ struct Allocation {
 /// What the server counted, for assertions.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TurnStats {
+    /// STUN Binding requests answered.
+    pub bindings: u32,
     pub allocations: u32,
     pub refreshes: u32,
     pub permissions: u32,
@@ -257,6 +259,17 @@ impl TurnServer {
         }
         if m.class() != Class::Request {
             return;
+        }
+        if m.method() == softbus_rtc::stun::BINDING {
+            // A STUN server too: Binding needs no credentials (RFC 8489 §3).
+            let mapped = match c {
+                Client::Udp(a) | Client::Tcp(_, a) => a,
+            };
+            self.stats.bindings += 1;
+            let b = MessageBuilder::new(Class::Success, m.method(), m.transaction_id())
+                .xor_mapped_address(mapped)
+                .fingerprint();
+            return self.send_client(c, b);
         }
         let Some(key) = self.authenticate(c, &m) else {
             return;

@@ -37,7 +37,15 @@ pub enum IceError {
     Closed,
 }
 
-/// Connection state (the subset of RTCIceConnectionState a lite agent reaches).
+/// The local base a datagram leaves from or arrived at: the host socket, or
+/// a TURN relay (its index among the host's relays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    Host,
+    Relay(u8),
+}
+
+/// Connection state (the subset of RTCIceConnectionState the agents reach).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IceState {
     /// No valid check yet.
@@ -48,6 +56,8 @@ pub enum IceState {
     Connected,
     /// Consent expired.
     Disconnected,
+    /// Every candidate pair failed before one was selected.
+    Failed,
     /// Closed locally.
     Closed,
 }
@@ -56,8 +66,8 @@ pub enum IceState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IceEvent {
     StateChanged(IceState),
-    /// The nominated remote address (media and DTLS go there).
-    Selected(SocketAddr),
+    /// The nominated pair: its local base and remote address (media and DTLS go there).
+    Selected(Via, SocketAddr),
 }
 
 /// Local and remote credentials.
@@ -80,7 +90,7 @@ pub struct IceLite {
     events: VecDeque<IceEvent>,
 }
 
-fn error_response(tid: [u8; 12], code: u16, reason: &str) -> Vec<u8> {
+pub(crate) fn error_response(tid: [u8; 12], code: u16, reason: &str) -> Vec<u8> {
     let mut v = vec![0, 0, (code / 100) as u8, (code % 100) as u8];
     v.extend_from_slice(reason.as_bytes());
     MessageBuilder::new(Class::Error, BINDING, tid)
@@ -232,7 +242,7 @@ impl IceLite {
         self.respond(from, ok);
         if m.get(attr::USE_CANDIDATE).is_some() && self.selected != Some(from) {
             self.selected = Some(from);
-            self.events.push_back(IceEvent::Selected(from));
+            self.events.push_back(IceEvent::Selected(Via::Host, from));
         }
         if self.selected.is_some() {
             self.set_state(IceState::Connected);
