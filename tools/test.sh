@@ -22,6 +22,9 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 [ -x /usr/bin/whip-client ] || need+=(simple-whip-client)
 # H264 for it (x264enc).
 dpkg -s gstreamer1.0-plugins-ugly >/dev/null 2>&1 || need+=(gstreamer1.0-plugins-ugly)
+# TURN and home routers for the NAT tests: coturn's turnserver, nftables.
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing test peers: ${need[*]}" >&2

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod ice_args;
 mod progress;
 use progress::Progress;
 
@@ -151,6 +152,8 @@ struct NodeArgs {
     /// From the environment it stays out of the process list.
     #[arg(long, env = "SOFTBUS_WEB_TOKEN", hide_env_values = true)]
     web_token: Option<String>,
+    #[command(flatten)]
+    ice: ice_args::IceArgs,
 }
 
 #[derive(clap::Args)]
@@ -201,6 +204,7 @@ impl Reach {
     async fn start(
         &self,
         peer: &str,
+        ice: softbus_runtime::ice::IceConfig,
         first: impl FnOnce() -> Result<(), ExitCode>,
     ) -> Result<Client, ExitCode> {
         let Some(timeout) = timeout_arg(self.timeout) else {
@@ -219,6 +223,7 @@ impl Reach {
             local_ip,
             self.discovery_port,
             port.is_none(),
+            ice,
         )
         .await?;
         Ok(Client {
@@ -308,6 +313,8 @@ struct SendArgs {
     /// The node's HTTP address for --transport webrtc (default http://PEER_IP:8080).
     #[arg(long)]
     web: Option<String>,
+    #[command(flatten)]
+    ice: ice_args::IceArgs,
     /// The message (UTF-8).
     message: String,
 }
@@ -508,6 +515,10 @@ async fn node(a: NodeArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage(e),
     };
+    let ice = match a.ice.config() {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
     let (pin, renewable) =
         match launch::pin_policy(a.pin, a.allow_empty_pin, "--pin", "--allow-empty-pin") {
             Ok(p) => p,
@@ -546,6 +557,7 @@ async fn node(a: NodeArgs) -> ExitCode {
     cfg.discard = a.discard;
     cfg.paired_only = a.paired_only;
     cfg.gateway_pins = gateway_pins;
+    cfg.ice = ice;
     let data_dir = cfg.data_dir.clone();
     let node = match NodeTask::start(cfg).await {
         Ok(n) => n,
@@ -770,7 +782,11 @@ async fn send(a: SendArgs) -> ExitCode {
         }
         Ok(())
     };
-    let c = match a.reach.start(&a.peer, checks).await {
+    let ice = match a.ice.config() {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let c = match a.reach.start(&a.peer, ice, checks).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -787,6 +803,7 @@ async fn client_node(
     local_ip: Ipv4Addr,
     discovery_port: u16,
     discovery: bool,
+    ice: softbus_runtime::ice::IceConfig,
 ) -> Result<NodeTask, ExitCode> {
     let dir = data_dir
         .unwrap_or_else(store::default_data_dir)
@@ -806,6 +823,7 @@ async fn client_node(
     cfg.discovery = discovery;
     cfg.capabilities.clear();
     cfg.echo.clear();
+    cfg.ice = ice;
     NodeTask::start(cfg).await.map_err(failure)
 }
 
@@ -824,7 +842,13 @@ async fn pair(a: PairArgs) -> ExitCode {
         peer_ip,
         port,
         timeout,
-    } = match a.reach.start(&a.peer, || Ok(())).await {
+    } = match a
+        .reach
+        .start(&a.peer, softbus_runtime::ice::IceConfig::default(), || {
+            Ok(())
+        })
+        .await
+    {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -952,6 +976,9 @@ async fn send_through(
         };
         match h.open_webrtc_session(&web, &a.session, timeout, auth).await {
             Ok(s) => s,
+            Err(softbus_runtime::Error::NotOpened(softbus_runtime::SessionClosed::PeerConnection(
+                softbus_runtime::CloseReason::IceFailed,
+            ))) => return failure(ice_failed_hint(&web, &a.ice)),
             // A refused data channel is closed, with no reason on the wire.
             Err(e @ softbus_runtime::Error::NotOpened(_)) => {
                 return failure(format!(
@@ -968,6 +995,19 @@ async fn send_through(
         }
     };
     exchange(a, s, timeout).await
+}
+
+/// What to do when no candidate pair connected, by what was configured.
+fn ice_failed_hint(web: &str, ice: &ice_args::IceArgs) -> String {
+    let turn = ice.ice_servers.iter().any(|u| u.starts_with("turn"));
+    let why = if turn {
+        "not even through the TURN relay: check that the TURN server is reachable from here and takes these credentials"
+    } else if ice.ice_servers.is_empty() {
+        "this machine and the node cannot reach each other's addresses: behind NAT a TURN server is needed (--ice-server turn:HOST:PORT with --turn-username and --turn-credential, or --turn-secret)"
+    } else {
+        "behind NATs that map each destination to another port (symmetric NAT), reflexive addresses do not connect: a TURN server is needed (--ice-server turn:HOST:PORT with --turn-username and --turn-credential, or --turn-secret)"
+    };
+    format!("WebRTC session via {web}: ICE failed, no candidate pair connected; {why}")
 }
 
 /// The auth port: `port` if given, else asked by discovery.

@@ -308,6 +308,13 @@ impl Node {
         self.relay.streams()
     }
 
+    /// Starts gathering candidates from the configured ICE servers (STUN,
+    /// TURN); without any, nothing happens and answers stay ICE-lite.
+    pub fn start_ice(&mut self, now: Instant) {
+        self.host.start_gathering(now);
+        self.process(now);
+    }
+
     /// Shutting down: every WebRTC peer is told (SCTP SHUTDOWN, DTLS
     /// close_notify) and every TCP connection closed. Flush the transmits after.
     pub fn shutdown(&mut self, now: Instant) {

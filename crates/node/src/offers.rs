@@ -265,6 +265,27 @@ impl Node {
         self.host.has_peer(peer) && self.principals.get(&peer) == Some(by)
     }
 
+    /// A trickle fragment (`PATCH` with `application/trickle-ice-sdpfrag`)
+    /// for a peer connection `by` created: its candidates are checked; a full
+    /// ICE node answers with its own as a fragment. Unknown, or another
+    /// credential's: `HostError::UnknownPeer`.
+    pub fn rtc_trickle(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        by: &Principal,
+        fragment: &str,
+    ) -> Result<Option<String>, NodeError> {
+        if !self.rtc_owned_by(peer, by) {
+            return Err(HostError::UnknownPeer.into());
+        }
+        let frag = softbus_rtc::sdp::frag::TrickleFragment::parse(fragment)
+            .map_err(|e| HostError::Peer(e.into()))?;
+        let r = self.host.trickle(now, peer, &frag);
+        self.process(now);
+        Ok(r?)
+    }
+
     /// The principal that created an answered peer connection.
     pub fn rtc_principal(&self, peer: PeerId) -> Option<&Principal> {
         self.principals.get(&peer)

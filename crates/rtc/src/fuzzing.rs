@@ -8,6 +8,9 @@ pub fn sdp(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    if let Ok(f) = crate::sdp::frag::TrickleFragment::parse(text) {
+        let _ = f.addresses();
+    }
     if let Ok(s) = SessionDescription::parse(text) {
         let out = s.to_string();
         // What parsed must parse again to the same description.

@@ -87,6 +87,9 @@ pub enum HostError {
     NoSrtp,
     #[error("SRTP: {0}")]
     Srtp(#[from] SrtpError),
+    /// A trickle fragment with other ICE credentials: an ICE restart.
+    #[error("ICE restart is not supported: the fragment's ufrag is not this session's")]
+    IceRestart,
 }
 
 pub use softbus_proto::Datagram;
@@ -310,6 +313,11 @@ impl Host {
         }
     }
 
+    /// Whether every ICE server has answered or given up (true without any).
+    pub fn gathering_done(&self) -> bool {
+        self.gather.full_ice(0).complete
+    }
+
     /// Whether the host is a full ICE agent (ICE servers are configured).
     pub fn is_full_ice(&self) -> bool {
         self.gather.is_enabled()
@@ -323,6 +331,39 @@ impl Host {
     /// How each ICE server is doing.
     pub fn ice_servers(&self) -> Vec<ServerStatus> {
         self.gather.status()
+    }
+
+    /// A trickle fragment from the remote (RFC 9725 §4.3): its candidates
+    /// are checked (a lite host has nothing to do with them: the checks
+    /// tell it every address). A full host answers with its own candidates as
+    /// a fragment.
+    pub fn trickle(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        frag: &crate::sdp::frag::TrickleFragment,
+    ) -> Result<Option<String>, HostError> {
+        let e = self.peers.get(&peer).ok_or(HostError::UnknownPeer)?;
+        if frag
+            .ice_ufrag
+            .as_deref()
+            .is_some_and(|u| Some(u) != e.peer.remote_ufrag())
+        {
+            return Err(HostError::IceRestart);
+        }
+        for a in frag.addresses() {
+            self.add_remote_candidate(now, peer, a)?;
+        }
+        let e = self.peers.get(&peer).ok_or(HostError::UnknownPeer)?;
+        Ok(self.gather.is_enabled().then(|| {
+            let full = self.gather.full_ice(0);
+            crate::sdp::frag::write_fragment(
+                &e.ufrag,
+                &e.pwd,
+                &crate::peer::local_candidates(self.cfg.local, &full),
+                full.complete,
+            )
+        }))
     }
 
     /// A remote candidate learnt late (trickle) for `peer`.
@@ -410,13 +451,26 @@ impl Host {
         let mut tie = [0u8; 8];
         self.provider.random.fill(&mut tie);
         let mut r = self.provider.random.fork();
-        let (peer, sdp) = Peer::offer(
-            self.cfg.local,
-            &fingerprint,
-            self.provider.dtls.clone_box(),
-            u64::from_le_bytes(tie),
-            Box::new(move |n| ice_chars(r.as_mut(), n)),
-        )?;
+        let random = Box::new(move |n| ice_chars(r.as_mut(), n));
+        let (peer, sdp) = if self.gather.is_enabled() {
+            // Gathered candidates go in the offer; relays become bases with the answer.
+            let full = self.gather.full_ice(u64::from_le_bytes(tie));
+            Peer::offer_full(
+                self.cfg.local,
+                &full,
+                &fingerprint,
+                self.provider.dtls.clone_box(),
+                random,
+            )?
+        } else {
+            Peer::offer(
+                self.cfg.local,
+                &fingerprint,
+                self.provider.dtls.clone_box(),
+                u64::from_le_bytes(tie),
+                random,
+            )?
+        };
         let parsed = SdpOffer::parse(&sdp).map_err(PeerError::from)?;
         let m = parsed.media.first().ok_or(PeerError::NoDataChannel)?;
         let (ufrag, pwd) = (
@@ -457,9 +511,18 @@ impl Host {
                     .collect()
             })
             .unwrap_or_default();
+        let bases = self.gather.relay_bases();
         for a in remotes.into_iter().take(crate::ice::agent::MAX_REMOTE) {
-            if self.by_addr.len() < self.cfg.max_addrs {
-                self.by_addr.insert((Via::Host, a), id);
+            for via in std::iter::once(Via::Host).chain(bases.iter().map(|(v, _)| *v)) {
+                if self.by_addr.len() < self.cfg.max_addrs {
+                    self.by_addr.insert((via, a), id);
+                }
+            }
+        }
+        if let Some(e) = self.peers.get_mut(&id) {
+            for (via, prio) in bases {
+                e.peer
+                    .add_local_relay(now, via, prio, self.provider.hmac.as_ref());
             }
         }
         self.drain(now, id);

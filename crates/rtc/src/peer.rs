@@ -704,6 +704,32 @@ impl Peer {
         let mut transport = LocalTransport::new(fingerprint.to_value());
         transport.candidates = vec![Candidate::host("1", candidate, 2_130_706_431)];
         transport.end_of_candidates = true;
+        Self::offer_transport(transport, factory, tie_breaker, random, media)
+    }
+
+    /// A data-only offer of a full agent with its gathered candidates (host,
+    /// server-reflexive, relayed); `ice-options:trickle`.
+    pub fn offer_full(
+        host: SocketAddr,
+        full: &FullIce,
+        fingerprint: &Fingerprint,
+        factory: Box<dyn DtlsFactory>,
+        random: Box<dyn FnMut(usize) -> String + Send>,
+    ) -> Result<(Self, String), PeerError> {
+        let mut transport = LocalTransport::new(fingerprint.to_value());
+        transport.candidates = local_candidates(host, full);
+        transport.end_of_candidates = full.complete;
+        transport.ice_options = vec!["trickle".into(), "ice2".into()];
+        Self::offer_transport(transport, factory, full.tie_breaker, random, &[])
+    }
+
+    fn offer_transport(
+        transport: LocalTransport,
+        factory: Box<dyn DtlsFactory>,
+        tie_breaker: u64,
+        random: Box<dyn FnMut(usize) -> String + Send>,
+        media: &[(MediaKind, Direction)],
+    ) -> Result<(Self, String), PeerError> {
         let mut jsep = Jsep::new(transport, random);
         for (kind, dir) in media {
             jsep.add_transceiver(*kind, *dir);
@@ -883,6 +909,16 @@ impl Peer {
         }
     }
 
+    /// The remote ICE ufrag in force.
+    pub fn remote_ufrag(&self) -> Option<&str> {
+        match &self.ice {
+            Ice::Lite(a) => a.remote_ufrag(),
+            Ice::Full(a) => Some(a.remote_ufrag()),
+            Ice::Answered(c) => Some(&c.remote_ufrag),
+            Ice::AwaitingAnswer(..) => None,
+        }
+    }
+
     /// Whether this peer runs a full ICE agent (not ICE-lite).
     pub fn is_full_ice(&self) -> bool {
         matches!(
@@ -908,7 +944,9 @@ impl Peer {
         if self.closed {
             return;
         }
-        let on_selected = self.selected == Some((via, from));
+        let on_selected = self.selected == Some((via, from))
+            || (self.selected.is_some()
+                && matches!(&self.ice, Ice::Full(a) if a.is_valid(via, from)));
         match classify(data) {
             PacketKind::Stun => {
                 self.ice.handle_stun(now, via, from, data, h);

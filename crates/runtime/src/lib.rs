@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod events;
+pub mod ice;
 pub mod net;
 pub mod node;
 
@@ -33,7 +34,7 @@ pub use softbus_node::{
     Transport,
 };
 pub use softbus_rtc::host::{HostError, PeerId};
-pub use softbus_rtc::peer::PeerError;
+pub use softbus_rtc::peer::{CloseReason, PeerError};
 
 /// Wire facts the command line checks its arguments against.
 pub mod wire {
@@ -96,6 +97,9 @@ pub enum Error {
     },
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// An ICE server cannot be used: its URL, and why.
+    #[error("ICE server {url}: {reason}")]
+    IceServer { url: String, reason: String },
     #[error("connection closed: {0}")]
     Closed(&'static str),
     #[error("{0}")]

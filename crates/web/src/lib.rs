@@ -430,7 +430,7 @@ pub(crate) fn router_within(
                     axum::http::Method::PATCH,
                 ])
                 .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-                .expose_headers([header::LOCATION]),
+                .expose_headers([header::LOCATION, header::LINK, header::ETAG]),
         );
     }
     app
@@ -467,10 +467,11 @@ fn routes(node: NodeHandle, st: AuthState, body_timeout: std::time::Duration) ->
         )
         .route("/api/servers", get(servers))
         .route("/api/gateway", get(gateway))
+        .route("/api/ice-servers", get(ice_servers))
         .route("/api/events", get(events))
         .route("/api/recent", get(recent))
         .route("/rtc/offer", post(rtc_offer))
-        .route("/rtc/{id}", delete(rtc_close))
+        .route("/rtc/{id}", delete(rtc_close).patch(rtc_patch))
         .route("/api/streams", get(streams))
         .route("/whip/{stream}", post(whip))
         .route("/whep/{stream}", post(whep))
@@ -829,6 +830,7 @@ async fn rtc_offer(
                     resp.headers_mut().insert(k, v);
                 }
             }
+            add_ice_links(&mut resp, &n);
             resp
         }
         Err(softbus_runtime::Error::Node(reason)) => refused(&reason),
@@ -939,7 +941,11 @@ async fn whip(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    media_answer("whip", &stream, n.whip(stream.clone(), sdp, p).await)
+    let mut resp = media_answer("whip", &stream, n.whip(stream.clone(), sdp, p).await);
+    if resp.status() == StatusCode::CREATED {
+        add_ice_links(&mut resp, &n);
+    }
+    resp
 }
 
 async fn whep(
@@ -953,7 +959,37 @@ async fn whep(
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    media_answer("whep", &stream, n.whep(stream.clone(), sdp, p).await)
+    let mut resp = media_answer("whep", &stream, n.whep(stream.clone(), sdp, p).await);
+    if resp.status() == StatusCode::CREATED {
+        add_ice_links(&mut resp, &n);
+    }
+    resp
+}
+
+/// `GET /api/ice-servers`: the `iceServers` a page gives its
+/// `RTCPeerConnection` (TURN credentials made fresh per request from
+/// `--turn-secret`), and how each server is doing for this node.
+async fn ice_servers(State(n): State<NodeHandle>) -> Response {
+    let status = n.ice_status().await.unwrap_or_default();
+    axum::Json(serde_json::json!({
+        "ice_servers": n.ice_servers_for_browser(),
+        "status": status.iter().map(|s| serde_json::json!({
+            "url": s.url,
+            "state": s.state,
+            "address": s.address.map(|a| a.to_string()),
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// The node's ICE servers as `Link: <…>; rel="ice-server"` headers of a 201
+/// (RFC 9725 §4.6): a browser page needs no configuration of its own.
+fn add_ice_links(resp: &mut Response, n: &NodeHandle) {
+    for v in n.ice_links() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            resp.headers_mut().append(header::LINK, v);
+        }
+    }
 }
 
 /// `201` with the answer and its `Location`, or the refusal with its status.
@@ -987,14 +1023,40 @@ async fn media_close(
     close_as(&n, id, by, StatusCode::OK, "no such session\n").await
 }
 
-/// `PATCH` with trickled candidates (RFC 9725 §4.3): accepted, `204`. The
-/// node is ICE-lite: the peer's checks tell it every address it needs. An
-/// ICE restart is not offered (no `ETag` is given out).
+/// `PATCH` with trickled candidates (RFC 9725 §4.3) on a WHIP or WHEP session.
 async fn media_patch(
     State(n): State<NodeHandle>,
     Extension(by): Extension<Principal>,
     axum::extract::Path((_stream, id)): axum::extract::Path<(String, u64)>,
     headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    trickle(&n, id, by, &headers, body).await
+}
+
+/// `PATCH /rtc/<id>` with trickled candidates, as for WHIP and WHEP.
+async fn rtc_patch(
+    State(n): State<NodeHandle>,
+    Extension(by): Extension<Principal>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    trickle(&n, id, by, &headers, body).await
+}
+
+/// A trickle `PATCH`: the fragment's candidates are checked. A full-ICE
+/// node answers `200` with its own candidates as a fragment (so a client
+/// learns them in the answer to its own trickle); an ICE-lite node `204`.
+/// A fragment with other credentials asks for an ICE restart, which the
+/// node does not do yet: `422` (RFC 9725 §4.4: supported trickle, unsupported
+/// restart).
+async fn trickle(
+    n: &NodeHandle,
+    id: u64,
+    by: Principal,
+    headers: &axum::http::HeaderMap,
+    body: String,
 ) -> Response {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -1007,9 +1069,24 @@ async fn media_patch(
         )
             .into_response();
     }
-    match n.rtc_owns(id, by).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+    use softbus_runtime::HostError;
+    match n.rtc_trickle(id, by, body).await {
+        Ok(Some(frag)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")],
+            frag,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::Rtc(
+            HostError::UnknownPeer,
+        ))) => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
+        Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::Rtc(
+            e @ HostError::IceRestart,
+        ))) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
+        Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::Rtc(e))) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
         Err(_) => unavailable(),
     }
 }

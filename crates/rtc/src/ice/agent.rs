@@ -68,6 +68,8 @@ struct Pair {
     remote: SocketAddr,
     state: PairState,
     nominated: bool,
+    /// An authenticated check of the peer's arrived on it (and was answered).
+    answered: bool,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,11 @@ impl IceAgent {
         self.selected
             .and_then(|i| self.pairs.get(i))
             .map(|p| (p.via, p.remote))
+    }
+
+    /// The remote ufrag the checks are for.
+    pub fn remote_ufrag(&self) -> &str {
+        &self.cfg.remote_ufrag
     }
 
     /// Whether this agent nominates.
@@ -225,6 +232,7 @@ impl IceAgent {
             remote,
             state: PairState::InProgress,
             nominated: false,
+            answered: false,
         });
         let i = self.pairs.len() - 1;
         if self.selected.is_none() || !self.cfg.controlling {
@@ -347,6 +355,7 @@ impl IceAgent {
             }
             None => return Err(IceError::TooManyPairs),
         };
+        self.pairs[pair].answered = true;
         // A triggered check on a pair that is not already being checked.
         if known.is_some()
             && self.pairs[pair].state == PairState::Failed
@@ -411,6 +420,17 @@ impl IceAgent {
         {
             self.set_state(IceState::Failed);
         }
+    }
+
+    /// Whether `via` and `from` form a pair that works: our check on it
+    /// succeeded, or the peer's checks arrive on it. DTLS and media are taken
+    /// from any such pair (RFC 8445 §12.1), not only the selected one: with
+    /// aggressive nomination the two sides may each select another.
+    pub fn is_valid(&self, via: Via, from: SocketAddr) -> bool {
+        self.pair_index(via, from).is_some_and(|i| {
+            let p = &self.pairs[i];
+            p.state == PairState::Succeeded || p.answered
+        })
     }
 
     /// Whether every pair used the host base: no relay was ever paired.

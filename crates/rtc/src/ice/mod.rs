@@ -182,6 +182,11 @@ impl IceLite {
         self.selected
     }
 
+    /// The remote ufrag, once known.
+    pub fn remote_ufrag(&self) -> Option<&str> {
+        self.creds.remote_ufrag.as_deref()
+    }
+
     /// Learns the remote ufrag (from the remote description).
     pub fn set_remote_ufrag(&mut self, ufrag: &str) {
         self.creds.remote_ufrag = Some(ufrag.to_owned());

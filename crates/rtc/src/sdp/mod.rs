@@ -6,6 +6,7 @@
 //! description written with bare LF comes back with LF). Typed views read the
 //! lines on demand and return typed errors for malformed values.
 
+pub mod frag;
 mod views;
 
 use std::fmt;

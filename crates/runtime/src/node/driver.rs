@@ -194,6 +194,8 @@ impl Driver {
         // `softbus unpair` edits paired.json while the node runs: look once a second.
         let mut pairs_check = tokio::time::interval(PAIRS_CHECK);
         pairs_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.node.start_ice(Instant::now());
+        self.flush(rtc_sock.as_ref());
         loop {
             let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
             let rtc_recv = async {

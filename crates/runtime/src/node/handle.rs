@@ -72,6 +72,8 @@ pub struct NodeHandle {
     pub(super) recent: Arc<std::sync::Mutex<std::collections::VecDeque<RecentEvent>>>,
     /// The pairing PIN in force, for the operator (never in events).
     pub(super) pin: Arc<std::sync::Mutex<Option<zeroize::Zeroizing<String>>>>,
+    /// The ICE servers, for the `Link` headers of answers.
+    pub(super) ice: Arc<crate::ice::IceConfig>,
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) events: broadcast::Sender<NodeEvent>,
 }
@@ -83,6 +85,24 @@ impl NodeHandle {
     }
 
     /// The pairing PIN in force (it changes when a random PIN was replaced).
+    /// `Link` header values naming the ICE servers (RFC 9725 §4.6), TURN ones
+    /// with a credential (made fresh from `--turn-secret`).
+    pub fn ice_links(&self) -> Vec<String> {
+        self.ice.link_headers(&softbus_crypto::OpenSslCrypto::new())
+    }
+
+    /// The ICE servers as a page's `RTCPeerConnection` takes them.
+    pub fn ice_servers_for_browser(&self) -> Vec<crate::ice::BrowserIceServer> {
+        self.ice
+            .browser_servers(&softbus_crypto::OpenSslCrypto::new())
+    }
+
+    /// How each ICE server is doing (gathering, ready with its address, failed).
+    pub async fn ice_status(&self) -> Result<Vec<softbus_rtc::gather::ServerStatus>, Error> {
+        self.call(|d, _| d.node.host().ice_servers()).await
+    }
+
+    /// The pairing PIN in force, for the operator (never in events).
     pub fn current_pin(&self) -> Option<zeroize::Zeroizing<String>> {
         self.pin.lock().ok().and_then(|p| p.clone())
     }
@@ -348,6 +368,19 @@ impl NodeHandle {
     }
 
     /// Whether `by` created peer connection `id` and it is still open.
+    /// A trickle fragment for peer connection `id`, which `by` must have
+    /// created: the node's own candidates come back when it is a full agent.
+    pub async fn rtc_trickle(
+        &self,
+        id: u64,
+        by: Principal,
+        fragment: String,
+    ) -> Result<Option<String>, Error> {
+        self.try_call(move |d, now| d.node.rtc_trickle(now, PeerId(id), &by, &fragment))
+            .await
+    }
+
+    /// Whether `by` created peer connection `id`.
     pub async fn rtc_owns(&self, id: u64, by: Principal) -> Result<bool, Error> {
         self.call(move |d, _| d.node.rtc_owned_by(PeerId(id), &by))
             .await

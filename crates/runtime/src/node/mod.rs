@@ -96,6 +96,8 @@ pub struct NodeConfig {
     /// Bind the discovery socket. A client that knows the peer's auth port
     /// needs none (and so takes no port 5684 from anyone).
     pub discovery: bool,
+    /// STUN and TURN servers (`--ice-server`): with any, WebRTC is full ICE.
+    pub ice: crate::ice::IceConfig,
 }
 
 impl NodeConfig {
@@ -122,6 +124,7 @@ impl NodeConfig {
             gateway_pins: Vec::new(),
             exclusive: true,
             discovery: true,
+            ice: crate::ice::IceConfig::default(),
         }
     }
 }
@@ -157,6 +160,11 @@ impl NodeTask {
     /// then hand packets over without cross-thread wake-ups, while the caller's
     /// runtime (dashboard, clients) does not compete with the hot path.
     pub async fn start(cfg: NodeConfig) -> Result<NodeTask, Error> {
+        cfg.ice.check().map_err(|reason| Error::IceServer {
+            url: String::new(),
+            reason,
+        })?;
+        let ice_servers = cfg.ice.resolve(&OpenSslCrypto::new()).await?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -173,7 +181,7 @@ impl NodeTask {
                     }
                 };
                 rt.block_on(async move {
-                    match Self::setup(cfg) {
+                    match Self::setup(cfg, ice_servers) {
                         Ok((handle, run)) => {
                             let _ = ready_tx.send(Ok(handle));
                             run.await;
@@ -195,6 +203,7 @@ impl NodeTask {
     /// Binds everything and builds the engine; runs inside the node's runtime.
     fn setup(
         cfg: NodeConfig,
+        ice_servers: Vec<softbus_rtc::gather::IceServer>,
     ) -> Result<(NodeHandle, impl std::future::Future<Output = ()>), Error> {
         let mut crypto = OpenSslCrypto::new();
         // One node per data directory and per discovery address.
@@ -244,6 +253,7 @@ impl NodeTask {
         let mut host_cfg = HostConfig::new(SocketAddr::from((cfg.ip, rtc_port)));
         // Room for every budget at once (data-channel peers, publishers, viewers).
         host_cfg.max_peers = cfg.limits.rtc_peers_needed();
+        host_cfg.ice_servers = ice_servers;
         let host = Host::new(
             host_cfg,
             Provider {
@@ -364,6 +374,7 @@ impl NodeTask {
             info,
             recent: Default::default(),
             pin: Arc::new(std::sync::Mutex::new(cfg.pin.pin.clone())),
+            ice: Arc::new(cfg.ice.clone()),
             commands: cmd_tx,
             events: ev_tx,
         };

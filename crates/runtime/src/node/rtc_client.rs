@@ -84,6 +84,18 @@ impl NodeHandle {
             WebAuth::Token(_) => softbus_node::OfferAs::Token,
             WebAuth::Paired => softbus_node::OfferAs::Paired,
         };
+        // With ICE servers the offer carries what they gave: wait for them
+        // (at most the timeout; a server that never answers is left out).
+        let waited = tokio::time::timeout(timeout, async {
+            while !self.call(|d, _| d.node.host().gathering_done()).await? {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok::<(), Error>(())
+        })
+        .await;
+        if let Ok(Err(e)) = waited {
+            return Err(e);
+        }
         let offer = self
             .try_call(move |d, now| d.node.rtc_offer_as(now, how))
             .await?;

@@ -1,0 +1,81 @@
+//! `--ice-server` and the TURN credential options, shared by `node` and `send`.
+
+use softbus_runtime::ice::{IceConfig, IceServerUrl, TurnAuth, TurnCredential};
+
+#[derive(clap::Args, Clone, Default)]
+pub struct IceArgs {
+    /// A STUN or TURN server for WebRTC: `stun:HOST:PORT`,
+    /// `turn:HOST:PORT?transport=udp` (repeatable). With any, WebRTC is
+    /// full ICE and gathers server-reflexive and relayed candidates, so peers
+    /// behind NAT connect; without, it answers as ICE-lite with its host
+    /// address only (a LAN).
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// The TURN username (with --turn-credential).
+    #[arg(long, value_name = "NAME")]
+    pub turn_username: Option<String>,
+    /// The TURN password. From the environment it stays out of the process list.
+    #[arg(
+        long,
+        env = "SOFTBUS_TURN_CREDENTIAL",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub turn_credential: Option<String>,
+    /// coturn's static-auth-secret ("TURN REST API"): time-limited
+    /// credentials are made from it, for this node (named --turn-username,
+    /// default softbus) and for each browser's answer (valid 24 h).
+    #[arg(
+        long,
+        env = "SOFTBUS_TURN_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub turn_secret: Option<String>,
+}
+
+impl IceArgs {
+    /// The ICE configuration these options describe, or why they do not fit.
+    pub fn config(&self) -> Result<IceConfig, String> {
+        let mut servers = Vec::new();
+        for u in &self.ice_servers {
+            let url = IceServerUrl::parse(u).map_err(|e| format!("--ice-server {u:?}: {e}"))?;
+            if url.scheme.is_tls() || url.transport == softbus_runtime::ice::TurnTransport::Tcp {
+                return Err(format!(
+                    "--ice-server {u:?}: the node reaches TURN servers over UDP only so far (no transport=tcp, turns: or stuns:); use turn:HOST:PORT?transport=udp"
+                ));
+            }
+            servers.push(url);
+        }
+        let auth = match (
+            &self.turn_username,
+            &self.turn_credential,
+            &self.turn_secret,
+        ) {
+            (_, Some(_), Some(_)) => {
+                return Err("--turn-credential and --turn-secret exclude each other".into())
+            }
+            (Some(u), Some(c), None) => TurnAuth::Static(TurnCredential {
+                username: u.clone(),
+                password: c.clone(),
+            }),
+            (None, Some(_), None) => return Err("--turn-credential needs --turn-username".into()),
+            (name, None, Some(s)) => {
+                if s.len() < 16 {
+                    return Err("--turn-secret must be at least 16 characters".into());
+                }
+                TurnAuth::Secret {
+                    secret: s.as_bytes().to_vec(),
+                    name: name.clone().unwrap_or_default(),
+                }
+            }
+            (Some(_), None, None) => {
+                return Err("--turn-username needs --turn-credential or --turn-secret".into())
+            }
+            (None, None, None) => TurnAuth::None,
+        };
+        let cfg = IceConfig { servers, auth };
+        cfg.check()?;
+        Ok(cfg)
+    }
+}
