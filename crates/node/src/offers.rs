@@ -265,23 +265,24 @@ impl Node {
         self.host.has_peer(peer) && self.principals.get(&peer) == Some(by)
     }
 
-    /// A trickle fragment (`PATCH` with `application/trickle-ice-sdpfrag`)
-    /// for a peer connection `by` created: its candidates are checked; a full
-    /// ICE node answers with its own as a fragment. Unknown, or another
-    /// credential's: `HostError::UnknownPeer`.
-    pub fn rtc_trickle(
+    /// A `PATCH` with an `application/trickle-ice-sdpfrag` body for a peer
+    /// connection `by` created: trickled candidates, or an ICE restart with
+    /// new credentials (`If-Match` required), as [`Host::patch`] decides.
+    /// Unknown, or another credential's: `HostError::UnknownPeer`.
+    pub fn rtc_patch(
         &mut self,
         now: Instant,
         peer: PeerId,
         by: &Principal,
+        if_match: Option<&str>,
         fragment: &str,
-    ) -> Result<Option<String>, NodeError> {
+    ) -> Result<softbus_rtc::host::Patched, NodeError> {
         if !self.rtc_owned_by(peer, by) {
             return Err(HostError::UnknownPeer.into());
         }
         let frag = softbus_rtc::sdp::frag::TrickleFragment::parse(fragment)
             .map_err(|e| HostError::Peer(e.into()))?;
-        let r = self.host.trickle(now, peer, &frag);
+        let r = self.host.patch(now, peer, if_match, &frag);
         self.process(now);
         Ok(r?)
     }

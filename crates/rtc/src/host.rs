@@ -87,9 +87,38 @@ pub enum HostError {
     NoSrtp,
     #[error("SRTP: {0}")]
     Srtp(#[from] SrtpError),
-    /// A trickle fragment with other ICE credentials: an ICE restart.
-    #[error("ICE restart is not supported: the fragment's ufrag is not this session's")]
-    IceRestart,
+    /// An ICE restart (new credentials) without `If-Match` (RFC 9725 §4.4.2).
+    #[error("an ICE restart needs If-Match")]
+    PreconditionRequired,
+    /// `If-Match` names another entity tag: the session restarted since.
+    #[error("If-Match does not match this session's ETag")]
+    PreconditionFailed,
+}
+
+/// What a `PATCH` did to a peer connection's ICE session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Candidates were added; a full host answers with its own.
+    Trickled {
+        fragment: Option<String>,
+        etag: String,
+    },
+    /// ICE restarted with the fragment's credentials: ours are new too.
+    Restarted { fragment: String, etag: String },
+}
+
+/// The entity tag of an ICE session (RFC 9725 §4.3.1): its local ufrag,
+/// which changes exactly when the session restarts.
+fn etag_of(ufrag: &str) -> String {
+    format!("\"{ufrag}\"")
+}
+
+/// The entity tag of the session an answer starts (its `a=ice-ufrag`).
+pub fn answer_etag(answer: &str) -> Option<String> {
+    answer
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+        .map(etag_of)
 }
 
 pub use softbus_proto::Datagram;
@@ -333,37 +362,105 @@ impl Host {
         self.gather.status()
     }
 
-    /// A trickle fragment from the remote (RFC 9725 §4.3): its candidates
-    /// are checked (a lite host has nothing to do with them: the checks
-    /// tell it every address). A full host answers with its own candidates as
-    /// a fragment.
-    pub fn trickle(
+    /// A `PATCH` fragment from the remote (RFC 9725 §4.3, §4.4). With this
+    /// session's ufrag (or none) it is trickle: its candidates are checked (a
+    /// lite host needs none: the checks tell it every address) and a full host
+    /// answers with its own. With new credentials it is an ICE restart, which
+    /// needs `If-Match` (`*` or the current tag): new local credentials, the
+    /// agent starts again, and the answer fragment carries them. A tag that
+    /// is not the current one is refused either way.
+    pub fn patch(
         &mut self,
         now: Instant,
         peer: PeerId,
+        if_match: Option<&str>,
         frag: &crate::sdp::frag::TrickleFragment,
-    ) -> Result<Option<String>, HostError> {
+    ) -> Result<Patched, HostError> {
         let e = self.peers.get(&peer).ok_or(HostError::UnknownPeer)?;
-        if frag
+        let etag = etag_of(&e.ufrag);
+        if if_match.is_some_and(|m| m.trim() != "*" && m.trim() != etag) {
+            return Err(HostError::PreconditionFailed);
+        }
+        let restart = frag
             .ice_ufrag
             .as_deref()
-            .is_some_and(|u| Some(u) != e.peer.remote_ufrag())
-        {
-            return Err(HostError::IceRestart);
+            .is_some_and(|u| Some(u) != e.peer.remote_ufrag());
+        if !restart {
+            for a in frag.addresses() {
+                self.add_remote_candidate(now, peer, a)?;
+            }
+            return Ok(Patched::Trickled {
+                fragment: self.local_fragment(peer, false),
+                etag,
+            });
         }
-        for a in frag.addresses() {
-            self.add_remote_candidate(now, peer, a)?;
+        if if_match.is_none() {
+            return Err(HostError::PreconditionRequired);
         }
-        let e = self.peers.get(&peer).ok_or(HostError::UnknownPeer)?;
-        Ok(self.gather.is_enabled().then(|| {
+        let (Some(ufrag), Some(pwd)) = (frag.ice_ufrag.as_deref(), frag.ice_pwd.as_deref()) else {
+            return Err(HostError::Peer(PeerError::Missing("a=ice-pwd")));
+        };
+        let random = self.provider.random.as_mut();
+        let (lu, lp) = (ice_chars(random, 8), ice_chars(random, 24));
+        let bases = self.gather.relay_bases();
+        let mut r = self.provider.random.fork();
+        let e = self.peers.get_mut(&peer).ok_or(HostError::UnknownPeer)?;
+        e.peer.restart_ice(
+            now,
+            (&lu, &lp),
+            (ufrag, pwd),
+            &frag.addresses(),
+            &bases,
+            Box::new(move || {
+                let mut t = [0u8; 12];
+                r.fill(&mut t);
+                t
+            }),
+            self.provider.hmac.as_ref(),
+        )?;
+        e.ufrag = lu;
+        e.pwd = lp;
+        let etag = etag_of(&e.ufrag);
+        self.drain(now, peer);
+        tracing::info!(peer = peer.0, "ICE restarted");
+        let fragment = self.local_fragment(peer, true).unwrap_or_default();
+        Ok(Patched::Restarted { fragment, etag })
+    }
+
+    /// The ICE session's entity tag.
+    pub fn etag(&self, peer: PeerId) -> Option<String> {
+        self.peers.get(&peer).map(|e| etag_of(&e.ufrag))
+    }
+
+    /// A peer's credentials and candidates as a fragment: a full host's
+    /// gathered ones; a lite host's one host candidate only when `always`
+    /// (after a restart the client needs the new credentials).
+    fn local_fragment(&self, peer: PeerId, always: bool) -> Option<String> {
+        let e = self.peers.get(&peer)?;
+        let (candidates, complete) = if self.gather.is_enabled() {
             let full = self.gather.full_ice(0);
-            crate::sdp::frag::write_fragment(
-                &e.ufrag,
-                &e.pwd,
-                &crate::peer::local_candidates(self.cfg.local, &full),
+            (
+                crate::peer::local_candidates(self.cfg.local, &full),
                 full.complete,
             )
-        }))
+        } else if always {
+            (
+                vec![crate::sdp::Candidate::host(
+                    "1",
+                    self.cfg.local,
+                    2_130_706_431,
+                )],
+                true,
+            )
+        } else {
+            return None;
+        };
+        Some(crate::sdp::frag::write_fragment(
+            &e.ufrag,
+            &e.pwd,
+            &candidates,
+            complete,
+        ))
     }
 
     /// A remote candidate learnt late (trickle) for `peer`.

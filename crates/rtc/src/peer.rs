@@ -892,6 +892,54 @@ impl Peer {
         self.process(now);
     }
 
+    /// An ICE restart (RFC 8445 §9) with new credentials on both sides: the
+    /// agent starts again with `local` and `remote` (a lite agent with the
+    /// same host candidate; a full one, either role, with the same bases and
+    /// `remotes`, checking at once). DTLS, SCTP and media go on over the pair
+    /// in use until a new one is selected.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restart_ice(
+        &mut self,
+        now: Instant,
+        local: (&str, &str),
+        remote: (&str, &str),
+        remotes: &[SocketAddr],
+        relays: &[(Via, u32)],
+        random: Box<dyn FnMut() -> [u8; 12] + Send>,
+        h: &dyn Hmac,
+    ) -> Result<(), PeerError> {
+        if self.closed {
+            return Err(PeerError::Invalid(
+                "ICE restart of a closed peer connection",
+            ));
+        }
+        self.ice = match &self.ice {
+            Ice::Lite(_) => Ice::Lite(IceLite::new(Credentials {
+                local_ufrag: local.0.to_owned(),
+                local_pwd: local.1.to_owned(),
+                remote_ufrag: Some(remote.0.to_owned()),
+            })),
+            Ice::Full(a) => {
+                let mut cfg = a.config().clone();
+                cfg.local_ufrag = local.0.to_owned();
+                cfg.local_pwd = local.1.to_owned();
+                cfg.remote_ufrag = remote.0.to_owned();
+                cfg.remote_pwd = remote.1.to_owned();
+                let mut agent = IceAgent::new(cfg, random);
+                for (via, priority) in relays {
+                    agent.add_local(now, *via, *priority, h);
+                }
+                for r in remotes {
+                    agent.add_remote_candidate(now, *r, h);
+                }
+                Ice::Full(agent)
+            }
+            _ => return Err(PeerError::Invalid("ICE restart before ICE started")),
+        };
+        self.process(now);
+        Ok(())
+    }
+
     /// A remote candidate learnt late (trickle); ignored by a lite agent, which
     /// only answers checks.
     pub fn add_remote_candidate(&mut self, now: Instant, addr: SocketAddr, h: &dyn Hmac) {

@@ -33,7 +33,7 @@ pub use softbus_node::{
     ConnClosed, GatewayPins, MediaRefusal, NodeError, SessionClosed, SessionId, StreamInfo,
     Transport,
 };
-pub use softbus_rtc::host::{HostError, PeerId};
+pub use softbus_rtc::host::{answer_etag, HostError, Patched, PeerId};
 pub use softbus_rtc::peer::{CloseReason, PeerError};
 
 /// Wire facts the command line checks its arguments against.

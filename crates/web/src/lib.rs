@@ -429,7 +429,11 @@ pub(crate) fn router_within(
                     axum::http::Method::DELETE,
                     axum::http::Method::PATCH,
                 ])
-                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    header::IF_MATCH,
+                ])
                 .expose_headers([header::LOCATION, header::LINK, header::ETAG]),
         );
     }
@@ -816,6 +820,7 @@ async fn rtc_offer(
     };
     match answered {
         Ok((id, answer, extra)) => {
+            let etag = softbus_runtime::answer_etag(&answer);
             let mut resp = (
                 StatusCode::CREATED,
                 [
@@ -831,6 +836,7 @@ async fn rtc_offer(
                 }
             }
             add_ice_links(&mut resp, &n);
+            add_etag(&mut resp, etag);
             resp
         }
         Err(softbus_runtime::Error::Node(reason)) => refused(&reason),
@@ -982,6 +988,13 @@ async fn ice_servers(State(n): State<NodeHandle>) -> Response {
     .into_response()
 }
 
+/// The ICE session's entity tag (RFC 9725 §4.3.1) on a 201.
+fn add_etag(resp: &mut Response, etag: Option<String>) {
+    if let Some(v) = etag.and_then(|e| axum::http::HeaderValue::from_str(&e).ok()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+}
+
 /// The node's ICE servers as `Link: <…>; rel="ice-server"` headers of a 201
 /// (RFC 9725 §4.6): a browser page needs no configuration of its own.
 fn add_ice_links(resp: &mut Response, n: &NodeHandle) {
@@ -999,15 +1012,20 @@ fn media_answer(
     r: Result<(softbus_runtime::PeerId, String), softbus_runtime::Error>,
 ) -> Response {
     match r {
-        Ok((id, answer)) => (
-            StatusCode::CREATED,
-            [
-                (header::CONTENT_TYPE, "application/sdp".to_owned()),
-                (header::LOCATION, format!("/{kind}/{stream}/{id}")),
-            ],
-            answer,
-        )
-            .into_response(),
+        Ok((id, answer)) => {
+            let etag = softbus_runtime::answer_etag(&answer);
+            let mut resp = (
+                StatusCode::CREATED,
+                [
+                    (header::CONTENT_TYPE, "application/sdp".to_owned()),
+                    (header::LOCATION, format!("/{kind}/{stream}/{id}")),
+                ],
+                answer,
+            )
+                .into_response();
+            add_etag(&mut resp, etag);
+            resp
+        }
         Err(softbus_runtime::Error::Node(e)) => refused(&e),
         Err(_) => unavailable(),
     }
@@ -1045,12 +1063,11 @@ async fn rtc_patch(
     trickle(&n, id, by, &headers, body).await
 }
 
-/// A trickle `PATCH`: the fragment's candidates are checked. A full-ICE
-/// node answers `200` with its own candidates as a fragment (so a client
-/// learns them in the answer to its own trickle); an ICE-lite node `204`.
-/// A fragment with other credentials asks for an ICE restart, which the
-/// node does not do yet: `422` (RFC 9725 §4.4: supported trickle, unsupported
-/// restart).
+/// A `PATCH` (RFC 9725 §4.3, §4.4): trickled candidates (`204`, or `200`
+/// with the node's own candidates as a fragment when it is a full ICE
+/// agent), or an ICE restart with new credentials (`200` with the node's new
+/// ones). Every answer carries the session's `ETag`; a restart needs
+/// `If-Match` (`428` without), and a stale tag is refused (`412`).
 async fn trickle(
     n: &NodeHandle,
     id: u64,
@@ -1069,23 +1086,41 @@ async fn trickle(
         )
             .into_response();
     }
-    use softbus_runtime::HostError;
-    match n.rtc_trickle(id, by, body).await {
-        Ok(Some(frag)) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")],
-            frag,
-        )
-            .into_response(),
-        Ok(None) => StatusCode::NO_CONTENT.into_response(),
-        Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::Rtc(
-            HostError::UnknownPeer,
-        ))) => (StatusCode::NOT_FOUND, "no such session\n").into_response(),
-        Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::Rtc(
-            e @ HostError::IceRestart,
-        ))) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
-        Err(softbus_runtime::Error::Node(softbus_runtime::NodeError::Rtc(e))) => {
-            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    use softbus_runtime::{HostError, NodeError, Patched};
+    let frag_response = |etag: String, frag: Option<String>| {
+        let mut r = match frag {
+            Some(f) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag")],
+                f,
+            )
+                .into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        };
+        if let Ok(v) = axum::http::HeaderValue::from_str(&etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        r
+    };
+    match n.rtc_patch(id, by, if_match, body).await {
+        Ok(Patched::Trickled { fragment, etag }) => frag_response(etag, fragment),
+        Ok(Patched::Restarted { fragment, etag }) => frag_response(etag, Some(fragment)),
+        Err(softbus_runtime::Error::Node(NodeError::Rtc(e))) => {
+            let status = match e {
+                HostError::UnknownPeer => StatusCode::NOT_FOUND,
+                HostError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+                HostError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let text = match e {
+                HostError::UnknownPeer => "no such session\n".to_owned(),
+                e => format!("{e}\n"),
+            };
+            (status, text).into_response()
         }
         Err(_) => unavailable(),
     }

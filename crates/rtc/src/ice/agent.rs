@@ -148,6 +148,11 @@ impl IceAgent {
         &self.cfg.remote_ufrag
     }
 
+    /// Its credentials and role.
+    pub fn config(&self) -> &AgentConfig {
+        &self.cfg
+    }
+
     /// Whether this agent nominates.
     pub fn is_controlling(&self) -> bool {
         self.cfg.controlling

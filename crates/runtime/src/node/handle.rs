@@ -368,16 +368,20 @@ impl NodeHandle {
     }
 
     /// Whether `by` created peer connection `id` and it is still open.
-    /// A trickle fragment for peer connection `id`, which `by` must have
-    /// created: the node's own candidates come back when it is a full agent.
-    pub async fn rtc_trickle(
+    /// A `PATCH` fragment for peer connection `id`, which `by` must have
+    /// created: trickle, or an ICE restart (see `Host::patch`).
+    pub async fn rtc_patch(
         &self,
         id: u64,
         by: Principal,
+        if_match: Option<String>,
         fragment: String,
-    ) -> Result<Option<String>, Error> {
-        self.try_call(move |d, now| d.node.rtc_trickle(now, PeerId(id), &by, &fragment))
-            .await
+    ) -> Result<softbus_rtc::host::Patched, Error> {
+        self.try_call(move |d, now| {
+            d.node
+                .rtc_patch(now, PeerId(id), &by, if_match.as_deref(), &fragment)
+        })
+        .await
     }
 
     /// Whether `by` created peer connection `id`.
