@@ -24,6 +24,8 @@ const WEB_PORT: &str = "8080";
 const SECRET: &str = "softbus-turn-secret-0123456789";
 const TURN: &str = "turn:198.18.0.1:3478?transport=udp";
 const STUN: &str = "stun:198.18.0.1:3478";
+/// Nothing answers there.
+const SILENT_STUN: &str = "stun:198.18.0.1:3479";
 /// The node's home router's public address (its web port is forwarded).
 const NODE_PUBLIC: &str = "198.18.0.3";
 
@@ -114,6 +116,11 @@ fn node_in_b(homes: &Homes, dir: &std::path::Path, ice: &[&str]) -> NodeProc {
 
 /// `softbus send --transport webrtc` from home A to the node's public web address.
 fn send_from_a(homes: &Homes, dir: &std::path::Path, ice: &[&str]) -> Output {
+    send_from_a_logged(homes, dir, ice, "warn")
+}
+
+/// [`send_from_a`] with the client's log at `level` on stderr.
+fn send_from_a_logged(homes: &Homes, dir: &std::path::Path, ice: &[&str], level: &str) -> Output {
     let mut args = vec![
         "send",
         "--transport",
@@ -134,7 +141,9 @@ fn send_from_a(homes: &Homes, dir: &std::path::Path, ice: &[&str]) -> Output {
     ];
     args.extend_from_slice(ice);
     args.push("over the NAT");
-    run(&Homes::prefix(&homes.exec("ha")), &args)
+    let mut prefix = homes.exec("ha");
+    prefix.extend(["env".to_owned(), format!("RUST_LOG={level}")]);
+    run(&Homes::prefix(&prefix), &args)
 }
 
 /// A page of interop/ in headless Chromium in `home`; its report.
@@ -184,21 +193,38 @@ fn through_turn_chromium_a_whep_viewer_and_softbus_send_reach_a_node_in_another_
     );
     let public = format!("http://{NODE_PUBLIC}:{WEB_PORT}");
 
-    // A data channel from the symmetric home: only a relay crosses it.
+    // A data channel from the symmetric home: only a relay crosses it. The
+    // offer goes at once, candidates trickle both ways by PATCH, and then
+    // ICE restarts over PATCH.
     let r = page(
         &homes,
         "ha",
         &public,
         "datachannel.html",
-        "ice=node&gather_ms=8000",
+        "ice=node&trickle=1&restart=1",
     );
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["steps"].as_array().unwrap().len(), 2, "{r}");
     assert!(relayed(&r), "the selected pair is not relayed: {r}");
     assert_eq!(r["ice_servers"], serde_json::json!([TURN]), "{r}");
+    // The 201 names the TURN server with a time-limited credential (RFC 9725 §4.6).
+    let link = r["link"].as_str().unwrap_or_default();
+    assert!(
+        link.starts_with(&format!("<{TURN}>; rel=\"ice-server\"; username=\""))
+            && link.contains(":browser\"; credential=\""),
+        "{r}"
+    );
+    assert_eq!(
+        r["trickle_status"], 200,
+        "a full node answers a trickle with its candidates: {r}"
+    );
+    assert!(r["trickled_out"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["trickled_in"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["restart_status"], 200, "{r}");
+    assert_ne!(r["restart_etag"], r["etag"], "{r}");
     eprintln!(
-        "data channel through TURN: open after {} ms, pair {} -> {}",
-        r["open_ms"], r["local_type"], r["remote_type"]
+        "data channel through TURN: open after {} ms (trickled {} out, {} in), pair {} -> {}, ICE restart to echo {} ms",
+        r["open_ms"], r["trickled_out"], r["trickled_in"], r["local_type"], r["remote_type"], r["restart_ms"]
     );
 
     // A stream published from the node's home (Chromium on the LAN), played
@@ -279,8 +305,20 @@ fn with_stun_only_cone_homes_connect_and_symmetric_homes_are_told_to_use_turn() 
             temp_dir(&format!("{tag}-node")),
             temp_dir(&format!("{tag}-cl")),
         );
-        let node = node_in_b(&homes, &node_dir, &["--ice-server", STUN]);
-        let out = send_from_a(&homes, &client_dir, &["--ice-server", STUN]);
+        // A second STUN server that never answers keeps the node gathering:
+        // its answer lacks end-of-candidates, so the client asks for the
+        // rest by trickle PATCH.
+        let node = node_in_b(
+            &homes,
+            &node_dir,
+            &["--ice-server", STUN, "--ice-server", SILENT_STUN],
+        );
+        let out = send_from_a_logged(
+            &homes,
+            &client_dir,
+            &["--ice-server", STUN],
+            "softbus_runtime=info",
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         if works {
             assert!(out.status.success(), "{kind}: {out:?}");
@@ -291,6 +329,7 @@ fn with_stun_only_cone_homes_connect_and_symmetric_homes_are_told_to_use_turn() 
                 (Some("reply"), Some("over the NAT")),
                 "{lines:?}"
             );
+            assert!(err.contains("trickle: the node's candidates taken"), "{err}");
         } else {
             assert!(!out.status.success(), "{kind}: {out:?}");
             assert!(

@@ -33,11 +33,25 @@ fn interop_script_as(
     page_port: &str,
     token: &str,
 ) -> serde_json::Value {
+    interop_script_with(ns, python, script, web, page_port, token, "")
+}
+
+/// The same, with `query` added to the page's query.
+fn interop_script_with(
+    ns: &str,
+    python: &str,
+    script: &str,
+    web: &str,
+    page_port: &str,
+    token: &str,
+    query: &str,
+) -> serde_json::Value {
     let path = format!("{}/../../interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("ip")
         .args(["netns", "exec", ns, python, &path, web, "echo"])
         .env("PAGE_PORT", page_port)
         .env("NODE_TOKEN", token)
+        .env("PAGE_QUERY", query)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -94,6 +108,41 @@ fn chromium_data_channel_echo() {
     let closed = node.wait_for(|v| v["event"] == "session_closed");
     assert_eq!(closed["session_id"], opened["session_id"]);
     eprintln!("chromium: offer to open data channel {} ms", r["open_ms"]);
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An ICE restart over PATCH (RFC 9725 §4.4) with the ICE-lite node: new
+/// credentials both ways, a new entity tag, and the same channel echoes;
+/// a restart without If-Match is refused (the page sends `*`).
+#[test]
+fn chromium_restarts_ice_over_patch() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        return skip("Chromium is not installed (apt-get install chromium)");
+    }
+    let dir = temp_dir("chromium-restart");
+    let Some((ns, node)) = node_in_loopback_ns("sbrs", &dir) else {
+        return;
+    };
+    let web = node.ready["web"].as_str().unwrap().to_owned();
+    let r = interop_script_with(
+        &ns.0,
+        "python3",
+        "chromium_datachannel.py",
+        &web,
+        PAGE_PORT,
+        TEST_TOKEN,
+        "restart=1",
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["restart_status"], 200, "{r}");
+    assert_ne!(r["restart_etag"], r["etag"], "{r}");
+    assert_eq!(
+        r["restart_etag"].as_str().map(|t| t.trim_matches('"')),
+        r["remote_ufrag_after"].as_str(),
+        "the entity tag is the new session's ufrag: {r}"
+    );
+    eprintln!("chromium: ICE restart to echo {} ms", r["restart_ms"]);
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

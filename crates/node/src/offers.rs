@@ -287,6 +287,24 @@ impl Node {
         Ok(r?)
     }
 
+    /// Candidates the other node trickled to this offering side (the
+    /// fragment its `PATCH` answer carried): each is checked. Whether the
+    /// fragment says gathering is over.
+    pub fn rtc_take_candidates(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        fragment: &str,
+    ) -> Result<bool, NodeError> {
+        let frag = softbus_rtc::sdp::frag::TrickleFragment::parse(fragment)
+            .map_err(|e| HostError::Peer(e.into()))?;
+        for a in frag.addresses() {
+            self.host.add_remote_candidate(now, peer, a)?;
+        }
+        self.process(now);
+        Ok(frag.end_of_candidates)
+    }
+
     /// The principal that created an answered peer connection.
     pub fn rtc_principal(&self, peer: PeerId) -> Option<&Principal> {
         self.principals.get(&peer)

@@ -688,7 +688,11 @@ impl Host {
             let taken = match relayed {
                 Some((via, peer, payload)) => {
                     let payload = payload.to_vec();
-                    self.deliver(now, via, peer, &payload)
+                    let taken = self.deliver(now, via, peer, &payload);
+                    if !taken {
+                        self.answer_closed(now, via, peer, &payload);
+                    }
+                    taken
                 }
                 None => true,
             };
@@ -696,7 +700,7 @@ impl Host {
             return taken;
         }
         if !self.deliver(now, Via::Host, from, data) {
-            self.answer_closed(now, from, data);
+            self.answer_closed(now, Via::Host, from, data);
             return false;
         }
         true
@@ -900,7 +904,7 @@ impl Host {
     }
 
     /// A check for a peer connection this side closed gets an error response.
-    fn answer_closed(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    fn answer_closed(&mut self, now: Instant, via: Via, from: SocketAddr, data: &[u8]) {
         while self.tombstones.front().is_some_and(|t| t.until <= now) {
             self.tombstones.pop_front();
         }
@@ -914,14 +918,22 @@ impl Host {
         let Some(t) = self.tombstones.iter().find(|t| t.ufrag == local) else {
             return;
         };
-        if let Some(payload) =
+        let Some(payload) =
             crate::ice::closed_response(&m, &t.ufrag, &t.pwd, self.provider.hmac.as_ref())
-        {
+        else {
+            return;
+        };
+        if via == Via::Host {
             self.transmits.push_back(Datagram {
                 source: self.cfg.local,
                 destination: from,
                 payload,
             });
+        } else {
+            // Through the relay the check came by.
+            self.gather
+                .send(Some(now), via, from, &payload, self.provider.hmac.as_ref());
+            flush_gathered(&mut self.gather, &mut self.transmits, self.cfg.local);
         }
     }
 

@@ -48,7 +48,8 @@ pub async fn http(
     Ok((r.status, location, r.body))
 }
 
-/// One HTTP/1.1 request with extra `headers` and `Connection: close`.
+/// One HTTP/1.1 request with extra `headers` and `Connection: close`; the
+/// body is `application/sdp` unless `headers` name another Content-Type.
 pub async fn request(
     web: &str,
     method: &str,
@@ -61,12 +62,21 @@ pub async fn request(
     let mut s = tokio::time::timeout(timeout, TcpStream::connect(host))
         .await
         .map_err(|_| Error::Timeout("HTTP connect"))??;
+    let is_type = |k: &str| k.eq_ignore_ascii_case("content-type");
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| is_type(k))
+        .map_or("application/sdp", |(_, v)| v.as_str());
     let extra: String = headers
         .iter()
-        .filter(|(k, v)| !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']))
+        .filter(|(k, v)| !k.contains(['\r', '\n']) && !v.contains(['\r', '\n']) && !is_type(k))
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/sdp\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let content_type: String = content_type
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n'))
+        .collect();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     tokio::time::timeout(

@@ -240,9 +240,14 @@ async function loopbackOnly() {
     try { (await navigator.mediaDevices.getUserMedia({ audio: true })).getTracks().forEach(t => t.stop()); } catch (e) {}
   }
 }
+// The node's STUN and TURN servers (none on a LAN-only node): a browser
+// outside the node's network needs them to reach it.
+async function iceConfig() {
+  try { return { iceServers: (await api('/api/ice-servers')).ice_servers }; } catch (e) { return {}; }
+}
 async function chat(server, first) {
   await loopbackOnly();
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection(await iceConfig());
   const dc = pc.createDataChannel(server);
   dc.binaryType = 'arraybuffer';
   dc.onopen = () => {
@@ -276,13 +281,18 @@ async function stopPlaying() {
 async function play(stream, stopAfter) {
   await stopPlaying();
   await loopbackOnly();
-  const pc = new RTCPeerConnection();
+  const config = await iceConfig();
+  const pc = new RTCPeerConnection(config);
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   const media = new MediaStream();
   const video = $('player');
   pc.ontrack = e => { media.addTrack(e.track); video.srcObject = media; };
   await pc.setLocalDescription(await pc.createOffer());
+  if ((config.iceServers || []).length) {
+    // Reflexive and relayed candidates go in the offer (at most 2 s).
+    await new Promise(r => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') r(); }; setTimeout(r, 2000); });
+  }
   const resp = await fetch('/whep/' + encodeURIComponent(stream), { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
   const text = await resp.text();
   const info = $('playing');

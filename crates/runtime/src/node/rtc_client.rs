@@ -69,7 +69,73 @@ impl SessionHandle {
     }
 }
 
+/// PATCHes made at most while the other node still gathers.
+const TRICKLE_ROUNDS: usize = 10;
+/// Between them.
+const TRICKLE_EVERY: Duration = Duration::from_millis(300);
+
 impl NodeHandle {
+    /// Asks the other node for the candidates its answer lacked: a trickle
+    /// `PATCH` with our credentials and end-of-candidates (ours were all in
+    /// the offer), its answer's candidates checked, until it says it has
+    /// gathered or [`TRICKLE_ROUNDS`] pass. A failed round ends it quietly:
+    /// the answer's candidates may well be enough.
+    #[allow(clippy::too_many_arguments)]
+    async fn trickle_in(
+        &self,
+        web: &str,
+        location: &str,
+        headers: &[(&'static str, String)],
+        offer: &str,
+        etag: Option<&str>,
+        peer: PeerId,
+        timeout: Duration,
+    ) {
+        let cred = |k: &str| {
+            offer
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix(k))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let body = format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=end-of-candidates\r\n",
+            cred("a=ice-ufrag:"),
+            cred("a=ice-pwd:")
+        );
+        let mut h: Vec<(&str, String)> = headers.to_vec();
+        h.push(("Content-Type", "application/trickle-ice-sdpfrag".into()));
+        h.push(("If-Match", etag.unwrap_or("*").to_owned()));
+        for _ in 0..TRICKLE_ROUNDS {
+            let r = match crate::signaling::request(web, "PATCH", location, &h, &body, timeout)
+                .await
+            {
+                Ok(r) if r.status == 200 => r,
+                Ok(r) => {
+                    tracing::warn!(status = r.status, reason = %r.body.trim(), "trickle PATCH refused");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "trickle PATCH failed");
+                    return;
+                }
+            };
+            let frag = r.body.clone();
+            tracing::info!(
+                candidates = frag.matches("a=candidate:").count(),
+                "trickle: the node's candidates taken"
+            );
+            let done = self
+                .try_call(move |d, now| d.node.rtc_take_candidates(now, peer, &frag))
+                .await
+                .unwrap_or(true);
+            if done {
+                return;
+            }
+            tokio::time::sleep(TRICKLE_EVERY).await;
+        }
+    }
+
     /// Opens a session to the session server `server` of the node whose web
     /// side is `web` (`http://HOST:PORT`) over WebRTC: this node offers (full
     /// ICE, DTLS, SCTP from its WebRTC port) and opens a data channel so labelled.
@@ -145,6 +211,20 @@ impl NodeHandle {
                 },
                 e => e.into(),
             })?;
+            if !r.body.contains("a=end-of-candidates") {
+                // The node still gathers: its late candidates come in the
+                // answers to our trickle PATCHes (RFC 9725 §4.3).
+                self.trickle_in(
+                    web,
+                    &location,
+                    &headers,
+                    &offer.sdp,
+                    r.header("etag"),
+                    peer,
+                    timeout,
+                )
+                .await;
+            }
             let s_headers = match &auth {
                 WebAuth::Token(t) => vec![("Authorization", format!("Bearer {t}"))],
                 WebAuth::Paired => vec![],
