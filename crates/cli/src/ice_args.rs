@@ -5,7 +5,7 @@ use softbus_runtime::ice::{IceConfig, IceServerUrl, TurnAuth, TurnCredential};
 #[derive(clap::Args, Clone, Default)]
 pub struct IceArgs {
     /// A STUN or TURN server for WebRTC: `stun:HOST:PORT`,
-    /// `turn:HOST:PORT?transport=udp` (repeatable). With any, WebRTC is
+    /// `turn:HOST:PORT?transport=udp|tcp` (repeatable). With any, WebRTC is
     /// full ICE and gathers server-reflexive and relayed candidates, so peers
     /// behind NAT connect; without, it answers as ICE-lite with its host
     /// address only (a LAN).
@@ -40,9 +40,9 @@ impl IceArgs {
         let mut servers = Vec::new();
         for u in &self.ice_servers {
             let url = IceServerUrl::parse(u).map_err(|e| format!("--ice-server {u:?}: {e}"))?;
-            if url.scheme.is_tls() || url.transport == softbus_runtime::ice::TurnTransport::Tcp {
+            if url.scheme.is_tls() {
                 return Err(format!(
-                    "--ice-server {u:?}: the node reaches TURN servers over UDP only so far (no transport=tcp, turns: or stuns:); use turn:HOST:PORT?transport=udp"
+                    "--ice-server {u:?}: stuns: and turns: (TLS) are not supported yet; use turn:HOST:PORT?transport=udp or ?transport=tcp"
                 ));
             }
             servers.push(url);

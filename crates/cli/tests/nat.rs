@@ -295,6 +295,18 @@ fn through_turn_chromium_a_whep_viewer_and_softbus_send_reach_a_node_in_another_
     }
 }
 
+/// Asserts `softbus send` got its echo.
+fn echoed(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {out:?}");
+    let lines = json_lines(out);
+    let reply = lines.last().unwrap();
+    assert_eq!(
+        (reply["event"].as_str(), reply["data"].as_str()),
+        (Some("reply"), Some("over the NAT")),
+        "{what}: {lines:?}"
+    );
+}
+
 #[test]
 fn with_stun_only_cone_homes_connect_and_symmetric_homes_are_told_to_use_turn() {
     for (tag, kind, works) in [("sbc", "cone", true), ("sbs", "symmetric", false)] {
@@ -321,15 +333,11 @@ fn with_stun_only_cone_homes_connect_and_symmetric_homes_are_told_to_use_turn() 
         );
         let err = String::from_utf8_lossy(&out.stderr);
         if works {
-            assert!(out.status.success(), "{kind}: {out:?}");
-            let lines = json_lines(&out);
-            let reply = lines.last().unwrap();
-            assert_eq!(
-                (reply["event"].as_str(), reply["data"].as_str()),
-                (Some("reply"), Some("over the NAT")),
-                "{lines:?}"
+            echoed(&out, kind);
+            assert!(
+                err.contains("trickle: the node's candidates taken"),
+                "{err}"
             );
-            assert!(err.contains("trickle: the node's candidates taken"), "{err}");
         } else {
             assert!(!out.status.success(), "{kind}: {out:?}");
             assert!(
@@ -337,8 +345,34 @@ fn with_stun_only_cone_homes_connect_and_symmetric_homes_are_told_to_use_turn() 
                     && err.contains("a TURN server is needed"),
                 "{kind}: {err}"
             );
+            // The same two homes with TURN, reached over TCP by both ends
+            // (allocations over TCP, relayed datagrams as padded ChannelData).
+            drop(node);
+            let tcp_turn = "turn:198.18.0.1:3478?transport=tcp";
+            let node = node_in_b(
+                &homes,
+                &node_dir,
+                &["--ice-server", tcp_turn, "--turn-secret", SECRET],
+            );
+            let out = send_from_a(
+                &homes,
+                &client_dir,
+                &["--ice-server", tcp_turn, "--turn-secret", SECRET],
+            );
+            echoed(&out, "TURN over TCP");
+            // The node's allocation lives on a TCP connection to coturn.
+            let ss = Command::new("ip")
+                .args(["netns", "exec", &format!("{}pub", homes.0)])
+                .args(["ss", "-tnH", "state", "established", "( sport = :3478 )"])
+                .output()
+                .unwrap();
+            let conns = String::from_utf8_lossy(&ss.stdout);
+            assert!(
+                conns.contains("198.18.0.3:"),
+                "no TCP connection from the node's router: {conns}"
+            );
+            drop(node);
         }
-        drop(node);
         for d in [node_dir, client_dir] {
             let _ = std::fs::remove_dir_all(d);
         }

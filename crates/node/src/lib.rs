@@ -233,16 +233,24 @@ impl Node {
         Ok(r?)
     }
 
-    /// Bytes arrived on `conn`.
+    /// Bytes arrived on `conn` (the soft bus's, or a TURN relay's over TCP).
     pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
-        // An unknown connection was closed by the engine already; nothing to do.
-        let _ = self.bus.handle_tcp_data(now, conn, data);
+        if self.host.owns_conn(conn) {
+            self.host.handle_tcp_data(now, conn, data);
+        } else {
+            // An unknown connection was closed by the engine already; nothing to do.
+            let _ = self.bus.handle_tcp_data(now, conn, data);
+        }
         self.process(now);
     }
 
     /// The peer closed `conn`, or the socket failed.
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
-        self.bus.handle_tcp_closed(now, conn);
+        if self.host.owns_conn(conn) {
+            self.host.handle_tcp_closed(now, conn);
+        } else {
+            self.bus.handle_tcp_closed(now, conn);
+        }
         self.process(now);
     }
 
@@ -293,7 +301,11 @@ impl Node {
         conn: ConnId,
         result: Result<(), std::io::ErrorKind>,
     ) {
-        self.bus.handle_dialed(now, conn, result);
+        if self.host.owns_conn(conn) {
+            self.host.handle_dialed(now, conn, result.is_ok());
+        } else {
+            self.bus.handle_dialed(now, conn, result);
+        }
         self.process(now);
     }
 
@@ -375,6 +387,11 @@ impl Node {
                 }
             }
             while let Some(t) = self.bus.poll_transmit() {
+                progressed = true;
+                self.transmits.push_back(t);
+            }
+            // TURN relays reached over TCP.
+            while let Some(t) = self.host.poll_tcp() {
                 progressed = true;
                 self.transmits.push_back(t);
             }

@@ -5,9 +5,10 @@
 //! host: candidates are gathered once, before any offer, and are in every
 //! answer; a relay that becomes ready later reaches live peers as a new base.
 //!
-//! Everything the gatherer sends leaves the host's UDP socket towards a
-//! server. TURN over TCP needs a stream per server, which the host's driver
-//! does not give yet: such servers are reported as unusable.
+//! Over UDP everything the gatherer sends leaves the host's UDP socket
+//! towards a server; a TURN server reached over TCP gets a connection of its
+//! own, which the driver dials ([`Gatherer::poll_tcp`]); its connection ids
+//! have bit 62 set ([`RELAY_CONNS`]), clear of the soft bus's.
 
 use crate::crypto::{Hmac, Random};
 use crate::ice::Via;
@@ -15,6 +16,7 @@ use crate::peer::{candidate_priority, FullIce, RELAY_PREFERENCE};
 use crate::stun::{Class, Message, MessageBuilder, BINDING};
 use crate::turn::server::{IceServerUrl, TurnCredential};
 use crate::turn::{TurnClient, TurnConfig, TurnEvent, TurnState, TurnTransport};
+use softbus_proto::{ConnId, Transmit};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -28,6 +30,8 @@ const PROBE_TRIES: u32 = 7;
 const PROBE_RTO: Duration = Duration::from_millis(500);
 /// ICE servers used at most.
 pub const MAX_SERVERS: usize = 4;
+/// Connection ids of TURN-over-TCP connections have this bit set.
+pub const RELAY_CONNS: u64 = 1 << 62;
 
 /// One ICE server as the host uses it: its URL, its resolved address, and for
 /// TURN the credential.
@@ -84,6 +88,8 @@ struct Relay {
     ready: Option<(SocketAddr, SocketAddr)>,
     settled: bool,
     last_error: Option<String>,
+    /// Over TCP: the connection, and whether it is up.
+    conn: Option<(ConnId, bool)>,
 }
 
 /// The host's STUN probes and TURN relays.
@@ -97,6 +103,8 @@ pub struct Gatherer {
     now: Option<Instant>,
     random: Box<dyn Random>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    tcp: VecDeque<Transmit>,
+    next_conn: u64,
     events: VecDeque<GatherEvent>,
 }
 
@@ -127,6 +135,8 @@ impl Gatherer {
             now: None,
             random,
             transmits: VecDeque::new(),
+            tcp: VecDeque::new(),
+            next_conn: 0,
             events: VecDeque::new(),
         }
     }
@@ -173,18 +183,104 @@ impl Gatherer {
                 ready: None,
                 settled: false,
                 last_error: None,
+                conn: None,
             };
             if r.client.transport() == TurnTransport::Tcp {
-                r.settled = true;
-                r.last_error =
-                    Some("TURN over TCP and TLS is not supported by the node yet".into());
-                tracing::warn!(url = %self.servers[i].url, "TURN over TCP/TLS is not supported by the node yet; this server is not used");
+                r.conn = Some((self.dial(r.client.server()), false));
             } else {
                 r.client.start(now, h);
             }
             self.relays.push(r);
         }
         self.flush_relays();
+    }
+
+    /// A new TCP connection to `server`; the allocation starts once it is up.
+    fn dial(&mut self, server: SocketAddr) -> ConnId {
+        self.next_conn += 1;
+        let conn = ConnId(RELAY_CONNS | self.next_conn);
+        self.tcp.push_back(Transmit::Dial { conn, addr: server });
+        conn
+    }
+
+    /// Whether `conn` is one of the gatherer's TCP connections.
+    pub fn owns_conn(&self, conn: ConnId) -> bool {
+        conn.0 & RELAY_CONNS != 0 && conn.0 & (1 << 63) == 0
+    }
+
+    fn relay_of(&self, conn: ConnId) -> Option<usize> {
+        self.relays
+            .iter()
+            .position(|r| r.conn.is_some_and(|(c, _)| c == conn))
+    }
+
+    /// The driver connected (or did not) a TCP relay's connection.
+    pub fn handle_dialed(&mut self, now: Instant, conn: ConnId, ok: bool, h: &dyn Hmac) {
+        self.now = Some(now);
+        let Some(i) = self.relay_of(conn) else { return };
+        if ok {
+            self.relays[i].conn = Some((conn, true));
+            self.relays[i].client.start(now, h);
+            self.flush_relays();
+        } else {
+            self.lose_tcp(now, i, "cannot connect to the TURN server over TCP");
+        }
+    }
+
+    /// Stream bytes from a TCP relay's server: relayed datagrams come back as
+    /// `(base, peer, payload)`.
+    pub fn handle_tcp_data(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        data: &[u8],
+        h: &dyn Hmac,
+    ) -> Vec<(Via, SocketAddr, Vec<u8>)> {
+        self.now = Some(now);
+        let mut out = Vec::new();
+        let Some(i) = self.relay_of(conn) else {
+            return out;
+        };
+        let via = Via::Relay(i as u8);
+        let r = self.relays[i]
+            .client
+            .handle_stream(now, data, h, &mut |peer, d| {
+                out.push((via, peer, d.to_vec()));
+            });
+        self.relay_events(now, i);
+        if let Err(e) = r {
+            self.tcp.push_back(Transmit::Close { conn });
+            self.lose_tcp(now, i, &e.to_string());
+        }
+        out
+    }
+
+    /// A TCP relay's connection closed.
+    pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
+        if let Some(i) = self.relay_of(conn) {
+            self.lose_tcp(now, i, "the TURN server closed the TCP connection");
+        }
+    }
+
+    /// A TCP relay is gone: said once, tried again after [`RETRY`].
+    fn lose_tcp(&mut self, now: Instant, i: usize, reason: &str) {
+        let r = &mut self.relays[i];
+        r.conn = None;
+        r.settled = true;
+        r.retry_at = Some(now + RETRY);
+        r.last_error = Some(reason.to_owned());
+        if r.ready.take().is_some() || r.client.state() != TurnState::Failed {
+            tracing::warn!(server = %r.client.server(), %reason, "TURN relay over TCP lost");
+            self.events.push_back(GatherEvent::RelayLost {
+                via: Via::Relay(i as u8),
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    /// The next TCP action (dial, write, close) for the driver.
+    pub fn poll_tcp(&mut self) -> Option<Transmit> {
+        self.tcp.pop_front()
     }
 
     fn turn_client(&mut self, i: usize) -> TurnClient {
@@ -229,11 +325,11 @@ impl Gatherer {
         h: &dyn Hmac,
     ) -> Option<(Via, SocketAddr, &'a [u8])> {
         self.now = Some(now);
-        if let Some(i) = self
-            .relays
-            .iter()
-            .position(|r| r.client.server() == from && r.client.state() != TurnState::Failed)
-        {
+        if let Some(i) = self.relays.iter().position(|r| {
+            r.client.server() == from
+                && r.client.transport() == TurnTransport::Udp
+                && r.client.state() != TurnState::Failed
+        }) {
             let r = self.relays[i].client.handle_datagram(now, data, h);
             self.relay_events(now, i);
             return match r {
@@ -289,6 +385,9 @@ impl Gatherer {
                     }
                 }
                 TurnEvent::Failed(err) => {
+                    if let Some((conn, _)) = r.conn.take() {
+                        self.tcp.push_back(Transmit::Close { conn });
+                    }
                     r.ready = None;
                     r.settled = true;
                     r.retry_at = Some(now + RETRY);
@@ -305,8 +404,22 @@ impl Gatherer {
 
     fn flush_relays(&mut self) {
         for r in &mut self.relays {
-            while let Some(b) = r.client.poll_transmit() {
-                self.transmits.push_back((r.client.server(), b));
+            match r.conn {
+                Some((conn, true)) => {
+                    while let Some(bytes) = r.client.poll_transmit() {
+                        self.tcp.push_back(Transmit::Tcp { conn, bytes });
+                    }
+                }
+                // Over TCP nothing goes before the connection is up.
+                Some((_, false)) => {}
+                None if r.client.transport() == TurnTransport::Tcp => {
+                    while r.client.poll_transmit().is_some() {}
+                }
+                None => {
+                    while let Some(b) = r.client.poll_transmit() {
+                        self.transmits.push_back((r.client.server(), b));
+                    }
+                }
             }
         }
     }
@@ -330,9 +443,7 @@ impl Gatherer {
         if let Err(e) = r.client.send(now, to, payload, h) {
             tracing::debug!(error = %e, "relayed datagram not sent");
         }
-        while let Some(b) = r.client.poll_transmit() {
-            self.transmits.push_back((r.client.server(), b));
-        }
+        self.flush_relays();
     }
 
     /// Probe retransmissions and repeats, TURN timers, retries of failed relays.
@@ -365,10 +476,15 @@ impl Gatherer {
         for i in 0..self.relays.len() {
             if self.relays[i].retry_at.is_some_and(|t| t <= now) {
                 let client = self.turn_client(self.relays[i].server);
+                let tcp = client.transport() == TurnTransport::Tcp;
+                let conn = tcp.then(|| self.dial(client.server()));
                 let r = &mut self.relays[i];
                 r.retry_at = None;
                 r.client = client;
-                r.client.start(now, h);
+                match conn {
+                    Some(c) => r.conn = Some((c, false)),
+                    None => r.client.start(now, h),
+                }
             } else {
                 self.relays[i].client.handle_timeout(now, h);
             }

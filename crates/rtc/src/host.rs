@@ -463,6 +463,43 @@ impl Host {
         ))
     }
 
+    /// The next TCP action (dial, write, close) of a relay reached over TCP.
+    pub fn poll_tcp(&mut self) -> Option<softbus_proto::Transmit> {
+        self.gather.poll_tcp()
+    }
+
+    /// Whether `conn` is the host's (a TURN-over-TCP connection).
+    pub fn owns_conn(&self, conn: softbus_proto::ConnId) -> bool {
+        self.gather.owns_conn(conn)
+    }
+
+    /// The driver connected (or did not) one of the host's TCP connections.
+    pub fn handle_dialed(&mut self, now: Instant, conn: softbus_proto::ConnId, ok: bool) {
+        self.gather
+            .handle_dialed(now, conn, ok, self.provider.hmac.as_ref());
+        self.gathered(now);
+    }
+
+    /// Bytes on one of the host's TCP connections: relayed datagrams go to
+    /// their peers.
+    pub fn handle_tcp_data(&mut self, now: Instant, conn: softbus_proto::ConnId, data: &[u8]) {
+        let relayed = self
+            .gather
+            .handle_tcp_data(now, conn, data, self.provider.hmac.as_ref());
+        for (via, peer, payload) in relayed {
+            if !self.deliver(now, via, peer, &payload) {
+                self.answer_closed(now, via, peer, &payload);
+            }
+        }
+        self.gathered(now);
+    }
+
+    /// One of the host's TCP connections closed.
+    pub fn handle_tcp_closed(&mut self, now: Instant, conn: softbus_proto::ConnId) {
+        self.gather.handle_tcp_closed(now, conn);
+        self.gathered(now);
+    }
+
     /// A remote candidate learnt late (trickle) for `peer`.
     pub fn add_remote_candidate(
         &mut self,

@@ -42,9 +42,9 @@ fn host(servers: Vec<IceServer>, seed: u64) -> Host {
     )
 }
 
-fn turn_server() -> IceServer {
+fn turn_server(transport: &str) -> IceServer {
     IceServer {
-        url: IceServerUrl::parse(&format!("turn:{TURN}?transport=udp")).unwrap(),
+        url: IceServerUrl::parse(&format!("turn:{TURN}?transport={transport}")).unwrap(),
         address: addr(TURN),
         credential: Some(TurnCredential {
             username: "alice".into(),
@@ -178,9 +178,10 @@ fn connect(w: &mut World<'_>, offer: &str, h: &OpenSslCrypto) -> (PeerId, bool) 
 
 #[test]
 fn through_two_symmetric_nats_only_the_relay_connects_and_carries_a_channel() {
-    for seed in 0..4 {
+    // The node reaches its TURN server over UDP, and over TCP.
+    for (seed, transport) in [(0, "udp"), (1, "udp"), (2, "udp"), (3, "tcp"), (4, "tcp")] {
         let h = OpenSslCrypto::new();
-        let mut node_host = host(vec![turn_server()], seed);
+        let mut node_host = host(vec![turn_server(transport)], seed);
         let (mut client_peer, offer) = client(seed + 100);
         let mut w = World {
             net: lossy(seed),
@@ -207,8 +208,14 @@ fn through_two_symmetric_nats_only_the_relay_connects_and_carries_a_channel() {
         let (id, up) = connect(&mut w, &offer, &h);
         assert!(
             up,
-            "seed {seed}: not connected; node events {:?}",
+            "seed {seed} {transport}: not connected; node events {:?}",
             w.node.inner.events
+        );
+        // Over TCP the node holds one stream to its TURN server.
+        assert_eq!(
+            w.net.tcp_streams(),
+            usize::from(transport == "tcp"),
+            "{transport}"
         );
         // The node's selected pair is the client's router as the relay saw it.
         let remote = w.node.inner.host.remote(id).unwrap();

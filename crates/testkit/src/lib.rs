@@ -343,6 +343,30 @@ impl Driven for HostAt<'_> {
         self.host.handle_timeout(now);
         self.keep_events();
     }
+    fn tcp_address(&self) -> IpAddr {
+        self.host.local().ip()
+    }
+    fn poll_tcp(&mut self) -> Option<Tcp> {
+        Some(match self.host.poll_tcp()? {
+            softbus_proto::Transmit::Dial { conn, addr } => Tcp::Dial { conn, to: addr },
+            softbus_proto::Transmit::Tcp { conn, bytes } => Tcp::Write { conn, bytes },
+            softbus_proto::Transmit::Close { conn } => Tcp::Close { conn },
+            // The host sends datagrams through poll_transmit only.
+            softbus_proto::Transmit::Datagram(_) => return None,
+        })
+    }
+    fn handle_dialed(&mut self, now: Instant, conn: ConnId, connected: bool) {
+        self.host.handle_dialed(now, conn, connected);
+        self.keep_events();
+    }
+    fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.host.handle_tcp_data(now, conn, data);
+        self.keep_events();
+    }
+    fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
+        self.host.handle_tcp_closed(now, conn);
+        self.keep_events();
+    }
 }
 
 /// What one [`Net::step`] did.

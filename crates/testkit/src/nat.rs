@@ -126,4 +126,21 @@ impl<D: Driven> Driven for Nat<D> {
     fn handle_timeout(&mut self, now: Instant) {
         self.inner.handle_timeout(now);
     }
+    // TCP goes out through the router (the far end sees its public address);
+    // nothing is forwarded in.
+    fn tcp_address(&self) -> IpAddr {
+        self.public
+    }
+    fn poll_tcp(&mut self) -> Option<crate::Tcp> {
+        self.inner.poll_tcp()
+    }
+    fn handle_dialed(&mut self, now: Instant, conn: crate::ConnId, connected: bool) {
+        self.inner.handle_dialed(now, conn, connected);
+    }
+    fn handle_tcp_data(&mut self, now: Instant, conn: crate::ConnId, data: &[u8]) {
+        self.inner.handle_tcp_data(now, conn, data);
+    }
+    fn handle_tcp_closed(&mut self, now: Instant, conn: crate::ConnId) {
+        self.inner.handle_tcp_closed(now, conn);
+    }
 }
