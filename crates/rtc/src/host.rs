@@ -186,7 +186,14 @@ struct Entry {
     srtp: Option<Box<Srtp>>,
     /// Media datagrams that did not authenticate or decode.
     media_dropped: u64,
+    /// Credentials of the ICE sessions before restarts (the last few): the
+    /// remote may still check with them, and a closed peer's answer must
+    /// reach those checks too.
+    earlier: Vec<(String, String)>,
 }
+
+/// Earlier ICE credentials kept per peer.
+const EARLIER_CREDENTIALS: usize = 2;
 
 /// A peer connection this side closed: its checks are answered with an error
 /// for a while, so the remote agent fails the pair at once.
@@ -418,8 +425,14 @@ impl Host {
             }),
             self.provider.hmac.as_ref(),
         )?;
-        e.ufrag = lu;
-        e.pwd = lp;
+        if e.earlier.len() >= EARLIER_CREDENTIALS {
+            e.earlier.remove(0);
+        }
+        let old = (
+            std::mem::replace(&mut e.ufrag, lu),
+            std::mem::replace(&mut e.pwd, lp),
+        );
+        e.earlier.push(old);
         let etag = etag_of(&e.ufrag);
         self.drain(now, peer);
         tracing::info!(peer = peer.0, "ICE restarted");
@@ -564,6 +577,7 @@ impl Host {
                 connect_by: Some(now + self.cfg.connect_timeout),
                 srtp: None,
                 media_dropped: 0,
+                earlier: Vec::new(),
             },
         );
         id
@@ -980,14 +994,18 @@ impl Host {
         };
         self.by_addr.retain(|_, p| *p != id);
         if reason.told_peer() {
-            if self.tombstones.len() >= self.cfg.max_peers {
-                self.tombstones.pop_front();
+            // The ICE session in force, and those before restarts: a remote
+            // may still check on an earlier one's pairs.
+            for (ufrag, pwd) in e.earlier.into_iter().chain([(e.ufrag, e.pwd)]) {
+                if self.tombstones.len() >= self.cfg.max_peers * (1 + EARLIER_CREDENTIALS) {
+                    self.tombstones.pop_front();
+                }
+                self.tombstones.push_back(Tombstone {
+                    ufrag,
+                    pwd,
+                    until: now + TOMBSTONE,
+                });
             }
-            self.tombstones.push_back(Tombstone {
-                ufrag: e.ufrag,
-                pwd: e.pwd,
-                until: now + TOMBSTONE,
-            });
         }
         self.events
             .push_back(HostEvent::PeerClosed { peer: id, reason });

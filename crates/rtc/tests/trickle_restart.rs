@@ -11,6 +11,7 @@ use softbus_rtc::gather::IceServer;
 use softbus_rtc::host::{Host, HostConfig, HostError, HostEvent, Patched};
 use softbus_rtc::peer::{Peer, PeerEvent};
 use softbus_rtc::sdp::frag::TrickleFragment;
+use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, BINDING};
 use softbus_rtc::turn::server::IceServerUrl;
 use softbus_testkit::nat::{Nat, NatKind};
 use softbus_testkit::turn::TurnServer;
@@ -302,4 +303,28 @@ fn a_client_that_moves_keeps_its_channel_through_an_ice_restart() {
         .events
         .iter()
         .any(|e| matches!(e, HostEvent::PeerClosed { .. })));
+
+    // Closed by DELETE: a check with the first session's credentials (a
+    // browser keeps checking an earlier generation's pairs for a while) gets
+    // the authenticated 403 too, not silence.
+    hn.host
+        .close(net.now(), id, softbus_rtc::peer::CloseReason::Deleted);
+    while hn.host.poll_transmit().is_some() {}
+    let (node_ufrag, node_pwd) = (cred(&answer, "a=ice-ufrag:"), cred(&answer, "a=ice-pwd:"));
+    let check = MessageBuilder::new(Class::Request, BINDING, [9; 12])
+        .attribute(
+            attr::USERNAME,
+            format!("{node_ufrag}:{}", cred(&offer, "a=ice-ufrag:")).as_bytes(),
+        )
+        .attribute(attr::ICE_CONTROLLING, &1u64.to_be_bytes())
+        .message_integrity(&h, node_pwd.as_bytes())
+        .fingerprint();
+    hn.host.handle_datagram(net.now(), addr(CLIENT), &check);
+    let d = hn
+        .host
+        .poll_transmit()
+        .expect("an answer to the old session's check");
+    let m = Message::parse(&d.payload).unwrap();
+    assert_eq!((m.class(), m.error_code().unwrap().0), (Class::Error, 403));
+    m.verify_integrity(&h, node_pwd.as_bytes()).unwrap();
 }

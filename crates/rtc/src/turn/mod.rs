@@ -329,7 +329,8 @@ impl TurnClient {
         let bytes = self.build(&kind, tid, h);
         self.queue(bytes.clone());
         let (next, deadline) = match self.cfg.transport {
-            TurnTransport::Udp => (now + RTO, now + RTO * 64),
+            // RFC 8489 §6.2.1: 7 sends, 0.5+1+2+4+8+16 s apart, then 16 RTO: 39.5 s.
+            TurnTransport::Udp => (now + RTO, now + RTO * 79),
             TurnTransport::Tcp => (now + TCP_TIMEOUT, now + TCP_TIMEOUT),
         };
         self.pending.insert(
