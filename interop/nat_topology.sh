@@ -6,8 +6,8 @@
 #   nat_topology.sh up TAG KIND_A KIND_B WEB_PORT TURN_SECRET
 #   nat_topology.sh down TAG
 #
-# Namespaces: TAGpub (bridge 198.18.0.1/24, coturn on 198.18.0.1:3478 with
-# static-auth-secret TURN_SECRET), TAGra/TAGrb (routers: 198.18.0.2 and .3 on
+# Namespaces: TAGpub (bridge 198.18.0.1/24, coturn on 198.18.0.1:3478 (UDP,
+# TCP) and :5349 (TLS) with static-auth-secret TURN_SECRET), TAGra/TAGrb (routers: 198.18.0.2 and .3 on
 # pub, 10.0.1.1 and 10.0.2.1 inside), TAGha/TAGhb (homes: 10.0.1.2, 10.0.2.2).
 # KIND is cone (port-restricted cone: masquerade, stateful filter) or
 # symmetric (masquerade random,fully-random). Each router forwards TCP
@@ -22,6 +22,7 @@ if [ "$cmd" = down ]; then
   done
   sleep 0.2
   for n in $names; do ip netns del "$t$n" 2>/dev/null || true; done
+  rm -f "/tmp/$t-turn.key" "/tmp/$t-turn.pem"
   exit 0
 fi
 kind_a=$3
@@ -102,10 +103,16 @@ table ip filter {
 NFT
   i=$((i + 1))
 done
+# TURN over TLS (turns:198.18.0.1:5349) with a self-signed certificate for
+# 198.18.0.1: /tmp/TAG-turn.pem is what a client must trust (SSL_CERT_FILE).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "/tmp/$t-turn.key" -out "/tmp/$t-turn.pem" -subj /CN=softbus-test-turn \
+  -addext subjectAltName=IP:198.18.0.1 -days 1 2>/dev/null
 ip netns exec "$P" turnserver -n --listening-ip=198.18.0.1 --relay-ip=198.18.0.1 \
-  --listening-port=3478 --min-port=49152 --max-port=65535 \
+  --listening-port=3478 --tls-listening-port=5349 --min-port=49152 --max-port=65535 \
+  --cert="/tmp/$t-turn.pem" --pkey="/tmp/$t-turn.key" \
   --use-auth-secret --static-auth-secret="$secret" --realm=softbus.test \
-  --no-cli --no-tls --no-dtls --log-file=stdout --simple-log >"/tmp/$t-turn.log" 2>&1 &
+  --no-cli --no-dtls --log-file=stdout --simple-log >"/tmp/$t-turn.log" 2>&1 &
 # Ready when it listens.
 for _ in $(seq 1 50); do
   if ip netns exec "$P" ss -uln 2>/dev/null | grep -q '198.18.0.1:3478'; then

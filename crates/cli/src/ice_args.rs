@@ -5,7 +5,8 @@ use softbus_runtime::ice::{IceConfig, IceServerUrl, TurnAuth, TurnCredential};
 #[derive(clap::Args, Clone, Default)]
 pub struct IceArgs {
     /// A STUN or TURN server for WebRTC: `stun:HOST:PORT`,
-    /// `turn:HOST:PORT?transport=udp|tcp` (repeatable). With any, WebRTC is
+    /// `turn:HOST:PORT?transport=udp|tcp`, `turns:HOST:PORT` (TLS, checked
+    /// against the system's trust store; repeatable). With any, WebRTC is
     /// full ICE and gathers server-reflexive and relayed candidates, so peers
     /// behind NAT connect; without, it answers as ICE-lite with its host
     /// address only (a LAN).
@@ -40,9 +41,9 @@ impl IceArgs {
         let mut servers = Vec::new();
         for u in &self.ice_servers {
             let url = IceServerUrl::parse(u).map_err(|e| format!("--ice-server {u:?}: {e}"))?;
-            if url.scheme.is_tls() {
+            if url.scheme == softbus_runtime::ice::Scheme::Stuns {
                 return Err(format!(
-                    "--ice-server {u:?}: stuns: and turns: (TLS) are not supported yet; use turn:HOST:PORT?transport=udp or ?transport=tcp"
+                    "--ice-server {u:?}: stuns: is not supported; use stun:HOST:PORT (a TURN server over TLS is turns:HOST:PORT)"
                 ));
             }
             servers.push(url);

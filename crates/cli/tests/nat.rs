@@ -94,6 +94,11 @@ fn script() -> String {
 /// The node in home B (10.0.2.2) with `ice` arguments; its web side answers
 /// on the router's public address too.
 fn node_in_b(homes: &Homes, dir: &std::path::Path, ice: &[&str]) -> NodeProc {
+    node_in_b_with(homes, dir, ice, &[])
+}
+
+/// [`node_in_b`] with `env` (`NAME=VALUE`) in its environment.
+fn node_in_b_with(homes: &Homes, dir: &std::path::Path, ice: &[&str], env: &[String]) -> NodeProc {
     let mut args = vec![
         "--ip",
         "10.0.2.2",
@@ -111,7 +116,10 @@ fn node_in_b(homes: &Homes, dir: &std::path::Path, ice: &[&str]) -> NodeProc {
         dir.to_str().unwrap(),
     ];
     args.extend_from_slice(ice);
-    NodeProc::start(&Homes::prefix(&homes.exec("hb")), &args)
+    let mut prefix = homes.exec("hb");
+    prefix.push("env".to_owned());
+    prefix.extend(env.iter().cloned());
+    NodeProc::start(&Homes::prefix(&prefix), &args)
 }
 
 /// `softbus send --transport webrtc` from home A to the node's public web address.
@@ -295,6 +303,27 @@ fn through_turn_chromium_a_whep_viewer_and_softbus_send_reach_a_node_in_another_
     }
 }
 
+/// The node's `GET /api/ice-servers` from home A, once its servers have
+/// settled (at most 10 s).
+fn ice_status(homes: &Homes, _node: &NodeProc) -> String {
+    for _ in 0..50 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("{}ha", homes.0), "python3", "-c"])
+            .arg(format!(
+                "import urllib.request as u; r = u.Request('http://{NODE_PUBLIC}:{WEB_PORT}/api/ice-servers', \
+                 headers={{'Authorization': 'Bearer {TEST_TOKEN}'}}); print(u.urlopen(r).read().decode())"
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !text.is_empty() && !text.contains("\"gathering\"") {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the node's ICE servers did not settle")
+}
+
 /// Asserts `softbus send` got its echo.
 fn echoed(out: &Output, what: &str) {
     assert!(out.status.success(), "{what}: {out:?}");
@@ -371,6 +400,30 @@ fn with_stun_only_cone_homes_connect_and_symmetric_homes_are_told_to_use_turn() 
                 conns.contains("198.18.0.3:"),
                 "no TCP connection from the node's router: {conns}"
             );
+            drop(node);
+
+            // TURN over TLS (turns:), the certificate checked: untrusted, the
+            // node says so; trusted (SSL_CERT_FILE), it relays.
+            let turns = "turns:198.18.0.1:5349";
+            let pem = format!("/tmp/{}-turn.pem", homes.0);
+            let node = node_in_b(
+                &homes,
+                &node_dir,
+                &["--ice-server", turns, "--turn-secret", SECRET],
+            );
+            let status = ice_status(&homes, &node);
+            assert!(status.contains("certificate not accepted"), "{status}");
+            drop(node);
+            let node = node_in_b_with(
+                &homes,
+                &node_dir,
+                &["--ice-server", turns, "--turn-secret", SECRET],
+                &[format!("SSL_CERT_FILE={pem}")],
+            );
+            // The client has STUN only: the node's relay over TLS is the one path.
+            let out = send_from_a(&homes, &client_dir, &["--ice-server", STUN]);
+            echoed(&out, "TURN over TLS");
+            assert!(ice_status(&homes, &node).contains("\"ready\""));
             drop(node);
         }
         for d in [node_dir, client_dir] {

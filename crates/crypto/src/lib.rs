@@ -10,6 +10,7 @@
 //! Errors are reported as [`CryptoError`] and never say which byte failed.
 
 pub mod dtls;
+pub mod tls;
 
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::cipher::CipherRef;

@@ -44,3 +44,22 @@ impl std::fmt::Debug for Provider {
         f.debug_struct("Provider").finish_non_exhaustive()
     }
 }
+
+/// A TLS client over memory for TURN over TLS (`turns:`): ciphertext in and
+/// out, plaintext for the TURN client. The library checks the server's
+/// certificate and name.
+pub trait TlsClient: Send + std::fmt::Debug {
+    /// Starts the handshake (the ClientHello is then in [`TlsClient::poll_output`]).
+    fn start(&mut self) -> Result<(), String>;
+    /// Plaintext to send; held until the handshake is done.
+    fn write(&mut self, plain: &[u8]) -> Result<(), String>;
+    /// Ciphertext from the server; the plaintext it completes.
+    fn handle_input(&mut self, cipher: &[u8]) -> Result<Vec<u8>, String>;
+    /// Ciphertext for the server.
+    fn poll_output(&mut self) -> Option<Vec<u8>>;
+}
+
+/// Makes TLS clients for a server name (checked against its certificate).
+pub trait TlsConnector: Send {
+    fn client(&self, server_name: &str) -> Result<Box<dyn TlsClient>, String>;
+}

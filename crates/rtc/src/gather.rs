@@ -8,9 +8,11 @@
 //! Over UDP everything the gatherer sends leaves the host's UDP socket
 //! towards a server; a TURN server reached over TCP gets a connection of its
 //! own, which the driver dials ([`Gatherer::poll_tcp`]); its connection ids
-//! have bit 62 set ([`RELAY_CONNS`]), clear of the soft bus's.
+//! have bit 62 set ([`RELAY_CONNS`]), clear of the soft bus's. Over TLS
+//! (`turns:`) the stream runs through a [`TlsClient`] given with
+//! [`Gatherer::set_tls`].
 
-use crate::crypto::{Hmac, Random};
+use crate::crypto::{Hmac, Random, TlsClient, TlsConnector};
 use crate::ice::Via;
 use crate::peer::{candidate_priority, FullIce, RELAY_PREFERENCE};
 use crate::stun::{Class, Message, MessageBuilder, BINDING};
@@ -90,6 +92,8 @@ struct Relay {
     last_error: Option<String>,
     /// Over TCP: the connection, and whether it is up.
     conn: Option<(ConnId, bool)>,
+    /// Over TLS (`turns:`): the session on that connection.
+    tls: Option<Box<dyn TlsClient>>,
 }
 
 /// The host's STUN probes and TURN relays.
@@ -106,6 +110,8 @@ pub struct Gatherer {
     tcp: VecDeque<Transmit>,
     next_conn: u64,
     events: VecDeque<GatherEvent>,
+    /// TLS for `turns:` servers; without it they are not used.
+    tls_connector: Option<Box<dyn TlsConnector>>,
 }
 
 impl std::fmt::Debug for Gatherer {
@@ -138,7 +144,13 @@ impl Gatherer {
             tcp: VecDeque::new(),
             next_conn: 0,
             events: VecDeque::new(),
+            tls_connector: None,
         }
+    }
+
+    /// TLS for `turns:` servers.
+    pub fn set_tls(&mut self, connector: Box<dyn TlsConnector>) {
+        self.tls_connector = Some(connector);
     }
 
     /// Whether any ICE server is configured (the host is then a full agent).
@@ -184,6 +196,7 @@ impl Gatherer {
                 settled: false,
                 last_error: None,
                 conn: None,
+                tls: None,
             };
             if r.client.transport() == TurnTransport::Tcp {
                 r.conn = Some((self.dial(r.client.server()), false));
@@ -220,6 +233,20 @@ impl Gatherer {
         let Some(i) = self.relay_of(conn) else { return };
         if ok {
             self.relays[i].conn = Some((conn, true));
+            if self.servers[self.relays[i].server].url.scheme.is_tls() {
+                let name = self.servers[self.relays[i].server].url.host.clone();
+                let started = match &self.tls_connector {
+                    Some(c) => c.client(&name).and_then(|mut t| t.start().map(|()| t)),
+                    None => Err("no TLS backend".to_owned()),
+                };
+                match started {
+                    Ok(t) => self.relays[i].tls = Some(t),
+                    Err(e) => {
+                        self.tcp.push_back(Transmit::Close { conn });
+                        return self.lose_tcp(now, i, &format!("TLS: {e}"));
+                    }
+                }
+            }
             self.relays[i].client.start(now, h);
             self.flush_relays();
         } else {
@@ -242,11 +269,22 @@ impl Gatherer {
             return out;
         };
         let via = Via::Relay(i as u8);
+        let plain = match self.relays[i].tls.as_mut().map(|t| t.handle_input(data)) {
+            None => data.to_vec(),
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                self.tcp.push_back(Transmit::Close { conn });
+                self.lose_tcp(now, i, &format!("TLS: {e}"));
+                return out;
+            }
+        };
         let r = self.relays[i]
             .client
-            .handle_stream(now, data, h, &mut |peer, d| {
+            .handle_stream(now, &plain, h, &mut |peer, d| {
                 out.push((via, peer, d.to_vec()));
             });
+        // The handshake may have answered, or released what waited for it.
+        self.flush_relays();
         self.relay_events(now, i);
         if let Err(e) = r {
             self.tcp.push_back(Transmit::Close { conn });
@@ -266,6 +304,7 @@ impl Gatherer {
     fn lose_tcp(&mut self, now: Instant, i: usize, reason: &str) {
         let r = &mut self.relays[i];
         r.conn = None;
+        r.tls = None;
         r.settled = true;
         r.retry_at = Some(now + RETRY);
         r.last_error = Some(reason.to_owned());
@@ -380,7 +419,8 @@ impl Gatherer {
                         relayed,
                         mapped,
                     });
-                    if mapped != self.host {
+                    // Over TCP the mapped address is the connection's, no UDP candidate.
+                    if mapped != self.host && r.client.transport() == TurnTransport::Udp {
                         self.events.push_back(GatherEvent::Reflexive(mapped));
                     }
                 }
@@ -407,6 +447,13 @@ impl Gatherer {
             match r.conn {
                 Some((conn, true)) => {
                     while let Some(bytes) = r.client.poll_transmit() {
+                        match r.tls.as_mut() {
+                            // A failed write shows as a handshake or read error next.
+                            Some(t) => drop(t.write(&bytes)),
+                            None => self.tcp.push_back(Transmit::Tcp { conn, bytes }),
+                        }
+                    }
+                    while let Some(bytes) = r.tls.as_mut().and_then(|t| t.poll_output()) {
                         self.tcp.push_back(Transmit::Tcp { conn, bytes });
                     }
                 }
@@ -527,7 +574,12 @@ impl Gatherer {
             .probes
             .iter()
             .filter_map(|(_, p)| p.mapped)
-            .chain(self.relays.iter().filter_map(|r| r.ready.map(|(_, m)| m)))
+            .chain(
+                self.relays
+                    .iter()
+                    .filter(|r| r.client.transport() == TurnTransport::Udp)
+                    .filter_map(|r| r.ready.map(|(_, m)| m)),
+            )
             .filter(|a| *a != self.host)
             .collect();
         reflexive.sort();

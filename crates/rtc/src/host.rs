@@ -476,6 +476,11 @@ impl Host {
         ))
     }
 
+    /// TLS for `turns:` servers (without it they are not used).
+    pub fn set_tls(&mut self, connector: Box<dyn crate::crypto::TlsConnector>) {
+        self.gather.set_tls(connector);
+    }
+
     /// The next TCP action (dial, write, close) of a relay reached over TCP.
     pub fn poll_tcp(&mut self) -> Option<softbus_proto::Transmit> {
         self.gather.poll_tcp()

@@ -7,7 +7,7 @@ use crate::Error;
 use softbus_rtc::crypto::Hmac;
 use softbus_rtc::gather::IceServer;
 use softbus_rtc::turn::server::link_header;
-pub use softbus_rtc::turn::server::{IceServerUrl, TurnCredential};
+pub use softbus_rtc::turn::server::{IceServerUrl, Scheme, TurnCredential};
 pub use softbus_rtc::turn::TurnTransport;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

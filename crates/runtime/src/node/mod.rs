@@ -254,7 +254,7 @@ impl NodeTask {
         // Room for every budget at once (data-channel peers, publishers, viewers).
         host_cfg.max_peers = cfg.limits.rtc_peers_needed();
         host_cfg.ice_servers = ice_servers;
-        let host = Host::new(
+        let mut host = Host::new(
             host_cfg,
             Provider {
                 hmac: Box::new(OpenSslCrypto::new()),
@@ -263,6 +263,8 @@ impl NodeTask {
                 srtp: softbus_crypto::srtp_backends(),
             },
         );
+        // turns: servers: TLS over OpenSSL, the system's trust store.
+        host.set_tls(Box::new(softbus_crypto::tls::OpenSslTlsConnector));
         // With port 0 the kernel picks one; report and use what was bound.
         let discovery_port = match &udp {
             Some(u) => u.local_addr()?.port(),
