@@ -80,3 +80,65 @@ impl IceArgs {
         Ok(cfg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(
+        servers: &[&str],
+        user: Option<&str>,
+        cred: Option<&str>,
+        secret: Option<&str>,
+    ) -> IceArgs {
+        IceArgs {
+            ice_servers: servers.iter().map(|s| s.to_string()).collect(),
+            turn_username: user.map(str::to_owned),
+            turn_credential: cred.map(str::to_owned),
+            turn_secret: secret.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn turn_servers_and_credentials_go_together() {
+        const T: &str = "turn:198.18.0.1?transport=udp";
+        const SECRET: &str = "0123456789abcdef";
+        assert!(args(&[], None, None, None).config().unwrap().is_empty());
+        assert!(matches!(
+            args(&[T], Some("u"), Some("p"), None).config().unwrap().auth,
+            TurnAuth::Static(ref c) if c.username == "u" && c.password == "p"
+        ));
+        assert!(matches!(
+            args(&[T, "turns:turn.example.org"], None, None, Some(SECRET)).config().unwrap().auth,
+            TurnAuth::Secret { ref name, .. } if name.is_empty()
+        ));
+        for (a, why) in [
+            (args(&[T], None, None, None), "needs --turn-username"),
+            (
+                args(&["stun:198.18.0.1"], Some("u"), Some("p"), None),
+                "no turn: or turns:",
+            ),
+            (
+                args(&[T], None, Some("p"), None),
+                "--turn-credential needs --turn-username",
+            ),
+            (args(&[T], Some("u"), None, None), "--turn-username needs"),
+            (
+                args(&[T], Some("u"), Some("p"), Some(SECRET)),
+                "exclude each other",
+            ),
+            (args(&[T], None, None, Some("short")), "at least 16"),
+            (
+                args(&["stuns:x"], None, None, None),
+                "stuns: is not supported",
+            ),
+            (
+                args(&["http://x"], None, None, None),
+                "--ice-server \"http://x\"",
+            ),
+        ] {
+            let e = a.config().err().unwrap_or_default();
+            assert!(e.contains(why), "{e:?} lacks {why:?}");
+        }
+    }
+}

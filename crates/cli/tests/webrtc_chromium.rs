@@ -112,9 +112,9 @@ fn chromium_data_channel_echo() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An ICE restart over PATCH (RFC 9725 §4.4) with the ICE-lite node: new
-/// credentials both ways, a new entity tag, and the same channel echoes;
-/// a restart without If-Match is refused (the page sends `*`).
+/// An ICE restart over PATCH (RFC 9725 §4.4, `If-Match: *`) with the
+/// ICE-lite node: new credentials both ways, a new entity tag, and the same
+/// channel echoes.
 #[test]
 fn chromium_restarts_ice_over_patch() {
     if !std::path::Path::new("/usr/bin/chromium").exists() {

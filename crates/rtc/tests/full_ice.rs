@@ -3,16 +3,16 @@
 //! over a lossy link. Through two symmetric NATs only the relay connects; with
 //! no ICE server the answer is today's ICE-lite one, byte for byte.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_crypto::dtls::DtlsIdentity;
+mod common;
+use common::{addr, lossy, tids};
 use softbus_crypto::OpenSslCrypto;
-use softbus_rtc::crypto::Provider;
 use softbus_rtc::gather::IceServer;
-use softbus_rtc::host::{Host, HostConfig, HostEvent, PeerId};
+use softbus_rtc::host::{Host, HostEvent, PeerId};
 use softbus_rtc::peer::{Peer, PeerEvent};
 use softbus_rtc::turn::server::{IceServerUrl, TurnCredential};
 use softbus_testkit::nat::{Nat, NatKind};
 use softbus_testkit::turn::TurnServer;
-use softbus_testkit::{HostAt, LinkConfig, Net, PeerAt, Step};
+use softbus_testkit::{HostAt, Net, PeerAt, Step};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -23,23 +23,8 @@ const NODE_PUBLIC: [u8; 4] = [198, 18, 1, 1];
 const CLIENT: &str = "10.0.2.2:40000";
 const CLIENT_PUBLIC: [u8; 4] = [198, 18, 2, 1];
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 fn host(servers: Vec<IceServer>, seed: u64) -> Host {
-    let mut cfg = HostConfig::new(addr(NODE));
-    cfg.ice_servers = servers;
-    let id = DtlsIdentity::generate().unwrap();
-    Host::new(
-        cfg,
-        Provider {
-            hmac: Box::new(OpenSslCrypto::new()),
-            random: Box::new(OpenSslCrypto::seeded(seed)),
-            dtls: Box::new(id.factory().unwrap()),
-            srtp: softbus_crypto::srtp_backends(),
-        },
-    )
+    common::host(addr(NODE), servers, seed)
 }
 
 fn turn_server(transport: &str) -> IceServer {
@@ -61,16 +46,7 @@ fn client(seed: u64) -> (Peer, String) {
 
 /// [`client`] with its reflexive candidate's port.
 fn client_at(seed: u64, srflx_port: u16) -> (Peer, String) {
-    let id = DtlsIdentity::generate().unwrap();
-    let mut r = OpenSslCrypto::seeded(seed);
-    let (peer, offer) = Peer::offer(
-        addr(CLIENT),
-        &id.fingerprint("sha-256").unwrap(),
-        Box::new(id.factory().unwrap()),
-        7,
-        Box::new(move |n| softbus_rtc::crypto::ice_chars(&mut r, n)),
-    )
-    .unwrap();
+    let (peer, offer) = common::offer(addr(CLIENT), seed);
     let srflx = format!(
         "a=candidate:2 1 udp 1694498815 {} {srflx_port} typ srflx raddr 10.0.2.2 rport 40000\r\n",
         IpAddr::from(CLIENT_PUBLIC)
@@ -83,31 +59,39 @@ fn client_at(seed: u64, srflx_port: u16) -> (Peer, String) {
     (peer, offer)
 }
 
-fn tids(seed: u64) -> Box<dyn FnMut() -> [u8; 12] + Send> {
-    let mut r = OpenSslCrypto::seeded(seed);
-    Box::new(move || {
-        let mut t = [0u8; 12];
-        softbus_rtc::crypto::Random::fill(&mut r, &mut t);
-        t
-    })
-}
-
-fn lossy(seed: u64) -> Net {
-    Net::new(
-        LinkConfig {
-            loss: 0.1,
-            delay: Duration::from_millis(15),
-            jitter: Duration::from_millis(10),
-        },
-        seed,
-    )
-}
-
 struct World<'a> {
     net: Net,
     turn: TurnServer,
     node: Nat<HostAt<'a>>,
     client: Nat<PeerAt<'a>>,
+}
+
+/// The TURN server on the public side, the node and the client each behind a
+/// router of `kind`.
+fn world<'a>(
+    net: Net,
+    node: &'a mut Host,
+    client: &'a mut Peer,
+    h: &'a OpenSslCrypto,
+    kind: NatKind,
+) -> World<'a> {
+    World {
+        net,
+        turn: TurnServer::new(
+            addr(TURN),
+            IpAddr::from(RELAY_IP),
+            "alice",
+            "s3cret",
+            Box::new(OpenSslCrypto::new()),
+        ),
+        node: Nat::new(HostAt::new(node), IpAddr::from(NODE_PUBLIC), kind, 20_000),
+        client: Nat::new(
+            PeerAt::new(addr(CLIENT), client, h),
+            IpAddr::from(CLIENT_PUBLIC),
+            kind,
+            30_000,
+        ),
+    }
 }
 
 impl World<'_> {
@@ -183,28 +167,13 @@ fn through_two_symmetric_nats_only_the_relay_connects_and_carries_a_channel() {
         let h = OpenSslCrypto::new();
         let mut node_host = host(vec![turn_server(transport)], seed);
         let (mut client_peer, offer) = client(seed + 100);
-        let mut w = World {
-            net: lossy(seed),
-            turn: TurnServer::new(
-                addr(TURN),
-                IpAddr::from(RELAY_IP),
-                "alice",
-                "s3cret",
-                Box::new(OpenSslCrypto::new()),
-            ),
-            node: Nat::new(
-                HostAt::new(&mut node_host),
-                IpAddr::from(NODE_PUBLIC),
-                NatKind::Symmetric,
-                20_000,
-            ),
-            client: Nat::new(
-                PeerAt::new(addr(CLIENT), &mut client_peer, &h),
-                IpAddr::from(CLIENT_PUBLIC),
-                NatKind::Symmetric,
-                30_000,
-            ),
-        };
+        let mut w = world(
+            lossy(seed),
+            &mut node_host,
+            &mut client_peer,
+            &h,
+            NatKind::Symmetric,
+        );
         let (id, up) = connect(&mut w, &offer, &h);
         assert!(
             up,
@@ -294,28 +263,13 @@ fn without_a_turn_server_two_symmetric_nats_do_not_connect() {
     };
     let mut node_host = host(vec![stun], 5);
     let (mut client_peer, offer) = client(105);
-    let mut w = World {
-        net: Net::perfect(),
-        turn: TurnServer::new(
-            addr(TURN),
-            IpAddr::from(RELAY_IP),
-            "alice",
-            "s3cret",
-            Box::new(OpenSslCrypto::new()),
-        ),
-        node: Nat::new(
-            HostAt::new(&mut node_host),
-            IpAddr::from(NODE_PUBLIC),
-            NatKind::Symmetric,
-            20_000,
-        ),
-        client: Nat::new(
-            PeerAt::new(addr(CLIENT), &mut client_peer, &h),
-            IpAddr::from(CLIENT_PUBLIC),
-            NatKind::Symmetric,
-            30_000,
-        ),
-    };
+    let mut w = world(
+        Net::perfect(),
+        &mut node_host,
+        &mut client_peer,
+        &h,
+        NatKind::Symmetric,
+    );
     let now = w.net.now();
     w.node.inner.host.start_gathering(now);
     w.run_until(Duration::from_secs(5), |w| {
@@ -367,28 +321,13 @@ fn two_cone_nats_connect_by_reflexive_candidates_with_stun_only() {
     let mut node_host = host(vec![stun], 6);
     // A cone router keeps one public port per inside socket: the first it gives, 30000.
     let (mut client_peer, offer) = client_at(106, 30_000);
-    let mut w = World {
-        net: lossy(6),
-        turn: TurnServer::new(
-            addr(TURN),
-            IpAddr::from(RELAY_IP),
-            "alice",
-            "s3cret",
-            Box::new(OpenSslCrypto::new()),
-        ),
-        node: Nat::new(
-            HostAt::new(&mut node_host),
-            IpAddr::from(NODE_PUBLIC),
-            NatKind::PortRestrictedCone,
-            20_000,
-        ),
-        client: Nat::new(
-            PeerAt::new(addr(CLIENT), &mut client_peer, &h),
-            IpAddr::from(CLIENT_PUBLIC),
-            NatKind::PortRestrictedCone,
-            30_000,
-        ),
-    };
+    let mut w = world(
+        lossy(6),
+        &mut node_host,
+        &mut client_peer,
+        &h,
+        NatKind::PortRestrictedCone,
+    );
     let now = w.net.now();
     w.node.inner.host.start_gathering(now);
     w.run_until(Duration::from_secs(10), |w| {

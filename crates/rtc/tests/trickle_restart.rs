@@ -4,82 +4,35 @@
 //! address keeps its data channel through an ICE restart; `If-Match` and the
 //! session's entity tag are enforced.
 #![allow(clippy::unwrap_used)] // tests: unwrap is the assertion
-use softbus_crypto::dtls::DtlsIdentity;
+mod common;
+use common::{addr, lossy, tids};
 use softbus_crypto::OpenSslCrypto;
-use softbus_rtc::crypto::{ice_chars, Provider};
 use softbus_rtc::gather::IceServer;
-use softbus_rtc::host::{Host, HostConfig, HostError, HostEvent, Patched};
+use softbus_rtc::host::{Host, HostError, HostEvent, Patched};
 use softbus_rtc::peer::{Peer, PeerEvent};
 use softbus_rtc::sdp::frag::TrickleFragment;
 use softbus_rtc::stun::{attr, Class, Message, MessageBuilder, BINDING};
 use softbus_rtc::turn::server::IceServerUrl;
 use softbus_testkit::nat::{Nat, NatKind};
 use softbus_testkit::turn::TurnServer;
-use softbus_testkit::{HostAt, LinkConfig, Net, PeerAt, Step};
-use std::net::{IpAddr, SocketAddr};
+use softbus_testkit::{HostAt, Net, PeerAt, Step};
+use std::net::IpAddr;
 use std::time::Duration;
 
 const STUN: &str = "198.18.0.1:3478";
 const NODE: &str = "10.0.1.2:50000";
 const CLIENT: &str = "10.0.2.2:40000";
 
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
 fn host(servers: Vec<IceServer>) -> Host {
-    let mut cfg = HostConfig::new(addr(NODE));
-    cfg.ice_servers = servers;
-    let id = DtlsIdentity::generate().unwrap();
-    Host::new(
-        cfg,
-        Provider {
-            hmac: Box::new(OpenSslCrypto::new()),
-            random: Box::new(OpenSslCrypto::seeded(3)),
-            dtls: Box::new(id.factory().unwrap()),
-            srtp: softbus_crypto::srtp_backends(),
-        },
-    )
+    common::host(addr(NODE), servers, 3)
 }
 
 fn client(seed: u64) -> (Peer, String) {
-    let id = DtlsIdentity::generate().unwrap();
-    let mut r = OpenSslCrypto::seeded(seed);
-    Peer::offer(
-        addr(CLIENT),
-        &id.fingerprint("sha-256").unwrap(),
-        Box::new(id.factory().unwrap()),
-        11,
-        Box::new(move |n| ice_chars(&mut r, n)),
-    )
-    .unwrap()
-}
-
-fn tids(seed: u64) -> Box<dyn FnMut() -> [u8; 12] + Send> {
-    let mut r = OpenSslCrypto::seeded(seed);
-    Box::new(move || {
-        let mut t = [0u8; 12];
-        softbus_rtc::crypto::Random::fill(&mut r, &mut t);
-        t
-    })
-}
-
-fn lossy(seed: u64) -> Net {
-    Net::new(
-        LinkConfig {
-            loss: 0.1,
-            delay: Duration::from_millis(10),
-            jitter: Duration::from_millis(10),
-        },
-        seed,
-    )
+    common::offer(addr(CLIENT), seed)
 }
 
 fn cred(sdp: &str, key: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.trim_end().strip_prefix(key))
-        .unwrap()
-        .to_owned()
+    common::sdp_value(sdp, key)
 }
 
 /// Two cone homes, STUN only, and an offer whose candidates the client

@@ -155,16 +155,17 @@ impl IceConfig {
     }
 
     /// The `Link` header values of an answer: every server, TURN ones with a
-    /// credential (time-limited to [`BROWSER_CREDENTIAL_TTL`] under a secret).
+    /// credential (time-limited to [`BROWSER_CREDENTIAL_TTL`] under a secret),
+    /// the same as [`IceConfig::browser_servers`].
     pub fn link_headers(&self, h: &dyn Hmac) -> Vec<String> {
         self.servers
             .iter()
-            .map(|u| {
-                let c = u
-                    .scheme
-                    .is_turn()
-                    .then(|| self.credential(BROWSER_CREDENTIAL_TTL, "browser", h))
-                    .flatten();
+            .zip(self.browser_servers(h))
+            .map(|(u, b)| {
+                let c = b
+                    .username
+                    .zip(b.credential)
+                    .map(|(username, password)| TurnCredential { username, password });
                 link_header(u, c.as_ref())
             })
             .collect()
