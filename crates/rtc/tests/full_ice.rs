@@ -111,6 +111,14 @@ impl World<'_> {
         }
     }
 
+    /// Starts the node's gathering and waits (at most `limit`) until every
+    /// server has answered or given up.
+    fn gather(&mut self, limit: Duration) {
+        let now = self.net.now();
+        self.node.inner.host.start_gathering(now);
+        self.run_until(limit, |w| w.node.inner.host.gathering_done());
+    }
+
     fn client_events(&mut self) -> Vec<PeerEvent> {
         let mut v = Vec::new();
         while let Some(e) = self.client.inner.peer.poll_event() {
@@ -123,17 +131,9 @@ impl World<'_> {
 /// Connects a client to the host through the given routers; the peer id and
 /// whether both sides came up.
 fn connect(w: &mut World<'_>, offer: &str, h: &OpenSslCrypto) -> (PeerId, bool) {
-    let now = w.net.now();
-    w.node.inner.host.start_gathering(now);
-    let ready = w.run_until(Duration::from_secs(20), |w| {
-        w.node
-            .inner
-            .host
-            .ice_servers()
-            .iter()
-            .all(|s| s.state == "ready")
-    });
-    assert!(ready, "{:?}", w.node.inner.host.ice_servers());
+    w.gather(Duration::from_secs(20));
+    let servers = w.node.inner.host.ice_servers();
+    assert!(servers.iter().all(|s| s.state == "ready"), "{servers:?}");
     let now = w.net.now();
     let (id, answer) = w.node.inner.host.answer(now, offer).unwrap();
     assert!(!answer.contains("a=ice-lite"), "{answer}");
@@ -270,16 +270,7 @@ fn without_a_turn_server_two_symmetric_nats_do_not_connect() {
         &h,
         NatKind::Symmetric,
     );
-    let now = w.net.now();
-    w.node.inner.host.start_gathering(now);
-    w.run_until(Duration::from_secs(5), |w| {
-        w.node
-            .inner
-            .host
-            .ice_servers()
-            .iter()
-            .all(|s| s.state != "gathering")
-    });
+    w.gather(Duration::from_secs(5));
     let now = w.net.now();
     let (_, answer) = w.node.inner.host.answer(now, &offer).unwrap();
     assert!(
@@ -328,16 +319,7 @@ fn two_cone_nats_connect_by_reflexive_candidates_with_stun_only() {
         &h,
         NatKind::PortRestrictedCone,
     );
-    let now = w.net.now();
-    w.node.inner.host.start_gathering(now);
-    w.run_until(Duration::from_secs(10), |w| {
-        w.node
-            .inner
-            .host
-            .ice_servers()
-            .iter()
-            .all(|s| s.state == "ready")
-    });
+    w.gather(Duration::from_secs(10));
     let now = w.net.now();
     let (id, answer) = w.node.inner.host.answer(now, &offer).unwrap();
     assert!(
