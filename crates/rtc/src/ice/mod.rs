@@ -5,6 +5,7 @@
 //! selected address for the consent timeout, the agent disconnects.
 
 pub mod agent;
+pub mod candidates;
 
 use crate::crypto::Hmac;
 use crate::stun::{attr, Class, Message, MessageBuilder, StunError, BINDING};
