@@ -97,11 +97,17 @@ fn check(codec: &str) {
     assert_eq!(v["whep_status"], 201, "{r}");
     assert_eq!(v["answer_has_ssrc"], true, "{r}");
     assert!(v["frames_decoded"].as_u64().unwrap() >= 60, "{r}");
-    // The fake camera's frames, at their size.
-    assert_eq!(
-        (v["frame_width"].as_u64(), v["frame_height"].as_u64()),
-        (Some(640), Some(480)),
-        "{r}"
+    // The fake camera's frames (640×480), or Chromium's own step down from
+    // it: without congestion feedback from the node its encoder may lower the
+    // resolution within seconds, sooner on a loaded machine (480×360 was seen
+    // in CI; issue 22 brings the feedback and the strict check back).
+    let (w, h) = (
+        v["frame_width"].as_u64().unwrap_or(0),
+        v["frame_height"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        (160..=640).contains(&w) && h * 4 == w * 3,
+        "not the camera's picture: {w}x{h}: {r}"
     );
     assert_eq!(v["video_codec"], format!("video/{codec}"), "{r}");
     assert_eq!(v["audio_codec"], "audio/opus", "{r}");
