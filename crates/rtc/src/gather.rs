@@ -609,11 +609,6 @@ impl Gatherer {
             .collect()
     }
 
-    /// Whether any TURN server is configured.
-    pub fn has_turn(&self) -> bool {
-        self.servers.iter().any(|s| s.url.scheme.is_turn())
-    }
-
     /// How each server is doing.
     pub fn status(&self) -> Vec<ServerStatus> {
         let mut v = Vec::new();

@@ -359,11 +359,6 @@ impl Host {
         self.gather.is_enabled()
     }
 
-    /// Whether a TURN server is configured.
-    pub fn has_turn(&self) -> bool {
-        self.gather.has_turn()
-    }
-
     /// How each ICE server is doing.
     pub fn ice_servers(&self) -> Vec<ServerStatus> {
         self.gather.status()

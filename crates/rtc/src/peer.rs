@@ -920,14 +920,6 @@ impl Peer {
         }
     }
 
-    /// Whether this peer runs a full ICE agent (not ICE-lite).
-    pub fn is_full_ice(&self) -> bool {
-        matches!(
-            self.ice,
-            Ice::Full(_) | Ice::Answered(_) | Ice::AwaitingAnswer(..)
-        )
-    }
-
     /// A datagram from `from` on the peer's host port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], h: &dyn Hmac) {
         self.handle_datagram_via(now, Via::Host, from, data, h);

@@ -438,11 +438,6 @@ impl IceAgent {
         })
     }
 
-    /// Whether every pair used the host base: no relay was ever paired.
-    pub fn relayed_pairs(&self) -> usize {
-        self.pairs.iter().filter(|p| p.via != Via::Host).count()
-    }
-
     /// Retransmissions, consent checks, consent expiry.
     pub fn handle_timeout(&mut self, now: Instant, h: &dyn Hmac) {
         if self.state == IceState::Closed {
