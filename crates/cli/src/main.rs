@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 mod ice_args;
+mod man;
 mod progress;
 use progress::Progress;
 
@@ -50,8 +51,16 @@ enum Cmd {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) of `softbus`, e.g. `softbus man | man -l -`.
-    Man,
+    /// Print a man page (roff): of `softbus`, or of one command (`softbus man
+    /// node | man -l -`); with --out DIR, write them all there (softbus.1,
+    /// softbus-node.1, …).
+    Man {
+        /// The command whose page to print (default: softbus itself).
+        command: Option<String>,
+        /// Write every page into this directory (made if missing) instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out: Option<PathBuf>,
+    },
     /// Measure throughput, discovery rate and per-session memory against baselines
     /// (runs `softbus-bench` from beside this binary; `softbus bench --help` for its options).
     #[command(disable_help_flag = true)]
@@ -455,13 +464,24 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
-        Cmd::Man => {
+        Cmd::Man { command, out } => {
             use clap::CommandFactory;
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                // A pager or `head` that stops reading is not a failure.
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => failure(format!("cannot write the man page: {e}")),
+            let cmd = Cli::command();
+            return match (out, command) {
+                (Some(dir), _) => match man::write_all(&cmd, dir) {
+                    Ok(files) => {
+                        for f in files {
+                            println!("{f}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => failure(e),
+                },
+                (None, c) => match man::print(&cmd, c.as_deref()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) if e.starts_with("no command") => usage(e),
+                    Err(e) => failure(e),
+                },
             };
         }
         _ => {}
@@ -481,7 +501,7 @@ fn main() -> ExitCode {
             Cmd::Pair(a) => pair(a).await,
             Cmd::Devices(a) => devices(a),
             Cmd::Unpair(a) => unpair(a),
-            Cmd::Bench { .. } | Cmd::Completions { .. } | Cmd::Man => ExitCode::SUCCESS,
+            Cmd::Bench { .. } | Cmd::Completions { .. } | Cmd::Man { .. } => ExitCode::SUCCESS,
         }
     })
 }

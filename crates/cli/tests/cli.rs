@@ -338,6 +338,35 @@ fn exit_codes() {
     assert!(o.status.success());
     let page = String::from_utf8_lossy(&o.stdout);
     assert!(page.contains(".TH softbus 1") && page.contains("discover"));
+    // A page per command, with every option its --help lists.
+    let help = String::from_utf8_lossy(&run(&[], &["node", "--help"]).stdout).into_owned();
+    let o = run(&[], &["man", "node"]);
+    assert!(o.status.success(), "{o:?}");
+    let page = String::from_utf8_lossy(&o.stdout).replace("\\-", "-");
+    assert!(page.contains(".TH softbus-node 1"), "{page}");
+    let options: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .collect();
+    assert!(options.len() >= 30, "{options:?}");
+    for opt in options {
+        assert!(page.contains(opt), "softbus man node lacks {opt}");
+    }
+    let o = run(&[], &["man", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the pages are: node, discover"));
+    let mans = dir.join("man/man1");
+    let o = run(&[], &["man", "--out", mans.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    for name in [
+        "softbus.1",
+        "softbus-node.1",
+        "softbus-send.1",
+        "softbus-unpair.1",
+    ] {
+        assert!(mans.join(name).is_file(), "{name}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
