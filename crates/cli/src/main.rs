@@ -663,6 +663,15 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
         return usage("--timeout must be a positive number of seconds");
     };
     let ip = a.ip.unwrap_or_else(net::default_ipv4);
+    // 127.0.0.0/8 is all this machine's; any other address must be one of its own.
+    let own = net::local_ipv4s();
+    if !ip.is_loopback() && !own.contains(&ip) {
+        let list: Vec<String> = own.iter().map(|a| a.to_string()).collect();
+        return usage(format!(
+            "--ip {ip}: this machine has no such address (it has {})",
+            list.join(", ")
+        ));
+    }
     let mut targets = Vec::new();
     for t in &a.targets {
         match parse_target(t, a.port) {
@@ -673,6 +682,11 @@ async fn discover(a: DiscoverArgs) -> ExitCode {
     if targets.is_empty() {
         match net::broadcast_of(ip).filter(|_| !ip.is_loopback()) {
             Some(b) => targets.push(SocketAddrV4::new(b, a.port)),
+            None if ip.is_loopback() => {
+                return usage(format!(
+                    "{ip} is loopback, which has no broadcast: pass --target IPV4[:PORT] (a node on this machine: its --ip)"
+                ))
+            }
             None => return usage(format!("no broadcast address for {ip}; pass --target")),
         }
     }

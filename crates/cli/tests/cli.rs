@@ -353,6 +353,14 @@ fn exit_codes() {
     for opt in options {
         assert!(page.contains(opt), "softbus man node lacks {opt}");
     }
+    // An --ip this machine does not have is said at once (exit 2).
+    let o = run(&[], &["discover", "--ip", "203.0.113.77", "--timeout", "5"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("--ip 203.0.113.77: this machine has no such address (it has 127.0.0.1"),
+        "{o:?}"
+    );
     let o = run(&[], &["man", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("the pages are: node, discover"));
@@ -926,6 +934,14 @@ fn a_locked_out_address_is_told_why() {
             "{o:?}"
         );
     }
+    // The node's log says it in words too, not only as hichain's code.
+    let failed = node.wait_for(|e| e["event"] == "error");
+    assert!(
+        failed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("failed: wrong PIN (hichain error 17)")),
+        "{failed}"
+    );
     let o = send("246810");
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);

@@ -181,7 +181,10 @@ impl NodeEvent {
                 ip: ip.to_string(),
             },
             BusEvent::PakeFailed { ip, code, .. } => NodeEvent::Error {
-                message: format!("key agreement with {ip} failed (hichain error {code})"),
+                message: format!(
+                    "key agreement with {ip} failed: {}",
+                    softbus_bus::auth::message::errcode::words(*code)
+                ),
             },
             BusEvent::SessionOpened(i) => NodeEvent::SessionOpened {
                 session_id: i.session_id,

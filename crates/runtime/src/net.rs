@@ -32,6 +32,20 @@ pub fn default_ipv4() -> Ipv4Addr {
         .unwrap_or(Ipv4Addr::LOCALHOST)
 }
 
+/// This machine's IPv4 addresses (of interfaces that are up).
+pub fn local_ipv4s() -> Vec<Ipv4Addr> {
+    if_addrs::get_if_addrs()
+        .map(|ifs| {
+            ifs.into_iter()
+                .filter_map(|i| match i.addr {
+                    if_addrs::IfAddr::V4(v4) => Some(v4.ip),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The broadcast address of the interface holding `ip`.
 pub fn broadcast_of(ip: Ipv4Addr) -> Option<Ipv4Addr> {
     let ifs = if_addrs::get_if_addrs().ok()?;

@@ -31,6 +31,31 @@ pub mod errcode {
     /// exchange it gives up on without a fault of the peer's (a timeout, a
     /// local error).
     pub const ABORTED: u32 = 2;
+
+    /// What a code means, in words for logs and errors (`None`: unknown).
+    pub fn describe(code: u32) -> Option<&'static str> {
+        Some(match code {
+            ABORTED => "the other side gave up",
+            UNKNOWN_MESSAGE => "unknown message",
+            BAD_BODY => "malformed message",
+            UNSUPPORTED_VERSION => "unsupported version",
+            NO_256_MOD => "the empty PIN is refused",
+            WRONG_PIN => "wrong PIN",
+            BAD_PUBLIC_VALUE => "bad public value",
+            BAD_SEAL | BAD_SIGNATURE => "the keys do not match",
+            STORE_FAILED => "the key could not be kept",
+            WRONG_OPERATION => "refused for this device id",
+            _ => return None,
+        })
+    }
+
+    /// `describe(code)` with the code after it, or the code alone.
+    pub fn words(code: u32) -> String {
+        match describe(code) {
+            Some(w) => format!("{w} (hichain error {code})"),
+            None => format!("hichain error {code}"),
+        }
+    }
 }
 
 /// The version object both sides send.

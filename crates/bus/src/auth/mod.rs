@@ -30,7 +30,7 @@ pub enum AuthError {
     Incompatible(&'static str),
     #[error("key confirmation failed (wrong PIN)")]
     WrongPin,
-    #[error("peer reported hichain error {0}")]
+    #[error("peer reported {}", message::errcode::words(*.0))]
     PeerError(u32),
     #[error("pairing refused: {0}")]
     Refused(&'static str),
