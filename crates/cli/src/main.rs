@@ -257,7 +257,7 @@ struct DevicesArgs {
 
 #[derive(clap::Args)]
 struct UnpairArgs {
-    /// The paired device's id (64 hex characters).
+    /// The paired device's id, or a unique prefix of it (at least 8 hex digits).
     device_id: String,
     /// Where this machine's client identity and pairings live (default: the
     /// user's data dir).
@@ -971,12 +971,27 @@ fn unpair(a: UnpairArgs) -> ExitCode {
         Ok(s) => s,
         Err(c) => return c,
     };
+    let mut ids = Vec::new();
+    for (_, store) in &stores {
+        match store.load() {
+            Ok(d) => ids.extend(d.into_iter().map(|d| d.device_id)),
+            Err(e) => return failure(e),
+        }
+    }
+    use softbus_runtime::store::DeviceQueryError;
+    let id = match softbus_runtime::store::resolve_device_id(&a.device_id, &ids) {
+        Ok(id) => id,
+        Err(e @ DeviceQueryError::Unknown(_)) => {
+            return failure(format!("{} is not paired ({e})", a.device_id))
+        }
+        Err(e) => return usage(e),
+    };
     let mut removed = false;
     for (role, store) in &stores {
-        match store.remove(&a.device_id) {
+        match store.remove(&id) {
             Ok(true) => {
                 removed = true;
-                println!("unpaired {} ({role})", a.device_id);
+                println!("unpaired {id} ({role})");
             }
             Ok(false) => {}
             Err(e) => return failure(e),
@@ -985,7 +1000,7 @@ fn unpair(a: UnpairArgs) -> ExitCode {
     if removed {
         ExitCode::SUCCESS
     } else {
-        failure(format!("{} is not paired", a.device_id))
+        failure(format!("{id} is not paired"))
     }
 }
 

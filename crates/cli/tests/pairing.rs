@@ -158,10 +158,20 @@ fn pair_then_send_without_a_pin() {
             .any(|d| d["role"] == "node" && d["device_id"] == client_id && d["id"] == "key"),
         "{l:?}"
     );
-    // Unpair on the node's side while it runs: it notices, and refuses.
+    // Unpair on the node's side while it runs, by the first 8 digits of the
+    // id: it notices, and refuses.
     let o = run(
         &[],
-        &["unpair", client_id, "--data-dir", ndir.to_str().unwrap()],
+        &[
+            "unpair",
+            &client_id[..8],
+            "--data-dir",
+            ndir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("unpaired {client_id} (node)")),
+        "{o:?}"
     );
     assert!(o.status.success(), "{o:?}");
     let gone = node.wait_for(|v| v["event"] == "unpaired");
@@ -173,5 +183,48 @@ fn pair_then_send_without_a_pin() {
         &["unpair", client_id, "--data-dir", ndir.to_str().unwrap()],
     );
     assert_eq!(o.status.code(), Some(1), "not paired any more");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `unpair` takes a unique prefix of at least 8 hex digits; an ambiguous one
+/// lists the ids it starts, a short one is refused (exit 2).
+#[test]
+fn unpair_takes_a_unique_prefix_and_lists_an_ambiguous_one() {
+    let dir = temp_dir("prefix");
+    let key = "00".repeat(32);
+    let ids = [
+        format!("ABCDEF01{}", "1".repeat(56)),
+        format!("ABCDEF01{}", "2".repeat(56)),
+        format!("12345678{}", "3".repeat(56)),
+    ];
+    let devices: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"device_id": id, "public_key": key, "paired_at": 1}))
+        .collect();
+    std::fs::write(
+        dir.join("paired.json"),
+        serde_json::json!({"version": 1, "devices": devices}).to_string(),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let o = run(&[], &["unpair", "abcdef01", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ABCDEF01 is the start of 2 paired devices' ids")
+            && err.contains(&ids[0])
+            && err.contains(&ids[1]),
+        "{err}"
+    );
+    let o = run(&[], &["unpair", "ABCD", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("\"ABCD\" is not a device id or a prefix of one (8 to 64 hex digits)"));
+    let o = run(&[], &["unpair", "ABCDEF012", "--data-dir", d]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("unpaired {} (node)", ids[1])));
+    let o = run(&[], &["unpair", "FFFFFFFF", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not paired"));
     let _ = std::fs::remove_dir_all(&dir);
 }

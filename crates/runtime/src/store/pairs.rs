@@ -25,6 +25,45 @@ impl PairedDevice {
     }
 }
 
+/// Hex digits a device-id prefix needs at least.
+pub const MIN_ID_PREFIX: usize = 8;
+
+/// Why a device given on the command line names no one device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceQueryError {
+    #[error("{0:?} is not a device id or a prefix of one ({MIN_ID_PREFIX} to 64 hex digits)")]
+    NotAnId(String),
+    #[error("no paired device's id starts with {0}")]
+    Unknown(String),
+    #[error("{prefix} is the start of {} paired devices' ids: {}; give more digits", .ids.len(), .ids.join(", "))]
+    Ambiguous { prefix: String, ids: Vec<String> },
+}
+
+/// The one id among `ids` that `query` names: the id itself or a unique
+/// prefix of at least [`MIN_ID_PREFIX`] hex digits (case ignored).
+pub fn resolve_device_id(query: &str, ids: &[String]) -> Result<String, DeviceQueryError> {
+    let q = query.trim();
+    if q.len() < MIN_ID_PREFIX || q.len() > 64 || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(DeviceQueryError::NotAnId(query.to_owned()));
+    }
+    let q = q.to_ascii_uppercase();
+    let mut hits: Vec<String> = ids
+        .iter()
+        .filter(|id| id.to_ascii_uppercase().starts_with(&q))
+        .cloned()
+        .collect();
+    hits.sort();
+    hits.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    match hits.len() {
+        0 => Err(DeviceQueryError::Unknown(q)),
+        1 => Ok(hits.remove(0)),
+        _ => Err(DeviceQueryError::Ambiguous {
+            prefix: q,
+            ids: hits,
+        }),
+    }
+}
+
 /// Most paired devices kept.
 pub const MAX_PAIRED: usize = 256;
 
