@@ -202,16 +202,7 @@ fn through_two_symmetric_nats_only_the_relay_connects_and_carries_a_channel() {
                 .any(|e| matches!(e, HostEvent::ChannelOpen { label, .. } if label == "echo"))
         });
         assert!(opened, "seed {seed}");
-        let channel = w
-            .node
-            .inner
-            .events
-            .iter()
-            .find_map(|e| match e {
-                HostEvent::ChannelOpen { channel, .. } => Some(*channel),
-                _ => None,
-            })
-            .unwrap();
+        let channel = common::opened_channel(&w.node.inner.events);
         let now = w.net.now();
         w.node.inner.host.accept_channel(now, id, channel).unwrap();
         let mut open = false;

@@ -165,14 +165,7 @@ fn a_client_that_moves_keeps_its_channel_through_an_ice_restart() {
     }
     let ch = cl.peer.open_channel(net.now(), "echo").unwrap();
     settle(&mut net, &mut [&mut hn, &mut cl], Duration::from_secs(3));
-    let channel = hn
-        .events
-        .iter()
-        .find_map(|e| match e {
-            HostEvent::ChannelOpen { channel, .. } => Some(*channel),
-            _ => None,
-        })
-        .unwrap();
+    let channel = common::opened_channel(&hn.events);
     hn.host.accept_channel(net.now(), id, channel).unwrap();
     settle(&mut net, &mut [&mut hn, &mut cl], Duration::from_secs(3));
 

@@ -5,7 +5,7 @@ use softbus_crypto::dtls::DtlsIdentity;
 use softbus_crypto::OpenSslCrypto;
 use softbus_rtc::crypto::{ice_chars, Provider};
 use softbus_rtc::gather::IceServer;
-use softbus_rtc::host::{Host, HostConfig};
+use softbus_rtc::host::{ChannelId, Host, HostConfig, HostEvent};
 use softbus_rtc::peer::Peer;
 use softbus_testkit::{LinkConfig, Net};
 use std::net::SocketAddr;
@@ -73,4 +73,15 @@ pub fn sdp_value(sdp: &str, key: &str) -> String {
         .find_map(|l| l.trim_end().strip_prefix(key))
         .unwrap()
         .to_owned()
+}
+
+/// The channel of the first `ChannelOpen` among a host's events.
+pub fn opened_channel(events: &[HostEvent]) -> ChannelId {
+    events
+        .iter()
+        .find_map(|e| match e {
+            HostEvent::ChannelOpen { channel, .. } => Some(*channel),
+            _ => None,
+        })
+        .expect("a channel opened")
 }
