@@ -38,6 +38,10 @@ pub struct IceArgs {
 impl IceArgs {
     /// The ICE configuration these options describe, or why they do not fit.
     pub fn config(&self) -> Result<IceConfig, String> {
+        let most = softbus_runtime::ice::MAX_ICE_SERVERS;
+        if self.ice_servers.len() > most {
+            return Err(format!("at most {most} --ice-server (a node uses no more)"));
+        }
         let mut servers = Vec::new();
         for u in &self.ice_servers {
             let url = IceServerUrl::parse(u).map_err(|e| format!("--ice-server {u:?}: {e}"))?;
@@ -135,6 +139,15 @@ mod tests {
             (
                 args(&["http://x"], None, None, None),
                 "--ice-server \"http://x\"",
+            ),
+            (
+                args(
+                    &["stun:a", "stun:b", "stun:c", "stun:d", "stun:e"],
+                    None,
+                    None,
+                    None,
+                ),
+                "at most 4 --ice-server",
             ),
         ] {
             let e = a.config().err().unwrap_or_default();

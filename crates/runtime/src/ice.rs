@@ -6,6 +6,7 @@
 use crate::Error;
 use softbus_rtc::crypto::Hmac;
 use softbus_rtc::gather::IceServer;
+pub use softbus_rtc::gather::MAX_SERVERS as MAX_ICE_SERVERS;
 use softbus_rtc::turn::server::link_header;
 pub use softbus_rtc::turn::server::{IceServerUrl, Scheme, TurnCredential};
 pub use softbus_rtc::turn::TurnTransport;
