@@ -588,9 +588,13 @@ impl Gatherer {
             tie_breaker,
             reflexive,
             relays: self.ready_relays(),
-            complete: self.probes.iter().all(|(_, p)| p.settled)
-                && self.relays.iter().all(|r| r.settled),
+            complete: self.complete(),
         }
+    }
+
+    /// Whether every server has answered or given up.
+    pub fn complete(&self) -> bool {
+        self.probes.iter().all(|(_, p)| p.settled) && self.relays.iter().all(|r| r.settled)
     }
 
     fn ready_relays(&self) -> Vec<(Via, SocketAddr, SocketAddr)> {

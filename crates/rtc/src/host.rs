@@ -351,7 +351,7 @@ impl Host {
 
     /// Whether every ICE server has answered or given up (true without any).
     pub fn gathering_done(&self) -> bool {
-        self.gather.full_ice(0).complete
+        self.gather.complete()
     }
 
     /// Whether the host is a full ICE agent (ICE servers are configured).
