@@ -95,6 +95,18 @@ fn page(ns: &Ns, web: &str, label: &str, sizes: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Chromium's channel to `DEVICE/echo` does not open, and the gateway says
+/// why: `reason` is in its `gateway_refused`.
+fn refused(ns: &Ns, gw: &NodeProc, web: &str, device: &str, reason: &str) {
+    let r = page(ns, web, &format!("{device}/echo"), "1");
+    assert_eq!(r["ok"], false, "{r}");
+    let refused = gw.wait_for(|v| v["event"] == "gateway_refused");
+    assert!(
+        refused["reason"].as_str().unwrap().contains(reason),
+        "{refused}"
+    );
+}
+
 #[test]
 fn chromium_reaches_a_device_session_through_the_gateway() {
     if !std::path::Path::new("/usr/bin/chromium").exists() {
@@ -145,32 +157,14 @@ fn chromium_reaches_a_device_session_through_the_gateway() {
     assert_eq!(closed["session_id"], on_lamp["session_id"]);
 
     // No pairing and no PIN for this device: refused, with the reason.
-    let r = page(&ns, &web, &format!("{stranger_id}/echo"), "1");
-    assert_eq!(r["ok"], false, "{r}");
-    let refused = gw.wait_for(|v| v["event"] == "gateway_refused");
-    assert!(
-        refused["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no pairing with device"),
-        "{refused}"
-    );
+    refused(&ns, &gw, &web, &stranger_id, "no pairing with device");
     drop(gw);
 
     // A paired-only gateway does not use the PIN it was given.
     let gw = gateway(&ns, &dirs[3], &["--gateway-pin", &allowed, "--paired-only"]);
     let web = gw.ready["web"].as_str().unwrap().to_owned();
     discover(&ns, &gw, &web, &[("127.0.0.2", &lamp_id)]);
-    let r = page(&ns, &web, &format!("{lamp_id}/echo"), "1");
-    assert_eq!(r["ok"], false, "{r}");
-    let refused = gw.wait_for(|v| v["event"] == "gateway_refused");
-    assert!(
-        refused["reason"]
-            .as_str()
-            .unwrap()
-            .contains("accepts paired devices only"),
-        "{refused}"
-    );
+    refused(&ns, &gw, &web, &lamp_id, "accepts paired devices only");
     drop((gw, lamp, stranger));
     for d in dirs {
         let _ = std::fs::remove_dir_all(d);
