@@ -67,3 +67,47 @@ pub fn write_fragment(ufrag: &str, pwd: &str, candidates: &[Candidate], end: boo
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fragment_parses_and_bad_or_oversized_ones_are_refused() {
+        let f = TrickleFragment::parse(
+            "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef01234567\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host\r\na=candidate:2 1 tcp 1518280447 10.0.0.2 9 typ host tcptype active\r\na=candidate:3 1 udp 1 x.local 5001 typ host\r\na=end-of-candidates\r\n",
+        )
+        .unwrap();
+        assert_eq!(f.ice_ufrag.as_deref(), Some("abcd"));
+        assert!(f.end_of_candidates);
+        assert_eq!(f.candidates.len(), 3);
+        // Only UDP with an IP address can be checked.
+        assert_eq!(f.addresses(), vec!["10.0.0.2:5000".parse().unwrap()]);
+
+        let line = "a=candidate:1 1 udp 1 10.0.0.2 5000 typ host\r\n";
+        assert_eq!(
+            TrickleFragment::parse(&line.repeat(MAX_FRAGMENT_CANDIDATES + 1)),
+            Err(SdpError::TooMany)
+        );
+        assert!(TrickleFragment::parse(&line.repeat(MAX_FRAGMENT_CANDIDATES)).is_ok());
+        let big = "x".repeat(MAX_FRAGMENT + 1);
+        assert_eq!(
+            TrickleFragment::parse(&big),
+            Err(SdpError::TooLarge(MAX_FRAGMENT + 1))
+        );
+        assert!(TrickleFragment::parse("a=candidate:1 1 udp\r\n").is_err());
+    }
+
+    #[test]
+    fn a_written_fragment_parses_back() {
+        let c = Candidate::host("1", "10.0.0.9:7000".parse().unwrap(), 5);
+        let text = write_fragment("u", "p", &[c], true);
+        let f = TrickleFragment::parse(&text).unwrap();
+        assert_eq!(
+            (f.ice_ufrag.as_deref(), f.ice_pwd.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(f.addresses(), vec!["10.0.0.9:7000".parse().unwrap()]);
+        assert!(f.end_of_candidates);
+    }
+}
